@@ -1,0 +1,36 @@
+"""One exception family for everything litetrain raises on purpose.
+
+Every message says what was expected, what was found, and where (file, signature,
+node index and op name, tensor name and shape), so a user can act on it without a
+debugger. Catch ``LitetrainError`` to handle them all.
+"""
+
+from __future__ import annotations
+
+
+class LitetrainError(Exception):
+    """Base class of every error litetrain raises deliberately."""
+
+
+class ModelFormatError(LitetrainError, ValueError):
+    """The model bytes are not a valid ``.tflite`` FlatBuffer, or the graph is inconsistent."""
+
+
+class UnsupportedOpError(LitetrainError, NotImplementedError):
+    """The model uses an op (builtin, custom or Flex) that has no kernel here."""
+
+
+class SignatureError(LitetrainError, ValueError):
+    """A signature was asked for or called with inputs that do not fit it."""
+
+
+class InvokeError(LitetrainError, RuntimeError):
+    """A kernel failed while running a subgraph (names the node, op and input shapes)."""
+
+
+class VariableError(LitetrainError, RuntimeError):
+    """A resource variable was read before being assigned, or assigned inconsistently."""
+
+
+class CheckpointError(LitetrainError, ValueError):
+    """A checkpoint file is missing, corrupt, foreign, or does not match the model."""

@@ -1,0 +1,199 @@
+"""``litetrain.Interpreter``: a drop-in for ``tf.lite.Interpreter`` that also trains.
+
+One interpreter owns one variable store and runs every signature of the model against
+it: ``train`` changes what ``infer``, ``save`` and ``restore`` see. A new interpreter
+starts again from the weights stored in the file (its CALL_ONCE init subgraphs run on the
+first invoke that needs them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import LitetrainError, SignatureError
+from ..ir import Model, Tensor
+from ..tflite.reader import read_model
+from .plan import Plan
+from .signature_runner import SignatureRunner, convert_input
+from .variables import VariableStore
+
+
+class Interpreter:
+    """Run a ``.tflite`` model: its signatures, or subgraph 0 through tensor indices.
+
+    Exactly one of ``model_path`` / ``model_content`` is given. ``num_threads`` caps the
+    BLAS threads NumPy uses while this interpreter runs (``None``: leave as is). The other
+    keyword arguments of ``tf.lite.Interpreter`` are accepted for drop-in compatibility
+    and have no effect (there are no delegates to configure).
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None,
+                 model_content: bytes | None = None, experimental_delegates=None,
+                 num_threads: int | None = None, *, model: Model | None = None,
+                 **_tflite_compat_options) -> None:
+        given = sum(x is not None for x in (model_path, model_content, model))
+        if given != 1:
+            raise ValueError("give exactly one of model_path or model_content "
+                             f"({given} given)")
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be an int >= 1 or None, got {num_threads!r}")
+        self.num_threads = num_threads
+        if model is None:
+            model = read_model(Path(model_path) if model_path is not None else model_content)
+        self.model = model
+        self.variables = VariableStore(model)
+        self._plans: dict[int, Plan] = {}
+        main = model.subgraphs[0] if model.subgraphs else None
+        self._input_shapes = {i: main.tensors[i].shape for i in main.inputs} if main else {}
+        self._inputs: dict[int, np.ndarray] = {}
+        self._values: list[np.ndarray | None] = []
+
+    # -- plans and running ---------------------------------------------------------------
+    def plan(self, subgraph_index: int, where: str | None = None) -> Plan:
+        """The prepared plan of a subgraph (built, and checked for kernels, on first use)."""
+        plan = self._plans.get(subgraph_index)
+        if plan is None:
+            where = where or f"subgraph {subgraph_index}"
+            plan = self._plans[subgraph_index] = Plan(self.model, subgraph_index, where)
+        return plan
+
+    def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
+                     where: str | None = None) -> list[np.ndarray | None]:
+        return self.plan(subgraph_index, where).run(self, feeds)
+
+    def call_once(self, subgraph_index: int) -> None:
+        """CALL_ONCE: run an init subgraph the first time any signature asks for it."""
+        if subgraph_index in self.variables.initialized:
+            return
+        self.variables.initialized.add(subgraph_index)
+        try:
+            self.run_subgraph(subgraph_index, {}, f"init subgraph {subgraph_index}")
+        except BaseException:
+            self.variables.initialized.discard(subgraph_index)
+            raise
+
+    def reset_all_variables(self) -> None:
+        """Forget every variable value; the next invoke starts from the file's weights."""
+        self.variables.values.clear()
+        self.variables.initialized.clear()
+
+    # -- signatures ------------------------------------------------------------------------
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        return {s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
+                for s in self.model.signatures}
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        sigs = self.model.signatures
+        if signature_key is None:
+            if len(sigs) != 1:
+                raise SignatureError(
+                    f"signature_key is None but the model has {len(sigs)} signatures "
+                    f"({', '.join(s.key for s in sigs) or 'none'}); None is only allowed "
+                    "when the model has exactly one")
+            return SignatureRunner(self, sigs[0])
+        for s in sigs:
+            if s.key == signature_key:
+                return SignatureRunner(self, s)
+        raise SignatureError(f"no signature '{signature_key}' in the model; it has: "
+                             f"{', '.join(s.key for s in sigs) or 'none'}")
+
+    # -- the tf.lite tensor-index API (subgraph 0) -----------------------------------------
+    def allocate_tensors(self) -> None:
+        if self.model.subgraphs:
+            self.plan(0, "subgraph 0")
+
+    def _main_tensor(self, index: int) -> Tensor:
+        tensors = self.model.subgraphs[0].tensors
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(tensors):
+            raise ValueError(f"tensor index {index} out of range (subgraph 0 has "
+                             f"{len(tensors)} tensors)")
+        return tensors[index]
+
+    def get_input_details(self) -> list[dict]:
+        main = self.model.subgraphs[0]
+        return [tensor_details(main.tensors[i], i, self._input_shapes[i]) for i in main.inputs]
+
+    def get_output_details(self) -> list[dict]:
+        main = self.model.subgraphs[0]
+        return [tensor_details(main.tensors[i], i, self._shape_now(i)) for i in main.outputs]
+
+    def get_tensor_details(self) -> list[dict]:
+        main = self.model.subgraphs[0]
+        return [tensor_details(t, i, self._shape_now(i)) for i, t in enumerate(main.tensors)]
+
+    def _shape_now(self, index: int) -> tuple[int, ...]:
+        if index < len(self._values) and self._values[index] is not None:
+            return self._values[index].shape
+        return self._input_shapes.get(index, self.model.subgraphs[0].tensors[index].shape)
+
+    def resize_tensor_input(self, input_index: int, tensor_size, strict: bool = False) -> None:
+        t = self._main_tensor(input_index)
+        if input_index not in self._input_shapes:
+            raise ValueError(f"tensor {input_index} {t.describe()} is not an input")
+        new = tuple(int(d) for d in tensor_size)
+        sig = t.signature_shape
+        if strict and (len(new) != len(sig) or any(
+                s not in (-1, n) for s, n in zip(sig, new, strict=True))):
+            raise ValueError(f"cannot resize input {t.describe()} to {list(new)} in strict "
+                             "mode: only dims that are -1 in the shape signature may change")
+        self._input_shapes[input_index] = new
+        self._inputs.pop(input_index, None)
+
+    def set_tensor(self, tensor_index: int, value) -> None:
+        t = self._main_tensor(tensor_index)
+        if tensor_index not in self._input_shapes:
+            raise ValueError(f"tensor {tensor_index} {t.describe()} is not an input of "
+                             "subgraph 0; only inputs can be set")
+        arr = convert_input(value, t, f"input {tensor_index}")
+        if arr.shape != self._input_shapes[tensor_index]:
+            raise SignatureError(f"input {tensor_index} {t.describe()}: got shape "
+                                 f"{list(arr.shape)}, but the tensor is sized "
+                                 f"{list(self._input_shapes[tensor_index])}; call "
+                                 "resize_tensor_input first")
+        self._inputs[tensor_index] = arr
+
+    def invoke(self) -> None:
+        main = self.model.subgraphs[0]
+        missing = [main.tensors[i].describe() for i in main.inputs if i not in self._inputs]
+        if missing:
+            raise SignatureError(f"invoke: inputs not set with set_tensor: {', '.join(missing)}")
+        self._values = self.run_subgraph(0, dict(self._inputs), "subgraph 0")
+
+    def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
+        if subgraph_index != 0:
+            raise ValueError("only subgraph 0 tensors are kept between calls; use a "
+                             "signature runner for the others")
+        t = self._main_tensor(tensor_index)
+        if tensor_index < len(self._values) and self._values[tensor_index] is not None:
+            return np.array(self._values[tensor_index], copy=True)
+        if tensor_index in self._inputs:
+            return np.array(self._inputs[tensor_index], copy=True)
+        if t.data is not None:
+            return np.array(t.data, copy=True)
+        raise LitetrainError(f"tensor {tensor_index} {t.describe()} has no value yet "
+                             "(call invoke first)")
+
+
+def tensor_details(t: Tensor, index: int, shape: tuple[int, ...]) -> dict:
+    """The dict ``tf.lite.Interpreter`` uses to describe a tensor."""
+    q = t.quantization
+    scales = q.scale if q is not None else np.zeros(0, np.float32)
+    zps = q.zero_point.astype(np.int32) if q is not None else np.zeros(0, np.int32)
+    per_tensor = (float(scales[0]), int(zps[0])) if q is not None and scales.size == 1 \
+        else (0.0, 0)
+    dtype = np.bytes_ if t.dtype == dtypes.STRING else dtypes.to_numpy(t.dtype).type
+    return {
+        "name": t.name,
+        "index": index,
+        "shape": np.array(shape, np.int32),
+        "shape_signature": np.array(t.signature_shape, np.int32),
+        "dtype": dtype,
+        "quantization": per_tensor,
+        "quantization_parameters": {"scales": scales, "zero_points": zps,
+                                    "quantized_dimension": q.axis if q is not None else 0},
+        "sparsity_parameters": {},
+    }

@@ -1,0 +1,125 @@
+"""Signature runners: call one entry point with keyword arrays, get a dict of arrays.
+
+Inputs bind by the signature's alias names, never by position (TF's converter sorts the
+aliases, and the subgraph's input order can differ). Every call checks that exactly the
+signature's inputs were given, with the right dtype and a shape that fits the shape
+signature (``-1`` dims are free); the batch size is whatever the inputs say.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import InvokeError, SignatureError
+from ..ir import Signature, Tensor
+
+if TYPE_CHECKING:
+    from .interpreter import Interpreter
+
+
+def _string_array(value, t: Tensor, where: str) -> np.ndarray:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+    if arr.dtype.kind not in "SUO":
+        raise SignatureError(f"{where}: expected a string (str, bytes, path or a NumPy "
+                             f"string array) for {t.describe()}, got {arr.dtype} values")
+    out = np.empty(arr.shape, dtype=object)
+    for i, v in np.ndenumerate(arr):
+        if isinstance(v, os.PathLike):
+            v = os.fspath(v)
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, (bytes, np.bytes_)):
+            raise SignatureError(f"{where}: element {i} is {type(v).__name__}, not a string")
+        out[i] = bytes(v)
+    if out.shape != t.shape and out.size == 1 and len(t.signature_shape) == 0:
+        out = out.reshape(())
+    return out
+
+
+def convert_input(value, t: Tensor, where: str) -> np.ndarray:
+    """Check and convert one input value for tensor ``t`` (``SignatureError`` if it can't)."""
+    if t.dtype == dtypes.STRING:
+        arr = _string_array(value, t, where)
+    else:
+        want = dtypes.to_numpy(t.dtype)
+        if isinstance(value, (np.ndarray, np.generic)):
+            arr = np.asarray(value)
+            if arr.dtype != want:
+                raise SignatureError(f"{where}: expected {t.describe()}, got a {arr.dtype} "
+                                     f"array; convert it with .astype(np.{want})")
+        else:
+            try:
+                arr = np.asarray(value, dtype=want)
+            except (TypeError, ValueError) as e:
+                raise SignatureError(f"{where}: cannot convert {type(value).__name__} to "
+                                     f"{t.describe()}: {e}") from None
+    sig = t.signature_shape
+    if arr.ndim != len(sig) or any(s not in (-1, d) for s, d in zip(sig, arr.shape, strict=True)):
+        raise SignatureError(f"{where}: expected {t.describe()} (-1 = any size), got shape "
+                             f"{list(arr.shape)}")
+    return arr
+
+
+class SignatureRunner:
+    """Calls one signature of an interpreter; returned arrays are copies the caller owns."""
+
+    def __init__(self, interpreter: Interpreter, signature: Signature):
+        self._interpreter = interpreter
+        self.signature = signature
+        self._where = f"signature '{signature.key}'"
+        self._tensors = interpreter.model.subgraphs[signature.subgraph_index].tensors
+        interpreter.plan(signature.subgraph_index, self._where)  # fail early on missing ops
+
+    def _expected(self) -> str:
+        return ", ".join(f"{name}: {self._tensors[i].describe()}"
+                         for name, i in self.signature.inputs.items())
+
+    def get_input_details(self) -> dict[str, dict]:
+        from .interpreter import tensor_details
+
+        return {n: tensor_details(self._tensors[i], i, self._tensors[i].shape)
+                for n, i in self.signature.inputs.items()}
+
+    def get_output_details(self) -> dict[str, dict]:
+        from .interpreter import tensor_details
+
+        return {n: tensor_details(self._tensors[i], i, self._tensors[i].shape)
+                for n, i in self.signature.outputs.items()}
+
+    def __call__(self, **inputs) -> dict[str, np.ndarray]:
+        sig = self.signature
+        given, wanted = set(inputs), set(sig.inputs)
+        if given != wanted:
+            parts = []
+            if wanted - given:
+                parts.append(f"missing {sorted(wanted - given)}")
+            if given - wanted:
+                parts.append(f"unexpected {sorted(given - wanted)}")
+            raise SignatureError(f"{self._where}: {' and '.join(parts)}; it takes exactly: "
+                                 f"{self._expected() or 'no inputs'}")
+        feeds = {}
+        for name, i in sig.inputs.items():
+            feeds[i] = convert_input(inputs[name], self._tensors[i],
+                                     f"{self._where} input '{name}'")
+        try:
+            values = self._interpreter.run_subgraph(sig.subgraph_index, feeds, self._where)
+        except InvokeError as e:
+            if self._batch_sizes_disagree(feeds):
+                given_shapes = ", ".join(f"{n}{list(feeds[i].shape)}"
+                                         for n, i in sig.inputs.items())
+                raise SignatureError(f"{self._where}: the inputs disagree on the batch size "
+                                     f"({given_shapes}); expected {self._expected()}. "
+                                     f"Failure: {e}") from e
+            raise
+        return {name: np.array(values[i], copy=True) for name, i in sig.outputs.items()}
+
+    def _batch_sizes_disagree(self, feeds: dict[int, np.ndarray]) -> bool:
+        sizes = {feeds[i].shape[0] for i in feeds
+                 if self._tensors[i].signature_shape[:1] == (-1,) and feeds[i].ndim}
+        return len(sizes) > 1

@@ -1,0 +1,55 @@
+"""The interpreter-wide variable store shared by every signature of one interpreter.
+
+Ids are assigned as TFLite does: each distinct ``(container, shared_name)`` gets the next
+integer the first time a VAR_HANDLE naming it is seen, walking subgraphs and nodes in
+order at load time. Values are replaced, never mutated in place, so an array handed out
+by :meth:`read` stays valid after later assignments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import VariableError
+from ..ir import Model
+
+
+class VariableStore:
+    def __init__(self, model: Model):
+        self.ids: dict[tuple[str, str], int] = {}
+        for sg in model.subgraphs:
+            for node in sg.nodes:
+                if node.op == "var_handle":
+                    self.ids.setdefault(variable_key(node.attrs), len(self.ids))
+        self.names = {i: name for (_, name), i in self.ids.items()}
+        self.values: dict[int, np.ndarray] = {}
+        self.initialized: set[int] = set()  # init subgraphs CALL_ONCE has run
+
+    def resource_id(self, container: str, shared_name: str) -> int:
+        return self.ids.setdefault((container, shared_name), len(self.ids))
+
+    def read(self, rid: int, dtype: np.dtype) -> np.ndarray:
+        try:
+            value = self.values[rid]
+        except KeyError:
+            raise VariableError(f"variable '{self.names.get(rid, rid)}' is read before any "
+                                "value was assigned to it (does the model lack an init "
+                                "subgraph or a CALL_ONCE?)") from None
+        if value.dtype != dtype:
+            raise VariableError(f"variable '{self.names.get(rid, rid)}' holds {value.dtype} "
+                                f"but the model reads it as {dtype}")
+        return value
+
+    def assign(self, rid: int, value: np.ndarray) -> None:
+        # Copy: the value may alias a caller's input array or a constant of the model.
+        self.values[rid] = np.array(value, copy=True)
+
+    def by_name(self) -> dict[str, np.ndarray]:
+        """Current values keyed by shared name (the container is '' in converter output)."""
+        return {self.names[i]: v for i, v in self.values.items()}
+
+
+def variable_key(attrs) -> tuple[str, str]:
+    def text(v) -> str:
+        return v.decode("utf-8") if isinstance(v, bytes) else (v or "")
+    return text(attrs.get("container")), text(attrs.get("shared_name"))

@@ -1,0 +1,103 @@
+"""Flex (Select TF) op options: a FlexBuffer ``[tf_op_name, serialized NodeDef]``.
+
+The NodeDef's ``attr`` map is decoded into plain Python values: ``type`` attrs become
+NumPy dtypes, ``list(...)`` attrs tuples, ``s`` attrs ``str`` (when UTF-8) or ``bytes``.
+The TF op name is kept under the attr key ``"_tf_op"``.
+"""
+
+from __future__ import annotations
+
+from flatbuffers import flexbuffers
+
+from .. import dtypes, protowire
+from ..errors import ModelFormatError
+
+PREFIX = "Flex"
+
+# AttrValue fields (attr_value.proto).
+_LIST, _S, _I, _F, _B, _TYPE, _SHAPE = 1, 2, 3, 4, 5, 6, 7
+
+
+def _float32(bits: int) -> float:
+    import struct
+
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def _string(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _shape(raw: bytes) -> tuple[int, ...] | None:
+    f = protowire.parse(raw)
+    if f.get(3):  # unknown_rank
+        return None
+    dims = []
+    for d in f.get(2, []):
+        size = protowire.parse(d).get(1, [0])[0]
+        dims.append(protowire.as_signed(size))
+    return tuple(dims)
+
+
+def _attr_value(raw: bytes) -> object:
+    f = protowire.parse(raw)
+    if _LIST in f:
+        lst = protowire.parse(f[_LIST][0])
+        if _TYPE in lst:
+            return tuple(dtypes.numpy_from_tf(t) for t in protowire.unpack_varints(lst[_TYPE]))
+        if _I in lst:
+            return tuple(protowire.as_signed(v) for v in protowire.unpack_varints(lst[_I]))
+        if _F in lst:
+            import numpy as np
+
+            packed = b"".join(v if isinstance(v, bytes) else v.to_bytes(4, "little")
+                              for v in lst[_F])
+            return tuple(float(x) for x in np.frombuffer(packed, "<f4"))
+        if _S in lst:
+            return tuple(_string(s) for s in lst[_S])
+        if _B in lst:
+            return tuple(bool(b) for b in protowire.unpack_varints(lst[_B]))
+        if _SHAPE in lst:
+            return tuple(_shape(s) for s in lst[_SHAPE])
+        return ()
+    if _S in f:
+        return _string(f[_S][0])
+    if _I in f:
+        return protowire.as_signed(f[_I][0])
+    if _F in f:
+        return _float32(f[_F][0])
+    if _B in f:
+        return bool(f[_B][0])
+    if _TYPE in f:
+        return dtypes.numpy_from_tf(f[_TYPE][0])
+    if _SHAPE in f:
+        return _shape(f[_SHAPE][0])
+    return None
+
+
+def decode_node_def(raw: bytes) -> tuple[str, dict[str, object]]:
+    """(op, attrs) of a serialized ``NodeDef`` (fields: op = 2, attr = 5)."""
+    f = protowire.parse(raw)
+    op = f.get(2, [b""])[0].decode("utf-8")
+    attrs: dict[str, object] = {}
+    for entry in f.get(5, []):
+        kv = protowire.parse(entry)
+        key = kv.get(1, [b""])[0].decode("utf-8")
+        attrs[key] = _attr_value(kv.get(2, [b""])[0])
+    return op, attrs
+
+
+def decode_options(raw: bytes, where: str) -> dict[str, object]:
+    """Attrs of a Flex op from its ``custom_options`` bytes."""
+    try:
+        vec = flexbuffers.GetRoot(raw).AsVector
+        tf_op = vec[0].AsStringBytes.decode("utf-8")
+        op, attrs = decode_node_def(bytes(vec[1].AsStringBytes))
+    except (protowire.WireError, ValueError, IndexError, TypeError, UnicodeDecodeError) as e:
+        raise ModelFormatError(f"{where}: custom options are not a Flex "
+                               f"[op name, NodeDef] FlexBuffer ({e})") from None
+    attrs["_tf_op"] = op or tf_op
+    return attrs
