@@ -57,7 +57,7 @@ def im2col(x, kh, kw, attrs, dil_h=1, dil_w=1):
     cols = None
     for (i, j), win in _windows(x, kh, kw, attrs, dil_h, dil_w):
         if cols is None:
-            cols = np.empty(win.shape[:3] + (kh, kw, x.shape[3]), x.dtype)
+            cols = np.empty((*win.shape[:3], kh, kw, x.shape[3]), x.dtype)
         cols[:, :, :, i, j, :] = win
     return cols
 
@@ -138,7 +138,7 @@ def average_pool_2d(attrs, x):
     for _, win in _windows(x, kh, kw, attrs):
         total = win.astype(x.dtype, copy=True) if total is None else total.__iadd__(win)
     # TFLite divides by the number of in-bounds taps, never counting padding.
-    ones = np.ones((1,) + x.shape[1:3] + (1,), x.dtype)
+    ones = np.ones((1, *x.shape[1:3], 1), x.dtype)
     count = None
     for _, win in _windows(ones, kh, kw, attrs):
         count = win.copy() if count is None else count.__iadd__(win)

@@ -10,11 +10,8 @@ from .registry import OpDef
 
 
 def reshape(attrs, x, shape=None):
-    if shape is not None:
-        dims = as_int_tuple(shape)
-        # Legacy converters encode a scalar target as the shape tensor [0]-shaped.
-    else:
-        dims = as_int_tuple(attrs.get("new_shape", ()))
+    # The shape input wins over the legacy ``new_shape`` attr; an empty shape means scalar.
+    dims = as_int_tuple(shape if shape is not None else attrs.get("new_shape", ()))
     return x.reshape(dims)
 
 

@@ -59,7 +59,8 @@ def decode(table: str, buf: bytes | bytearray, pos: int) -> dict[str, object]:
     for accessor, attr, is_vector in _fields(table):
         value = getattr(obj, accessor)()
         if is_vector:
-            value = np.array(value, copy=True) if not isinstance(value, int) else np.zeros(0, np.int32)
+            missing = isinstance(value, int)  # the accessor returns 0 for an absent vector
+            value = np.zeros(0, np.int32) if missing else np.array(value, copy=True)
         attrs[attr] = value
     return attrs
 

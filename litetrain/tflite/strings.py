@@ -4,6 +4,7 @@ count 1. In memory, strings are NumPy ``object`` arrays of ``bytes``."""
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -20,7 +21,7 @@ def decode(raw: bytes, where: str = "string tensor") -> np.ndarray:
         raise ModelFormatError(f"{where}: string count {count} does not fit in {len(raw)} bytes")
     offsets = struct.unpack_from(f"<{count + 1}i", raw, 4)
     if offsets[0] < header or offsets[-1] > len(raw) or any(
-            a > b for a, b in zip(offsets, offsets[1:])):
+            a > b for a, b in itertools.pairwise(offsets)):
         raise ModelFormatError(f"{where}: string offsets {list(offsets)} are not increasing "
                                f"within the {len(raw)}-byte buffer")
     out = np.empty(count, dtype=object)
