@@ -40,7 +40,7 @@ def _padded(x, pads_h, pads_w, value=0.0):
     return np.pad(x, ((0, 0), pads_h, pads_w, (0, 0)), constant_values=value)
 
 
-def _windows(x, kh, kw, attrs, dil_h=1, dil_w=1, value=0.0):
+def windows(x, kh, kw, attrs, dil_h=1, dil_w=1, value=0.0):
     """Yield ((i, j), window) for each filter tap: the strided input slice it multiplies."""
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     oh, ph0, ph1 = pad_before_after(x.shape[1], kh, sh, dil_h, attrs["padding"])
@@ -55,7 +55,7 @@ def _windows(x, kh, kw, attrs, dil_h=1, dil_w=1, value=0.0):
 def im2col(x, kh, kw, attrs, dil_h=1, dil_w=1):
     """Patch matrix ``[n, oh, ow, kh, kw, c]`` for a convolution with these settings."""
     cols = None
-    for (i, j), win in _windows(x, kh, kw, attrs, dil_h, dil_w):
+    for (i, j), win in windows(x, kh, kw, attrs, dil_h, dil_w):
         if cols is None:
             cols = np.empty((*win.shape[:3], kh, kw, x.shape[3]), x.dtype)
         cols[:, :, :, i, j, :] = win
@@ -94,7 +94,7 @@ def depthwise_conv_2d(attrs, x, w, b=None):
     mult = cm // c
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     out = None
-    for (i, j), win in _windows(x, kh, kw, attrs, dh, dw):
+    for (i, j), win in windows(x, kh, kw, attrs, dh, dw):
         tap = (win[..., :, None] * w[0, i, j].reshape(c, mult)).reshape(*win.shape[:3], cm)
         out = tap if out is None else out + tap
     if b is not None:
@@ -127,7 +127,7 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
 def max_pool_2d(attrs, x):
     kh, kw = attrs["filter_height"], attrs["filter_width"]
     out = None
-    for _, win in _windows(x, kh, kw, attrs, value=-np.inf):
+    for _, win in windows(x, kh, kw, attrs, value=-np.inf):
         out = win.copy() if out is None else np.maximum(out, win, out=out)
     return fused(out, attrs.get("fused_activation_function", 0))
 
@@ -135,12 +135,12 @@ def max_pool_2d(attrs, x):
 def average_pool_2d(attrs, x):
     kh, kw = attrs["filter_height"], attrs["filter_width"]
     total = None
-    for _, win in _windows(x, kh, kw, attrs):
+    for _, win in windows(x, kh, kw, attrs):
         total = win.astype(x.dtype, copy=True) if total is None else total.__iadd__(win)
     # TFLite divides by the number of in-bounds taps, never counting padding.
     ones = np.ones((1, *x.shape[1:3], 1), x.dtype)
     count = None
-    for _, win in _windows(ones, kh, kw, attrs):
+    for _, win in windows(ones, kh, kw, attrs):
         count = win.copy() if count is None else count.__iadd__(win)
     return fused(total / count, attrs.get("fused_activation_function", 0))
 

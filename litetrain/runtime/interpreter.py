@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes
+from .. import checkpoint, dtypes
 from ..errors import LitetrainError, SignatureError
 from ..ir import Model, Tensor
 from ..tflite.reader import read_model
@@ -51,6 +51,7 @@ class Interpreter:
         self._input_shapes = {i: main.tensors[i].shape for i in main.inputs} if main else {}
         self._inputs: dict[int, np.ndarray] = {}
         self._values: list[np.ndarray | None] = []
+        self._checkpoint_cache: tuple[tuple, dict[str, np.ndarray]] | None = None
 
     # -- plans and running ---------------------------------------------------------------
     def plan(self, subgraph_index: int, where: str | None = None) -> Plan:
@@ -75,6 +76,24 @@ class Interpreter:
         except BaseException:
             self.variables.initialized.discard(subgraph_index)
             raise
+
+    def read_checkpoint(self, path: str) -> dict[str, np.ndarray]:
+        """Tensors of a checkpoint file; reread only when the file changes, so a restore
+        signature with one Restore op per variable parses the file once."""
+        try:
+            st = os.stat(path)
+            key = (path, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key is not None and self._checkpoint_cache and self._checkpoint_cache[0] == key:
+            return self._checkpoint_cache[1]
+        tensors = checkpoint.read(path)
+        self._checkpoint_cache = (key, tensors) if key is not None else None
+        return tensors
+
+    def write_checkpoint(self, path: str, tensors: dict[str, np.ndarray], fmt: str) -> None:
+        checkpoint.write(path, tensors, format=fmt)
+        self._checkpoint_cache = None
 
     def reset_all_variables(self) -> None:
         """Forget every variable value; the next invoke starts from the file's weights."""
@@ -161,7 +180,8 @@ class Interpreter:
         missing = [main.tensors[i].describe() for i in main.inputs if i not in self._inputs]
         if missing:
             raise SignatureError(f"invoke: inputs not set with set_tensor: {', '.join(missing)}")
-        self._values = self.run_subgraph(0, dict(self._inputs), "subgraph 0")
+        with self.variables.transaction():
+            self._values = self.run_subgraph(0, dict(self._inputs), "subgraph 0")
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
         if subgraph_index != 0:

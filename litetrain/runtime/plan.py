@@ -51,6 +51,7 @@ class Plan:
             out_types = tuple(_numpy_dtype(sg.tensors[i].dtype) for i in node.outputs)
             attrs = dict(node.attrs)
             attrs["_out_types"] = out_types
+            attrs["_out_shapes"] = tuple(sg.tensors[i].signature_shape for i in node.outputs)
             attrs["_in_quant"] = tuple(None if i == OMITTED else sg.tensors[i].quantization
                                        for i in node.inputs)
             attrs["_out_quant"] = tuple(sg.tensors[i].quantization for i in node.outputs)

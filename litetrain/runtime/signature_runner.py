@@ -108,7 +108,8 @@ class SignatureRunner:
             feeds[i] = convert_input(inputs[name], self._tensors[i],
                                      f"{self._where} input '{name}'")
         try:
-            values = self._interpreter.run_subgraph(sig.subgraph_index, feeds, self._where)
+            with self._interpreter.variables.transaction():
+                values = self._interpreter.run_subgraph(sig.subgraph_index, feeds, self._where)
         except InvokeError as e:
             if self._batch_sizes_disagree(feeds):
                 given_shapes = ", ".join(f"{n}{list(feeds[i].shape)}"

@@ -8,6 +8,9 @@ by :meth:`read` stays valid after later assignments.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import VariableError
@@ -43,6 +46,19 @@ class VariableStore:
     def assign(self, rid: int, value: np.ndarray) -> None:
         # Copy: the value may alias a caller's input array or a constant of the model.
         self.values[rid] = np.array(value, copy=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: if the body raises, every variable keeps its value from before.
+
+        Cheap because values are replaced, never mutated: the snapshot is a dict copy.
+        """
+        values, initialized = dict(self.values), set(self.initialized)
+        try:
+            yield
+        except BaseException:
+            self.values, self.initialized = values, initialized
+            raise
 
     def by_name(self) -> dict[str, np.ndarray]:
         """Current values keyed by shared name (the container is '' in converter output)."""
