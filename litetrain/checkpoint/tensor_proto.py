@@ -61,7 +61,7 @@ def encode_values(arr: np.ndarray) -> bytes:
         return pw.packed_varints(HALF_VAL, flat.view(np.uint16).tolist())
     if dt.type in _INT_VAL_TYPES:
         return pw.packed_varints(INT_VAL, flat.astype(np.int64).tolist())
-    if dt == object:
+    if dt.kind == "O":
         return b"".join(pw.field_bytes(STRING_VAL, _as_bytes(v)) for v in flat)
     raise ValueError(f"dtype {dt} cannot be stored in a checkpoint")
 
@@ -75,7 +75,7 @@ def decode_values(raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
     f = pw.parse(raw)
     if TENSOR_CONTENT in f:
         arr = np.frombuffer(f[TENSOR_CONTENT][0], dtype.newbyteorder("<")).astype(dtype)
-    elif dtype == object:
+    elif dtype.kind == "O":
         arr = np.empty(len(f.get(STRING_VAL, [])), object)
         arr[:] = f.get(STRING_VAL, [])
     elif dtype in (np.float32, np.float64):

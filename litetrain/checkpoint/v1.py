@@ -61,7 +61,7 @@ def deserialize(data: bytes) -> dict[str, np.ndarray]:
         name = m.get(1, [b""])[0].decode("utf-8")
         shape = decode_shape(m.get(2, [b""])[0])
         dtype = dtypes.numpy_from_tf(m.get(3, [0])[0])
-        out[name] = np.empty(shape, dtype) if dtype != object else np.full(shape, b"", object)
+        out[name] = np.empty(shape, dtype) if dtype.kind != "O" else np.full(shape, b"", object)
         filled[name] = 0
     for key, value in entries:
         f = pw.parse(value)

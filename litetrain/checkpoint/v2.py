@@ -44,7 +44,7 @@ def serialize(tensors: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     entries = []
     for name in sorted(tensors):
         arr = tensors[name]
-        if arr.dtype == object:
+        if arr.dtype.kind == "O":
             raw, crc = _string_bytes(arr)
         else:
             raw = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
@@ -103,7 +103,7 @@ def deserialize(index: bytes, data: bytes) -> dict[str, np.ndarray]:
         if table.unmask(e.get(6, [0])[0]) != _entry_crc(raw, dtype, int(np.prod(shape))):
             raise ValueError(f"tensor '{name}': CRC32C mismatch (the data file is corrupt)")
         count = int(np.prod(shape))
-        if dtype == object:
+        if dtype.kind == "O":
             arr = _read_strings(raw, count)
         else:
             if size != count * dtype.itemsize:
@@ -114,7 +114,7 @@ def deserialize(index: bytes, data: bytes) -> dict[str, np.ndarray]:
 
 
 def _entry_crc(raw: bytes, dtype: np.dtype, count: int) -> int:
-    if dtype != object:
+    if dtype.kind != "O":
         return table.crc32c(raw)
     pos, crc = 0, 0
     for _ in range(count):
