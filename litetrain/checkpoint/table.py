@@ -182,10 +182,13 @@ def parse(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         raise TableError(f"bad magic number {magic:#x} (not a TensorFlow table/checkpoint)")
     footer = data[len(data) - FOOTER_SIZE:]
     try:
-        _, pos = decode_varint(footer, 0)
-        _, pos = decode_varint(footer, pos)
+        meta_off, pos = decode_varint(footer, 0)
+        meta_size, pos = decode_varint(footer, pos)
         index_off, pos = decode_varint(footer, pos)
         index_size, pos = decode_varint(footer, pos)
+        # The metaindex block is empty in TF's files; checking its CRC still validates
+        # the footer's first handle.
+        _read_block(data, meta_off, meta_size, "metaindex block")
         index = _read_block(data, index_off, index_size, "index block")
         for _, handle in _entries(index, "index block"):
             off, p = decode_varint(handle, 0)

@@ -72,7 +72,8 @@ def deserialize(data: bytes) -> dict[str, np.ndarray]:
         if name not in out:
             raise ValueError(f"data for '{name}', which the metadata does not list")
         target = out[name]
-        index = decode_slice(s.get(2, [b""])[0], target.shape)
+        # The trailing Ellipsis keeps 0-d selections arrays (a scalar string stays an array).
+        index = (*decode_slice(s.get(2, [b""])[0], target.shape), Ellipsis)
         view_shape = target[index].shape
         try:
             values = decode_values(s.get(3, [b""])[0], target.dtype, int(np.prod(view_shape)))
