@@ -44,7 +44,7 @@ def _expect_format_error(data: bytes) -> None:
 
 
 def test_not_a_model():
-    with pytest.raises(litetrain.ModelFormatError, match="not a .tflite FlatBuffer"):
+    with pytest.raises(litetrain.ModelFormatError, match=r"not a \.tflite FlatBuffer"):
         litetrain.read_model(b"hello")
     with pytest.raises(litetrain.ModelFormatError, match="identifier 'TFL3'"):
         litetrain.read_model(np.random.default_rng(1).bytes(4096))

@@ -52,7 +52,7 @@ def test_wrong_train_inputs(tut, kwargs, message):
 
 def test_unknown_signature_and_ambiguous_default(tut):
     it, _ = tut
-    with pytest.raises(litetrain.SignatureError, match="no signature 'fit'.*infer"):
+    with pytest.raises(litetrain.SignatureError, match=r"no signature 'fit'.*infer"):
         it.get_signature_runner("fit")
     with pytest.raises(litetrain.SignatureError, match="has 4 signatures"):
         it.get_signature_runner()
