@@ -1,0 +1,61 @@
+"""The tutorial's own code runs unchanged but for the import; the CLI answers people and
+scripts, with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from litetrain.cli import main
+from litetrain.data import batches, load_digits, one_hot
+from tests.conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_tutorial_example_trains_saves_restores(tmp_path, capsys):
+    example = runpy.run_path(str(ROOT / "examples" / "tutorial_tflite_model.py"))
+    out = example["main"](["--epochs", "2", "--checkpoint", str(tmp_path / "m.ckpt")])
+    assert (tmp_path / "m.ckpt").is_file()
+    assert out["losses"][-1] < out["losses"][0] * 1.2
+    assert not np.allclose(out["logits_before"], out["logits_after"])
+    assert out["accuracy"] > 0.6  # ten classes: chance is 0.1
+    assert "Test accuracy" in capsys.readouterr().out
+
+
+def test_digits_are_real_and_split_deterministically():
+    (xtr, ytr), (xte, yte) = load_digits()
+    assert xtr.shape == (4000, 28, 28) and xte.shape == (1000, 28, 28)
+    assert xtr.dtype == np.float32 and 0 <= xtr.min() and xtr.max() <= 1
+    assert np.bincount(np.concatenate([ytr, yte])).tolist() == [500] * 10
+    np.testing.assert_array_equal(load_digits()[1][1], yte)
+    assert one_hot(np.array([2]))[0].tolist() == [0, 0, 1] + [0] * 7
+    sizes = [len(b[0]) for b in batches(xtr[:250], ytr[:250], batch_size=100)]
+    assert sizes == [100, 100, 50]
+
+
+def test_inspect_text_and_json(capsys):
+    model = FIXTURES / "tutorial" / "model.tflite"
+    assert main(["inspect", str(model)]) == 0
+    text = capsys.readouterr().out
+    assert "train(x: float32[-1,28,28], y: float32[-1,10]) -> loss: float32[]" in text
+    assert "FlexReluGrad×1" in text and "dense_1/kernel: float32[784,128]" in text
+    assert main(["inspect", str(model), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["flex_ops"] == {"FlexRestore": 4, "FlexSave": 1, "FlexReluGrad": 1}
+    assert data["variables"]["iteration"]["dtype"] == "int64"
+    assert data["unsupported_ops"] == {}
+
+
+def test_inspect_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model at all")
+    r = subprocess.run([sys.executable, "-m", "litetrain.cli", "inspect", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "not a .tflite FlatBuffer" in r.stderr
