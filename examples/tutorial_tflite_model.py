@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     interpreter.allocate_tensors()
     train = interpreter.get_signature_runner("train")
 
-    NUM_EPOCHS = args.epochs  # noqa: N806  (the tutorial's names)
-    BATCH_SIZE = 100  # noqa: N806
+    NUM_EPOCHS = args.epochs
+    BATCH_SIZE = 100
     more_epochs = np.zeros([NUM_EPOCHS])
     for epoch in range(NUM_EPOCHS):
         for x, y in batches(train_images, train_labels, batch_size=BATCH_SIZE):

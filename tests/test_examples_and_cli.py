@@ -31,7 +31,7 @@ def test_tutorial_example_trains_saves_restores(tmp_path, capsys):
 def test_digits_are_real_and_split_deterministically():
     (xtr, ytr), (xte, yte) = load_digits()
     assert xtr.shape == (4000, 28, 28) and xte.shape == (1000, 28, 28)
-    assert xtr.dtype == np.float32 and 0 <= xtr.min() and xtr.max() <= 1
+    assert xtr.dtype == np.float32 and xtr.min() >= 0 and xtr.max() <= 1
     assert np.bincount(np.concatenate([ytr, yte])).tolist() == [500] * 10
     np.testing.assert_array_equal(load_digits()[1][1], yte)
     assert one_hot(np.array([2]))[0].tolist() == [0, 0, 1] + [0] * 7

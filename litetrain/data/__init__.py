@@ -29,7 +29,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0
     order = np.random.default_rng(seed).permutation(len(labels))
     images = images[order].astype(np.float32) / np.float32(255)
     labels = labels[order]
-    n_test = int(round(len(labels) * test_fraction))
+    n_test = round(len(labels) * test_fraction)
     return (images[n_test:], labels[n_test:]), (images[:n_test], labels[:n_test])
 
 
