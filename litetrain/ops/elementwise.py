@@ -6,6 +6,8 @@ toward zero, FLOOR_DIV/FLOOR_MOD round toward -inf, as in TFLite.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .common import erf, fused
@@ -15,7 +17,8 @@ from .registry import OpDef
 def _binary(fn, options: str | None = None) -> callable:
     def kernel(attrs, a, b):
         out = fn(a, b)
-        return fused(out, attrs.get("fused_activation_function", 0)) if options else out
+        code = attrs.get("fused_activation_function", 0)
+        return fused(out, code) if code else out
     return kernel
 
 
@@ -141,5 +144,9 @@ OPS = [
     OpDef("logical_not", _unary(np.logical_not), "LogicalNotOptions"),
     OpDef("select", _select, "SelectOptions"),
     OpDef("select_v2", lambda attrs, c, a, b: np.where(c, a, b), "SelectV2Options"),
-    OpDef("where", _where, "WhereOptions"),
+    OpDef("where", _where, "WhereOptions", shape_inputs=(0,)),
 ]
+
+# Every output shape here follows from input shapes (broadcasting) alone; ops that
+# differ declare their own ``shape_inputs``.
+OPS = [op if op.shape_inputs is not None else replace(op, shape_inputs=()) for op in OPS]

@@ -7,6 +7,8 @@ Filters: CONV_2D and TRANSPOSE_CONV use ``[out, kh, kw, in]``; DEPTHWISE_CONV_2D
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .common import as_int_tuple, fused, pad_before_after
@@ -154,3 +156,7 @@ OPS = [
     OpDef("max_pool_2d", max_pool_2d, "Pool2DOptions"),
     OpDef("average_pool_2d", average_pool_2d, "Pool2DOptions"),
 ]
+
+# Every output shape here follows from input shapes and attrs alone; ops that differ
+# declare their own ``shape_inputs``.
+OPS = [op if op.shape_inputs is not None else replace(op, shape_inputs=()) for op in OPS]

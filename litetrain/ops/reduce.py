@@ -31,13 +31,13 @@ def _arg(fn):
 
 
 OPS = [
-    OpDef("mean", _reducer(_mean), "ReducerOptions"),
-    OpDef("sum", _reducer(np.sum), "ReducerOptions"),
-    OpDef("reduce_prod", _reducer(np.prod), "ReducerOptions"),
-    OpDef("reduce_max", _reducer(np.max), "ReducerOptions"),
-    OpDef("reduce_min", _reducer(np.min), "ReducerOptions"),
-    OpDef("reduce_any", _reducer(np.any), "ReducerOptions"),
-    OpDef("reduce_all", _reducer(np.all), "ReducerOptions"),
-    OpDef("arg_max", _arg(np.argmax), "ArgMaxOptions"),
-    OpDef("arg_min", _arg(np.argmin), "ArgMinOptions"),
+    OpDef("mean", _reducer(_mean), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("sum", _reducer(np.sum), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("reduce_prod", _reducer(np.prod), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("reduce_max", _reducer(np.max), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("reduce_min", _reducer(np.min), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("reduce_any", _reducer(np.any), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("reduce_all", _reducer(np.all), "ReducerOptions", shape_inputs=(1,)),
+    OpDef("arg_max", _arg(np.argmax), "ArgMaxOptions", shape_inputs=(1,)),
+    OpDef("arg_min", _arg(np.argmin), "ArgMinOptions", shape_inputs=(1,)),
 ]

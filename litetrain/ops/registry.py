@@ -5,7 +5,10 @@ snake_case, or the custom code such as ``FlexReluGrad``), the FlatBuffer options
 that carries its attrs, its NumPy kernel, and (later) its gradient rule.
 
 Kernel convention: ``kernel(attrs, *inputs) -> array | tuple[array, ...]`` where an
-omitted optional input arrives as ``None``. Kernels are pure. Ops that touch interpreter
+omitted optional input arrives as ``None``. Kernels are pure, and never write into their
+inputs: an array, once produced, is never mutated (only a kernel's own fresh output may be
+changed in place before it is returned). The runtime relies on that to share arrays
+between tensors and variables without copying. Ops that touch interpreter
 state (variables, CALL_ONCE, checkpoint files) are ``stateful`` and receive the runtime
 context first: ``kernel(ctx, attrs, *inputs)``.
 """
@@ -35,6 +38,12 @@ class OpDef:
     options: str | None = None
     stateful: bool = False
     vjp: Callable | None = None
+    # True when the kernel may return an input (or a view of one) instead of a new array.
+    may_alias_input: bool = False
+    # Input positions whose *values* (not just shapes) decide the output shape, e.g. the
+    # shape operand of RESHAPE. ``None`` means "not declared": prepare-time folding then
+    # assumes every non-float input may matter, which is safe but folds less.
+    shape_inputs: tuple[int, ...] | None = None
 
     @property
     def builtin_code(self) -> int:

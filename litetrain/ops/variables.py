@@ -16,12 +16,19 @@ def var_handle(ctx, attrs):
     return np.array(ctx.variables.resource_id(*variable_key(attrs)), np.int32)
 
 
+def _rid(attrs, handle) -> int:
+    """The resource id: resolved at prepare time when the handle is a constant."""
+    rid = attrs.get("_resource_id")
+    return rid if rid is not None else int(handle.reshape(-1)[0])
+
+
 def read_variable(ctx, attrs, handle):
-    return ctx.variables.read(int(handle.reshape(-1)[0]), attrs["_out_types"][0])
+    return ctx.variables.read(_rid(attrs, handle), attrs["_out_types"][0])
 
 
 def assign_variable(ctx, attrs, handle, value):
-    ctx.variables.assign(int(handle.reshape(-1)[0]), value)
+    ctx.variables.assign(_rid(attrs, handle), value,
+                         copy=attrs.get("_value_may_alias_input", True))
 
 
 def call_once(ctx, attrs):

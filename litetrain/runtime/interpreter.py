@@ -59,7 +59,8 @@ class Interpreter:
         plan = self._plans.get(subgraph_index)
         if plan is None:
             where = where or f"subgraph {subgraph_index}"
-            plan = self._plans[subgraph_index] = Plan(self.model, subgraph_index, where)
+            plan = self._plans[subgraph_index] = Plan(self.model, subgraph_index, where,
+                                                      self.variables)
         return plan
 
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],

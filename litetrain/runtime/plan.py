@@ -9,6 +9,7 @@ variable reads and writes (they have no data edges).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -19,6 +20,10 @@ from .. import dtypes
 from ..errors import InvokeError, LitetrainError, UnsupportedOpError
 from ..ir import OMITTED, Model, Subgraph
 from ..ops import lookup
+from .fold import foldable_nodes, shape_key
+from .variables import VariableStore, variable_key
+
+_FOLDED_SHAPES_KEPT = 8  # input-shape keys whose folded plans are cached per subgraph
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,19 @@ class Step:
 
 
 class Plan:
-    """One subgraph, ready to run. ``where`` names it in errors (e.g. "signature 'train'")."""
+    """One subgraph, ready to run. ``where`` names it in errors (e.g. "signature 'train'").
 
-    def __init__(self, model: Model, subgraph_index: int, where: str):
+    VAR_HANDLE nodes are folded into constants here: resource ids are fixed when the
+    interpreter loads the model, so they cost nothing per invoke.
+    """
+
+    def __init__(self, model: Model, subgraph_index: int, where: str,
+                 variables: VariableStore | None = None):
         self.subgraph: Subgraph = model.subgraphs[subgraph_index]
         self.where = where
         sg = self.subgraph
         self.constants: list[np.ndarray | None] = [t.data for t in sg.tensors]
+        aliasing = set(sg.inputs)  # tensors that may share memory with a caller's array
         steps, missing = [], []
         for k, node in enumerate(sg.nodes):
             try:
@@ -48,6 +59,12 @@ class Plan:
             except UnsupportedOpError:
                 missing.append(f"node {k} ({node.op})")
                 continue
+            if node.op == "var_handle" and variables is not None:
+                rid = variables.resource_id(*variable_key(node.attrs))
+                self.constants[node.outputs[0]] = np.array(rid, np.int32)
+                continue
+            if opdef.may_alias_input and aliasing.intersection(node.inputs):
+                aliasing.update(node.outputs)
             out_types = tuple(_numpy_dtype(sg.tensors[i].dtype) for i in node.outputs)
             attrs = dict(node.attrs)
             attrs["_out_types"] = out_types
@@ -55,6 +72,12 @@ class Plan:
             attrs["_in_quant"] = tuple(None if i == OMITTED else sg.tensors[i].quantization
                                        for i in node.inputs)
             attrs["_out_quant"] = tuple(sg.tensors[i].quantization for i in node.outputs)
+            if node.op == "assign_variable":
+                attrs["_value_may_alias_input"] = node.inputs[1] in aliasing
+            if node.op in ("read_variable", "assign_variable"):
+                handle = self.constants[node.inputs[0]]
+                if handle is not None:
+                    attrs["_resource_id"] = int(handle.reshape(-1)[0])
             steps.append(Step(k, node.op, opdef.kernel, opdef.stateful, node.inputs,
                               node.outputs, out_types, MappingProxyType(attrs)))
         if missing:
@@ -62,30 +85,57 @@ class Plan:
                 f"{where} (subgraph {subgraph_index} '{sg.name}') uses ops litetrain has no "
                 f"kernel for: {', '.join(missing)}")
         self.steps = steps
+        self.foldable = foldable_nodes(sg)
+        self._folded: OrderedDict[tuple, tuple[list[Step], list]] = OrderedDict()
 
     def run(self, ctx, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
-        """Run every step; return the value of every tensor (``None`` where never set)."""
-        values = list(self.constants)
+        """Run the subgraph; return the value of every tensor (``None`` where never set).
+
+        The first run for a set of input shapes executes every step and records the
+        outputs of foldable nodes; later runs with the same shapes start from those
+        values and skip the nodes.
+        """
+        key = shape_key(feeds)
+        cached = self._folded.get(key)
+        if cached is not None:
+            self._folded.move_to_end(key)
+            return self._execute(cached[0], cached[1], ctx, feeds)
+        values = self._execute(self.steps, self.constants, ctx, feeds)
+        if self.foldable:
+            constants = list(self.constants)
+            for step in self.steps:
+                if step.index in self.foldable:
+                    for i in step.outputs:
+                        constants[i] = values[i]
+            remaining = [s for s in self.steps if s.index not in self.foldable]
+            self._folded[key] = (remaining, constants)
+            if len(self._folded) > _FOLDED_SHAPES_KEPT:
+                self._folded.popitem(last=False)
+        return values
+
+    def _execute(self, steps: list[Step], constants: list, ctx,
+                 feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+        # One extra trailing slot holds None: an omitted input (index -1) reads it.
+        values = [*constants, None]
         for i, v in feeds.items():
             values[i] = v
-        for step in self.steps:
-            args = [None if i == OMITTED else values[i] for i in step.inputs]
+        for step in steps:
+            args = [values[i] for i in step.inputs]
             try:
-                if step.stateful:
-                    out = step.kernel(ctx, step.attrs, *args)
-                else:
-                    out = step.kernel(step.attrs, *args)
+                out = (step.kernel(ctx, step.attrs, *args) if step.stateful
+                       else step.kernel(step.attrs, *args))
             except LitetrainError as e:  # keep the error's kind, add where it happened
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
-            if not step.outputs:
-                continue
             if len(step.outputs) == 1:
-                out = (out,)
-            for i, v, dt in zip(step.outputs, out, step.out_dtypes, strict=True):
-                v = np.asarray(v)
-                values[i] = v if v.dtype == dt else v.astype(dt)
+                if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
+                    out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
+                values[step.outputs[0]] = out
+            elif step.outputs:
+                for i, v, dt in zip(step.outputs, out, step.out_dtypes, strict=True):
+                    values[i] = np.asarray(v).astype(dt, copy=False)
+        values.pop()  # the None slot for omitted inputs
         return values
 
     def _failure(self, step: Step, args, e: Exception) -> str:

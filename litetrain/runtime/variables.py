@@ -43,9 +43,10 @@ class VariableStore:
                                 f"but the model reads it as {dtype}")
         return value
 
-    def assign(self, rid: int, value: np.ndarray) -> None:
-        # Copy: the value may alias a caller's input array or a constant of the model.
-        self.values[rid] = np.array(value, copy=True)
+    def assign(self, rid: int, value: np.ndarray, copy: bool = True) -> None:
+        """Store ``value``. ``copy=False`` is for arrays produced during this invoke, which
+        nobody mutates afterwards; anything that may alias a caller's array is copied."""
+        self.values[rid] = np.array(value, copy=True) if copy else value
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -61,8 +62,9 @@ class VariableStore:
             raise
 
     def by_name(self) -> dict[str, np.ndarray]:
-        """Current values keyed by shared name (the container is '' in converter output)."""
-        return {self.names[i]: v for i, v in self.values.items()}
+        """Copies of the current values keyed by shared name (the container is '' in
+        converter output)."""
+        return {self.names[i]: v.copy() for i, v in self.values.items()}
 
 
 def variable_key(attrs) -> tuple[str, str]:
