@@ -49,8 +49,8 @@ def pad_before_after(size: int, k: int, stride: int, dilation: int, padding: int
 
 def axes(axis: np.ndarray | int, rank: int) -> tuple[int, ...]:
     """Normalised, de-duplicated axes (negative axes count from the end)."""
-    out = []
-    for a in np.asarray(axis).reshape(-1).tolist():
+    out: list[int] = []
+    for a in np.asarray(axis).ravel().tolist():
         if not -rank <= a < max(rank, 1):
             raise ValueError(f"axis {a} is out of range for rank {rank}")
         a = a % rank if rank else 0
@@ -60,7 +60,7 @@ def axes(axis: np.ndarray | int, rank: int) -> tuple[int, ...]:
 
 
 def as_int_tuple(x: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(v) for v in np.asarray(x).reshape(-1))
+    return tuple(np.asarray(x).ravel().tolist())
 
 
 def erf(x: np.ndarray) -> np.ndarray:

@@ -55,15 +55,19 @@ def _gelu(attrs, x):
 
 
 def _softmax(attrs, x):
-    z = x * x.dtype.type(attrs.get("beta", 1.0))
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    beta = attrs.get("beta", 1.0)
+    e = np.subtract(x, x.max(axis=-1, keepdims=True))  # fresh: safe to work in place
+    if beta != 1.0:
+        e *= x.dtype.type(beta)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def _log_softmax(attrs, x):
-    z = x - x.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    z = np.subtract(x, x.max(axis=-1, keepdims=True))
+    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return z
 
 
 def _select(attrs, cond, a, b):
