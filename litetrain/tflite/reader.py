@@ -17,7 +17,7 @@ import tflite
 from .. import dtypes
 from ..errors import ModelFormatError
 from ..ir import Model, Node, Quantization, Signature, Subgraph, Tensor, verify
-from ..ops.registry import CUSTOM, op_name_for_code
+from ..ops.registry import CUSTOM, has, lookup, op_name_for_code
 from . import flex, options, strings
 
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
@@ -83,7 +83,7 @@ def _read(data: bytes, where: list[str]) -> Model:
         oc = root.OperatorCodes(i)
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         custom = oc.CustomCode().decode("utf-8") if oc.CustomCode() is not None else None
-        codes.append((code, custom))
+        codes.append((code, custom, oc.Version()))
     subgraphs = []
     for s in range(guard.length(root.SubgraphsLength(), "subgraphs")):
         where[1:] = [f"subgraph {s}"]
@@ -209,7 +209,7 @@ def _read_node(op: tflite.Operator, k: int, codes, guard: _Guard) -> Node:
     if idx >= len(codes):
         raise ModelFormatError(f"operator {k}: opcode index {idx} out of range "
                                f"(file has {len(codes)} operator codes)")
-    code, custom = codes[idx]
+    code, custom, version = codes[idx]
     name = op_name_for_code(code, custom)
     inputs = _int_vector(op, "Inputs", guard, f"operator {k}")
     outputs = _int_vector(op, "Outputs", guard, f"operator {k}")
@@ -219,14 +219,15 @@ def _read_node(op: tflite.Operator, k: int, codes, guard: _Guard) -> Node:
         raw = op.CustomOptionsAsNumpy().tobytes() if n else b""
         if name.startswith(flex.PREFIX):
             attrs = flex.decode_options(raw, f"operator {k} ({name})")
-        else:
-            attrs = {"custom_options": raw}
+        attrs["custom_options"] = raw  # kept verbatim so a writer reproduces it exactly
     else:
         table = options.union_table_name(op.BuiltinOptionsType())
         holder = op.BuiltinOptions()
         if table is not None and holder is not None:
             attrs = options.decode(table, holder.Bytes, holder.Pos)
-    return Node(name, inputs, outputs, attrs)
+        elif has(name) and lookup(name).options is not None:
+            attrs = options.defaults(lookup(name).options)  # an omitted table means defaults
+    return Node(name, inputs, outputs, attrs, version)
 
 
 def _read_signature(sd: tflite.SignatureDef, guard: _Guard) -> Signature:
