@@ -22,8 +22,6 @@ from . import flex, options, strings
 
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
                   UnicodeDecodeError, AttributeError, MemoryError)
-# BuiltinOperator codes >= 127 live in `builtin_code`; the deprecated byte field holds 127.
-_PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 
 
 class _Guard:
@@ -81,6 +79,8 @@ def _read(data: bytes, where: list[str]) -> Model:
     codes = []
     for i in range(guard.length(root.OperatorCodesLength(), "operator_codes")):
         oc = root.OperatorCodes(i)
+        # Codes >= 127 live in `builtin_code` (the deprecated byte holds 127); old files
+        # only fill the deprecated byte. The larger of the two is the real code.
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         custom = oc.CustomCode().decode("utf-8") if oc.CustomCode() is not None else None
         codes.append((code, custom, oc.Version()))
