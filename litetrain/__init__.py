@@ -1,11 +1,17 @@
 """litetrain: on-device training for ``.tflite`` models, in Python, on NumPy.
 
 Public API: :class:`Interpreter` (drop-in for ``tf.lite.Interpreter``, with training
-signatures, resource variables and Flex training ops), ``read_model``, and the error
-family rooted at :class:`LitetrainError`.
+signatures, resource variables and Flex training ops), ``read_model``, authoring
+(:class:`Module`, :func:`signature`, :class:`TensorSpec`, :class:`Variable`,
+:class:`GradientTape`, ``nn``, ``losses``, ``optimizers``), and the error family rooted at
+:class:`LitetrainError`.
 """
 
 from . import ops as _ops  # noqa: F401  (registers the op table)
+from .author import losses, nn, optimizers
+from .author.autodiff import GradientTape
+from .author.graph import TraceError
+from .author.module import Module, TensorSpec, Variable, signature
 from .errors import (
     CheckpointError,
     InvokeError,
@@ -22,13 +28,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "GradientTape",
     "Interpreter",
     "InvokeError",
     "LitetrainError",
     "ModelFormatError",
+    "Module",
     "SignatureError",
+    "TensorSpec",
+    "TraceError",
     "UnsupportedOpError",
+    "Variable",
     "VariableError",
     "__version__",
+    "losses",
+    "nn",
+    "optimizers",
     "read_model",
+    "signature",
 ]

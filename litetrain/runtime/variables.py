@@ -18,9 +18,9 @@ from ..ir import Model
 
 
 class VariableStore:
-    def __init__(self, model: Model):
+    def __init__(self, model: Model | None = None):
         self.ids: dict[tuple[str, str], int] = {}
-        for sg in model.subgraphs:
+        for sg in model.subgraphs if model is not None else ():
             for node in sg.nodes:
                 if node.op == "var_handle":
                     self.ids.setdefault(variable_key(node.attrs), len(self.ids))
@@ -29,7 +29,9 @@ class VariableStore:
         self.initialized: set[int] = set()  # init subgraphs CALL_ONCE has run
 
     def resource_id(self, container: str, shared_name: str) -> int:
-        return self.ids.setdefault((container, shared_name), len(self.ids))
+        rid = self.ids.setdefault((container, shared_name), len(self.ids))
+        self.names.setdefault(rid, shared_name)
+        return rid
 
     def read(self, rid: int, dtype: np.dtype) -> np.ndarray:
         try:
