@@ -8,7 +8,9 @@ signatures, resource variables and Flex training ops), ``read_model``, authoring
 """
 
 from . import ops as _ops  # noqa: F401  (registers the op table)
+from . import checkpoint
 from .author import losses, nn, optimizers
+from .author.io import restore, save
 from .author.autodiff import GradientTape
 from .author.graph import TraceError
 from .author.module import Module, TensorSpec, Variable, signature
@@ -41,9 +43,12 @@ __all__ = [
     "Variable",
     "VariableError",
     "__version__",
+    "checkpoint",
     "losses",
     "nn",
     "optimizers",
     "read_model",
+    "restore",
+    "save",
     "signature",
 ]

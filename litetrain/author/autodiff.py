@@ -55,7 +55,7 @@ class GradientTape:
                 live.update(n.outputs)
         if target.index not in live:
             return [None] * len(sources)
-        grads: dict[int, Value] = {target.index: g.op("ones_like", target)}
+        grads: dict[int, Value] = {target.index: _ones_like(g, target)}
         for k in reversed(nodes):
             n = g.nodes[k]
             if not any(i in grads for i in n.outputs) or not any(i in live for i in n.inputs):
@@ -81,3 +81,10 @@ class GradientTape:
                 total = p if total is None else total + p
             out.append(total)
         return out
+
+
+def _ones_like(g: Graph, x: Value) -> Value:
+    """The seed cotangent (builtin ops only: TFLite has no ONES_LIKE)."""
+    if x.ndim == 0:
+        return g.const(1, x.dtype)
+    return g.op("fill", g.op("shape", x, out_type=2), g.const(1, x.dtype))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import VariableError
+from ..runtime.context import RuntimeContext
 from ..runtime.variables import VariableStore
 from .graph import Graph, TraceError, user_frame
 
@@ -40,14 +41,12 @@ def recording(graph: Graph) -> Iterator[Graph]:
         _ACTIVE.pop()
 
 
-class ModuleRuntime:
-    """Variables of one module, shared by all its signatures (like an interpreter's)."""
+class ModuleRuntime(RuntimeContext):
+    """Variables of one module, shared by all its signatures (like an interpreter's).
+    Variables are created with their values, so there is no init subgraph to run."""
 
     def __init__(self) -> None:
-        self.variables = VariableStore()
-
-    def call_once(self, subgraph_index: int) -> None:  # variables are created initialised
-        pass
+        super().__init__(VariableStore())
 
 
 class _OverlayStore:

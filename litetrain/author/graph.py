@@ -141,8 +141,12 @@ class Graph:
             return self.const(x)
         raise TraceError(f"{user_frame()}: cannot use a {type(x).__name__} as a tensor")
 
-    def op(self, name: str, *inputs, **attrs) -> Value | tuple[Value, ...]:
-        """Record one node; its outputs are computed now from the example values."""
+    def op(self, name: str, *inputs, _example=None, **attrs) -> Value | tuple[Value, ...]:
+        """Record one node; its outputs are computed now from the example values.
+
+        Ops with side effects outside the graph (checkpoint files) are not run while
+        tracing: the caller passes their ``_example`` outputs instead.
+        """
         opdef = lookup(name)
         full = options.defaults(opdef.options) if opdef.options else {}
         full.update(attrs)
@@ -151,8 +155,12 @@ class Graph:
         run_attrs = dict(full)
         run_attrs.setdefault("_out_types", attrs.get("_out_types", ()))
         try:
-            out = (opdef.kernel(self.ctx, run_attrs, *arrays) if opdef.stateful
-                   else opdef.kernel(run_attrs, *arrays))
+            if _example is not None:
+                out = _example
+            elif opdef.stateful:
+                out = opdef.kernel(self.ctx, run_attrs, *arrays)
+            else:
+                out = opdef.kernel(run_attrs, *arrays)
         except LitetrainError:
             raise
         except Exception as e:

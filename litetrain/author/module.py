@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ class TensorSpec:
         want = self.numpy_dtype
         if want.kind == "O":
             arr = np.asarray(value, dtype=object)
+            for idx, item in np.ndenumerate(arr):  # strings travel as bytes, as in TFLite
+                item = os.fspath(item) if isinstance(item, os.PathLike) else item
+                arr[idx] = item.encode("utf-8") if isinstance(item, str) else item
         elif isinstance(value, (np.ndarray, np.generic)):
             arr = np.asarray(value)
             if arr.dtype != want:

@@ -175,7 +175,8 @@ def _restored(ctx, attrs, path, name, k, dtype):
     if value.dtype != dtype:
         raise CheckpointError(f"checkpoint '{path}': tensor '{name}' is {value.dtype}, the "
                               f"model expects {np.dtype(dtype)}")
-    want = attrs["_out_shapes"][k]
+    shapes = attrs.get("_out_shapes") or ()
+    want = shapes[k] if k < len(shapes) else None
     if want is not None and -1 not in want and tuple(want) != value.shape:
         raise CheckpointError(f"checkpoint '{path}': tensor '{name}' has shape "
                               f"{list(value.shape)}, the model expects {list(want)}")

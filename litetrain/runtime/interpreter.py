@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint, dtypes
+from .. import dtypes
 from ..errors import LitetrainError, SignatureError
 from ..ir import Model, Tensor
 from ..tflite.reader import read_model
+from .context import RuntimeContext
 from .plan import Plan
 from .signature_runner import SignatureRunner, convert_input
 from .variables import VariableStore
 
 
-class Interpreter:
+class Interpreter(RuntimeContext):
     """Run a ``.tflite`` model: its signatures, or subgraph 0 through tensor indices.
 
     Exactly one of ``model_path`` / ``model_content`` is given. ``num_threads`` caps the
@@ -45,13 +46,12 @@ class Interpreter:
         if model is None:
             model = read_model(Path(model_path) if model_path is not None else model_content)
         self.model = model
-        self.variables = VariableStore(model)
+        super().__init__(VariableStore(model))
         self._plans: dict[int, Plan] = {}
         main = model.subgraphs[0] if model.subgraphs else None
         self._input_shapes = {i: main.tensors[i].shape for i in main.inputs} if main else {}
         self._inputs: dict[int, np.ndarray] = {}
         self._values: list[np.ndarray | None] = []
-        self._checkpoint_cache: tuple[tuple, dict[str, np.ndarray]] | None = None
 
     # -- plans and running ---------------------------------------------------------------
     def plan(self, subgraph_index: int, where: str | None = None) -> Plan:
@@ -77,24 +77,6 @@ class Interpreter:
         except BaseException:
             self.variables.initialized.discard(subgraph_index)
             raise
-
-    def read_checkpoint(self, path: str) -> dict[str, np.ndarray]:
-        """Tensors of a checkpoint file; reread only when the file changes, so a restore
-        signature with one Restore op per variable parses the file once."""
-        try:
-            st = os.stat(path)
-            key = (path, st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None
-        if key is not None and self._checkpoint_cache and self._checkpoint_cache[0] == key:
-            return self._checkpoint_cache[1]
-        tensors = checkpoint.read(path)
-        self._checkpoint_cache = (key, tensors) if key is not None else None
-        return tensors
-
-    def write_checkpoint(self, path: str, tensors: dict[str, np.ndarray], fmt: str) -> None:
-        checkpoint.write(path, tensors, format=fmt)
-        self._checkpoint_cache = None
 
     def reset_all_variables(self) -> None:
         """Forget every variable value; the next invoke starts from the file's weights."""

@@ -1,0 +1,41 @@
+"""What stateful kernels may touch: the variable store, CALL_ONCE, checkpoint files.
+
+Both an ``Interpreter`` (a model file) and a ``ModuleRuntime`` (a Python module being
+authored) are runtime contexts; kernels see only this interface.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import checkpoint
+from .variables import VariableStore
+
+
+class RuntimeContext:
+    def __init__(self, variables: VariableStore):
+        self.variables = variables
+        self._checkpoint_cache: tuple[tuple, dict[str, np.ndarray]] | None = None
+
+    def call_once(self, subgraph_index: int) -> None:
+        """Run an init subgraph the first time it is asked for (none by default)."""
+
+    def read_checkpoint(self, path: str) -> dict[str, np.ndarray]:
+        """Tensors of a checkpoint file; reread only when the file changes, so a restore
+        signature with one Restore op per variable parses the file once."""
+        try:
+            st = os.stat(path)
+            key = (path, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key is not None and self._checkpoint_cache and self._checkpoint_cache[0] == key:
+            return self._checkpoint_cache[1]
+        tensors = checkpoint.read(path)
+        self._checkpoint_cache = (key, tensors) if key is not None else None
+        return tensors
+
+    def write_checkpoint(self, path: str, tensors: dict[str, np.ndarray], fmt: str) -> None:
+        checkpoint.write(path, tensors, format=fmt)
+        self._checkpoint_cache = None
