@@ -7,12 +7,12 @@ signatures, resource variables and Flex training ops), ``read_model``, authoring
 :class:`LitetrainError`.
 """
 
-from . import ops as _ops  # noqa: F401  (registers the op table)
 from . import checkpoint
+from . import ops as _ops  # noqa: F401  (registers the op table)
 from .author import losses, nn, optimizers
-from .author.io import restore, save
 from .author.autodiff import GradientTape
 from .author.graph import TraceError
+from .author.io import restore, save
 from .author.module import Module, TensorSpec, Variable, signature
 from .errors import (
     CheckpointError,
