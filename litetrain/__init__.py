@@ -9,8 +9,10 @@ signatures, resource variables and Flex training ops), ``read_model``, authoring
 
 from . import checkpoint
 from . import ops as _ops  # noqa: F401  (registers the op table)
+from ._version import __version__
 from .author import losses, nn, optimizers
 from .author.autodiff import GradientTape
+from .author.export import convert
 from .author.graph import TraceError
 from .author.io import restore, save
 from .author.module import Module, TensorSpec, Variable, signature
@@ -25,8 +27,6 @@ from .errors import (
 )
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
@@ -44,6 +44,7 @@ __all__ = [
     "VariableError",
     "__version__",
     "checkpoint",
+    "convert",
     "losses",
     "nn",
     "optimizers",

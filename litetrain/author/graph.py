@@ -19,7 +19,7 @@ import numpy as np
 from .. import dtypes, ir
 from ..errors import LitetrainError
 from ..ops import lookup
-from ..tflite import options
+from ..tflite import flex, options
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
@@ -171,8 +171,12 @@ class Graph:
         out_idx = tuple(self._tensor(f"{self.name}/{name}{len(self.nodes)}",
                                      np.asarray(o), constant=False) for o in outs)
         stored = {k: v for k, v in full.items() if not k.startswith("_")}
+        if name.startswith(flex.PREFIX):
+            stored["custom_options"] = flex.encode_options(name[len(flex.PREFIX):], len(args),
+                                                           stored)
         self.nodes.append(ir.Node(name, tuple(ir.OMITTED if a is None else a.index
-                                              for a in args), out_idx, stored))
+                                              for a in args), out_idx, stored,
+                                  opdef.min_version))
         for listener in self.on_node:
             listener(len(self.nodes) - 1)
         values = tuple(Value(self, i, np.asarray(o)) for i, o in zip(out_idx, outs,

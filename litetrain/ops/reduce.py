@@ -13,7 +13,9 @@ def _reducer(fn):
         ax = axes(axis, x.ndim)
         if not ax:  # reducing over no axes is the identity
             return x.copy()
-        return fn(x, axis=ax, keepdims=bool(attrs.get("keep_dims", False)))
+        out = fn(x, axis=ax, keepdims=bool(attrs.get("keep_dims", False)))
+        # TFLite keeps the input type (NumPy would widen int32 sums/products to int64).
+        return np.asarray(out).astype(x.dtype, copy=False)
     return kernel
 
 

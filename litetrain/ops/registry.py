@@ -44,6 +44,9 @@ class OpDef:
     # shape operand of RESHAPE. ``None`` means "not declared": prepare-time folding then
     # assumes every non-float input may matter, which is safe but folds less.
     shape_inputs: tuple[int, ...] | None = None
+    # The operator version authored nodes are written with: the lowest one TFLite
+    # registers for float tensors (BROADCAST_TO, for one, starts at 2).
+    min_version: int = 1
 
     @property
     def builtin_code(self) -> int:

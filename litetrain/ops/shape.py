@@ -238,7 +238,7 @@ OPS = [
     OpDef("tile", lambda attrs, x, mult: np.tile(x, as_int_tuple(mult)), "TileOptions",
           shape_inputs=(1,)),
     OpDef("broadcast_to", lambda attrs, x, s: np.broadcast_to(x, as_int_tuple(s)).copy(),
-          "BroadcastToOptions", shape_inputs=(1,)),
+          "BroadcastToOptions", shape_inputs=(1,), min_version=2),
     OpDef("pad", pad, "PadOptions", shape_inputs=(1,)),
     OpDef("padv2", pad, "PadV2Options", shape_inputs=(1,)),
     OpDef("mirror_pad", mirror_pad, "MirrorPadOptions", shape_inputs=(1,)),

@@ -8,15 +8,17 @@ first invoke that needs them).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import LitetrainError, SignatureError
+from ..errors import LitetrainError, ModelFormatError, SignatureError
 from ..ir import Model, Tensor
 from ..tflite.reader import read_model
+from .checkpoint_io import CHECKPOINT_IO_KEY
 from .context import RuntimeContext
 from .plan import Plan
 from .signature_runner import SignatureRunner, convert_input
@@ -52,6 +54,13 @@ class Interpreter(RuntimeContext):
         self._input_shapes = {i: main.tensors[i].shape for i in main.inputs} if main else {}
         self._inputs: dict[int, np.ndarray] = {}
         self._values: list[np.ndarray | None] = []
+        # Signatures whose checkpoint file I/O litetrain adds (files exported in builtin
+        # format by litetrain.convert): key -> {"kind", "path_input", "tensors"}.
+        raw = model.metadata.get(CHECKPOINT_IO_KEY)
+        try:
+            self.checkpoint_io: dict = json.loads(raw.rstrip(b"\0")) if raw else {}
+        except ValueError:
+            raise ModelFormatError(f"metadata '{CHECKPOINT_IO_KEY}' is not valid JSON") from None
 
     # -- plans and running ---------------------------------------------------------------
     def plan(self, subgraph_index: int, where: str | None = None) -> Plan:
@@ -85,8 +94,19 @@ class Interpreter(RuntimeContext):
 
     # -- signatures ------------------------------------------------------------------------
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
-        return {s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
-                for s in self.model.signatures}
+        """Inputs and outputs per signature, as its runner takes and returns them."""
+        out = {}
+        for s in self.model.signatures:
+            io = self.checkpoint_io.get(s.key)
+            inputs, outputs = list(s.inputs), list(s.outputs)
+            if io is not None:
+                weights = set(io["tensors"])
+                if io["kind"] == "restore":
+                    inputs = [io["path_input"]]
+                else:
+                    outputs = [o for o in outputs if o not in weights]
+            out[s.key] = {"inputs": inputs, "outputs": outputs}
+        return out
 
     def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
         sigs = self.model.signatures

@@ -16,6 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import InvokeError, SignatureError
 from ..ir import Signature, Tensor
+from . import checkpoint_io
 
 if TYPE_CHECKING:
     from .interpreter import Interpreter
@@ -92,7 +93,21 @@ class SignatureRunner:
         return {n: tensor_details(self._tensors[i], i, self._tensors[i].shape)
                 for n, i in self.signature.outputs.items()}
 
+    @property
+    def context(self):
+        return self._interpreter
+
+    def tensor(self, index: int) -> Tensor:
+        return self._tensors[index]
+
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
+        io = self._interpreter.checkpoint_io.get(self.signature.key)
+        if io is not None:
+            return checkpoint_io.run(self, io, inputs)
+        return self.run_graph(inputs)
+
+    def run_graph(self, inputs: dict) -> dict[str, np.ndarray]:
+        """Run the signature's subgraph on exactly its declared inputs."""
         sig = self.signature
         given, wanted = set(inputs), set(sig.inputs)
         if given != wanted:

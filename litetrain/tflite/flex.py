@@ -7,6 +7,7 @@ The TF op name is kept under the attr key ``"_tf_op"``.
 
 from __future__ import annotations
 
+import numpy as np
 from flatbuffers import flexbuffers
 
 from .. import dtypes, protowire
@@ -101,3 +102,45 @@ def decode_options(raw: bytes, where: str) -> dict[str, object]:
                                f"[op name, NodeDef] FlexBuffer ({e})") from None
     attrs["_tf_op"] = op or tf_op
     return attrs
+
+
+def _encode_attr(value) -> bytes:
+    """An ``AttrValue`` for a Python/NumPy attr value (the inverse of ``_attr_value``)."""
+    pw = protowire
+    if isinstance(value, (np.dtype, type)) and not isinstance(value, bool):
+        return pw.field_varint(_TYPE, dtypes.tf_from_numpy(value))
+    if isinstance(value, bool):
+        return pw.field_varint(_B, int(value))
+    if isinstance(value, int):
+        return pw.field_varint(_I, value)
+    if isinstance(value, float):
+        return pw.field_fixed32(_F, int.from_bytes(np.float32(value).tobytes(), "little"))
+    if isinstance(value, (str, bytes)):
+        return pw.field_bytes(_S, value.encode() if isinstance(value, str) else value)
+    if isinstance(value, tuple):
+        if all(isinstance(v, (np.dtype, type)) for v in value):
+            body = pw.packed_varints(_TYPE, [dtypes.tf_from_numpy(v) for v in value])
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            body = pw.packed_varints(_I, value)
+        else:
+            raise ValueError(f"cannot encode list attr {value!r}")
+        return pw.field_bytes(_LIST, body)
+    raise ValueError(f"cannot encode attr value {value!r}")
+
+
+def encode_options(tf_op: str, n_inputs: int, attrs: dict[str, object]) -> bytes:
+    """``custom_options`` for a Flex op, laid out as TensorFlow's converter writes them:
+    a FlexBuffer vector of two STRINGs, the op name and the serialized NodeDef."""
+    pw = protowire
+    node_def = pw.field_bytes(2, tf_op.encode()) + pw.field_bytes(3, b"") * n_inputs
+    for key in sorted(attrs):
+        if key.startswith("_") or key == "custom_options":
+            continue
+        entry = pw.field_bytes(1, key.encode()) + pw.field_bytes(2, _encode_attr(attrs[key]))
+        node_def += pw.field_bytes(5, entry)
+    fbb = flexbuffers.Builder()
+    with fbb.Vector():
+        fbb.String(tf_op)
+        # The NodeDef is arbitrary bytes but must be typed STRING, as TensorFlow writes it.
+        fbb._WriteBlob(node_def, append_zero=True, type_=flexbuffers.Type.STRING)
+    return bytes(fbb.Finish())

@@ -138,6 +138,8 @@ CASES = {
     "log_softmax": ("log_softmax", [f32(3, 7)], {}),
     "mean_keep": ("mean", [f32(2, 3, 4), i32(0, 2)], {"keep_dims": True}),
     "reduce_max_neg_axis": ("reduce_max", [f32(2, 3, 4), i32(-1)], {}),
+    "sum_int32": ("sum", [np.arange(12, dtype=np.int32).reshape(3, 4), i32(1)], {}),
+    "reduce_prod_int32": ("reduce_prod", [np.array([[2, 3], [4, 5]], np.int32), i32(0)], {}),
     "arg_max": ("arg_max", [f32(3, 5), i32(1)], {"output_type": 2}),
     "split_v": ("split_v", [f32(3, 7), i32(2, -1, 3), C(np.int32(1))], {"num_splits": 3}),
     "squared_difference": ("squared_difference", [f32(2, 3), f32(3)], {}),
