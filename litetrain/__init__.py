@@ -16,6 +16,7 @@ from .author.export import convert
 from .author.graph import TraceError
 from .author.io import restore, save
 from .author.module import Module, TensorSpec, Variable, signature
+from .author.trainable import trainable
 from .errors import (
     CheckpointError,
     InvokeError,
@@ -52,4 +53,5 @@ __all__ = [
     "restore",
     "save",
     "signature",
+    "trainable",
 ]

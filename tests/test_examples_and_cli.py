@@ -59,3 +59,35 @@ def test_inspect_errors_are_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "not a .tflite FlatBuffer" in r.stderr
+
+
+def test_author_example_pretrains_exports_and_keeps_training(tmp_path, capsys):
+    example = runpy.run_path(str(ROOT / "examples" / "author_tutorial_model.py"))
+    out = example["main"](["--epochs", "3", "--device-epochs", "2", "--out", str(tmp_path)])
+    assert out["converted_max_diff"] < 1e-5
+    # On-device training continues where pre-training stopped instead of starting over.
+    assert out["device_losses"][0] < out["pre_losses"][0] / 2
+    np.testing.assert_allclose(out["restored_logits"], out["trained_logits"], atol=1e-6)
+    assert out["accuracy"] > 0.8
+    ops = {n.op for sg in __import__("litetrain").read_model(out["model_path"]).subgraphs
+           for n in sg.nodes}
+    assert not any(op.startswith("Flex") for op in ops)  # trains in stock LiteRT too
+
+
+def test_trainable_builds_the_standard_signatures(tmp_path):
+    import litetrain as lt
+
+    m = lt.trainable(lt.nn.Sequential([lt.nn.Flatten(input_shape=(28, 28)),
+                                       lt.nn.Dense(16, activation="relu"), lt.nn.Dense(10)]),
+                     loss=lt.losses.CategoricalCrossentropy(from_logits=True),
+                     optimizer=lt.optimizers.Adam(1e-2))
+    (x, y), _ = load_digits()
+    first = m.train(x[:64], one_hot(y[:64]))["loss"]
+    for _ in range(20):
+        last = m.train(x[:64], one_hot(y[:64]))["loss"]
+    assert last < first / 2
+    it = lt.Interpreter(model_content=lt.convert(m))
+    assert sorted(it.get_signature_list()) == ["infer", "restore", "save", "train"]
+    it.get_signature_runner("save")(checkpoint_path=str(tmp_path / "c.ckpt"))
+    probs = it.get_signature_runner("infer")(x=x[:3])["output"]
+    np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)

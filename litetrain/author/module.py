@@ -33,7 +33,9 @@ class TensorSpec:
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        return np.dtype(object) if self.dtype in (str, bytes, "string") else np.dtype(self.dtype)
+        if self.dtype in (str, bytes, np.bytes_, np.str_, "string"):
+            return np.dtype(object)
+        return np.dtype(self.dtype)
 
     def check(self, value, where: str) -> np.ndarray:
         want = self.numpy_dtype

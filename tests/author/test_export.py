@@ -40,8 +40,6 @@ def test_exported_file_continues_where_the_module_stopped(pretrained):
         model.signature("train").inputs["x"]].shape_signature == (-1, 28, 28)
     it = lt.Interpreter(model_content=data)
     # The module keeps training too: compare file and module on the same next batches.
-    twin = FullTutorial.__new__(FullTutorial)
-    twin.__dict__.update({k: v for k, v in m.__dict__.items() if not k.startswith("_lite")})
     for i in range(1000, 1300, 100):
         a = it.get_signature_runner("train")(x=x[i:i + 100], y=y[i:i + 100])["loss"]
         b = m.train(x[i:i + 100], y[i:i + 100])["loss"]

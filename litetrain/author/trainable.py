@@ -1,0 +1,70 @@
+"""``trainable(model, loss=..., optimizer=...)``: the four standard signatures for a
+Sequential model, as the on-device training tutorial writes them by hand.
+
+* ``train(x, y) -> {"loss"}``: one optimizer step;
+* ``infer(x) -> {"output", "logits"}``: ``output`` is softmax(logits) for classifiers
+  (losses ``from_logits``), else the model's output itself;
+* ``save(checkpoint_path)`` / ``restore(checkpoint_path)``: the model's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .autodiff import GradientTape
+from .io import restore, save
+from .losses import CategoricalCrossentropy, Loss
+from .module import Module, TensorSpec, signature
+from .nn import Sequential, softmax
+from .optimizers import Optimizer
+
+
+def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
+              input_shape: Sequence[int] | None = None,
+              label_shape: Sequence[int] | None = None) -> Module:
+    """A :class:`Module` with train/infer/save/restore for ``model``.
+
+    ``input_shape`` (without the batch dim) defaults to the first layer's
+    ``input_shape``; ``label_shape`` defaults to the model's output shape.
+    """
+    shape = tuple(input_shape or model.layers[0].input_shape or ())
+    if not shape:
+        raise ValueError("give input_shape, or input_shape= on the model's first layer")
+    if not model.built:
+        model.build((None, *shape))
+    out_shape = (None, *shape)
+    for layer in model.layers:
+        out_shape = layer.output_shape(out_shape)
+    labels = tuple(label_shape) if label_shape is not None else tuple(out_shape[1:])
+    probabilities = isinstance(loss, CategoricalCrossentropy) and loss.from_logits
+    x_spec, y_spec = TensorSpec([None, *shape]), TensorSpec([None, *labels])
+
+    class Trainable(Module):
+        def __init__(self) -> None:
+            self.model, self.loss, self.optimizer = model, loss, optimizer
+
+        @signature(x_spec, y_spec)
+        def train(self, x, y):
+            with GradientTape() as tape:
+                value = self.loss(y, self.model(x, training=True))
+            variables = self.model.trainable_variables
+            grads = tape.gradient(value, variables)
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return {"loss": value}
+
+        @signature(x_spec)
+        def infer(self, x):
+            logits = self.model(x)
+            return {"output": softmax(logits) if probabilities else logits, "logits": logits}
+
+        @signature(TensorSpec([], np.bytes_))
+        def save(self, checkpoint_path):
+            return {"checkpoint_path": save(checkpoint_path, self.model.weights)}
+
+        @signature(TensorSpec([], np.bytes_))
+        def restore(self, checkpoint_path):
+            return restore(checkpoint_path, self.model.weights)
+
+    return Trainable()
