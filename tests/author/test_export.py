@@ -101,10 +101,8 @@ def test_batch_dependent_constants_are_reported():
         lt.convert(Bad())
 
 
-litert = pytest.importorskip("ai_edge_litert.interpreter")
-
-
 def _litert(data):
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
     return litert.Interpreter(
         model_content=data,
         experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
