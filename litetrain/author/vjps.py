@@ -208,3 +208,7 @@ VJPS: dict[str, Rule] = {
     "cast": _cast,
     "concatenation": _concatenation,
 }
+
+from .vjps_conv import RULES as _CONV_RULES  # noqa: E402  (conv/pool rules live apart)
+
+VJPS.update(_CONV_RULES)

@@ -66,6 +66,21 @@ CASES = {  # name: (op, differentiable inputs, constant inputs (position: value)
                   {0: R.random((3, 4)) > 0.5}, {}),
     "concatenation": ("concatenation", [R.normal(size=(2, 3)), R.normal(size=(2, 2))], {},
                       {"axis": 1}),
+    "conv_2d_same": ("conv_2d", [R.normal(size=(2, 7, 6, 3)), R.normal(size=(4, 3, 3, 3)),
+                                 R.normal(size=4)], {},
+                     {"padding": 0, "stride_h": 1, "stride_w": 1}),
+    "conv_2d_strided": ("conv_2d", [R.normal(size=(1, 8, 8, 2)), R.normal(size=(3, 3, 3, 2)),
+                                    R.normal(size=3)], {},
+                        {"padding": 0, "stride_h": 2, "stride_w": 2}),
+    "conv_2d_valid": ("conv_2d", [R.normal(size=(2, 9, 7, 2)), R.normal(size=(2, 3, 3, 2)),
+                                  R.normal(size=2)], {},
+                      {"padding": 1, "stride_h": 2, "stride_w": 1}),
+    "max_pool_2d": ("max_pool_2d", [R.permutation(2 * 7 * 6 * 2).reshape(2, 7, 6, 2) / 9.0],
+                    {}, {"padding": 1, "stride_h": 2, "stride_w": 2, "filter_height": 2,
+                         "filter_width": 2}),
+    "average_pool_2d": ("average_pool_2d", [R.normal(size=(1, 6, 4, 3))], {},
+                        {"padding": 0, "stride_h": 2, "stride_w": 2, "filter_height": 2,
+                         "filter_width": 2}),
 }
 
 
@@ -103,6 +118,23 @@ def test_vjp_matches_finite_differences(case):
         want = numeric_vjp(f, p.copy(), r)
         np.testing.assert_allclose(got[f"output_{k}"], want, rtol=1e-6, atol=1e-7,
                                    err_msg=f"{case}: input {k}")
+
+
+def test_overlapping_pool_gradients_are_refused_clearly():
+    x = lt.Variable(np.ones((1, 5, 5, 1)), "x", dtype=np.float64)
+
+    class M(lt.Module):
+        @lt.signature()
+        def run(self):
+            with lt.GradientTape() as tape:
+                v = x.read()
+                y = v.graph.op("max_pool_2d", v, padding=1, stride_h=1, stride_w=1,
+                               filter_height=3, filter_width=3)
+                loss = lt.nn.reduce_sum(y)
+            return tape.gradient(loss, [x])[0]
+
+    with pytest.raises(lt.TraceError, match="stride == pool size"):
+        M().run()
 
 
 def test_unused_and_frozen_variables_get_none():
