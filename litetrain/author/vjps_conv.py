@@ -30,7 +30,7 @@ def conv_2d(g, attrs, ins, outs, dy):
         raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
     if attrs.get("fused_activation_function", 0):
         raise TraceError(f"{user_frame()}: differentiate the activation separately")
-    o, kh, kw, ci = w.shape
+    _, kh, kw, ci = w.shape
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
     sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
