@@ -30,7 +30,7 @@ def conv_2d(g, attrs, ins, outs, dy):
         raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
     if attrs.get("fused_activation_function", 0):
         raise TraceError(f"{user_frame()}: differentiate the activation separately")
-    _, kh, kw, ci = w.shape
+    o, kh, kw, ci = w.shape
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
     sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
@@ -40,7 +40,9 @@ def conv_2d(g, attrs, ins, outs, dy):
     _, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, padding)
     xp = x if not (pt or pb or pl or pr) else g.op(
         "pad", x, _i32(g, [[0, 0], [pt, pb], [pl, pr], [0, 0]]))
-    r = g.op("conv_2d", _perm(g, xp, (3, 1, 2, 0)), _perm(g, dy, (3, 1, 2, 0)), None,
+    # TFLite's CONV_2D kernel insists on a bias operand, so pass zeros.
+    zero_bias = g.const(np.zeros(o, dy.dtype))
+    r = g.op("conv_2d", _perm(g, xp, (3, 1, 2, 0)), _perm(g, dy, (3, 1, 2, 0)), zero_bias,
              padding=1, stride_h=1, stride_w=1, dilation_h_factor=sh, dilation_w_factor=sw)
     if r.shape[1:3] != (kh, kw):
         r = g.op("slice", r, _i32(g, [0, 0, 0, 0]), _i32(g, [-1, kh, kw, -1]))
