@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .graph import Value
 from .nn import clip, log, log_softmax, reduce_mean, reduce_sum, square
 
@@ -29,6 +31,18 @@ class CategoricalCrossentropy(Loss):
             probs = y_pred / reduce_sum(y_pred, axis=-1, keepdims=True)
             logp = log(clip(probs, _EPSILON, 1 - _EPSILON))
         return -reduce_sum(y_true * logp, axis=-1)
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy with integer class labels (``[batch]``, int32)."""
+
+    def per_example(self, y_true, y_pred):
+        g = y_pred.graph
+        depth = g.const(np.int32(y_pred.shape[-1]))
+        on, off = g.const(1, y_pred.dtype), g.const(0, y_pred.dtype)
+        labels = g.op("cast", y_true, _out_types=(np.dtype(np.int32),)) \
+            if y_true.dtype != np.int32 else y_true
+        return super().per_example(g.op("one_hot", labels, depth, on, off, axis=-1), y_pred)
 
 
 class MeanSquaredError(Loss):

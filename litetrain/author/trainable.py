@@ -15,7 +15,7 @@ import numpy as np
 
 from .autodiff import GradientTape
 from .io import restore, save
-from .losses import CategoricalCrossentropy, Loss
+from .losses import CategoricalCrossentropy, Loss, SparseCategoricalCrossentropy
 from .module import Module, TensorSpec, signature
 from .nn import Sequential, softmax
 from .optimizers import Optimizer
@@ -40,6 +40,8 @@ def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
     labels = tuple(label_shape) if label_shape is not None else tuple(out_shape[1:])
     probabilities = isinstance(loss, CategoricalCrossentropy) and loss.from_logits
     x_spec, y_spec = TensorSpec([None, *shape]), TensorSpec([None, *labels])
+    if isinstance(loss, SparseCategoricalCrossentropy) and label_shape is None:
+        y_spec = TensorSpec([None], np.int32)  # class indices
 
     class Trainable(Module):
         def __init__(self) -> None:

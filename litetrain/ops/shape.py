@@ -216,6 +216,16 @@ def _range(attrs, start, limit, delta):
     return np.arange(start.item(), limit.item(), d, dtype=start.dtype)
 
 
+def one_hot(attrs, indices, depth, on_value, off_value):
+    d = int(np.asarray(depth).reshape(()))
+    if d < 0:
+        raise ValueError(f"one_hot depth must be >= 0, got {d}")
+    hot = np.arange(d) == np.expand_dims(indices, -1)  # out-of-range indices give all-off
+    out = np.where(hot, on_value.reshape(()), off_value.reshape(()))
+    axis = attrs.get("axis", -1)
+    return np.moveaxis(out, -1, axis) if axis not in (-1, out.ndim - 1) else out
+
+
 def fill(attrs, dims, value):
     return np.full(as_int_tuple(dims), value.reshape(()), dtype=value.dtype)
 
@@ -246,6 +256,7 @@ OPS = [
     OpDef("gather_nd", gather_nd, "GatherNdOptions", shape_inputs=()),
     OpDef("cast", cast, "CastOptions", shape_inputs=()),
     OpDef("fill", fill, "FillOptions", shape_inputs=(0,)),
+    OpDef("one_hot", one_hot, "OneHotOptions", shape_inputs=(1,)),
     OpDef("zeros_like", lambda attrs, x: np.zeros_like(x), "ZerosLikeOptions", shape_inputs=()),
     OpDef("ones_like", lambda attrs, x: np.ones_like(x), shape_inputs=()),
     OpDef("range", _range, "RangeOptions", shape_inputs=(0, 1, 2)),

@@ -161,6 +161,18 @@ def test_authored_tutorial_learns_the_digits():
     assert (m.infer(xt)["output"].argmax(1) == lt_).mean() > 0.8
 
 
+def test_sparse_labels_give_the_same_loss_as_one_hot():
+    (x, labels), _ = load_digits()
+    dense = lt.nn.Sequential([lt.nn.Flatten(input_shape=(28, 28)), lt.nn.Dense(10)])
+    sparse = lt.trainable(dense, loss=lt.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          optimizer=lt.optimizers.SGD(0.0))
+    onehot = lt.trainable(dense, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
+                          optimizer=lt.optimizers.SGD(0.0))
+    a = sparse.train(x[:16], labels[:16].astype(np.int32))["loss"]
+    b = onehot.train(x[:16], one_hot(labels[:16]))["loss"]
+    assert a == pytest.approx(b, rel=1e-6)
+
+
 def test_signature_input_errors():
     m = Tutorial()
     with pytest.raises(lt.SignatureError, match=r"expected shape \[None,28,28\]"):

@@ -152,6 +152,10 @@ CASES = {
     "pad": ("pad", [f32(2, 3), C(np.array([[1, 0], [2, 1]], np.int32))], {}),
     "range": ("range", [C(np.int32(2)), C(np.int32(17)), C(np.int32(4))], {}),
     "cast_f2i": ("cast", [f32(2, 5, lo=-9, hi=9)], {}),
+    "one_hot": ("one_hot", [np.array([[0, 3], [2, 7]], np.int32), C(np.int32(5)),
+                            C(np.float32(2.0)), C(np.float32(-1.0))], {"axis": -1}),
+    "one_hot_axis0": ("one_hot", [np.array([1, 0, 2], np.int32), C(np.int32(4)),
+                                  C(np.float32(1.0)), C(np.float32(0.0))], {"axis": 0}),
 }
 
 
