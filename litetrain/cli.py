@@ -13,8 +13,8 @@ from .errors import LitetrainError
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import format_summary, summarize
     from .ops import all_ops
+    from .summary import format_summary, summarize
     from .tflite.reader import read_model
 
     if args.ops:

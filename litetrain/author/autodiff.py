@@ -31,7 +31,7 @@ class GradientTape:
     def _reads(self, var: Variable) -> list[int]:
         """Output tensors of every read of ``var`` recorded on this tape."""
         g = self.graph
-        handle = getattr(g, "_var_handles", {}).get(var.name)
+        handle = g.var_handles.get(var.name)
         if handle is None:
             return []
         stop = getattr(self, "stop", len(g.nodes))

@@ -47,6 +47,7 @@ class ModuleRuntime(RuntimeContext):
 
     def __init__(self) -> None:
         super().__init__(VariableStore())
+        self.owners: dict[str, object] = {}  # variable name -> the Variable that owns it
 
 
 class _OverlayStore:

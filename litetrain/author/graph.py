@@ -11,7 +11,6 @@ Autodiff and optimizers emit their nodes through the same ``Graph.op`` users cal
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +98,7 @@ class Graph:
         self.outputs: list[int] = []
         self._consts: dict[tuple, int] = {}
         self.examples: dict[int, np.ndarray] = {}  # tensor index -> value while tracing
-        self.on_node: list[Callable[[int], None]] = []  # listeners (gradient tapes)
+        self.var_handles: dict[str, Value] = {}  # one VAR_HANDLE per variable, as TF does
 
     def _tensor(self, name: str, data: np.ndarray, constant: bool) -> int:
         code = dtypes.from_numpy(data.dtype)
@@ -177,8 +176,6 @@ class Graph:
         self.nodes.append(ir.Node(name, tuple(ir.OMITTED if a is None else a.index
                                               for a in args), out_idx, stored,
                                   opdef.min_version))
-        for listener in self.on_node:
-            listener(len(self.nodes) - 1)
         values = tuple(Value(self, i, np.asarray(o)) for i, o in zip(out_idx, outs,
                                                                      strict=True))
         if not values:

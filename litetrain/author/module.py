@@ -85,18 +85,15 @@ class Variable:
         runtime = graph.ctx.runtime
         store = runtime.variables
         rid = store.resource_id("", self.name)
-        owner = getattr(runtime, "owners", None)
-        if owner is None:
-            owner = runtime.owners = {}
-        if owner.setdefault(self.name, self) is not self:
+        if runtime.owners.setdefault(self.name, self) is not self:
             raise TraceError(f"{user_frame()}: two different variables are named "
                              f"'{self.name}'; give them distinct names")
         if rid not in store.values:
             store.values[rid] = self.initial_value.copy()
-        handles = graph.__dict__.setdefault("_var_handles", {})
-        if self.name not in handles:
-            handles[self.name] = graph.op("var_handle", container="", shared_name=self.name)
-        return handles[self.name]
+        if self.name not in graph.var_handles:
+            graph.var_handles[self.name] = graph.op("var_handle", container="",
+                                                    shared_name=self.name)
+        return graph.var_handles[self.name]
 
     def read(self) -> Value:
         g = current_graph(f"reading variable '{self.name}'")

@@ -2,7 +2,9 @@
 
 An :class:`OpDef` holds everything about one op: its name (TFLite's builtin name in
 snake_case, or the custom code such as ``FlexReluGrad``), the FlatBuffer options table
-that carries its attrs, its NumPy kernel, and (later) its gradient rule.
+that carries its attrs, its NumPy kernel, and facts the runtime plans with (which inputs
+decide the output shape, whether the output may alias an input, the version to write).
+Gradient rules live in ``author/vjps.py``, one row per op.
 
 Kernel convention: ``kernel(attrs, *inputs) -> array | tuple[array, ...]`` where an
 omitted optional input arrives as ``None``. Kernels are pure, and never write into their
@@ -37,7 +39,6 @@ class OpDef:
     kernel: Callable
     options: str | None = None
     stateful: bool = False
-    vjp: Callable | None = None
     # True when the kernel may return an input (or a view of one) instead of a new array.
     may_alias_input: bool = False
     # Input positions whose *values* (not just shapes) decide the output shape, e.g. the

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import InvokeError, LitetrainError, UnsupportedOpError
-from ..ir import OMITTED, Model, Subgraph
+from ..ir import Model, Subgraph
 from ..ops import lookup
 from .fold import foldable_nodes, shape_key
 from .variables import VariableStore, variable_key
@@ -69,9 +69,6 @@ class Plan:
             attrs = dict(node.attrs)
             attrs["_out_types"] = out_types
             attrs["_out_shapes"] = tuple(sg.tensors[i].signature_shape for i in node.outputs)
-            attrs["_in_quant"] = tuple(None if i == OMITTED else sg.tensors[i].quantization
-                                       for i in node.inputs)
-            attrs["_out_quant"] = tuple(sg.tensors[i].quantization for i in node.outputs)
             if node.op == "assign_variable":
                 attrs["_value_may_alias_input"] = node.inputs[1] in aliasing
             if node.op in ("read_variable", "assign_variable"):

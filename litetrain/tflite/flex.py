@@ -20,9 +20,7 @@ _LIST, _S, _I, _F, _B, _TYPE, _SHAPE = 1, 2, 3, 4, 5, 6, 7
 
 
 def _float32(bits: int) -> float:
-    import struct
-
-    return struct.unpack("<f", struct.pack("<I", bits))[0]
+    return float(np.frombuffer(bits.to_bytes(4, "little"), "<f4")[0])
 
 
 def _string(raw: bytes) -> str | bytes:
@@ -52,8 +50,6 @@ def _attr_value(raw: bytes) -> object:
         if _I in lst:
             return tuple(protowire.as_signed(v) for v in protowire.unpack_varints(lst[_I]))
         if _F in lst:
-            import numpy as np
-
             packed = b"".join(v if isinstance(v, bytes) else v.to_bytes(4, "little")
                               for v in lst[_F])
             return tuple(float(x) for x in np.frombuffer(packed, "<f4"))
