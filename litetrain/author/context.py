@@ -79,3 +79,7 @@ class TraceContext:
 
     def call_once(self, subgraph_index: int) -> None:
         pass
+
+    def random_generator(self, seed: int, seed2: int) -> np.random.Generator:
+        """A throwaway stream: tracing must not advance the module's real ones."""
+        return np.random.default_rng(0)

@@ -108,6 +108,20 @@ def _elu(g, attrs, ins, outs, dy):
     return [_mask(g, g.op("greater", x, g.const(0, x.dtype)), dy, dy * (y + 1.0))]
 
 
+def _gelu(g, attrs, ins, outs, dy):
+    x, y = ins[0], outs[0]
+    if attrs.get("approximate", False):
+        c, a = float(np.sqrt(2.0 / np.pi)), 0.044715
+        t = g.op("tanh", (x + x * x * x * a) * c)
+        return [dy * ((t + 1.0) * 0.5 + x * (1.0 - t * t) * (x * x * (3 * a) + 1.0) * (c * 0.5))]
+    # d/dx x·Φ(x) = Φ(x) + x·φ(x). TFLite has no ERF, but Φ(x) = gelu(x) / x (0.5 at 0).
+    small = g.op("less", g.op("abs", x), g.const(1e-20, x.dtype))
+    zeros = _zeros(g, x)
+    cdf = g.op("select_v2", small, zeros + 0.5, y / g.op("select_v2", small, zeros + 1.0, x))
+    pdf = g.op("exp", x * x * -0.5) * float(1.0 / np.sqrt(2.0 * np.pi))
+    return [dy * (cdf + x * pdf)]
+
+
 def _softmax(g, attrs, ins, outs, dy):
     y = outs[0]
     axis = g.const(np.array([-1], np.int32))
@@ -195,6 +209,7 @@ VJPS: dict[str, Rule] = {
     "relu6": _relu6,
     "leaky_relu": _leaky_relu,
     "elu": _elu,
+    "gelu": _gelu,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "batch_matmul": _batch_matmul,

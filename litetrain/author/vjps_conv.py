@@ -4,6 +4,9 @@
 * CONV_2D filter gradient: a CONV_2D of the (padded) input, batch moved to channels, with
   the output gradient as the filter and the forward stride as dilation — TensorFlow's
   converter needs the Flex op Conv2DBackpropFilter for this; builtin ops suffice.
+* DEPTHWISE_CONV_2D input gradient: a depthwise convolution of the stride-dilated,
+  fully padded output gradient with the spatially reversed filter; filter gradient: one
+  strided slice of the padded input per tap, multiplied by the output gradient and summed.
 * MAX/AVERAGE_POOL_2D: windows that do not overlap (stride == size, the common 2×2 case):
   the gradient is the upsampled output gradient, masked where the input held the maximum.
 """
@@ -47,10 +50,82 @@ def conv_2d(g, attrs, ins, outs, dy):
     if r.shape[1:3] != (kh, kw):
         r = g.op("slice", r, _i32(g, [0, 0, 0, 0]), _i32(g, [-1, kh, kw, -1]))
     dw = _perm(g, r, (3, 1, 2, 0))
-    db = None
-    if len(ins) > 2 and ins[2] is not None:
-        db = g.op("sum", dy, _i32(g, [0, 1, 2]), keep_dims=False)
-    return [dx, dw, db]
+    return [dx, dw, *_bias_grad(g, ins, dy)]
+
+
+def _dilate(g: Graph, v: Value, sh: int, sw: int) -> Value:
+    """Insert ``s - 1`` zeros after every row/column: ``out[oh * s] = v[oh]``. Built from
+    reshape and pad, batch-agnostic (batch written as -1)."""
+    _, h, w, c = v.shape
+    if sh > 1:  # rows: [N, H, 1, W*C] padded to [N, H, sh, W*C] (LiteRT's PAD takes ≤ 5-D)
+        v = g.op("reshape", v, _i32(g, [-1, h, 1, w * c]))
+        v = g.op("pad", v, _i32(g, [[0, 0], [0, 0], [0, sh - 1], [0, 0]]))
+        h *= sh
+        v = g.op("reshape", v, _i32(g, [-1, h, w, c]))
+    if sw > 1:  # columns: [N, H, W, 1, C] padded to [N, H, W, sw, C]
+        v = g.op("reshape", v, _i32(g, [-1, h, w, 1, c]))
+        v = g.op("pad", v, _i32(g, [[0, 0], [0, 0], [0, 0], [0, sw - 1], [0, 0]]))
+        v = g.op("reshape", v, _i32(g, [-1, h, w * sw, c]))
+    return v
+
+
+def _fit(g: Graph, v: Value, begin: tuple[int, int], size: tuple[int, int]) -> Value:
+    """Rows/columns ``begin .. begin + size`` of ``v``, zero-padded where ``v`` ends."""
+    h, w = v.shape[1:3]
+    take_h, take_w = min(size[0], h - begin[0]), min(size[1], w - begin[1])
+    if (begin, (take_h, take_w)) != ((0, 0), (h, w)):
+        v = g.op("slice", v, _i32(g, [0, begin[0], begin[1], 0]), _i32(g, [-1, take_h, take_w, -1]))
+    if (take_h, take_w) != tuple(size):
+        v = g.op("pad", v, _i32(g, [[0, 0], [0, size[0] - take_h], [0, size[1] - take_w], [0, 0]]))
+    return v
+
+
+def depthwise_conv_2d(g, attrs, ins, outs, dy):
+    x, w = ins[0], ins[1]
+    if attrs.get("dilation_h_factor", 1) != 1 or attrs.get("dilation_w_factor", 1) != 1:
+        raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
+    if attrs.get("fused_activation_function", 0):
+        raise TraceError(f"{user_frame()}: differentiate the activation separately")
+    _, h, wd, c = x.shape
+    _, kh, kw, cm = w.shape
+    m = cm // c
+    sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
+    oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
+    ow, pl, pr = pad_before_after(wd, kw, sw, 1, padding)
+    # dx: padded-input gradient = full correlation of dilated dy with the reversed filter.
+    d = _dilate(g, dy, sh, sw)
+    d = g.op("pad", d, _i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
+    wr = g.op("reverse_v2", w, _i32(g, [1, 2]))
+    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)), padding=1,
+                stride_h=1, stride_w=1, depth_multiplier=1)
+    if m > 1:
+        full = g.op("sum", g.op("reshape", full, _i32(g, [-1, *full.shape[1:3], c, m])),
+                    _i32(g, [4]), keep_dims=False)
+    dx = _fit(g, full, (pt, pl), (h, wd))
+    # dw: per tap, the input window it saw times the output gradient, summed.
+    xp = x if not (pt or pb or pl or pr) else g.op(
+        "pad", x, _i32(g, [[0, 0], [pt, pb], [pl, pr], [0, 0]]))
+    dy5 = dy if m == 1 else g.op("reshape", dy, _i32(g, [-1, oh, ow, c, m]))
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            win = g.op("strided_slice", xp, _i32(g, [0, i, j, 0]),
+                       _i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                       _i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+            if m > 1:
+                win = g.op("reshape", win, _i32(g, [-1, oh, ow, c, 1]))
+            tap = g.op("sum", win * dy5, _i32(g, [0, 1, 2]), keep_dims=False)
+            taps.append(tap if m == 1 else g.op("reshape", tap, _i32(g, [cm])))
+    dw = g.op("reshape", g.op("pack", *taps, axis=0, values_count=len(taps)),
+              _i32(g, [1, kh, kw, cm]))
+    return [dx, dw, *_bias_grad(g, ins, dy)]
+
+
+def _bias_grad(g: Graph, ins, dy: Value) -> list[Value | None]:
+    """The bias operand's gradient (sum over batch and space), as many entries as given."""
+    if len(ins) < 3:
+        return []
+    return [None if ins[2] is None else g.op("sum", dy, _i32(g, [0, 1, 2]), keep_dims=False)]
 
 
 def _non_overlapping(attrs, x: Value) -> tuple[int, int]:
@@ -87,4 +162,5 @@ def average_pool_2d(g, attrs, ins, outs, dy):
     return [_upsample(g, dy, kh, kw, ins[0]) * (1.0 / (kh * kw))]
 
 
-RULES = {"conv_2d": conv_2d, "max_pool_2d": max_pool_2d, "average_pool_2d": average_pool_2d}
+RULES = {"conv_2d": conv_2d, "depthwise_conv_2d": depthwise_conv_2d,
+         "max_pool_2d": max_pool_2d, "average_pool_2d": average_pool_2d}

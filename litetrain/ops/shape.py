@@ -29,6 +29,11 @@ def slice_op(attrs, x, begin, size):
     return x[idx].copy()
 
 
+def reverse_v2(attrs, x, axes):
+    axes = tuple(int(a) % max(x.ndim, 1) for a in np.atleast_1d(axes))
+    return np.flip(x, axes).copy()
+
+
 def strided_slice(attrs, x, begin, end, strides=None):
     b, e = as_int_tuple(begin), as_int_tuple(end)
     st = as_int_tuple(strides) if strides is not None else (1,) * len(b)
@@ -252,6 +257,7 @@ OPS = [
     OpDef("pad", pad, "PadOptions", shape_inputs=(1,)),
     OpDef("padv2", pad, "PadV2Options", shape_inputs=(1,)),
     OpDef("mirror_pad", mirror_pad, "MirrorPadOptions", shape_inputs=(1,)),
+    OpDef("reverse_v2", reverse_v2, "ReverseV2Options", shape_inputs=()),
     OpDef("gather", gather, "GatherOptions", shape_inputs=()),
     OpDef("gather_nd", gather_nd, "GatherNdOptions", shape_inputs=()),
     OpDef("cast", cast, "CastOptions", shape_inputs=()),

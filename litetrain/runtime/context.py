@@ -18,6 +18,17 @@ class RuntimeContext:
     def __init__(self, variables: VariableStore):
         self.variables = variables
         self._checkpoint_cache: tuple[tuple, dict[str, np.ndarray]] | None = None
+        self._generators: dict[tuple[int, int], np.random.Generator] = {}
+
+    def random_generator(self, seed: int, seed2: int) -> np.random.Generator:
+        """The stream for a random op's seeds: fresh OS entropy when both are zero,
+        else one reproducible generator per seed pair, kept for this context's life."""
+        if seed == 0 and seed2 == 0:
+            return np.random.default_rng()
+        key = (int(seed), int(seed2))
+        if key not in self._generators:
+            self._generators[key] = np.random.default_rng([k & 0xFFFFFFFFFFFFFFFF for k in key])
+        return self._generators[key]
 
     def call_once(self, subgraph_index: int) -> None:
         """Run an init subgraph the first time it is asked for (none by default)."""

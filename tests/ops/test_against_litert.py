@@ -73,6 +73,8 @@ def i32(*values):
 
 IMG = f32(1, 5, 7, 2)
 CASES = {
+    "reverse_v2": ("reverse_v2", [f32(2, 3, 4), i32(1)], {}),
+    "reverse_v2_two_axes": ("reverse_v2", [f32(2, 3, 4), i32(1, 2)], {}),
     "resize_bilinear": ("resize_bilinear", [IMG, i32(9, 4)], {}),
     "resize_bilinear_align": ("resize_bilinear", [IMG, i32(9, 13)], {"align_corners": True}),
     "resize_bilinear_half": ("resize_bilinear", [IMG, i32(8, 3)],

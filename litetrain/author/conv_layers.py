@@ -1,0 +1,148 @@
+"""Convolution and pooling layers (NHWC), Keras names and weight layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.common import SAME, VALID, conv_out_size
+from .functional import activation as get_activation
+from .functional import reduce_mean
+from .layers import Layer
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _padding_code(padding: str) -> int:
+    if padding.lower() not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    return SAME if padding.lower() == "same" else VALID
+
+
+class Conv2D(Layer):
+    """2-D convolution, NHWC. The kernel is stored in Keras' ``[kh, kw, in, out]`` layout
+    and transposed to TFLite's ``[out, kh, kw, in]`` in the graph, as TF's converter does."""
+
+    default_name = "conv2d"
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
+                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), \
+            _pair(strides)
+        self.padding = _padding_code(padding)
+        self.activation = get_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters),
+                                      self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self.built = True
+
+    def output_shape(self, input_shape):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        oh = conv_out_size(input_shape[1], kh, sh, 1, self.padding)
+        ow = conv_out_size(input_shape[2], kw, sw, 1, self.padding)
+        return (input_shape[0], oh, ow, self.filters)
+
+    def call(self, x, training=False):
+        g = x.graph
+        w = g.op("transpose", self.kernel.read(), g.const(np.array([3, 0, 1, 2], np.int32)))
+        b = self.bias.read() if self.use_bias else None
+        y = g.op("conv_2d", x, w, b, padding=self.padding, stride_h=self.strides[0],
+                 stride_w=self.strides[1])
+        return self.activation(y)
+
+
+class DepthwiseConv2D(Layer):
+    """Depthwise 2-D convolution, NHWC: each input channel convolved with its own
+    ``depth_multiplier`` filters. Keras layout ``[kh, kw, in, multiplier]``, reshaped to
+    TFLite's ``[1, kh, kw, in * multiplier]`` in the graph."""
+
+    default_name = "depthwise_conv2d"
+
+    def __init__(self, kernel_size, strides=1, padding: str = "valid", depth_multiplier: int = 1,
+                 activation=None, use_bias: bool = True,
+                 depthwise_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
+        self.padding = _padding_code(padding)
+        self.depth_multiplier = int(depth_multiplier)
+        self.activation = get_activation(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, \
+            bias_initializer
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        c = input_shape[-1]
+        self.depthwise_kernel = self.add_weight(
+            "depthwise_kernel", (kh, kw, c, self.depth_multiplier), self.depthwise_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (c * self.depth_multiplier,),
+                                        self.bias_initializer)
+        self.built = True
+
+    def output_shape(self, input_shape):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        oh = conv_out_size(input_shape[1], kh, sh, 1, self.padding)
+        ow = conv_out_size(input_shape[2], kw, sw, 1, self.padding)
+        return (input_shape[0], oh, ow, input_shape[3] * self.depth_multiplier)
+
+    def call(self, x, training=False):
+        g = x.graph
+        kh, kw, c, m = self.depthwise_kernel.shape
+        w = g.op("reshape", self.depthwise_kernel.read(),
+                 g.const(np.array([1, kh, kw, c * m], np.int32)))
+        b = self.bias.read() if self.use_bias else None
+        y = g.op("depthwise_conv_2d", x, w, b, padding=self.padding,
+                 stride_h=self.strides[0], stride_w=self.strides[1], depth_multiplier=m)
+        return self.activation(y)
+
+
+class _Pool2D(Layer):
+    op = ""
+
+    def __init__(self, pool_size=2, strides=None, padding: str = "valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size)
+        self.strides = _pair(strides) if strides is not None else self.pool_size
+        self.padding = _padding_code(padding)
+
+    def output_shape(self, input_shape):
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        return (input_shape[0], conv_out_size(input_shape[1], kh, sh, 1, self.padding),
+                conv_out_size(input_shape[2], kw, sw, 1, self.padding), input_shape[3])
+
+    def call(self, x, training=False):
+        return x.graph.op(self.op, x, padding=self.padding, stride_h=self.strides[0],
+                          stride_w=self.strides[1], filter_height=self.pool_size[0],
+                          filter_width=self.pool_size[1])
+
+
+class MaxPool2D(_Pool2D):
+    default_name = "max_pooling2d"
+    op = "max_pool_2d"
+
+
+class AveragePooling2D(_Pool2D):
+    default_name = "average_pooling2d"
+    op = "average_pool_2d"
+
+
+class GlobalAveragePooling2D(Layer):
+    default_name = "global_average_pooling2d"
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], input_shape[3])
+
+    def call(self, x, training=False):
+        return reduce_mean(x, axis=(1, 2))
+
+
