@@ -34,3 +34,7 @@ class VariableError(LitetrainError, RuntimeError):
 
 class CheckpointError(LitetrainError, ValueError):
     """A checkpoint file is missing, corrupt, foreign, or does not match the model."""
+
+
+class DatasetError(LitetrainError, OSError):
+    """A data set could not be found, downloaded, verified or parsed (says how to fix it)."""

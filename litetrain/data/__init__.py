@@ -2,6 +2,8 @@
 
 ``load_digits()`` returns the 5,000 real MNIST digits shipped inside the package (500 per
 class; source and license in NOTICE), split deterministically into train and test.
+``load_dataset("mnist" | "fashion-mnist", data_dir=...)`` reads the published IDX files
+from a folder, or downloads them once into a cache (see ``datasets.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["batches", "load_digits", "one_hot"]
+from .datasets import class_names, load_dataset
+from .idx import read_idx, write_idx
+
+__all__ = ["batches", "class_names", "load_dataset", "load_digits", "one_hot", "read_idx",
+           "write_idx"]
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0
