@@ -84,6 +84,11 @@ class SignatureRunner:
     def get_input_details(self) -> dict[str, dict]:
         from .interpreter import tensor_details
 
+        io = self._interpreter.checkpoint_io.get(self.signature.key)
+        if io is not None and io["kind"] == "restore":
+            # Called with the checkpoint path only; the weight tensors are fed from the file.
+            path = Tensor(io["path_input"], dtypes.STRING, (), ())
+            return {io["path_input"]: tensor_details(path, -1, ())}
         return {n: tensor_details(self._tensors[i], i, self._tensors[i].shape)
                 for n, i in self.signature.inputs.items()}
 
