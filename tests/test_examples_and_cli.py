@@ -91,3 +91,11 @@ def test_trainable_builds_the_standard_signatures(tmp_path):
     it.get_signature_runner("save")(checkpoint_path=str(tmp_path / "c.ckpt"))
     probs = it.get_signature_runner("infer")(x=x[:3])["output"]
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+
+
+def test_readme_op_list_is_generated_from_the_op_table():
+    from litetrain.oplist import END, START, markdown
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split(START, 1)[1].split(END, 1)[0]
+    assert section.strip() == markdown().strip(), "run: python -m litetrain.oplist README.md"

@@ -264,7 +264,6 @@ OPS = [
     OpDef("fill", fill, "FillOptions", shape_inputs=(0,)),
     OpDef("one_hot", one_hot, "OneHotOptions", shape_inputs=(1,)),
     OpDef("zeros_like", lambda attrs, x: np.zeros_like(x), "ZerosLikeOptions", shape_inputs=()),
-    OpDef("ones_like", lambda attrs, x: np.ones_like(x), shape_inputs=()),
     OpDef("range", _range, "RangeOptions", shape_inputs=(0, 1, 2)),
     OpDef("space_to_batch_nd", space_to_batch_nd, "SpaceToBatchNDOptions", shape_inputs=(1, 2)),
     OpDef("batch_to_space_nd", batch_to_space_nd, "BatchToSpaceNDOptions", shape_inputs=(1, 2)),

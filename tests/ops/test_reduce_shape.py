@@ -146,7 +146,6 @@ def test_cast_fill_range_likes():
     assert run_kernel("fill", np.array([2, 2], np.int32), np.float32(3)).tolist() == [[3, 3]] * 2
     assert run_kernel("range", np.int32(1), np.int32(8), np.int32(3)).tolist() == [1, 4, 7]
     assert run_kernel("zeros_like", X).sum() == 0
-    assert run_kernel("ones_like", X).sum() == X.size
 
 
 def test_space_batch_round_trip(rng):
