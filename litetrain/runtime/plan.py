@@ -19,7 +19,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import InvokeError, LitetrainError, UnsupportedOpError
 from ..ir import Model, Subgraph
-from ..ops import lookup
+from ..ops import lookup, quantized
 from .fold import foldable_nodes, shape_key
 from .variables import VariableStore, variable_key
 
@@ -75,7 +75,11 @@ class Plan:
                 handle = self.constants[node.inputs[0]]
                 if handle is not None:
                     attrs["_resource_id"] = int(handle.reshape(-1)[0])
-            steps.append(Step(k, node.op, opdef.kernel, opdef.stateful, node.inputs,
+            kernel = opdef.kernel
+            if not opdef.stateful:
+                kernel = quantized.bind(node, sg.tensors, _numpy_dtype,
+                                        f"{where} node {k}") or kernel
+            steps.append(Step(k, node.op, kernel, opdef.stateful, node.inputs,
                               node.outputs, out_types, MappingProxyType(attrs)))
         if missing:
             raise UnsupportedOpError(

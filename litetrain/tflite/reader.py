@@ -17,6 +17,7 @@ import tflite
 from .. import dtypes
 from ..errors import ModelFormatError
 from ..ir import Model, Node, Quantization, Signature, Subgraph, Tensor, verify
+from ..ops.quantized.params import validate as validate_quantization
 from ..ops.registry import CUSTOM, has, lookup, op_name_for_code
 from . import flex, options, strings
 
@@ -158,8 +159,12 @@ def _read_tensor(t: tflite.Tensor, k: int, buffers: list[np.ndarray], guard: _Gu
     # placeholders for run-time values.
     if b != 0 and (raw.size or (shape and 0 in shape and dtype != dtypes.STRING)):
         data = _constant(raw, dtype, shape, f"{where} '{name}'")
-    return Tensor(name, dtype, shape, sig, data, _read_quantization(t, guard, where),
-                  bool(t.IsVariable()), b)
+    tensor = Tensor(name, dtype, shape, sig, data, _read_quantization(t, guard, where),
+                    bool(t.IsVariable()), b)
+    if tensor.quantization is not None:
+        numpy_dtype = np.dtype(np.int8) if dtype == dtypes.INT4 else dtypes.to_numpy(dtype)
+        validate_quantization(tensor, np.dtype(numpy_dtype), where)
+    return tensor
 
 
 def _constant(raw: np.ndarray, dtype: int, shape: tuple[int, ...], where: str) -> np.ndarray:
