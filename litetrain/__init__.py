@@ -26,6 +26,7 @@ from .errors import (
     UnsupportedOpError,
     VariableError,
 )
+from .quantize import quantize
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
 
@@ -49,6 +50,7 @@ __all__ = [
     "losses",
     "nn",
     "optimizers",
+    "quantize",
     "read_model",
     "restore",
     "save",
