@@ -98,15 +98,16 @@ def fuse_dense(nodes: list[Node], tensors: list[Tensor]) -> list[Node]:
         kernel_index = len(tensors)
         tensors.append(_const(dataclasses.replace(w, name=w.name + "/fc_kernel"),
                               np.ascontiguousarray(kernel)))
-        bias, result = OMITTED, n.outputs[0]
+        bias, result, activation = OMITTED, n.outputs[0], 0
         nxt = nodes[k + 1] if k + 1 < len(nodes) else None
         if (nxt is not None and nxt.op == "add" and users.get(result) == 1
                 and nxt.inputs[0] == result and tensors[nxt.inputs[1]].data is not None
                 and tensors[nxt.inputs[1]].data.shape == (kernel.shape[0],)):
             bias, result = nxt.inputs[1], nxt.outputs[0]
+            activation = nxt.attrs.get("fused_activation_function", 0)
             skip.add(k + 1)
         out.append(Node("fully_connected", (n.inputs[0], kernel_index, bias), (result,),
-                        {"fused_activation_function": 0, "keep_num_dims": True}))
+                        {"fused_activation_function": activation, "keep_num_dims": True}))
     return out
 
 
