@@ -27,12 +27,17 @@ def _perm(g: Graph, x: Value, perm) -> Value:
     return g.op("transpose", x, _i32(g, perm))
 
 
-def conv_2d(g, attrs, ins, outs, dy):
-    x, w = ins[0], ins[1]
+def _plain_convolution(attrs) -> None:
+    """Gradient rules cover undilated convolutions without a fused activation."""
     if attrs.get("dilation_h_factor", 1) != 1 or attrs.get("dilation_w_factor", 1) != 1:
         raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
     if attrs.get("fused_activation_function", 0):
         raise TraceError(f"{user_frame()}: differentiate the activation separately")
+
+
+def conv_2d(g, attrs, ins, outs, dy):
+    x, w = ins[0], ins[1]
+    _plain_convolution(attrs)
     o, kh, kw, ci = w.shape
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
@@ -82,10 +87,7 @@ def _fit(g: Graph, v: Value, begin: tuple[int, int], size: tuple[int, int]) -> V
 
 def depthwise_conv_2d(g, attrs, ins, outs, dy):
     x, w = ins[0], ins[1]
-    if attrs.get("dilation_h_factor", 1) != 1 or attrs.get("dilation_w_factor", 1) != 1:
-        raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
-    if attrs.get("fused_activation_function", 0):
-        raise TraceError(f"{user_frame()}: differentiate the activation separately")
+    _plain_convolution(attrs)
     _, h, wd, c = x.shape
     _, kh, kw, cm = w.shape
     m = cm // c
