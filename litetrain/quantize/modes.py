@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from .. import dtypes
-from ..ir import OMITTED, Node, Quantization, Subgraph, Tensor
+from ..ir import OMITTED, Node, Quantization, Subgraph
 
 WEIGHT_AXIS = {"fully_connected": 0, "conv_2d": 0, "depthwise_conv_2d": 3}
 # Ops whose output TFLite requires to share the input's quantization.
@@ -134,7 +134,3 @@ def int8(sg: Subgraph, ranges: dict[int, tuple[float, float]], int8_io: bool = F
                   tuple(out_rename.get(i, i) for i in n.outputs), n.attrs, n.version)
              for n in nodes]
     return Subgraph(sg.name, tensors, sg.inputs, sg.outputs, front + nodes + back)
-
-
-def is_float_activation(t: Tensor) -> bool:
-    return t.data is None and t.dtype == dtypes.FLOAT32
