@@ -18,6 +18,7 @@ import numpy as np
 from .. import dtypes, ir
 from ..errors import LitetrainError
 from ..ops import lookup
+from ..runtime.simplify import drop_unused
 from ..tflite import flex, options
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -183,5 +184,8 @@ class Graph:
         return values[0] if len(values) == 1 else values
 
     def subgraph(self) -> ir.Subgraph:
+        """The recorded graph without pure nodes whose results nothing uses (a gradient
+        rule yields every operand's gradient; the one for a model input goes unread)."""
+        nodes = drop_unused(self.nodes, self.outputs, lambda n: lookup(n.op).stateful)
         return ir.Subgraph(self.name, self.tensors, list(self.inputs), list(self.outputs),
-                           self.nodes)
+                           nodes)

@@ -152,5 +152,7 @@ OPS = [
 ]
 
 # Every output shape here follows from input shapes (broadcasting) alone; ops that
-# differ declare their own ``shape_inputs``.
-OPS = [op if op.shape_inputs is not None else replace(op, shape_inputs=()) for op in OPS]
+# differ declare their own ``shape_inputs``. Every kernel here returns a new array.
+OPS = [replace(op, fresh_output=True,
+               shape_inputs=op.shape_inputs if op.shape_inputs is not None else ())
+       for op in OPS]

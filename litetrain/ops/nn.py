@@ -148,8 +148,8 @@ def average_pool_2d(attrs, x):
 
 
 OPS = [
-    OpDef("fully_connected", fully_connected, "FullyConnectedOptions"),
-    OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions"),
+    OpDef("fully_connected", fully_connected, "FullyConnectedOptions", fresh_output=True),
+    OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", fresh_output=True),
     OpDef("conv_2d", conv_2d, "Conv2DOptions"),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions"),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions"),

@@ -41,6 +41,9 @@ class OpDef:
     stateful: bool = False
     # True when the kernel may return an input (or a view of one) instead of a new array.
     may_alias_input: bool = False
+    # True when every output is a new array sharing no memory with any input (a ufunc's
+    # result, a matmul's): the runtime may then reuse that memory once it is dead.
+    fresh_output: bool = False
     # Input positions whose *values* (not just shapes) decide the output shape, e.g. the
     # shape operand of RESHAPE. ``None`` means "not declared": prepare-time folding then
     # assumes every non-float input may matter, which is safe but folds less.

@@ -29,15 +29,19 @@ class Interpreter(RuntimeContext):
     """Run a ``.tflite`` model: its signatures, or subgraph 0 through tensor indices.
 
     Exactly one of ``model_path`` / ``model_content`` is given. ``num_threads`` caps the
-    BLAS threads NumPy uses while this interpreter runs (``None``: leave as is). The other
-    keyword arguments of ``tf.lite.Interpreter`` are accepted for drop-in compatibility
-    and have no effect (there are no delegates to configure).
+    BLAS threads NumPy uses while this interpreter runs (``None``: leave as is).
+    ``experimental_preserve_all_tensors`` keeps every intermediate tensor readable with
+    ``get_tensor`` (otherwise, as in TFLite, only inputs and outputs are guaranteed: unused
+    results are not computed, and buffers are reused). The other keyword arguments of
+    ``tf.lite.Interpreter`` are accepted for drop-in compatibility and have no effect
+    (there are no delegates to configure).
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None,
                  model_content: bytes | None = None, experimental_delegates=None,
-                 num_threads: int | None = None, *, model: Model | None = None,
-                 **_tflite_compat_options) -> None:
+                 num_threads: int | None = None,
+                 experimental_preserve_all_tensors: bool = False, *,
+                 model: Model | None = None, **_tflite_compat_options) -> None:
         given = sum(x is not None for x in (model_path, model_content, model))
         if given != 1:
             raise ValueError("give exactly one of model_path or model_content "
@@ -45,6 +49,7 @@ class Interpreter(RuntimeContext):
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ValueError(f"num_threads must be an int >= 1 or None, got {num_threads!r}")
         self.num_threads = num_threads
+        self.preserve_all_tensors = bool(experimental_preserve_all_tensors)
         if model is None:
             model = read_model(Path(model_path) if model_path is not None else model_content)
         self.model = model
@@ -68,8 +73,9 @@ class Interpreter(RuntimeContext):
         plan = self._plans.get(subgraph_index)
         if plan is None:
             where = where or f"subgraph {subgraph_index}"
-            plan = self._plans[subgraph_index] = Plan(self.model, subgraph_index, where,
-                                                      self.variables)
+            plan = self._plans[subgraph_index] = Plan(
+                self.model, subgraph_index, where, self.variables,
+                keep_all_tensors=self.preserve_all_tensors)
         return plan
 
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
@@ -197,8 +203,12 @@ class Interpreter(RuntimeContext):
             return np.array(self._inputs[tensor_index], copy=True)
         if t.data is not None:
             return np.array(t.data, copy=True)
-        raise LitetrainError(f"tensor {tensor_index} {t.describe()} has no value yet "
-                             "(call invoke first)")
+        if not self._values:
+            raise LitetrainError(f"tensor {tensor_index} {t.describe()} has no value yet "
+                                 "(call invoke first)")
+        raise LitetrainError(f"tensor {tensor_index} {t.describe()} was not kept: only "
+                             "inputs and outputs are; create the interpreter with "
+                             "experimental_preserve_all_tensors=True to read intermediates")
 
 
 def tensor_details(t: Tensor, index: int, shape: tuple[int, ...]) -> dict:

@@ -2,16 +2,16 @@
 
 Prepare resolves every node's kernel (an op without one is reported here, naming node,
 op and signature, never halfway through a run), merges each node's attrs with what the
-runtime knows (output dtypes, quantization), and lays out the constants. Invoke is then a
-short loop over steps in the file's order, which is the only order that is correct for
-variable reads and writes (they have no data edges).
+runtime knows (output dtypes, quantization), lays out the constants and drops pure nodes
+whose results nobody reads. Invoke is then a short loop over steps in the file's order,
+which is the only order that is correct for variable reads and writes (they have no data
+edges). The first run for new input shapes also folds shape arithmetic and specialises
+the steps for those shapes (:mod:`.simplify`); later runs with the same shapes reuse that.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -21,32 +21,24 @@ from ..errors import InvokeError, LitetrainError, UnsupportedOpError
 from ..ir import Model, Subgraph
 from ..ops import lookup, quantized
 from .fold import foldable_nodes, shape_key
+from .simplify import drop_unused, specialise
+from .step import Step
 from .variables import VariableStore, variable_key
 
 _FOLDED_SHAPES_KEPT = 8  # input-shape keys whose folded plans are cached per subgraph
-
-
-@dataclass(frozen=True)
-class Step:
-    index: int
-    op: str
-    kernel: Callable
-    stateful: bool
-    inputs: tuple[int, ...]
-    outputs: tuple[int, ...]
-    out_dtypes: tuple[np.dtype, ...]
-    attrs: MappingProxyType
 
 
 class Plan:
     """One subgraph, ready to run. ``where`` names it in errors (e.g. "signature 'train'").
 
     VAR_HANDLE nodes are folded into constants here: resource ids are fixed when the
-    interpreter loads the model, so they cost nothing per invoke.
+    interpreter loads the model, so they cost nothing per invoke. ``keep_all_tensors``
+    turns every simplification off, so that each tensor of the subgraph gets its value
+    (``experimental_preserve_all_tensors``).
     """
 
     def __init__(self, model: Model, subgraph_index: int, where: str,
-                 variables: VariableStore | None = None):
+                 variables: VariableStore | None = None, keep_all_tensors: bool = False):
         self.subgraph: Subgraph = model.subgraphs[subgraph_index]
         self.where = where
         sg = self.subgraph
@@ -63,8 +55,8 @@ class Plan:
                 rid = variables.resource_id(*variable_key(node.attrs))
                 self.constants[node.outputs[0]] = np.array(rid, np.int32)
                 continue
-            if opdef.may_alias_input and aliasing.intersection(node.inputs):
-                aliasing.update(node.outputs)
+            if not opdef.fresh_output and aliasing.intersection(node.inputs):
+                aliasing.update(node.outputs)  # may be a view of a caller's array
             out_types = tuple(_numpy_dtype(sg.tensors[i].dtype) for i in node.outputs)
             attrs = dict(node.attrs)
             attrs["_out_types"] = out_types
@@ -75,17 +67,19 @@ class Plan:
                 handle = self.constants[node.inputs[0]]
                 if handle is not None:
                     attrs["_resource_id"] = int(handle.reshape(-1)[0])
-            kernel = opdef.kernel
+            kernel, fresh = opdef.kernel, opdef.fresh_output
             if not opdef.stateful:
-                kernel = quantized.bind(node, sg.tensors, _numpy_dtype,
-                                        f"{where} node {k}") or kernel
+                bound = quantized.bind(node, sg.tensors, _numpy_dtype, f"{where} node {k}")
+                if bound is not None:
+                    kernel, fresh = bound, False
             steps.append(Step(k, node.op, kernel, opdef.stateful, node.inputs,
-                              node.outputs, out_types, MappingProxyType(attrs)))
+                              node.outputs, out_types, MappingProxyType(attrs), fresh))
         if missing:
             raise UnsupportedOpError(
                 f"{where} (subgraph {subgraph_index} '{sg.name}') uses ops litetrain has no "
                 f"kernel for: {', '.join(missing)}")
-        self.steps = steps
+        self.keep_all_tensors = keep_all_tensors
+        self.steps = steps if keep_all_tensors else drop_unused(steps, sg.outputs)
         self.foldable = foldable_nodes(sg)
         self._folded: OrderedDict[tuple, tuple[list[Step], list]] = OrderedDict()
 
@@ -94,7 +88,7 @@ class Plan:
 
         The first run for a set of input shapes executes every step and records the
         outputs of foldable nodes; later runs with the same shapes start from those
-        values and skip the nodes.
+        values, skip the nodes, and run the steps specialised for those shapes.
         """
         key = shape_key(feeds)
         cached = self._folded.get(key)
@@ -102,14 +96,15 @@ class Plan:
             self._folded.move_to_end(key)
             return self._execute(cached[0], cached[1], ctx, feeds)
         values = self._execute(self.steps, self.constants, ctx, feeds)
-        if self.foldable:
+        if not self.keep_all_tensors:
             constants = list(self.constants)
             for step in self.steps:
                 if step.index in self.foldable:
                     for i in step.outputs:
                         constants[i] = values[i]
             remaining = [s for s in self.steps if s.index not in self.foldable]
-            self._folded[key] = (remaining, constants)
+            self._folded[key] = (specialise(remaining, values, self.subgraph.outputs),
+                                 constants)
             if len(self._folded) > _FOLDED_SHAPES_KEPT:
                 self._folded.popitem(last=False)
         return values

@@ -1,0 +1,126 @@
+"""Elementwise steps that write their result into an operand that dies there.
+
+A float elementwise step may overwrite operand ``t`` when ``t``
+
+* was made by a step of this plan with fresh outputs (never a caller's input, a
+  constant, or a variable's array);
+* shares memory with nothing that is read later, returned by the subgraph, or handed to
+  a stateful op (ASSIGN_VARIABLE keeps arrays as they are, so they escape);
+* has exactly the output's shape and dtype.
+
+Steps without fresh outputs (RESHAPE, slices, ...) may return views of their inputs, so
+their outputs join their inputs' alias group; a group dies at the last read of any member.
+The result is bit-identical: a ufunc computes the same values whatever ``out`` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+import numpy as np
+
+from ..ops.common import fused
+from .step import Step
+
+_BINARY: dict[str, np.ufunc] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum,
+}
+_UNARY: dict[str, np.ufunc] = {
+    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs,
+    "square": np.square, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
+}
+
+
+def _binary_into(ufunc: np.ufunc, operand: int) -> Callable:
+    def kernel(attrs, a, b):
+        out = ufunc(a, b, out=(a, b)[operand])
+        code = attrs.get("fused_activation_function", 0)
+        return fused(out, code) if code else out
+    return kernel
+
+
+def _unary_into(ufunc: np.ufunc) -> Callable:
+    return lambda attrs, x: ufunc(x, out=x)
+
+
+def _relu_into(attrs, x):
+    return np.maximum(x, 0, out=x)
+
+
+def _mul_by_negated_into(attrs, x, s):
+    return np.multiply(x, np.negative(s), out=x)
+
+
+def _in_place_kernel(op: str, operand: int) -> Callable | None:
+    if op in _BINARY:
+        return _binary_into(_BINARY[op], operand)
+    if op in _UNARY:
+        return _unary_into(_UNARY[op])
+    if op == "relu":
+        return _relu_into
+    if op == "mul(neg)" and operand == 0:
+        return _mul_by_negated_into
+    return None
+
+
+class _AliasGroups:
+    """Union-find over tensor indices: tensors that may share memory."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, t: int) -> int:
+        root = t
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        self.parent[t] = root
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> list[Step]:
+    """``steps`` with eligible elementwise steps replaced by in-place versions."""
+    groups = _AliasGroups()
+    for step in steps:
+        if not step.fresh and not step.stateful:
+            for o in step.outputs:
+                for i in step.inputs:
+                    if i >= 0:
+                        groups.union(o, i)
+    last_read: dict[int, int] = {}
+    escaped = {groups.find(o) for o in outputs}
+    for pos, step in enumerate(steps):
+        for i in step.inputs:
+            if i >= 0:
+                last_read[groups.find(i)] = pos
+                if step.stateful:
+                    escaped.add(groups.find(i))
+    fresh = {o for s in steps if s.fresh for o in s.outputs}
+    rewritten = []
+    for pos, step in enumerate(steps):
+        operand = _reusable_operand(step, pos, values, fresh, groups, last_read, escaped)
+        kernel = None if operand is None else _in_place_kernel(step.op, operand)
+        rewritten.append(step if kernel is None else replace(step, kernel=kernel))
+    return rewritten
+
+
+def _reusable_operand(step: Step, pos: int, values: list, fresh: set[int],
+                      groups: _AliasGroups, last_read: dict[int, int],
+                      escaped: set[int]) -> int | None:
+    if step.stateful or len(step.outputs) != 1:
+        return None
+    out = values[step.outputs[0]]
+    if not isinstance(out, np.ndarray) or out.dtype.kind != "f":
+        return None
+    for k, t in enumerate(step.inputs):
+        v = values[t] if t >= 0 else None
+        g = groups.find(t)
+        if (t in fresh and g not in escaped and last_read.get(g) == pos
+                and isinstance(v, np.ndarray) and v.shape == out.shape
+                and v.dtype == out.dtype and step.inputs.count(t) == 1):
+            return k
+    return None

@@ -1,0 +1,172 @@
+"""Prepare-time simplification of a plan's steps; every rewrite leaves outputs identical.
+
+Passes, in the order a plan applies them:
+
+* :func:`drop_unused` (once per subgraph): a pure step none of whose outputs is read by a
+  later step or returned by the subgraph is skipped. Reverse-mode graphs are full of
+  these: a matmul's gradient rule yields both operands' gradients, and the one for the
+  model's input is never used.
+* :func:`specialise` (once per input shapes, with the shapes and dtypes of a first run):
+  identity RESHAPEs are dropped, ``MUL(NEG(x), s)`` with a scalar ``s`` becomes
+  ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
+  matmul's bias ADD and fused activation run in place on the matmul's result, and
+  elementwise steps write into an operand that dies there (see :mod:`.inplace`).
+
+Stateful steps are never removed or reordered: their order is the only thing that orders
+variable reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TypeVar
+
+import numpy as np
+
+from ..ops.common import fused
+from .inplace import in_place_steps
+from .step import Step
+
+T = TypeVar("T")
+
+
+def drop_unused(steps: list[T], kept_tensors: Iterable[int],
+                keeps: Callable[[T], bool] = lambda step: step.stateful) -> list[T]:
+    """The steps (or IR nodes) that ``keeps`` says must run, and the pure ones computing
+    a tensor someone needs, in their order."""
+    needed = set(kept_tensors)
+    live: list[T] = []
+    for step in reversed(steps):
+        if keeps(step) or needed.intersection(step.outputs):
+            live.append(step)
+            needed.update(step.inputs)
+    live.reverse()
+    return live
+
+
+def consumers(steps: list[Step]) -> dict[int, list[int]]:
+    """tensor -> positions (in ``steps``) of the steps that read it."""
+    out: dict[int, list[int]] = {}
+    for pos, step in enumerate(steps):
+        for i in step.inputs:
+            out.setdefault(i, []).append(pos)
+    return out
+
+
+def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[Step]:
+    """Rewrite ``steps`` for the shapes seen in ``values`` (every tensor of a first run).
+
+    Tensors of dropped steps get no value in later runs; the subgraph's outputs always do.
+    """
+    outputs = set(outputs)
+    steps = _drop_identities(steps, values, outputs)
+    steps = _fold_neg_into_mul(steps, values, outputs)
+    steps = _fuse_bias_into_matmul(steps, values, outputs)
+    return in_place_steps(steps, values, outputs)
+
+
+def _sole_consumer(uses: dict[int, list[int]], tensor: int, outputs: set[int]) -> int | None:
+    pos = uses.get(tensor, [])
+    return pos[0] if len(pos) == 1 and tensor not in outputs else None
+
+
+def _drop_identities(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """RESHAPE to the shape its input already has is a no-op: consumers read the input."""
+    renames: dict[int, int] = {}
+    kept: list[Step] = []
+    for step in steps:
+        step = _renamed(step, renames)
+        out = step.outputs[0] if len(step.outputs) == 1 else None
+        src = step.inputs[0] if step.inputs else None
+        if (step.op == "reshape" and out is not None and out not in outputs
+                and _same_array_type(values[src], values[out])):
+            renames[out] = src
+            continue
+        kept.append(step)
+    return kept
+
+
+def _same_array_type(a, b) -> bool:
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+            and a.dtype == b.dtype)
+
+
+def _renamed(step: Step, renames: dict[int, int]) -> Step:
+    if not renames or not renames.keys() & set(step.inputs):
+        return step
+    return replace(step, inputs=tuple(renames.get(i, i) for i in step.inputs))
+
+
+def _is_float(v) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
+
+
+def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``MUL(NEG(x), s)`` → ``MUL(x, -s)`` when ``s`` is a single number and the NEG
+    result is used only there (TensorFlow's SGD update is ``w + (-g) * lr``)."""
+    uses = consumers(steps)
+    out = list(steps)
+    dropped: set[int] = set()
+    for pos, step in enumerate(steps):
+        if step.op != "neg" or not _is_float(values[step.outputs[0]]):
+            continue
+        mul_pos = _sole_consumer(uses, step.outputs[0], outputs)
+        if mul_pos is None or steps[mul_pos].op != "mul":
+            continue
+        mul = steps[mul_pos]
+        if mul.attrs.get("fused_activation_function", 0) or len(mul.inputs) != 2:
+            continue
+        other = mul.inputs[1] if mul.inputs[0] == step.outputs[0] else mul.inputs[0]
+        scalar, x = values[other], values[step.inputs[0]]
+        if (other == step.outputs[0] or not _is_float(scalar) or scalar.size != 1
+                or scalar.ndim > x.ndim or values[mul.outputs[0]].shape != x.shape):
+            continue
+        out[mul_pos] = replace(mul, op="mul(neg)", kernel=_mul_by_negated,
+                               inputs=(step.inputs[0], other), fresh=True)
+        dropped.add(pos)
+    return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _mul_by_negated(attrs, x, s):
+    return np.multiply(x, np.negative(s))
+
+
+def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """BATCH_MATMUL → ADD(bias) [+ fused activation]: the add and the activation run in
+    place on the matmul's fresh result, as one step."""
+    uses = consumers(steps)
+    out = list(steps)
+    dropped: set[int] = set()
+    for pos, step in enumerate(steps):
+        if step.op != "batch_matmul" or not _is_float(values[step.outputs[0]]):
+            continue
+        add_pos = _sole_consumer(uses, step.outputs[0], outputs)
+        if add_pos is None or steps[add_pos].op != "add" or len(steps[add_pos].inputs) != 2:
+            continue
+        add = steps[add_pos]
+        product = values[step.outputs[0]]
+        bias_index = add.inputs[1] if add.inputs[0] == step.outputs[0] else add.inputs[0]
+        bias = values[bias_index]
+        if (bias_index == step.outputs[0] or not _is_float(bias) or bias.dtype != product.dtype
+                or values[add.outputs[0]].shape != product.shape):
+            continue
+        attrs = dict(step.attrs)
+        attrs["_bias_activation"] = add.attrs.get("fused_activation_function", 0)
+        out[add_pos] = replace(step, op="batch_matmul+add", kernel=_matmul_bias,
+                               inputs=(*step.inputs, bias_index), outputs=add.outputs,
+                               attrs=MappingProxyType(attrs), index=add.index, fresh=True)
+        dropped.add(pos)
+    return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _matmul_bias(attrs, a, b, bias):
+    if attrs.get("adj_x", False):
+        a = np.swapaxes(a, -1, -2)
+    if attrs.get("adj_y", False):
+        b = np.swapaxes(b, -1, -2)
+    out = np.matmul(a, b)
+    out += bias
+    return fused(out, attrs["_bias_activation"])
+
