@@ -1,4 +1,9 @@
-"""Timing helpers: medians and p90s of repeated runs, measured side by side."""
+"""Timing helpers: every figure is measured in interleaved rounds beside its peers.
+
+This machine's speed drifts by 2x within a minute, so two numbers taken a minute apart
+cannot be compared; numbers taken in the same round can. :func:`interleaved` times each
+candidate in turn, round after round, and ratios are taken within a round.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +13,50 @@ from collections.abc import Callable
 import numpy as np
 
 
-def timeit(fn: Callable[[], object], repeats: int = 30, warmup: int = 3,
-           min_seconds: float = 0.0) -> dict[str, float]:
-    """Median and p90 wall time of ``fn`` in seconds."""
+def samples(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+    """Wall times in seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+    out = []
+    for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    arr = np.array(times)
-    return {"median": float(np.median(arr)), "p90": float(np.percentile(arr, 90)),
-            "runs": len(times)}
+        out.append(time.perf_counter() - t0)
+    return out
 
 
-def side_by_side(ours: Callable[[], object], peer: Callable[[], object], rounds: int = 7,
-                 repeats: int = 20) -> dict[str, float]:
-    """Time ``ours`` and ``peer`` in alternating rounds; the median of per-round ratios is
-    robust to the machine's speed drifting during the run."""
-    a, b = [], []
+def interleaved(candidates: dict[str, Callable[[], object]], reference: str,
+                rounds: int = 7, repeats: int = 20) -> dict[str, dict]:
+    """Time each candidate in alternating rounds.
+
+    Per candidate: ``median_ms``/``p90_ms`` over all calls and, for all but the reference,
+    ``ratio`` = the median over rounds of (reference's round median / candidate's round
+    median), i.e. how many times the candidate's time the reference takes, with its range.
+    """
+    per_round: dict[str, list[float]] = {k: [] for k in candidates}
+    every: dict[str, list[float]] = {k: [] for k in candidates}
     for _ in range(rounds):
-        a.append(timeit(ours, repeats)["median"])
-        b.append(timeit(peer, repeats)["median"])
-    ratios = np.array(a) / np.array(b)
-    return {"ours": float(np.median(a)), "peer": float(np.median(b)),
-            "ratio": float(np.median(ratios)), "ratio_min": float(ratios.min()),
-            "ratio_max": float(ratios.max())}
+        for name, fn in candidates.items():
+            t = samples(fn, repeats)
+            per_round[name].append(float(np.median(t)))
+            every[name] += t
+    out = {}
+    ref = np.array(per_round[reference])
+    for name in candidates:
+        allt = np.array(every[name]) * 1e3
+        entry = {"median_ms": float(np.median(allt)), "p90_ms": float(np.percentile(allt, 90))}
+        if name != reference:
+            r = ref / np.array(per_round[name])
+            entry.update(ratio=float(np.median(r)), ratio_min=float(r.min()),
+                         ratio_max=float(r.max()))
+        out[name] = entry
+    return out
 
 
 def sgemm_runner(shapes: list[tuple[int, int, int]]) -> Callable[[], None]:
-    """A function doing these (m, k, n) float32 matmuls back to back with NumPy's BLAS:
-    the machine's limit for work made of them."""
+    """A function doing these (m, k, n) float32 matmuls back to back with NumPy's BLAS
+    into preallocated outputs: the machine's limit for work made of them. (Depth-1
+    products go through ``np.dot``: ``np.matmul`` does not hand them to BLAS.)"""
     rng = np.random.default_rng(0)
     pairs = [(rng.random((m, k), np.float32), rng.random((k, n), np.float32))
              for m, k, n in shapes]
@@ -48,15 +64,18 @@ def sgemm_runner(shapes: list[tuple[int, int, int]]) -> Callable[[], None]:
 
     def run():
         for (a, b), o in zip(pairs, out, strict=True):
-            np.matmul(a, b, out=o)
+            if a.shape[1] == 1:
+                np.dot(a, b, out=o)
+            else:
+                np.matmul(a, b, out=o)
     return run
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
-    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(str(r.get(c, "")).ljust(w)
-                               for c, w in zip(columns, widths, strict=True)))
-    return "\n".join(lines)
+    """A plain-text table (also valid Markdown) of ``rows`` in ``columns``."""
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(columns)]
+    def line(values):
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+    return "\n".join([line(columns), line(["-" * w for w in widths]),
+                      *(line(row) for row in cells)])

@@ -7,16 +7,11 @@ signatures, resource variables and Flex training ops), ``read_model``, authoring
 :class:`LitetrainError`.
 """
 
+from importlib import import_module
+
 from . import checkpoint
 from . import ops as _ops  # noqa: F401  (registers the op table)
 from ._version import __version__
-from .author import losses, nn, optimizers
-from .author.autodiff import GradientTape
-from .author.export import convert
-from .author.graph import TraceError
-from .author.io import restore, save
-from .author.module import Module, TensorSpec, Variable, signature
-from .author.trainable import trainable
 from .errors import (
     CheckpointError,
     InvokeError,
@@ -26,9 +21,41 @@ from .errors import (
     UnsupportedOpError,
     VariableError,
 )
-from .quantize import quantize
+from .quantize import quantize  # eager: the name is also a subpackage's
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
+
+# Authoring and quantization load on first use: a device process that only runs a model
+# should not pay their import time (it is most of a cold start's budget).
+_LAZY = {
+    "GradientTape": ("litetrain.author.autodiff", "GradientTape"),
+    "Module": ("litetrain.author.module", "Module"),
+    "TensorSpec": ("litetrain.author.module", "TensorSpec"),
+    "TraceError": ("litetrain.author.graph", "TraceError"),
+    "Variable": ("litetrain.author.module", "Variable"),
+    "convert": ("litetrain.author.export", "convert"),
+    "losses": ("litetrain.author.losses", None),
+    "nn": ("litetrain.author.nn", None),
+    "optimizers": ("litetrain.author.optimizers", None),
+    "restore": ("litetrain.author.io", "restore"),
+    "save": ("litetrain.author.io", "save"),
+    "signature": ("litetrain.author.module", "signature"),
+    "trainable": ("litetrain.author.trainable", "trainable"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'litetrain' has no attribute '{name}'")
+    module, attr = _LAZY[name]
+    value = import_module(module) if attr is None else getattr(import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CheckpointError",

@@ -22,14 +22,17 @@ from .checkpoint_io import CHECKPOINT_IO_KEY
 from .context import RuntimeContext
 from .plan import Plan
 from .signature_runner import SignatureRunner, convert_input
+from .threads import blas_threads
 from .variables import VariableStore
 
 
 class Interpreter(RuntimeContext):
     """Run a ``.tflite`` model: its signatures, or subgraph 0 through tensor indices.
 
-    Exactly one of ``model_path`` / ``model_content`` is given. ``num_threads`` caps the
-    BLAS threads NumPy uses while this interpreter runs (``None``: leave as is).
+    Exactly one of ``model_path`` / ``model_content`` is given. ``num_threads`` sets the
+    BLAS threads NumPy uses while this interpreter runs (``None``: BLAS's default, one
+    per core, which ``benchmarks/`` measures as fastest here at batch 32 and up and the
+    same at batch 1).
     ``experimental_preserve_all_tensors`` keeps every intermediate tensor readable with
     ``get_tensor`` (otherwise, as in TFLite, only inputs and outputs are guaranteed: unused
     results are not computed, and buffers are reused). The other keyword arguments of
@@ -77,6 +80,10 @@ class Interpreter(RuntimeContext):
                 self.model, subgraph_index, where, self.variables,
                 keep_all_tensors=self.preserve_all_tensors)
         return plan
+
+    def threads(self):
+        """A context in which NumPy's BLAS uses this interpreter's ``num_threads``."""
+        return blas_threads(self.num_threads)
 
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
                      where: str | None = None) -> list[np.ndarray | None]:
@@ -189,7 +196,7 @@ class Interpreter(RuntimeContext):
         missing = [main.tensors[i].describe() for i in main.inputs if i not in self._inputs]
         if missing:
             raise SignatureError(f"invoke: inputs not set with set_tensor: {', '.join(missing)}")
-        with self.variables.transaction():
+        with self.threads(), self.variables.transaction():
             self._values = self.run_subgraph(0, dict(self._inputs), "subgraph 0")
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:

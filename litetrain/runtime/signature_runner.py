@@ -75,6 +75,8 @@ class SignatureRunner:
         self.signature = signature
         self._where = f"signature '{signature.key}'"
         self._tensors = interpreter.model.subgraphs[signature.subgraph_index].tensors
+        self._feed_plan = [(name, i, self._tensors[i], f"{self._where} input '{name}'")
+                           for name, i in signature.inputs.items()]
         interpreter.plan(signature.subgraph_index, self._where)  # fail early on missing ops
 
     def _expected(self) -> str:
@@ -107,15 +109,16 @@ class SignatureRunner:
 
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
         io = self._interpreter.checkpoint_io.get(self.signature.key)
-        if io is not None:
-            return checkpoint_io.run(self, io, inputs)
-        return self.run_graph(inputs)
+        with self._interpreter.threads():
+            if io is not None:
+                return checkpoint_io.run(self, io, inputs)
+            return self.run_graph(inputs)
 
     def run_graph(self, inputs: dict) -> dict[str, np.ndarray]:
         """Run the signature's subgraph on exactly its declared inputs."""
         sig = self.signature
-        given, wanted = set(inputs), set(sig.inputs)
-        if given != wanted:
+        if inputs.keys() != sig.inputs.keys():
+            given, wanted = set(inputs), set(sig.inputs)
             parts = []
             if wanted - given:
                 parts.append(f"missing {sorted(wanted - given)}")
@@ -123,10 +126,8 @@ class SignatureRunner:
                 parts.append(f"unexpected {sorted(given - wanted)}")
             raise SignatureError(f"{self._where}: {' and '.join(parts)}; it takes exactly: "
                                  f"{self._expected() or 'no inputs'}")
-        feeds = {}
-        for name, i in sig.inputs.items():
-            feeds[i] = convert_input(inputs[name], self._tensors[i],
-                                     f"{self._where} input '{name}'")
+        feeds = {i: convert_input(inputs[name], t, where)
+                 for name, i, t, where in self._feed_plan}
         try:
             with self._interpreter.variables.transaction():
                 values = self._interpreter.run_subgraph(sig.subgraph_index, feeds, self._where)

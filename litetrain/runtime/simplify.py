@@ -26,6 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..ops.common import fused
+from ..ops.nn import matmul
 from .inplace import in_place_steps
 from .step import Step
 
@@ -166,7 +167,7 @@ def _matmul_bias(attrs, a, b, bias):
         a = np.swapaxes(a, -1, -2)
     if attrs.get("adj_y", False):
         b = np.swapaxes(b, -1, -2)
-    out = np.matmul(a, b)
+    out = matmul(a, b)
     out += bias
     return fused(out, attrs["_bias_activation"])
 

@@ -8,9 +8,6 @@ by :meth:`read` stays valid after later assignments.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 
 from ..errors import VariableError
@@ -50,23 +47,35 @@ class VariableStore:
         nobody mutates afterwards; anything that may alias a caller's array is copied."""
         self.values[rid] = np.array(value, copy=True) if copy else value
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """All or nothing: if the body raises, every variable keeps its value from before.
 
         Cheap because values are replaced, never mutated: the snapshot is a dict copy.
         """
-        values, initialized = dict(self.values), set(self.initialized)
-        try:
-            yield
-        except BaseException:
-            self.values, self.initialized = values, initialized
-            raise
+        return _Transaction(self)
 
     def by_name(self) -> dict[str, np.ndarray]:
         """Copies of the current values keyed by shared name (the container is '' in
         converter output)."""
         return {self.names[i]: v.copy() for i, v in self.values.items()}
+
+
+class _Transaction:
+    """The context :meth:`VariableStore.transaction` returns (a plain class: this runs on
+    every invoke, and a generator-based context costs more)."""
+
+    __slots__ = ("initialized", "store", "values")
+
+    def __init__(self, store: VariableStore):
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.values, self.initialized = dict(self.store.values), set(self.store.initialized)
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is not None:
+            self.store.values, self.store.initialized = self.values, self.initialized
+        return False
 
 
 def variable_key(attrs) -> tuple[str, str]:
