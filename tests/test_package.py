@@ -11,7 +11,8 @@ import litetrain
 
 
 def test_runtime_import_does_not_load_authoring():
-    code = "import sys, litetrain; print(any(m.startswith('litetrain.author') for m in sys.modules))"
+    code = ("import sys, litetrain; "
+            "print(any(m.startswith('litetrain.author') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
@@ -33,6 +34,6 @@ def test_unknown_name_is_an_attribute_error():
 
 
 def test_quantize_stays_the_function_after_its_subpackage_is_imported():
-    import litetrain.quantize.modes  # noqa: F401
+    import litetrain.quantize.modes
 
     assert callable(litetrain.quantize)
