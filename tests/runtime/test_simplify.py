@@ -191,3 +191,23 @@ def test_intermediates_need_preserve_all_tensors():
     if dropped:
         with pytest.raises(lt.LitetrainError, match="experimental_preserve_all_tensors"):
             plain.get_tensor(dropped[0])
+
+
+class _StoresInput(lt.Module):
+    def __init__(self):
+        self.v = lt.Variable(np.zeros((2, 3), np.float32), name="v")
+
+    @lt.signature(lt.TensorSpec([2, 3]))
+    def keep(self, x):
+        self.v.assign(lt.nn.Reshape((3,))(x))  # a view of the caller's array
+        return self.v.read()
+
+
+def test_variable_never_aliases_the_callers_array():
+    it = lt.Interpreter(model_content=lt.convert(_StoresInput()))
+    keep = it.get_signature_runner("keep")
+    for _ in range(2):
+        x = np.ones((2, 3), np.float32)
+        keep(x=x)
+        x[:] = 7  # the caller reuses its buffer
+        np.testing.assert_array_equal(it.variables.by_name()["v"], np.ones((2, 3)))
