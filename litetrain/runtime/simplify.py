@@ -104,30 +104,46 @@ def _is_float(v) -> bool:
     return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
-def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
-    """``MUL(NEG(x), s)`` → ``MUL(x, -s)`` when ``s`` is a single number and the NEG
-    result is used only there (TensorFlow's SGD update is ``w + (-g) * lr``)."""
+def _fuse_pairs(steps: list[Step], values: list, outputs: set[int], first_op: str,
+                second_op: str, build) -> list[Step]:
+    """Fuse each float ``first_op`` step whose result is read only by a two-operand
+    ``second_op`` step: ``build(first, second, other_operand)`` returns the step replacing
+    the second one (the first is dropped), or ``None`` to leave the pair alone."""
     uses = consumers(steps)
     out = list(steps)
     dropped: set[int] = set()
-    for pos, step in enumerate(steps):
-        if step.op != "neg" or not _is_float(values[step.outputs[0]]):
+    for pos, first in enumerate(steps):
+        if first.op != first_op or not _is_float(values[first.outputs[0]]):
             continue
-        mul_pos = _sole_consumer(uses, step.outputs[0], outputs)
-        if mul_pos is None or steps[mul_pos].op != "mul":
+        second_pos = _sole_consumer(uses, first.outputs[0], outputs)
+        if second_pos is None:
             continue
-        mul = steps[mul_pos]
-        if mul.attrs.get("fused_activation_function", 0) or len(mul.inputs) != 2:
+        second = steps[second_pos]
+        if second.op != second_op or len(second.inputs) != 2:
             continue
-        other = mul.inputs[1] if mul.inputs[0] == step.outputs[0] else mul.inputs[0]
-        scalar, x = values[other], values[step.inputs[0]]
-        if (other == step.outputs[0] or not _is_float(scalar) or scalar.size != 1
-                or scalar.ndim > x.ndim or values[mul.outputs[0]].shape != x.shape):
+        result = first.outputs[0]
+        other = second.inputs[1] if second.inputs[0] == result else second.inputs[0]
+        if other == result:
             continue
-        out[mul_pos] = replace(mul, op="mul(neg)", kernel=_mul_by_negated,
-                               inputs=(step.inputs[0], other), fresh=True)
-        dropped.add(pos)
+        fused_step = build(first, second, other)
+        if fused_step is not None:
+            out[second_pos] = fused_step
+            dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``MUL(NEG(x), s)`` → ``MUL(x, -s)`` when ``s`` is a single number and the NEG
+    result is used only there (TensorFlow's SGD update is ``w + (-g) * lr``)."""
+    def build(neg: Step, mul: Step, other: int) -> Step | None:
+        scalar, x = values[other], values[neg.inputs[0]]
+        if (mul.attrs.get("fused_activation_function", 0) or not _is_float(scalar)
+                or scalar.size != 1 or scalar.ndim > x.ndim
+                or values[mul.outputs[0]].shape != x.shape):
+            return None
+        return replace(mul, op="mul(neg)", kernel=_mul_by_negated,
+                       inputs=(neg.inputs[0], other), fresh=True)
+    return _fuse_pairs(steps, values, outputs, "neg", "mul", build)
 
 
 def _mul_by_negated(attrs, x, s):
@@ -137,29 +153,17 @@ def _mul_by_negated(attrs, x, s):
 def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """BATCH_MATMUL → ADD(bias) [+ fused activation]: the add and the activation run in
     place on the matmul's fresh result, as one step."""
-    uses = consumers(steps)
-    out = list(steps)
-    dropped: set[int] = set()
-    for pos, step in enumerate(steps):
-        if step.op != "batch_matmul" or not _is_float(values[step.outputs[0]]):
-            continue
-        add_pos = _sole_consumer(uses, step.outputs[0], outputs)
-        if add_pos is None or steps[add_pos].op != "add" or len(steps[add_pos].inputs) != 2:
-            continue
-        add = steps[add_pos]
-        product = values[step.outputs[0]]
-        bias_index = add.inputs[1] if add.inputs[0] == step.outputs[0] else add.inputs[0]
-        bias = values[bias_index]
-        if (bias_index == step.outputs[0] or not _is_float(bias) or bias.dtype != product.dtype
+    def build(matmul_step: Step, add: Step, bias_index: int) -> Step | None:
+        product, bias = values[matmul_step.outputs[0]], values[bias_index]
+        if (not _is_float(bias) or bias.dtype != product.dtype
                 or values[add.outputs[0]].shape != product.shape):
-            continue
-        attrs = dict(step.attrs)
+            return None
+        attrs = dict(matmul_step.attrs)
         attrs["_bias_activation"] = add.attrs.get("fused_activation_function", 0)
-        out[add_pos] = replace(step, op="batch_matmul+add", kernel=_matmul_bias,
-                               inputs=(*step.inputs, bias_index), outputs=add.outputs,
-                               attrs=MappingProxyType(attrs), index=add.index, fresh=True)
-        dropped.add(pos)
-    return [s for p, s in enumerate(out) if p not in dropped]
+        return replace(matmul_step, op="batch_matmul+add", kernel=_matmul_bias,
+                       inputs=(*matmul_step.inputs, bias_index), outputs=add.outputs,
+                       attrs=MappingProxyType(attrs), index=add.index, fresh=True)
+    return _fuse_pairs(steps, values, outputs, "batch_matmul", "add", build)
 
 
 def _matmul_bias(attrs, a, b, bias):

@@ -211,3 +211,15 @@ def test_variable_never_aliases_the_callers_array():
         keep(x=x)
         x[:] = 7  # the caller reuses its buffer
         np.testing.assert_array_equal(it.variables.by_name()["v"], np.ones((2, 3)))
+
+
+def test_specialised_steps_are_used_for_the_flex_model():
+    it = lt.Interpreter(model_path=FIXTURES / "tutorial" / "model.tflite")
+    train = it.get_signature_runner("train")
+    x, y = np.zeros((8, 28, 28), np.float32), np.eye(10, dtype=np.float32)[np.arange(8)]
+    train(x=x, y=y)
+    plan = it.plan(train.signature.subgraph_index)
+    steps, _ = next(iter(plan._folded.values()))
+    ops = [s.op for s in steps]
+    assert "mul(neg)" in ops and "batch_matmul+add" in ops
+    assert len(steps) < len(plan.steps)
