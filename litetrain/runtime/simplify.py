@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..ops.common import fused
-from ..ops.nn import matmul
+from ..ops.nn import batch_matmul
 from .inplace import in_place_steps
 from .step import Step
 
@@ -167,11 +167,6 @@ def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -
 
 
 def _matmul_bias(attrs, a, b, bias):
-    if attrs.get("adj_x", False):
-        a = np.swapaxes(a, -1, -2)
-    if attrs.get("adj_y", False):
-        b = np.swapaxes(b, -1, -2)
-    out = matmul(a, b)
+    out = batch_matmul(attrs, a, b)
     out += bias
     return fused(out, attrs["_bias_activation"])
-
