@@ -39,8 +39,6 @@ class OpDef:
     kernel: Callable
     options: str | None = None
     stateful: bool = False
-    # True when the kernel may return an input (or a view of one) instead of a new array.
-    may_alias_input: bool = False
     # True when every output is a new array sharing no memory with any input (a ufunc's
     # result, a matmul's): the runtime may then reuse that memory once it is dead.
     fresh_output: bool = False
