@@ -56,6 +56,12 @@ def to_numpy(code: int) -> np.dtype:
         raise ModelFormatError(f"tensor type {name} is not supported") from None
 
 
+def storage(code: int) -> np.dtype:
+    """The NumPy dtype a tensor of type ``code`` is held in while running: its own, except
+    INT4, which files pack two to a byte and kernels see unpacked as int8."""
+    return np.dtype(np.int8) if code == INT4 else to_numpy(code)
+
+
 def from_numpy(dtype: np.dtype | type) -> int:
     """The TFLite type code for a NumPy dtype (``bytes``/``str`` arrays map to STRING)."""
     dt = np.dtype(dtype)

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import tflite
 
-from .. import dtypes
+from .. import dtypes, options
 from ..errors import ModelFormatError
 from ..ir import Model, Node, Quantization, Signature, Subgraph, Tensor, verify
 from ..ops.quantized.params import validate as validate_quantization
 from ..ops.registry import CUSTOM, has, lookup, op_name_for_code
-from . import flex, options, strings
+from . import flex, strings
 
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
                   UnicodeDecodeError, AttributeError, MemoryError)

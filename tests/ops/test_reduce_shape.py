@@ -141,7 +141,7 @@ def test_gathers():
 
 
 def test_cast_fill_range_likes():
-    got = run_kernel("cast", np.array([1.7, -1.7], np.float32), _out_types=(np.dtype(np.int32),))
+    got = run_kernel("cast", np.array([1.7, -1.7], np.float32), out_dtypes=[np.int32])
     assert got.dtype == np.int32 and got.tolist() == [1, -1]
     assert run_kernel("fill", np.array([2, 2], np.int32), np.float32(3)).tolist() == [[3, 3]] * 2
     assert run_kernel("range", np.int32(1), np.int32(8), np.int32(3)).tolist() == [1, 4, 7]

@@ -12,7 +12,7 @@ import pytest
 
 import litetrain as lt
 from litetrain.ops import lookup
-from litetrain.ops.nn import matmul
+from litetrain.ops.matmul import matmul
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -219,7 +219,7 @@ def test_specialised_steps_are_used_for_the_flex_model():
     x, y = np.zeros((8, 28, 28), np.float32), np.eye(10, dtype=np.float32)[np.arange(8)]
     train(x=x, y=y)
     plan = it.plan(train.signature.subgraph_index)
-    steps, _ = next(iter(plan._folded.values()))
+    steps, _ = next(iter(plan._per_shapes.values()))
     ops = [s.op for s in steps]
     assert "mul(neg)" in ops and "batch_matmul+add" in ops
     assert len(steps) < len(plan.steps)
