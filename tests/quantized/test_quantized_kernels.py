@@ -34,8 +34,7 @@ def expected():
 def test_int8_fixture_matches_tensorflow(expected):
     runner = lt.Interpreter(model_path=str(INFERENCE / "int8.tflite")).get_signature_runner()
     got = runner(x=expected["int8_x"])["probs"]
-    diff = np.abs(got.astype(int) - expected["int8_probs"].astype(int))
-    assert diff.max() <= 1 and np.mean(diff == 0) >= 0.99
+    np.testing.assert_array_equal(got, expected["int8_probs"])  # bit for bit
 
 
 def test_dynamic_range_fixture_matches_tensorflow(expected):
