@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checkpoint.expect import expect
 from ..errors import CheckpointError
 from .common import SAME, VALID, as_int_tuple, pad_before_after
 from .registry import NodeInfo, OpDef
@@ -175,19 +176,8 @@ def _restore_prepare(info: NodeInfo) -> tuple[tuple[np.dtype, tuple[int, ...] | 
 
 
 def _restored(ctx, path, name, want):
-    tensors = ctx.read_checkpoint(path)
-    if name not in tensors:
-        raise CheckpointError(f"checkpoint '{path}' has no tensor '{name}' (it has: "
-                              f"{', '.join(sorted(tensors)) or 'none'})")
-    value = tensors[name]
     dtype, shape = want
-    if value.dtype != dtype:
-        raise CheckpointError(f"checkpoint '{path}': tensor '{name}' is {value.dtype}, the "
-                              f"model expects {np.dtype(dtype)}")
-    if shape is not None and -1 not in shape and tuple(shape) != value.shape:
-        raise CheckpointError(f"checkpoint '{path}': tensor '{name}' has shape "
-                              f"{list(value.shape)}, the model expects {list(shape)}")
-    return value
+    return expect(ctx.read_checkpoint(path), name, dtype, shape, path)
 
 
 def restore(ctx, wants, file_pattern, tensor_name):

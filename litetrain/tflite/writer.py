@@ -42,10 +42,7 @@ def _tensor_bytes(t: Tensor) -> bytes:
     if t.dtype == dtypes.STRING:
         return strings.encode(t.data)
     if t.dtype == dtypes.INT4:
-        flat = (t.data.astype(np.int8).reshape(-1) & 0x0F).astype(np.uint8)
-        if flat.size % 2:
-            flat = np.append(flat, np.uint8(0))
-        return (flat[0::2] | (flat[1::2] << 4)).tobytes()
+        return dtypes.pack_int4(t.data)
     return np.ascontiguousarray(t.data, dtypes.to_numpy(t.dtype).newbyteorder("<")).tobytes()
 
 
