@@ -1,5 +1,6 @@
-"""Reductions over an axis tensor (``keep_dims`` attr), and ARG_MAX/ARG_MIN — kernels,
-shape rules, gradient rules (SUM, MEAN), integer kernels (lookup-table semantics)."""
+"""Reductions over an axis tensor (``keep_dims`` attr), ARG_MAX/ARG_MIN, and the CUMSUM
+scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kernels
+(lookup-table semantics)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,19 @@ def _arg_shape(info: NodeInfo):
     return one(reduced(shape_in(info, 0), fully_known(info, 1, "axis"), False))
 
 
+def cumsum(attrs, x, axis):
+    """Running sums along ``axis``; ``exclusive`` leaves each element out of its own sum,
+    ``reverse`` runs from the end (TFLite's CUMSUM, TensorFlow's tf.math.cumsum)."""
+    (a,) = axes(axis, x.ndim)
+    if attrs.get("reverse", False):
+        x = np.flip(x, a)
+    out = np.cumsum(x, axis=a, dtype=x.dtype)
+    if attrs.get("exclusive", False):
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=a)),
+                              np.take(out, np.arange(x.shape[a] - 1), axis=a)], axis=a)
+    return np.flip(out, a).copy() if attrs.get("reverse", False) else out
+
+
 # --- gradient rules ----------------------------------------------------------------------
 
 def _reduce_broadcast(g, x, axes_value, dy, keep: bool):
@@ -80,6 +94,12 @@ def _mean_vjp(g, attrs, ins, outs, dy):
     return [full / count, None]
 
 
+def _cumsum_vjp(g, attrs, ins, outs, dy):
+    """Each input feeds every sum after it (before it, reversed): a scan the other way."""
+    return [g.op("cumsum", dy, ins[1], exclusive=attrs.get("exclusive", False),
+                 reverse=not attrs.get("reverse", False)), None]
+
+
 def _op(name, fn, *, vjp=None, quantized=False) -> OpDef:
     kernel = _reducer(fn)
     return OpDef(name, kernel, "ReducerOptions", shape=_reduce_shape, vjp=vjp,
@@ -95,6 +115,8 @@ OPS = [
     _op("reduce_min", np.min, quantized=True),
     _op("reduce_any", np.any),
     _op("reduce_all", np.all),
+    OpDef("cumsum", cumsum, "CumsumOptions", shape=lambda info: one(shape_in(info, 0)),
+          vjp=_cumsum_vjp, fresh_output=True, shape_inputs=()),
     OpDef("arg_max", _arg(np.argmax), "ArgMaxOptions", shape=_arg_shape, passthrough=True,
           fresh_output=True, shape_inputs=(1,)),
     OpDef("arg_min", _arg(np.argmin), "ArgMinOptions", shape=_arg_shape, passthrough=True,

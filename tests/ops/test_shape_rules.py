@@ -70,6 +70,7 @@ CASES = {
     "sum_keep": ("sum", [f(2, 3, 4), i(0, -1)], {"keep_dims": True}),
     "reduce_prod": ("reduce_prod", [np.array([[2, 3], [4, 5]], np.int32), i(0)], {}),
     "arg_max": ("arg_max", [f(3, 5), i(1)], {}),
+    "cumsum": ("cumsum", [f(3, 5), C(np.int32(1))], {"reverse": True}),
     "reshape": ("reshape", [f(4, 6), i(-1, 3, 2)], {}),
     "reshape_attr": ("reshape", [f(4, 6)], {"new_shape": np.array([2, 12], np.int32)}),
     "shape": ("shape", [f(4, 6)], {}),
