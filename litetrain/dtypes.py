@@ -109,6 +109,10 @@ _NUMPY_BY_TF: dict[int, np.dtype] = {
     TF_UINT32: np.dtype(np.uint32), TF_UINT64: np.dtype(np.uint64),
 }
 _TF_BY_NUMPY: dict[np.dtype, int] = {v: k for k, v in _NUMPY_BY_TF.items()}
+# Held like TFLite holds them: a variant (e.g. a TensorList) as a Python object, a
+# resource as its int32 id. Not in the reverse map: object and int32 mean string and int32.
+_NUMPY_BY_TF[TF_VARIANT] = np.dtype(object)
+_NUMPY_BY_TF[TF_RESOURCE] = np.dtype(np.int32)
 
 
 def numpy_from_tf(tf_type: int) -> np.dtype:

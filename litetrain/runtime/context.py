@@ -33,6 +33,12 @@ class RuntimeContext:
     def call_once(self, subgraph_index: int) -> None:
         """Run an init subgraph the first time it is asked for (none by default)."""
 
+    def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
+        """Run a subgraph on ``args`` (its inputs, in order) and return its outputs
+        (WHILE and IF bodies). A context without subgraphs cannot."""
+        raise ValueError(f"subgraph {subgraph_index} cannot be called here (control flow "
+                         "needs a model file's interpreter)")
+
     def read_checkpoint(self, path: str) -> dict[str, np.ndarray]:
         """Tensors of a checkpoint file; reread only when the file changes, so a restore
         signature with one Restore op per variable parses the file once."""

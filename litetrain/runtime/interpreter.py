@@ -89,6 +89,19 @@ class Interpreter(RuntimeContext):
                      where: str | None = None) -> list[np.ndarray | None]:
         return self.plan(subgraph_index, where).run(self, feeds)
 
+    def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
+        """WHILE/IF bodies: run a subgraph on its inputs, in order; return its outputs."""
+        if not 0 <= subgraph_index < len(self.model.subgraphs):
+            raise ValueError(f"subgraph {subgraph_index} does not exist (the model has "
+                             f"{len(self.model.subgraphs)})")
+        sg = self.model.subgraphs[subgraph_index]
+        if len(args) != len(sg.inputs):
+            raise ValueError(f"subgraph {subgraph_index} '{sg.name}' takes {len(sg.inputs)} "
+                             f"inputs, got {len(args)}")
+        values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
+                                   f"subgraph {subgraph_index} '{sg.name}'")
+        return [values[i] for i in sg.outputs]
+
     def call_once(self, subgraph_index: int) -> None:
         """CALL_ONCE: run an init subgraph the first time any signature asks for it."""
         if subgraph_index in self.variables.initialized:

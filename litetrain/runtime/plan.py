@@ -136,6 +136,8 @@ class Plan:
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
             if len(step.outputs) == 1:
+                if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT) with one output
+                    (out,) = out
                 if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
                     out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
                 values[step.outputs[0]] = out

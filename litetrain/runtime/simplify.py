@@ -112,12 +112,13 @@ def _fuse_pairs(steps: list[Step], values: list, outputs: set[int], first_op: st
     uses = consumers(steps)
     out = list(steps)
     dropped: set[int] = set()
+    fused_at: set[int] = set()
     for pos, first in enumerate(steps):
         if first.op != first_op or not _is_float(values[first.outputs[0]]):
             continue
         second_pos = _sole_consumer(uses, first.outputs[0], outputs)
-        if second_pos is None:
-            continue
+        if second_pos is None or second_pos in fused_at:
+            continue  # e.g. ADD(MATMUL, MATMUL): only one of the two can fuse
         second = steps[second_pos]
         if second.op != second_op or len(second.inputs) != 2:
             continue
@@ -128,6 +129,7 @@ def _fuse_pairs(steps: list[Step], values: list, outputs: set[int], first_op: st
         fused_step = build(first, second, other)
         if fused_step is not None:
             out[second_pos] = fused_step
+            fused_at.add(second_pos)
             dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
 

@@ -9,6 +9,7 @@ failure is turned into a :class:`ModelFormatError` that says where it happened.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -199,8 +200,16 @@ def _read_subgraph(sg: tflite.SubGraph, s: int, codes, buffers, guard: _Guard,
         where[2:] = [f"operator {k}"]
         nodes.append(_read_node(sg.Operators(k), k, codes, guard))
     del where[2:]
-    return Subgraph(name, tensors, list(_int_vector(sg, "Inputs", guard, "subgraph")),
-                    list(_int_vector(sg, "Outputs", guard, "subgraph")), nodes)
+    inputs = list(_int_vector(sg, "Inputs", guard, "subgraph"))
+    # An empty buffer only makes a zero-element tensor a constant if nothing else defines
+    # it: a node's output (FusedBatchNormV3's reserve space) or a subgraph input.
+    defined = {i for n in nodes for i in n.outputs} | set(inputs)
+    for i in defined:
+        t = tensors[i] if 0 <= i < len(tensors) else None
+        if t is not None and t.data is not None and t.data.size == 0:
+            tensors[i] = replace(t, data=None)
+    return Subgraph(name, tensors, inputs, list(_int_vector(sg, "Outputs", guard, "subgraph")),
+                    nodes)
 
 
 def _read_node(op: tflite.Operator, k: int, codes, guard: _Guard) -> Node:
