@@ -172,6 +172,7 @@ class TrainingSession:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._holding = threading.Event()  # set while a paused run is holding
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         # Position: epoch, step within it, the shuffling stream at the epoch's start.
@@ -275,6 +276,11 @@ class TrainingSession:
         return self.report
 
     @property
+    def paused(self) -> bool:
+        """True once a paused run is holding between steps (its snapshot written)."""
+        return self._holding.is_set()
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -301,7 +307,9 @@ class TrainingSession:
                         self._write_snapshot()
                         last_snapshot = time.monotonic()
                         with clock.paused():
+                            self._holding.set()
                             self._running.wait()
+                            self._holding.clear()
                         continue
                     loss = self._step()
                     bar.update(**({"loss": loss} if loss is not None else {}))
@@ -391,19 +399,16 @@ class TrainingSession:
         """Mean training-signature loss over the held-out examples, each step undone
         (variables and random streams as before)."""
         store = self.interpreter.variables
-        gens = getattr(self.interpreter, "_generators", {})
         total = 0.0
         order = np.arange(self.n_train, self.n_train + self.n_val)
         for k in range(-(-self.n_val // self.batch_size)):
-            before, states = dict(store.values), {g: g.bit_generator.state
-                                                  for g in gens.values()}
+            before, streams = dict(store.values), self.interpreter.random_states()
             batch = self._batch(order, k)
             try:
                 loss = _loss_of(self._train(**batch))
             finally:
                 store.values = before
-                for g, st in states.items():
-                    g.bit_generator.state = st
+                self.interpreter.set_random_states(streams)
             total += (loss if loss is not None else math.nan) * len(batch[self.names[0]])
         return total / self.n_val
 

@@ -60,8 +60,7 @@ def non_finite(tensors: dict[str, np.ndarray]) -> list[str]:
 def write(path: str | os.PathLike, interpreter, state: dict) -> None:
     """Write the interpreter's variables, random-op generators and ``state`` atomically."""
     tensors = dict(variables(interpreter))
-    gens = getattr(interpreter, "_generators", {})  # seeded random ops' streams
-    randoms = {f"{a},{b}": g.bit_generator.state for (a, b), g in gens.items()}
+    randoms = {f"{a},{b}": st for (a, b), st in interpreter.random_states().items()}
     tensors[STATE] = np.array(json.dumps(state), dtype=object)
     tensors[RANDOM_OPS] = np.array(json.dumps(randoms), dtype=object)
     checkpoint.write(path, tensors)
@@ -109,10 +108,10 @@ def restore(interpreter, path: str | os.PathLike) -> dict:
     for key, rid in store.ids.items():
         if _name(key) in values:
             store.assign(rid, values[_name(key)], copy=False)  # freshly read arrays
-    gens = getattr(interpreter, "_generators", None)
-    if gens is not None:
-        for key, st in randoms.items():
-            a, b = (int(s) for s in key.split(","))
-            gen = interpreter.random_generator(a, b)
-            gen.bit_generator.state = st
+    try:
+        streams = {tuple(int(s) for s in key.split(",")): st for key, st in randoms.items()}
+        interpreter.set_random_states(streams)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"session snapshot '{path}': random-op streams are not what a "
+                              f"session writes ({e})") from None
     return state

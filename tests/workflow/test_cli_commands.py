@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_and_nonzero(argv, message, data_files, tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for cmd in ("inspect", "train", "infer", "bench", "demo"):
+    for cmd in ("inspect", "train", "infer", "bench", "quantize", "demo"):
         r = subprocess.run([sys.executable, "-m", "litetrain.cli", cmd, "--help"],
                            capture_output=True, text=True)
         assert r.returncode == 0 and "usage: litetrain" in r.stdout

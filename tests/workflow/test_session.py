@@ -41,7 +41,8 @@ def test_background_pause_resume_stop(digits):
     while len(seen) < 3:
         time.sleep(0.001)
     s.pause()
-    time.sleep(0.05)
+    while not s.paused:
+        time.sleep(0.001)
     held = len(seen)
     time.sleep(0.1)
     assert len(seen) == held and s.running  # paused between steps
@@ -173,3 +174,16 @@ def test_ctrl_c_stops_after_the_step_and_a_second_one_cannot_stop_the_save(
     assert snapshot.read(str(ck) + ".session")[1]["total_steps"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert session_module.STOP_REASONS[-1] == "interrupted"
+
+
+def test_a_snapshot_of_another_model_is_refused_before_any_change(digits, tmp_path):
+    ck = tmp_path / "c.ckpt"
+    TrainingSession(_interp(), digits, epochs=1, batch_size=100, checkpoint=ck).run()
+    other = lt.Interpreter(model_path=FIXTURES / "personalization" / "model.tflite")
+    snapshot.initialize(other)
+    before = snapshot.variables(other)
+    with pytest.raises(lt.CheckpointError, match="does not fit this model"):
+        snapshot.restore(other, str(ck) + ".session")
+    assert all(np.array_equal(before[k], v) for k, v in snapshot.variables(other).items())
+    with pytest.raises(lt.CheckpointError, match="not a session snapshot"):
+        snapshot.restore(_interp(), ck)  # the model's own checkpoint is weights only
