@@ -16,17 +16,14 @@ Invariants:
   only replaces variable values, so the values before it are kept by reference) and the
   session stops with :class:`TrainingError`, writing nothing. Snapshots and checkpoints are
   written atomically, so a kill during a save leaves the previous one.
-* **Ctrl-C stops after the current step and saves**; further Ctrl-Cs during the save are
-  ignored until it is on disk.
+* **Ctrl-C stops after the current step and saves** (``control.py``); more Ctrl-Cs never
+  interrupt a step or a save.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +34,7 @@ import numpy as np
 
 from ..errors import LitetrainError, SignatureError
 from . import snapshot as snap
+from .control import Clock, folder_problem, sigint_deferred, sigint_stops
 from .progress import Progress
 
 STOP_REASONS = ("done", "max steps", "time budget", "early stopping", "stopped",
@@ -87,15 +85,9 @@ def _loss_of(outputs: dict[str, np.ndarray]) -> float | None:
 
 def check_writable(path: str | os.PathLike, what: str) -> None:
     """Fail now, not after an hour of training, if ``path``'s folder cannot be written."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise TrainingError(f"{what} '{path}': folder '{folder}' does not exist")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise TrainingError(f"{what} '{path}': cannot write in folder '{folder}' "
-                            f"({e.strerror or e})") from None
+    problem = folder_problem(path)
+    if problem:
+        raise TrainingError(f"{what} '{path}': {problem}")
 
 
 class TrainingSession:
@@ -258,6 +250,10 @@ class TrainingSession:
         """Continue after :meth:`pause`."""
         self._running.set()
 
+    def _ctrl_c(self) -> None:
+        self._interrupted = True
+        self.stop()
+
     def stop(self) -> None:
         """Stop after the current step; the run saves as it ends."""
         self._stop.set()
@@ -294,10 +290,10 @@ class TrainingSession:
         if self.max_steps is not None:
             total = min(total, self.max_steps)
         bar = Progress(total, "train", enabled=self.progress, initial=self.total_steps)
-        clock = _Clock()
+        clock = Clock()
         last_snapshot = time.monotonic()
         try:
-            with _sigint_stops(self):
+            with sigint_stops(self._ctrl_c):
                 while True:
                     reason = self._should_stop(clock)
                     if reason:
@@ -321,15 +317,15 @@ class TrainingSession:
                     elif self._snapshot_due(last_snapshot):
                         self._write_snapshot()
                         last_snapshot = time.monotonic()
-        except KeyboardInterrupt:
-            report.stopped = "interrupted"  # a second Ctrl-C mid-step: that step is undone
+        except KeyboardInterrupt:  # only where sigint_stops is not in charge (other handlers)
+            report.stopped = "interrupted"
         finally:
             bar.close()
             report.seconds = clock.seconds()
         self._finish()
         return report
 
-    def _should_stop(self, clock: _Clock) -> str | None:
+    def _should_stop(self, clock: Clock) -> str | None:
         if self._finished:
             return "early stopping"
         if self.epoch >= self.epochs:
@@ -433,7 +429,7 @@ class TrainingSession:
         if bad:
             raise TrainingError(f"variables {bad[:5]} hold NaN or infinity; the snapshot "
                                 f"'{self.snapshot}' keeps the last good state")
-        with _sigint_deferred():
+        with sigint_deferred():
             snap.write(self.snapshot, self.interpreter, self._state())
 
     def _finish(self) -> None:
@@ -454,67 +450,10 @@ class TrainingSession:
             store.values = last
             raise TrainingError(f"variables {bad[:5]} hold NaN or infinity; checkpoint "
                                 f"'{self.checkpoint}' was not overwritten")
-        with _sigint_deferred():
+        with sigint_deferred():
             self._save(checkpoint_path=self.checkpoint)
         if best is not None:
             store.values = last  # the interpreter continues from the last state
-
-
-class _Clock:
-    """Training seconds, pauses excluded."""
-
-    def __init__(self) -> None:
-        self.start, self.paused_for = time.perf_counter(), 0.0
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start - self.paused_for
-
-    @contextlib.contextmanager
-    def paused(self):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused_for += time.perf_counter() - t0
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def _sigint_stops(session: TrainingSession):
-    """In the main thread: the first Ctrl-C asks the session to stop after this step; the
-    next one interrupts the step (which is undone)."""
-    if not _main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-
-    def handler(signum, frame):
-        if session._stop.is_set():
-            raise KeyboardInterrupt
-        session._interrupted = True
-        session.stop()
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    """Ctrl-C during a save is noted and ignored until the file is on disk."""
-    if not _main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 __all__ = ["STOP_REASONS", "SessionReport", "TrainingError", "TrainingSession",
