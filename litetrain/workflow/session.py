@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LitetrainError, SignatureError
+from ..errors import CheckpointError, LitetrainError, SignatureError
 from . import snapshot as snap
 from .control import Clock, folder_problem, sigint_deferred, sigint_stops
 from .progress import Progress
@@ -206,16 +206,22 @@ class TrainingSession:
     def _start(self) -> None:
         snap.initialize(self.interpreter)
         if self._resume_snapshot and self.snapshot and Path(self.snapshot).is_file():
-            state = snap.restore(self.interpreter, self.snapshot)
-            settings = self._settings()
+            settings = self._settings()  # everything is checked before any variable changes
+            state = snap.read(self.snapshot)[1]
             if state.get("settings") != settings:
                 raise TrainingError(f"session snapshot '{self.snapshot}' was made with "
                                     f"{state.get('settings')}; this session has {settings} "
                                     "(resume with the same data and settings, or start anew)")
-            self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-            self.total_steps = state["total_steps"]
-            self._epoch_start = state["epoch_start"]
-            self._best, self._bad_epochs = state["best"], state["bad_epochs"]
+            try:
+                self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+                self.total_steps = int(state["total_steps"])
+                self._rng.bit_generator.state = state["epoch_start"]
+                self._epoch_start = state["epoch_start"]
+                self._best, self._bad_epochs = state["best"], int(state["bad_epochs"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CheckpointError(f"session snapshot '{self.snapshot}': its position is "
+                                      f"not what a session writes ({e!r})") from None
+            snap.restore(self.interpreter, self.snapshot)
             best_file = self.snapshot + ".best"
             if self._best is not None and Path(best_file).is_file():
                 self._best_values = snap.read(best_file)[0]

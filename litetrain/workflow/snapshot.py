@@ -69,10 +69,13 @@ def write(path: str | os.PathLike, interpreter, state: dict) -> None:
 def _text(value: np.ndarray, path, name: str) -> dict:
     raw = value.reshape(()).item() if isinstance(value, np.ndarray) else value
     try:
-        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        raise CheckpointError(f"session snapshot '{path}': '{name}' is not the JSON a "
-                              "session writes") from None
+        value = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (ValueError, AttributeError, TypeError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"session snapshot '{path}': '{name}' is not the JSON object "
+                              "a session writes")
+    return value
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict, dict]:

@@ -70,10 +70,14 @@ def test_max_steps_counts_across_resumes(digits, tmp_path):
     r = TrainingSession(_interp(), digits, epochs=3, batch_size=50, max_steps=9,
                         checkpoint=ck, resume=True).run()
     assert (r.started_from, r.steps, r.total_steps) == ("snapshot", 4, 9)
-    # Different settings cannot continue the session exactly: say so.
+    # Different settings cannot continue the session exactly: say so, changing nothing.
+    it = _interp()
+    snapshot.initialize(it)
+    before = snapshot.variables(it)
     with pytest.raises(TrainingError, match="was made with"):
-        TrainingSession(_interp(), digits, epochs=3, batch_size=20, checkpoint=ck,
+        TrainingSession(it, digits, epochs=3, batch_size=20, checkpoint=ck,
                         resume=True).run()
+    assert all(np.array_equal(before[k], v) for k, v in snapshot.variables(it).items())
 
 
 def test_early_stopping_keeps_best_checkpoint_and_last_snapshot(digits, tmp_path,
@@ -187,3 +191,15 @@ def test_a_snapshot_of_another_model_is_refused_before_any_change(digits, tmp_pa
     assert all(np.array_equal(before[k], v) for k, v in snapshot.variables(other).items())
     with pytest.raises(lt.CheckpointError, match="not a session snapshot"):
         snapshot.restore(_interp(), ck)  # the model's own checkpoint is weights only
+
+
+def test_a_corrupt_snapshot_is_a_checkpoint_error(digits, tmp_path):
+    ck = tmp_path / "c.ckpt"
+    (tmp_path / "c.ckpt.session").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(lt.CheckpointError, match=r"c\.ckpt\.session"):
+        TrainingSession(_interp(), digits, checkpoint=ck, resume=True).run()
+    checkpoint.write(tmp_path / "c.ckpt.session",
+                     {"session/state": np.array("[1, 2]", dtype=object),
+                      "session/random_ops": np.array("{}", dtype=object)})
+    with pytest.raises(lt.CheckpointError, match="not the JSON object a session writes"):
+        TrainingSession(_interp(), digits, checkpoint=ck, resume=True).run()
