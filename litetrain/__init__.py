@@ -19,6 +19,7 @@ from .errors import (
     LitetrainError,
     ModelFormatError,
     SignatureError,
+    TraceError,
     UnsupportedOpError,
     VariableError,
 )
@@ -26,13 +27,12 @@ from .quantize import quantize  # eager: the name is also a subpackage's
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
 
-# Authoring and quantization load on first use: a device process that only runs a model
-# should not pay their import time (it is most of a cold start's budget).
+# Authoring loads on first use: a device process that only runs a model should not pay its
+# import time (it is most of a cold start's budget).
 _LAZY = {
     "GradientTape": ("litetrain.author.autodiff", "GradientTape"),
     "Module": ("litetrain.author.module", "Module"),
     "TensorSpec": ("litetrain.author.module", "TensorSpec"),
-    "TraceError": ("litetrain.author.graph", "TraceError"),
     "TrainingError": ("litetrain.workflow.session", "TrainingError"),
     "TrainingSession": ("litetrain.workflow.session", "TrainingSession"),
     "Variable": ("litetrain.author.module", "Variable"),
