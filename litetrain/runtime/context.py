@@ -30,6 +30,15 @@ class RuntimeContext:
             self._generators[key] = np.random.default_rng([k & 0xFFFFFFFFFFFFFFFF for k in key])
         return self._generators[key]
 
+    def random_states(self) -> dict[tuple[int, int], dict]:
+        """The state of each seeded random op's stream (for session snapshots)."""
+        return {key: g.bit_generator.state for key, g in self._generators.items()}
+
+    def set_random_states(self, states: dict[tuple[int, int], dict]) -> None:
+        """Put seeded streams back where :meth:`random_states` saw them."""
+        for key, state in states.items():
+            self.random_generator(*key).bit_generator.state = state
+
     def call_once(self, subgraph_index: int) -> None:
         """Run an init subgraph the first time it is asked for (none by default)."""
 

@@ -33,6 +33,18 @@ def _string_array(value, t: Tensor, where: str) -> np.ndarray:
     return out
 
 
+def _dtype_hint(arr: np.ndarray, t: Tensor, want: np.dtype) -> str:
+    """What came and how to fix it: integer class labels for a float one-hot input need
+    one-hot rows, not a cast."""
+    got = f"an {arr.dtype} array" if str(arr.dtype)[0] in "aeio" else f"a {arr.dtype} array"
+    sig = t.signature_shape
+    if arr.dtype.kind in "iu" and np.dtype(want).kind == "f" and len(sig) == arr.ndim + 1 \
+            and sig[-1] > 1:
+        return (f"{got} of shape {list(arr.shape)}: class indices? this input takes one-hot "
+                f"rows: litetrain.data.one_hot(labels, {sig[-1]})")
+    return f"{got}; convert it with .astype(np.{np.dtype(want).name})"
+
+
 def convert_input(value, t: Tensor, where: str) -> np.ndarray:
     """Check and convert one input value for tensor ``t`` (``SignatureError`` if it can't)."""
     if t.dtype == dtypes.STRING:
@@ -42,8 +54,8 @@ def convert_input(value, t: Tensor, where: str) -> np.ndarray:
         if isinstance(value, (np.ndarray, np.generic)):
             arr = np.asarray(value)
             if arr.dtype != want:
-                raise SignatureError(f"{where}: expected {t.describe()}, got a {arr.dtype} "
-                                     f"array; convert it with .astype(np.{want})")
+                raise SignatureError(f"{where}: expected {t.describe()}, got "
+                                     f"{_dtype_hint(arr, t, want)}")
         else:
             try:
                 arr = np.asarray(value, dtype=want)
