@@ -23,7 +23,15 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
-from .quantized.lib import hybrid_per_item, matmul_like
+from .quantized.lib import (
+    Quantized,
+    Variant,
+    dequantized_weights,
+    hybrid_input,
+    hybrid_per_item,
+    matmul_like,
+    quantized,
+)
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, windows
@@ -89,6 +97,15 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
     if b is not None:
         out += b
     return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
+    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized symmetrically to int8,
+    exact products with the int8 filter, scaled back by both scales."""
+    xd = hybrid_input(x, x.shape[0], False)
+    out = transpose_conv(s.attrs, output_shape, dequantized_weights(w, s.qin[1]), xd,
+                         None if b is None else b.astype(np.float64))
+    return out.astype(np.float32)
 
 
 # --- shape rules -------------------------------------------------------------------------
@@ -239,5 +256,5 @@ OPS = [
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
-          shape_inputs=(0,)),
+          hybrid=Variant(_transpose_conv_hybrid, quantized), shape_inputs=(0,)),
 ]

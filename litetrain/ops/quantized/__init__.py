@@ -34,10 +34,13 @@ def select(opdef: OpDef, info: NodeInfo) -> Variant | None:
     quantized_activation = any(_quantized(t) for t in outs) or (
         _quantized(first) and opdef.hybrid is None)
     if not quantized_activation:
-        weights = ins[1] if len(ins) > 1 else None
-        if (opdef.hybrid is not None and first is not None and first.dtype == np.float32
-                and _quantized(weights) and weights.dtype == QUANTIZED_TYPES[0]):
+        float_in = any(t is not None and t.dtype == np.float32 for t in ins)
+        int8_weights = [t for t in ins[1:] if _quantized(t) and t.dtype == QUANTIZED_TYPES[0]]
+        if opdef.hybrid is not None and float_in and int8_weights:
             return opdef.hybrid
+        if float_in and int8_weights and not opdef.passthrough:
+            raise UnsupportedOpError(f"{info.where}: op '{opdef.name}' has no kernel for "
+                                     "float inputs with int8 (dynamic-range) weights")
         return None
     if opdef.integer is not None:
         return opdef.integer
