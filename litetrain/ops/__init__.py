@@ -18,16 +18,17 @@ from . import (
     random,
     reduce,
     resize,
+    segment,
     shape,
     slicing,
     variables,
 )
 from .registry import NodeInfo, OpDef, Shaped, TensorInfo, Variant, all_ops, has, lookup, register
 
-register([*arithmetic.OPS, *math.OPS, *activations.OPS, *logic.OPS, *matmul.OPS, *conv.OPS,
-          *pool.OPS, *reduce.OPS, *shape.OPS, *slicing.OPS, *resize.OPS, *quantize_ops.OPS,
-          *random.OPS, *variables.OPS, *control.OPS, *flex.OPS, *flex_math.OPS,
-          *flex_lists.OPS, *flex_batchnorm.OPS])
+FAMILIES = (arithmetic, math, activations, logic, matmul, conv, pool, reduce, shape, slicing,
+            resize, segment, quantize_ops, random, variables, control, flex, flex_math,
+            flex_lists, flex_batchnorm)
+register(op for family in FAMILIES for op in family.OPS)
 
 __all__ = ["NodeInfo", "OpDef", "Shaped", "TensorInfo", "Variant", "all_ops", "has", "lookup",
            "register"]

@@ -108,6 +108,53 @@ def strided_slice_grad(attrs, shape, begin, end, strides, dy):
     return out
 
 
+def shape_n(attrs, *xs):
+    dtype = np.dtype(attrs.get("out_type", np.int32))
+    return tuple(np.array(x.shape, dtype) for x in xs)
+
+
+def concat_offset(attrs, concat_dim, *shapes):
+    """Where each input of a CONCATENATION starts: zeros but along the concat axis."""
+    axis = int(np.asarray(concat_dim).reshape(()))
+    rank = shapes[0].size
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise ValueError(f"ConcatOffset: axis {axis} is out of range for rank {rank}")
+    out, start = [], 0
+    for s in shapes:
+        offset = np.zeros_like(s)
+        offset[axis] = start
+        start += int(s[axis])
+        out.append(offset)
+    return tuple(out)
+
+
+def _interpolation(in_size: int, out_size: int, align_corners: bool, half_pixel: bool
+                   ) -> np.ndarray:
+    """``[out, in]`` weights of TensorFlow's bilinear resize along one axis."""
+    scale = (in_size - 1) / (out_size - 1) if align_corners and out_size > 1 else \
+        in_size / out_size
+    v = np.arange(out_size, dtype=np.float64)
+    v = (v + 0.5) * scale - 0.5 if half_pixel else v * scale
+    lo = np.maximum(np.floor(v), 0).astype(np.int64)
+    hi = np.minimum(np.ceil(v), in_size - 1).astype(np.int64)
+    frac = v - np.floor(v)
+    w = np.zeros((out_size, in_size))
+    np.add.at(w, (np.arange(out_size), lo), 1 - frac)
+    np.add.at(w, (np.arange(out_size), hi), frac)
+    return w
+
+
+def resize_bilinear_grad(attrs, grads, original_image):
+    """The adjoint of a bilinear resize: each output gradient goes back to the (up to)
+    four input pixels it was interpolated from, with the same weights."""
+    ac, hp = attrs.get("align_corners", False), attrs.get("half_pixel_centers", False)
+    wy = _interpolation(original_image.shape[1], grads.shape[1], ac, hp)
+    wx = _interpolation(original_image.shape[2], grads.shape[2], ac, hp)
+    out = np.einsum("yh,nyxc,xw->nhwc", wy, grads.astype(np.float64), wx, optimize=True)
+    return out.astype(original_image.dtype)
+
+
 def _grad(fn):
     """``*Grad(y, dy)`` ops: TensorFlow passes the forward *output* first."""
     return lambda attrs, y, dy: fn(y, dy).astype(dy.dtype, copy=False)
@@ -147,6 +194,16 @@ OPS = [
           shape=_xent_shape, fresh_output=True, shape_inputs=(), num_outputs=2),
     OpDef("FlexSoftmaxCrossEntropyWithLogits", softmax_cross_entropy, shape=_xent_shape,
           fresh_output=True, shape_inputs=(), num_outputs=2),
+    OpDef("FlexShapeN", shape_n, shape=lambda info: tuple(
+        Shaped((len(shape_of(info, k)),), tuple(None if d == DYNAMIC else d
+                                                for d in shape_of(info, k)))
+        for k in range(len(info.inputs))), fresh_output=True, shape_inputs=(),
+          num_outputs=None),
+    OpDef("FlexConcatOffset", concat_offset, shape=lambda info: tuple(
+        Shaped(shape_of(info, k)) for k in range(1, len(info.inputs))), fresh_output=True,
+          shape_inputs=(), num_outputs=None),
+    OpDef("FlexResizeBilinearGrad", resize_bilinear_grad, shape=same_as(1), fresh_output=True,
+          shape_inputs=()),
     OpDef("FlexStridedSliceGrad", strided_slice_grad, shape=_sized, fresh_output=True,
           shape_inputs=(0, 1, 2, 3)),
 ]

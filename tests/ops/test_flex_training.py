@@ -203,3 +203,23 @@ def test_while_and_if_run_their_subgraphs():
     out = run(i=np.int32(7), n=np.int32(5), acc=acc, flag=np.bool_(False))
     np.testing.assert_array_equal(out["acc"], acc)  # the body never ran
     np.testing.assert_array_equal(out["signed"], -acc)
+
+
+def test_shape_n_and_concat_offset():
+    a, b = np.zeros((2, 3)), np.zeros((2, 5))
+    sa, sb = run_kernel("FlexShapeN", a, b, out_type=np.int32)
+    assert sa.tolist() == [2, 3] and sb.tolist() == [2, 5]
+    offsets = run_kernel("FlexConcatOffset", np.int32(1), sa, sb, np.array([2, 4], np.int32))
+    assert [o.tolist() for o in offsets] == [[0, 0], [0, 3], [0, 8]]
+
+
+@pytest.mark.parametrize("attrs", [{}, {"align_corners": True}, {"half_pixel_centers": True}])
+def test_resize_bilinear_grad_is_the_adjoint_of_resize(attrs):
+    x = R.normal(size=(2, 5, 4, 3))
+    size = np.array([7, 9], np.int32)
+    y = run_kernel("resize_bilinear", x, size, **attrs)
+    dy = R.normal(size=y.shape)
+    got = run_kernel("FlexResizeBilinearGrad", dy, x, **attrs)
+    want = numeric_vjp(lambda t: run_kernel("resize_bilinear", t, size, **attrs), x.copy(), dy)
+    # The forward pass computes its sampling positions in float32, as TFLite does.
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
