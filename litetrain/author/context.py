@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import VariableError
+from ..ops.philox import Philox
 from ..runtime.context import RuntimeContext
 from ..runtime.variables import VariableStore
 from .graph import Graph, TraceError, user_frame
@@ -80,6 +81,6 @@ class TraceContext:
     def call_once(self, subgraph_index: int) -> None:
         pass
 
-    def random_generator(self, seed: int, seed2: int) -> np.random.Generator:
+    def random_stream(self, stream: str, seed: int, seed2: int) -> Philox:
         """A throwaway stream: tracing must not advance the module's real ones."""
-        return np.random.default_rng(0)
+        return Philox(seed, seed2)

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from .. import checkpoint
+from ..ops.philox import Philox
 from .variables import VariableStore
 
 
@@ -18,26 +19,28 @@ class RuntimeContext:
     def __init__(self, variables: VariableStore):
         self.variables = variables
         self._checkpoint_cache: tuple[tuple, dict[str, np.ndarray]] | None = None
-        self._generators: dict[tuple[int, int], np.random.Generator] = {}
+        self._streams: dict[str, Philox] = {}
 
-    def random_generator(self, seed: int, seed2: int) -> np.random.Generator:
-        """The stream for a random op's seeds: fresh OS entropy when both are zero,
-        else one reproducible generator per seed pair, kept for this context's life."""
-        if seed == 0 and seed2 == 0:
-            return np.random.default_rng()
-        key = (int(seed), int(seed2))
-        if key not in self._generators:
-            self._generators[key] = np.random.default_rng([k & 0xFFFFFFFFFFFFFFFF for k in key])
-        return self._generators[key]
+    def random_stream(self, stream: str, seed: int, seed2: int) -> Philox:
+        """A random node's Philox stream, made from its seeds the first time (fresh OS
+        entropy when both are zero) and kept for this context's life."""
+        rng = self._streams.get(stream)
+        if rng is None:
+            if seed == 0 and seed2 == 0:
+                seed, seed2 = (int(v) for v in np.random.SeedSequence().generate_state(
+                    2, np.uint64))
+            rng = self._streams[stream] = Philox(seed, seed2)
+        return rng
 
-    def random_states(self) -> dict[tuple[int, int], dict]:
-        """The state of each seeded random op's stream (for session snapshots)."""
-        return {key: g.bit_generator.state for key, g in self._generators.items()}
+    def random_states(self) -> dict[str, dict]:
+        """The state of each random node's stream (for session snapshots)."""
+        return {key: rng.state() for key, rng in self._streams.items()}
 
-    def set_random_states(self, states: dict[tuple[int, int], dict]) -> None:
-        """Put seeded streams back where :meth:`random_states` saw them."""
+    def set_random_states(self, states: dict[str, dict]) -> None:
+        """Put streams back where :meth:`random_states` saw them."""
         for key, state in states.items():
-            self.random_generator(*key).bit_generator.state = state
+            rng = self._streams.setdefault(key, Philox(0, 0))
+            rng.set_state(state)
 
     def call_once(self, subgraph_index: int) -> None:
         """Run an init subgraph the first time it is asked for (none by default)."""

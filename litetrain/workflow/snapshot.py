@@ -60,7 +60,7 @@ def non_finite(tensors: dict[str, np.ndarray]) -> list[str]:
 def write(path: str | os.PathLike, interpreter, state: dict) -> None:
     """Write the interpreter's variables, random-op generators and ``state`` atomically."""
     tensors = dict(variables(interpreter))
-    randoms = {f"{a},{b}": st for (a, b), st in interpreter.random_states().items()}
+    randoms = interpreter.random_states()
     tensors[STATE] = np.array(json.dumps(state), dtype=object)
     tensors[RANDOM_OPS] = np.array(json.dumps(randoms), dtype=object)
     checkpoint.write(path, tensors)
@@ -112,9 +112,8 @@ def restore(interpreter, path: str | os.PathLike) -> dict:
         if _name(key) in values:
             store.assign(rid, values[_name(key)], copy=False)  # freshly read arrays
     try:
-        streams = {tuple(int(s) for s in key.split(",")): st for key, st in randoms.items()}
-        interpreter.set_random_states(streams)
-    except (ValueError, TypeError, KeyError) as e:
+        interpreter.set_random_states(randoms)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise CheckpointError(f"session snapshot '{path}': random-op streams are not what a "
                               f"session writes ({e})") from None
     return state
