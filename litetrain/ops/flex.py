@@ -154,10 +154,18 @@ def _path(arr) -> str:
     return p
 
 
+def _unique_names(names: list[str], op: str) -> None:
+    """TensorFlow refuses to save two tensors under one name (one would be lost)."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CheckpointError(f"{op} names tensors more than once: {', '.join(twice)}")
+
+
 def save(ctx, attrs, filename, tensor_names, *data):
     names = _names(tensor_names)
     if len(names) != len(data):
         raise CheckpointError(f"Save got {len(names)} names for {len(data)} tensors")
+    _unique_names(names, "Save")
     ctx.write_checkpoint(_path(filename), dict(zip(names, data, strict=True)), "v1")
 
 
@@ -165,6 +173,7 @@ def save_v2(ctx, attrs, prefix, tensor_names, shape_and_slices, *data):
     names = _names(tensor_names)
     if any(_names(shape_and_slices)):
         raise CheckpointError("SaveV2 of partial slices is not supported")
+    _unique_names(names, "SaveV2")
     ctx.write_checkpoint(_path(prefix), dict(zip(names, data, strict=True)), "v2")
 
 
