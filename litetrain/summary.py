@@ -10,7 +10,7 @@ import numpy as np
 from . import dtypes
 from .ir import OMITTED, Model, Tensor
 from .ops import has
-from .runtime.variables import variable_key
+from .ops.variables import variable_key
 
 
 def _spec(t: Tensor) -> dict:

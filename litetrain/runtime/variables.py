@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import VariableError
 from ..ir import Model
+from ..ops.variables import variable_key
 
 
 class VariableStore:
@@ -76,9 +77,3 @@ class _Transaction:
         if kind is not None:
             self.store.values, self.store.initialized = self.values, self.initialized
         return False
-
-
-def variable_key(attrs) -> tuple[str, str]:
-    def text(v) -> str:
-        return v.decode("utf-8") if isinstance(v, bytes) else (v or "")
-    return text(attrs.get("container")), text(attrs.get("shared_name"))
