@@ -18,6 +18,7 @@ from . import (
     random,
     reduce,
     resize,
+    rnn,
     segment,
     shape,
     slicing,
@@ -26,7 +27,7 @@ from . import (
 from .registry import NodeInfo, OpDef, Shaped, TensorInfo, Variant, all_ops, has, lookup, register
 
 FAMILIES = (arithmetic, math, activations, logic, matmul, conv, pool, reduce, shape, slicing,
-            resize, segment, quantize_ops, random, variables, control, flex, flex_math,
+            resize, segment, rnn, quantize_ops, random, variables, control, flex, flex_math,
             flex_lists, flex_batchnorm)
 register(op for family in FAMILIES for op in family.OPS)
 

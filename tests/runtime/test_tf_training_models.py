@@ -21,10 +21,6 @@ report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
 NOT_YET = {  # fixture: why (ops still missing)
-    "lstm_fused": "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    "bilstm_fused": "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    "bilstm_sequence": "BIDIRECTIONAL_SEQUENCE_LSTM",
-    "rnn_fused": "UNIDIRECTIONAL_SEQUENCE_RNN",
     "keras3_dropout": "Flex StatelessRandomGetKeyCounter / StatelessRandomUniformV2",
 }
 KINDS = [str(p.relative_to(report.HERE)) for p in report.fixtures([])]
@@ -40,3 +36,20 @@ def test_there_are_fixtures_to_run():
     for k in KINDS])
 def test_trains_like_tensorflow(kind):
     report.Run(report.HERE / kind).run()
+
+
+@pytest.mark.parametrize("kind", ["lstm_fused", "rnn_fused", "bilstm_sequence"])
+def test_fused_recurrent_state_carries_over_until_reset(kind):
+    """As in TensorFlow Lite, the state (variable tensors) of a fused RNN carries from one
+    invoke to the next; reset_all_variables starts over."""
+    import numpy as np
+
+    folder = report.HERE / kind
+    x = np.load(folder / "expected.npz")["infer_x"]
+    it = lt.Interpreter(model_path=str(folder / "model.tflite"))
+    infer = it.get_signature_runner("infer")
+    first = next(iter(infer(x=x).values()))
+    second = next(iter(infer(x=x).values()))
+    assert not np.allclose(first, second)
+    it.reset_all_variables()
+    np.testing.assert_array_equal(next(iter(infer(x=x).values())), first)
