@@ -25,6 +25,13 @@ class Philox:
         self.key = (seed & _MASK32, seed >> 32)
         self.counter = seed2 << 64
 
+    @classmethod
+    def at(cls, key: tuple[int, int], counter: int) -> Philox:
+        """A stream from an explicit key (two 32-bit words) and 128-bit counter."""
+        rng = cls(0, 0)
+        rng.key, rng.counter = (key[0] & _MASK32, key[1] & _MASK32), counter % (1 << 128)
+        return rng
+
     def blocks(self, n: int) -> np.ndarray:
         """The next ``n`` blocks, ``[n, 4]`` uint32 (as uint64 values)."""
         low, high = self.counter & _MASK64, self.counter >> 64
@@ -70,3 +77,13 @@ def normal(rng: Philox, count: int) -> np.ndarray:
     u2 = np.sqrt(np.float32(-2.0) * np.log(u1))
     pairs = np.stack([np.sin(v1) * u2, np.cos(v1) * u2], axis=1)
     return pairs.reshape(-1)[:count].astype(np.float32)
+
+
+def scrambled_key_counter(seed0: int, seed1: int) -> tuple[tuple[int, int], int]:
+    """TensorFlow's stateless-op seed scrambling (``GenerateKey``): one Philox block of
+    the seeds under a fixed key gives the key (words 0, 1) and the counter's upper half
+    (words 2, 3)."""
+    seed0, seed1 = seed0 & _MASK64, seed1 & _MASK64
+    mixer = Philox.at((0x3EC8F720, 0x02461E29), seed0 | (seed1 << 64))
+    mix = [int(v) for v in mixer.blocks(1)[0]]
+    return (mix[0], mix[1]), (mix[2] << 64) | (mix[3] << 96)

@@ -2,8 +2,7 @@
 TensorFlow Lite recorded: load, infer, 5 train steps (losses within 1e-5), infer after
 (1e-4), save (a checkpoint like TensorFlow's), and restoring TensorFlow's checkpoint
 exactly. The stages are the fixture report's own (``report.py``), so the two never
-disagree. Kinds whose ops litetrain lacks are expected failures that must stay failing
-for that reason (a strict xfail turns red the day they pass, to be moved here).
+disagree.
 """
 
 from __future__ import annotations
@@ -20,9 +19,6 @@ _spec = importlib.util.spec_from_file_location(
 report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
-NOT_YET = {  # fixture: why (ops still missing)
-    "keras3_dropout": "Flex StatelessRandomGetKeyCounter / StatelessRandomUniformV2",
-}
 KINDS = [str(p.relative_to(report.HERE)) for p in report.fixtures([])]
 
 
@@ -30,10 +26,7 @@ def test_there_are_fixtures_to_run():
     assert len(KINDS) >= 40
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param(k, marks=pytest.mark.xfail(raises=lt.UnsupportedOpError, strict=True,
-                                            reason=NOT_YET[k])) if k in NOT_YET else k
-    for k in KINDS])
+@pytest.mark.parametrize("kind", KINDS)
 def test_trains_like_tensorflow(kind):
     report.Run(report.HERE / kind).run()
 
