@@ -190,9 +190,12 @@ def dequantized_weights(w: np.ndarray, qw: QParams) -> np.ndarray:
 
 
 def hybrid_per_item(float_kernel: Callable) -> Variant:
-    """CONV_2D / DEPTHWISE_CONV_2D with int8 filters: each batch item quantized alone."""
+    """CONV_2D / DEPTHWISE_CONV_2D with int8 filters: each batch item quantized alone —
+    asymmetrically (TFLite's nudged zero point) when the filter is per-channel or the node
+    asks for it, as TFLite's per-channel hybrid convolutions do."""
     def kernel(s: Quantized, x, w, b=None):
-        xd = hybrid_input(x, x.shape[0], s.attrs.get("asymmetric_quantize_inputs", False))
+        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or s.qin[1].per_channel
+        xd = hybrid_input(x, x.shape[0], asymmetric)
         out = float_kernel(s.attrs, xd, dequantized_weights(w, s.qin[1]),
                            None if b is None else b.astype(np.float64))
         return out.astype(np.float32)
