@@ -124,11 +124,11 @@ def gather_nd(attrs, params, indices):
     return params[tuple(np.moveaxis(indices, -1, 0))]
 
 
-def space_to_batch_nd(attrs, x, block_shape, paddings):
+def space_to_batch_nd(attrs, x, block_shape, paddings, pad_value=0):
     block = as_int_tuple(block_shape)
     m = len(block)
     p = np.asarray(paddings).reshape(m, 2).tolist()
-    xp = np.pad(x, [(0, 0), *p, *[(0, 0)] * (x.ndim - 1 - m)])
+    xp = np.pad(x, [(0, 0), *p, *[(0, 0)] * (x.ndim - 1 - m)], constant_values=pad_value)
     n, spatial, rest = xp.shape[0], xp.shape[1:1 + m], xp.shape[1 + m:]
     shape = [n]
     for s, bl in zip(spatial, block, strict=True):
@@ -327,6 +327,11 @@ def _pad_integer(s: Quantized, x, paddings, value=None):
     return np.pad(x, [tuple(p) for p in pads], constant_values=fill).astype(x.dtype)
 
 
+def _space_to_batch_integer(s: Quantized, x, block_shape, paddings):
+    """Quantized: the padding holds the zero point (the real value 0), as in TFLite."""
+    return space_to_batch_nd(s.attrs, x, block_shape, paddings, s.qout[0].zp)
+
+
 _MOVES = {"passthrough": True}
 _SAME_Q = {"passthrough": True, "output_quantization": "same_as_input"}
 
@@ -355,7 +360,8 @@ OPS = [
     OpDef("gather_nd", gather_nd, "GatherNdOptions", shape=_gather_nd_shape, shape_inputs=(),
           **_MOVES),
     OpDef("space_to_batch_nd", space_to_batch_nd, "SpaceToBatchNDOptions",
-          shape=_space_batch_shape, shape_inputs=(1, 2), **_SAME_Q),
+          shape=_space_batch_shape, integer=integer(_space_to_batch_integer),
+          shape_inputs=(1, 2), **_SAME_Q),
     OpDef("batch_to_space_nd", batch_to_space_nd, "BatchToSpaceNDOptions",
           shape=_space_batch_shape, shape_inputs=(1, 2), **_SAME_Q),
 ]
