@@ -121,3 +121,12 @@ def test_dynamic_range_matches_tensorflow(kind, batch):
         want = expected[f"dynamic_range/builtin/{batch}/out0"]
     got = _run(ROOT / kind / meta["file"], x)
     assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+
+
+def test_int8_dilated_conv1d_is_bit_exact():
+    """SPACE_TO_BATCH_ND pads quantized tensors with the zero point (it padded with 0)."""
+    meta = json.loads((ROOT / "dilated_conv1d" / "meta.json").read_text())["variants"]["int8"]
+    with np.load(ROOT / "dilated_conv1d" / "expected.npz") as expected:
+        x = expected["input/b1/in0"]
+        want = expected["int8/ref/b1/out0"]
+    np.testing.assert_array_equal(_run(ROOT / "dilated_conv1d" / meta["file"], x), want)
