@@ -68,10 +68,17 @@ def depthwise_conv_2d(attrs, x, w, b=None):
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     mult = cm // c
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
-    out = None
+    # Multiply-accumulate tap by tap into one buffer, with one scratch buffer for the
+    # products (same additions in the same order as summing fresh arrays: same bits).
+    out = scratch = None
     for (i, j), win in windows(x, kh, kw, attrs, dh, dw):
-        tap = (win[..., :, None] * w[0, i, j].reshape(c, mult)).reshape(*win.shape[:3], cm)
-        out = tap if out is None else out + tap
+        taps = w[0, i, j].reshape(c, mult)
+        if out is None:
+            out = np.multiply(win[..., :, None], taps, dtype=np.result_type(x, w))
+            scratch = np.empty_like(out)
+        else:
+            out += np.multiply(win[..., :, None], taps, out=scratch)
+    out = out.reshape(*out.shape[:3], cm)
     if b is not None:
         out += b
     return fused(out, attrs.get("fused_activation_function", 0))
