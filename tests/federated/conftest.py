@@ -33,3 +33,10 @@ def digits():
 
 def feeds(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     return {"x": x, "y": np.eye(10, dtype=np.float32)[y], "labels": y}
+
+
+@pytest.fixture(scope="session")
+def android_file(authored) -> bytes:
+    from litetrain.federated.android import android_layout
+
+    return android_layout(authored)

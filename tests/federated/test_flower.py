@@ -33,7 +33,7 @@ def test_federated_training_improves_global_accuracy(authored, digits):
     assert r.rounds[1].train_loss < r.rounds[0].train_loss
 
 
-@pytest.mark.parametrize("which", ["authored", "tf_made"])
+@pytest.mark.parametrize("which", ["authored", "tf_made", "android_file"])
 def test_fedavg_of_one_round_is_the_exact_weighted_mean(which, request, digits, monkeypatch):
     content = request.getfixturevalue(which)
     (x, y), test = digits
