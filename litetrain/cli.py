@@ -142,6 +142,12 @@ def _cmd_federated(args: argparse.Namespace) -> int:
         content, name = convert(tutorial_model(learning_rate=args.learning_rate)), "tutorial"
     else:
         content, name = Path(args.model).read_bytes(), args.model
+    if args.write_node_data:
+        files = simulation.write_node_data(content, (x, y), test, args.write_node_data,
+                                           args.clients, args.partition, args.seed)
+        print(f"wrote {len(files)} files for a deployment into {args.write_node_data} "
+              f"(model.tflite, test.npz, node0..{args.clients - 1}.npz)")
+        return 0
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")}
     print(f"federated: {name}, {args.clients} clients, {args.rounds} rounds, "
           f"partition {args.partition}, strategy {args.strategy}"
@@ -186,6 +192,9 @@ def _add_federated(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="litetrain-federated", help="output folder")
     p.add_argument("--verbose", action="store_true", help="show Flower's log")
+    p.add_argument("--write-node-data", metavar="DIR", help="instead of simulating, write "
+                   "model.tflite, test.npz and one node<k>.npz per client for a SuperLink "
+                   "deployment (see the README)")
     p.set_defaults(func=_cmd_federated)
 
 

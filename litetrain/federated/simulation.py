@@ -144,3 +144,21 @@ def format_table(result: FederatedResult) -> str:
                      f"{r.seconds:>7.2f}")
     return "\n".join(lines)
 
+
+
+def write_node_data(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
+                    test: tuple[np.ndarray, np.ndarray], out_dir: str | Path, clients: int,
+                    partition: str = "iid", seed: int = 0) -> dict[str, Path]:
+    """Files for a real deployment: ``model.tflite``, one ``node<k>.npz`` per client (its
+    shard, arrays named like ``train``'s inputs plus ``labels``) and ``test.npz``."""
+    model = LocalModel(model_content)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"model": out / "model.tflite", "test": out / "test.npz"}
+    files["model"].write_bytes(model_content)
+    np.savez(files["test"], **feeds_for(model, *test, "test data"))
+    x, y = train
+    for k, idx in enumerate(split(partition, y, clients, seed)):
+        files[f"node{k}"] = out / f"node{k}.npz"
+        np.savez(files[f"node{k}"], **feeds_for(model, x[idx], y[idx], f"client {k}"))
+    return files
