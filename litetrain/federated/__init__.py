@@ -10,6 +10,12 @@ ClientApp, strategies by name, the server loop), :mod:`~.grid` (an in-process Gr
 SuperLink deployment loads).
 """
 
+import os
+
+# Wherever litetrain drives Flower: no telemetry, and no dependency installs at run time.
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
+
 from .errors import FederatedError
 from .local import EvalResult, FitResult, LocalModel
 from .weights import ModelWeights

@@ -9,9 +9,11 @@ plus ``labels`` for evaluation); only weights and metrics leave the node.
 Server side (run config, overridable with ``flwr run … --run-config "k=v …"``): ``model``
 (path to the ``.tflite`` whose weights start the run), ``num-rounds``, ``strategy``,
 ``fraction-train``, ``local-epochs``, ``batch-size``, ``min-nodes`` (the run waits for
-that many nodes, at most ``node-timeout`` seconds, then fails), ``test-data`` (``.npz``
-for the server-side evaluation; empty: none), ``dp-clip``/``dp-noise``, ``out`` (folder
-for ``global.ckpt``, ``metrics.json``, ``accuracy.png``; empty: none).
+that many nodes, at most ``node-timeout`` seconds, then fails), ``round-timeout`` (a node
+that has not replied by then — crashed mid-round, say — counts as a failure),
+``test-data`` (``.npz`` for the server-side evaluation; empty: none),
+``dp-clip``/``dp-noise``, ``out`` (folder for ``global.ckpt``, ``metrics.json``,
+``accuracy.png``; empty: none).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def main(grid: Grid, context: Context) -> None:
                         test_data=_npz(test) if test else None,
                         local_epochs=int(cfg.get("local-epochs", 1)),
                         batch_size=int(cfg.get("batch-size", 32)),
-                        node_timeout=float(cfg.get("node-timeout", 60.0)))
+                        node_timeout=float(cfg.get("node-timeout", 60.0)),
+                        round_timeout=float(cfg.get("round-timeout", 600.0)))
     log.warning("litetrain federated run finished:\n%s", format_table(result))
     out = str(cfg.get("out", ""))
     if out:

@@ -15,8 +15,8 @@ that the round counts as a failure; the round aggregates the others.
 
 from __future__ import annotations
 
-import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,9 +28,6 @@ from flwr.serverapp import strategy as strategies
 
 from .errors import FederatedError
 from .local import LocalModel
-
-os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
 
 STRATEGIES: dict[str, type] = {
     "fedavg": strategies.FedAvg,
@@ -121,6 +118,10 @@ def make_strategy(name: str, nodes: int, fraction_train: float = 1.0,
                              f"{fraction_train}, evaluate {fraction_evaluate}")
     if nodes < 1:
         raise FederatedError(f"strategy: need at least one node, got {nodes}")
+    if cls is strategies.FedProx:
+        warnings.warn("FedProx: litetrain's ClientApp trains through the file's own loss and "
+                      "does not add the proximal term; this runs as FedAvg would",
+                      stacklevel=2)
     sampled = max(1, int(nodes * fraction_train))
     evaluated = int(nodes * fraction_evaluate)
     strategy = cls(fraction_train=fraction_train, fraction_evaluate=fraction_evaluate,

@@ -144,3 +144,8 @@ def test_cli_federated_bad_input_is_one_line(tmp_path, capsys):
     assert main(["federated", "--clients", "2", "--partition", "dirichlet:-1",
                  "--out", str(tmp_path)]) == 2
     assert "expected 'iid' or 'dirichlet:ALPHA'" in capsys.readouterr().err
+
+
+def test_fedprox_says_the_proximal_term_is_not_applied():
+    with pytest.warns(UserWarning, match="does not add the proximal term"):
+        make_strategy("fedprox", 3, proximal_mu=0.1)
