@@ -149,3 +149,13 @@ def test_cli_federated_bad_input_is_one_line(tmp_path, capsys):
 def test_fedprox_says_the_proximal_term_is_not_applied():
     with pytest.warns(UserWarning, match="does not add the proximal term"):
         make_strategy("fedprox", 3, proximal_mu=0.1)
+
+
+def test_dp_noise_arrives_as_the_model_dtype_and_changes_the_weights(authored, digits):
+    (x, y), test = digits
+    runs = [simulate(authored, (x[:300], y[:300]), test, clients=3, rounds=1, dp_clip=0.05,
+                     dp_noise=noise, seed=5) for noise in (0.0, 1.0)]
+    for k, w in runs[1].weights.items():
+        assert w.dtype == np.float32 and np.all(np.isfinite(w))
+        assert not np.array_equal(w, runs[0].weights[k])
+    assert runs[1].rounds[0].accuracy is not None

@@ -142,3 +142,19 @@ def test_weights_of_a_file_without_save_come_from_what_infer_reads(tf_made):
     assert w.mode == "variables"
     assert sorted(w.names) == ["dense_1/bias", "dense_1/kernel", "dense_2/bias",
                                "dense_2/kernel"]
+
+
+def test_core_imports_without_flower():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['flwr'] = None; "
+            "from litetrain.federated import LocalModel, ModelWeights; "
+            "from litetrain.federated.android import android_layout; "
+            "from litetrain.federated.partition import split; "
+            "from litetrain.cli import main; "
+            "raise SystemExit(main(['federated', '--clients', '2']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert "federated needs Flower: pip install 'litetrain[federated]'" in r.stderr
