@@ -157,7 +157,8 @@ def _cmd_federated(args: argparse.Namespace) -> int:
                                  strategy=args.strategy, fraction=args.fraction,
                                  local_epochs=args.local_epochs, batch_size=args.batch_size,
                                  dp_clip=args.dp_clip, dp_noise=args.dp_noise, seed=args.seed,
-                                 verbose=args.verbose)
+                                 verbose=args.verbose, learning_rate=args.learning_rate,
+                                 proximal_mu=args.proximal_mu)
     print(simulation.format_table(result))
     for line in result.errors[:5]:
         print(f"  failed: {line}", file=sys.stderr)
@@ -186,7 +187,9 @@ def _add_federated(sub) -> None:
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=0.1,
-                   help="SGD rate of the tutorial model (ignored with MODEL)")
+                   help="SGD rate of the tutorial model; with MODEL and fedprox, give the "
+                   "model's own SGD rate (the proximal step uses it)")
+    p.add_argument("--proximal-mu", type=float, default=0.1, help="FedProx's mu")
     p.add_argument("--dp-clip", type=float, help="server-side DP: clip each update's L2 norm")
     p.add_argument("--dp-noise", type=float, default=0.0, help="DP noise multiplier")
     p.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,8 @@ Server side (run config, overridable with ``flwr run … --run-config "k=v …"`
 that many nodes, at most ``node-timeout`` seconds, then fails), ``round-timeout`` (a node
 that has not replied by then — crashed mid-round, say — counts as a failure),
 ``test-data`` (``.npz`` for the server-side evaluation; empty: none),
-``dp-clip``/``dp-noise``, ``out`` (folder for ``global.ckpt``, ``metrics.json``,
+``dp-clip``/``dp-noise``, ``proximal-mu`` and ``learning-rate`` (FedProx: the model's SGD
+rate), ``out`` (folder for ``global.ckpt``, ``metrics.json``,
 ``accuracy.png``; empty: none).
 """
 
@@ -71,16 +72,19 @@ def main(grid: Grid, context: Context) -> None:
     model = _model(str(cfg["model"]))
     nodes = int(cfg.get("min-nodes", 2))
     dp_clip = float(cfg.get("dp-clip", 0.0)) or None
-    strategy = make_strategy(str(cfg.get("strategy", "fedavg")), nodes,
-                             fraction_train=float(cfg.get("fraction-train", 1.0)),
-                             dp_clip=dp_clip, dp_noise=float(cfg.get("dp-noise", 0.0)))
+    name = str(cfg.get("strategy", "fedavg"))
+    extra = {"proximal_mu": float(cfg.get("proximal-mu", 0.1))} if name == "fedprox" else {}
+    strategy = make_strategy(name, nodes, fraction_train=float(cfg.get("fraction-train", 1.0)),
+                             dp_clip=dp_clip, dp_noise=float(cfg.get("dp-noise", 0.0)),
+                             **extra)
     test = str(cfg.get("test-data", ""))
     result = run_server(grid, model, strategy, int(cfg.get("num-rounds", 3)),
                         test_data=_npz(test) if test else None,
                         local_epochs=int(cfg.get("local-epochs", 1)),
                         batch_size=int(cfg.get("batch-size", 32)),
                         node_timeout=float(cfg.get("node-timeout", 60.0)),
-                        round_timeout=float(cfg.get("round-timeout", 600.0)))
+                        round_timeout=float(cfg.get("round-timeout", 600.0)),
+                        learning_rate=float(cfg.get("learning-rate", 0.0)) or None)
     log.warning("litetrain federated run finished:\n%s", format_table(result))
     out = str(cfg.get("out", ""))
     if out:

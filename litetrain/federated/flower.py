@@ -5,7 +5,8 @@ Records: weights travel as one ``ArrayRecord`` under ``"arrays"`` (keys = the we
 of :class:`~litetrain.federated.weights.ModelWeights`); replies carry a ``MetricRecord``
 under ``"metrics"`` with ``num-examples`` (FedAvg's weight), ``train_loss`` or
 ``eval_loss``/``eval_acc``. Config keys: ``local-epochs``, ``batch-size``, ``seed``,
-``server-round`` (set by the strategy).
+``learning-rate`` (the model's SGD rate, for FedProx's proximal step), ``server-round`` and
+``proximal-mu`` (set by the strategy).
 
 No wait is unbounded: :func:`run_server` waits for the nodes it needs for at most
 ``node_timeout`` seconds, refuses strategies whose minimums exceed the nodes there are,
@@ -16,7 +17,6 @@ that the round counts as a failure; the round aggregates the others.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,10 +81,13 @@ def client_app(model: ModelSource, data: DataSource) -> ClientApp:
         local = model(context)
         config = msg.content.config_records.get("config", ConfigRecord())
         weights = from_record(msg.content["arrays"], local, where)
+        rate = float(config.get("learning-rate", 0.0)) or None
         result = local.fit(weights, data(context), epochs=int(config.get("local-epochs", 1)),
                            batch_size=int(config.get("batch-size", 32)),
                            seed=int(config.get("seed", 0)) * 100003 + context.node_id % 100003
-                           + int(config.get("server-round", 0)), where=where)
+                           + int(config.get("server-round", 0)), where=where,
+                           proximal_mu=float(config.get("proximal-mu", 0.0)),
+                           proximal_lr=rate)
         metrics = MetricRecord({"train_loss": result.loss, "num-examples": result.num_examples})
         return Message(RecordDict({"arrays": to_record(result.weights), "metrics": metrics}),
                        reply_to=msg)
@@ -118,10 +121,6 @@ def make_strategy(name: str, nodes: int, fraction_train: float = 1.0,
                              f"{fraction_train}, evaluate {fraction_evaluate}")
     if nodes < 1:
         raise FederatedError(f"strategy: need at least one node, got {nodes}")
-    if cls is strategies.FedProx:
-        warnings.warn("FedProx: litetrain's ClientApp trains through the file's own loss and "
-                      "does not add the proximal term; this runs as FedAvg would",
-                      stacklevel=2)
     sampled = max(1, int(nodes * fraction_train))
     evaluated = int(nodes * fraction_evaluate)
     strategy = cls(fraction_train=fraction_train, fraction_evaluate=fraction_evaluate,
@@ -204,7 +203,8 @@ def run_server(grid: Grid, model: LocalModel, strategy, rounds: int,
                test_data: dict[str, np.ndarray] | None = None,
                initial: dict[str, np.ndarray] | None = None, local_epochs: int = 1,
                batch_size: int = 32, seed: int = 0, node_timeout: float = 60.0,
-               round_timeout: float = 600.0) -> FederatedResult:
+               round_timeout: float = 600.0, learning_rate: float | None = None
+               ) -> FederatedResult:
     """Run ``rounds`` of ``strategy`` over the nodes of ``grid`` from the model file's
     weights (or ``initial``); evaluate the global model on ``test_data`` after each."""
     if rounds < 1:
@@ -232,7 +232,7 @@ def run_server(grid: Grid, model: LocalModel, strategy, rounds: int,
         return metrics
 
     config = ConfigRecord({"local-epochs": local_epochs, "batch-size": batch_size,
-                           "seed": seed})
+                           "seed": seed, "learning-rate": float(learning_rate or 0.0)})
     result = strategy.start(grid=grid, initial_arrays=to_record(initial), num_rounds=rounds,
                             timeout=round_timeout, train_config=config,
                             evaluate_fn=evaluate)

@@ -89,24 +89,41 @@ class LocalModel:
         return n
 
     def fit(self, weights: dict[str, np.ndarray], data: dict[str, np.ndarray],
-            epochs: int = 1, batch_size: int = 32, seed: int = 0,
-            where: str = "node") -> FitResult:
-        """``epochs`` passes of shuffled mini-batches from ``weights``; the new weights."""
+            epochs: int = 1, batch_size: int = 32, seed: int = 0, where: str = "node",
+            proximal_mu: float = 0.0, proximal_lr: float | None = None) -> FitResult:
+        """``epochs`` passes of shuffled mini-batches from ``weights``; the new weights.
+
+        ``proximal_mu > 0`` (FedProx) adds the gradient of ``mu/2 ‖w − weights‖²`` to every
+        step as a separate SGD step of rate ``proximal_lr``: after the file's step turns
+        ``w`` into ``w'``, the weights become ``w' − lr·mu·(w − weights)``. With a plain
+        SGD optimizer of that rate in the file, this is exactly SGD on the proximal loss.
+        """
         if epochs < 1 or batch_size < 1:
             raise FederatedError(f"{where}: epochs and batch size must be >= 1, got {epochs}, "
                                  f"{batch_size}")
+        if proximal_mu < 0 or (proximal_mu > 0 and not (proximal_lr or 0) > 0):
+            raise FederatedError(f"{where}: FedProx needs proximal_mu >= 0 and, when mu > 0, "
+                                 f"the model's SGD rate (proximal_lr > 0); got mu "
+                                 f"{proximal_mu}, rate {proximal_lr}")
         n = self.check_data(data, where)
         self.interpreter.reset_all_variables()
         self.weights.set(weights)
         rng = np.random.default_rng(seed)
         names = list(self._specs)
         losses = []
+        pull = float(proximal_lr or 0.0) * float(proximal_mu)
+        before = weights
         for _ in range(epochs):
             order = rng.permutation(n)
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
                 out = self.train(**{k: data[k][idx] for k in names})
                 losses.append(float(np.mean(out["loss"])) if "loss" in out else np.nan)
+                if pull:
+                    after = self.weights.get()
+                    before = {k: (v - np.asarray(pull, v.dtype) * (before[k] - weights[k])
+                                  ).astype(v.dtype) for k, v in after.items()}
+                    self.weights.set(before)
         return FitResult(self.weights.get(), n, float(np.mean(losses)), len(losses))
 
     def evaluate(self, weights: dict[str, np.ndarray], data: dict[str, np.ndarray],

@@ -55,14 +55,20 @@ def simulate(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
              fraction: float = 1.0, local_epochs: int = 1, batch_size: int = 32,
              dp_clip: float | None = None, dp_noise: float = 0.0, seed: int = 0,
              fail_nodes: tuple[int, ...] = (), client_shards: list[dict] | None = None,
-             verbose: bool = False) -> FederatedResult:
+             verbose: bool = False, learning_rate: float | None = None,
+             proximal_mu: float = 0.1) -> FederatedResult:
     """Run ``rounds`` of federated training of ``model_content`` over ``clients`` shards of
     ``train`` = (images, labels); the global model is evaluated on ``test`` each round.
 
     ``fail_nodes``: partition ids (0-based) whose ClientApp raises (failures are counted).
     ``client_shards``: give each node's arrays directly instead of partitioning ``train``.
     ``verbose``: keep Flower's INFO log (per-round sampling and aggregation lines).
+    ``strategy="fedprox"``: ``proximal_mu`` weighs the proximal term, applied as an SGD step
+    of ``learning_rate`` (the model's own SGD rate; required).
     """
+    if strategy.lower() == "fedprox" and proximal_mu > 0 and not (learning_rate or 0) > 0:
+        raise FederatedError("simulate: FedProx needs the model's SGD rate (learning_rate) "
+                             "for its proximal step")
     model = LocalModel(model_content)
     x, y = train
     if client_shards is None:
@@ -84,13 +90,14 @@ def simulate(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
     level = flwr_log.level
     flwr_log.setLevel(logging.INFO if verbose else logging.ERROR)
     try:
+        extra = {"proximal_mu": proximal_mu} if strategy.lower() == "fedprox" else {}
         chosen = make_strategy(strategy, clients, fraction_train=fraction, dp_clip=dp_clip,
-                               dp_noise=dp_noise)
+                               dp_noise=dp_noise, **extra)
         random.seed(seed)  # Flower samples nodes with the random module
         with grid.active():
             return run_server(grid, model, chosen, rounds, test_data=test_data,
                               local_epochs=local_epochs, batch_size=batch_size, seed=seed,
-                              node_timeout=0.0)
+                              node_timeout=0.0, learning_rate=learning_rate)
     finally:
         flwr_log.setLevel(level)
 

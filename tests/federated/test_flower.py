@@ -146,16 +146,18 @@ def test_cli_federated_bad_input_is_one_line(tmp_path, capsys):
     assert "expected 'iid' or 'dirichlet:ALPHA'" in capsys.readouterr().err
 
 
-def test_fedprox_says_the_proximal_term_is_not_applied():
-    with pytest.warns(UserWarning, match="does not add the proximal term"):
-        make_strategy("fedprox", 3, proximal_mu=0.1)
-
-
-def test_dp_noise_arrives_as_the_model_dtype_and_changes_the_weights(authored, digits):
+def test_fedprox_pulls_clients_toward_the_global_weights(authored, digits):
     (x, y), test = digits
-    runs = [simulate(authored, (x[:300], y[:300]), test, clients=3, rounds=1, dp_clip=0.05,
-                     dp_noise=noise, seed=5) for noise in (0.0, 1.0)]
-    for k, w in runs[1].weights.items():
-        assert w.dtype == np.float32 and np.all(np.isfinite(w))
-        assert not np.array_equal(w, runs[0].weights[k])
-    assert runs[1].rounds[0].accuracy is not None
+    w0 = LocalModel(authored).initial_weights()
+
+    def moved(**kw):
+        r = simulate(authored, (x[:600], y[:600]), test, clients=3, rounds=1, seed=4, **kw)
+        return np.sqrt(sum(np.sum((r.weights[k].astype(np.float64) - w0[k]) ** 2)
+                           for k in w0))
+
+    plain = moved(strategy="fedavg")
+    prox = moved(strategy="fedprox", proximal_mu=2.0, learning_rate=0.1)
+    assert moved(strategy="fedprox", proximal_mu=0.0) == plain
+    assert prox < 0.9 * plain
+    with pytest.raises(FederatedError, match="needs the model's SGD rate"):
+        moved(strategy="fedprox", proximal_mu=0.1)

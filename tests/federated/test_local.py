@@ -90,6 +90,32 @@ def test_local_fit_lowers_loss_and_restarts_from_the_given_weights(which, reques
         np.testing.assert_array_equal(r1.weights[k], r2.weights[k])
 
 
+def test_proximal_step_is_sgd_on_the_proximal_term(authored, digits):
+    model = LocalModel(authored)
+    (x, y), _ = digits
+    data = feeds(x[:64], y[:64])
+    wg = model.initial_weights()
+    lr, mu = 0.1, 0.5
+    got = model.fit(wg, data, batch_size=32, seed=9, proximal_mu=mu, proximal_lr=lr)
+    # Reference: the file's own steps with the proximal pull applied by hand.
+    order = np.random.default_rng(9).permutation(64)
+    model.interpreter.reset_all_variables()
+    model.weights.set(wg)
+    w = wg
+    for start in (0, 32):
+        idx = order[start:start + 32]
+        model.train(x=data["x"][idx], y=data["y"][idx])
+        stepped = model.weights.get()
+        w = {k: stepped[k] - np.float32(lr * mu) * (w[k] - wg[k]) for k in wg}
+        model.weights.set(w)
+    for k in wg:
+        np.testing.assert_array_equal(got.weights[k], w[k])
+    plain = model.fit(wg, data, batch_size=32, seed=9)
+    assert any(not np.array_equal(plain.weights[k], got.weights[k]) for k in wg)
+    with pytest.raises(FederatedError, match="FedProx needs"):
+        model.fit(wg, data, proximal_mu=0.5)
+
+
 def test_evaluate_matches_numpy(authored, digits):
     model = LocalModel(authored)
     _, (xt, yt) = digits
