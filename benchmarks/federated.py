@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 clients × 2 rounds on 1,000 "
                     "training digits (a smoke run)")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating repeats; totals "
+                    "and ratios are their medians (accuracies: the first repeat)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
     args = ap.parse_args(argv)
@@ -83,13 +85,21 @@ def main(argv: list[str] | None = None) -> dict:
         x, y, test = x[:1000], y[:1000], (test[0][:200], test[1][:200])
     content = litetrain.convert(tutorial_model(learning_rate=lr))
 
-    start = time.perf_counter()
-    c_acc, c_times = centralized(content, (x, y), test, rounds, batch, seed)
-    c_total = time.perf_counter() - start
-    f_acc, f_times, f_total, f_loss = federated(content, (x, y), test, rounds, clients,
-                                                partition, batch, seed)
-    d_acc, d_times, d_total, _ = federated(content, (x, y), test, rounds, clients, partition,
-                                           batch, seed, dp_clip=0.3, dp_noise=0.1)
+    totals: dict[str, list[float]] = {"centralized": [], "federated": [], "federated_dp": []}
+    for rep in range(args.repeats):  # alternate the three, so drift hits all alike
+        start = time.perf_counter()
+        c = centralized(content, (x, y), test, rounds, batch, seed)
+        totals["centralized"].append(time.perf_counter() - start)
+        f = federated(content, (x, y), test, rounds, clients, partition, batch, seed)
+        totals["federated"].append(f[2])
+        d = federated(content, (x, y), test, rounds, clients, partition, batch, seed,
+                      dp_clip=0.3, dp_noise=0.1)
+        totals["federated_dp"].append(d[2])
+        if rep == 0:
+            (c_acc, c_times), (f_acc, f_times, _, f_loss), (d_acc, d_times, _, _) = c, f, d
+    c_total, f_total, d_total = (float(np.median(totals[k])) for k in totals)
+    ratios = {k: float(np.median(np.array(totals[k]) / np.array(totals["centralized"])))
+              for k in ("federated", "federated_dp")}
     result = {
         "setup": {"clients": clients, "rounds": rounds, "partition": partition,
                   "batch_size": batch, "learning_rate": lr, "examples_per_round": len(y),
@@ -101,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
                       "train_loss": f_loss},
         "federated_dp": {"accuracy": d_acc, "round_seconds": d_times,
                          "total_seconds": d_total},
+        "repeats": args.repeats, "total_seconds_each": totals,
+        "time_ratio_to_centralized": ratios,
     }
     text = markdown(result)
     print(text)
@@ -122,10 +134,11 @@ def markdown(r: dict) -> str:
                                              f"{d['round_seconds'][k - 1]:.2f}"]
         rows.append(f"| {k} | {c['accuracy'][k]:.1%} | {f['accuracy'][k]:.1%} | "
                     f"{d['accuracy'][k]:.1%} | " + " | ".join(secs) + " |")
-    rows.append(f"\nTotal wall time: centralized {c['total_seconds']:.1f} s, FedAvg "
-                f"{f['total_seconds']:.1f} s ({f['total_seconds'] / c['total_seconds']:.1f}×), "
-                f"FedAvg + DP {d['total_seconds']:.1f} s "
-                f"({d['total_seconds'] / c['total_seconds']:.1f}×). {s['clients']} clients, "
+    q = r["time_ratio_to_centralized"]
+    rows.append(f"\nTotal wall time (median of {r['repeats']} alternating repeats): "
+                f"centralized {c['total_seconds']:.1f} s, FedAvg {f['total_seconds']:.1f} s "
+                f"({q['federated']:.2f}× centralized), FedAvg + DP {d['total_seconds']:.1f} s "
+                f"({q['federated_dp']:.2f}×). {s['clients']} clients, "
                 f"{s['partition']}, {s['examples_per_round']} examples per round, batch "
                 f"{s['batch_size']}, SGD {s['learning_rate']}; DP: {s['dp']}.")
     return "\n".join(rows)

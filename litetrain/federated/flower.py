@@ -149,8 +149,9 @@ class RoundStats:
     sampled: int = 0
     failures: int = 0
     train_loss: float | None = None
-    accuracy: float | None = None
+    accuracy: float | None = None  # server-side, on the held-out split
     loss: float | None = None
+    client_accuracy: float | None = None  # the nodes' own data (when fraction_evaluate > 0)
     seconds: float = 0.0
 
 
@@ -250,6 +251,9 @@ def run_server(grid: Grid, model: LocalModel, strategy, rounds: int,
             s.train_loss = float(train["train_loss"])
         if r in served:
             s.accuracy, s.loss = float(served[r]["accuracy"]), float(served[r]["loss"])
+        at_nodes = result.evaluate_metrics_clientapp.get(r)
+        if at_nodes is not None and "eval_acc" in at_nodes:
+            s.client_accuracy = float(at_nodes["eval_acc"])
         out.rounds.append(s)
     out.seconds = time.perf_counter() - start
     return out

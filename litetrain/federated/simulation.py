@@ -52,7 +52,8 @@ def feeds_for(model: LocalModel, images: np.ndarray, labels: np.ndarray,
 def simulate(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
              test: tuple[np.ndarray, np.ndarray] | None = None, clients: int = 10,
              rounds: int = 3, partition: str = "iid", strategy: str = "fedavg",
-             fraction: float = 1.0, local_epochs: int = 1, batch_size: int = 32,
+             fraction: float = 1.0, fraction_evaluate: float = 0.0, local_epochs: int = 1,
+             batch_size: int = 32,
              dp_clip: float | None = None, dp_noise: float = 0.0, seed: int = 0,
              fail_nodes: tuple[int, ...] = (), client_shards: list[dict] | None = None,
              verbose: bool = False, learning_rate: float | None = None,
@@ -62,6 +63,8 @@ def simulate(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
 
     ``fail_nodes``: partition ids (0-based) whose ClientApp raises (failures are counted).
     ``client_shards``: give each node's arrays directly instead of partitioning ``train``.
+    ``fraction_evaluate``: share of nodes that also evaluate the global model on their own
+    data each round (``RoundStats.client_accuracy``).
     ``verbose``: keep Flower's INFO log (per-round sampling and aggregation lines).
     ``strategy="fedprox"``: ``proximal_mu`` weighs the proximal term, applied as an SGD step
     of ``learning_rate`` (the model's own SGD rate; required).
@@ -91,7 +94,8 @@ def simulate(model_content: bytes, train: tuple[np.ndarray, np.ndarray],
     flwr_log.setLevel(logging.INFO if verbose else logging.ERROR)
     try:
         extra = {"proximal_mu": proximal_mu} if strategy.lower() == "fedprox" else {}
-        chosen = make_strategy(strategy, clients, fraction_train=fraction, dp_clip=dp_clip,
+        chosen = make_strategy(strategy, clients, fraction_train=fraction,
+                               fraction_evaluate=fraction_evaluate, dp_clip=dp_clip,
                                dp_noise=dp_noise, **extra)
         random.seed(seed)  # Flower samples nodes with the random module
         with grid.active():

@@ -18,11 +18,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_federated_benchmark(tmp_path):
     out = tmp_path / "f.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "federated.py"), "--quick",
-                    "--json", str(out)], check=True, capture_output=True, text=True,
-                   timeout=600)
+                    "--repeats", "1", "--json", str(out)], check=True, capture_output=True,
+                   text=True, timeout=600)
     r = json.loads(out.read_text())
     for run in ("centralized", "federated", "federated_dp"):
         assert len(r[run]["accuracy"]) == r["setup"]["rounds"] + 1
         assert all(0 <= a <= 1 for a in r[run]["accuracy"])
         assert len(r[run]["round_seconds"]) == r["setup"]["rounds"]
         assert r[run]["total_seconds"] > 0
+    assert r["time_ratio_to_centralized"]["federated"] > 0

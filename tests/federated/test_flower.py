@@ -161,3 +161,12 @@ def test_fedprox_pulls_clients_toward_the_global_weights(authored, digits):
     assert prox < 0.9 * plain
     with pytest.raises(FederatedError, match="needs the model's SGD rate"):
         moved(strategy="fedprox", proximal_mu=0.1)
+
+
+def test_client_side_evaluation_is_the_weighted_mean_over_the_nodes(authored, digits):
+    (x, y), test = digits
+    r = simulate(authored, (x[:600], y[:600]), test, clients=3, rounds=1, fraction_evaluate=1.0,
+                 partition="dirichlet:0.5", seed=3)
+    model = LocalModel(authored)
+    union = model.evaluate(r.weights, {"x": x[:600], "labels": y[:600]})
+    assert r.rounds[0].client_accuracy == pytest.approx(union.accuracy, abs=1e-12)
