@@ -85,21 +85,33 @@ def main(argv: list[str] | None = None) -> dict:
         x, y, test = x[:1000], y[:1000], (test[0][:200], test[1][:200])
     content = litetrain.convert(tutorial_model(learning_rate=lr))
 
-    totals: dict[str, list[float]] = {"centralized": [], "federated": [], "federated_dp": []}
-    for rep in range(args.repeats):  # alternate the three, so drift hits all alike
-        start = time.perf_counter()
-        c = centralized(content, (x, y), test, rounds, batch, seed)
-        totals["centralized"].append(time.perf_counter() - start)
-        f = federated(content, (x, y), test, rounds, clients, partition, batch, seed)
-        totals["federated"].append(f[2])
-        d = federated(content, (x, y), test, rounds, clients, partition, batch, seed,
-                      dp_clip=0.3, dp_noise=0.1)
-        totals["federated_dp"].append(d[2])
-        if rep == 0:
-            (c_acc, c_times), (f_acc, f_times, _, f_loss), (d_acc, d_times, _, _) = c, f, d
-    c_total, f_total, d_total = (float(np.median(totals[k])) for k in totals)
-    ratios = {k: float(np.median(np.array(totals[k]) / np.array(totals["centralized"])))
-              for k in ("federated", "federated_dp")}
+    names = ("centralized", "federated", "federated_dp")
+    totals: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    runs = {"centralized": lambda: centralized(content, (x, y), test, rounds, batch, seed),
+            "federated": lambda: federated(content, (x, y), test, rounds, clients, partition,
+                                           batch, seed),
+            "federated_dp": lambda: federated(content, (x, y), test, rounds, clients,
+                                              partition, batch, seed, dp_clip=0.3,
+                                              dp_noise=0.1)}
+    first = {}
+    for _ in range(args.repeats):  # alternate the three, so drift hits all alike
+        for k in names:
+            wall, proc = time.perf_counter(), time.process_time()
+            out = runs[k]()
+            totals[k].append(time.perf_counter() - wall)
+            cpu[k].append(time.process_time() - proc)
+            first.setdefault(k, out)
+    (c_acc, c_times) = first["centralized"]
+    f_acc, f_times, _, f_loss = first["federated"]
+    d_acc, d_times, _, _ = first["federated_dp"]
+    c_total, f_total, d_total = (float(np.median(totals[k])) for k in names)
+
+    def ratio(seconds: dict[str, list[float]], k: str) -> float:
+        return float(np.median(np.array(seconds[k]) / np.array(seconds["centralized"])))
+
+    ratios = {k: ratio(totals, k) for k in names[1:]}
+    cpu_ratios = {k: ratio(cpu, k) for k in names[1:]}
     result = {
         "setup": {"clients": clients, "rounds": rounds, "partition": partition,
                   "batch_size": batch, "learning_rate": lr, "examples_per_round": len(y),
@@ -111,8 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
                       "train_loss": f_loss},
         "federated_dp": {"accuracy": d_acc, "round_seconds": d_times,
                          "total_seconds": d_total},
-        "repeats": args.repeats, "total_seconds_each": totals,
-        "time_ratio_to_centralized": ratios,
+        "repeats": args.repeats, "total_seconds_each": totals, "cpu_seconds_each": cpu,
+        "time_ratio_to_centralized": ratios, "cpu_ratio_to_centralized": cpu_ratios,
     }
     text = markdown(result)
     print(text)
@@ -134,11 +146,13 @@ def markdown(r: dict) -> str:
                                              f"{d['round_seconds'][k - 1]:.2f}"]
         rows.append(f"| {k} | {c['accuracy'][k]:.1%} | {f['accuracy'][k]:.1%} | "
                     f"{d['accuracy'][k]:.1%} | " + " | ".join(secs) + " |")
-    q = r["time_ratio_to_centralized"]
+    q, p = r["time_ratio_to_centralized"], r["cpu_ratio_to_centralized"]
     rows.append(f"\nTotal wall time (median of {r['repeats']} alternating repeats): "
                 f"centralized {c['total_seconds']:.1f} s, FedAvg {f['total_seconds']:.1f} s "
                 f"({q['federated']:.2f}× centralized), FedAvg + DP {d['total_seconds']:.1f} s "
-                f"({q['federated_dp']:.2f}×). {s['clients']} clients, "
+                f"({q['federated_dp']:.2f}×); CPU time (this process, less sensitive to "
+                f"other load): FedAvg {p['federated']:.2f}×, FedAvg + DP "
+                f"{p['federated_dp']:.2f}× centralized. {s['clients']} clients, "
                 f"{s['partition']}, {s['examples_per_round']} examples per round, batch "
                 f"{s['batch_size']}, SGD {s['learning_rate']}; DP: {s['dp']}.")
     return "\n".join(rows)

@@ -27,3 +27,4 @@ def test_quick_federated_benchmark(tmp_path):
         assert len(r[run]["round_seconds"]) == r["setup"]["rounds"]
         assert r[run]["total_seconds"] > 0
     assert r["time_ratio_to_centralized"]["federated"] > 0
+    assert r["cpu_ratio_to_centralized"]["federated_dp"] > 0
