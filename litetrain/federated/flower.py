@@ -178,11 +178,21 @@ def wait_for_nodes(grid: Grid, count: int, timeout: float, poll: float = 0.2) ->
         time.sleep(poll)
 
 
-def _instrument(strategy, stats: dict[int, RoundStats], errors: list[str]) -> None:
-    """Record per round how many nodes were sampled and how many replied with an error."""
+def _instrument(strategy, stats: dict[int, RoundStats], errors: list[str],
+                need: int, node_timeout: float) -> None:
+    """Record per round how many nodes were sampled and how many replied with an error.
+
+    Before each sampling, wait (at most ``node_timeout``) for the ``need`` nodes Flower's
+    sampler would otherwise wait for forever, e.g. after a node left mid-run."""
     configure, aggregate = strategy.configure_train, strategy.aggregate_train
+    configure_eval = strategy.configure_evaluate
+
+    def configure_evaluate(server_round, arrays, config, grid):
+        wait_for_nodes(grid, need, node_timeout)
+        return configure_eval(server_round, arrays, config, grid)
 
     def configure_train(server_round, arrays, config, grid):
+        wait_for_nodes(grid, need, node_timeout)
         messages = list(configure(server_round, arrays, config, grid))
         s = stats.setdefault(server_round, RoundStats(server_round))
         s.sampled = len(messages)
@@ -198,6 +208,7 @@ def _instrument(strategy, stats: dict[int, RoundStats], errors: list[str]) -> No
         return aggregate(server_round, replies)
 
     strategy.configure_train, strategy.aggregate_train = configure_train, aggregate_train
+    strategy.configure_evaluate = configure_evaluate
 
 
 def run_server(grid: Grid, model: LocalModel, strategy, rounds: int,
@@ -220,7 +231,7 @@ def run_server(grid: Grid, model: LocalModel, strategy, rounds: int,
     initial = model.initial_weights() if initial is None else initial
     stats: dict[int, RoundStats] = {}
     errors: list[str] = []
-    _instrument(strategy, stats, errors)
+    _instrument(strategy, stats, errors, need["min_available_nodes"], node_timeout)
 
     done_at: dict[int, float] = {}
 

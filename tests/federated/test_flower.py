@@ -170,3 +170,31 @@ def test_client_side_evaluation_is_the_weighted_mean_over_the_nodes(authored, di
     model = LocalModel(authored)
     union = model.evaluate(r.weights, {"x": x[:600], "labels": y[:600]})
     assert r.rounds[0].client_accuracy == pytest.approx(union.accuracy, abs=1e-12)
+
+
+def test_a_node_leaving_mid_run_fails_the_next_round_instead_of_hanging(authored, digits):
+    (x, y), _ = digits
+    model = LocalModel(authored)
+    one_hot = np.eye(10, dtype=np.float32)[y]
+    shards = [{"x": x[k * 50:k * 50 + 50], "y": one_hot[k * 50:k * 50 + 50]} for k in range(3)]
+
+    class Shrinking(LocalGrid):
+        """Three nodes for the first round, then one of them is gone."""
+        rounds_sent = 0
+
+        def get_node_ids(self):
+            ids = list(self.contexts)
+            return ids if self.rounds_sent < 1 else ids[:2]
+
+        def send_and_receive(self, messages, *, timeout=None):
+            replies = super().send_and_receive(messages, timeout=timeout)
+            self.rounds_sent += 1
+            return replies
+
+    grid = Shrinking(client_app(lambda c: model,
+                                lambda c: shards[int(c.node_config["partition-id"])]), 3)
+    start = time.monotonic()
+    with grid.active(), pytest.raises(FederatedError, match=r"2 node\(s\) connected after "
+                                                             r"0.3 s, 3 needed"):
+        run_server(grid, model, make_strategy("fedavg", 3), rounds=2, node_timeout=0.3)
+    assert grid.rounds_sent == 1 and time.monotonic() - start < 10
