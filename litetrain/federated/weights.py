@@ -50,6 +50,7 @@ class ModelWeights:
     def __init__(self, interpreter: Interpreter, where: str = "model"):
         self.interpreter = interpreter
         self.where = where
+        self._specs: dict[str, tuple[np.dtype, tuple[int, ...]]] | None = None
         sigs = {s.key: s for s in interpreter.model.signatures}
         io = interpreter.checkpoint_io
         params, restore = sigs.get("parameters"), sigs.get("restore")
@@ -155,16 +156,14 @@ class ModelWeights:
 
     def specs(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
         """name → (dtype, shape) of every weight."""
-        if not hasattr(self, "_specs"):
+        if self._specs is None:
             if self.mode == "variables":
-                got = self.get()
-                self._specs = {n: (v.dtype, v.shape) for n, v in got.items()}
+                self._specs = {n: (v.dtype, v.shape) for n, v in self.get().items()}
             else:
-                key = "restore"
-                sig = self.interpreter.model.signature(key)
+                sig = self.interpreter.model.signature("restore")
                 tensors = self.interpreter.model.subgraphs[sig.subgraph_index].tensors
                 alias = self._aliases if self.mode == "android" else self._restore_alias
-                self._specs = {n: (dtypes.to_numpy(tensors[sig.inputs[alias[n]]].dtype),
-                                   tuple(tensors[sig.inputs[alias[n]]].shape))
-                               for n in self.names}
+                inputs = {n: tensors[sig.inputs[alias[n]]] for n in self.names}
+                self._specs = {n: (dtypes.to_numpy(t.dtype), tuple(t.shape))
+                               for n, t in inputs.items()}
         return self._specs
