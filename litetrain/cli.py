@@ -1,4 +1,4 @@
-"""The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo.
+"""The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo, federated.
 
 Exit codes: 0 success, 2 bad input or a failed model (one line on stderr, no traceback
 unless --debug), 130 interrupted (``train`` saves its checkpoint first).
@@ -169,6 +169,81 @@ def _positive(text: str) -> int:
     return value
 
 
+def _cmd_federated(args: argparse.Namespace) -> int:
+    try:
+        from .federated import simulation
+    except ImportError as e:
+        raise LitetrainError(f"federated needs Flower: pip install 'litetrain[federated]' "
+                             f"({e})") from None
+    from .data import load_digits
+
+    (x, y), test = load_digits()
+    if args.model is None:
+        from .author.export import convert
+        from .workflow.demo import tutorial_model
+
+        content, name = convert(tutorial_model(learning_rate=args.learning_rate)), "tutorial"
+    else:
+        content, name = Path(args.model).read_bytes(), args.model
+    if args.write_node_data:
+        files = simulation.write_node_data(content, (x, y), test, args.write_node_data,
+                                           args.clients, args.partition, args.seed)
+        print(f"wrote {len(files)} files for a deployment into {args.write_node_data} "
+              f"(model.tflite, test.npz, node0..{args.clients - 1}.npz)")
+        return 0
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "debug")}
+    print(f"federated: {name}, {args.clients} clients, {args.rounds} rounds, "
+          f"partition {args.partition}, strategy {args.strategy}"
+          + (f", DP clip {args.dp_clip} noise {args.dp_noise}" if args.dp_clip else ""))
+    result = simulation.simulate(content, (x, y), test, clients=args.clients,
+                                 rounds=args.rounds, partition=args.partition,
+                                 strategy=args.strategy, fraction=args.fraction,
+                                 local_epochs=args.local_epochs, batch_size=args.batch_size,
+                                 dp_clip=args.dp_clip, dp_noise=args.dp_noise, seed=args.seed,
+                                 verbose=args.verbose, learning_rate=args.learning_rate,
+                                 proximal_mu=args.proximal_mu)
+    print(simulation.format_table(result))
+    for line in result.errors[:5]:
+        print(f"  failed: {line}", file=sys.stderr)
+    files = simulation.write_outputs(result, args.out, settings)
+    for label, path in files.items():
+        print(f"  {label:<10} {path}")
+    print(f"done in {result.seconds:.1f} s")
+    return 0
+
+
+def _add_federated(sub) -> None:
+    p = sub.add_parser("federated", help="simulate federated learning (Flower) of a model "
+                       "file on the shipped digits", description="Splits the shipped digits "
+                       "over --clients nodes, runs Flower's strategy against litetrain's "
+                       "ClientApp in this process, prints a round table and writes the final "
+                       "global weights (checkpoint), metrics.json and accuracy.png.")
+    p.add_argument("model", nargs="?", help="a .tflite file with a train signature "
+                   "(default: the tutorial model, authored and converted on the fly)")
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--partition", default="iid", help="iid or dirichlet:ALPHA (non-IID; "
+                   "smaller ALPHA, fewer classes per client)")
+    p.add_argument("--strategy", default="fedavg", help="fedavg, fedavgm, fedadam, fedyogi, "
+                   "fedadagrad, fedprox, fedmedian, fedtrimmedavg")
+    p.add_argument("--fraction", type=float, default=1.0, help="share of clients per round")
+    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=0.1,
+                   help="SGD rate of the tutorial model; with MODEL and fedprox, give the "
+                   "model's own SGD rate (the proximal step uses it)")
+    p.add_argument("--proximal-mu", type=float, default=0.1, help="FedProx's mu")
+    p.add_argument("--dp-clip", type=float, help="server-side DP: clip each update's L2 norm")
+    p.add_argument("--dp-noise", type=float, default=0.0, help="DP noise multiplier")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="litetrain-federated", help="output folder")
+    p.add_argument("--verbose", action="store_true", help="show Flower's log")
+    p.add_argument("--write-node-data", metavar="DIR", help="instead of simulating, write "
+                   "model.tflite, test.npz and one node<k>.npz per client for a SuperLink "
+                   "deployment (see the README)")
+    p.set_defaults(func=_cmd_federated)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litetrain", description="On-device training for "
                                      ".tflite models, in Python on NumPy.")
@@ -271,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only this many training images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+    _add_federated(sub)
     return parser
 
 

@@ -1,6 +1,8 @@
 """Every README snippet runs as written: the Python blocks and the shell commands, in
 order, in one empty folder that sees ``tests/fixtures`` (as the repository folder does).
-Only the set-up block (``pip install``) is left to the reader: it installs this package."""
+Only the set-up block (``pip install``) is left to the reader: it installs this package.
+The Flower deployment walk-through (a ``sh`` block: servers in the background) is run,
+step for step, by ``tests/federated/test_deployment.py``."""
 
 from __future__ import annotations
 
