@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import VariableError
+from ..errors import ModelFormatError, VariableError
 from ..ir import Model
 
 
@@ -79,6 +79,13 @@ class _Transaction:
 
 
 def variable_key(attrs) -> tuple[str, str]:
+    """``(container, shared_name)`` of a VAR_HANDLE as text (``ModelFormatError`` if a
+    name is not UTF-8; :func:`litetrain.ir.verify` reports that at load)."""
     def text(v) -> str:
-        return v.decode("utf-8") if isinstance(v, bytes) else (v or "")
+        if isinstance(v, bytes):
+            try:
+                return v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ModelFormatError(f"VAR_HANDLE name {v[:60]!r} is not UTF-8") from None
+        return v if isinstance(v, str) else ""
     return text(attrs.get("container")), text(attrs.get("shared_name"))
