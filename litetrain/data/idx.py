@@ -52,8 +52,11 @@ def _gunzip(path: Path) -> bytes:
         if need > _MAX_BYTES:
             raise DatasetError(f"{path}: the IDX header claims {need:,} bytes of data, more "
                                f"than the {_MAX_BYTES:,} accepted")
-        body = f.read(need - len(head) + 1)  # one extra byte reveals trailing data
-        return head + body
+        data = head + f.read(need - len(head) + 1)  # one extra byte reveals trailing data
+    if len(data) > need:
+        raise DatasetError(f"{path}: decompresses to more than the {need:,} bytes its IDX "
+                           "header describes (trailing data, or a gzip bomb)")
+    return data
 
 
 def _raw_bytes(path: Path) -> bytes:
