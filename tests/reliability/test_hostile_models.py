@@ -95,7 +95,7 @@ def test_two_signatures_with_one_key_are_refused():
 
 
 def test_deep_call_once_chain_gives_a_short_error():
-    it = load(call_once_chain(3000))
+    it = load(call_once_chain(1500))
     with pytest.raises(litetrain.LitetrainError) as info:
         it.invoke()
     assert len(str(info.value)) < 1500
