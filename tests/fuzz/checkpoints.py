@@ -73,15 +73,16 @@ def corrupted(seed: int) -> tuple[str, str, tuple[bytes, ...]]:
 
 
 @functools.cache
-def _fresh() -> tuple[lt.Interpreter, dict[int, np.ndarray]]:
-    it = lt.Interpreter(model_content=corpus.checkpoint_model())
+def _fresh(kind: str) -> tuple[lt.Interpreter, dict[int, np.ndarray]]:
+    it = lt.Interpreter(model_content=dict(corpus.models())[f"authored-{kind}"])
     it.get_signature_runner("infer")(x=np.zeros((1, 6, 6, 1), np.float32))  # init variables
     return it, dict(it.variables.values)
 
 
-def _interpreter() -> lt.Interpreter:
-    """The model with its initial weights (values are replaced, never mutated in place)."""
-    it, initial = _fresh()
+def _interpreter(kind: str) -> lt.Interpreter:
+    """The model with its initial weights (values are replaced, never mutated in place):
+    ``flex`` restores with FlexRestore ops, ``builtin`` through litetrain's checkpoint I/O."""
+    it, initial = _fresh(kind)
     it.variables.values = dict(initial)
     return it
 
@@ -93,7 +94,7 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.tolist() == b.tolist() if a.dtype == object else a.tobytes() == b.tobytes()
 
 
-def run_checkpoint(fmt: str, files: tuple[bytes, ...]) -> str | None:
+def run_checkpoint(fmt: str, files: tuple[bytes, ...], kind: str = "flex") -> str | None:
     with tempfile.TemporaryDirectory(prefix="lt-fuzz-") as tmp:
         prefix = f"{tmp}/ckpt"
         if fmt == "v1":
@@ -111,7 +112,7 @@ def run_checkpoint(fmt: str, files: tuple[bytes, ...]) -> str | None:
             for name, value in tensors.items():
                 if not isinstance(value, np.ndarray):
                     return f"read: tensor '{name}' is {type(value).__name__}"
-        it = _interpreter()
+        it = _interpreter(kind)
         before = it.variables.by_name()
         try:
             it.get_signature_runner("restore")(checkpoint_path=prefix)
@@ -136,5 +137,6 @@ def run_checkpoint(fmt: str, files: tuple[bytes, ...]) -> str | None:
 
 def case(seed: int) -> str | None:
     fmt, what, files = corrupted(seed)
-    result = run_checkpoint(fmt, files)
-    return None if result is None else f"checkpoint:{seed} ({what}) {result}"
+    kind = "flex" if seed % 2 else "builtin"
+    result = run_checkpoint(fmt, files, kind)
+    return None if result is None else f"checkpoint:{seed} ({what}, {kind}) {result}"

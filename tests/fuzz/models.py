@@ -11,6 +11,7 @@ array, else a one-line description of the escape.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import tempfile
 import traceback
@@ -21,6 +22,7 @@ import numpy as np
 import litetrain as lt
 from litetrain import dtypes
 from litetrain.ops import all_ops
+from litetrain.summary import format_summary, summarize
 from litetrain.tflite.reader import read_model
 from litetrain.tflite.writer import write_model
 
@@ -213,6 +215,12 @@ def run_model(data: bytes, seed: int = 0) -> str | None:
             return None
         except Exception as e:
             return _escape("load", e)
+        try:  # what `litetrain inspect` does
+            summary = summarize(it.model, len(data))
+            format_summary(summary, "model")
+            json.dumps(summary)
+        except Exception as e:
+            return _escape("inspect", e)
         order = sorted(it.get_signature_list(), key=lambda k: (k != "save", k == "restore", k))
         for key in order:
             try:
