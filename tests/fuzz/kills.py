@@ -23,14 +23,14 @@ import litetrain as lt
 from litetrain import checkpoint
 
 _CHILD = """
-import sys
+import os, sys
 import numpy as np
 from litetrain import checkpoint
-path, fmt = sys.argv[1], sys.argv[2]
+path, fmt, parent = sys.argv[1], sys.argv[2], os.getppid()
 sets = [{f"w{i}": np.full((256, 256), v + i, np.float32) for i in range(8)} for v in (1.0, 2.0)]
 print("ready", flush=True)
 k = 0
-while True:
+while os.getppid() == parent:  # never outlive the campaign
     checkpoint.write(path, sets[k % 2], format=fmt)
     k += 1
 """
