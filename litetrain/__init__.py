@@ -3,8 +3,9 @@
 Public API: :class:`Interpreter` (drop-in for ``tf.lite.Interpreter``, with training
 signatures, resource variables and Flex training ops), ``read_model``, authoring
 (:class:`Module`, :func:`signature`, :class:`TensorSpec`, :class:`Variable`,
-:class:`GradientTape`, ``nn``, ``losses``, ``optimizers``), and the error family rooted at
-:class:`LitetrainError`.
+:class:`GradientTape`, ``nn``, ``losses``, ``optimizers``), training runs
+(:class:`TrainingSession`, ``workflow``), data sets (``data``), and the error family rooted
+at :class:`LitetrainError`.
 """
 
 from importlib import import_module
@@ -18,6 +19,7 @@ from .errors import (
     LitetrainError,
     ModelFormatError,
     SignatureError,
+    TraceError,
     UnsupportedOpError,
     VariableError,
 )
@@ -25,15 +27,17 @@ from .quantize import quantize  # eager: the name is also a subpackage's
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
 
-# Authoring and quantization load on first use: a device process that only runs a model
-# should not pay their import time (it is most of a cold start's budget).
+# Authoring loads on first use: a device process that only runs a model should not pay its
+# import time (it is most of a cold start's budget).
 _LAZY = {
     "GradientTape": ("litetrain.author.autodiff", "GradientTape"),
     "Module": ("litetrain.author.module", "Module"),
     "TensorSpec": ("litetrain.author.module", "TensorSpec"),
-    "TraceError": ("litetrain.author.graph", "TraceError"),
+    "TrainingError": ("litetrain.workflow.session", "TrainingError"),
+    "TrainingSession": ("litetrain.workflow.session", "TrainingSession"),
     "Variable": ("litetrain.author.module", "Variable"),
     "convert": ("litetrain.author.export", "convert"),
+    "data": ("litetrain.data", None),
     "losses": ("litetrain.author.losses", None),
     "nn": ("litetrain.author.nn", None),
     "optimizers": ("litetrain.author.optimizers", None),
@@ -41,6 +45,7 @@ _LAZY = {
     "save": ("litetrain.author.io", "save"),
     "signature": ("litetrain.author.module", "signature"),
     "trainable": ("litetrain.author.trainable", "trainable"),
+    "workflow": ("litetrain.workflow", None),
 }
 
 
@@ -68,12 +73,15 @@ __all__ = [
     "SignatureError",
     "TensorSpec",
     "TraceError",
+    "TrainingError",
+    "TrainingSession",
     "UnsupportedOpError",
     "Variable",
     "VariableError",
     "__version__",
     "checkpoint",
     "convert",
+    "data",
     "losses",
     "nn",
     "optimizers",
@@ -83,4 +91,5 @@ __all__ = [
     "save",
     "signature",
     "trainable",
+    "workflow",
 ]

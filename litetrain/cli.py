@@ -1,4 +1,4 @@
-"""The ``litetrain`` command line: inspect, train, infer, bench, demo.
+"""The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo.
 
 Exit codes: 0 success, 2 bad input, a failed model or not enough memory (one line on
 stderr, no traceback unless --debug), 130 interrupted (``train`` saves its checkpoint
@@ -45,21 +45,35 @@ def _interpreter(path: str):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .workflow.inputs import input_specs, load_inputs
-    from .workflow.training import fit, require_signature
+    from .workflow.session import TrainingSession, training_step_problem
 
     interp = _interpreter(args.model)
-    runner = require_signature(interp, args.signature, "the step to run")
+    problem = training_step_problem(interp, args.signature)
+    if problem:
+        raise LitetrainError(problem + " (--signature names the training step)")
+    runner = interp.get_signature_runner(args.signature)
     data = load_inputs(args.data, input_specs(runner), f"signature '{args.signature}'")
-    report = fit(interp, data, epochs=args.epochs, batch_size=args.batch_size,
-                 time_budget=args.time_budget, checkpoint=args.checkpoint,
-                 signature=args.signature, seed=args.seed, progress=not args.quiet)
+    session = TrainingSession(
+        interp, data, signature=args.signature, epochs=args.epochs,
+        batch_size=args.batch_size, max_steps=args.max_steps, time_budget=args.time_budget,
+        validation_split=args.validation_split, patience=args.patience,
+        checkpoint=args.checkpoint, keep=args.keep, resume=args.resume,
+        snapshot_every=args.snapshot_every, seed=args.seed, progress=not args.quiet)
+    report = session.run()
+    started = {"snapshot": f"resumed the session in {session.snapshot} at step "
+                           f"{report.total_steps - report.steps}",
+               "checkpoint": f"started from the weights in {args.checkpoint}",
+               "model file": "started from the model file's weights"}
+    print(started[report.started_from])
     losses = report.losses
-    print(f"resumed from {args.checkpoint}" if report.resumed
-          else "started from the model file's weights")
     if losses:
-        print(f"{report.steps} steps ({report.epochs:.2f} epochs) in {report.seconds:.1f} s; "
-              f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-    print(f"stopped: {report.stopped}; saved {args.checkpoint}")
+        print(f"{report.steps} steps in {report.seconds:.1f} s (session: {report.total_steps} "
+              f"steps, {report.epochs:.2f} epochs); loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    if report.validation_losses:
+        print(f"validation loss {report.validation_losses[-1]:.4f} "
+              f"(best {report.best_validation_loss:.4f})")
+    kept = " (best validation loss)" if args.keep == "best" else ""
+    print(f"stopped: {report.stopped}; saved {args.checkpoint}{kept} and {session.snapshot}")
     return 130 if report.stopped == "interrupted" else 0
 
 
@@ -80,6 +94,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     data = load_inputs(args.data, specs, f"signature '{args.signature}'")
     names = list(specs)
     n = len(data[names[0]])
+    if n == 0:
+        raise LitetrainError(f"{args.data} holds no examples")
     parts: dict[str, list] = {}
     for start in range(0, n, args.batch_size):
         out = runner(**{k: data[k][start:start + args.batch_size] for k in names})
@@ -95,8 +111,9 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         truth = labels.argmax(-1) if labels.ndim == 2 else labels
         print(f"accuracy: {np.mean(scores.argmax(-1) == truth):.2%}")
     if args.output:
-        np.savez(args.output, **outputs)
-        print(f"wrote {args.output}")
+        out_path = args.output if args.output.endswith(".npz") else args.output + ".npz"
+        np.savez(out_path, **outputs)  # np.savez appends .npz; say the name it wrote
+        print(f"wrote {out_path}")
     return 0
 
 
@@ -106,15 +123,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         sizes = tuple(int(b) for b in args.batch_sizes.split(","))
     except ValueError:
-        raise LitetrainError(f"--batch-sizes takes integers like 1,32,100, got "
-                             f"'{args.batch_sizes}'") from None
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise LitetrainError(f"--batch-sizes takes positive integers like 1,32,100, got "
+                             f"'{args.batch_sizes}'")
     data = Path(args.model).read_bytes()
     _interpreter(args.model)  # a clear error for a bad file before timing anything
-    try:
-        rows = bench(data, [args.signature] if args.signature else None, sizes)
-    except KeyError as e:
-        raise LitetrainError(e.args[0]) from None
+    rows = bench(data, [args.signature] if args.signature else None, sizes)
     print(format_rows(rows))
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .workflow.quantizing import quantize_file
+
+    r = quantize_file(args.model, args.mode, args.output, data=args.data,
+                      checkpoint=args.checkpoint, signature=args.signature)
+    if r.dropped:
+        print(f"note: {r.dropped}")
+    print(f"wrote {args.output} ({args.mode}): {r.size_after:,} bytes, "
+          f"{r.size_after / r.size_before:.2f}x the {r.size_before:,} of {args.model}")
+    if r.accuracy_before is not None:
+        print(f"accuracy of '{r.signature}': {r.accuracy_before:.2%} before, "
+              f"{r.accuracy_after:.2%} after")
+    elif args.data:
+        print("no accuracy: the data has no 'labels' (or 'y') array beside the inputs")
     return 0
 
 
@@ -130,6 +163,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.personalised_accuracy > 0 else 2
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litetrain", description="On-device training for "
                                      ".tflite models, in Python on NumPy.")
@@ -143,40 +186,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("train", help="train a model file's 'train' signature on a data file",
-                       description="Runs epochs of shuffled mini-batches through the train "
-                       "signature. Resumes from --checkpoint if it exists; saves it (through the "
-                       "model's save signature, atomically) when done, out of time, or on Ctrl-C.")
+                       description="Runs epochs of shuffled mini-batches through the training "
+                       "signature. Starts from --checkpoint's weights if it exists (--resume: "
+                       "continues the interrupted session exactly, from CHECKPOINT.session). "
+                       "Saves the checkpoint (through the model's save signature) and the "
+                       "session snapshot atomically when done, out of budget, or on Ctrl-C.")
     p.add_argument("model", help="a .tflite file with train/save/restore signatures")
     p.add_argument("--data", required=True, help=".npz with arrays named like the train "
-                   "signature's inputs, or an IDX images file (*-images-idx3-ubyte[.gz]) with "
-                   "its labels file beside it")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file to resume from / save to")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
+                   "signature's inputs (integer class labels become one-hot when the input "
+                   "takes one-hot rows), or an IDX images file (*-images-idx3-ubyte[.gz]) "
+                   "with its labels file beside it")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file the model's "
+                   "save/restore signatures write/read; the session snapshot is "
+                   "CHECKPOINT.session")
+    p.add_argument("--resume", action="store_true", help="continue the session snapshot "
+                   "exactly (weights, optimizer state, position, shuffling) if it exists")
+    p.add_argument("--epochs", type=_positive, default=1, help="passes over the training examples "
+                   "(default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive, default=32,
+                   help="examples per step (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="stop after N steps of the "
+                   "session (counted across resumes)")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop (and save) before this many seconds of training have passed")
-    p.add_argument("--signature", default="train")
-    p.add_argument("--seed", type=int, default=0, help="shuffling seed")
+    p.add_argument("--validation-split", type=float, default=0.0, metavar="FRACTION",
+                   help="hold out the last FRACTION of the examples; report their loss each "
+                   "epoch (default: %(default)s)")
+    p.add_argument("--patience", type=int, metavar="EPOCHS", help="early stopping: stop after "
+                   "this many epochs without a better validation loss")
+    p.add_argument("--keep", choices=["last", "best"], default="last", help="weights the "
+                   "checkpoint gets: the last step's, or the best validation loss's "
+                   "(default: %(default)s)")
+    p.add_argument("--snapshot-every", type=int, metavar="STEPS", help="also write the "
+                   "session snapshot every STEPS steps (default: each epoch and each minute)")
+    p.add_argument("--signature", default="train",
+                   help="the training-step signature (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="shuffling seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("infer", help="run a model's 'infer' signature over a data file")
-    p.add_argument("model")
+    p.add_argument("model", help="a .tflite file")
     p.add_argument("--data", required=True, help=".npz (arrays named like the inputs; "
                    "'labels' or 'y' for accuracy) or an IDX images file")
     p.add_argument("--checkpoint", help="restore these weights first")
-    p.add_argument("--signature", default="infer")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--signature", default="infer",
+                   help="the signature to run (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive, default=256,
+                   help="examples per call (default: %(default)s)")
     p.add_argument("--output", help="write the outputs to this .npz")
     p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("bench", help="latency (median, p90) and peak memory per signature "
                        "and batch size")
-    p.add_argument("model")
+    p.add_argument("model", help="a .tflite file")
     p.add_argument("--signature", help="only this signature (default: all without string "
                    "inputs)")
-    p.add_argument("--batch-sizes", default="1,32,100", help="comma-separated, e.g. 1,32,100")
+    p.add_argument("--batch-sizes", default="1,32,100", help="comma-separated, e.g. 1,32,100 "
+                   "(default: %(default)s)")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("quantize", help="write a quantized copy of a model for inference; "
+                       "print size and accuracy before/after",
+                       description="Quantizes the model's inference signatures (training "
+                       "and file signatures are dropped) with litetrain.quantize.")
+    p.add_argument("model", help="a .tflite file")
+    p.add_argument("--mode", required=True, choices=["int8", "dynamic_range", "float16"],
+                   help="int8: full integer (needs --data to calibrate); dynamic_range: int8 "
+                   "weights, float activations; float16: half-precision weights")
+    p.add_argument("--data", help=".npz/IDX examples: int8 calibration, and accuracy before/"
+                   "after when a 'labels' (or 'y') array is beside the inputs")
+    p.add_argument("--checkpoint", help="restore these (personalised) weights first")
+    p.add_argument("--signature", help="the inference signature to measure (default: infer)")
+    p.add_argument("-o", "--output", required=True, help="the quantized .tflite to write")
+    p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("demo", help="the on-device training tutorial end to end, on data "
                        "shipped with litetrain (no network); writes plots")
@@ -187,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder with the data set's IDX files")
     p.add_argument("--epochs", type=int, default=10, help="pre-training epochs")
     p.add_argument("--device-epochs", type=int, default=10, help="on-device epochs")
-    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--batch-size", type=_positive, default=100,
+                   help="examples per step (default: %(default)s)")
     p.add_argument("--limit", type=int, help="use only this many training images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)

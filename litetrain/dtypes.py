@@ -56,6 +56,28 @@ def to_numpy(code: int) -> np.dtype:
         raise ModelFormatError(f"tensor type {name} is not supported") from None
 
 
+def storage(code: int) -> np.dtype:
+    """The NumPy dtype a tensor of type ``code`` is held in while running: its own, except
+    INT4, which files pack two to a byte and kernels see unpacked as int8."""
+    return np.dtype(np.int8) if code == INT4 else to_numpy(code)
+
+
+def pack_int4(values: np.ndarray) -> bytes:
+    """INT4 values as a file stores them: two to a byte, the first in the low nibble."""
+    flat = (np.asarray(values).astype(np.int8).reshape(-1) & 0x0F).astype(np.uint8)
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    return (flat[0::2] | (flat[1::2] << 4)).tobytes()
+
+
+def unpack_int4(raw: np.ndarray, count: int) -> np.ndarray | None:
+    """The first ``count`` INT4 values of packed bytes, as int8 (``None``: too few bytes)."""
+    packed = raw.view(np.uint8)
+    vals = np.stack([packed & 0x0F, packed >> 4], -1).reshape(-1).astype(np.int8)
+    vals = np.where(vals > 7, vals - 16, vals).astype(np.int8)
+    return vals[:count] if vals.size >= count else None
+
+
 def from_numpy(dtype: np.dtype | type) -> int:
     """The TFLite type code for a NumPy dtype (``bytes``/``str`` arrays map to STRING)."""
     dt = np.dtype(dtype)
@@ -87,6 +109,10 @@ _NUMPY_BY_TF: dict[int, np.dtype] = {
     TF_UINT32: np.dtype(np.uint32), TF_UINT64: np.dtype(np.uint64),
 }
 _TF_BY_NUMPY: dict[np.dtype, int] = {v: k for k, v in _NUMPY_BY_TF.items()}
+# Held like TFLite holds them: a variant (e.g. a TensorList) as a Python object, a
+# resource as its int32 id. Not in the reverse map: object and int32 mean string and int32.
+_NUMPY_BY_TF[TF_VARIANT] = np.dtype(object)
+_NUMPY_BY_TF[TF_RESOURCE] = np.dtype(np.int32)
 
 
 def numpy_from_tf(tf_type: int) -> np.dtype:

@@ -7,6 +7,11 @@ debugger. Catch ``LitetrainError`` to handle them all.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
 
 class LitetrainError(Exception):
     """Base class of every error litetrain raises deliberately."""
@@ -38,3 +43,16 @@ class CheckpointError(LitetrainError, ValueError):
 
 class DatasetError(LitetrainError, OSError):
     """A data set could not be found, downloaded, verified or parsed (says how to fix it)."""
+
+
+class TraceError(LitetrainError, ValueError):
+    """Traced Python code did something that cannot become a graph (or be differentiated,
+    or exported); the message names the user's line."""
+
+
+def user_frame() -> str:
+    """``file:line`` of the innermost stack frame outside litetrain (the user's code)."""
+    for frame in reversed(traceback.extract_stack()):
+        if not frame.filename.startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}"
+    return "<unknown>"

@@ -17,7 +17,7 @@ from . import dtypes
 from .errors import ModelFormatError
 from .ir import OMITTED, Model, Tensor
 from .ops import has
-from .runtime.variables import variable_key
+from .ops.variables import variable_key
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -33,7 +33,7 @@ def printable(text: str, keep_newlines: bool = False) -> str:
 def _name(attrs) -> str:
     try:
         return variable_key(attrs)[1]
-    except ModelFormatError:
+    except (ModelFormatError, UnicodeDecodeError):
         return repr(attrs.get("shared_name"))
 
 

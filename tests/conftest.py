@@ -7,18 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from litetrain.ops import lookup
-from litetrain.tflite import options
+from litetrain.ops.evaluate import evaluate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def run_kernel(op: str, *inputs, **attrs):
-    """Call ``op``'s kernel with its schema-default attrs overridden by ``attrs``."""
-    opdef = lookup(op)
-    full = options.defaults(opdef.options) if opdef.options else {}
-    full.update(attrs)
-    return opdef.kernel(full, *inputs)
+def run_kernel(op: str, *inputs, out_dtypes=(), **attrs):
+    """Run ``op``'s float kernel with its schema-default attrs overridden by ``attrs``."""
+    return evaluate(op, *inputs, attrs=attrs, out_dtypes=out_dtypes)
 
 
 @pytest.fixture

@@ -99,3 +99,21 @@ def test_readme_op_list_is_generated_from_the_op_table():
     text = (ROOT / "README.md").read_text()
     section = text.split(START, 1)[1].split(END, 1)[0]
     assert section.strip() == markdown().strip(), "run: python -m litetrain.oplist README.md"
+
+
+def test_training_session_example_pauses_stops_and_resumes_exactly(tmp_path, capsys):
+    import litetrain as lt
+    from litetrain.workflow import snapshot
+
+    example = runpy.run_path(str(ROOT / "examples" / "training_session.py"))
+    out = example["main"](["--out", str(tmp_path)])
+    assert 0 < out["first"].total_steps < out["report"].total_steps == 4 * 40
+    assert out["report"].started_from == "snapshot" and out["accuracy"] > 0.8
+    # The interrupted run's final session equals one that never paused or stopped.
+    (x, y), _ = load_digits()
+    data = {"bottleneck": example["bottlenecks"](x[y < 4][:800]),
+            "label": one_hot(y[y < 4][:800], 4)}
+    ref = lt.Interpreter(model_path=example["MODEL"])
+    lt.TrainingSession(ref, data, epochs=4, batch_size=16, validation_split=0.2).run()
+    got = snapshot.read(tmp_path / "head.ckpt.session")[0]
+    assert all(np.array_equal(got[k], v) for k, v in snapshot.variables(ref).items())

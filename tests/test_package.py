@@ -37,3 +37,12 @@ def test_quantize_stays_the_function_after_its_subpackage_is_imported():
     import litetrain.quantize.modes
 
     assert callable(litetrain.quantize)
+
+
+def test_import_contract_holds():
+    """Layers import only downward and nothing imports in a cycle (pyproject's contract)."""
+    from pathlib import Path
+
+    cli = pytest.importorskip("importlinter.cli")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert cli.lint_imports(config_filename=str(pyproject), no_cache=True, no_logo=True) == 0

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..ops import lookup
 from .context import current_graph
 from .graph import Graph, TraceError, Value, user_frame
 from .module import Variable
-from .vjps import VJPS
 
 
 class GradientTape:
@@ -60,7 +60,7 @@ class GradientTape:
             n = g.nodes[k]
             if not any(i in grads for i in n.outputs) or not any(i in live for i in n.inputs):
                 continue
-            rule = VJPS.get(n.op)
+            rule = lookup(n.op).vjp
             if rule is None:
                 raise TraceError(f"{user_frame()}: no gradient rule for op '{n.op}' (node "
                                  f"{k}) on the path from the sources to the target")

@@ -1,7 +1,9 @@
 """``convert(module)``: a module's signatures → one ``.tflite`` file.
 
-* Each signature is traced at two batch sizes; the graphs must be identical but for
-  dims, and dims that differ become ``-1`` in ``shape_signature`` (dynamic batch).
+* Each signature is traced once; each op's shape rule carries ``-1`` from the dynamic
+  dims of the signature's inputs to every tensor that depends on them, which becomes the
+  tensor's ``shape_signature`` (dynamic batch). Use ``-1`` for the batch in reshapes: a
+  size written as a number is a constant, whatever batch the file later runs at.
 * Variables are initialised as TensorFlow's converter does it: an init subgraph of
   VAR_HANDLE + ASSIGN_VARIABLE(constant) pairs holding the module's *current* values,
   reached through a CALL_ONCE at the start of every signature.
@@ -26,7 +28,8 @@ from ..tflite.writer import write_model
 from .graph import TraceError
 from .module import Module, trace
 
-_BATCHES = (2, 3)
+# Dynamic dims are traced at this size; shape rules turn them into -1 in the file.
+_TRACE_BATCH = 2
 
 
 def _example(spec, batch: int) -> np.ndarray:
@@ -37,57 +40,15 @@ def _example(spec, batch: int) -> np.ndarray:
     return np.zeros(shape, dt)
 
 
-def _same_attrs(a, b) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for k, v in a.items():
-        w = b[k]
-        same = np.array_equal(v, w) if isinstance(v, np.ndarray) else v == w
-        if not same:
-            return False
-    return True
-
-
-def _merge(key: str, a: ir.Subgraph, b: ir.Subgraph) -> ir.Subgraph:
-    """One subgraph whose dims are -1 where the two traces' shapes differ."""
-    where = f"signature '{key}'"
-    if len(a.nodes) != len(b.nodes) or len(a.tensors) != len(b.tensors):
-        raise TraceError(f"{where} builds a different graph for batch sizes {_BATCHES}: "
-                         "does Python code branch on a shape?")
-    for k, (na, nb) in enumerate(zip(a.nodes, b.nodes, strict=True)):
-        if (na.op, na.inputs, na.outputs) != (nb.op, nb.inputs, nb.outputs) or \
-                not _same_attrs(na.attrs, nb.attrs):
-            raise TraceError(f"{where}: node {k} ({na.op}) differs between batch sizes "
-                             f"{_BATCHES}")
-    tensors = []
-    for i, (ta, tb) in enumerate(zip(a.tensors, b.tensors, strict=True)):
-        if ta.dtype != tb.dtype or len(ta.shape) != len(tb.shape):
-            raise TraceError(f"{where}: tensor {i} '{ta.name}' changes type or rank with the "
-                             "batch size")
-        if (ta.data is None) != (tb.data is None) or (
-                ta.data is not None and not np.array_equal(ta.data, tb.data)):
-            users = [f"node {k} ({n.op})" for k, n in enumerate(a.nodes) if i in n.inputs]
-            raise TraceError(f"{where}: constant {list(ta.shape)} used by "
-                             f"{', '.join(users) or 'no node'} depends on the batch size; "
-                             "use -1 for the batch dim (e.g. in reshapes)")
-        sig = tuple(-1 if da != db else da for da, db in zip(ta.shape, tb.shape, strict=True))
-        dynamic = -1 in sig
-        shape = tuple(1 if d == -1 else d for d in sig)
-        tensors.append(replace(ta, shape=shape, shape_signature=sig if dynamic else None))
-    return replace(a, tensors=tensors)
-
-
 def _trace_signature(module: Module, bound) -> tuple[ir.Subgraph, dict, dict]:
+    """One trace of a signature; its tensors' shape signatures come from shape rules."""
     sig = bound.sig
-    dynamic = any(d is None for s in sig.specs for d in s.shape)
     with np.errstate(all="ignore"):
-        traces = [trace(module, sig, [_example(s, b) for s in sig.specs])
-                  for b in (_BATCHES if dynamic else _BATCHES[:1])]
-    sg = traces[0].subgraph if not dynamic else _merge(sig.key, traces[0].subgraph,
-                                                       traces[1].subgraph)
+        traced = trace(module, sig, [_example(s, _TRACE_BATCH) for s in sig.specs])
+    sg = traced.graph.dynamic_subgraph()
     inputs = dict(zip(sig.input_names, sg.inputs, strict=True))
-    if traces[0].outputs is not None:
-        outputs = dict(traces[0].outputs)
+    if traced.outputs is not None:
+        outputs = dict(traced.outputs)
     else:  # a single unnamed output, named as TensorFlow names it
         outputs = {"output_0": sg.outputs[0]} if sg.outputs else {}
     return sg, inputs, outputs

@@ -1,7 +1,7 @@
 """Functional ops on traced tensors: activations, reductions, reshapes, dropout.
 
 Each function records one TFLite builtin (or a short chain of them) into the graph being
-traced; gradients come from the rules in ``vjps.py``.
+traced; gradients come from each op's rule in the op table (``OpDef.vjp``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def reduce_sum(x: Value, axis=None, keepdims: bool = False) -> Value:
 
 def reshape(x: Value, shape: Sequence[int]) -> Value:
     g = _g(x)
-    return g.op("reshape", x, g.const(np.array(shape, np.int32)))
+    return g.op("reshape", x, g.const(tuple(shape), np.int32))
 
 
 def square(x: Value) -> Value:
@@ -109,7 +109,7 @@ def dropout(x: Value, rate: float, seed: int | None = None, name: str = "dropout
     seeds = (0, 0) if seed is None else (int(seed), zlib.crc32(name.encode()) or 1)
     u = g.op("random_uniform", g.op("shape", x, out_type=2), seed=seeds[0], seed2=seeds[1])
     keep = g.op("cast", g.op("greater_equal", u, g.const(np.float32(rate))),
-                _out_types=(x.dtype,))
+                out_dtypes=(x.dtype,))
     return x * (keep * (1.0 / (1.0 - rate)))
 
 

@@ -49,7 +49,7 @@ def restore(checkpoint_path: Value, variables: Sequence[Variable],
     for var, name in zip(variables, _names(variables, names), strict=True):
         current = var.read().data  # the example value while tracing
         value = g.op("FlexRestore", checkpoint_path, g.const(np.array(name.encode(), object)),
-                     dt=var.dtype, preferred_shard=-1, _out_types=(var.dtype,),
+                     dt=var.dtype, preferred_shard=-1, out_dtypes=(var.dtype,),
                      _example=current)
         var.assign(value)
         out[name] = value

@@ -40,7 +40,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         g = y_pred.graph
         depth = g.const(np.int32(y_pred.shape[-1]))
         on, off = g.const(1, y_pred.dtype), g.const(0, y_pred.dtype)
-        labels = g.op("cast", y_true, _out_types=(np.dtype(np.int32),)) \
+        labels = g.op("cast", y_true, out_dtypes=(np.dtype(np.int32),)) \
             if y_true.dtype != np.int32 else y_true
         return super().per_example(g.op("one_hot", labels, depth, on, off, axis=-1), y_pred)
 

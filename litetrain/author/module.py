@@ -97,7 +97,7 @@ class Variable:
 
     def read(self) -> Value:
         g = current_graph(f"reading variable '{self.name}'")
-        return g.op("read_variable", self._handle(g), _out_types=(self.dtype,))
+        return g.op("read_variable", self._handle(g), out_dtypes=(self.dtype,))
 
     def value(self) -> Value:
         return self.read()
@@ -166,6 +166,7 @@ class Trace:
     subgraph: ir.Subgraph
     outputs: dict[str, int] | None  # None: a single unnamed output
     plan: Plan
+    graph: Graph  # symbolic shapes for export (Graph.dynamic_subgraph)
 
 
 def _flatten_outputs(result) -> tuple[list[tuple[str, Value]], bool]:
@@ -191,8 +192,8 @@ def trace(module: Module, sig: SignatureFunction, arrays: list[np.ndarray]) -> T
     """Record ``sig``'s body for inputs shaped like ``arrays``."""
     graph = Graph(sig.key, TraceContext(module._runtime))
     with recording(graph):
-        values = [graph.input(f"{sig.key}_{n}", a) for n, a in
-                  zip(sig.input_names, arrays, strict=True)]
+        values = [graph.input(f"{sig.key}_{n}", a, tuple(spec.shape)) for n, a, spec in
+                  zip(sig.input_names, arrays, sig.specs, strict=True)]
         result = sig.fn(module, *values)
     items, named = _flatten_outputs(result)
     outputs = {}
@@ -207,7 +208,7 @@ def trace(module: Module, sig: SignatureFunction, arrays: list[np.ndarray]) -> T
                                                              strict=True)), outputs)])
     ir.verify(model)
     plan = Plan(model, 0, f"signature '{sig.key}'", module._runtime.variables)
-    return Trace(sg, outputs if named else None, plan)
+    return Trace(sg, outputs if named else None, plan, graph)
 
 
 class BoundSignature:

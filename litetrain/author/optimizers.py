@@ -80,7 +80,7 @@ class Adam(Optimizer):
 
     def update(self, var, grad, lr, step):
         g = grad.graph
-        t = g.op("cast", step, _out_types=(var.dtype,))
+        t = g.op("cast", step, out_dtypes=(var.dtype,))
         b1 = g.op("pow", g.const(self.beta_1, var.dtype), t)
         b2 = g.op("pow", g.const(self.beta_2, var.dtype), t)
         alpha = lr * g.op("sqrt", 1.0 - b2) / (1.0 - b1)

@@ -1,10 +1,33 @@
 """The op table. Each family module lists its ops in ``OPS``; they are registered here,
 explicitly, once."""
 
-from . import elementwise, flex, nn, quantized, random, reduce, shape, variables
-from .registry import OpDef, all_ops, has, lookup, register
+from . import (
+    activations,
+    arithmetic,
+    control,
+    conv,
+    flex,
+    flex_batchnorm,
+    flex_lists,
+    flex_math,
+    logic,
+    math,
+    matmul,
+    pool,
+    quantize_ops,
+    random,
+    reduce,
+    resize,
+    shape,
+    slicing,
+    variables,
+)
+from .registry import NodeInfo, OpDef, Shaped, TensorInfo, Variant, all_ops, has, lookup, register
 
-register([*elementwise.OPS, *nn.OPS, *random.OPS, *reduce.OPS, *shape.OPS, *variables.OPS,
-          *flex.OPS, *quantized.OPS])
+register([*arithmetic.OPS, *math.OPS, *activations.OPS, *logic.OPS, *matmul.OPS, *conv.OPS,
+          *pool.OPS, *reduce.OPS, *shape.OPS, *slicing.OPS, *resize.OPS, *quantize_ops.OPS,
+          *random.OPS, *variables.OPS, *control.OPS, *flex.OPS, *flex_math.OPS,
+          *flex_lists.OPS, *flex_batchnorm.OPS])
 
-__all__ = ["OpDef", "all_ops", "has", "lookup", "register"]
+__all__ = ["NodeInfo", "OpDef", "Shaped", "TensorInfo", "Variant", "all_ops", "has", "lookup",
+           "register"]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checkpoint.expect import expect
 from ..errors import CheckpointError
 from .common import SAME, VALID, as_int_tuple, pad_before_after
-from .nn import im2col, windows
-from .registry import OpDef
+from .registry import NodeInfo, OpDef
+from .shapes import DYNAMIC, one, require_values, same_as, shape_of
+from .windows import im2col, windows
 
 _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
@@ -166,32 +168,28 @@ def save_v2(ctx, attrs, prefix, tensor_names, shape_and_slices, *data):
     ctx.write_checkpoint(_path(prefix), dict(zip(names, data, strict=True)), "v2")
 
 
-def _restored(ctx, attrs, path, name, k, dtype):
-    tensors = ctx.read_checkpoint(path)
-    if name not in tensors:
-        raise CheckpointError(f"checkpoint '{path}' has no tensor '{name}' (it has: "
-                              f"{', '.join(sorted(tensors)) or 'none'})")
-    value = tensors[name]
-    if value.dtype != dtype:
-        raise CheckpointError(f"checkpoint '{path}': tensor '{name}' is {value.dtype}, the "
-                              f"model expects {np.dtype(dtype)}")
-    shapes = attrs.get("_out_shapes") or ()
-    want = shapes[k] if k < len(shapes) else None
-    if want is not None and -1 not in want and tuple(want) != value.shape:
-        raise CheckpointError(f"checkpoint '{path}': tensor '{name}' has shape "
-                              f"{list(value.shape)}, the model expects {list(want)}")
-    return value
+def _restore_prepare(info: NodeInfo) -> tuple[tuple[np.dtype, tuple[int, ...] | None], ...]:
+    """What each restored tensor must be: the output's dtype, and its shape when the file
+    gives a complete one (TensorFlow writes ``[]`` without a shape signature when it could
+    not infer the shape; that is "unknown", not "scalar")."""
+    return tuple((t.dtype, t.shape or None) for t in info.outputs)
 
 
-def restore(ctx, attrs, file_pattern, tensor_name):
-    return _restored(ctx, attrs, _path(file_pattern), _path(tensor_name), 0,
-                     attrs["_out_types"][0])
+def _restored(ctx, path, name, want):
+    dtype, shape = want
+    return expect(ctx.read_checkpoint(path), name, dtype, shape, path)
 
 
-def restore_v2(ctx, attrs, prefix, tensor_names, shape_and_slices):
+def restore(ctx, wants, file_pattern, tensor_name):
+    return _restored(ctx, _path(file_pattern), _path(tensor_name), wants[0])
+
+
+def restore_v2(ctx, wants, prefix, tensor_names, shape_and_slices):
     path = _path(prefix)
-    return tuple(_restored(ctx, attrs, path, n, k, attrs["_out_types"][k])
-                 for k, n in enumerate(_names(tensor_names)))
+    names = _names(tensor_names)
+    if len(names) != len(wants):
+        raise CheckpointError(f"RestoreV2 names {len(names)} tensors for {len(wants)} outputs")
+    return tuple(_restored(ctx, path, n, w) for n, w in zip(names, wants, strict=True))
 
 
 def ensure_shape(attrs, x):
@@ -207,27 +205,48 @@ def _grad(fn):
     return lambda attrs, dy, v: fn(attrs, dy, v).astype(dy.dtype, copy=False)
 
 
+def _bias_add_grad_shape(info: NodeInfo):
+    dy = shape_of(info, 0)
+    nchw = _text(info.attrs.get("data_format", "NHWC")) == "NCHW"
+    return one((dy[1] if nchw else dy[-1],))
+
+
+def _sized_by(k: int):
+    """The output's shape is input ``k``'s value (``input_sizes``/``filter_sizes``)."""
+    def rule(info: NodeInfo):
+        return one(tuple(DYNAMIC if d is None else d for d in require_values(info, k, "sizes")))
+    return rule
+
+
+def _activation_grad(name: str, fn) -> OpDef:
+    return OpDef(name, _grad(fn), shape=same_as(0), fresh_output=True, shape_inputs=())
+
+
 OPS = [
-    OpDef("FlexReluGrad", _grad(lambda a, dy, x: dy * (x > 0)), shape_inputs=()),
-    OpDef("FlexRelu6Grad", _grad(lambda a, dy, x: dy * ((x > 0) & (x < 6))), shape_inputs=()),
-    OpDef("FlexLeakyReluGrad", _grad(lambda a, dy, x: np.where(
-        x > 0, dy, dy * dy.dtype.type(a.get("alpha", 0.2)))), shape_inputs=()),
-    OpDef("FlexEluGrad", _grad(lambda a, dy, y: np.where(y > 0, dy, dy * (y + 1))),
-          shape_inputs=()),
-    OpDef("FlexSeluGrad", _grad(lambda a, dy, y: np.where(
-        y > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))), shape_inputs=()),
-    OpDef("FlexSoftplusGrad", _grad(lambda a, dy, x: dy / (1 + np.exp(-x))), shape_inputs=()),
-    OpDef("FlexBiasAddGrad", bias_add_grad, shape_inputs=()),
-    OpDef("FlexConv2DBackpropInput", conv2d_backprop_input, shape_inputs=(0,)),
-    OpDef("FlexConv2DBackpropFilter", conv2d_backprop_filter, shape_inputs=(1,)),
-    OpDef("FlexDepthwiseConv2dNativeBackpropInput", depthwise_backprop_input, shape_inputs=(0,)),
-    OpDef("FlexDepthwiseConv2dNativeBackpropFilter", depthwise_backprop_filter, shape_inputs=(1,)),
-    OpDef("FlexMaxPoolGrad", max_pool_grad, shape_inputs=()),
-    OpDef("FlexAvgPoolGrad", avg_pool_grad, shape_inputs=(0,)),
-    OpDef("FlexEnsureShape", ensure_shape, shape_inputs=()),
-    OpDef("FlexIdentity", lambda attrs, x: x, shape_inputs=()),
-    OpDef("FlexSave", save, stateful=True),
-    OpDef("FlexSaveV2", save_v2, stateful=True),
-    OpDef("FlexRestore", restore, stateful=True),
-    OpDef("FlexRestoreV2", restore_v2, stateful=True),
+    _activation_grad("FlexReluGrad", lambda a, dy, x: dy * (x > 0)),
+    _activation_grad("FlexRelu6Grad", lambda a, dy, x: dy * ((x > 0) & (x < 6))),
+    _activation_grad("FlexLeakyReluGrad", lambda a, dy, x: np.where(
+        x > 0, dy, dy * dy.dtype.type(a.get("alpha", 0.2)))),
+    _activation_grad("FlexEluGrad", lambda a, dy, y: np.where(y > 0, dy, dy * (y + 1))),
+    _activation_grad("FlexSeluGrad", lambda a, dy, y: np.where(
+        y > 0, dy * _SELU_SCALE, dy * (y + _SELU_SCALE * _SELU_ALPHA))),
+    _activation_grad("FlexSoftplusGrad", lambda a, dy, x: dy / (1 + np.exp(-x))),
+    OpDef("FlexBiasAddGrad", bias_add_grad, shape=_bias_add_grad_shape, shape_inputs=()),
+    OpDef("FlexConv2DBackpropInput", conv2d_backprop_input, shape=_sized_by(0),
+          shape_inputs=(0,)),
+    OpDef("FlexConv2DBackpropFilter", conv2d_backprop_filter, shape=_sized_by(1),
+          shape_inputs=(1,)),
+    OpDef("FlexDepthwiseConv2dNativeBackpropInput", depthwise_backprop_input,
+          shape=_sized_by(0), shape_inputs=(0,)),
+    OpDef("FlexDepthwiseConv2dNativeBackpropFilter", depthwise_backprop_filter,
+          shape=_sized_by(1), shape_inputs=(1,)),
+    OpDef("FlexMaxPoolGrad", max_pool_grad, shape=same_as(0), shape_inputs=()),
+    OpDef("FlexAvgPoolGrad", avg_pool_grad, shape=_sized_by(0), shape_inputs=(0,)),
+    OpDef("FlexEnsureShape", ensure_shape, shape=same_as(0), shape_inputs=()),
+    OpDef("FlexIdentity", lambda attrs, x: x, shape=same_as(0), shape_inputs=()),
+    OpDef("FlexSave", save, shape=lambda info: (), stateful=True, num_outputs=0),
+    OpDef("FlexSaveV2", save_v2, shape=lambda info: (), stateful=True, num_outputs=0),
+    OpDef("FlexRestore", restore, prepare=_restore_prepare, stateful=True),
+    OpDef("FlexRestoreV2", restore_v2, prepare=_restore_prepare, stateful=True,
+          num_outputs=None),
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .common import as_int_tuple
 from .registry import OpDef
+from .shapes import DYNAMIC, one, require_values
 
 
 def _shape(shape: np.ndarray) -> tuple[int, ...]:
@@ -33,8 +34,14 @@ def random_standard_normal(ctx, attrs, shape):
     return rng.standard_normal(_shape(shape), dtype=np.float32)
 
 
+def _random_shape(info):
+    """The sample's shape is input 0's value; a dim that depends on the batch is -1."""
+    return one(tuple(DYNAMIC if d is None else d for d in require_values(info, 0, "shape")))
+
+
 OPS = [
-    OpDef("random_uniform", random_uniform, "RandomOptions", stateful=True, shape_inputs=(0,)),
-    OpDef("random_standard_normal", random_standard_normal, "RandomOptions", stateful=True,
-          shape_inputs=(0,)),
+    OpDef("random_uniform", random_uniform, "RandomOptions", shape=_random_shape,
+          stateful=True, shape_inputs=(0,)),
+    OpDef("random_standard_normal", random_standard_normal, "RandomOptions",
+          shape=_random_shape, stateful=True, shape_inputs=(0,)),
 ]

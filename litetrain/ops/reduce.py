@@ -1,13 +1,17 @@
-"""Reductions over an axis tensor (``keep_dims`` attr), and ARG_MAX/ARG_MIN."""
+"""Reductions over an axis tensor (``keep_dims`` attr), ARG_MAX/ARG_MIN, and the CUMSUM
+scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kernels
+(lookup-table semantics)."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 
 from .common import axes
-from .registry import OpDef
+from .grad import i32, shape_of
+from .quantized.lib import lut
+from .registry import NodeInfo, OpDef
+from .shapes import fully_known, one, reduced, values_of
+from .shapes import shape_of as shape_in
 
 
 def _reducer(fn):
@@ -34,15 +38,87 @@ def _arg(fn):
     return kernel
 
 
+def _reduce_shape(info: NodeInfo):
+    x = shape_in(info, 0)
+    out = reduced(x, fully_known(info, 1, "axes"), bool(info.attrs.get("keep_dims", False)))
+    known = None
+    if info.op == "reduce_prod" and len(x) == 1:  # an element count from a shape vector
+        v = values_of(info, 0)
+        if v is not None and out == ():
+            known = (None if None in v else int(np.prod(v)),)
+    return one(out, known)
+
+
+def _arg_shape(info: NodeInfo):
+    return one(reduced(shape_in(info, 0), fully_known(info, 1, "axis"), False))
+
+
+def cumsum(attrs, x, axis):
+    """Running sums along ``axis``; ``exclusive`` leaves each element out of its own sum,
+    ``reverse`` runs from the end (TFLite's CUMSUM, TensorFlow's tf.math.cumsum)."""
+    (a,) = axes(axis, x.ndim)
+    if attrs.get("reverse", False):
+        x = np.flip(x, a)
+    out = np.cumsum(x, axis=a, dtype=x.dtype)
+    if attrs.get("exclusive", False):
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=a)),
+                              np.take(out, np.arange(x.shape[a] - 1), axis=a)], axis=a)
+    return np.flip(out, a).copy() if attrs.get("reverse", False) else out
+
+
+# --- gradient rules ----------------------------------------------------------------------
+
+def _reduce_broadcast(g, x, axes_value, dy, keep: bool):
+    """``dy`` (a reduction's cotangent) broadcast back to ``x``'s shape."""
+    if not keep:
+        reduced_axes = {a % x.ndim for a in np.asarray(axes_value.data).reshape(-1).tolist()}
+        ones_at = np.array([i in reduced_axes for i in range(x.ndim)])
+        kept = g.op("select_v2", g.const(ones_at), g.const(np.ones(x.ndim, np.int32)),
+                    shape_of(g, x))
+        dy = g.op("reshape", dy, kept)
+    return g.op("broadcast_to", dy, shape_of(g, x))
+
+
+def _sum_vjp(g, attrs, ins, outs, dy):
+    x, ax = ins
+    return [_reduce_broadcast(g, x, ax, dy, attrs.get("keep_dims", False)), None]
+
+
+def _mean_vjp(g, attrs, ins, outs, dy):
+    x, ax = ins
+    full = _reduce_broadcast(g, x, ax, dy, attrs.get("keep_dims", False))
+    reduced_axes = sorted({a % x.ndim for a in np.asarray(ax.data).reshape(-1).tolist()})
+    dims = g.op("gather", shape_of(g, x), i32(g, reduced_axes))
+    count = g.op("reduce_prod", dims, i32(g, [0]), keep_dims=False)
+    count = g.op("cast", count, out_dtypes=(x.dtype,))
+    return [full / count, None]
+
+
+def _cumsum_vjp(g, attrs, ins, outs, dy):
+    """Each input feeds every sum after it (before it, reversed): a scan the other way."""
+    return [g.op("cumsum", dy, ins[1], exclusive=attrs.get("exclusive", False),
+                 reverse=not attrs.get("reverse", False)), None]
+
+
+def _op(name, fn, *, vjp=None, quantized=False) -> OpDef:
+    kernel = _reducer(fn)
+    return OpDef(name, kernel, "ReducerOptions", shape=_reduce_shape, vjp=vjp,
+                 integer=lut(kernel) if quantized else None, fresh_output=True,
+                 shape_inputs=(1,))
+
+
 OPS = [
-    OpDef("mean", _reducer(_mean), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("sum", _reducer(np.sum), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("reduce_prod", _reducer(np.prod), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("reduce_max", _reducer(np.max), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("reduce_min", _reducer(np.min), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("reduce_any", _reducer(np.any), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("reduce_all", _reducer(np.all), "ReducerOptions", shape_inputs=(1,)),
-    OpDef("arg_max", _arg(np.argmax), "ArgMaxOptions", shape_inputs=(1,)),
-    OpDef("arg_min", _arg(np.argmin), "ArgMinOptions", shape_inputs=(1,)),
+    _op("mean", _mean, vjp=_mean_vjp, quantized=True),
+    _op("sum", np.sum, vjp=_sum_vjp, quantized=True),
+    _op("reduce_prod", np.prod),
+    _op("reduce_max", np.max, quantized=True),
+    _op("reduce_min", np.min, quantized=True),
+    _op("reduce_any", np.any),
+    _op("reduce_all", np.all),
+    OpDef("cumsum", cumsum, "CumsumOptions", shape=lambda info: one(shape_in(info, 0)),
+          vjp=_cumsum_vjp, fresh_output=True, shape_inputs=()),
+    OpDef("arg_max", _arg(np.argmax), "ArgMaxOptions", shape=_arg_shape, passthrough=True,
+          fresh_output=True, shape_inputs=(1,)),
+    OpDef("arg_min", _arg(np.argmin), "ArgMinOptions", shape=_arg_shape, passthrough=True,
+          fresh_output=True, shape_inputs=(1,)),
 ]
-OPS = [replace(op, fresh_output=True) for op in OPS]  # every kernel returns a new array

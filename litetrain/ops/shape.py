@@ -1,12 +1,24 @@
-"""Shape and data-movement ops: reshape, slicing, joining, padding, gathering, casting,
-resizing. None of them do arithmetic on values beyond copying and interpolation."""
+"""Shape ops: RESHAPE, SHAPE, RANK, SQUEEZE, EXPAND_DIMS, TRANSPOSE, CAST, TILE,
+BROADCAST_TO, FILL, ZEROS_LIKE, RANGE, ONE_HOT — kernels, shape rules (which also carry
+the known values of shape vectors), gradient rules, quantized behaviour."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import as_int_tuple, axes, fused
-from .registry import OpDef
+from .common import as_int_tuple, axes
+from .grad import i32, reshape_like_input
+from .registry import NodeInfo, OpDef
+from .shapes import (
+    DYNAMIC,
+    fully_known,
+    one,
+    require_values,
+    reshaped,
+    same_as,
+    shape_of,
+    values_of,
+)
 
 
 def reshape(attrs, x, shape=None):
@@ -17,74 +29,6 @@ def reshape(attrs, x, shape=None):
 
 def shape_op(attrs, x):
     return np.array(x.shape, np.int64 if attrs.get("out_type", 2) == 4 else np.int32)
-
-
-def slice_op(attrs, x, begin, size):
-    b, s = as_int_tuple(begin), as_int_tuple(size)
-    idx = tuple(slice(bi, None if si == -1 else bi + si) for bi, si in zip(b, s, strict=True))
-    for bi, si, d in zip(b, s, x.shape, strict=False):
-        if bi < 0 or bi > d or (si != -1 and (si < 0 or bi + si > d)):
-            raise ValueError(f"slice begin {list(b)} size {list(s)} is out of range for "
-                             f"shape {list(x.shape)}")
-    return x[idx].copy()
-
-
-def reverse_v2(attrs, x, axes):
-    axes = tuple(int(a) % max(x.ndim, 1) for a in np.atleast_1d(axes))
-    return np.flip(x, axes).copy()
-
-
-def strided_slice(attrs, x, begin, end, strides=None):
-    b, e = as_int_tuple(begin), as_int_tuple(end)
-    st = as_int_tuple(strides) if strides is not None else (1,) * len(b)
-    if 0 in st:
-        raise ValueError("strided_slice stride must be non-zero")
-    spec: list[object] = []
-    for i in range(len(b)):
-        bit = 1 << i
-        if attrs.get("ellipsis_mask", 0) & bit:
-            spec.append(Ellipsis)
-        elif attrs.get("new_axis_mask", 0) & bit:
-            spec.append(np.newaxis)
-        elif attrs.get("shrink_axis_mask", 0) & bit:
-            spec.append(b[i])
-        else:
-            stop = b[i] + e[i] if attrs.get("offset", False) else e[i]
-            spec.append(slice(None if attrs.get("begin_mask", 0) & bit else b[i],
-                              None if attrs.get("end_mask", 0) & bit else stop, st[i]))
-    return np.array(x[tuple(spec)], copy=True)
-
-
-def concatenation(attrs, *xs):
-    out = np.concatenate(xs, axis=attrs.get("axis", 0))
-    return fused(out, attrs.get("fused_activation_function", 0))
-
-
-def pack(attrs, *xs):
-    return np.stack(xs, axis=attrs.get("axis", 0))
-
-
-def unpack(attrs, x):
-    axis = attrs.get("axis", 0)
-    return tuple(np.moveaxis(x, axis, 0).copy())
-
-
-def split(attrs, axis, x):
-    (a,) = axes(axis, x.ndim)
-    n = attrs["num_splits"]
-    if x.shape[a] % n:
-        raise ValueError(f"dim {a} of size {x.shape[a]} does not split into {n} equal parts")
-    return tuple(p.copy() for p in np.split(x, n, axis=a))
-
-
-def split_v(attrs, x, size_splits, axis):
-    (a,) = axes(axis, x.ndim)
-    sizes = list(as_int_tuple(size_splits))
-    if sizes.count(-1) == 1:
-        sizes[sizes.index(-1)] = x.shape[a] - (sum(sizes) + 1)
-    if sum(sizes) != x.shape[a] or min(sizes) < 0:
-        raise ValueError(f"split sizes {sizes} do not add up to dim {a} of size {x.shape[a]}")
-    return tuple(p.copy() for p in np.split(x, np.cumsum(sizes)[:-1], axis=a))
 
 
 def squeeze(attrs, x):
@@ -99,119 +43,8 @@ def expand_dims(attrs, x, axis):
     return np.expand_dims(x, a if a >= 0 else x.ndim + 1 + a)
 
 
-def gather(attrs, params, indices):
-    axis = attrs.get("axis", 0) % max(params.ndim, 1)
-    batch_dims = attrs.get("batch_dims", 0) % max(indices.ndim, 1) if indices.ndim else 0
-    if np.any(indices < 0) or np.any(indices >= params.shape[axis]):
-        raise ValueError(f"gather index out of range [0, {params.shape[axis]})")
-    if batch_dims == 0:
-        return np.take(params, indices, axis=axis)
-    lead = params.shape[:batch_dims]
-    p = params.reshape(-1, *params.shape[batch_dims:])
-    i = indices.reshape(-1, *indices.shape[batch_dims:])
-    out = np.stack([np.take(pp, ii, axis=axis - batch_dims) for pp, ii in zip(p, i, strict=True)])
-    return out.reshape(*lead, *out.shape[1:])
-
-
-def gather_nd(attrs, params, indices):
-    k = indices.shape[-1]
-    if np.any(indices < 0) or np.any(indices >= np.array(params.shape[:k])):
-        raise ValueError(f"gather_nd index out of range for shape {list(params.shape)}")
-    return params[tuple(np.moveaxis(indices, -1, 0))]
-
-
-def cast(attrs, x):
-    return x.astype(attrs["_out_types"][0])
-
-
-def pad(attrs, x, paddings, constant=None):
-    p = np.asarray(paddings).reshape(-1, 2).tolist()
-    if len(p) != x.ndim or min(min(r) for r in p) < 0:
-        raise ValueError(f"paddings {p} do not fit an input of rank {x.ndim}")
-    value = constant.reshape(()).item() if constant is not None else 0
-    return np.pad(x, p, constant_values=value)
-
-
-def mirror_pad(attrs, x, paddings):
-    p = np.asarray(paddings).reshape(-1, 2).tolist()
-    return np.pad(x, p, mode="reflect" if attrs.get("mode", 0) == 0 else "symmetric")
-
-
-def space_to_batch_nd(attrs, x, block_shape, paddings):
-    block = as_int_tuple(block_shape)
-    m = len(block)
-    p = np.asarray(paddings).reshape(m, 2).tolist()
-    xp = np.pad(x, [(0, 0), *p, *[(0, 0)] * (x.ndim - 1 - m)])
-    n, spatial, rest = xp.shape[0], xp.shape[1:1 + m], xp.shape[1 + m:]
-    shape = [n]
-    for s, bl in zip(spatial, block, strict=True):
-        if s % bl:
-            raise ValueError(f"padded spatial dim {s} is not divisible by block {bl}")
-        shape += [s // bl, bl]
-    y = xp.reshape(*shape, *rest)
-    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)]
-    perm += list(range(1 + 2 * m, y.ndim))
-    y = y.transpose(perm)
-    return y.reshape(n * int(np.prod(block)), *(s // bl for s, bl in
-                                                zip(spatial, block, strict=True)), *rest)
-
-
-def batch_to_space_nd(attrs, x, block_shape, crops):
-    block = as_int_tuple(block_shape)
-    m = len(block)
-    c = np.asarray(crops).reshape(m, 2).tolist()
-    nb = int(np.prod(block))
-    n = x.shape[0] // nb
-    spatial, rest = x.shape[1:1 + m], x.shape[1 + m:]
-    y = x.reshape(*block, n, *spatial, *rest)
-    perm = [m]
-    for i in range(m):
-        perm += [m + 1 + i, i]
-    perm += list(range(1 + 2 * m, y.ndim))
-    y = y.transpose(perm).reshape(n, *(s * bl for s, bl in zip(spatial, block, strict=True)),
-                                  *rest)
-    idx = tuple(slice(a, y.shape[1 + i] - b) for i, (a, b) in enumerate(c))
-    return y[(slice(None), *idx)].copy()
-
-
-def _resize_scale(in_size: int, out_size: int, align_corners: bool) -> float:
-    if align_corners and out_size > 1:
-        return (in_size - 1) / (out_size - 1)
-    return in_size / out_size
-
-
-def resize_bilinear(attrs, x, size):
-    oh, ow = as_int_tuple(size)
-    ac, hp = attrs.get("align_corners", False), attrs.get("half_pixel_centers", False)
-
-    def coords(in_size, out_size):
-        scale = _resize_scale(in_size, out_size, ac)
-        v = np.arange(out_size, dtype=np.float32)
-        v = (v + 0.5) * scale - 0.5 if hp else v * scale
-        lo = np.maximum(np.floor(v), 0).astype(np.int64)
-        hi = np.minimum(np.ceil(v), in_size - 1).astype(np.int64)
-        return v - lo, lo, hi
-
-    fy, y0, y1 = coords(x.shape[1], oh)
-    fx, x0, x1 = coords(x.shape[2], ow)
-    fy, fx = fy[None, :, None, None], fx[None, None, :, None]
-    top = x[:, y0][:, :, x0] * (1 - fx) + x[:, y0][:, :, x1] * fx
-    bottom = x[:, y1][:, :, x0] * (1 - fx) + x[:, y1][:, :, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(x.dtype)
-
-
-def resize_nearest_neighbor(attrs, x, size):
-    oh, ow = as_int_tuple(size)
-    ac, hp = attrs.get("align_corners", False), attrs.get("half_pixel_centers", False)
-
-    def index(in_size, out_size):
-        scale = _resize_scale(in_size, out_size, ac)
-        v = (np.arange(out_size) + (0.5 if hp else 0.0)) * scale
-        # TFLite rounds half away from zero when aligning corners, else floors.
-        i = np.floor(v + 0.5) if ac else np.floor(v)
-        return np.clip(i.astype(np.int64), 0, in_size - 1)
-
-    return x[:, index(x.shape[1], oh)][:, :, index(x.shape[2], ow)]
+def cast(out_dtype: np.dtype, x):
+    return x.astype(out_dtype)
 
 
 def _range(attrs, start, limit, delta):
@@ -235,39 +68,122 @@ def fill(attrs, dims, value):
     return np.full(as_int_tuple(dims), value.reshape(()), dtype=value.dtype)
 
 
+# --- shape rules -------------------------------------------------------------------------
+
+def _passing_known(info: NodeInfo, shape) -> tuple:
+    """An op that keeps a small vector's elements (in order) keeps their known values."""
+    v = values_of(info, 0)
+    return one(shape, v if v is not None and len(v) == int(np.prod(shape)) else None)
+
+
+def _reshape_shape(info: NodeInfo):
+    target = values_of(info, 1) if len(info.inputs) > 1 and info.inputs[1] is not None \
+        else tuple(int(d) for d in np.asarray(info.attrs.get("new_shape", ())).tolist())
+    if target is None:
+        require_values(info, 1, "shape")
+    return _passing_known(info, reshaped(shape_of(info, 0), target))
+
+
+def _shape_shape(info: NodeInfo):
+    x = shape_of(info, 0)
+    return one((len(x),), tuple(None if d == DYNAMIC else d for d in x))
+
+
+def _squeeze_shape(info: NodeInfo):
+    x = shape_of(info, 0)
+    dims = as_int_tuple(info.attrs.get("squeeze_dims", ()))
+    drop = set(axes(dims, len(x))) if dims else {i for i, d in enumerate(x) if d == 1}
+    return _passing_known(info, tuple(d for i, d in enumerate(x) if i not in drop))
+
+
+def _expand_dims_shape(info: NodeInfo):
+    x = list(shape_of(info, 0))
+    (a,) = fully_known(info, 1, "axis")
+    x.insert(a if a >= 0 else len(x) + 1 + a, 1)
+    return _passing_known(info, tuple(x))
+
+
+def _transpose_shape(info: NodeInfo):
+    x = shape_of(info, 0)
+    return one(tuple(x[p] for p in fully_known(info, 1, "permutation")))
+
+
+def _tile_shape(info: NodeInfo):
+    x = shape_of(info, 0)
+    m = fully_known(info, 1, "multiples")
+    return one(tuple(DYNAMIC if d == DYNAMIC else d * k for d, k in zip(x, m, strict=True)))
+
+
+def _shape_from_values(k: int, what: str):
+    def rule(info: NodeInfo):
+        return one(tuple(DYNAMIC if d is None else d for d in require_values(info, k, what)))
+    return rule
+
+
+def _range_shape(info: NodeInfo):
+    v = [values_of(info, k) for k in range(3)]
+    if any(x is None or None in x for x in v):
+        return one((DYNAMIC,))
+    return one(np.arange(v[0][0], v[1][0], v[2][0]).shape)
+
+
+def _one_hot_shape(info: NodeInfo):
+    x = list(shape_of(info, 0))
+    (depth,) = fully_known(info, 1, "depth")
+    axis = info.attrs.get("axis", -1)
+    x.insert(len(x) if axis == -1 else axis, depth)
+    return one(tuple(x))
+
+
+# --- gradient rules ----------------------------------------------------------------------
+
+def _transpose_vjp(g, attrs, ins, outs, dy):
+    perm = np.asarray(ins[1].data).reshape(-1)
+    return [g.op("transpose", dy, i32(g, np.argsort(perm))), None]
+
+
+def _cast_vjp(g, attrs, ins, outs, dy):
+    if ins[0].dtype.kind != "f":
+        return [None]
+    return [g.op("cast", dy, out_dtypes=(ins[0].dtype,))]
+
+
+def _cast_prepare(info: NodeInfo) -> np.dtype:
+    """CAST's target type is its output tensor's type (the converter omits CastOptions)."""
+    if not info.outputs:
+        raise ValueError("CAST needs its output type (out_dtypes=...)")
+    return info.outputs[0].dtype
+
+
+# Ops that only rearrange values keep the input's quantization (TFLite requires it).
+_SAME_Q = {"passthrough": True, "output_quantization": "same_as_input"}
+
 OPS = [
-    OpDef("reshape", reshape, "ReshapeOptions", shape_inputs=(1,)),
-    OpDef("shape", shape_op, "ShapeOptions", shape_inputs=()),
-    OpDef("rank", lambda attrs, x: np.array(x.ndim, np.int32), "RankOptions", shape_inputs=()),
-    OpDef("slice", slice_op, "SliceOptions", shape_inputs=(1, 2)),
-    OpDef("strided_slice", strided_slice, "StridedSliceOptions", shape_inputs=(1, 2, 3)),
-    OpDef("concatenation", concatenation, "ConcatenationOptions", shape_inputs=()),
-    OpDef("pack", pack, "PackOptions", shape_inputs=()),
-    OpDef("unpack", unpack, "UnpackOptions", shape_inputs=()),
-    OpDef("split", split, "SplitOptions", shape_inputs=(0,)),
-    OpDef("split_v", split_v, "SplitVOptions", shape_inputs=(1, 2)),
-    OpDef("squeeze", squeeze, "SqueezeOptions", shape_inputs=()),
-    OpDef("expand_dims", expand_dims, "ExpandDimsOptions", shape_inputs=(1,)),
+    OpDef("reshape", reshape, "ReshapeOptions", shape=_reshape_shape, vjp=reshape_like_input,
+          shape_inputs=(1,), **_SAME_Q),
+    OpDef("shape", shape_op, "ShapeOptions", shape=_shape_shape, passthrough=True,
+          fresh_output=True, shape_inputs=()),
+    OpDef("rank", lambda attrs, x: np.array(x.ndim, np.int32), "RankOptions",
+          shape=lambda info: one((), (len(shape_of(info, 0)),)), passthrough=True,
+          fresh_output=True, shape_inputs=()),
+    OpDef("squeeze", squeeze, "SqueezeOptions", shape=_squeeze_shape, vjp=reshape_like_input,
+          shape_inputs=(), **_SAME_Q),
+    OpDef("expand_dims", expand_dims, "ExpandDimsOptions", shape=_expand_dims_shape,
+          vjp=reshape_like_input, shape_inputs=(1,), **_SAME_Q),
     OpDef("transpose", lambda attrs, x, perm: np.transpose(x, as_int_tuple(perm)).copy(),
-          "TransposeOptions", shape_inputs=(1,)),
+          "TransposeOptions", shape=_transpose_shape, vjp=_transpose_vjp, shape_inputs=(1,),
+          **_SAME_Q),
+    OpDef("cast", cast, "CastOptions", prepare=_cast_prepare,
+          shape=lambda info: _passing_known(info, shape_of(info, 0)), vjp=_cast_vjp,
+          passthrough=True, shape_inputs=()),
     OpDef("tile", lambda attrs, x, mult: np.tile(x, as_int_tuple(mult)), "TileOptions",
-          shape_inputs=(1,)),
+          shape=_tile_shape, passthrough=True, shape_inputs=(1,)),
     OpDef("broadcast_to", lambda attrs, x, s: np.broadcast_to(x, as_int_tuple(s)).copy(),
-          "BroadcastToOptions", shape_inputs=(1,), min_version=2),
-    OpDef("pad", pad, "PadOptions", shape_inputs=(1,)),
-    OpDef("padv2", pad, "PadV2Options", shape_inputs=(1,)),
-    OpDef("mirror_pad", mirror_pad, "MirrorPadOptions", shape_inputs=(1,)),
-    OpDef("reverse_v2", reverse_v2, "ReverseV2Options", shape_inputs=()),
-    OpDef("gather", gather, "GatherOptions", shape_inputs=()),
-    OpDef("gather_nd", gather_nd, "GatherNdOptions", shape_inputs=()),
-    OpDef("cast", cast, "CastOptions", shape_inputs=()),
-    OpDef("fill", fill, "FillOptions", shape_inputs=(0,)),
-    OpDef("one_hot", one_hot, "OneHotOptions", shape_inputs=(1,)),
-    OpDef("zeros_like", lambda attrs, x: np.zeros_like(x), "ZerosLikeOptions", shape_inputs=()),
-    OpDef("range", _range, "RangeOptions", shape_inputs=(0, 1, 2)),
-    OpDef("space_to_batch_nd", space_to_batch_nd, "SpaceToBatchNDOptions", shape_inputs=(1, 2)),
-    OpDef("batch_to_space_nd", batch_to_space_nd, "BatchToSpaceNDOptions", shape_inputs=(1, 2)),
-    OpDef("resize_bilinear", resize_bilinear, "ResizeBilinearOptions", shape_inputs=(1,)),
-    OpDef("resize_nearest_neighbor", resize_nearest_neighbor, "ResizeNearestNeighborOptions",
-          shape_inputs=(1,)),
+          "BroadcastToOptions", shape=_shape_from_values(1, "shape"), passthrough=True,
+          shape_inputs=(1,), min_version=2),
+    OpDef("fill", fill, "FillOptions", shape=_shape_from_values(0, "dims"), shape_inputs=(0,)),
+    OpDef("zeros_like", lambda attrs, x: np.zeros_like(x), "ZerosLikeOptions",
+          shape=same_as(0), passthrough=True, shape_inputs=()),
+    OpDef("range", _range, "RangeOptions", shape=_range_shape, shape_inputs=(0, 1, 2)),
+    OpDef("one_hot", one_hot, "OneHotOptions", shape=_one_hot_shape, shape_inputs=(1,)),
 ]

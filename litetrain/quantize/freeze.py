@@ -17,6 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..ir import OMITTED, Model, Node, Signature, Subgraph, Tensor
 from ..ops import lookup
+from ..ops.evaluate import evaluate
 
 TRAINING_OPS = frozenset({"assign_variable"})
 
@@ -65,9 +66,9 @@ def freeze(interpreter, sig: Signature) -> tuple[Subgraph, Signature]:
         inputs = [tensors[i] if i != OMITTED else None for i in node.inputs]
         opdef = lookup(node.op)
         if not opdef.stateful and all(t is None or t.data is not None for t in inputs):
-            attrs = dict(node.attrs)
-            attrs["_out_types"] = tuple(dtypes.to_numpy(tensors[i].dtype) for i in node.outputs)
-            out = opdef.kernel(attrs, *[None if t is None else t.data for t in inputs])
+            out = evaluate(node.op, *[None if t is None else t.data for t in inputs],
+                           attrs=node.attrs, out_dtypes=[dtypes.storage(tensors[i].dtype)
+                                                         for i in node.outputs])
             outs = out if isinstance(out, tuple) else (out,)
             for i, v in zip(node.outputs, outs, strict=True):
                 tensors[i] = _const(tensors[i], v)

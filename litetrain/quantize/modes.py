@@ -16,14 +16,12 @@ import numpy as np
 
 from .. import dtypes
 from ..ir import OMITTED, Node, Quantization, Subgraph
+from ..ops import has, lookup
 
-WEIGHT_AXIS = {"fully_connected": 0, "conv_2d": 0, "depthwise_conv_2d": 3}
-# Ops whose output TFLite requires to share the input's quantization.
-SAME_AS_INPUT = frozenset({"reshape", "squeeze", "expand_dims", "transpose", "max_pool_2d",
-                           "strided_slice", "slice", "gather", "pad", "resize_nearest_neighbor",
-                           "space_to_batch_nd", "batch_to_space_nd", "average_pool_2d"})
-# Fixed output ranges TFLite's int8 kernels insist on.
-FIXED_OUTPUT = {"softmax": (1 / 256, -128), "logistic": (1 / 256, -128), "tanh": (1 / 128, 0)}
+
+def _weight_axis(op: str) -> int | None:
+    """The per-channel axis of a node's weights (input 1), from the op table."""
+    return lookup(op).weight_axis if has(op) else None
 
 
 def _q(scale, zero_point, axis: int = 0) -> Quantization:
@@ -56,10 +54,11 @@ def float16(sg: Subgraph) -> Subgraph:
 def dynamic_range(sg: Subgraph, min_elements: int = 1024) -> Subgraph:
     tensors, nodes = list(sg.tensors), []
     for n in sg.nodes:
-        w = tensors[n.inputs[1]] if n.op in WEIGHT_AXIS else None
+        axis = _weight_axis(n.op)
+        w = tensors[n.inputs[1]] if axis is not None else None
         if w is not None and w.data is not None and w.dtype == dtypes.FLOAT32 and \
                 w.data.size >= min_elements:
-            q, params = per_channel_int8(w.data, WEIGHT_AXIS[n.op])
+            q, params = per_channel_int8(w.data, axis)
             tensors[n.inputs[1]] = dataclasses.replace(w, dtype=dtypes.INT8, data=q,
                                                        quantization=params, buffer=0)
             n = Node(n.op, n.inputs, n.outputs, {**n.attrs, "asymmetric_quantize_inputs": True},
@@ -86,14 +85,16 @@ def int8(sg: Subgraph, ranges: dict[int, tuple[float, float]], int8_io: bool = F
             params[k] = _activation_params(*ranges[k])
     for n in sg.nodes:  # ops that must keep their input's parameters, fixed-range outputs
         out = n.outputs[0]
-        if n.op in SAME_AS_INPUT and n.inputs[0] in params:
+        rule = lookup(n.op).output_quantization if has(n.op) else None
+        if rule == "same_as_input" and n.inputs[0] in params:
             params[out] = params[n.inputs[0]]
-        elif n.op in FIXED_OUTPUT and out in params:
-            params[out] = _q([FIXED_OUTPUT[n.op][0]], [FIXED_OUTPUT[n.op][1]])
+        elif isinstance(rule, tuple) and out in params:
+            params[out] = _q([rule[0]], [rule[1]])
     for n in sg.nodes:  # weights and biases
-        if n.op in WEIGHT_AXIS and tensors[n.inputs[1]].data is not None:
+        axis = _weight_axis(n.op)
+        if axis is not None and tensors[n.inputs[1]].data is not None:
             w = tensors[n.inputs[1]]
-            q, wp = per_channel_int8(w.data, WEIGHT_AXIS[n.op])
+            q, wp = per_channel_int8(w.data, axis)
             tensors[n.inputs[1]] = dataclasses.replace(w, dtype=dtypes.INT8, data=q,
                                                        quantization=wp, buffer=0)
             if len(n.inputs) > 2 and n.inputs[2] != OMITTED:

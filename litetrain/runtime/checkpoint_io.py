@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import dtypes
-from ..errors import CheckpointError, ModelFormatError, SignatureError
+from ..checkpoint.expect import expect
+from ..errors import ModelFormatError, SignatureError
 from ..ir import Model
 
 if TYPE_CHECKING:
@@ -96,19 +97,6 @@ def run(runner: SignatureRunner, io: dict, inputs: dict) -> dict[str, np.ndarray
     tensors = runner.context.read_checkpoint(path)
     feeds = {}
     for alias, ck in io["tensors"].items():
-        if ck not in tensors:
-            raise CheckpointError(f"checkpoint '{path}' has no tensor '{ck}' (it has: "
-                                  f"{', '.join(sorted(tensors)) or 'none'})")
         t = runner.tensor(sig.inputs[alias])
-        value = tensors[ck]
-        want = dtypes.to_numpy(t.dtype)
-        if value.dtype != want:
-            raise CheckpointError(f"checkpoint '{path}': tensor '{ck}' is {value.dtype}, the "
-                                  f"model expects {want}")
-        shape = t.signature_shape
-        if len(shape) != value.ndim or any(s not in (-1, d) for s, d in
-                                           zip(shape, value.shape, strict=True)):
-            raise CheckpointError(f"checkpoint '{path}': tensor '{ck}' has shape "
-                                  f"{list(value.shape)}, the model expects {list(shape)}")
-        feeds[alias] = value
+        feeds[alias] = expect(tensors, ck, dtypes.to_numpy(t.dtype), t.signature_shape, path)
     return runner.run_graph(feeds)

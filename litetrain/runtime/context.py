@@ -52,8 +52,23 @@ class RuntimeContext:
             self._generators[key] = np.random.default_rng([k & 0xFFFFFFFFFFFFFFFF for k in key])
         return self._generators[key]
 
+    def random_states(self) -> dict[tuple[int, int], dict]:
+        """The state of each seeded random op's stream (for session snapshots)."""
+        return {key: g.bit_generator.state for key, g in self._generators.items()}
+
+    def set_random_states(self, states: dict[tuple[int, int], dict]) -> None:
+        """Put seeded streams back where :meth:`random_states` saw them."""
+        for key, state in states.items():
+            self.random_generator(*key).bit_generator.state = state
+
     def call_once(self, subgraph_index: int) -> None:
         """Run an init subgraph the first time it is asked for (none by default)."""
+
+    def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
+        """Run a subgraph on ``args`` (its inputs, in order) and return its outputs
+        (WHILE and IF bodies). A context without subgraphs cannot."""
+        raise ValueError(f"subgraph {subgraph_index} cannot be called here (control flow "
+                         "needs a model file's interpreter)")
 
     # -- one run: the caller's paths and the read cache ----------------------------------
     def run_scope(self, caller_values: Iterable = ()) -> _RunScope:

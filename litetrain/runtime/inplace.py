@@ -15,54 +15,12 @@ The result is bit-identical: a ufunc computes the same values whatever ``out`` i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
 
-from ..ops.common import fused
 from .step import Step
-
-_BINARY: dict[str, np.ufunc] = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum,
-}
-_UNARY: dict[str, np.ufunc] = {
-    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs,
-    "square": np.square, "tanh": np.tanh, "sin": np.sin, "cos": np.cos,
-}
-
-
-def _binary_into(ufunc: np.ufunc, operand: int) -> Callable:
-    def kernel(attrs, a, b):
-        out = ufunc(a, b, out=(a, b)[operand])
-        code = attrs.get("fused_activation_function", 0)
-        return fused(out, code) if code else out
-    return kernel
-
-
-def _unary_into(ufunc: np.ufunc) -> Callable:
-    return lambda attrs, x: ufunc(x, out=x)
-
-
-def _relu_into(attrs, x):
-    return np.maximum(x, 0, out=x)
-
-
-def _mul_by_negated_into(attrs, x, s):
-    return np.multiply(x, np.negative(s), out=x)
-
-
-def _in_place_kernel(op: str, operand: int) -> Callable | None:
-    if op in _BINARY:
-        return _binary_into(_BINARY[op], operand)
-    if op in _UNARY:
-        return _unary_into(_UNARY[op])
-    if op == "relu":
-        return _relu_into
-    if op == "mul(neg)" and operand == 0:
-        return _mul_by_negated_into
-    return None
 
 
 class _AliasGroups:
@@ -103,7 +61,7 @@ def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> l
     rewritten = []
     for pos, step in enumerate(steps):
         operand = _reusable_operand(step, pos, values, fresh, groups, last_read, escaped)
-        kernel = None if operand is None else _in_place_kernel(step.op, operand)
+        kernel = None if operand is None or step.in_place is None else step.in_place(operand)
         rewritten.append(step if kernel is None else replace(step, kernel=kernel))
     return rewritten
 

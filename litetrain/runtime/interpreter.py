@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes
 from ..errors import LitetrainError, ModelFormatError, SignatureError
 from ..ir import Model, Tensor
 from ..tflite.reader import read_model
 from .checkpoint_io import CHECKPOINT_IO_KEY, parse_metadata
 from .context import RuntimeContext
 from .plan import Plan
-from .signature_runner import SignatureRunner, convert_input
+from .signature_runner import SignatureRunner
+from .tensors import convert_input, tensor_details
 from .threads import blas_threads
 from .variables import VariableStore
 
@@ -92,6 +92,19 @@ class Interpreter(RuntimeContext):
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
                      where: str | None = None) -> list[np.ndarray | None]:
         return self.plan(subgraph_index, where).run(self, feeds)
+
+    def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
+        """WHILE/IF bodies: run a subgraph on its inputs, in order; return its outputs."""
+        if not 0 <= subgraph_index < len(self.model.subgraphs):
+            raise ValueError(f"subgraph {subgraph_index} does not exist (the model has "
+                             f"{len(self.model.subgraphs)})")
+        sg = self.model.subgraphs[subgraph_index]
+        if len(args) != len(sg.inputs):
+            raise ValueError(f"subgraph {subgraph_index} '{sg.name}' takes {len(sg.inputs)} "
+                             f"inputs, got {len(args)}")
+        values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
+                                   f"subgraph {subgraph_index} '{sg.name}'")
+        return [values[i] for i in sg.outputs]
 
     def call_once(self, subgraph_index: int) -> None:
         """CALL_ONCE: run an init subgraph the first time any signature asks for it."""
@@ -240,24 +253,3 @@ def shorten(message: str, limit: int = _MESSAGE_LIMIT) -> str:
         return message
     half = limit // 2
     return f"{message[:half]} ...[{len(message) - 2 * half:,} characters]... {message[-half:]}"
-
-
-def tensor_details(t: Tensor, index: int, shape: tuple[int, ...]) -> dict:
-    """The dict ``tf.lite.Interpreter`` uses to describe a tensor."""
-    q = t.quantization
-    scales = q.scale if q is not None else np.zeros(0, np.float32)
-    zps = q.zero_point.astype(np.int32) if q is not None else np.zeros(0, np.int32)
-    per_tensor = (float(scales[0]), int(zps[0])) if q is not None and scales.size == 1 \
-        else (0.0, 0)
-    dtype = np.bytes_ if t.dtype == dtypes.STRING else dtypes.to_numpy(t.dtype).type
-    return {
-        "name": t.name,
-        "index": index,
-        "shape": np.array(shape, np.int32),
-        "shape_signature": np.array(t.signature_shape, np.int32),
-        "dtype": dtype,
-        "quantization": per_tensor,
-        "quantization_parameters": {"scales": scales, "zero_points": zps,
-                                    "quantized_dimension": q.axis if q is not None else 0},
-        "sparsity_parameters": {},
-    }

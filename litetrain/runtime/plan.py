@@ -12,18 +12,18 @@ the steps for those shapes (:mod:`.simplify`); later runs with the same shapes r
 from __future__ import annotations
 
 from collections import OrderedDict
-from types import MappingProxyType
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import InvokeError, LitetrainError, UnsupportedOpError
-from ..ir import Model, Subgraph
-from ..ops import lookup, quantized
+from ..ir import OMITTED, Model, Node, Subgraph
+from ..ops import NodeInfo, TensorInfo, lookup, quantized
+from ..ops.variables import variable_key
 from .fold import foldable_nodes, shape_key
 from .simplify import drop_unused, specialise
 from .step import Step
-from .variables import VariableStore, variable_key
+from .variables import VariableStore
 
 _FOLDED_SHAPES_KEPT = 8  # input-shape keys whose folded plans are cached per subgraph
 
@@ -55,25 +55,19 @@ class Plan:
                 rid = variables.resource_id(*variable_key(node.attrs))
                 self.constants[node.outputs[0]] = np.array(rid, np.int32)
                 continue
+            info = self._node_info(node, f"{where} node {k}", aliasing)
             if not opdef.fresh_output and aliasing.intersection(node.inputs):
                 aliasing.update(node.outputs)  # may be a view of a caller's array
-            out_types = tuple(_numpy_dtype(sg.tensors[i].dtype) for i in node.outputs)
-            attrs = dict(node.attrs)
-            attrs["_out_types"] = out_types
-            attrs["_out_shapes"] = tuple(sg.tensors[i].signature_shape for i in node.outputs)
-            if node.op == "assign_variable":
-                attrs["_value_may_alias_input"] = node.inputs[1] in aliasing
-            if node.op in ("read_variable", "assign_variable"):
-                handle = self.constants[node.inputs[0]]
-                if handle is not None:
-                    attrs["_resource_id"] = int(handle.reshape(-1)[0])
-            kernel, fresh = opdef.kernel, opdef.fresh_output
-            if not opdef.stateful:
-                bound = quantized.bind(node, sg.tensors, _numpy_dtype, f"{where} node {k}")
-                if bound is not None:
-                    kernel, fresh = bound, False
-            steps.append(Step(k, node.op, kernel, opdef.stateful, node.inputs,
-                              node.outputs, out_types, MappingProxyType(attrs), fresh))
+            variant = None if opdef.stateful else quantized.select(opdef, info)
+            if variant is None:
+                kernel, settings = opdef.kernel, opdef.settings(info)
+                fresh, in_place = opdef.fresh_output, opdef.in_place
+            else:
+                kernel, settings, fresh, in_place = variant.kernel, variant.prepare(info), \
+                    False, None
+            steps.append(Step(k, node.op, kernel, opdef.stateful, node.inputs, node.outputs,
+                              tuple(t.dtype for t in info.outputs), settings, fresh,
+                              in_place))
         if missing:
             raise UnsupportedOpError(
                 f"{where} (subgraph {subgraph_index} '{sg.name}') uses ops litetrain has no "
@@ -81,7 +75,24 @@ class Plan:
         self.keep_all_tensors = keep_all_tensors
         self.steps = steps if keep_all_tensors else drop_unused(steps, sg.outputs)
         self.foldable = foldable_nodes(sg)
-        self._folded: OrderedDict[tuple, tuple[list[Step], list]] = OrderedDict()
+        # Per input shapes: the specialised steps and the constants folded for them.
+        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list]] = OrderedDict()
+
+    def _node_info(self, node: Node, where: str, aliasing: set[int]) -> NodeInfo:
+        """What prepare may know about a node: types, static shapes (-1 where dynamic),
+        quantization, constant values (resource ids included), caller aliasing."""
+        tensors = self.subgraph.tensors
+
+        def info(i: int) -> TensorInfo | None:
+            if i == OMITTED:
+                return None
+            t = tensors[i]
+            dtype = dtypes.storage(t.dtype)
+            return TensorInfo(dtype, t.signature_shape, self.constants[i], None,
+                              quantized.qparams(t, dtype), i in aliasing)
+
+        return NodeInfo(node.op, node.attrs, tuple(info(i) for i in node.inputs),
+                        tuple(info(i) for i in node.outputs), where)
 
     def run(self, ctx, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
         """Run the subgraph; return the value of every tensor (``None`` where never set).
@@ -91,9 +102,9 @@ class Plan:
         values, skip the nodes, and run the steps specialised for those shapes.
         """
         key = shape_key(feeds)
-        cached = self._folded.get(key)
+        cached = self._per_shapes.get(key)
         if cached is not None:
-            self._folded.move_to_end(key)
+            self._per_shapes.move_to_end(key)
             return self._execute(cached[0], cached[1], ctx, feeds)
         values = self._execute(self.steps, self.constants, ctx, feeds)
         if not self.keep_all_tensors:
@@ -103,10 +114,10 @@ class Plan:
                     for i in step.outputs:
                         constants[i] = values[i]
             remaining = [s for s in self.steps if s.index not in self.foldable]
-            self._folded[key] = (specialise(remaining, values, self.subgraph.outputs),
+            self._per_shapes[key] = (specialise(remaining, values, self.subgraph.outputs),
                                  constants)
-            if len(self._folded) > _FOLDED_SHAPES_KEPT:
-                self._folded.popitem(last=False)
+            if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
+                self._per_shapes.popitem(last=False)
         return values
 
     def _execute(self, steps: list[Step], constants: list, ctx,
@@ -118,13 +129,15 @@ class Plan:
         for step in steps:
             args = [values[i] for i in step.inputs]
             try:
-                out = (step.kernel(ctx, step.attrs, *args) if step.stateful
-                       else step.kernel(step.attrs, *args))
+                out = (step.kernel(ctx, step.settings, *args) if step.stateful
+                       else step.kernel(step.settings, *args))
             except LitetrainError as e:  # keep the error's kind, add where it happened
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
             if len(step.outputs) == 1:
+                if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT) with one output
+                    (out,) = out
                 if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
                     out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
                 values[step.outputs[0]] = out
@@ -139,6 +152,3 @@ class Plan:
         msg = str(e) or type(e).__name__
         return f"{self.where}: node {step.index} ({step.op}) failed on inputs ({shapes}): {msg}"
 
-
-def _numpy_dtype(code: int) -> np.dtype:
-    return dtypes.to_numpy(code) if code != dtypes.INT4 else np.dtype(np.int8)

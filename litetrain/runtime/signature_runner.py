@@ -8,7 +8,6 @@ signature (``-1`` dims are free); the batch size is whatever the inputs say.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,54 +16,10 @@ from .. import dtypes
 from ..errors import InvokeError, SignatureError
 from ..ir import Signature, Tensor
 from . import checkpoint_io
+from .tensors import convert_input, tensor_details
 
 if TYPE_CHECKING:
     from .interpreter import Interpreter
-
-
-def _string_array(value, t: Tensor, where: str) -> np.ndarray:
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
-    if arr.dtype.kind not in "SUO":
-        raise SignatureError(f"{where}: expected a string (str, bytes, path or a NumPy "
-                             f"string array) for {t.describe()}, got {arr.dtype} values")
-    out = np.empty(arr.shape, dtype=object)
-    for i, v in np.ndenumerate(arr):
-        if isinstance(v, os.PathLike):
-            v = os.fspath(v)
-        if isinstance(v, str):
-            v = v.encode("utf-8")
-        if not isinstance(v, (bytes, np.bytes_)):
-            raise SignatureError(f"{where}: element {i} is {type(v).__name__}, not a string")
-        out[i] = bytes(v)
-    if out.shape != t.shape and out.size == 1 and len(t.signature_shape) == 0:
-        out = out.reshape(())
-    return out
-
-
-def convert_input(value, t: Tensor, where: str) -> np.ndarray:
-    """Check and convert one input value for tensor ``t`` (``SignatureError`` if it can't)."""
-    if t.dtype == dtypes.STRING:
-        arr = _string_array(value, t, where)
-    else:
-        want = dtypes.to_numpy(t.dtype)
-        if isinstance(value, (np.ndarray, np.generic)):
-            arr = np.asarray(value)
-            if arr.dtype != want:
-                raise SignatureError(f"{where}: expected {t.describe()}, got a {arr.dtype} "
-                                     f"array; convert it with .astype(np.{want})")
-        else:
-            try:
-                arr = np.asarray(value, dtype=want)
-            except (TypeError, ValueError) as e:
-                raise SignatureError(f"{where}: cannot convert {type(value).__name__} to "
-                                     f"{t.describe()}: {e}") from None
-    sig = t.signature_shape
-    if arr.ndim != len(sig) or any(s not in (-1, d) for s, d in zip(sig, arr.shape, strict=True)):
-        raise SignatureError(f"{where}: expected {t.describe()} (-1 = any size), got shape "
-                             f"{list(arr.shape)}")
-    return arr
 
 
 class SignatureRunner:
@@ -84,8 +39,6 @@ class SignatureRunner:
                          for name, i in self.signature.inputs.items())
 
     def get_input_details(self) -> dict[str, dict]:
-        from .interpreter import tensor_details
-
         io = self._interpreter.checkpoint_io.get(self.signature.key)
         if io is not None and io["kind"] == "restore":
             # Called with the checkpoint path only; the weight tensors are fed from the file.
@@ -95,8 +48,6 @@ class SignatureRunner:
                 for n, i in self.signature.inputs.items()}
 
     def get_output_details(self) -> dict[str, dict]:
-        from .interpreter import tensor_details
-
         return {n: tensor_details(self._tensors[i], i, self._tensors[i].shape)
                 for n, i in self.signature.outputs.items()}
 

@@ -18,15 +18,15 @@ variable reads and writes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from types import MappingProxyType
 from typing import TypeVar
 
 import numpy as np
 
 from ..ops.common import fused
-from ..ops.nn import batch_matmul
+from ..ops.matmul import batch_matmul
 from .inplace import in_place_steps
 from .step import Step
 
@@ -112,12 +112,13 @@ def _fuse_pairs(steps: list[Step], values: list, outputs: set[int], first_op: st
     uses = consumers(steps)
     out = list(steps)
     dropped: set[int] = set()
+    fused_at: set[int] = set()
     for pos, first in enumerate(steps):
         if first.op != first_op or not _is_float(values[first.outputs[0]]):
             continue
         second_pos = _sole_consumer(uses, first.outputs[0], outputs)
-        if second_pos is None:
-            continue
+        if second_pos is None or second_pos in fused_at:
+            continue  # e.g. ADD(MATMUL, MATMUL): only one of the two can fuse
         second = steps[second_pos]
         if second.op != second_op or len(second.inputs) != 2:
             continue
@@ -128,6 +129,7 @@ def _fuse_pairs(steps: list[Step], values: list, outputs: set[int], first_op: st
         fused_step = build(first, second, other)
         if fused_step is not None:
             out[second_pos] = fused_step
+            fused_at.add(second_pos)
             dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
 
@@ -137,17 +139,24 @@ def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> li
     result is used only there (TensorFlow's SGD update is ``w + (-g) * lr``)."""
     def build(neg: Step, mul: Step, other: int) -> Step | None:
         scalar, x = values[other], values[neg.inputs[0]]
-        if (mul.attrs.get("fused_activation_function", 0) or not _is_float(scalar)
+        if (mul.settings.get("fused_activation_function", 0) or not _is_float(scalar)
                 or scalar.size != 1 or scalar.ndim > x.ndim
                 or values[mul.outputs[0]].shape != x.shape):
             return None
         return replace(mul, op="mul(neg)", kernel=_mul_by_negated,
-                       inputs=(neg.inputs[0], other), fresh=True)
+                       inputs=(neg.inputs[0], other), fresh=True,
+                       in_place=_mul_by_negated_into)
     return _fuse_pairs(steps, values, outputs, "neg", "mul", build)
 
 
 def _mul_by_negated(attrs, x, s):
     return np.multiply(x, np.negative(s))
+
+
+def _mul_by_negated_into(operand: int):
+    if operand != 0:
+        return None
+    return lambda attrs, x, s: np.multiply(x, np.negative(s), out=x)
 
 
 def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
@@ -158,15 +167,15 @@ def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -
         if (not _is_float(bias) or bias.dtype != product.dtype
                 or values[add.outputs[0]].shape != product.shape):
             return None
-        attrs = dict(matmul_step.attrs)
-        attrs["_bias_activation"] = add.attrs.get("fused_activation_function", 0)
-        return replace(matmul_step, op="batch_matmul+add", kernel=_matmul_bias,
+        activation = add.settings.get("fused_activation_function", 0)
+        return replace(matmul_step, op="batch_matmul+add",
+                       kernel=functools.partial(_matmul_bias, activation),
                        inputs=(*matmul_step.inputs, bias_index), outputs=add.outputs,
-                       attrs=MappingProxyType(attrs), index=add.index, fresh=True)
+                       index=add.index, fresh=True, in_place=None)
     return _fuse_pairs(steps, values, outputs, "batch_matmul", "add", build)
 
 
-def _matmul_bias(attrs, a, b, bias):
+def _matmul_bias(activation: int, attrs, a, b, bias):
     out = batch_matmul(attrs, a, b)
     out += bias
-    return fused(out, attrs["_bias_activation"])
+    return fused(out, activation)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
@@ -14,9 +13,14 @@ class Step:
     """``index`` is the node's position in its subgraph (used in error messages); ``op``
     names the op, or the fusion that replaced it (e.g. ``"batch_matmul+add"``).
 
+    ``settings`` is what the kernel gets first: the node's attrs, or what the op's (or
+    its integer/hybrid variant's) prepare made of them once — resource ids, output dtype,
+    quantization multipliers and shifts.
+
     ``fresh`` is True when every output is a new array sharing no memory with the
     inputs, the constants or the variables: only such outputs may later be overwritten
-    in place.
+    in place. ``in_place(operand)`` makes a kernel writing into that operand, when the
+    step's kernel has such a form.
     """
 
     index: int
@@ -26,5 +30,6 @@ class Step:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     out_dtypes: tuple[np.dtype, ...]
-    attrs: MappingProxyType
+    settings: object
     fresh: bool = False
+    in_place: Callable[[int], Callable | None] | None = None

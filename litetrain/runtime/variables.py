@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelFormatError, VariableError
+from ..errors import VariableError
 from ..ir import Model
+from ..ops.variables import variable_key
 
 
 class VariableStore:
@@ -76,16 +77,3 @@ class _Transaction:
         if kind is not None:
             self.store.values, self.store.initialized = self.values, self.initialized
         return False
-
-
-def variable_key(attrs) -> tuple[str, str]:
-    """``(container, shared_name)`` of a VAR_HANDLE as text (``ModelFormatError`` if a
-    name is not UTF-8; :func:`litetrain.ir.verify` reports that at load)."""
-    def text(v) -> str:
-        if isinstance(v, bytes):
-            try:
-                return v.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ModelFormatError(f"VAR_HANDLE name {v[:60]!r} is not UTF-8") from None
-        return v if isinstance(v, str) else ""
-    return text(attrs.get("container")), text(attrs.get("shared_name"))

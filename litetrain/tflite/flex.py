@@ -2,7 +2,8 @@
 
 The NodeDef's ``attr`` map is decoded into plain Python values: ``type`` attrs become
 NumPy dtypes, ``list(...)`` attrs tuples, ``s`` attrs ``str`` (when UTF-8) or ``bytes``.
-The TF op name is kept under the attr key ``"_tf_op"``.
+The op itself is named by the operator code (``Flex<Op>``), so the FlexBuffer's op name is
+only checked for being there.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def decode_options(raw: bytes, where: str) -> dict[str, object]:
     """Attrs of a Flex op from its ``custom_options`` bytes."""
     try:
         vec = flexbuffers.GetRoot(raw).AsVector
-        tf_op = vec[0].AsStringBytes.decode("utf-8")
-        op, attrs = decode_node_def(bytes(vec[1].AsStringBytes))
+        vec[0].AsStringBytes.decode("utf-8")
+        _, attrs = decode_node_def(bytes(vec[1].AsStringBytes))
     except (protowire.WireError, ValueError, IndexError, TypeError, UnicodeDecodeError,
             KeyError, OverflowError, struct.error, AttributeError, AssertionError,
             RecursionError, MemoryError) as e:
@@ -98,7 +99,6 @@ def decode_options(raw: bytes, where: str) -> dict[str, object]:
         raise ModelFormatError(f"{where}: custom options are not a Flex "
                                f"[op name, NodeDef] FlexBuffer ({type(e).__name__}: "
                                f"{str(e)[:200]})") from None
-    attrs["_tf_op"] = op or tf_op
     return attrs
 
 

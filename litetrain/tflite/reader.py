@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import tflite
 
-from .. import dtypes
+from .. import dtypes, options
 from ..errors import ModelFormatError
 from ..ir import Model, Node, Quantization, Signature, Subgraph, Tensor, verify
 from ..ops.quantized.params import validate as validate_quantization
 from ..ops.registry import CUSTOM, has, lookup, op_name_for_code
-from . import flex, options, strings
+from . import flex, strings
 
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
                   UnicodeDecodeError, AttributeError, KeyError, MemoryError)
@@ -174,8 +175,7 @@ def _read_tensor(t: tflite.Tensor, k: int, buffers: list[np.ndarray], guard: _Gu
     tensor = Tensor(name, dtype, shape, sig, data, _read_quantization(t, guard, where),
                     bool(t.IsVariable()), b)
     if tensor.quantization is not None:
-        numpy_dtype = np.dtype(np.int8) if dtype == dtypes.INT4 else dtypes.to_numpy(dtype)
-        validate_quantization(tensor, np.dtype(numpy_dtype), where)
+        validate_quantization(tensor, dtypes.storage(dtype), where)
     return tensor
 
 
@@ -186,15 +186,10 @@ def _constant(raw: np.ndarray, dtype: int, shape: tuple[int, ...], where: str) -
             raise ModelFormatError(f"{where}: {arr.size} strings for shape {list(shape)}")
         return arr.reshape(shape)
     if dtype == dtypes.INT4:
-        packed = raw.view(np.uint8)
-        lo = (packed & 0x0F).astype(np.int8)
-        hi = (packed >> 4).astype(np.int8)
-        vals = np.stack([lo, hi], -1).reshape(-1)
-        vals = np.where(vals > 7, vals - 16, vals).astype(np.int8)
-        n = int(np.prod(shape))
-        if vals.size < n:
+        vals = dtypes.unpack_int4(raw, int(np.prod(shape)))
+        if vals is None:
             raise ModelFormatError(f"{where}: {raw.size} bytes too few for int4{list(shape)}")
-        return vals[:n].reshape(shape)
+        return vals.reshape(shape)
     dt = dtypes.to_numpy(dtype)
     n = int(np.prod(shape))
     if raw.size != n * dt.itemsize:
@@ -217,8 +212,16 @@ def _read_subgraph(sg: tflite.SubGraph, s: int, codes, buffers, guard: _Guard,
         where[2:] = [f"operator {k}"]
         nodes.append(_read_node(sg.Operators(k), k, codes, guard))
     del where[2:]
-    return Subgraph(name, tensors, list(_int_vector(sg, "Inputs", guard, "subgraph")),
-                    list(_int_vector(sg, "Outputs", guard, "subgraph")), nodes)
+    inputs = list(_int_vector(sg, "Inputs", guard, "subgraph"))
+    # An empty buffer only makes a zero-element tensor a constant if nothing else defines
+    # it: a node's output (FusedBatchNormV3's reserve space) or a subgraph input.
+    defined = {i for n in nodes for i in n.outputs} | set(inputs)
+    for i in defined:
+        t = tensors[i] if 0 <= i < len(tensors) else None
+        if t is not None and t.data is not None and t.data.size == 0:
+            tensors[i] = replace(t, data=None)
+    return Subgraph(name, tensors, inputs, list(_int_vector(sg, "Outputs", guard, "subgraph")),
+                    nodes)
 
 
 def _read_node(op: tflite.Operator, k: int, codes, guard: _Guard) -> Node:

@@ -13,11 +13,11 @@ import importlib
 import flatbuffers
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, options
 from ..errors import ModelFormatError
 from ..ir import Model, Node, Subgraph, Tensor, verify
 from ..ops.registry import CUSTOM, lookup
-from . import options, strings
+from . import strings
 
 _PLACEHOLDER_FOR_GREATER_OP_CODES = 127
 _UNION_CODES = {name: code for code, name in options._UNION_NAMES.items()}
@@ -42,10 +42,7 @@ def _tensor_bytes(t: Tensor) -> bytes:
     if t.dtype == dtypes.STRING:
         return strings.encode(t.data)
     if t.dtype == dtypes.INT4:
-        flat = (t.data.astype(np.int8).reshape(-1) & 0x0F).astype(np.uint8)
-        if flat.size % 2:
-            flat = np.append(flat, np.uint8(0))
-        return (flat[0::2] | (flat[1::2] << 4)).tobytes()
+        return dtypes.pack_int4(t.data)
     return np.ascontiguousarray(t.data, dtypes.to_numpy(t.dtype).newbyteorder("<")).tobytes()
 
 
@@ -105,31 +102,6 @@ class _Writer:
             _fn("Tensor", "AddShapeSignature")(b, sig)
         return _fn("Tensor", "End")(b)
 
-    def builtin_options(self, table: str, attrs) -> int:
-        b = self.b
-        fields = options._fields(table)
-        prepared = {}
-        for accessor, attr, is_vector in fields:  # strings and vectors come first
-            if attr not in attrs or attrs[attr] is None:
-                continue
-            value = attrs[attr]
-            if is_vector:
-                prepared[accessor] = _int_vector(b, value)
-            elif isinstance(value, (str, bytes)):
-                prepared[accessor] = b.CreateString(value)
-        _fn(table, "Start")(b)
-        for accessor, attr, is_vector in fields:
-            if attr not in attrs or attrs[attr] is None:
-                continue
-            base = accessor[: -len("AsNumpy")] if is_vector else accessor
-            value = prepared.get(accessor, attrs[attr])
-            if isinstance(value, (bool, np.bool_)):
-                value = bool(value)
-            elif isinstance(value, (np.integer, np.floating)):
-                value = value.item()
-            _fn(table, f"Add{base}")(b, value)
-        return _fn(table, "End")(b)
-
     def operator(self, node: Node, k: int) -> int:
         b = self.b
         code = self.code(node)
@@ -143,7 +115,7 @@ class _Writer:
         else:
             table = lookup(node.op).options
             if table is not None and table in _UNION_CODES:
-                opts = self.builtin_options(table, node.attrs)
+                opts = options.encode(b, table, node.attrs)
         _fn("Operator", "Start")(b)
         _fn("Operator", "AddOpcodeIndex")(b, code)
         _fn("Operator", "AddInputs")(b, inputs)

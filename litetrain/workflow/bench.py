@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SignatureError
 from ..runtime.interpreter import Interpreter
 
 
@@ -50,7 +51,9 @@ def bench(model_content: bytes, signatures: list[str] | None = None,
     chosen = signatures or keys
     unknown = [s for s in chosen if s not in keys]
     if unknown:
-        raise KeyError(f"no signature {unknown}; the model has {keys}")
+        raise SignatureError(f"no signature {unknown}; the model has {keys}")
+    if min(batch_sizes, default=0) < 1:
+        raise ValueError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
     rng = np.random.default_rng(0)
     rows = []
     for key in chosen:
@@ -58,6 +61,9 @@ def bench(model_content: bytes, signatures: list[str] | None = None,
             runner = Interpreter(model_content=model_content).get_signature_runner(key)
             feeds = random_inputs(runner.get_input_details(), batch, rng)
             if feeds is None:
+                if signatures:
+                    raise SignatureError(f"signature '{key}' takes strings (a file path); "
+                                         "bench times signatures with numeric inputs")
                 break  # string inputs: file I/O signatures are not benchmarked
             t0 = time.perf_counter()
             runner(**feeds)

@@ -134,7 +134,8 @@ def run(out_dir: str | Path = "litetrain-demo", dataset: str = "digits",
         report.files["loss plot"] = plots.loss_curve(pre_losses, device_losses,
                                                      out_dir / "loss.png")
         report.files["logits plot"] = plots.logits_before_after(
-            baseline_logits[0], restored_logits[0], names, out_dir / "logits.png")
+            baseline_logits[0], restored_logits[0], names, out_dir / "logits.png",
+            image=xt[0], true_label=int(yt[0]), index=0)
         report.files["predictions plot"] = plots.prediction_grid(
             xt[:25], yt[:25], predictions, names, out_dir / "predictions.png")
     else:

@@ -65,11 +65,7 @@ def load_inputs(path: str | Path, specs: dict[str, dict], where: str,
     if path.suffix != ".npz":
         raise DatasetError(f"{path}: expected a .npz file (arrays named like the inputs of "
                            f"{where}: {sorted(specs)}) or an IDX file (*-idx3-ubyte[.gz])")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+    arrays = _read_npz(path, where, specs)
     missing = sorted(set(specs) - set(arrays) - set(optional))
     if missing:
         raise SignatureError(f"{path}: {where} needs arrays named {sorted(specs)}; missing "
@@ -80,4 +76,36 @@ def load_inputs(path: str | Path, specs: dict[str, dict], where: str,
     for name, spec in specs.items():  # float64 -> float32, int64 -> int32; never across kinds
         if name in arrays and arrays[name].dtype.kind == spec["dtype"].kind:
             arrays[name] = arrays[name].astype(spec["dtype"], copy=False)
+        elif name in arrays:
+            arrays[name] = _class_labels_to_one_hot(arrays[name], spec, name, path)
     return arrays
+
+
+def _read_npz(path: Path, where: str, specs: dict[str, dict]) -> dict[str, np.ndarray]:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK":  # an .npz is a zip archive; anything else is not one
+        raise DatasetError(f"{path}: not a .npz file (a zip of arrays, as np.savez writes; "
+                           f"this file starts with {magic!r}); {where} needs arrays named "
+                           f"{sorted(specs)}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError) as e:
+        raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+    return arrays
+
+
+def _class_labels_to_one_hot(values: np.ndarray, spec: dict, name: str,
+                             path: Path) -> np.ndarray:
+    """Integer class labels for a float one-hot input become one-hot rows; other kind
+    mismatches are left for the signature to report."""
+    shape = spec["shape_signature"]
+    if values.dtype.kind in "iu" and spec["dtype"].kind == "f" and values.ndim == 1 \
+            and len(shape) == 2 and shape[1] > 1:
+        if values.size and (values.min() < 0 or values.max() >= shape[1]):
+            raise DatasetError(f"{path}: '{name}' holds class labels {values.min()}.."
+                               f"{values.max()} but the input takes one-hot rows of "
+                               f"{shape[1]} classes")
+        return one_hot(values, shape[1]).astype(spec["dtype"], copy=False)
+    return values

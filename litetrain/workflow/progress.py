@@ -1,10 +1,9 @@
-"""A dependency-free progress bar for long loops (redrawn in place on a terminal, one line
-per finished bar elsewhere, so CI logs stay short)."""
+"""Progress bars for long loops, drawn by ``tqdm`` (imported on first use, so ``import
+litetrain`` stays fast). Disabled bars cost nothing and import nothing."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
 
@@ -12,13 +11,18 @@ class Progress:
     """``with Progress(total, "pre-train") as bar: bar.update(loss=0.3)``."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None,
-                 enabled: bool = True, width: int = 24):
-        self.total, self.label, self.width = max(int(total), 1), label, width
-        self.stream = stream if stream is not None else sys.stderr
+                 enabled: bool = True, initial: int = 0):
         self.enabled = enabled
-        self.live = enabled and getattr(self.stream, "isatty", lambda: False)()
-        self.done, self.info, self.start = 0, "", time.perf_counter()
-        self._last_draw = 0.0
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            stream = stream if stream is not None else sys.stderr
+            live = getattr(stream, "isatty", lambda: False)()
+            # Off a terminal (CI logs, pipes) redraw rarely, so logs stay short.
+            self._bar = tqdm(total=max(int(total), 1), initial=min(initial, total),
+                             desc=label, file=stream, unit="step", dynamic_ncols=True,
+                             mininterval=0.1 if live else 30.0, leave=True)
 
     def __enter__(self) -> Progress:
         return self
@@ -27,24 +31,13 @@ class Progress:
         self.close()
 
     def update(self, n: int = 1, **info: float) -> None:
-        self.done = min(self.done + n, self.total)
+        if self._bar is None:
+            return
         if info:
-            self.info = " ".join(f"{k} {v:.4f}" for k, v in info.items())
-        now = time.perf_counter()
-        if self.live and (now - self._last_draw > 0.1 or self.done == self.total):
-            self._last_draw = now
-            self.stream.write("\r" + self._line())
-            self.stream.flush()
-
-    def _line(self) -> str:
-        filled = round(self.width * self.done / self.total)
-        secs = time.perf_counter() - self.start
-        return (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{self.done}/{self.total} {secs:5.1f}s {self.info}")
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in info.items()}, refresh=False)
+        self._bar.update(n)
 
     def close(self) -> None:
-        if not self.enabled:
-            return
-        self.stream.write(("\r" if self.live else "") + self._line() + "\n")
-        self.stream.flush()
-        self.enabled = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -9,7 +9,7 @@ import litetrain
 from litetrain.tflite.writer import write_model
 from tests.conftest import FIXTURES
 
-MODELS = sorted(FIXTURES.glob("*/*.tflite"))
+MODELS = sorted(FIXTURES.rglob("*.tflite"))  # tf_quantized/<kind>/ too
 
 
 def _same_tensor(a, b) -> bool:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import litetrain
-from litetrain import dtypes, ir
+from litetrain import dtypes, ir, options
 from litetrain.ops import lookup
-from litetrain.tflite import options
+from litetrain.ops.evaluate import evaluate
 from litetrain.tflite.writer import write_model
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -27,12 +27,13 @@ class C:
         self.value = np.asarray(value)
 
 
-def one_op_model(op: str, operands: list, attrs: dict) -> tuple[bytes, dict[str, np.ndarray]]:
+def one_op_model(op: str, operands: list, attrs: dict, out_dtypes=()
+                 ) -> tuple[bytes, dict[str, np.ndarray]]:
     opdef = lookup(op)
     full = options.defaults(opdef.options) if opdef.options else {}
     full.update(attrs)
     arrays = [o.value if isinstance(o, C) else o for o in operands]
-    outs = opdef.kernel(full, *arrays)
+    outs = evaluate(op, *arrays, attrs=full, out_dtypes=out_dtypes)
     outs = outs if isinstance(outs, tuple) else (outs,)
     tensors, feeds, sig_inputs = [], {}, {}
     for k, (operand, arr) in enumerate(zip(operands, arrays, strict=True)):
@@ -53,8 +54,8 @@ def one_op_model(op: str, operands: list, attrs: dict) -> tuple[bytes, dict[str,
     return write_model(model), feeds
 
 
-def both(op: str, operands: list, **attrs):
-    data, feeds = one_op_model(op, operands, attrs)
+def both(op: str, operands: list, out_dtypes=(), **attrs):
+    data, feeds = one_op_model(op, operands, attrs, out_dtypes)
     ours = litetrain.Interpreter(model_content=data).get_signature_runner("run")(**feeds)
     ref = litert.Interpreter(
         model_content=data,
@@ -144,6 +145,9 @@ CASES = {
     "reduce_prod_int32": ("reduce_prod", [np.array([[2, 3], [4, 5]], np.int32), i32(0)], {}),
     "arg_max": ("arg_max", [f32(3, 5), i32(1)], {"output_type": 2}),
     "split_v": ("split_v", [f32(3, 7), i32(2, -1, 3), C(np.int32(1))], {"num_splits": 3}),
+    "cumsum": ("cumsum", [f32(3, 5), C(np.int32(1))], {}),
+    "cumsum_exclusive_reverse": ("cumsum", [f32(4, 3), C(np.int32(0))],
+                                 {"exclusive": True, "reverse": True}),
     "squared_difference": ("squared_difference", [f32(2, 3), f32(3)], {}),
     "select_v2": ("select_v2", [R.random((2, 1, 4)) > 0.5, f32(2, 3, 4), f32(1, 3, 1)], {}),
     "fully_connected_keep": ("fully_connected", [f32(2, 3, 6), C(f32(5, 6)), C(f32(5))],
@@ -164,9 +168,8 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_matches_litert(case):
     op, operands, attrs = CASES[case]
-    if op == "cast":
-        attrs = {**attrs, "_out_types": (np.dtype(np.int32),)}
-    ours, ref = both(op, operands, **attrs)
+    out_dtypes = [np.int32] if op == "cast" else ()
+    ours, ref = both(op, operands, out_dtypes, **attrs)
     assert set(ours) == set(ref)
     for k in ours:
         assert ours[k].shape == ref[k].shape, (k, ours[k].shape, ref[k].shape)

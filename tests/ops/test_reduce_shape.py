@@ -43,6 +43,22 @@ def test_reductions(op, fn, shape, axes, keep, rng):
     np.testing.assert_allclose(got, loop_reduce(x, axes, keep, fn), rtol=1e-5)
 
 
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_cumsum_against_a_loop(exclusive, reverse, axis, rng):
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    got = run_kernel("cumsum", x, np.int32(axis), exclusive=exclusive, reverse=reverse)
+    moved = np.moveaxis(x, axis, 0)
+    want = np.zeros_like(moved)
+    n = moved.shape[0]
+    for k in range(n):  # the definition: which elements each running sum includes
+        picked = [j for j in range(n) if (j > k if reverse else j < k) or (
+            j == k and not exclusive)]
+        want[k] = moved[picked].sum(axis=0) if picked else 0
+    np.testing.assert_allclose(got, np.moveaxis(want, 0, axis), rtol=1e-6, atol=1e-6)
+
+
 def test_arg_max_min(rng):
     x = rng.normal(size=(3, 5)).astype(np.float32)
     got = run_kernel("arg_max", x, np.array([1], np.int32), output_type=2)
@@ -141,7 +157,7 @@ def test_gathers():
 
 
 def test_cast_fill_range_likes():
-    got = run_kernel("cast", np.array([1.7, -1.7], np.float32), _out_types=(np.dtype(np.int32),))
+    got = run_kernel("cast", np.array([1.7, -1.7], np.float32), out_dtypes=[np.int32])
     assert got.dtype == np.int32 and got.tolist() == [1, -1]
     assert run_kernel("fill", np.array([2, 2], np.int32), np.float32(3)).tolist() == [[3, 3]] * 2
     assert run_kernel("range", np.int32(1), np.int32(8), np.int32(3)).tolist() == [1, 4, 7]

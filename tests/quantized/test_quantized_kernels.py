@@ -11,13 +11,13 @@ import pytest
 
 import litetrain as lt
 from litetrain.ir import Quantization
-from litetrain.ops.quantized import hybrid
-from litetrain.ops.quantized import kernels as qk
+from litetrain.ops.evaluate import evaluate
 from litetrain.ops.quantized.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     round_half_away,
 )
+from litetrain.ops.quantized.lib import requantize_float
 from litetrain.ops.quantized.params import QParams
 from litetrain.tflite.writer import write_model
 from tests.conftest import FIXTURES, run_kernel
@@ -34,8 +34,7 @@ def expected():
 def test_int8_fixture_matches_tensorflow(expected):
     runner = lt.Interpreter(model_path=str(INFERENCE / "int8.tflite")).get_signature_runner()
     got = runner(x=expected["int8_x"])["probs"]
-    diff = np.abs(got.astype(int) - expected["int8_probs"].astype(int))
-    assert diff.max() <= 1 and np.mean(diff == 0) >= 0.99
+    np.testing.assert_array_equal(got, expected["int8_probs"])  # bit for bit
 
 
 def test_dynamic_range_fixture_matches_tensorflow(expected):
@@ -70,14 +69,14 @@ def _q(shape, scale, zp, dtype=np.int8, lo=-1.0, hi=1.0):
     """Random float values, their quantized form and parameters."""
     real = R.uniform(lo, hi, shape).astype(np.float32)
     p = QParams(np.array([scale], np.float32), np.array([zp]), 0, np.dtype(dtype))
-    return qk.requantize_float(real, p), p
+    return requantize_float(real, p), p
 
 
 def _per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, QParams]:
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     scale = (np.abs(moved).max(axis=1) / 127).astype(np.float32)
     p = QParams(scale, np.zeros(scale.size, np.int64), axis, np.dtype(np.int8))
-    return qk.requantize_float(w, p), p
+    return requantize_float(w, p), p
 
 
 def _bias(b: np.ndarray, px: QParams, pw: QParams) -> np.ndarray:
@@ -105,10 +104,11 @@ def test_matmul_like_kernels_within_one_step(op):
     b = R.normal(size=w.shape[axis]).astype(np.float32) * 0.1
     bq = _bias(b, px, pw)
     po = QParams(np.array([0.02], np.float32), np.array([-10]), 0, np.dtype(np.int8))
-    got = getattr(qk, op)(attrs, [px, pw, None], [po], xq, wq, bq)
+    got = evaluate(op, xq, wq, bq, attrs=attrs, variant="integer", qin=[px, pw, None],
+                   qout=[po], out_dtypes=[np.int8])
     ref = run_kernel(op, px.dequantize(xq), pw.dequantize(wq),
                      bq * (px.s * pw.scale.astype(np.float64)), **attrs)
-    want = qk.requantize_float(ref.astype(np.float32), po)
+    want = requantize_float(ref.astype(np.float32), po)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
@@ -117,8 +117,9 @@ def test_binary_kernels_within_one_step(op):
     aq, pa = _q((4, 5), 0.01, 2)
     bq, pb = _q((5,), 0.03, -7)
     po = QParams(np.array([0.025], np.float32), np.array([4]), 0, np.dtype(np.int8))
-    got = qk.build_table()[op]({"fused_activation_function": 0}, [pa, pb], [po], aq, bq)
-    want = qk.requantize_float(run_kernel(op, pa.dequantize(aq), pb.dequantize(bq)), po)
+    got = evaluate(op, aq, bq, variant="integer", qin=[pa, pb], qout=[po],
+                   out_dtypes=[np.int8])
+    want = requantize_float(run_kernel(op, pa.dequantize(aq), pb.dequantize(bq)), po)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
@@ -136,21 +137,24 @@ def test_unary_kernels_within_one_step(op, attrs, out):
     xq, px = _q(shape, 0.03, 5, lo=-3, hi=3)
     po = px if out is None else QParams(np.array([out[0]], np.float32), np.array([out[1]]), 0,
                                         np.dtype(np.int8))
-    got = qk.build_table()[op](attrs, [px], [po], xq)
-    want = qk.requantize_float(run_kernel(op, px.dequantize(xq), **attrs), po)
+    got = evaluate(op, xq, attrs=attrs, variant="integer", qin=[px], qout=[po],
+                   out_dtypes=[np.int8])
+    want = requantize_float(run_kernel(op, px.dequantize(xq), **attrs), po)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
 def test_quantize_dequantize_round_trip_and_requantize():
-    table = qk.build_table()
     p8 = QParams(np.array([0.05], np.float32), np.array([-3]), 0, np.dtype(np.int8))
     pu8 = QParams(np.array([0.05], np.float32), np.array([125]), 0, np.dtype(np.uint8))
     x = R.uniform(-6, 6, 100).astype(np.float32)
-    q = table["quantize"]({}, [None], [p8], x)
-    back = table["dequantize"]({}, [p8], [None], q)
+    q = evaluate("quantize", x, variant="integer", qin=[None], qout=[p8],
+                 out_dtypes=[np.int8])
+    back = evaluate("dequantize", q, variant="integer", qin=[p8], qout=[None],
+                    out_dtypes=[np.float32])
     inside = np.abs(x) < 6.2
     assert np.abs(back - x)[inside].max() <= 0.025 + 1e-6
-    u = table["quantize"]({}, [p8], [pu8], q)  # int8 -> uint8: same reals, shifted zero point
+    u = evaluate("quantize", q, variant="integer", qin=[p8], qout=[pu8],
+                 out_dtypes=[np.uint8])  # int8 -> uint8: same reals, shifted zero point
     np.testing.assert_array_equal(u.astype(int) - 125, q.astype(int) + 3)
 
 
@@ -159,9 +163,8 @@ def test_hybrid_fully_connected_close_to_float(asymmetric):
     x = R.normal(size=(4, 16)).astype(np.float32)
     w = R.normal(size=(8, 16)).astype(np.float32)
     wq, pw = _per_channel(w, 0)
-    got = hybrid.fully_connected({"asymmetric_quantize_inputs": asymmetric,
-                                  "fused_activation_function": 0}, [None, pw, None], [None],
-                                 x, wq, None)
+    got = evaluate("fully_connected", x, wq, None, variant="hybrid", qin=[None, pw, None],
+                   attrs={"asymmetric_quantize_inputs": asymmetric}, out_dtypes=[np.float32])
     want = x @ pw.dequantize(wq).T
     assert np.abs(got - want).max() < 0.02 * np.abs(want).max()
 

@@ -12,7 +12,7 @@ import pytest
 
 import litetrain as lt
 from litetrain.ops import lookup
-from litetrain.ops.nn import matmul
+from litetrain.ops.matmul import matmul
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -150,13 +150,14 @@ def test_in_place_reuse_respects_views_and_variables():
     t = x @ (np.arange(12, dtype=np.float32).reshape(3, 4) / 10)
     for _ in range(3):  # the first run prepares; later ones use the specialised steps
         before = [fast.variables.values[r] for r in fast.variables.values]
+        snapshots = [a.copy() for a in before]  # taken before the invoke, not after
         out = run(x=x)
         np.testing.assert_allclose(out["view"].ravel(), t.ravel(), rtol=1e-6)
         np.testing.assert_allclose(out["v"], (t + 1) ** 2, rtol=1e-6)
         np.testing.assert_allclose(out["after"], (t + 1) ** 2 + 2, rtol=1e-6)
         np.testing.assert_allclose(fast.variables.by_name()["keep"], (t + 1) ** 2, rtol=1e-6)
         # Arrays handed out before an invoke keep their values (values are replaced).
-        for arr, was in zip(before, [a.copy() for a in before], strict=True):
+        for arr, was in zip(before, snapshots, strict=True):
             np.testing.assert_array_equal(arr, was)
     _same_run(data, [("run", {"x": x})] * 3)
 
@@ -172,25 +173,36 @@ def test_depth_one_matmul_matches_numpy(sa, sb):
 
 
 def test_intermediates_need_preserve_all_tensors():
-    path = FIXTURES / "inference" / "float.tflite"
-    plain = lt.Interpreter(model_path=path)
-    keep = lt.Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+    """An unread node (dropped at prepare) and an identity reshape (dropped per shapes)
+    leave tensors without values unless every tensor is preserved."""
+    from litetrain import dtypes, ir
+    from litetrain.tflite.writer import write_model
+
+    f32 = dtypes.FLOAT32
+    tensors = [ir.Tensor("x", f32, (2, 3)), ir.Tensor("shape", dtypes.INT32, (2,),
+                                                      data=np.array([2, 3], np.int32)),
+               ir.Tensor("same", f32, (2, 3)), ir.Tensor("out", f32, (2, 3)),
+               ir.Tensor("unread", f32, (2, 3))]
+    nodes = [ir.Node("reshape", (0, 1), (2,)), ir.Node("relu", (2,), (3,)),
+             ir.Node("neg", (0,), (4,))]
+    model = ir.Model([ir.Subgraph("main", tensors, [0], [3], nodes)],
+                     [ir.Signature("serving_default", 0, {"x": 0}, {"out": 3})])
+    data = write_model(model)
+    plain = lt.Interpreter(model_content=data)
+    keep = lt.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    x = np.array([[1, -2, 3], [-4, 5, -6]], np.float32)
     for it in (plain, keep):
         it.allocate_tensors()
-        d = it.get_input_details()[0]
-        it.set_tensor(d["index"], np.ones(d["shape"], d["dtype"]))
+        it.set_tensor(0, x)
         it.invoke()
-    sg = plain.model.subgraphs[0]
-    made = [o for n in sg.nodes for o in n.outputs if o not in sg.outputs]
-    assert made
-    out = sg.outputs[0]
-    np.testing.assert_array_equal(plain.get_tensor(out), keep.get_tensor(out))
-    for i in made:
-        assert keep.get_tensor(i) is not None
-    dropped = [i for i in made if plain._values[i] is None]
-    if dropped:
+        it.invoke()  # the first run for a shape prepares; the second runs the plan
+    np.testing.assert_array_equal(plain.get_tensor(3), np.maximum(x, 0))
+    np.testing.assert_array_equal(plain.get_tensor(3), keep.get_tensor(3))
+    np.testing.assert_array_equal(keep.get_tensor(4), -x)
+    np.testing.assert_array_equal(keep.get_tensor(2), x)
+    for dropped in (2, 4):
         with pytest.raises(lt.LitetrainError, match="experimental_preserve_all_tensors"):
-            plain.get_tensor(dropped[0])
+            plain.get_tensor(dropped)
 
 
 class _StoresInput(lt.Module):
@@ -219,7 +231,7 @@ def test_specialised_steps_are_used_for_the_flex_model():
     x, y = np.zeros((8, 28, 28), np.float32), np.eye(10, dtype=np.float32)[np.arange(8)]
     train(x=x, y=y)
     plan = it.plan(train.signature.subgraph_index)
-    steps, _ = next(iter(plan._folded.values()))
+    steps, _ = next(iter(plan._per_shapes.values()))
     ops = [s.op for s in steps]
     assert "mul(neg)" in ops and "batch_matmul+add" in ops
     assert len(steps) < len(plan.steps)

@@ -42,7 +42,7 @@ def test_train_saves_then_resumes(tmp_path, data_files, capsys):
     out = capsys.readouterr().out
     assert "started from the model file's weights" in out and "6 steps" in out
     assert main(args) == 0
-    assert "resumed from" in capsys.readouterr().out
+    assert f"started from the weights in {ckpt}" in capsys.readouterr().out
     second = _weights(ckpt)
     # Resuming continued from the saved weights: replaying both epochs in one interpreter
     # from the file's weights gives exactly the second checkpoint.
@@ -135,7 +135,7 @@ def test_bench_reports_each_signature_and_batch(capsys):
       "--checkpoint", "c"], "no 'train' signature"),
     (["train", "nowhere.tflite", "--data", "{d}/train.npz", "--checkpoint", "c"],
      "cannot read model file"),
-    (["bench", TUTORIAL, "--batch-sizes", "1,x"], "--batch-sizes takes integers"),
+    (["bench", TUTORIAL, "--batch-sizes", "1,x"], "--batch-sizes takes positive integers"),
     (["infer", TUTORIAL, "--data", "{d}/test.npz", "--checkpoint", "none.ckpt"],
      "does not exist"),
 ])
@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_and_nonzero(argv, message, data_files, tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for cmd in ("inspect", "train", "infer", "bench", "demo"):
+    for cmd in ("inspect", "train", "infer", "bench", "quantize", "demo"):
         r = subprocess.run([sys.executable, "-m", "litetrain.cli", cmd, "--help"],
                            capture_output=True, text=True)
         assert r.returncode == 0 and "usage: litetrain" in r.stdout

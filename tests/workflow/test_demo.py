@@ -38,3 +38,26 @@ def test_demo_report_numbers(tmp_path):
     first, last = r.pretrain_losses[0], sum(r.pretrain_losses[-3:]) / 3
     assert abs(r.device_losses[0] - last) < abs(r.device_losses[0] - first)
     assert r.personalised_accuracy > 0.5
+
+
+def test_plots_say_what_they_show():
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from litetrain.workflow import plots
+
+    digits = [str(k) for k in range(10)]
+    fig = plots.logits_figure(np.arange(10.0), np.arange(10.0)[::-1], digits,
+                              image=np.zeros((28, 28)), true_label=3, index=0)
+    assert "test image #0" in fig._suptitle.get_text() and "true label: 3" in \
+        fig._suptitle.get_text()
+    bars = fig.axes[-1]
+    assert bars.get_xlabel().startswith("class") and fig.axes[-2].get_ylabel() == "logit"
+    assert all(t.get_rotation() == 0 for t in bars.get_xticklabels())  # digits upright
+    labels = np.array([1, 2, 3, 4])
+    fig = plots.prediction_figure(np.zeros((4, 28, 28)), labels, np.array([1, 2, 0, 4]),
+                                  digits)
+    title = fig._suptitle.get_text()
+    assert "3/4 right (75%)" in title and "red = wrong" in title
+    wrong = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("0")]
+    assert wrong == ["0 (true: 3)"] and fig.axes[2].title.get_color() == "red"

@@ -7,24 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ModelFormatError
-from ...ir import Tensor
+from ...ir import Quantization, Tensor
 
 QUANTIZED_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_INT8 = QUANTIZED_TYPES[0]
 
 
 @dataclass(frozen=True)
-class QParams:
-    """``real = scale * (q - zero_point)``; per-channel along ``axis`` when ``scale`` has
-    more than one element."""
+class QParams(Quantization):
+    """A tensor's :class:`~litetrain.ir.Quantization` as kernels use it: ``scale`` float32
+    and ``zero_point`` int64, both 1-D, and the integer type the values are stored in."""
 
-    scale: np.ndarray  # float32, 1-D
-    zero_point: np.ndarray  # int64, 1-D, same length
-    axis: int
-    dtype: np.dtype
-
-    @property
-    def per_channel(self) -> bool:
-        return self.scale.size > 1
+    dtype: np.dtype = _INT8
 
     @property
     def s(self) -> float:
@@ -55,7 +49,8 @@ def qparams(t: Tensor, numpy_dtype: np.dtype) -> QParams | None:
     if q is None or q.scale.size == 0:
         return None
     return QParams(np.asarray(q.scale, np.float32).reshape(-1),
-                   np.asarray(q.zero_point, np.int64).reshape(-1), int(q.axis), numpy_dtype)
+                   np.asarray(q.zero_point, np.int64).reshape(-1), int(q.axis),
+                   np.dtype(numpy_dtype))
 
 
 def validate(t: Tensor, numpy_dtype: np.dtype, where: str) -> None:

@@ -1,8 +1,10 @@
-"""Builtin options tables ↔ attr dicts, by reflection over the ``tflite`` schema package.
+"""The one codec for builtin options tables ↔ attr dicts, by reflection over the
+``tflite`` schema package (a bottom-layer module: ops, reader and writer all use it).
 
 Each generated options class has one accessor per field (``FusedActivationFunction()``,
-``NewShapeAsNumpy()``, ...). Reading turns them into snake_case attrs; absent tables give
-the schema defaults, so kernels always see every attr.
+``NewShapeAsNumpy()``, ...). Decoding turns them into snake_case attrs; absent tables give
+the schema defaults, so kernels always see every attr. Encoding writes attrs back with the
+same field list.
 """
 
 from __future__ import annotations
@@ -79,3 +81,32 @@ def defaults(table: str) -> dict[str, object]:
     buf = _empty_table(table)
     pos = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0)
     return decode(table, buf, pos)
+
+
+def encode(b: flatbuffers.Builder, table: str, attrs) -> int:
+    """Write ``attrs`` as an options table ``table`` into ``b``; return its offset.
+    Attrs the table has no field for are not written (``custom_options`` and the like)."""
+    cls_module = importlib.import_module(f"tflite.{table}")
+    fields = _fields(table)
+    prepared = {}
+    for accessor, attr, is_vector in fields:  # strings and vectors come first
+        if attr not in attrs or attrs[attr] is None:
+            continue
+        value = attrs[attr]
+        if is_vector:
+            arr = np.asarray(value, dtype=np.int32).reshape(-1)
+            prepared[accessor] = b.CreateNumpyVector(arr)
+        elif isinstance(value, (str, bytes)):
+            prepared[accessor] = b.CreateString(value)
+    cls_module.Start(b)
+    for accessor, attr, is_vector in fields:
+        if attr not in attrs or attrs[attr] is None:
+            continue
+        base = accessor[: -len("AsNumpy")] if is_vector else accessor
+        value = prepared.get(accessor, attrs[attr])
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        getattr(cls_module, f"Add{base}")(b, value)
+    return cls_module.End(b)

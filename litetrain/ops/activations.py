@@ -1,0 +1,146 @@
+"""Activations: RELU family, LEAKY_RELU, PRELU, ELU, LOGISTIC, TANH, HARD_SWISH, GELU,
+SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION — kernels, gradients, integer kernels (TFLite's
+lookup-table semantics; SOFTMAX its exp table), in-place forms, quantizer facts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import erf, fused
+from .grad import i32, mask, unary, zeros
+from .quantized.fixed_point import dtype_range, round_half_away
+from .quantized.lib import Quantized, integer, lut
+from .registry import OpDef
+from .shapes import same_as
+
+
+def _kernel(fn):
+    return lambda attrs, x: fn(x)
+
+
+def _gelu(attrs, x):
+    if attrs.get("approximate", False):
+        c = np.sqrt(2.0 / np.pi).astype(x.dtype)
+        return 0.5 * x * (1.0 + np.tanh(c * (x + x.dtype.type(0.044715) * x * x * x)))
+    return 0.5 * x * (1.0 + erf(x * x.dtype.type(1.0 / np.sqrt(2.0))))
+
+
+def _softmax(attrs, x):
+    beta = attrs.get("beta", 1.0)
+    e = np.subtract(x, x.max(axis=-1, keepdims=True))  # fresh: safe to work in place
+    if beta != 1.0:
+        e *= x.dtype.type(beta)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
+
+
+def _log_softmax(attrs, x):
+    z = np.subtract(x, x.max(axis=-1, keepdims=True))
+    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    return z
+
+
+def _l2_normalization(attrs, x):
+    norm = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
+    out = x / np.maximum(norm, x.dtype.type(1e-6))
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _softmax_integer(s: Quantized, x):
+    """TFLite's int8/uint8 softmax: a float table of exp(scale * beta * (x - max))."""
+    qi, qo = s.qin[0], s.qout[0]
+    beta = np.float32(s.attrs.get("beta", 1.0))
+    diff = (x.astype(np.int64) - x.max(axis=-1, keepdims=True)).astype(np.float32)
+    e = np.exp(np.float32(qi.s) * beta * diff, dtype=np.float32)
+    inv = np.float32(1.0) / (e.sum(axis=-1, keepdims=True, dtype=np.float32) * np.float32(qo.s))
+    out = round_half_away(e * inv).astype(np.int64) + qo.zp
+    lo, hi = dtype_range(qo.dtype)
+    return np.clip(out, lo, hi).astype(qo.dtype)
+
+
+# --- gradients ---------------------------------------------------------------------------
+
+def _positive(g, x):
+    return g.op("greater", x, g.const(0, x.dtype))
+
+
+def _relu_vjp(g, attrs, ins, outs, dy):
+    return [mask(g, _positive(g, ins[0]), dy)]
+
+
+def _relu6_vjp(g, attrs, ins, outs, dy):
+    x = ins[0]
+    inside = g.op("logical_and", _positive(g, x), g.op("less", x, g.const(6, x.dtype)))
+    return [mask(g, inside, dy)]
+
+
+def _leaky_relu_vjp(g, attrs, ins, outs, dy):
+    return [mask(g, _positive(g, ins[0]), dy, dy * float(attrs.get("alpha", 0.2)))]
+
+
+def _elu_vjp(g, attrs, ins, outs, dy):
+    return [mask(g, _positive(g, ins[0]), dy, dy * (outs[0] + 1.0))]
+
+
+def _gelu_vjp(g, attrs, ins, outs, dy):
+    x, y = ins[0], outs[0]
+    if attrs.get("approximate", False):
+        c, a = float(np.sqrt(2.0 / np.pi)), 0.044715
+        t = g.op("tanh", (x + x * x * x * a) * c)
+        return [dy * ((t + 1.0) * 0.5 + x * (1.0 - t * t) * (x * x * (3 * a) + 1.0) * (c * 0.5))]
+    # d/dx x·Φ(x) = Φ(x) + x·φ(x). TFLite has no ERF, but Φ(x) = gelu(x) / x (0.5 at 0).
+    small = g.op("less", g.op("abs", x), g.const(1e-20, x.dtype))
+    z = zeros(g, x)
+    cdf = g.op("select_v2", small, z + 0.5, y / g.op("select_v2", small, z + 1.0, x))
+    pdf = g.op("exp", x * x * -0.5) * float(1.0 / np.sqrt(2.0 * np.pi))
+    return [dy * (cdf + x * pdf)]
+
+
+def _softmax_vjp(g, attrs, ins, outs, dy):
+    y = outs[0]
+    s = g.op("sum", dy * y, i32(g, [-1]), keep_dims=True)
+    return [(dy - s) * y * float(attrs.get("beta", 1.0))]
+
+
+def _log_softmax_vjp(g, attrs, ins, outs, dy):
+    s = g.op("sum", dy, i32(g, [-1]), keep_dims=True)
+    return [dy - g.op("exp", outs[0]) * s]
+
+
+def _op(name, kernel, options=None, *, vjp=None, in_place=None, **facts) -> OpDef:
+    return OpDef(name, kernel, options, shape=same_as(0), vjp=vjp, fresh_output=True,
+                 shape_inputs=(), in_place=in_place,
+                 integer=facts.pop("integer", lut(kernel)), **facts)
+
+
+def _relu_into(operand: int):
+    return lambda attrs, x: np.maximum(x, 0, out=x)
+
+
+def _tanh_into(operand: int):
+    return lambda attrs, x: np.tanh(x, out=x)
+
+
+OPS = [
+    _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into),
+    _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp),
+    _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1))),
+    _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1))),
+    _op("leaky_relu", lambda attrs, x: np.where(x >= 0, x, x * x.dtype.type(attrs["alpha"])),
+        "LeakyReluOptions", vjp=_leaky_relu_vjp),
+    _op("prelu", lambda attrs, x, alpha: np.where(x >= 0, x, x * alpha)),
+    _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
+        vjp=_elu_vjp),
+    _op("logistic", _kernel(lambda x: 1 / (1 + np.exp(-x))),
+        vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
+        output_quantization=(1 / 256, -128)),
+    _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
+        in_place=_tanh_into, output_quantization=(1 / 128, 0)),
+    _op("hard_swish", _kernel(lambda x: x * np.clip(x + 3, 0, 6) / 6)),
+    _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
+    _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
+        integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),
+    _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp),
+    _op("l2_normalization", _l2_normalization, "L2NormOptions"),
+]

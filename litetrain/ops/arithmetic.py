@@ -1,0 +1,177 @@
+"""Binary arithmetic: ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, POW, MAXIMUM, MINIMUM,
+FLOOR_DIV, FLOOR_MOD, ADD_N — kernels, gradients, integer kernels, in-place forms.
+
+Operands broadcast as NumPy does (TFLite's rule is the same). Integer DIV truncates toward
+zero, FLOOR_DIV/FLOOR_MOD round toward -inf, as in TFLite. Integer ADD/SUB use TFLite's
+20-bit left shift (15 for int16) and three multipliers; MUL one multiplier; all computed
+at prepare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .common import fused
+from .grad import unbroadcast
+from .quantized.fixed_point import (
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
+from .quantized.lib import Quantized, Rescaled, Variant, clamp, lut, quantized, rescale, rescaled
+from .registry import NodeInfo, OpDef
+from .shapes import elementwise
+
+
+def _binary(fn):
+    def kernel(attrs, a, b):
+        out = fn(a, b)
+        code = attrs.get("fused_activation_function", 0)
+        return fused(out, code) if code else out
+    return kernel
+
+
+def _into(ufunc: np.ufunc):
+    """``in_place`` for a ufunc op: the result is written into operand ``k``."""
+    def factory(operand: int):
+        def kernel(attrs, a, b):
+            out = ufunc(a, b, out=(a, b)[operand])
+            code = attrs.get("fused_activation_function", 0)
+            return fused(out, code) if code else out
+        return kernel
+    return factory
+
+
+def _div(a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        if np.any(b == 0):
+            raise ValueError("integer division by zero")
+        q = np.abs(a) // np.abs(b)
+        return np.where((a < 0) != (b < 0), -q, q).astype(a.dtype)
+    return np.divide(a, b)
+
+
+def _floor_div(a, b):
+    if np.issubdtype(a.dtype, np.integer) and np.any(b == 0):
+        raise ValueError("integer division by zero")
+    return np.floor_divide(a, b)
+
+
+def _pow(a, b):
+    if np.issubdtype(a.dtype, np.integer) and np.any(b < 0):
+        raise ValueError("integers to negative integer powers are not allowed")
+    return np.power(a, b)
+
+
+def add_n(attrs, x, *xs):
+    out = x.copy()
+    for y in xs:
+        out += y
+    return out
+
+
+# --- gradients ---------------------------------------------------------------------------
+
+def _add_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    return [unbroadcast(g, dy, a), unbroadcast(g, dy, b)]
+
+
+def _sub_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    return [unbroadcast(g, dy, a), unbroadcast(g, -dy, b)]
+
+
+def _mul_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    return [unbroadcast(g, dy * b, a), unbroadcast(g, dy * a, b)]
+
+
+def _div_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    return [unbroadcast(g, dy / b, a), unbroadcast(g, -(dy * outs[0]) / b, b)]
+
+
+def _squared_difference_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    d = dy * (a - b) * 2.0
+    return [unbroadcast(g, d, a), unbroadcast(g, -d, b)]
+
+
+# --- integer -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _AddSub(Quantized):
+    left_shift: int
+    m1: int
+    s1: int
+    m2: int
+    s2: int
+    mo: int
+    so: int
+
+
+def _add_sub_prepare(info: NodeInfo) -> _AddSub:
+    q = quantized(info)
+    q1, q2, qo = q.qin[0], q.qin[1], q.qout[0]
+    left_shift = 20 if qo.dtype != np.int16 else 15
+    twice_max = 2.0 * max(float(q1.s), float(q2.s))
+    m1, s1 = quantize_multiplier(q1.s / twice_max)
+    m2, s2 = quantize_multiplier(q2.s / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(qo.s)))
+    return _AddSub(q.attrs, q.qin, q.qout, left_shift, m1, s1, m2, s2, mo, so)
+
+
+def _add_sub(sign: int) -> Variant:
+    def kernel(s: _AddSub, a, b):
+        def scaled(x, q, m, sh):
+            shifted = (x.astype(np.int64) - q.zp) << s.left_shift
+            return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
+
+        raw = scaled(a, s.qin[0], s.m1, s.s1) + sign * scaled(b, s.qin[1], s.m2, s.s2)
+        out = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(raw, s.mo), -s.so)
+        return clamp(out + s.qout[0].zp, s.attrs, s.qout[0])
+    return Variant(kernel, _add_sub_prepare)
+
+
+def _mul_prepare(info: NodeInfo) -> Rescaled:
+    q = quantized(info)
+    real = np.float64(q.qin[0].s) * np.float64(q.qin[1].s) / np.float64(q.qout[0].s)
+    return rescaled(info, np.array([real]))
+
+
+def _mul_integer(s: Rescaled, a, b):
+    prod = (a.astype(np.int64) - s.qin[0].zp) * (b.astype(np.int64) - s.qin[1].zp)
+    return rescale(prod, s)
+
+
+def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
+    return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
+                 shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
+                 integer=integer, **facts)
+
+
+_squared_difference = _binary(lambda a, b: np.square(a - b))
+_maximum, _minimum, _div_kernel = _binary(np.maximum), _binary(np.minimum), _binary(_div)
+
+OPS = [
+    _op("add", np.add, "AddOptions", ufunc=np.add, vjp=_add_vjp, integer=_add_sub(1)),
+    _op("sub", np.subtract, "SubOptions", ufunc=np.subtract, vjp=_sub_vjp,
+        integer=_add_sub(-1)),
+    _op("mul", np.multiply, "MulOptions", ufunc=np.multiply, vjp=_mul_vjp,
+        integer=Variant(_mul_integer, _mul_prepare)),
+    _op("div", _div, "DivOptions", ufunc=np.divide, vjp=_div_vjp, integer=lut(_div_kernel)),
+    _op("squared_difference", lambda a, b: np.square(a - b), "SquaredDifferenceOptions",
+        vjp=_squared_difference_vjp, integer=lut(_squared_difference)),
+    _op("pow", _pow, "PowOptions"),
+    _op("maximum", np.maximum, "MaximumMinimumOptions", ufunc=np.maximum,
+        integer=lut(_maximum)),
+    _op("minimum", np.minimum, "MaximumMinimumOptions", ufunc=np.minimum,
+        integer=lut(_minimum)),
+    _op("floor_div", _floor_div, "FloorDivOptions"),
+    _op("floor_mod", np.mod, "FloorModOptions"),
+    OpDef("add_n", add_n, "AddNOptions", shape=elementwise, fresh_output=True,
+          shape_inputs=()),
+]

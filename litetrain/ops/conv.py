@@ -1,0 +1,260 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV (NHWC, as in TFLite) — everything about
+them: float kernels, shape rules, gradient rules, integer and hybrid kernels, quantizer
+facts.
+
+Filters: CONV_2D and TRANSPOSE_CONV use ``[out, kh, kw, in]``; DEPTHWISE_CONV_2D uses
+``[1, kh, kw, in * multiplier]``. Convolutions gather windows into one patch matrix
+(im2col) and do a single matmul, so the time goes to BLAS.
+
+Gradient rules emit builtin ops only (TensorFlow's converter needs Flex ops for them):
+
+* CONV_2D input gradient: TRANSPOSE_CONV with the filter's in/out channels swapped;
+  filter gradient: a CONV_2D of the (padded) input, batch moved to channels, with the
+  output gradient as the filter and the forward stride as dilation.
+* DEPTHWISE_CONV_2D input gradient: a depthwise convolution of the stride-dilated, fully
+  padded output gradient with the spatially reversed filter; filter gradient: one strided
+  slice of the padded input per tap, multiplied by the output gradient and summed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TraceError, user_frame
+from .common import as_int_tuple, conv_out_size, fused, pad_before_after
+from .grad import i32
+from .quantized.lib import (
+    Quantized,
+    Variant,
+    dequantized_weights,
+    hybrid_input,
+    hybrid_per_item,
+    matmul_like,
+    quantized,
+)
+from .registry import NodeInfo, OpDef
+from .shapes import DYNAMIC, one, require_values, shape_of
+from .windows import im2col, windows
+
+
+def conv_2d(attrs, x, w, b=None):
+    n, _, _, c = x.shape
+    o, kh, kw, ci = w.shape
+    if c % ci:
+        raise ValueError(f"input has {c} channels, not a multiple of the filter's {ci}")
+    groups = c // ci
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    if kh == kw == 1 and attrs["stride_h"] == attrs["stride_w"] == 1 and groups == 1:
+        out = x.reshape(-1, c) @ w.reshape(o, c).T
+        out = out.reshape(*x.shape[:3], o)
+    else:
+        cols = im2col(x, kh, kw, attrs, dh, dw)
+        oh, ow = cols.shape[1:3]
+        og = o // groups
+        out = np.empty((n, oh, ow, o), np.result_type(x, w))
+        for g in range(groups):
+            patch = cols[..., g * ci:(g + 1) * ci].reshape(n * oh * ow, kh * kw * ci)
+            wg = w[g * og:(g + 1) * og].reshape(og, kh * kw * ci)
+            out[..., g * og:(g + 1) * og] = (patch @ wg.T).reshape(n, oh, ow, og)
+    if b is not None:
+        out += b
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def depthwise_conv_2d(attrs, x, w, b=None):
+    c = x.shape[3]
+    _, kh, kw, cm = w.shape
+    if cm % c:
+        raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
+    mult = cm // c
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    out = None
+    for (i, j), win in windows(x, kh, kw, attrs, dh, dw):
+        tap = (win[..., :, None] * w[0, i, j].reshape(c, mult)).reshape(*win.shape[:3], cm)
+        out = tap if out is None else out + tap
+    if b is not None:
+        out += b
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def transpose_conv(attrs, output_shape, w, x, b=None):
+    n, oh, ow, o = as_int_tuple(output_shape)
+    _, kh, kw, ci = w.shape
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    _, ph, _ = pad_before_after(oh, kh, sh, 1, attrs["padding"])
+    _, pw, _ = pad_before_after(ow, kw, sw, 1, attrs["padding"])
+    h, wd = x.shape[1:3]
+    full_h = max((h - 1) * sh + kh, oh + ph)
+    full_w = max((wd - 1) * sw + kw, ow + pw)
+    full = np.zeros((n, full_h, full_w, o), np.result_type(x, w))
+    # One matmul gives every (tap, output channel) contribution; scatter-add them.
+    contrib = (x.reshape(-1, ci) @ w.reshape(o * kh * kw, ci).T).reshape(n, h, wd, o, kh, kw)
+    for i in range(kh):
+        for j in range(kw):
+            full[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw, :] += \
+                contrib[..., i, j]
+    out = np.ascontiguousarray(full[:, ph:ph + oh, pw:pw + ow, :])
+    if b is not None:
+        out += b
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
+    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized symmetrically to int8,
+    exact products with the int8 filter, scaled back by both scales."""
+    xd = hybrid_input(x, x.shape[0], False)
+    out = transpose_conv(s.attrs, output_shape, dequantized_weights(w, s.qin[1]), xd,
+                         None if b is None else b.astype(np.float64))
+    return out.astype(np.float32)
+
+
+# --- shape rules -------------------------------------------------------------------------
+
+def window_shape(info: NodeInfo, kh: int, kw: int, channels: int) -> tuple[int, ...]:
+    """``[n, oh, ow, channels]`` of a windowed op (convolution or pooling) on input 0."""
+    n, h, w, _ = shape_of(info, 0)
+    a = info.attrs
+    dh, dw = a.get("dilation_h_factor", 1), a.get("dilation_w_factor", 1)
+    oh = DYNAMIC if h == DYNAMIC else conv_out_size(h, kh, a["stride_h"], dh, a["padding"])
+    ow = DYNAMIC if w == DYNAMIC else conv_out_size(w, kw, a["stride_w"], dw, a["padding"])
+    return (n, oh, ow, channels)
+
+
+def _conv_2d_shape(info: NodeInfo):
+    o, kh, kw, _ = shape_of(info, 1)
+    return one(window_shape(info, kh, kw, o))
+
+
+def _depthwise_shape(info: NodeInfo):
+    _, kh, kw, cm = shape_of(info, 1)
+    return one(window_shape(info, kh, kw, cm))
+
+
+def _transpose_conv_shape(info: NodeInfo):
+    dims = require_values(info, 0, "output shape")
+    return one(tuple(DYNAMIC if d is None else d for d in dims))
+
+
+# --- gradient rules ----------------------------------------------------------------------
+
+def _perm(g, x, perm):
+    return g.op("transpose", x, i32(g, perm))
+
+
+def _plain_convolution(attrs) -> None:
+    """Gradient rules cover undilated convolutions without a fused activation."""
+    if attrs.get("dilation_h_factor", 1) != 1 or attrs.get("dilation_w_factor", 1) != 1:
+        raise TraceError(f"{user_frame()}: gradients of dilated convolutions are not supported")
+    if attrs.get("fused_activation_function", 0):
+        raise TraceError(f"{user_frame()}: differentiate the activation separately")
+
+
+def _bias_grad(g, ins, dy) -> list:
+    """The bias operand's gradient (sum over batch and space), as many entries as given."""
+    if len(ins) < 3:
+        return []
+    return [None if ins[2] is None else g.op("sum", dy, i32(g, [0, 1, 2]), keep_dims=False)]
+
+
+def _pad_input(g, x, pt, pb, pl, pr):
+    if not (pt or pb or pl or pr):
+        return x
+    return g.op("pad", x, i32(g, [[0, 0], [pt, pb], [pl, pr], [0, 0]]))
+
+
+def _conv_2d_vjp(g, attrs, ins, outs, dy):
+    x, w = ins[0], ins[1]
+    _plain_convolution(attrs)
+    o, kh, kw, ci = w.shape
+    if x.shape[3] != ci:
+        raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
+    sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
+    dx = g.op("transpose_conv", g.op("shape", x, out_type=2), _perm(g, w, (3, 1, 2, 0)), dy,
+              padding=padding, stride_h=sh, stride_w=sw)
+    _, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, padding)
+    _, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, padding)
+    xp = _pad_input(g, x, pt, pb, pl, pr)
+    # TFLite's CONV_2D kernel insists on a bias operand, so pass zeros.
+    zero_bias = g.const(np.zeros(o, dy.dtype))
+    r = g.op("conv_2d", _perm(g, xp, (3, 1, 2, 0)), _perm(g, dy, (3, 1, 2, 0)), zero_bias,
+             padding=1, stride_h=1, stride_w=1, dilation_h_factor=sh, dilation_w_factor=sw)
+    if r.shape[1:3] != (kh, kw):
+        r = g.op("slice", r, i32(g, [0, 0, 0, 0]), i32(g, [-1, kh, kw, -1]))
+    return [dx, _perm(g, r, (3, 1, 2, 0)), *_bias_grad(g, ins, dy)]
+
+
+def _dilate(g, v, sh: int, sw: int):
+    """Insert ``s - 1`` zeros after every row/column: ``out[oh * s] = v[oh]``. Built from
+    reshape and pad, batch-agnostic (batch written as -1)."""
+    _, h, w, c = v.shape
+    if sh > 1:  # rows: [N, H, 1, W*C] padded to [N, H, sh, W*C] (LiteRT's PAD takes ≤ 5-D)
+        v = g.op("reshape", v, i32(g, [-1, h, 1, w * c]))
+        v = g.op("pad", v, i32(g, [[0, 0], [0, 0], [0, sh - 1], [0, 0]]))
+        h *= sh
+        v = g.op("reshape", v, i32(g, [-1, h, w, c]))
+    if sw > 1:  # columns: [N, H, W, 1, C] padded to [N, H, W, sw, C]
+        v = g.op("reshape", v, i32(g, [-1, h, w, 1, c]))
+        v = g.op("pad", v, i32(g, [[0, 0], [0, 0], [0, 0], [0, sw - 1], [0, 0]]))
+        v = g.op("reshape", v, i32(g, [-1, h, w * sw, c]))
+    return v
+
+
+def _fit(g, v, begin: tuple[int, int], size: tuple[int, int]):
+    """Rows/columns ``begin .. begin + size`` of ``v``, zero-padded where ``v`` ends."""
+    h, w = v.shape[1:3]
+    take_h, take_w = min(size[0], h - begin[0]), min(size[1], w - begin[1])
+    if (begin, (take_h, take_w)) != ((0, 0), (h, w)):
+        v = g.op("slice", v, i32(g, [0, begin[0], begin[1], 0]), i32(g, [-1, take_h, take_w, -1]))
+    if (take_h, take_w) != tuple(size):
+        v = g.op("pad", v, i32(g, [[0, 0], [0, size[0] - take_h], [0, size[1] - take_w], [0, 0]]))
+    return v
+
+
+def _depthwise_vjp(g, attrs, ins, outs, dy):
+    x, w = ins[0], ins[1]
+    _plain_convolution(attrs)
+    _, h, wd, c = x.shape
+    _, kh, kw, cm = w.shape
+    m = cm // c
+    sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
+    oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
+    ow, pl, pr = pad_before_after(wd, kw, sw, 1, padding)
+    # dx: padded-input gradient = full correlation of dilated dy with the reversed filter.
+    d = _dilate(g, dy, sh, sw)
+    d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
+    wr = g.op("reverse_v2", w, i32(g, [1, 2]))
+    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)), padding=1,
+                stride_h=1, stride_w=1, depth_multiplier=1)
+    if m > 1:
+        full = g.op("sum", g.op("reshape", full, i32(g, [-1, *full.shape[1:3], c, m])),
+                    i32(g, [4]), keep_dims=False)
+    dx = _fit(g, full, (pt, pl), (h, wd))
+    # dw: per tap, the input window it saw times the output gradient, summed.
+    xp = _pad_input(g, x, pt, pb, pl, pr)
+    dy5 = dy if m == 1 else g.op("reshape", dy, i32(g, [-1, oh, ow, c, m]))
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            win = g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
+                       i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                       i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+            if m > 1:
+                win = g.op("reshape", win, i32(g, [-1, oh, ow, c, 1]))
+            tap = g.op("sum", win * dy5, i32(g, [0, 1, 2]), keep_dims=False)
+            taps.append(tap if m == 1 else g.op("reshape", tap, i32(g, [cm])))
+    dw = g.op("reshape", g.op("pack", *taps, axis=0, values_count=len(taps)),
+              i32(g, [1, kh, kw, cm]))
+    return [dx, dw, *_bias_grad(g, ins, dy)]
+
+
+OPS = [
+    OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
+          integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
+          shape_inputs=()),
+    OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
+          shape=_depthwise_shape, vjp=_depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
+          hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
+    OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
+          shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
+          hybrid=Variant(_transpose_conv_hybrid, quantized), shape_inputs=(0,)),
+]

@@ -1,0 +1,136 @@
+"""FULLY_CONNECTED and BATCH_MATMUL — kernels, shape rules, gradients, integer and hybrid
+(dynamic-range) kernels, quantizer facts.
+
+FULLY_CONNECTED weights are ``[units, depth]`` (per-channel along axis 0); the input is
+flattened into rows of ``depth``. A depth-1 product (a batch-1 weight gradient) goes to
+BLAS through ``np.dot``: NumPy's matmul would send it to a loop ~10x slower.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TraceError, user_frame
+from .common import fused
+from .quantized.lib import (
+    Quantized,
+    Rescaled,
+    Variant,
+    accumulate,
+    dequantized_weights,
+    hybrid_input,
+    matmul_like,
+    quantized,
+    rescale,
+    rescaled,
+)
+from .registry import NodeInfo, OpDef
+from .shapes import DYNAMIC, broadcast, one, shape_of
+
+
+def fully_connected(attrs, x, w, b=None):
+    units, depth = w.shape
+    if x.size % depth:
+        raise ValueError(f"input of shape {list(x.shape)} cannot be flattened into rows of "
+                         f"{depth} (weights {list(w.shape)})")
+    out = x.reshape(-1, depth) @ w.T
+    if b is not None:
+        out += b
+    if attrs.get("keep_num_dims", False):
+        out = out.reshape(*x.shape[:-1], units)
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def batch_matmul(attrs, a, b):
+    if attrs.get("adj_x", False):
+        a = np.swapaxes(a, -1, -2)
+    if attrs.get("adj_y", False):
+        b = np.swapaxes(b, -1, -2)
+    return matmul(a, b)
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul``, except for a depth-1 product (a batch-1 weight gradient), which
+    NumPy's matmul sends to a loop ~10x slower than BLAS: in 2-D ``np.dot`` hands it to
+    BLAS, in N-D it is the broadcast product it is. Same values: each element is one
+    product either way."""
+    if a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == 1 and b.shape[-2] == 1:
+        return np.dot(a, b) if a.ndim == b.ndim == 2 else np.multiply(a, b)
+    return np.matmul(a, b)
+
+
+# --- shape rules -------------------------------------------------------------------------
+
+def _fully_connected_shape(info: NodeInfo):
+    x, (units, depth) = shape_of(info, 0), shape_of(info, 1)
+    if info.attrs.get("keep_num_dims", False):
+        return one((*x[:-1], units))
+    rows = DYNAMIC if DYNAMIC in x else int(np.prod(x)) // depth
+    return one((rows, units))
+
+
+def _batch_matmul_shape(info: NodeInfo):
+    a, b = shape_of(info, 0), shape_of(info, 1)
+    rows = a[-1] if info.attrs.get("adj_x", False) else a[-2]
+    cols = b[-2] if info.attrs.get("adj_y", False) else b[-1]
+    return one((*broadcast(a[:-2], b[:-2]), rows, cols))
+
+
+# --- gradients ---------------------------------------------------------------------------
+
+def _batch_matmul_vjp(g, attrs, ins, outs, dy):
+    a, b = ins
+    if a.ndim != b.ndim:
+        raise TraceError(f"{user_frame()}: gradients of batch_matmul with broadcast batch "
+                         "dims are not supported; reshape to equal ranks first")
+    ax, ay = attrs.get("adj_x", False), attrs.get("adj_y", False)
+
+    def mm(p, q, tp, tq):
+        return g.op("batch_matmul", p, q, adj_x=tp, adj_y=tq)
+
+    if not ax and not ay:
+        return [mm(dy, b, False, True), mm(a, dy, True, False)]
+    if ax and not ay:
+        return [mm(b, dy, False, True), mm(a, dy, False, False)]
+    if not ax and ay:
+        return [mm(dy, b, False, False), mm(dy, a, True, False)]
+    return [mm(b, dy, True, True), mm(dy, a, True, True)]
+
+
+# --- integer and hybrid ------------------------------------------------------------------
+
+def _batch_matmul_prepare(info: NodeInfo) -> Rescaled:
+    q = quantized(info)
+    real = np.float64(q.qin[0].s) * np.float64(q.qin[1].s) / np.float64(q.qout[0].s)
+    return rescaled(info, np.array([real]))
+
+
+def _batch_matmul_integer(s: Rescaled, a, b):
+    return rescale(accumulate(batch_matmul, s, (a, s.qin[0]), (b, s.qin[1])), s)
+
+
+def _fully_connected_hybrid(s: Quantized, x, w, b=None):
+    depth = w.shape[1]
+    xd = hybrid_input(x, x.size // depth, s.attrs.get("asymmetric_quantize_inputs", False))
+    out = fully_connected(s.attrs, xd, dequantized_weights(w, s.qin[1]),
+                          None if b is None else b.astype(np.float64))
+    return out.astype(np.float32)
+
+
+def _batch_matmul_hybrid(s: Quantized, a, b):
+    adj_x = s.attrs.get("adj_x", False)
+    rows = a.size // a.shape[-1] if not adj_x else a.size // a.shape[-2]
+    ad = hybrid_input(a, max(rows, 1), s.attrs.get("asymmetric_quantize_inputs", False))
+    return batch_matmul(s.attrs, ad, dequantized_weights(b, s.qin[1])).astype(np.float32)
+
+
+OPS = [
+    OpDef("fully_connected", fully_connected, "FullyConnectedOptions",
+          shape=_fully_connected_shape, integer=matmul_like(fully_connected),
+          hybrid=Variant(_fully_connected_hybrid, quantized), weight_axis=0,
+          fresh_output=True, shape_inputs=()),
+    OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", shape=_batch_matmul_shape,
+          vjp=_batch_matmul_vjp, integer=Variant(_batch_matmul_integer, _batch_matmul_prepare),
+          hybrid=Variant(_batch_matmul_hybrid, quantized), fresh_output=True,
+          shape_inputs=()),
+]

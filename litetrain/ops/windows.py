@@ -1,0 +1,40 @@
+"""Sliding windows over NHWC tensors, shared by convolution, pooling and their gradients.
+
+``windows`` yields, for each filter tap, the strided slice of the (padded) input that the
+tap multiplies; ``im2col`` gathers them into one patch matrix so a convolution is a single
+matmul and the time goes to BLAS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import pad_before_after
+
+
+def padded(x, pads_h, pads_w, value=0.0):
+    if not any(pads_h + pads_w):
+        return x
+    return np.pad(x, ((0, 0), pads_h, pads_w, (0, 0)), constant_values=value)
+
+
+def windows(x, kh, kw, attrs, dil_h=1, dil_w=1, value=0.0):
+    """Yield ((i, j), window) for each filter tap: the strided input slice it multiplies."""
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    oh, ph0, ph1 = pad_before_after(x.shape[1], kh, sh, dil_h, attrs["padding"])
+    ow, pw0, pw1 = pad_before_after(x.shape[2], kw, sw, dil_w, attrs["padding"])
+    xp = padded(x, (ph0, ph1), (pw0, pw1), value)
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dil_h, j * dil_w
+            yield (i, j), xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
+
+
+def im2col(x, kh, kw, attrs, dil_h=1, dil_w=1):
+    """Patch matrix ``[n, oh, ow, kh, kw, c]`` for a convolution with these settings."""
+    cols = None
+    for (i, j), win in windows(x, kh, kw, attrs, dil_h, dil_w):
+        if cols is None:
+            cols = np.empty((*win.shape[:3], kh, kw, x.shape[3]), x.dtype)
+        cols[:, :, :, i, j, :] = win
+    return cols
