@@ -102,8 +102,11 @@ class Interpreter(RuntimeContext):
         if len(args) != len(sg.inputs):
             raise ValueError(f"subgraph {subgraph_index} '{sg.name}' takes {len(sg.inputs)} "
                              f"inputs, got {len(args)}")
-        values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
-                                   f"subgraph {subgraph_index} '{sg.name}'")
+        try:
+            values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
+                                       f"subgraph {subgraph_index} '{sg.name}'")
+        except LitetrainError as e:  # nested bodies nest their "where": keep it short
+            raise type(e)(shorten(str(e))) from e
         return [values[i] for i in sg.outputs]
 
     def call_once(self, subgraph_index: int) -> None:
