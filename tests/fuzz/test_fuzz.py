@@ -55,13 +55,13 @@ def capped():
         yield
 
 
-@settings(max_examples=40, **_SETTINGS)
+@settings(max_examples=100, **_SETTINGS)
 @given(seed=MODEL_SEEDS)
 def test_mutated_models_raise_only_litetrain_errors(capped, seed):
     assert models.case(seed) is None
 
 
-@settings(max_examples=200, **_SETTINGS)
+@settings(max_examples=300, **_SETTINGS)
 @given(seed=SEEDS)
 def test_corrupted_checkpoints_never_escape_or_half_restore(capped, seed):
     assert checkpoints.case(seed) is None
