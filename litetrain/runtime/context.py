@@ -150,11 +150,14 @@ def _strings(values: Iterable) -> list[str]:
 
 
 def _within(path: str, allowed: str) -> bool:
-    """``path`` is ``allowed``, a file named after it (same folder, name extended without
-    a separator), or lies under it; compared after resolving ``..`` and symlinks."""
+    """``path`` is ``allowed``, lies under it, or is named after it: its first component
+    below ``allowed``'s folder extends ``allowed``'s name (``PREFIX.index``, or TF's
+    ``PREFIX_temp/part-00000``); compared after resolving ``..`` and symlinks."""
     real, base = os.path.realpath(path), os.path.realpath(allowed)
     if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
         return True
-    folder, name = os.path.split(real)
     base_folder, base_name = os.path.split(base)
-    return folder == base_folder and name.startswith(base_name)
+    if not real.startswith(base_folder.rstrip(os.sep) + os.sep):
+        return False
+    first = real[len(base_folder.rstrip(os.sep)) + 1:].split(os.sep, 1)[0]
+    return bool(base_name) and first.startswith(base_name)

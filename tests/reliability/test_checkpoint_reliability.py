@@ -164,5 +164,8 @@ def test_paths_under_or_named_after_the_callers_are_allowed(tmp_path):
 
     base = str(tmp_path / "ckpt")
     assert _within(base + ".index", base) and _within(base + "/variables", base)
+    assert _within(base + "_temp_1234/part-00000-of-00001", base)
     assert not _within(base + "/../../etc/passwd", base)
     assert not _within(str(tmp_path / "other"), base)
+    assert not _within(str(tmp_path / "other" / "ckpt"), base)
+    assert not _within("/etc/passwd", base)
