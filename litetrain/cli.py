@@ -1,13 +1,16 @@
 """The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo, federated.
 
-Exit codes: 0 success, 2 bad input or a failed model (one line on stderr, no traceback
-unless --debug), 130 interrupted (``train`` saves its checkpoint first).
+Exit codes: 0 success, 2 bad input, a failed model or not enough memory (one line on
+stderr, no traceback unless --debug), 130 interrupted (``train`` saves its checkpoint
+first). A closed output pipe (``litetrain inspect m.tflite | head``) ends quietly with
+141, the shell's code for SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +32,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.model)
     model = read_model(path)
     summary = summarize(model, path.stat().st_size)
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary, str(path)))
+    text = json.dumps(summary, indent=2) if args.json else format_summary(summary, str(path))
+    print(text)
     return 0
 
 
@@ -355,14 +359,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except MemoryError:
+        if args.debug:
+            raise
+        print(f"litetrain {args.command}: error: not enough memory (the input or a "
+              "setting such as a batch size is too large)", file=sys.stderr)
+        return 2
     except (LitetrainError, OSError, ValueError) as e:
         if args.debug:
             raise
-        print(f"litetrain {args.command}: error: {e}", file=sys.stderr)
+        print(f"litetrain {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"litetrain {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str, limit: int = 2000) -> str:
+    from .summary import printable
+
+    message = printable(message)
+    return message if len(message) <= limit else message[:limit] + " ..."
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; with the reader gone that would raise again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ execution order. Invariants, checked by :func:`verify`:
   input, or as a constant);
 * nodes are in execution order: a node only reads tensors that are constants, subgraph
   inputs, stateful (``is_variable``) tensors, or outputs of earlier nodes;
-* a node input of ``-1`` means "optional input omitted".
+* a node input of ``-1`` means "optional input omitted";
+* signature keys are unique; a signature's inputs are inputs of its subgraph, and its
+  outputs are outputs (or inputs, or constants) of it: anything else would be silently
+  ignored or pruned;
+* VAR_HANDLE container and shared names are UTF-8 text.
 
 Variable reads and writes have no data edges; that is why order matters.
 """
@@ -172,6 +176,15 @@ def verify(model: Model) -> None:
                         "already defined (the graph must be single-assignment)")
                 produced.add(i)
                 ready.add(i)
+            if node.op == "var_handle":
+                for attr in ("container", "shared_name"):
+                    name = node.attrs.get(attr)
+                    if isinstance(name, bytes):
+                        try:
+                            name.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise ModelFormatError(
+                                f"{at}: {attr} {name[:60]!r} is not UTF-8 text") from None
             target = node.attrs.get("init_subgraph_index")
             if node.op == "call_once" and not (isinstance(target, int) and 0 <= target < n_sub
                                                and target != s):
@@ -181,31 +194,60 @@ def verify(model: Model) -> None:
             if i not in ready:
                 raise ModelFormatError(f"{where}: output tensor {i} "
                                        f"{sg.tensors[i].describe()} is never defined")
+    keys: set[str] = set()
     for sig in model.signatures:
+        where = f"signature '{sig.key}'"
+        if sig.key in keys:
+            raise ModelFormatError(f"{where} is defined twice (signature keys must be unique)")
+        keys.add(sig.key)
         if not 0 <= sig.subgraph_index < n_sub:
-            raise ModelFormatError(f"signature '{sig.key}': subgraph index "
-                                   f"{sig.subgraph_index} out of range (model has {n_sub})")
-        n = len(model.subgraphs[sig.subgraph_index].tensors)
+            raise ModelFormatError(f"{where}: subgraph index {sig.subgraph_index} out of "
+                                   f"range (model has {n_sub})")
+        sg = model.subgraphs[sig.subgraph_index]
+        n = len(sg.tensors)
         for alias, i in (*sig.inputs.items(), *sig.outputs.items()):
             if not 0 <= i < n:
-                raise ModelFormatError(f"signature '{sig.key}': '{alias}' names tensor {i}, "
-                                       f"out of range (subgraph has {n} tensors)")
+                raise ModelFormatError(f"{where}: '{alias}' names tensor {i}, out of range "
+                                       f"(subgraph has {n} tensors)")
+        for alias, i in sig.inputs.items():
+            if i not in sg.inputs:
+                raise ModelFormatError(f"{where}: input '{alias}' names tensor {i} "
+                                       f"{sg.tensors[i].describe()}, which is not an input of "
+                                       f"subgraph {sig.subgraph_index} (inputs: {sg.inputs[:20]})")
+        for alias, i in sig.outputs.items():
+            if i not in sg.outputs and i not in sg.inputs and sg.tensors[i].data is None:
+                raise ModelFormatError(f"{where}: output '{alias}' names tensor {i} "
+                                       f"{sg.tensors[i].describe()}, which is not an output of "
+                                       f"subgraph {sig.subgraph_index} (outputs: "
+                                       f"{sg.outputs[:20]})")
     _check_call_once_recursion(model)
 
 
 def _check_call_once_recursion(model: Model) -> None:
-    """An init subgraph must not (transitively) CALL_ONCE itself: that would never end."""
-    calls = {s: {nd.attrs["init_subgraph_index"] for nd in sg.nodes if nd.op == "call_once"}
-             for s, sg in enumerate(model.subgraphs)}
-    for start in calls:
-        stack, seen = list(calls[start]), set()
+    """An init subgraph must not (transitively) CALL_ONCE itself: that would never end.
+
+    One depth-first walk with three colours, iterative so that a chain thousands of
+    subgraphs deep costs linear time and no Python recursion.
+    """
+    calls = [sorted({nd.attrs["init_subgraph_index"] for nd in sg.nodes if nd.op == "call_once"})
+             for sg in model.subgraphs]
+    state = [0] * len(calls)  # 0 unseen, 1 on the current path, 2 done
+    for root in range(len(calls)):
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(calls[root]))]
         while stack:
-            s = stack.pop()
-            if s == start:
-                raise ModelFormatError(f"subgraph {start} reaches itself through CALL_ONCE")
-            if s not in seen:
-                seen.add(s)
-                stack.extend(calls.get(s, ()))
+            s, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[s] = 2
+                stack.pop()
+            elif state[child] == 1:
+                raise ModelFormatError(f"subgraph {child} reaches itself through CALL_ONCE")
+            elif state[child] == 0:
+                state[child] = 1
+                stack.append((child, iter(calls[child])))
 
 
 def _fmt_attr(v: object) -> str:

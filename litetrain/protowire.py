@@ -10,7 +10,6 @@ TensorFlow's messages is field-number order: that makes output byte-identical to
 from __future__ import annotations
 
 import struct
-from collections import defaultdict
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 
@@ -68,9 +67,44 @@ def packed_varints(number: int, values) -> bytes:
     return field_bytes(number, b"".join(encode_varint(int(v)) for v in values))
 
 
-def parse(buf: bytes) -> dict[int, list]:
-    """Field number → list of raw values (ints for varint/fixed, bytes for LEN)."""
-    fields: dict[int, list] = defaultdict(list)
+class Fields(dict):
+    """Field number → list of raw values (ints for varint/fixed, bytes for LEN).
+
+    The typed getters raise :class:`WireError` when a field has the wrong wire type (a
+    forged file can put a varint where a message belongs), so callers never feed an int
+    to a bytes parser. A non-repeated field that occurs twice takes its last value, as
+    protobuf does.
+    """
+
+    def bytes(self, number: int, default: bytes = b"") -> bytes:
+        values = self.get(number)
+        if not values:
+            return default
+        if not isinstance(values[-1], bytes):
+            raise WireError(f"field {number}: expected a length-delimited value, got an "
+                            "integer (wrong wire type)")
+        return values[-1]
+
+    def int(self, number: int, default: int = 0) -> int:
+        values = self.get(number)
+        if not values:
+            return default
+        if isinstance(values[-1], bytes):
+            raise WireError(f"field {number}: expected an integer, got a length-delimited "
+                            "value (wrong wire type)")
+        return values[-1]
+
+    def all_bytes(self, number: int) -> list[bytes]:
+        values = self.get(number, [])
+        if not all(isinstance(v, bytes) for v in values):
+            raise WireError(f"field {number}: expected length-delimited values, got an "
+                            "integer (wrong wire type)")
+        return values
+
+
+def parse(buf: bytes) -> Fields:
+    """Decode one message's fields (see :class:`Fields`)."""
+    fields = Fields()
     pos, n = 0, len(buf)
     while pos < n:
         key, pos = decode_varint(buf, pos)
@@ -94,7 +128,7 @@ def parse(buf: bytes) -> dict[int, list]:
             pos += 8
         else:
             raise WireError(f"unsupported wire type {wire} for field {number}")
-        fields[number].append(value)
+        fields.setdefault(number, []).append(value)
     return fields
 
 

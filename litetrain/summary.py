@@ -1,16 +1,40 @@
 """A summary of a model for people and scripts: signatures, ops, Flex ops, variables,
-parameters. Used by ``litetrain inspect``."""
+parameters. Used by ``litetrain inspect``.
+
+A summary must describe any file the reader accepts, including ones whose nodes lack
+operands (the reader checks the graph, not each op's arity), so it never indexes a node's
+inputs blindly. Text from the file (description, names) is printed with control
+characters escaped: a model cannot clear the screen or retitle the terminal.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 
-import numpy as np
-
 from . import dtypes
+from .errors import ModelFormatError
 from .ir import OMITTED, Model, Tensor
 from .ops import has
 from .ops.variables import variable_key
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with control characters (ESC, CR, bidi overrides...) written as escapes."""
+    def escape(m: re.Match) -> str:
+        return m.group().encode("unicode_escape").decode("ascii")
+    text = _CONTROL.sub(escape, text)
+    return text if keep_newlines else text.replace("\n", "\\n")
+
+
+def _name(attrs) -> str:
+    try:
+        return variable_key(attrs)[1]
+    except (ModelFormatError, UnicodeDecodeError):
+        return repr(attrs.get("shared_name"))
 
 
 def _spec(t: Tensor) -> dict:
@@ -23,17 +47,19 @@ def _variables(model: Model) -> dict[str, dict]:
     for sg in model.subgraphs:
         handles = {}
         for node in sg.nodes:
-            if node.op == "var_handle":
-                handles[node.outputs[0]] = variable_key(node.attrs)[1]
+            if node.op == "var_handle" and node.outputs:
+                handles[node.outputs[0]] = _name(node.attrs)
                 out.setdefault(handles[node.outputs[0]], {"dtype": None, "shape": None,
                                                           "initialized": False})
-            elif node.op == "assign_variable" and node.inputs[0] in handles:
+            elif (node.op == "assign_variable" and len(node.inputs) > 1
+                  and node.inputs[0] in handles and node.inputs[1] >= 0):
                 value = sg.tensors[node.inputs[1]]
                 info = out[handles[node.inputs[0]]]
                 if value.data is not None and not info["initialized"]:
                     info.update(dtype=dtypes.name(value.dtype), shape=list(value.shape),
                                 initialized=True)
-            elif node.op == "read_variable" and node.inputs[0] in handles:
+            elif (node.op == "read_variable" and node.inputs and node.outputs
+                  and node.inputs[0] in handles):
                 info = out[handles[node.inputs[0]]]
                 if info["dtype"] is None:
                     t = sg.tensors[node.outputs[0]]
@@ -59,7 +85,7 @@ def summarize(model: Model, size_bytes: int | None = None) -> dict:
         for op, n in ops.items():
             if op.startswith("Flex"):
                 flex[op] += n
-            elif op == "custom" or op[0].isupper():
+            elif op == "custom" or op[:1].isupper():
                 custom[op] += n
             if not has(op):
                 unsupported[op] += n
@@ -70,10 +96,10 @@ def summarize(model: Model, size_bytes: int | None = None) -> dict:
                     continue
                 seen_buffers.add(t.buffer)
                 if t.dtype != dtypes.STRING:
-                    n_params += int(np.prod(t.shape))
+                    n_params += math.prod(t.shape)
                     n_bytes += t.data.nbytes
     variables = _variables(model)
-    var_elems = sum(int(np.prod(v["shape"])) for v in variables.values()
+    var_elems = sum(math.prod(v["shape"]) for v in variables.values()
                     if v["shape"] is not None and -1 not in v["shape"])
     return {
         "file_bytes": size_bytes,
@@ -95,6 +121,12 @@ def _shape(spec: dict) -> str:
 
 
 def format_summary(s: dict, path: str) -> str:
+    """The summary as text; every string from the file goes through :func:`printable`."""
+    return printable(_format({**s, "description": printable(s["description"])}, path),
+                     keep_newlines=True)
+
+
+def _format(s: dict, path: str) -> str:
     size = f"{s['file_bytes']:,} bytes" if s["file_bytes"] is not None else ""
     lines = [f"{path}  {size}  {s['description']}".rstrip(), "", "signatures:"]
     for key, sig in s["signatures"].items():

@@ -5,20 +5,24 @@
 * V2: ``path.index`` + ``path.data-00000-of-00001``, what ``tf.train.Checkpoint`` and
   ``SaveV2`` write.
 
-Writes are atomic (temp file in the same folder, fsync, rename). Reads check every CRC
-and every record; any problem raises :class:`~litetrain.CheckpointError` naming the file.
+Writes are atomic (temp file in the same folder, fsync, rename; a V2 pair is committed
+by the protocol in :mod:`.bundle`), and a kill at any moment leaves the previous or the
+new checkpoint readable. Reads check every CRC, size and record before returning; any
+problem raises :class:`~litetrain.CheckpointError` naming the file, and messages never
+quote the file's bytes.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError
 from ..protowire import WireError
-from . import table, v1, v2
+from . import bundle, table, v1, v2
 from .atomic import atomic_write
 
 __all__ = ["list_variables", "read", "write"]
@@ -55,9 +59,7 @@ def write(path: str | os.PathLike, tensors: dict[str, np.ndarray],
             atomic_write(path, v1.serialize(tensors))
         else:
             index, data = v2.serialize(tensors)
-            # Data first: an index never names data that is not on disk yet.
-            atomic_write(v2.data_path(path), data)
-            atomic_write(v2.index_path(path), index)
+            bundle.write(path, index, data)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"cannot write checkpoint '{path}': {e}") from None
     except OSError as e:
@@ -81,12 +83,14 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
                               f"'{v2.index_path(prefix)}' exists")
     try:
         if is_v2:
-            return v2.deserialize(_read_bytes(v2.index_path(prefix)),
-                                  _read_bytes(v2.data_path(prefix)))
+            return bundle.read(prefix, _read_bytes)
         return v1.deserialize(_read_bytes(path))
     except CheckpointError:
         raise
-    except (table.TableError, WireError, ValueError, UnicodeDecodeError, IndexError) as e:
+    except MemoryError:
+        raise CheckpointError(f"checkpoint '{path}': not enough memory to load it") from None
+    except (table.TableError, WireError, ValueError, UnicodeDecodeError, IndexError,
+            TypeError, OverflowError, struct.error) as e:
         raise CheckpointError(f"checkpoint '{path}' is corrupt or not a TensorFlow "
                               f"checkpoint: {e}") from None
 

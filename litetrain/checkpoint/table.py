@@ -179,7 +179,7 @@ def parse(data: bytes) -> Iterator[tuple[bytes, bytes]]:
                          f"{FOOTER_SIZE} bytes)")
     (magic,) = struct.unpack_from("<Q", data, len(data) - 8)
     if magic != MAGIC:
-        raise TableError(f"bad magic number {magic:#x} (not a TensorFlow table/checkpoint)")
+        raise TableError("bad magic number at the end (not a TensorFlow table/checkpoint)")
     footer = data[len(data) - FOOTER_SIZE:]
     try:
         meta_off, pos = decode_varint(footer, 0)

@@ -19,8 +19,11 @@ def encode_shape(shape: tuple[int, ...]) -> bytes:
 
 
 def decode_shape(raw: bytes) -> tuple[int, ...]:
-    f = pw.parse(raw)
-    return tuple(pw.as_signed(pw.parse(d).get(1, [0])[0]) for d in f.get(2, []))
+    """Dims of a TensorShapeProto; raises ValueError for unknown (negative) dims."""
+    dims = tuple(pw.as_signed(pw.parse(d).int(1)) for d in pw.parse(raw).all_bytes(2))
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape {list(dims)} has a negative dim")
+    return dims
 
 
 def encode_full_slice(rank: int) -> bytes:
@@ -29,14 +32,14 @@ def encode_full_slice(rank: int) -> bytes:
 
 def decode_slice(raw: bytes, shape: tuple[int, ...]) -> tuple[slice, ...]:
     """The index a TensorSliceProto selects (an extent without a length means all)."""
-    extents = pw.parse(raw).get(1, [])
+    extents = pw.parse(raw).all_bytes(1)
     if extents and len(extents) != len(shape):
         raise ValueError(f"slice has {len(extents)} extents for a rank-{len(shape)} tensor")
     out = []
     for ext, dim in zip(extents, shape, strict=False):
         e = pw.parse(ext)
-        start = pw.as_signed(e.get(1, [0])[0])
-        length = pw.as_signed(e[2][0]) if 2 in e else dim - start
+        start = pw.as_signed(e.int(1))
+        length = pw.as_signed(e.int(2)) if 2 in e else dim - start
         if start < 0 or length < 0 or start + length > dim:
             raise ValueError(f"slice [{start}, {start + length}) is outside dim {dim}")
         out.append(slice(start, start + length))
@@ -74,15 +77,25 @@ def decode_values(raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
     """``count`` values of ``dtype`` from a TensorProto's value fields."""
     f = pw.parse(raw)
     if TENSOR_CONTENT in f:
-        arr = np.frombuffer(f[TENSOR_CONTENT][0], dtype.newbyteorder("<")).astype(dtype)
+        content = f.bytes(TENSOR_CONTENT)
+        if dtype.kind == "O" or len(content) != count * dtype.itemsize:
+            raise ValueError(f"tensor_content of {len(content)} bytes does not hold {count} "
+                             f"values of {dtype}")
+        arr = np.frombuffer(content, dtype.newbyteorder("<")).astype(dtype)
     elif dtype.kind == "O":
-        arr = np.empty(len(f.get(STRING_VAL, [])), object)
-        arr[:] = f.get(STRING_VAL, [])
+        strings = f.all_bytes(STRING_VAL)
+        arr = np.empty(len(strings), object)
+        arr[:] = strings
     elif dtype in (np.float32, np.float64):
         field, code = (FLOAT_VAL, "<f4") if dtype == np.float32 else (DOUBLE_VAL, "<f8")
-        arr = np.frombuffer(b"".join(v if isinstance(v, bytes) else
-                                     v.to_bytes(np.dtype(code).itemsize, "little")
-                                     for v in f.get(field, [])), code).astype(dtype)
+        size = np.dtype(code).itemsize
+        raw_values = b"".join(v if isinstance(v, bytes) else v.to_bytes(size, "little")
+                              for v in f.get(field, []) if isinstance(v, bytes)
+                              or v.bit_length() <= 8 * size)
+        if len(raw_values) % size:
+            raise ValueError(f"{len(raw_values)} bytes of packed {dtype} values is not a "
+                             f"multiple of {size}")
+        arr = np.frombuffer(raw_values, code).astype(dtype)
     elif dtype == np.float16:
         arr = np.array(pw.unpack_varints(f.get(HALF_VAL, [])), np.uint16).view(np.float16)
     else:

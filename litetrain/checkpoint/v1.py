@@ -8,6 +8,8 @@ the output byte-identical to TensorFlow's for the same tensors.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes
@@ -46,7 +48,13 @@ def serialize(tensors: dict[str, np.ndarray]) -> bytes:
 
 
 def deserialize(data: bytes) -> dict[str, np.ndarray]:
-    """All tensors of a V1 checkpoint; raises ValueError/TableError on any inconsistency."""
+    """All tensors of a V1 checkpoint; raises ValueError/TableError on any inconsistency.
+
+    Sizes are checked against the file before anything is allocated (every stored value
+    takes at least one byte), and coverage is tracked element by element: each element
+    must be written by exactly one slice record, so overlapping or missing slices are
+    errors, never uninitialised memory.
+    """
     entries = table.parse(data)
     first = next(entries, None)
     if first is None or first[0] != b"":
@@ -54,34 +62,45 @@ def deserialize(data: bytes) -> dict[str, np.ndarray]:
     meta_fields = pw.parse(first[1])
     if 1 not in meta_fields:
         raise ValueError("the first record holds no tensor metadata (not a V1 checkpoint)")
-    out: dict[str, np.ndarray] = {}
-    filled: dict[str, int] = {}
-    for raw in pw.parse(meta_fields[1][0]).get(1, []):
+    specs: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    total = 0
+    for raw in pw.parse(meta_fields.bytes(1)).all_bytes(1):
         m = pw.parse(raw)
-        name = m.get(1, [b""])[0].decode("utf-8")
-        shape = decode_shape(m.get(2, [b""])[0])
-        dtype = dtypes.numpy_from_tf(m.get(3, [0])[0])
-        out[name] = np.empty(shape, dtype) if dtype.kind != "O" else np.full(shape, b"", object)
-        filled[name] = 0
-    for key, value in entries:
+        name = m.bytes(1).decode("utf-8")
+        shape = decode_shape(m.bytes(2))
+        dtype = dtypes.numpy_from_tf(m.int(3))
+        if name in specs:
+            raise ValueError(f"the metadata lists tensor '{name}' twice")
+        total += math.prod(shape)
+        if total > len(data):
+            raise ValueError(f"the metadata claims tensor '{name}' {list(shape)} and more "
+                             f"values than the {len(data)}-byte file can hold")
+        specs[name] = (shape, dtype)
+    out = {name: np.empty(shape, dtype) if dtype.kind != "O" else np.full(shape, b"", object)
+           for name, (shape, dtype) in specs.items()}
+    covered = {name: np.zeros(shape, bool) for name, (shape, _) in specs.items()}
+    for _key, value in entries:
         f = pw.parse(value)
         if 2 not in f:
-            raise ValueError(f"record {key[:40]!r} holds no tensor data")
-        s = pw.parse(f[2][0])
-        name = s.get(1, [b""])[0].decode("utf-8")
+            raise ValueError("a data record holds no tensor slice")
+        s = pw.parse(f.bytes(2))
+        name = s.bytes(1).decode("utf-8")
         if name not in out:
             raise ValueError(f"data for '{name}', which the metadata does not list")
         target = out[name]
         # The trailing Ellipsis keeps 0-d selections arrays (a scalar string stays an array).
-        index = (*decode_slice(s.get(2, [b""])[0], target.shape), Ellipsis)
+        index = (*decode_slice(s.bytes(2), target.shape), Ellipsis)
+        if covered[name][index].any():
+            raise ValueError(f"tensor '{name}': two slice records cover the same elements")
         view_shape = target[index].shape
         try:
-            values = decode_values(s.get(3, [b""])[0], target.dtype, int(np.prod(view_shape)))
+            values = decode_values(s.bytes(3), target.dtype, math.prod(view_shape))
         except ValueError as e:
             raise ValueError(f"tensor '{name}' {list(target.shape)}: {e}") from None
         target[index] = values.reshape(view_shape)
-        filled[name] += values.size
-    for name, n in filled.items():
-        if n < out[name].size:
-            raise ValueError(f"tensor '{name}': only {n} of {out[name].size} values are stored")
+        covered[name][index] = True
+    for name, mask in covered.items():
+        if not mask.all():
+            raise ValueError(f"tensor '{name}': only {int(mask.sum())} of {mask.size} values "
+                             "are stored")
     return out

@@ -6,6 +6,7 @@ the bytes."""
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -77,40 +78,66 @@ def _read_strings(raw: bytes, count: int) -> np.ndarray:
     return out
 
 
-def deserialize(index: bytes, data: bytes) -> dict[str, np.ndarray]:
+class DataMismatch(ValueError):
+    """The data file does not hold what the index says (wrong file, truncated, corrupt)."""
+
+
+def parse_index(index: bytes) -> list[tuple[str, np.dtype, tuple[int, ...], int, int, int]]:
+    """(name, dtype, shape, offset, size, crc) of every tensor the index lists."""
     entries = table.parse(index)
     first = next(entries, None)
     if first is None or first[0] != b"":
         raise ValueError("no bundle header (not a V2 checkpoint index)")
     header = pw.parse(first[1])
-    if header.get(1, [1])[0] != 1:
-        raise ValueError(f"{header[1][0]} data shards; only single-shard bundles are read")
-    if header.get(2, [0])[0] != 0:
+    if header.int(1, 1) != 1:
+        raise ValueError(f"{header.int(1)} data shards; only single-shard bundles are read")
+    if header.int(2) != 0:
         raise ValueError("big-endian bundles are not supported")
-    out = {}
+    out = []
     for key, value in entries:
         name = key.decode("utf-8")
         e = pw.parse(value)
         if 7 in e:
             raise ValueError(f"tensor '{name}' is partitioned into slices; not supported")
-        dtype = dtypes.numpy_from_tf(e.get(1, [0])[0])
-        shape = decode_shape(e.get(2, [b""])[0])
-        offset, size = e.get(4, [0])[0], e.get(5, [0])[0]
+        dtype = dtypes.numpy_from_tf(e.int(1))
+        shape = decode_shape(e.bytes(2))
+        size = e.int(5)
+        # Each value takes at least one byte (a string at least its length varint).
+        if math.prod(shape) > size:
+            raise ValueError(f"tensor '{name}': {size} bytes cannot hold {dtype}{list(shape)}")
+        if dtype.kind != "O" and size != math.prod(shape) * dtype.itemsize:
+            raise ValueError(f"tensor '{name}': {size} bytes for {dtype}{list(shape)}")
+        out.append((name, dtype, shape, e.int(4), size, table.unmask(e.int(6))))
+    return out
+
+
+def load_data(entries, data: bytes) -> dict[str, np.ndarray]:
+    """The tensors ``entries`` (from :func:`parse_index`) describe, read from ``data``;
+    :class:`DataMismatch` if any entry's bytes are missing or fail their CRC32C."""
+    out = {}
+    for name, dtype, shape, offset, size, crc in entries:
         if offset + size > len(data):
-            raise ValueError(f"tensor '{name}' lies at [{offset}, {offset + size}) past the end "
-                             f"of the {len(data)}-byte data file (truncated?)")
+            raise DataMismatch(f"tensor '{name}' lies at [{offset}, {offset + size}) past the "
+                               f"end of the {len(data)}-byte data file (truncated?)")
         raw = data[offset:offset + size]
-        if table.unmask(e.get(6, [0])[0]) != _entry_crc(raw, dtype, int(np.prod(shape))):
-            raise ValueError(f"tensor '{name}': CRC32C mismatch (the data file is corrupt)")
-        count = int(np.prod(shape))
+        count = math.prod(shape)
+        try:
+            matches = crc == _entry_crc(raw, dtype, count)
+        except ValueError:
+            matches = False
+        if not matches:
+            raise DataMismatch(f"tensor '{name}': CRC32C mismatch (the data file is corrupt "
+                               "or belongs to another index)")
         if dtype.kind == "O":
             arr = _read_strings(raw, count)
         else:
-            if size != count * dtype.itemsize:
-                raise ValueError(f"tensor '{name}': {size} bytes for {dtype}{list(shape)}")
             arr = np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype)
         out[name] = arr.reshape(shape)
     return out
+
+
+def deserialize(index: bytes, data: bytes) -> dict[str, np.ndarray]:
+    return load_data(parse_index(index), data)
 
 
 def _entry_crc(raw: bytes, dtype: np.dtype, count: int) -> int:

@@ -3,13 +3,17 @@
 Layout: two zero bytes, a type code, the number of dimensions, each dimension as a
 big-endian uint32, then the values in big-endian row-major order. Reading checks every
 field against the file's length, so a truncated or foreign file is a ``DatasetError``
-that names the file, never a silently short array.
+that names the file, never a silently short array. A gzip file is decompressed only as
+far as its IDX header says the data goes (plus one byte to detect trailing data), so a
+small file that inflates to gigabytes (a "gzip bomb") is an error, not a MemoryError.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +27,51 @@ _TYPES: dict[int, np.dtype] = {
 _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 
 
+_MAX_BYTES = 1 << 34  # 16 GiB: larger headers are refused before reading anything
+
+
+def _expected_size(head: bytes) -> int | None:
+    """Total file size the header promises (``None`` if ``head`` is too short to say)."""
+    if len(head) < 4:
+        return None
+    header = 4 + 4 * head[3]
+    if head[:2] != b"\0\0" or head[2] not in _TYPES or len(head) < header:
+        return None
+    shape = struct.unpack(f">{head[3]}I", head[4:header])
+    return header + math.prod(shape) * _TYPES[head[2]].itemsize
+
+
+def _gunzip(path: Path) -> bytes:
+    with gzip.open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) == 4:
+            head += f.read(4 * head[3])
+        need = _expected_size(head)
+        if need is None:
+            return head + f.read(1 << 20)  # not IDX; parse_idx says why
+        if need > _MAX_BYTES:
+            raise DatasetError(f"{path}: the IDX header claims {need:,} bytes of data, more "
+                               f"than the {_MAX_BYTES:,} accepted")
+        data = head + f.read(need - len(head) + 1)  # one extra byte reveals trailing data
+    if len(data) > need:
+        raise DatasetError(f"{path}: decompresses to more than the {need:,} bytes its IDX "
+                           "header describes (trailing data, or a gzip bomb)")
+    return data
+
+
 def _raw_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"cannot read IDX file {path}: {e.strerror or e}") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError) as e:
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic == b"\x1f\x8b":
+            return _gunzip(path)
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
+        if isinstance(e, (gzip.BadGzipFile, EOFError, zlib.error)):
             raise DatasetError(f"{path}: corrupt gzip data ({e})") from None
-    return data
+        raise DatasetError(f"cannot read IDX file {path}: {e.strerror or e}") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: not enough memory to read it") from None
 
 
 def parse_idx(data: bytes, where: str = "<bytes>") -> np.ndarray:
@@ -51,7 +89,7 @@ def parse_idx(data: bytes, where: str = "<bytes>") -> np.ndarray:
                            f"needs {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = _TYPES[code]
-    need = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    need = header + math.prod(shape) * dtype.itemsize
     if len(data) != need:
         raise DatasetError(f"{where}: shape {list(shape)} of {dtype.name} needs {need} bytes, "
                            f"the file has {len(data)}")

@@ -10,6 +10,7 @@ any variable is assigned.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,57 @@ import numpy as np
 
 from .. import dtypes
 from ..checkpoint.expect import expect
-from ..errors import SignatureError
+from ..errors import ModelFormatError, SignatureError
+from ..ir import Model
 
 if TYPE_CHECKING:
     from .signature_runner import SignatureRunner
 
 CHECKPOINT_IO_KEY = "litetrain.checkpoint_io"
+
+
+def parse_metadata(raw: bytes | None, model: Model) -> dict[str, dict]:
+    """The checkpoint I/O entries of a model's metadata, checked against its signatures.
+
+    Shape: ``{signature key: {"kind": "save" | "restore", "path_input": alias,
+    "tensors": {alias: checkpoint tensor name}}}``. A save signature takes only the path
+    and its ``tensors`` are among its outputs; a restore signature's inputs are exactly
+    its ``tensors``. Anything else is a :class:`ModelFormatError` at load, so a runner
+    never meets a name it cannot find.
+    """
+    if not raw:
+        return {}
+    where = f"metadata '{CHECKPOINT_IO_KEY}'"
+    try:
+        meta = json.loads(raw.rstrip(b"\0"))
+    except (ValueError, RecursionError):
+        raise ModelFormatError(f"{where} is not valid JSON (or nests too deeply)") from None
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"{where}: expected an object keyed by signature, got "
+                               f"{type(meta).__name__}")
+    signatures = {s.key: s for s in model.signatures}
+    for key, io in meta.items():
+        at = f"{where}, entry {key[:80]!r}"
+        if key not in signatures:
+            raise ModelFormatError(f"{at}: the model has no such signature")
+        if not (isinstance(io, dict) and io.get("kind") in ("save", "restore")
+                and isinstance(io.get("path_input"), str)
+                and isinstance(io.get("tensors"), dict)
+                and all(isinstance(v, str) and v for v in io["tensors"].values())):
+            raise ModelFormatError(f'{at}: expected {{"kind": "save" or "restore", '
+                                   '"path_input": str, "tensors": {alias: name}}')
+        sig, aliases = signatures[key], set(io["tensors"])
+        if io["kind"] == "save":
+            ok = set(sig.inputs) == {io["path_input"]} and aliases <= set(sig.outputs)
+            want = "the path as its only input and the tensors among its outputs"
+        else:
+            ok = set(sig.inputs) == aliases
+            want = "the tensors as exactly its inputs"
+        if not ok:
+            raise ModelFormatError(f"{at}: a {io['kind']} signature needs {want}; it has "
+                                   f"inputs {sorted(sig.inputs)[:20]}, outputs "
+                                   f"{sorted(sig.outputs)[:20]}")
+    return meta
 
 
 def _path(value, where: str) -> str:

@@ -8,7 +8,6 @@ first invoke that needs them).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from ..errors import LitetrainError, ModelFormatError, SignatureError
 from ..ir import Model, Tensor
 from ..tflite.reader import read_model
-from .checkpoint_io import CHECKPOINT_IO_KEY
+from .checkpoint_io import CHECKPOINT_IO_KEY, parse_metadata
 from .context import RuntimeContext
 from .plan import Plan
 from .signature_runner import SignatureRunner
@@ -38,13 +37,19 @@ class Interpreter(RuntimeContext):
     results are not computed, and buffers are reused). The other keyword arguments of
     ``tf.lite.Interpreter`` are accepted for drop-in compatibility and have no effect
     (there are no delegates to configure).
+
+    ``checkpoint_paths`` says which files the model's FlexSave/FlexRestore ops may touch:
+    ``"inputs"`` (default) only the paths the caller passes in (and files named after or
+    under them); ``"any"`` whatever the model says, as TensorFlow does (see
+    :mod:`litetrain.runtime.context`).
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None,
                  model_content: bytes | None = None, experimental_delegates=None,
                  num_threads: int | None = None,
                  experimental_preserve_all_tensors: bool = False, *,
-                 model: Model | None = None, **_tflite_compat_options) -> None:
+                 model: Model | None = None, checkpoint_paths: str = "inputs",
+                 **_tflite_compat_options) -> None:
         given = sum(x is not None for x in (model_path, model_content, model))
         if given != 1:
             raise ValueError("give exactly one of model_path or model_content "
@@ -55,20 +60,19 @@ class Interpreter(RuntimeContext):
         self.preserve_all_tensors = bool(experimental_preserve_all_tensors)
         if model is None:
             model = read_model(Path(model_path) if model_path is not None else model_content)
+        if not model.subgraphs:
+            raise ModelFormatError("the model has no subgraphs (a .tflite model needs at "
+                                   "least the main subgraph)")
         self.model = model
-        super().__init__(VariableStore(model))
+        super().__init__(VariableStore(model), checkpoint_paths)
         self._plans: dict[int, Plan] = {}
-        main = model.subgraphs[0] if model.subgraphs else None
-        self._input_shapes = {i: main.tensors[i].shape for i in main.inputs} if main else {}
+        main = model.subgraphs[0]
+        self._input_shapes = {i: main.tensors[i].shape for i in main.inputs}
         self._inputs: dict[int, np.ndarray] = {}
         self._values: list[np.ndarray | None] = []
         # Signatures whose checkpoint file I/O litetrain adds (files exported in builtin
         # format by litetrain.convert): key -> {"kind", "path_input", "tensors"}.
-        raw = model.metadata.get(CHECKPOINT_IO_KEY)
-        try:
-            self.checkpoint_io: dict = json.loads(raw.rstrip(b"\0")) if raw else {}
-        except ValueError:
-            raise ModelFormatError(f"metadata '{CHECKPOINT_IO_KEY}' is not valid JSON") from None
+        self.checkpoint_io = parse_metadata(model.metadata.get(CHECKPOINT_IO_KEY), model)
 
     # -- plans and running ---------------------------------------------------------------
     def plan(self, subgraph_index: int, where: str | None = None) -> Plan:
@@ -98,8 +102,11 @@ class Interpreter(RuntimeContext):
         if len(args) != len(sg.inputs):
             raise ValueError(f"subgraph {subgraph_index} '{sg.name}' takes {len(sg.inputs)} "
                              f"inputs, got {len(args)}")
-        values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
-                                   f"subgraph {subgraph_index} '{sg.name}'")
+        try:
+            values = self.run_subgraph(subgraph_index, dict(zip(sg.inputs, args, strict=True)),
+                                       f"subgraph {subgraph_index} '{sg.name}'")
+        except LitetrainError as e:  # nested bodies nest their "where": keep it short
+            raise type(e)(shorten(str(e))) from e
         return [values[i] for i in sg.outputs]
 
     def call_once(self, subgraph_index: int) -> None:
@@ -109,6 +116,14 @@ class Interpreter(RuntimeContext):
         self.variables.initialized.add(subgraph_index)
         try:
             self.run_subgraph(subgraph_index, {}, f"init subgraph {subgraph_index}")
+        except LitetrainError as e:
+            self.variables.initialized.discard(subgraph_index)
+            # A chain of CALL_ONCEs nests one "where" per level; keep the message short.
+            raise type(e)(shorten(str(e))) from e
+        except RecursionError:
+            self.variables.initialized.discard(subgraph_index)
+            raise ModelFormatError(f"init subgraph {subgraph_index}: CALL_ONCE chain too "
+                                   "deep to run") from None
         except BaseException:
             self.variables.initialized.discard(subgraph_index)
             raise
@@ -209,7 +224,8 @@ class Interpreter(RuntimeContext):
         missing = [main.tensors[i].describe() for i in main.inputs if i not in self._inputs]
         if missing:
             raise SignatureError(f"invoke: inputs not set with set_tensor: {', '.join(missing)}")
-        with self.threads(), self.variables.transaction():
+        with self.threads(), self.run_scope(self._inputs.values()), \
+                self.variables.transaction():
             self._values = self.run_subgraph(0, dict(self._inputs), "subgraph 0")
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
@@ -229,3 +245,14 @@ class Interpreter(RuntimeContext):
         raise LitetrainError(f"tensor {tensor_index} {t.describe()} was not kept: only "
                              "inputs and outputs are; create the interpreter with "
                              "experimental_preserve_all_tensors=True to read intermediates")
+
+
+_MESSAGE_LIMIT = 600
+
+
+def shorten(message: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """``message`` cut in the middle to at most about ``limit`` characters."""
+    if len(message) <= limit:
+        return message
+    half = limit // 2
+    return f"{message[:half]} ...[{len(message) - 2 * half:,} characters]... {message[-half:]}"

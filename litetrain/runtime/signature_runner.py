@@ -60,7 +60,7 @@ class SignatureRunner:
 
     def __call__(self, **inputs) -> dict[str, np.ndarray]:
         io = self._interpreter.checkpoint_io.get(self.signature.key)
-        with self._interpreter.threads():
+        with self._interpreter.threads(), self._interpreter.run_scope(inputs.values()):
             if io is not None:
                 return checkpoint_io.run(self, io, inputs)
             return self.run_graph(inputs)
@@ -90,7 +90,13 @@ class SignatureRunner:
                                      f"({given_shapes}); expected {self._expected()}. "
                                      f"Failure: {e}") from e
             raise
-        return {name: np.array(values[i], copy=True) for name, i in sig.outputs.items()}
+        try:
+            return {name: np.array(values[i], copy=True) for name, i in sig.outputs.items()}
+        except MemoryError:
+            sizes = ", ".join(f"{name} {values[i].dtype}{list(values[i].shape)}"
+                              for name, i in list(sig.outputs.items())[:8])
+            raise InvokeError(f"{self._where}: not enough memory to return the outputs "
+                              f"({sizes})") from None
 
     def _batch_sizes_disagree(self, feeds: dict[int, np.ndarray]) -> bool:
         sizes = {feeds[i].shape[0] for i in feeds

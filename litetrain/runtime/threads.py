@@ -4,15 +4,29 @@ Nearly all of a step's time is in BLAS matmuls, so BLAS's pool is the thread cou
 matters. threadpoolctl finds the BLAS libraries NumPy loaded (OpenBLAS, MKL, BLIS);
 the count is set on entry and restored on exit, so other code in the process is not
 affected. Setting it costs about a microsecond.
+
+The count is process-wide state, not per thread. When interpreters run concurrently in
+several threads, the first one to start a run sets the count, later ones run with it
+(changing the pool while another thread is inside a BLAS call is unsafe in OpenBLAS,
+and OpenBLAS ignores the count for calls made from non-main threads while another call
+runs), and the process's own count is restored when the last concurrent run ends. So
+``num_threads`` is exact for one interpreter at a time and a best-effort cap under
+concurrency; results are correct either way (every kernel is a pure function).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from functools import cache
 
 _NO_LIMIT = nullcontext()
+_LOCK = threading.Lock()
+_active = 0  # runs inside _limited right now, in any thread
+_original: list[int] = []  # the counts before the first of them started
+_owner: int | None = None  # the thread that may change the count (the first to enter)
+_stack: list[list[int]] = []  # the owner's nested runs: the counts to go back to
 
 
 @cache
@@ -27,19 +41,40 @@ def blas_threads(n: int | None):
     return _NO_LIMIT if n is None else _limited(n)
 
 
+def _set(libs, counts) -> None:
+    for lib, n in zip(libs, counts, strict=True):
+        if lib.get_num_threads() != n:
+            lib.set_num_threads(n)
+
+
 @contextmanager
 def _limited(n: int) -> Iterator[None]:
+    global _active, _owner
     libs = _blas_libraries()
-    before = [lib.get_num_threads() for lib in libs]
-    for lib, was in zip(libs, before, strict=True):
-        if was != n:
-            lib.set_num_threads(n)
+    me = threading.get_ident()
+    with _LOCK:
+        if _active == 0:
+            _owner, _original[:] = me, [lib.get_num_threads() for lib in libs]
+        owner = me == _owner
+        if owner:  # nested runs in the owning thread set and restore as a stack
+            _stack.append([lib.get_num_threads() for lib in libs])
+            _set(libs, [n] * len(libs))
+        _active += 1
     try:
         yield
     finally:
-        for lib, was in zip(libs, before, strict=True):
-            if was != n:
-                lib.set_num_threads(was)
+        with _LOCK:
+            _active -= 1
+            if owner:
+                previous = _stack.pop()
+                if _stack:
+                    _set(libs, previous)
+                elif _active:
+                    _owner = None  # others still run: leave the count alone until they end
+            if _active == 0:
+                _owner = None
+                _stack.clear()
+                _set(libs, _original)
 
 
 def current_blas_threads() -> int | None:

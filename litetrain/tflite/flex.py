@@ -8,6 +8,8 @@ only checked for being there.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from flatbuffers import flexbuffers
 
@@ -33,19 +35,15 @@ def _string(raw: bytes) -> str | bytes:
 
 def _shape(raw: bytes) -> tuple[int, ...] | None:
     f = protowire.parse(raw)
-    if f.get(3):  # unknown_rank
+    if f.int(3):  # unknown_rank
         return None
-    dims = []
-    for d in f.get(2, []):
-        size = protowire.parse(d).get(1, [0])[0]
-        dims.append(protowire.as_signed(size))
-    return tuple(dims)
+    return tuple(protowire.as_signed(protowire.parse(d).int(1)) for d in f.all_bytes(2))
 
 
 def _attr_value(raw: bytes) -> object:
     f = protowire.parse(raw)
     if _LIST in f:
-        lst = protowire.parse(f[_LIST][0])
+        lst = protowire.parse(f.bytes(_LIST))
         if _TYPE in lst:
             return tuple(dtypes.numpy_from_tf(t) for t in protowire.unpack_varints(lst[_TYPE]))
         if _I in lst:
@@ -55,36 +53,36 @@ def _attr_value(raw: bytes) -> object:
                               for v in lst[_F])
             return tuple(float(x) for x in np.frombuffer(packed, "<f4"))
         if _S in lst:
-            return tuple(_string(s) for s in lst[_S])
+            return tuple(_string(s) for s in lst.all_bytes(_S))
         if _B in lst:
             return tuple(bool(b) for b in protowire.unpack_varints(lst[_B]))
         if _SHAPE in lst:
-            return tuple(_shape(s) for s in lst[_SHAPE])
+            return tuple(_shape(s) for s in lst.all_bytes(_SHAPE))
         return ()
     if _S in f:
-        return _string(f[_S][0])
+        return _string(f.bytes(_S))
     if _I in f:
-        return protowire.as_signed(f[_I][0])
+        return protowire.as_signed(f.int(_I))
     if _F in f:
-        return _float32(f[_F][0])
+        return _float32(f.int(_F))
     if _B in f:
-        return bool(f[_B][0])
+        return bool(f.int(_B))
     if _TYPE in f:
-        return dtypes.numpy_from_tf(f[_TYPE][0])
+        return dtypes.numpy_from_tf(f.int(_TYPE))
     if _SHAPE in f:
-        return _shape(f[_SHAPE][0])
+        return _shape(f.bytes(_SHAPE))
     return None
 
 
 def decode_node_def(raw: bytes) -> tuple[str, dict[str, object]]:
     """(op, attrs) of a serialized ``NodeDef`` (fields: op = 2, attr = 5)."""
     f = protowire.parse(raw)
-    op = f.get(2, [b""])[0].decode("utf-8")
+    op = f.bytes(2).decode("utf-8")
     attrs: dict[str, object] = {}
-    for entry in f.get(5, []):
+    for entry in f.all_bytes(5):
         kv = protowire.parse(entry)
-        key = kv.get(1, [b""])[0].decode("utf-8")
-        attrs[key] = _attr_value(kv.get(2, [b""])[0])
+        key = kv.bytes(1).decode("utf-8")
+        attrs[key] = _attr_value(kv.bytes(2))
     return op, attrs
 
 
@@ -94,9 +92,13 @@ def decode_options(raw: bytes, where: str) -> dict[str, object]:
         vec = flexbuffers.GetRoot(raw).AsVector
         vec[0].AsStringBytes.decode("utf-8")
         _, attrs = decode_node_def(bytes(vec[1].AsStringBytes))
-    except (protowire.WireError, ValueError, IndexError, TypeError, UnicodeDecodeError) as e:
+    except (protowire.WireError, ValueError, IndexError, TypeError, UnicodeDecodeError,
+            KeyError, OverflowError, struct.error, AttributeError, AssertionError,
+            RecursionError, MemoryError) as e:
+        # flexbuffers trusts its input; any of these means forged or foreign bytes.
         raise ModelFormatError(f"{where}: custom options are not a Flex "
-                               f"[op name, NodeDef] FlexBuffer ({e})") from None
+                               f"[op name, NodeDef] FlexBuffer ({type(e).__name__}: "
+                               f"{str(e)[:200]})") from None
     return attrs
 
 

@@ -8,6 +8,8 @@ failure is turned into a :class:`ModelFormatError` that says where it happened.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from ..ops.registry import CUSTOM, has, lookup, op_name_for_code
 from . import flex, strings
 
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
-                  UnicodeDecodeError, AttributeError, MemoryError)
+                  UnicodeDecodeError, AttributeError, KeyError, MemoryError)
 
 
 class _Guard:
@@ -44,10 +46,7 @@ def read_model(source: bytes | bytearray | memoryview | str | Path) -> Model:
     origin = "model bytes"
     if isinstance(source, (str, Path)):
         origin = str(source)
-        try:
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise ModelFormatError(f"cannot read model file '{source}': {e.strerror}") from None
+        data = _read_file(Path(source))
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -70,6 +69,19 @@ def read_model(source: bytes | bytearray | memoryview | str | Path) -> Model:
     except ModelFormatError as e:
         raise ModelFormatError(f"{origin}: {e}") from None
     return model
+
+
+def _read_file(path: Path) -> bytes:
+    # Only regular files: a device (/dev/zero) or FIFO would be read until memory runs out.
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ModelFormatError(f"cannot read model file '{path}': not a regular file")
+            return f.read()
+    except OSError as e:
+        raise ModelFormatError(f"cannot read model file '{path}': {e.strerror or e}") from None
+    except MemoryError:
+        raise ModelFormatError(f"cannot read model file '{path}': not enough memory") from None
 
 
 def _read(data: bytes, where: list[str]) -> Model:
@@ -245,7 +257,10 @@ def _read_signature(sd: tflite.SignatureDef, guard: _Guard) -> Signature:
         out = {}
         for i in range(guard.length(n, f"signature '{key}'")):
             tm = get(i)
-            out[(tm.Name() or b"").decode("utf-8")] = tm.TensorIndex()
+            alias = (tm.Name() or b"").decode("utf-8")
+            if alias in out:
+                raise ModelFormatError(f"signature '{key}': name '{alias}' is used twice")
+            out[alias] = tm.TensorIndex()
         return out
 
     return Signature(key, sd.SubgraphIndex(), maps(sd.InputsLength(), sd.Inputs),
