@@ -16,9 +16,9 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import dtypes
-from ..errors import InvokeError, LitetrainError, UnsupportedOpError
+from ..errors import InvokeError, LitetrainError, ModelFormatError, UnsupportedOpError
 from ..ir import OMITTED, Model, Node, Subgraph
-from ..ops import NodeInfo, TensorInfo, lookup, quantized
+from ..ops import NodeInfo, OpDef, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .fold import foldable_nodes, shape_key
 from .simplify import drop_unused, specialise
@@ -51,6 +51,8 @@ class Plan:
             except UnsupportedOpError:
                 missing.append(f"node {k} ({node.op})")
                 continue
+            node_where = f"{where} node {k} ({node.op})"
+            _check_arity(opdef, node, node_where)
             if node.op == "var_handle" and variables is not None:
                 rid = variables.resource_id(*variable_key(node.attrs))
                 self.constants[node.outputs[0]] = np.array(rid, np.int32)
@@ -58,16 +60,7 @@ class Plan:
             info = self._node_info(node, f"{where} node {k}", aliasing)
             if not opdef.fresh_output and aliasing.intersection(node.inputs):
                 aliasing.update(node.outputs)  # may be a view of a caller's array
-            variant = None if opdef.stateful else quantized.select(opdef, info)
-            if variant is None:
-                kernel, settings = opdef.kernel, opdef.settings(info)
-                fresh, in_place = opdef.fresh_output, opdef.in_place
-            else:
-                kernel, settings, fresh, in_place = variant.kernel, variant.prepare(info), \
-                    False, None
-            steps.append(Step(k, node.op, kernel, opdef.stateful, node.inputs, node.outputs,
-                              tuple(t.dtype for t in info.outputs), settings, fresh,
-                              in_place))
+            steps.append(_prepared(k, node, opdef, info, node_where))
         if missing:
             raise UnsupportedOpError(
                 f"{where} (subgraph {subgraph_index} '{sg.name}') uses ops litetrain has no "
@@ -131,19 +124,20 @@ class Plan:
             try:
                 out = (step.kernel(ctx, step.settings, *args) if step.stateful
                        else step.kernel(step.settings, *args))
+                # Results take the types the file declares (a failing cast is the node's).
+                if len(step.outputs) == 1:
+                    if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT), one output
+                        (out,) = out
+                    if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
+                        out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
+                    values[step.outputs[0]] = out
+                elif step.outputs:
+                    for i, v, dt in zip(step.outputs, out, step.out_dtypes, strict=True):
+                        values[i] = np.asarray(v).astype(dt, copy=False)
             except LitetrainError as e:  # keep the error's kind, add where it happened
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
-            if len(step.outputs) == 1:
-                if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT) with one output
-                    (out,) = out
-                if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
-                    out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
-                values[step.outputs[0]] = out
-            elif step.outputs:
-                for i, v, dt in zip(step.outputs, out, step.out_dtypes, strict=True):
-                    values[i] = np.asarray(v).astype(dt, copy=False)
         values.pop()  # the None slot for omitted inputs
         return values
 
@@ -152,3 +146,32 @@ class Plan:
         msg = str(e) or type(e).__name__
         return f"{self.where}: node {step.index} ({step.op}) failed on inputs ({shapes}): {msg}"
 
+
+def _check_arity(opdef: OpDef, node: Node, where: str) -> None:
+    """A node must give its op the inputs and outputs the op's kernel takes."""
+    fewest, most = opdef.num_inputs
+    n = len(node.inputs)
+    if n < fewest or (most is not None and n > most):
+        want = f"{fewest}" if fewest == most else f"{fewest} to {most or 'any'}"
+        raise ModelFormatError(f"{where}: has {n} inputs, the op takes {want}")
+    if opdef.num_outputs is not None and len(node.outputs) != opdef.num_outputs:
+        raise ModelFormatError(f"{where}: has {len(node.outputs)} outputs, the op makes "
+                               f"{opdef.num_outputs}")
+
+
+def _prepared(k: int, node: Node, opdef: OpDef, info: NodeInfo, where: str) -> Step:
+    """The node's step: its kernel variant (float, integer, hybrid) and that variant's
+    settings. A node prepare cannot make sense of is a ModelFormatError naming it."""
+    try:
+        variant = None if opdef.stateful else quantized.select(opdef, info)
+        if variant is None:
+            kernel, settings = opdef.kernel, opdef.settings(info)
+            fresh, in_place = opdef.fresh_output, opdef.in_place
+        else:
+            kernel, settings, fresh, in_place = variant.kernel, variant.prepare(info), False, None
+    except LitetrainError:
+        raise
+    except Exception as e:
+        raise ModelFormatError(f"{where}: cannot be prepared: {e or type(e).__name__}") from None
+    return Step(k, node.op, kernel, opdef.stateful, node.inputs, node.outputs,
+                tuple(t.dtype for t in info.outputs), settings, fresh, in_place)

@@ -18,10 +18,9 @@ from . import checkpoints, kills, models
 _SETTINGS = dict(derandomize=True, deadline=None, database=None,
                  suppress_health_check=list(HealthCheck))
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
-# Model seeds 65..754 all pass on this branch (the longest such run in the campaign's
-# 0..19999); 64, 755, 786, 905 and the others KNOWN.md lists escape from code owned
-# elsewhere (declared op arity is on its way). Widen the range when those are fixed.
-MODEL_SEEDS = st.integers(min_value=65, max_value=754)
+# Any seed: the escapes KNOWN.md listed (nodes without the operands their op takes, the
+# output cast outside the error wrapping) are fixed by the plan's arity check.
+MODEL_SEEDS = st.integers(min_value=0, max_value=10**6)
 
 
 @contextlib.contextmanager

@@ -82,3 +82,19 @@ def test_unpack_into_one_output_gives_the_element():
     out = lt.Interpreter(model_content=data).get_signature_runner("run")(
         x=np.array([7], np.int32))
     assert out["e"].shape == () and int(out["e"]) == 7
+
+
+@pytest.mark.parametrize(("nodes", "message"), [
+    ([ir.Node("add", (0,), (1,))], "has 1 inputs, the op takes 2"),
+    ([ir.Node("relu", (0,), ()), ir.Node("relu", (0,), (1,))], "has 0 outputs, the op makes 1"),
+    ([ir.Node("read_variable", (), (1,))], "has 0 inputs"),
+    ([ir.Node("assign_variable", (0, -1), ()), ir.Node("relu", (0,), (1,))],
+     "cannot be prepared"),
+])
+def test_nodes_without_their_operands_are_model_format_errors(nodes, message):
+    tensors = [ir.Tensor("x", F32, (2,)), ir.Tensor("y", F32, (2,))]
+    model = ir.Model([ir.Subgraph("main", tensors, [0], [1], nodes)],
+                     [ir.Signature("run", 0, {"x": 0}, {"y": 1})])
+    data = _Writer().model(model)
+    with pytest.raises(lt.ModelFormatError, match=message):
+        lt.Interpreter(model_content=data).get_signature_runner("run")
