@@ -45,6 +45,12 @@ class DatasetError(LitetrainError, OSError):
     """A data set could not be found, downloaded, verified or parsed (says how to fix it)."""
 
 
+class FederatedError(LitetrainError, ValueError):
+    """A federated run cannot go on as configured: the model lacks a signature it needs, a
+    node's data does not fit the model, weights do not match, or a strategy is set up so
+    that it could never start (says what was expected, what came, and where)."""
+
+
 class TraceError(LitetrainError, ValueError):
     """Traced Python code did something that cannot become a graph (or be differentiated,
     or exported); the message names the user's line."""

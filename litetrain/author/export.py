@@ -25,6 +25,7 @@ from .. import dtypes, ir
 from .._version import __version__ as _version
 from ..runtime.checkpoint_io import CHECKPOINT_IO_KEY
 from ..tflite.writer import write_model
+from .android import android_layout
 from .graph import TraceError
 from .module import Module, trace
 
@@ -116,8 +117,13 @@ def _lower_checkpoint_io(key: str, sg: ir.Subgraph, inputs: dict, outputs: dict
     return {"kind": "restore", "path_input": path_alias[0], "tensors": tensors}
 
 
-def convert(module: Module, save_format: str = "builtin") -> bytes:
-    """The module's signatures as ``.tflite`` bytes (see the module docstring)."""
+def convert(module: Module, save_format: str = "builtin", flower_android: bool = False
+            ) -> bytes:
+    """The module's signatures as ``.tflite`` bytes (see the module docstring).
+
+    ``flower_android=True`` also writes Flower's Android layout (a ``parameters``
+    signature and ``restore`` taking ``a0, a1, …``; see ``author/android.py``), so the same
+    file serves Flower's Android client; it needs the builtin save format."""
     if save_format not in ("builtin", "flex"):
         raise ValueError(f"save_format must be 'builtin' or 'flex', got {save_format!r}")
     bound = module.signatures()
@@ -150,4 +156,9 @@ def convert(module: Module, save_format: str = "builtin") -> bytes:
         subgraphs.append(_init_subgraph(var_names, values))
     metadata = {CHECKPOINT_IO_KEY: json.dumps(io_meta).encode()} if io_meta else {}
     model = ir.Model(subgraphs, signatures, f"litetrain {_version}", 3, metadata)
-    return write_model(model)
+    data = write_model(model)
+    if flower_android:
+        if save_format != "builtin":
+            raise ValueError("flower_android needs save_format='builtin' (weights as tensors)")
+        data = android_layout(data)
+    return data

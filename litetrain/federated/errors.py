@@ -1,11 +1,8 @@
-"""The error federated learning raises on purpose (part of the ``LitetrainError`` family)."""
+"""The error federated learning raises on purpose (defined with the rest of the
+``LitetrainError`` family in ``litetrain.errors``)."""
 
 from __future__ import annotations
 
-from ..errors import LitetrainError
+from ..errors import FederatedError
 
-
-class FederatedError(LitetrainError, ValueError):
-    """A federated run cannot go on as configured: the model lacks a signature it needs, a
-    node's data does not fit the model, weights do not match, or a strategy is set up so
-    that it could never start (says what was expected, what came, and where)."""
+__all__ = ["FederatedError"]

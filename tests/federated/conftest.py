@@ -37,6 +37,6 @@ def feeds(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def android_file(authored) -> bytes:
-    from litetrain.federated.android import android_layout
+    from litetrain.author.android import android_layout
 
     return android_layout(authored)

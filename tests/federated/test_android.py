@@ -8,8 +8,8 @@ import pytest
 
 import litetrain as lt
 from litetrain import checkpoint
+from litetrain.author.android import android_layout
 from litetrain.federated import FederatedError, LocalModel
-from litetrain.federated.android import android_layout
 
 
 def test_layout_signatures_and_weights(authored):
@@ -73,3 +73,13 @@ def test_tf_made_flex_file_is_refused_clearly(tf_made):
 def test_layout_twice_is_refused(authored):
     with pytest.raises(FederatedError, match="already has a 'parameters'"):
         android_layout(android_layout(authored))
+
+
+def test_convert_writes_the_android_layout_directly():
+    import litetrain as lt
+    from litetrain.workflow.demo import tutorial_model
+
+    data = lt.convert(tutorial_model(), flower_android=True)
+    sigs = lt.Interpreter(model_content=data).get_signature_list()
+    assert {"parameters", "restore", "train", "infer"} <= set(sigs)
+    assert sigs["parameters"]["outputs"][:2] == ["a0", "a1"]

@@ -176,7 +176,7 @@ def test_core_imports_without_flower():
 
     code = ("import sys; sys.modules['flwr'] = None; "
             "from litetrain.federated import LocalModel, ModelWeights; "
-            "from litetrain.federated.android import android_layout; "
+            "from litetrain.author.android import android_layout; "
             "from litetrain.federated.partition import split; "
             "from litetrain.cli import main; "
             "raise SystemExit(main(['federated', '--clients', '2']))")

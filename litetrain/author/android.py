@@ -12,7 +12,7 @@ already cross the boundary as tensors):
   back to the checkpoint names, so litetrain's ``restore(checkpoint_path=…)`` still works.
 
 Nothing else changes: the file stays builtin-only, so stock LiteRT runs all of it.
-(Meant to be wired into ``litetrain.convert(..., federated=True)`` later.)
+``litetrain.convert(module, flower_android=True)`` writes this layout directly.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from ..errors import FederatedError
 from ..ir import Model, Signature, Subgraph
 from ..runtime.checkpoint_io import CHECKPOINT_IO_KEY
 from ..tflite.reader import read_model
 from ..tflite.writer import write_model
-from .errors import FederatedError
 
 
 def _io(model: Model) -> dict:
