@@ -37,12 +37,10 @@ class Recurrent:
     states: tuple[tuple[str, tuple[int, ...]], ...]  # (key, shape) per state input
 
 
-def _prepare(state_inputs: tuple[int, ...]):
+def _prepare(state_inputs: tuple[int, ...], layer_norm_inputs: range = range(0)):
     def prepare(info: NodeInfo) -> Recurrent:
-        for k in range(20, min(len(info.inputs), 24)) if info.op.endswith("_lstm") and \
-                not info.op.startswith("bi") else ():
-            if info.inputs[k] is not None:
-                raise ValueError("layer-normalised LSTMs are not supported")
+        if any(k < len(info.inputs) and info.inputs[k] is not None for k in layer_norm_inputs):
+            raise ValueError("layer-normalised LSTMs are not supported")
         return Recurrent(info.attrs, tuple((f"{info.where} input {k}", info.inputs[k].shape)
                                            for k in state_inputs))
     return prepare
@@ -154,7 +152,7 @@ def _sequence_shape(units_input: int, merge: bool = False):
 
 OPS = [
     OpDef("unidirectional_sequence_lstm", unidirectional_sequence_lstm,
-          "UnidirectionalSequenceLSTMOptions", prepare=_prepare((18, 19)),
+          "UnidirectionalSequenceLSTMOptions", prepare=_prepare((18, 19), range(20, 24)),
           shape=_sequence_shape(8), stateful=True),
     OpDef("bidirectional_sequence_lstm", bidirectional_sequence_lstm,
           "BidirectionalSequenceLSTMOptions", prepare=_prepare((35, 36, 37, 38)),
