@@ -45,6 +45,7 @@ _LAZY = {
     "save": ("litetrain.author.io", "save"),
     "signature": ("litetrain.author.module", "signature"),
     "trainable": ("litetrain.author.trainable", "trainable"),
+    "transfer": ("litetrain.author.transfer", "transfer"),
     "workflow": ("litetrain.workflow", None),
 }
 
@@ -91,5 +92,6 @@ __all__ = [
     "save",
     "signature",
     "trainable",
+    "transfer",
     "workflow",
 ]

@@ -1,4 +1,5 @@
-"""The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo, federated.
+"""The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo, transfer,
+federated.
 
 Exit codes: 0 success, 2 bad input, a failed model or not enough memory (one line on
 stderr, no traceback unless --debug), 130 interrupted (``train`` saves its checkpoint
@@ -216,6 +217,36 @@ def _cmd_federated(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from .author.export import convert
+    from .author.optimizers import Adam
+    from .author.transfer import transfer
+
+    module = transfer(args.base, args.classes, optimizer=Adam(args.learning_rate),
+                      base_signature=args.signature, base_output=args.output_tensor)
+    data = convert(module)
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data):,} bytes): load(feature) -> bottleneck, "
+          f"train(bottleneck, label) -> loss, infer(feature) -> output, save, restore; "
+          f"{args.classes} classes, builtin ops only")
+    return 0
+
+
+def _add_transfer(sub) -> None:
+    p = sub.add_parser("transfer", help="build the blog's transfer-learning file from a "
+                       "float .tflite image model (frozen base + trainable head)")
+    p.add_argument("base", help="a float .tflite inference file (the frozen base)")
+    p.add_argument("--classes", type=_positive, required=True, help="number of classes")
+    p.add_argument("-o", "--out", default="transfer.tflite", help="output file "
+                   "(default: %(default)s)")
+    p.add_argument("--signature", help="the base's signature (default: its only one)")
+    p.add_argument("--output-tensor", help="a tensor of the base to use as the bottleneck "
+                   "(default: the signature's output)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate "
+                   "(default: %(default)s)")
+    p.set_defaults(func=_cmd_transfer)
+
+
 def _add_federated(sub) -> None:
     p = sub.add_parser("federated", help="simulate federated learning (Flower) of a model "
                        "file on the shipped digits", description="Splits the shipped digits "
@@ -350,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only this many training images")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
+    _add_transfer(sub)
     _add_federated(sub)
     return parser
 

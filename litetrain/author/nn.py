@@ -38,6 +38,7 @@ from .layers import (
     Reshape,
     Sequential,
 )
+from .tflite_layer import TFLiteModel
 
 MaxPooling2D = MaxPool2D
 AvgPool2D = AveragePooling2D
@@ -59,6 +60,7 @@ __all__ = [
     "MaxPooling2D",
     "Reshape",
     "Sequential",
+    "TFLiteModel",
     "activation",
     "clip",
     "dropout",
