@@ -31,3 +31,17 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     assert r["pretraining"]["litetrain_images_s"] > 0
     text = out_md.read_text()
     assert "| signature | batch | engine" in text and "Cold start" in text
+
+
+def test_quick_training_models_benchmark_runs(tmp_path):
+    """benchmarks/training_models.py --quick: a row per model with its GEMM work and ratio
+    (TensorFlow's column needs a TF 2.18 Python, which the suite never uses)."""
+    out_md = tmp_path / "t.md"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training_models.py"), "--quick",
+                    "--tf-python", str(tmp_path / "no-python"), "--markdown", str(out_md)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    rows = [line for line in out_md.read_text().splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == 3
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[1]) > 0 and float(cells[2]) > 0 and float(cells[3]) > 0
