@@ -51,8 +51,33 @@ class Ones:
         return np.ones(shape, dtype)
 
 
+class RandomUniform:
+    """Keras' ``uniform`` (Embedding's default): U(-0.05, 0.05)."""
+
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
+        self.minval, self.maxval, self.seed = minval, maxval, seed
+
+    def __call__(self, shape, name: str, dtype=np.float32) -> np.ndarray:
+        return _rng(self.seed, name).uniform(self.minval, self.maxval, shape).astype(dtype)
+
+
+class Orthogonal:
+    """Keras' ``orthogonal`` (recurrent kernels): Q of a Gaussian matrix's QR, sign-fixed."""
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        self.gain, self.seed = gain, seed
+
+    def __call__(self, shape, name: str, dtype=np.float32) -> np.ndarray:
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = _rng(self.seed, name).normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        q = q.T if rows < cols else q
+        return (self.gain * q[:rows, :cols]).reshape(shape).astype(dtype)
+
+
 _BY_NAME = {"glorot_uniform": GlorotUniform, "he_normal": HeNormal, "zeros": Zeros,
-            "ones": Ones}
+            "ones": Ones, "uniform": RandomUniform, "orthogonal": Orthogonal}
 
 
 def get(spec) -> object:

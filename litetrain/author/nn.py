@@ -38,6 +38,7 @@ from .layers import (
     Reshape,
     Sequential,
 )
+from .sequence_layers import GRU, LSTM, Embedding, LayerNormalization, SimpleRNN
 from .tflite_layer import TFLiteModel
 
 MaxPooling2D = MaxPool2D
@@ -45,6 +46,8 @@ AvgPool2D = AveragePooling2D
 
 __all__ = [
     "ACTIVATIONS",
+    "GRU",
+    "LSTM",
     "Activation",
     "AveragePooling2D",
     "AvgPool2D",
@@ -53,13 +56,16 @@ __all__ = [
     "Dense",
     "DepthwiseConv2D",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAveragePooling2D",
     "Layer",
+    "LayerNormalization",
     "MaxPool2D",
     "MaxPooling2D",
     "Reshape",
     "Sequential",
+    "SimpleRNN",
     "TFLiteModel",
     "activation",
     "clip",

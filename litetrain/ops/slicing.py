@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TraceError, user_frame
 from .common import as_int_tuple, axes, fused
 from .quantized.fixed_point import dtype_range, round_half_away
 from .quantized.lib import Quantized, clamp, integer
@@ -295,6 +296,37 @@ def _space_batch_shape(info: NodeInfo):
 
 # --- gradient rules ----------------------------------------------------------------------
 
+def _as_list(dy) -> list:
+    return list(dy) if isinstance(dy, (list, tuple)) else [dy]
+
+
+def _unpack_vjp(g, attrs, ins, outs, dy):
+    """The pieces' cotangents packed back along the unpacked axis."""
+    parts = _as_list(dy)
+    return [g.op("pack", *parts, axis=attrs.get("axis", 0), values_count=len(parts))]
+
+
+def _pack_vjp(g, attrs, ins, outs, dy):
+    parts = g.op("unpack", dy, axis=attrs.get("axis", 0), num=len(ins))
+    return _as_list(parts)
+
+
+def _split_vjp(g, attrs, ins, outs, dy):
+    """SPLIT(axis, x): the pieces' cotangents concatenated along the axis."""
+    (axis,) = np.asarray(ins[0].data).reshape(-1).tolist()
+    return [None, g.op("concatenation", *_as_list(dy), axis=int(axis))]
+
+
+def _gather_vjp(g, attrs, ins, outs, dy):
+    """GATHER on axis 0 (an embedding lookup): each row's cotangent added into a zero
+    table at its index — one SCATTER_ND, which accumulates repeated indices."""
+    params, indices = ins
+    if attrs.get("axis", 0) % params.ndim != 0 or attrs.get("batch_dims", 0):
+        raise TraceError(f"{user_frame()}: gradients of gather need axis 0, no batch dims")
+    where = g.op("expand_dims", indices, g.const(np.int32(-1)))
+    return [g.op("scatter_nd", where, dy, g.op("shape", params, out_type=2)), None]
+
+
 def _concatenation_vjp(g, attrs, ins, outs, dy):
     axis = attrs.get("axis", 0) % dy.ndim
     sizes = [x.shape[axis] for x in ins]
@@ -341,11 +373,12 @@ OPS = [
           shape_inputs=(1, 2, 3), **_SAME_Q),
     OpDef("concatenation", concatenation, "ConcatenationOptions", shape=_concatenation_shape,
           vjp=_concatenation_vjp, integer=integer(_concatenation_integer), shape_inputs=()),
-    OpDef("pack", pack, "PackOptions", shape=_pack_shape, shape_inputs=(), **_MOVES),
-    OpDef("unpack", unpack, "UnpackOptions", shape=_unpack_shape, shape_inputs=(),
-          num_outputs=None, **_MOVES),
-    OpDef("split", split, "SplitOptions", shape=_split_shape, shape_inputs=(0,),
-          num_outputs=None, **_MOVES),
+    OpDef("pack", pack, "PackOptions", shape=_pack_shape, vjp=_pack_vjp, shape_inputs=(),
+          **_MOVES),
+    OpDef("unpack", unpack, "UnpackOptions", shape=_unpack_shape, vjp=_unpack_vjp,
+          shape_inputs=(), num_outputs=None, **_MOVES),
+    OpDef("split", split, "SplitOptions", shape=_split_shape, vjp=_split_vjp,
+          shape_inputs=(0,), num_outputs=None, **_MOVES),
     OpDef("split_v", split_v, "SplitVOptions", shape=_split_v_shape, shape_inputs=(1, 2),
           num_outputs=None, **_MOVES),
     OpDef("pad", pad, "PadOptions", shape=_pad_shape, integer=integer(_pad_integer),
@@ -356,7 +389,8 @@ OPS = [
           **_MOVES),
     OpDef("reverse_v2", reverse_v2, "ReverseV2Options", shape=lambda info: one(
         shape_of(info, 0)), shape_inputs=(), **_MOVES),
-    OpDef("gather", gather, "GatherOptions", shape=_gather_shape, shape_inputs=(), **_SAME_Q),
+    OpDef("gather", gather, "GatherOptions", shape=_gather_shape, vjp=_gather_vjp,
+          shape_inputs=(), **_SAME_Q),
     OpDef("gather_nd", gather_nd, "GatherNdOptions", shape=_gather_nd_shape, shape_inputs=(),
           **_MOVES),
     OpDef("space_to_batch_nd", space_to_batch_nd, "SpaceToBatchNDOptions",

@@ -67,6 +67,12 @@ CASES = {  # name: (op, differentiable inputs, constant inputs (position: value)
     "mean": ("mean", [R.normal(size=(2, 3, 4))], {1: i32(1)}, {}),
     "mean_all": ("mean", [R.normal(size=(2, 3))], {1: i32(0, 1)}, {}),
     "cumsum": ("cumsum", [R.normal(size=(3, 4))], {1: np.int32(1)}, {}),
+    "gather_rows": ("gather", [R.normal(size=(5, 3))],
+                    {1: np.array([[4, 0], [4, 2]], np.int32)}, {}),  # a repeated row
+    "pack": ("pack", [R.normal(size=(2, 3)), R.normal(size=(2, 3))], {},
+             {"axis": 1, "values_count": 2}),
+    "unpack": ("unpack", [R.normal(size=(2, 3, 4))], {}, {"axis": 1, "num": 3}),
+    "split": ("split", [R.normal(size=(2, 6))], {0: np.int32(1)}, {"num_splits": 3}),
     "cumsum_exclusive_reverse": ("cumsum", [R.normal(size=(4, 3))], {1: np.int32(0)},
                                  {"exclusive": True, "reverse": True}),
     "transpose": ("transpose", [R.normal(size=(2, 3, 4))], {1: i32(2, 0, 1)}, {}),
@@ -116,8 +122,10 @@ def _split(op, params, consts):
 def test_vjp_matches_finite_differences(case):
     op, params, consts, attrs = CASES[case]
     params = [np.asarray(p, np.float64) for p in params]
-    r = np.asarray(R.normal(size=np.shape(run_kernel(op, *_split(op, params, consts),
-                                                     **attrs))))
+    outs = run_kernel(op, *_split(op, params, consts), **attrs)
+    # One random weight per output element (several outputs: a tuple of them).
+    r = tuple(R.normal(size=np.shape(o)) for o in outs) if isinstance(outs, tuple) else \
+        R.normal(size=np.shape(outs))
     variables = [lt.Variable(p, f"p{i}", dtype=np.float64) for i, p in enumerate(params)]
 
     class M(lt.Module):
@@ -128,7 +136,11 @@ def test_vjp_matches_finite_differences(case):
                 g = vals[0].graph
                 out = g.op(op, *_split(op, vals, {k: g.const(v) for k, v in consts.items()}),
                            **attrs)
-                loss = lt.nn.reduce_sum(out * g.const(r, np.float64))
+                pairs = zip(out, r, strict=True) if isinstance(out, tuple) else [(out, r)]
+                loss = None
+                for o, w in pairs:
+                    term = lt.nn.reduce_sum(o * g.const(w, np.float64))
+                    loss = term if loss is None else loss + term
             return tuple(tape.gradient(loss, variables))
 
     got = M().grads()
@@ -137,7 +149,11 @@ def test_vjp_matches_finite_differences(case):
             ps = list(params)
             ps[k] = theta
             return run_kernel(op, *_split(op, ps, consts), **attrs)
-        want = numeric_vjp(f, p.copy(), r)
+        if isinstance(r, tuple):  # d/dθ sum_k <out_k(θ), r_k>
+            want = sum(numeric_vjp(lambda t, f=f, k=k: f(t)[k], p.copy(), w)
+                       for k, w in enumerate(r))
+        else:
+            want = numeric_vjp(f, p.copy(), r)
         np.testing.assert_allclose(got[f"output_{k}"], want, rtol=1e-6,
                                    atol=TOLERANCE.get(case, 1e-7),
                                    err_msg=f"{case}: input {k}")

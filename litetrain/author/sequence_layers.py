@@ -1,0 +1,167 @@
+"""Layers for tokens and sequences, Keras-named and Keras-laid-out: ``Embedding``,
+``LayerNormalization``, and the recurrent ``SimpleRNN``, ``GRU`` (``reset_after``, Keras'
+default) and ``LSTM``, unrolled over a fixed number of time steps.
+
+Everything is built from builtin ops with gradient rules (GATHER's is one SCATTER_ND; the
+time steps come from UNPACK, the gates from SPLIT), so exported files train in stock LiteRT.
+Recurrent layers start from a zero state, as Keras does, and return the last output
+(``return_sequences=True``: every step's, as ``[batch, time, units]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .functional import activation as get_activation
+from .graph import Value
+from .layers import Layer
+
+
+class Embedding(Layer):
+    """``[batch, ...]`` int32 token ids → ``[batch, ..., output_dim]`` vectors."""
+
+    default_name = "embedding"
+
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer="uniform",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.initializer = embeddings_initializer
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.initializer)
+        self.built = True
+
+    def output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def call(self, x, training=False):
+        g = x.graph
+        ids = x if x.dtype == np.int32 else g.op("cast", x, out_dtypes=(np.dtype(np.int32),))
+        return g.op("gather", self.embeddings.read(), ids, axis=0)
+
+
+class LayerNormalization(Layer):
+    """Normalises the last axis of each example: ``(x - mean) / sqrt(var + epsilon)``,
+    then ``gamma`` and ``beta`` (Keras' defaults)."""
+
+    default_name = "layer_normalization"
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight("gamma", (input_shape[-1],), "ones")
+        self.beta = self.add_weight("beta", (input_shape[-1],), "zeros")
+        self.built = True
+
+    def call(self, x, training=False):
+        g = x.graph
+        last = g.const(np.array([-1], np.int32))
+        centered = x - g.op("mean", x, last, keep_dims=True)
+        var = g.op("mean", g.op("square", centered), last, keep_dims=True)
+        return centered * g.op("rsqrt", var + self.epsilon) * self.gamma.read() + \
+            self.beta.read()
+
+
+class _Recurrent(Layer):
+    """Shared parts: weights in Keras' layout, the time loop, the output shape."""
+
+    gates = 1
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
+                 return_sequences: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.return_sequences = int(units), return_sequences
+        self.activation = get_activation(activation)
+        self.recurrent_activation = get_activation(recurrent_activation)
+
+    def build(self, input_shape):
+        n = self.gates * self.units
+        self.kernel = self.add_weight("kernel", (input_shape[-1], n), "glorot_uniform")
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, n),
+                                                "orthogonal")
+        self.bias = self.add_weight("bias", self._bias_shape(n), "zeros")
+        self.built = True
+
+    def _bias_shape(self, n: int) -> tuple[int, ...]:
+        return (n,)
+
+    def output_shape(self, input_shape):
+        if self.return_sequences:
+            return (*input_shape[:2], self.units)
+        return (input_shape[0], self.units)
+
+    def call(self, x, training=False):
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} expects [batch, time, features], got "
+                             f"{list(x.shape)}")
+        g = x.graph
+        steps = g.op("unpack", x, axis=1, num=x.shape[1])
+        steps = steps if isinstance(steps, tuple) else (steps,)
+        state, outputs = None, []
+        for x_t in steps:
+            h, state = self.step(g, x_t, state)
+            outputs.append(h)
+        if not self.return_sequences:
+            return outputs[-1]
+        return g.op("pack", *outputs, axis=1, values_count=len(outputs))
+
+    def _split(self, g, z: Value) -> tuple[Value, ...]:
+        return g.op("split", g.const(np.int32(-1)), z, num_splits=self.gates)
+
+
+class SimpleRNN(_Recurrent):
+    default_name = "simple_rnn"
+
+    def step(self, g, x_t, state):
+        z = x_t @ self.kernel.read() + self.bias.read()
+        if state is not None:
+            z = z + state @ self.recurrent_kernel.read()
+        h = self.activation(z)
+        return h, h
+
+
+class LSTM(_Recurrent):
+    """Keras' LSTM: gates i, f, c, o in that order along the kernels' last axis."""
+
+    default_name = "lstm"
+    gates = 4
+
+    def step(self, g, x_t, state):
+        z = x_t @ self.kernel.read() + self.bias.read()
+        if state is not None:
+            z = z + state[0] @ self.recurrent_kernel.read()
+        i, f, c_hat, o = self._split(g, z)
+        i, f, o = (self.recurrent_activation(v) for v in (i, f, o))
+        c = i * self.activation(c_hat)
+        if state is not None:
+            c = c + f * state[1]
+        h = o * self.activation(c)
+        return h, (h, c)
+
+
+class GRU(_Recurrent):
+    """Keras' GRU with ``reset_after=True``: gates z, r, h; input and recurrent biases
+    (``bias`` is ``[2, 3 * units]``)."""
+
+    default_name = "gru"
+    gates = 3
+
+    def _bias_shape(self, n: int) -> tuple[int, ...]:
+        return (2, n)
+
+    def step(self, g, x_t, state):
+        bias = self.bias.read()
+        b_in, b_rec = (g.op("squeeze", part, squeeze_dims=np.array([0], np.int32))
+                       for part in g.op("split", g.const(np.int32(0)), bias, num_splits=2))
+        x_z, x_r, x_h = self._split(g, x_t @ self.kernel.read() + b_in)
+        rec = b_rec if state is None else state @ self.recurrent_kernel.read() + b_rec
+        r_z, r_r, r_h = self._split(g, rec)
+        z = self.recurrent_activation(x_z + r_z)
+        r = self.recurrent_activation(x_r + r_r)
+        h_hat = self.activation(x_h + r * r_h)
+        h = (1.0 - z) * h_hat if state is None else z * state + (1.0 - z) * h_hat
+        return h, h
