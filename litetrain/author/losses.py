@@ -66,3 +66,30 @@ class BinaryCrossentropy(Loss):
             return reduce_mean(relu_z - y_pred * y_true + soft, axis=-1)
         p = clip(y_pred, _EPSILON, 1 - _EPSILON)
         return reduce_mean(-(y_true * log(p) + (1.0 - y_true) * log(1.0 - p)), axis=-1)
+
+
+class Huber(Loss):
+    """Huber loss: ``0.5 * e²`` where ``|e| <= delta``, ``delta * (|e| - 0.5 * delta)``
+    beyond (Keras' form, averaged over the last axis)."""
+
+    def __init__(self, delta: float = 1.0):
+        self.delta = float(delta)
+
+    def per_example(self, y_true, y_pred):
+        g = y_pred.graph
+        error = y_pred - y_true
+        size = g.op("abs", error)
+        small = g.op("less_equal", size, g.const(self.delta, error.dtype))
+        quadratic = square(error) * 0.5
+        linear = (size - 0.5 * self.delta) * self.delta
+        return reduce_mean(g.op("select_v2", small, quadratic, linear), axis=-1)
+
+
+class KLDivergence(Loss):
+    """``sum(y_true * log(y_true / y_pred))`` over the last axis, both clipped to
+    [epsilon, 1] as Keras does."""
+
+    def per_example(self, y_true, y_pred):
+        t = clip(y_true, _EPSILON, 1.0)
+        p = clip(y_pred, _EPSILON, 1.0)
+        return reduce_sum(t * log(t / p), axis=-1)

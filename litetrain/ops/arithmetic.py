@@ -100,6 +100,18 @@ def _squared_difference_vjp(g, attrs, ins, outs, dy):
     return [unbroadcast(g, d, a), unbroadcast(g, -d, b)]
 
 
+def _max_min_vjp(pick_first: str):
+    """MAXIMUM/MINIMUM: the cotangent goes to the operand that was chosen (the first on
+    ties, as TensorFlow does)."""
+    def rule(g, attrs, ins, outs, dy):
+        a, b = ins
+        first = g.op(pick_first, a, b)
+        z = g.op("zeros_like", dy)
+        return [unbroadcast(g, g.op("select_v2", first, dy, z), a),
+                unbroadcast(g, g.op("select_v2", first, z, dy), b)]
+    return rule
+
+
 # --- integer -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -167,9 +179,9 @@ OPS = [
         vjp=_squared_difference_vjp, integer=lut(_squared_difference)),
     _op("pow", _pow, "PowOptions"),
     _op("maximum", np.maximum, "MaximumMinimumOptions", ufunc=np.maximum,
-        integer=lut(_maximum)),
+        vjp=_max_min_vjp("greater_equal"), integer=lut(_maximum)),
     _op("minimum", np.minimum, "MaximumMinimumOptions", ufunc=np.minimum,
-        integer=lut(_minimum)),
+        vjp=_max_min_vjp("less_equal"), integer=lut(_minimum)),
     _op("floor_div", _floor_div, "FloorDivOptions"),
     _op("floor_mod", np.mod, "FloorModOptions"),
     OpDef("add_n", add_n, "AddNOptions", shape=elementwise, fresh_output=True,

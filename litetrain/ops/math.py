@@ -30,7 +30,8 @@ def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False) -> OpD
 OPS = [
     _op("neg", np.negative, "NegOptions", vjp=lambda g, x, y, dy: -dy, ufunc=np.negative,
         quantized=True),
-    _op("abs", np.abs, "AbsOptions", ufunc=np.abs, quantized=True),
+    _op("abs", np.abs, "AbsOptions", vjp=lambda g, x, y, dy: dy * g.op("sign", x),
+        ufunc=np.abs, quantized=True),
     _op("exp", np.exp, "ExpOptions", vjp=lambda g, x, y, dy: dy * y, ufunc=np.exp,
         quantized=True),
     _op("log", np.log, vjp=lambda g, x, y, dy: dy / x, ufunc=np.log, quantized=True),
