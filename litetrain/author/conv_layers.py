@@ -60,6 +60,56 @@ class Conv2D(Layer):
         return self.activation(y)
 
 
+class Conv1D(Conv2D):
+    """1-D convolution over ``[batch, steps, channels]``: a CONV_2D on a height-1 image (as
+    TensorFlow's converter lowers it). Keras kernel layout ``[k, in, out]``."""
+
+    default_name = "conv1d"
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1,
+                 padding: str = "valid", **kwargs):
+        super().__init__(filters, (1, int(kernel_size)), (1, int(strides)), padding, **kwargs)
+
+    def build(self, input_shape):
+        super().build((input_shape[0], 1, *input_shape[1:]))
+        # Keras keeps a 1-D kernel [k, in, out]; the graph adds the height axis.
+        self.kernel.initial_value = self.kernel.initial_value[0]
+
+    def output_shape(self, input_shape):
+        n, _, steps, c = super().output_shape((input_shape[0], 1, *input_shape[1:]))
+        return (n, steps, c)
+
+    def call(self, x, training=False):
+        g = x.graph
+        k, ci, o = self.kernel.shape
+        w = g.op("reshape", self.kernel.read(), g.const(np.array([1, k, ci, o], np.int32)))
+        w = g.op("transpose", w, g.const(np.array([3, 0, 1, 2], np.int32)))
+        b = self.bias.read() if self.use_bias else None
+        image = g.op("expand_dims", x, g.const(np.int32(1)))
+        y = g.op("conv_2d", image, w, b, padding=self.padding, stride_h=1,
+                 stride_w=self.strides[1])
+        return self.activation(g.op("squeeze", y, squeeze_dims=np.array([1], np.int32)))
+
+
+class UpSampling2D(Layer):
+    """Repeats rows and columns ``size`` times (nearest neighbour, Keras' default)."""
+
+    default_name = "up_sampling2d"
+
+    def __init__(self, size=2, **kwargs):
+        super().__init__(**kwargs)
+        self.size = _pair(size)
+
+    def output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, h * self.size[0], w * self.size[1], c)
+
+    def call(self, x, training=False):
+        g = x.graph
+        size = np.array([x.shape[1] * self.size[0], x.shape[2] * self.size[1]], np.int32)
+        return g.op("resize_nearest_neighbor", x, g.const(size))
+
+
 class DepthwiseConv2D(Layer):
     """Depthwise 2-D convolution, NHWC: each input channel convolved with its own
     ``depth_multiplier`` filters. Keras layout ``[kh, kw, in, multiplier]``, reshaped to

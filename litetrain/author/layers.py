@@ -156,14 +156,18 @@ class Dropout(Layer):
 
 
 class BatchNormalization(Layer):
-    """Batch normalisation with frozen statistics: the moving mean and variance are used
-    in training too (fine-tuning a pre-trained base); gamma and beta train."""
+    """Batch normalisation, Keras' way. In training (``training=True``, as ``train``
+    signatures call their model) it normalises with the batch's mean and (biased)
+    variance over every axis but the last and moves the moving statistics toward them
+    (``moving = moving * momentum + batch * (1 - momentum)``); at inference, and when the
+    layer is frozen (``trainable=False``, fine-tuning a pre-trained base), it uses the
+    moving statistics. gamma and beta train."""
 
     default_name = "batch_normalization"
 
-    def __init__(self, epsilon: float = 1e-3, **kwargs):
+    def __init__(self, epsilon: float = 1e-3, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
+        self.epsilon, self.momentum = float(epsilon), float(momentum)
 
     def build(self, input_shape):
         c = (input_shape[-1],)
@@ -175,8 +179,18 @@ class BatchNormalization(Layer):
 
     def call(self, x, training=False):
         g = x.graph
-        scale = g.op("rsqrt", self.moving_variance.read() + self.epsilon) * self.gamma.read()
-        return (x - self.moving_mean.read()) * scale + self.beta.read()
+        if not (training and self.trainable):
+            scale = g.op("rsqrt", self.moving_variance.read() + self.epsilon) * \
+                self.gamma.read()
+            return (x - self.moving_mean.read()) * scale + self.beta.read()
+        axes = g.const(np.arange(x.ndim - 1, dtype=np.int32))
+        mean = g.op("mean", x, axes, keep_dims=False)
+        centered = x - mean
+        var = g.op("mean", g.op("square", centered), axes, keep_dims=False)
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+            moving.assign(moving.read() * self.momentum + batch * (1.0 - self.momentum))
+        return centered * g.op("rsqrt", var + self.epsilon) * self.gamma.read() + \
+            self.beta.read()
 
 
 class Sequential(Layer):

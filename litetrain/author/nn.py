@@ -2,10 +2,12 @@
 
 from .conv_layers import (
     AveragePooling2D,
+    Conv1D,
     Conv2D,
     DepthwiseConv2D,
     GlobalAveragePooling2D,
     MaxPool2D,
+    UpSampling2D,
 )
 from .functional import (
     ACTIVATIONS,
@@ -52,6 +54,7 @@ __all__ = [
     "AveragePooling2D",
     "AvgPool2D",
     "BatchNormalization",
+    "Conv1D",
     "Conv2D",
     "Dense",
     "DepthwiseConv2D",
@@ -67,6 +70,7 @@ __all__ = [
     "Sequential",
     "SimpleRNN",
     "TFLiteModel",
+    "UpSampling2D",
     "activation",
     "clip",
     "dropout",

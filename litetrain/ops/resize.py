@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TraceError, user_frame
 from .common import as_int_tuple
 from .quantized.fixed_point import dtype_range, round_half_away
 from .quantized.lib import Quantized, integer
@@ -58,6 +59,19 @@ def _resize_shape(info: NodeInfo):
     return one((n, oh, ow, c))
 
 
+def _nearest_vjp(g, attrs, ins, outs, dy):
+    """Upsampling by whole factors (UpSampling2D): each input pixel's cotangent is the sum
+    of the block it was copied into."""
+    x = ins[0]
+    (_, h, w, c), (oh, ow) = x.shape, outs[0].shape[1:3]
+    if attrs.get("align_corners") or attrs.get("half_pixel_centers") or oh % h or ow % w:
+        raise TraceError(f"{user_frame()}: gradients of resize_nearest_neighbor need whole "
+                         "upsampling factors without align_corners/half_pixel_centers")
+    fh, fw = oh // h, ow // w
+    blocks = g.op("reshape", dy, g.const(np.array([-1, h, fh, w, fw, c], np.int32)))
+    return [g.op("sum", blocks, g.const(np.array([2, 4], np.int32)), keep_dims=False), None]
+
+
 def _resize_bilinear_integer(s: Quantized, x, size):
     out = resize_bilinear(s.attrs, x.astype(np.float32), size)
     return np.clip(round_half_away(out), *dtype_range(x.dtype)).astype(x.dtype)
@@ -67,6 +81,6 @@ OPS = [
     OpDef("resize_bilinear", resize_bilinear, "ResizeBilinearOptions", shape=_resize_shape,
           integer=integer(_resize_bilinear_integer), shape_inputs=(1,)),
     OpDef("resize_nearest_neighbor", resize_nearest_neighbor, "ResizeNearestNeighborOptions",
-          shape=_resize_shape, passthrough=True, output_quantization="same_as_input",
-          shape_inputs=(1,)),
+          shape=_resize_shape, vjp=_nearest_vjp, passthrough=True,
+          output_quantization="same_as_input", shape_inputs=(1,)),
 ]

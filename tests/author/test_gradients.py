@@ -76,6 +76,8 @@ CASES = {  # name: (op, differentiable inputs, constant inputs (position: value)
              {"axis": 1, "values_count": 2}),
     "unpack": ("unpack", [R.normal(size=(2, 3, 4))], {}, {"axis": 1, "num": 3}),
     "split": ("split", [R.normal(size=(2, 6))], {0: np.int32(1)}, {"num_splits": 3}),
+    "upsample_nearest": ("resize_nearest_neighbor", [R.normal(size=(2, 3, 2, 2))],
+                         {1: i32(6, 4)}, {}),
     "cumsum_exclusive_reverse": ("cumsum", [R.normal(size=(4, 3))], {1: np.int32(0)},
                                  {"exclusive": True, "reverse": True}),
     "transpose": ("transpose", [R.normal(size=(2, 3, 4))], {1: i32(2, 0, 1)}, {}),
