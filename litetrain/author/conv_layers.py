@@ -28,10 +28,11 @@ class Conv2D(Layer):
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
                  activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), \
             _pair(strides)
+        self.kernel_regularizer = kernel_regularizer
         self.padding = _padding_code(padding)
         self.activation = get_activation(activation)
         self.use_bias = use_bias
@@ -40,7 +41,8 @@ class Conv2D(Layer):
     def build(self, input_shape):
         kh, kw = self.kernel_size
         self.kernel = self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters),
-                                      self.kernel_initializer)
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
         self.built = True

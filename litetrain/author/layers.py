@@ -31,13 +31,21 @@ class Layer:
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.built = False
         self._variables: list[Variable] = []
+        self._penalties: list[tuple[Variable, object]] = []
 
-    def add_weight(self, suffix: str, shape, initializer, trainable: bool = True) -> Variable:
+    def add_weight(self, suffix: str, shape, initializer, trainable: bool = True,
+                   regularizer=None) -> Variable:
         name = f"{self.name}/{suffix}"
         v = Variable(initializers.get(initializer)(tuple(shape), name), name,
                      trainable=trainable)
         self._variables.append(v)
+        if regularizer is not None:
+            self._penalties.append((v, regularizer))
         return v
+
+    def regularization_losses(self) -> list[Value]:
+        """The penalties of this layer's regularized weights (inside a signature)."""
+        return [reg(v.read()) for v, reg in self._penalties]
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.built = True
@@ -76,15 +84,18 @@ class Dense(Layer):
     default_name = "dense"
 
     def __init__(self, units: int, activation=None, use_bias: bool = True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units, self.use_bias = int(units), use_bias
         self.activation = get_activation(activation)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = kernel_regularizer
 
     def build(self, input_shape):
         self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer)
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
         self.built = True
@@ -225,6 +236,9 @@ class Sequential(Layer):
     @property
     def weights(self) -> list[Variable]:
         return [v for layer in self.layers for v in layer.weights]
+
+    def regularization_losses(self) -> list[Value]:
+        return [p for layer in self.layers for p in layer.regularization_losses()]
 
     @property
     def trainable_weights(self) -> list[Variable]:

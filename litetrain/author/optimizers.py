@@ -14,6 +14,27 @@ from .graph import Value
 from .module import Variable
 
 
+class ExponentialDecay:
+    """``initial * decay_rate ** (step / decay_steps)`` (``staircase``: the exponent
+    floored), evaluated on the device from the optimizer's step counter."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False):
+        if decay_steps <= 0:
+            raise ValueError(f"decay_steps must be positive, got {decay_steps}")
+        self.initial_learning_rate, self.decay_steps = float(initial_learning_rate), \
+            int(decay_steps)
+        self.decay_rate, self.staircase = float(decay_rate), staircase
+
+    def __call__(self, g, step: Value) -> Value:
+        t = g.op("cast", step - np.int64(1), out_dtypes=(np.dtype(np.float32),))
+        exponent = t / float(self.decay_steps)
+        if self.staircase:
+            exponent = g.op("floor", exponent)
+        return g.op("pow", g.const(self.decay_rate, np.float32), exponent) * \
+            self.initial_learning_rate
+
+
 class Optimizer:
     default_name = "optimizer"
 
@@ -23,7 +44,9 @@ class Optimizer:
         self.name = name or self.default_name
         self.clipnorm, self.global_clipnorm, self.clipvalue = clipnorm, global_clipnorm, \
             clipvalue
-        self.learning_rate = Variable(np.float32(learning_rate), f"{self.name}/learning_rate",
+        self.schedule = learning_rate if isinstance(learning_rate, ExponentialDecay) else None
+        initial = self.schedule.initial_learning_rate if self.schedule else learning_rate
+        self.learning_rate = Variable(np.float32(initial), f"{self.name}/learning_rate",
                                       trainable=False)
         self.iterations = Variable(np.int64(0), f"{self.name}/iteration", trainable=False)
         self._slots: dict[tuple[str, str], Variable] = {}
@@ -43,7 +66,7 @@ class Optimizer:
         pairs = self._clipped([(g, v) for g, v in grads_and_vars if g is not None])
         step = self.iterations.read() + np.int64(1)
         self.iterations.assign(step)
-        lr = self.learning_rate.read()
+        lr = self.schedule(step.graph, step) if self.schedule else self.learning_rate.read()
         for grad, var in pairs:
             self.update(var, grad, lr, step)
 

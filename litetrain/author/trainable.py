@@ -5,6 +5,11 @@ Sequential model, as the on-device training tutorial writes them by hand.
 * ``infer(x) -> {"output", "logits"}``: ``output`` is softmax(logits) for classifiers
   (losses ``from_logits``), else the model's output itself;
 * ``save(checkpoint_path)`` / ``restore(checkpoint_path)``: the model's weights.
+
+The loss differentiated includes the model's weight penalties (``kernel_regularizer``).
+``fine_tune`` picks what trains, for memory-lean fine-tuning on a device: ``"all"``,
+``"bias"`` (only biases — TinyTL's bias-only tuning), or ``"last:N"`` (only the last N
+layers). Frozen weights get no backward work at all.
 """
 
 from __future__ import annotations
@@ -21,9 +26,23 @@ from .nn import Sequential, softmax
 from .optimizers import Optimizer
 
 
+def _freeze(model: Sequential, fine_tune: str) -> None:
+    if fine_tune == "all":
+        return
+    if fine_tune == "bias":
+        for v in model.weights:
+            v.trainable = v.trainable and v.name.endswith(("/bias", "/beta"))
+        return
+    kind, _, count = fine_tune.partition(":")
+    if kind != "last" or not count.isdigit() or int(count) < 1:
+        raise ValueError(f"fine_tune must be 'all', 'bias' or 'last:N', got {fine_tune!r}")
+    for layer in model.layers[:-int(count)]:
+        layer.trainable = False
+
+
 def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
               input_shape: Sequence[int] | None = None,
-              label_shape: Sequence[int] | None = None) -> Module:
+              label_shape: Sequence[int] | None = None, fine_tune: str = "all") -> Module:
     """A :class:`Module` with train/infer/save/restore for ``model``.
 
     ``input_shape`` (without the batch dim) defaults to the first layer's
@@ -34,6 +53,7 @@ def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
         raise ValueError("give input_shape, or input_shape= on the model's first layer")
     if not model.built:
         model.build((None, *shape))
+    _freeze(model, fine_tune)
     out_shape = (None, *shape)
     for layer in model.layers:
         out_shape = layer.output_shape(out_shape)
@@ -51,6 +71,8 @@ def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
         def train(self, x, y):
             with GradientTape() as tape:
                 value = self.loss(y, self.model(x, training=True))
+                for penalty in self.model.regularization_losses():
+                    value = value + penalty
             variables = self.model.trainable_variables
             grads = tape.gradient(value, variables)
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))

@@ -109,3 +109,47 @@ def test_huber_and_kl_divergence():
     p_pred = np.array([[0.4, 0.6], [0.9, 0.1]], np.float32)
     want = np.sum(p_true * np.log(p_true / p_pred), axis=-1).mean()
     assert _loss_value(lt.losses.KLDivergence(), p_true, p_pred) == pytest.approx(want, rel=1e-5)
+
+
+def test_exponential_decay_schedule_runs_on_the_step_counter():
+    schedule = lt.optimizers.ExponentialDecay(0.5, decay_steps=2, decay_rate=0.5,
+                                              staircase=True)
+
+    def update(w, g, t, s):
+        return w - 0.5 * 0.5 ** ((t - 1) // 2) * g
+    np.testing.assert_allclose(_run(lt.optimizers.SGD(schedule), steps=5),
+                               _numpy(update, steps=5), rtol=1e-5)
+
+
+def _dense_model(**dense):
+    model = lt.nn.Sequential([lt.nn.Dense(4, activation="relu", input_shape=(3,)),
+                              lt.nn.Dense(2, **dense)])
+    return model
+
+
+def test_l2_penalty_is_in_the_trained_loss():
+    x, y = X, np.eye(2, dtype=np.float32)[R.integers(0, 2, 8)]
+    losses = []
+    for reg in (None, lt.regularizers.L2(0.3)):
+        model = _dense_model(kernel_regularizer=reg)
+        m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
+                         optimizer=lt.optimizers.SGD(0.0))
+        losses.append(float(m.train(x, y)["loss"]))
+        kernel = model.layers[1].kernel.initial_value
+    assert losses[1] - losses[0] == pytest.approx(0.3 * float(np.sum(kernel ** 2)), rel=1e-5)
+
+
+@pytest.mark.parametrize(("fine_tune", "changed"), [
+    ("bias", {"dense/bias", "dense_1/bias"}), ("last:1", {"dense_1/kernel", "dense_1/bias"})])
+def test_fine_tuning_trains_only_what_it_names(fine_tune, changed):
+    model = _dense_model()
+    m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
+                     optimizer=lt.optimizers.SGD(0.5), fine_tune=fine_tune)
+    before = {v.name: v.initial_value.copy() for v in model.weights}
+    m.train(X, np.eye(2, dtype=np.float32)[R.integers(0, 2, 8)])
+    after = m.variable_values()
+    moved = {k for k, v in before.items() if not np.array_equal(after[k], v)}
+    assert moved == changed
+    with pytest.raises(ValueError, match="fine_tune"):
+        lt.trainable(_dense_model(), loss=lt.losses.MeanSquaredError(),
+                     optimizer=lt.optimizers.SGD(0.1), fine_tune="first:2")
