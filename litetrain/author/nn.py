@@ -40,7 +40,14 @@ from .layers import (
     Reshape,
     Sequential,
 )
-from .sequence_layers import GRU, LSTM, Embedding, LayerNormalization, SimpleRNN
+from .sequence_layers import (
+    GRU,
+    LSTM,
+    Embedding,
+    LayerNormalization,
+    MultiHeadAttention,
+    SimpleRNN,
+)
 from .tflite_layer import TFLiteModel
 
 MaxPooling2D = MaxPool2D
@@ -66,6 +73,7 @@ __all__ = [
     "LayerNormalization",
     "MaxPool2D",
     "MaxPooling2D",
+    "MultiHeadAttention",
     "Reshape",
     "Sequential",
     "SimpleRNN",

@@ -165,3 +165,61 @@ class GRU(_Recurrent):
         h_hat = self.activation(x_h + r * r_h)
         h = (1.0 - z) * h_hat if state is None else z * state + (1.0 - z) * h_hat
         return h, h
+
+
+class MultiHeadAttention(Layer):
+    """Keras' MultiHeadAttention (self-attention when called with one tensor, or
+    ``layer(query, value)``): per-head query/key/value projections
+    (``[features, heads, key_dim]`` kernels, ``[heads, key_dim]`` biases), scaled dot-product
+    softmax attention over the keys, and an output projection back to ``features``."""
+
+    default_name = "multi_head_attention"
+
+    def __init__(self, num_heads: int, key_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim = int(num_heads), int(key_dim)
+
+    def build(self, input_shape):
+        d, h, k = input_shape[-1], self.num_heads, self.key_dim
+        for part in ("query", "key", "value"):
+            setattr(self, f"{part}_kernel", self.add_weight(f"{part}/kernel", (d, h, k),
+                                                           "glorot_uniform"))
+            setattr(self, f"{part}_bias", self.add_weight(f"{part}/bias", (h, k), "zeros"))
+        self.output_kernel = self.add_weight("attention_output/kernel", (h, k, d),
+                                             "glorot_uniform")
+        self.output_bias = self.add_weight("attention_output/bias", (d,), "zeros")
+        self.features = d
+        self.built = True
+
+    def __call__(self, query: Value, value: Value | None = None, training: bool = False):
+        if not self.built:
+            self.build((None, *query.shape[1:]))
+        return self.call(query, value if value is not None else query, training=training)
+
+    def _heads(self, g, x: Value, kernel, bias) -> Value:
+        """``[batch, time, features]`` → ``[batch, heads, time, key_dim]``."""
+        h, k = self.num_heads, self.key_dim
+        rows = g.op("reshape", x, g.const(np.array([-1, self.features], np.int32)))
+        flat = rows @ g.op("reshape", kernel.read(), g.const(np.array([self.features, h * k],
+                                                                      np.int32)))
+        flat = flat + g.op("reshape", bias.read(), g.const(np.array([h * k], np.int32)))
+        split = g.op("reshape", flat, g.const(np.array([-1, x.shape[1], h, k], np.int32)))
+        return g.op("transpose", split, g.const(np.array([0, 2, 1, 3], np.int32)))
+
+    def call(self, query, value, training=False):
+        g = query.graph
+        if query.ndim != 3 or value.ndim != 3:
+            raise ValueError("MultiHeadAttention expects [batch, time, features] inputs")
+        q = self._heads(g, query, self.query_kernel, self.query_bias)
+        k = self._heads(g, value, self.key_kernel, self.key_bias)
+        v = self._heads(g, value, self.value_kernel, self.value_bias)
+        scores = g.op("batch_matmul", q * float(1.0 / np.sqrt(self.key_dim)), k, adj_y=True)
+        attended = g.op("batch_matmul", g.op("softmax", scores, beta=1.0), v)
+        merged = g.op("transpose", attended, g.const(np.array([0, 2, 1, 3], np.int32)))
+        merged = g.op("reshape", merged, g.const(np.array(
+            [-1, self.num_heads * self.key_dim], np.int32)))
+        w = g.op("reshape", self.output_kernel.read(), g.const(np.array(
+            [self.num_heads * self.key_dim, self.features], np.int32)))
+        out = merged @ w + self.output_bias.read()
+        return g.op("reshape", out, g.const(np.array([-1, query.shape[1], self.features],
+                                                     np.int32)))

@@ -109,3 +109,63 @@ def test_text_classifier_learns_and_trains_the_same_in_litert(rnn):
         assert float(a) == pytest.approx(float(b), rel=1e-4)
         losses.append(float(a))
     assert losses[-1] < losses[0]
+
+
+def test_multi_head_attention_matches_keras_equations():
+    layer = lt.nn.MultiHeadAttention(num_heads=2, key_dim=3, name="mha")
+    x = R.normal(size=(2, 4, 5)).astype(np.float32)
+    layer.build((None, 4, 5))
+    w = {v.name.split("mha/")[1]: v.initial_value for v in layer.weights}
+    for name in list(w):
+        if name.endswith("bias"):
+            w[name] = R.normal(size=w[name].shape).astype(np.float32)
+            next(v for v in layer.weights if v.name == f"mha/{name}").initial_value = w[name]
+    q, k, v = (np.einsum("btd,dhk->bhtk", x, w[f"{p}/kernel"]) + w[f"{p}/bias"][None, :, None]
+               for p in ("query", "key", "value"))
+    scores = np.einsum("bhqk,bhsk->bhqs", q / np.sqrt(3), k)
+    attn = np.exp(scores - scores.max(-1, keepdims=True))
+    attn /= attn.sum(-1, keepdims=True)
+    out = np.einsum("bhqs,bhsk->bqhk", attn, v)
+    want = np.einsum("bqhk,hkd->bqd", out, w["attention_output/kernel"]) + \
+        w["attention_output/bias"]
+    np.testing.assert_allclose(_run(layer, x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_transformer_block_trains_the_same_in_litert():
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+
+    class Block(lt.nn.Layer):
+        def __init__(self):
+            super().__init__(name="block")
+            self.mha = lt.nn.MultiHeadAttention(2, 4, name="mha")
+            self.norm = lt.nn.LayerNormalization(name="ln")
+
+        @property
+        def weights(self):
+            return self.mha.weights + self.norm.weights
+
+        @property
+        def trainable_weights(self):
+            return self.weights
+
+        def call(self, x, training=False):
+            return self.norm(x + self.mha(x))
+
+    model = lt.nn.Sequential([lt.nn.Embedding(16, 6, input_shape=(5,)), Block(),
+                              lt.nn.Flatten(), lt.nn.Dense(3)])
+    m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
+                     optimizer=lt.optimizers.Adam(1e-2), input_shape=(5,))
+    x = R.integers(0, 16, (8, 5)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[R.integers(0, 3, 8)]
+    data = lt.convert(m)
+    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
+    theirs = litert.Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    ).get_signature_runner("train")
+    losses = []
+    for _ in range(4):
+        a, b = ours(x=x, y=y)["loss"], theirs(x=x, y=y)["loss"]
+        assert float(a) == pytest.approx(float(b), rel=1e-4)
+        losses.append(float(a))
+    assert losses[-1] < losses[0]
