@@ -5,9 +5,11 @@ through the trace, so it becomes part of the module's own graph: the same kernel
 rules (a dynamic batch stays dynamic) and gradient rules as every other op. Its weights
 are constants — a frozen base, which costs no backward work — or, with ``trainable``,
 variables named ``<layer>/<tensor name>`` that the optimizer updates (all of them, or the
-tensors whose names are listed). A quantized file, a stateful op (variables, random
-ops, control flow) or an op without a gradient rule on the path being differentiated is
-refused, naming it.
+tensors whose names are listed). Files that keep their weights in resource variables
+(exported by ``litetrain.convert`` or TensorFlow's converter with variables) work too:
+a variable read becomes its initial value from the file's init subgraph. A quantized
+file, a node that writes state (assignments, random ops, control flow) or an op without a
+gradient rule on the path being differentiated is refused, naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .. import dtypes
 from ..errors import TraceError, user_frame
 from ..ir import OMITTED, Model, Subgraph
 from ..ops import lookup
+from ..ops.variables import variable_key
 from ..runtime.simplify import drop_unused
 from ..tflite.reader import read_model
 from .graph import Value
@@ -61,14 +64,17 @@ class TFLiteModel(Layer):
         self.output_index = self._output(sig, output)
         self.nodes = drop_unused(self.subgraph.nodes, [self.output_index],
                                  keeps=lambda node: False)
+        self.initial = self._initial_values()
         self._check_nodes()
+        self._variable_reads = self._resolve_reads()
         names = None if isinstance(trainable, bool) else set(trainable)
         self._weights: dict[int, Variable] = {}
         for i in sorted({i for n in self.nodes for i in n.inputs if i != OMITTED}):
             t = self.subgraph.tensors[i]
-            is_weight = t.data is not None and t.dtype == dtypes.FLOAT32 and t.data.size > 1
+            data = t.data if t.data is not None else self._variable_reads.get(i)
+            is_weight = data is not None and t.dtype == dtypes.FLOAT32 and data.size > 1
             if is_weight and trainable and (names is None or t.name in names):
-                v = Variable(np.array(t.data), f"{self.name}/{t.name}", trainable=True)
+                v = Variable(np.array(data), f"{self.name}/{t.name}", trainable=True)
                 self._weights[i] = v
                 self._variables.append(v)
         if names is not None and names - {self.subgraph.tensors[i].name for i in self._weights}:
@@ -105,9 +111,38 @@ class TFLiteModel(Layer):
                              f"signature '{sig.key}'")
         return found[0]
 
+    def _initial_values(self) -> dict[tuple[str, str], np.ndarray]:
+        """Each variable's value as the file's init subgraphs (VAR_HANDLE + ASSIGN_VARIABLE
+        of a constant, reached through CALL_ONCE) set it."""
+        out = {}
+        for sg in self.model.subgraphs:
+            handles = {n.outputs[0]: variable_key(n.attrs) for n in sg.nodes
+                       if n.op == "var_handle" and n.outputs}
+            for n in sg.nodes:
+                if n.op == "assign_variable" and len(n.inputs) == 2 and \
+                        n.inputs[0] in handles and sg.tensors[n.inputs[1]].data is not None:
+                    out.setdefault(handles[n.inputs[0]], sg.tensors[n.inputs[1]].data)
+        return out
+
+    def _resolve_reads(self) -> dict[int, np.ndarray]:
+        """READ_VARIABLE outputs on the path → the variables' initial values."""
+        handles = {n.outputs[0]: variable_key(n.attrs) for n in self.nodes
+                   if n.op == "var_handle"}
+        reads = {}
+        for n in self.nodes:
+            if n.op == "read_variable":
+                key = handles.get(n.inputs[0])
+                if key not in self.initial:
+                    raise TraceError(f"TFLiteModel: variable {key} has no initial value in "
+                                     "the file's init subgraph")
+                reads[n.outputs[0]] = self.initial[key]
+        return reads
+
     def _check_nodes(self) -> None:
         for k, node in enumerate(self.nodes):
             opdef = lookup(node.op)
+            if node.op in ("var_handle", "read_variable"):
+                continue
             if opdef.stateful:
                 raise TraceError(f"TFLiteModel: node {k} ({node.op}) is stateful; only "
                                  "inference graphs can become layers")
@@ -139,6 +174,13 @@ class TFLiteModel(Layer):
             return values[i]
 
         for node in self.nodes:
+            if node.op == "var_handle":
+                continue
+            if node.op == "read_variable":
+                i = node.outputs[0]
+                values[i] = self._weights[i].read() if i in self._weights else g.const(
+                    self._variable_reads[i])
+                continue
             attrs = {k: v for k, v in node.attrs.items() if k != "custom_options"}
             out_dtypes = [dtypes.storage(self.subgraph.tensors[i].dtype) for i in node.outputs]
             out = g.op(node.op, *[value(i) for i in node.inputs], out_dtypes=out_dtypes,

@@ -102,3 +102,18 @@ def test_transfer_command_writes_a_trainable_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["transfer", str(SMALL_CNN), "--classes", "0"])
     assert exit_info.value.code == 2 and "positive integer" in capsys.readouterr().err
+
+
+def test_example_personalises_a_base_litetrain_pretrained():
+    """examples/transfer_digits.py: a CNN pre-trained on digits 0-5 (weights in resource
+    variables, as litetrain exports them) becomes the base for telling 6-9 apart."""
+    import sys
+
+    sys.path.insert(0, str(FIXTURES.parents[1] / "examples"))
+    try:
+        import transfer_digits
+    finally:
+        sys.path.pop(0)
+    report = transfer_digits.main(epochs=1, head_steps=60)
+    assert report["accuracy_after"] > max(0.6, report["accuracy_before"] + 0.2)
+    assert abs(report["quantized_accuracy"] - report["accuracy_after"]) < 0.05
