@@ -112,6 +112,53 @@ class UpSampling2D(Layer):
         return g.op("resize_nearest_neighbor", x, g.const(size))
 
 
+class Conv2DTranspose(Layer):
+    """Transposed 2-D convolution (upsampling), NHWC. Keras kernel layout
+    ``[kh, kw, out, in]``, transposed to TFLite's ``[out, kh, kw, in]`` in the graph."""
+
+    default_name = "conv2d_transpose"
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
+                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), \
+            _pair(strides)
+        self.padding = _padding_code(padding)
+        self.activation = get_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight("kernel", (kh, kw, self.filters, input_shape[-1]),
+                                      self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self.built = True
+
+    def _size(self, n: int, k: int, s: int) -> int:
+        return n * s if self.padding == SAME else n * s + max(k - s, 0)
+
+    def output_shape(self, input_shape):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        return (input_shape[0], self._size(input_shape[1], kh, sh),
+                self._size(input_shape[2], kw, sw), self.filters)
+
+    def call(self, x, training=False):
+        g = x.graph
+        w = g.op("transpose", self.kernel.read(), g.const(np.array([2, 0, 1, 3], np.int32)))
+        _, oh, ow, _ = self.output_shape((None, *x.shape[1:]))
+        batch = g.op("strided_slice", g.op("shape", x, out_type=2), g.const(np.array(
+            [0], np.int32)), g.const(np.array([1], np.int32)), g.const(np.array([1], np.int32)))
+        size = g.op("concatenation", batch, g.const(np.array([oh, ow, self.filters], np.int32)),
+                    axis=0)
+        b = self.bias.read() if self.use_bias else None
+        y = g.op("transpose_conv", size, w, x, b, padding=self.padding,
+                 stride_h=self.strides[0], stride_w=self.strides[1])
+        return self.activation(y)
+
+
 class DepthwiseConv2D(Layer):
     """Depthwise 2-D convolution, NHWC: each input channel convolved with its own
     ``depth_multiplier`` filters. Keras layout ``[kh, kw, in, multiplier]``, reshaped to

@@ -190,6 +190,25 @@ def _conv_2d_vjp(g, attrs, ins, outs, dy):
     return [dx, _perm(g, r, (3, 1, 2, 0)), *_bias_grad(g, ins, dy)]
 
 
+def _transpose_conv_vjp(g, attrs, ins, outs, dy):
+    """TRANSPOSE_CONV with filter V is the adjoint of CONV_2D with V's in/out channels
+    swapped (P): its input gradient is that CONV_2D of ``dy``, and its filter gradient is
+    CONV_2D's filter gradient with ``dy`` as the input and ``x`` as the output cotangent."""
+    _, v, x = ins[0], ins[1], ins[2]
+    if attrs.get("fused_activation_function", 0):
+        raise TraceError(f"{user_frame()}: differentiate the activation separately")
+    geometry = {"padding": attrs["padding"], "stride_h": attrs["stride_h"],
+                "stride_w": attrs["stride_w"]}
+    p = _perm(g, v, (3, 1, 2, 0))
+    dx = g.op("conv_2d", dy, p, g.const(np.zeros(p.shape[0], dy.dtype)), **geometry)
+    _, dp, *_ = _conv_2d_vjp(g, geometry, [dy, p], [], x)
+    grads = [None, _perm(g, dp, (3, 1, 2, 0)), dx]
+    if len(ins) > 3:
+        grads.append(None if ins[3] is None else
+                     g.op("sum", dy, i32(g, [0, 1, 2]), keep_dims=False))
+    return grads
+
+
 def _dilate(g, v, sh: int, sw: int):
     """Insert ``s - 1`` zeros after every row/column: ``out[oh * s] = v[oh]``. Built from
     reshape and pad, batch-agnostic (batch written as -1)."""
@@ -263,5 +282,6 @@ OPS = [
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
-          hybrid=Variant(_transpose_conv_hybrid, quantized), shape_inputs=(0,)),
+          vjp=_transpose_conv_vjp, hybrid=Variant(_transpose_conv_hybrid, quantized),
+          shape_inputs=(0,)),
 ]

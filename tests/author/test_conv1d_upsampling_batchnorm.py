@@ -1,6 +1,6 @@
-"""Conv1D, UpSampling2D and BatchNormalization in training mode: forward passes against
-NumPy, the moving statistics' update, and exported models that train in stock LiteRT with
-litetrain's losses."""
+"""Conv1D, Conv2DTranspose, UpSampling2D and BatchNormalization in training mode: forward
+passes against NumPy, the moving statistics' update, and exported models that train in
+stock LiteRT with litetrain's losses."""
 
 from __future__ import annotations
 
@@ -54,16 +54,35 @@ def test_batch_norm_training_uses_batch_statistics_and_moves_the_averages():
     np.testing.assert_allclose(values["bn/moving_variance"], 0.9 + 0.1 * var, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["conv1d", "upsampling"])
+def test_conv2d_transpose_matches_a_scatter_loop():
+    layer = lt.nn.Conv2DTranspose(3, 3, strides=2, name="t")
+    x = R.normal(size=(2, 3, 4, 2)).astype(np.float32)
+    layer.build((None, 3, 4, 2))
+    k, b = layer.kernel.initial_value, layer.bias.initial_value  # [kh, kw, out, in]
+    want = np.zeros((2, 7, 9, 3), np.float32)
+    for i in range(3):
+        for j in range(4):
+            want[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("nc,hwoc->nhwo", x[:, i, j], k)
+    y, _ = _run(layer, x)
+    np.testing.assert_allclose(y, want + b, rtol=1e-5, atol=1e-5)
+    assert layer.output_shape((None, 3, 4, 2)) == (None, 7, 9, 3)
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "upsampling", "transposed"])
 def test_models_train_the_same_in_litert(kind):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     if kind == "conv1d":
         layers = [lt.nn.Conv1D(4, 3, input_shape=(10, 2)), lt.nn.BatchNormalization(),
                   lt.nn.Flatten(), lt.nn.Dense(3)]
         x = R.normal(size=(8, 10, 2)).astype(np.float32)
-    else:
+    elif kind == "upsampling":
         layers = [lt.nn.UpSampling2D(2, input_shape=(4, 4, 2)), lt.nn.Conv2D(3, 3),
                   lt.nn.BatchNormalization(), lt.nn.Flatten(), lt.nn.Dense(3)]
+        x = R.normal(size=(8, 4, 4, 2)).astype(np.float32)
+    else:
+        layers = [lt.nn.Conv2DTranspose(3, 3, strides=2, padding="same",
+                                        input_shape=(4, 4, 2)),
+                  lt.nn.Flatten(), lt.nn.Dense(3)]
         x = R.normal(size=(8, 4, 4, 2)).astype(np.float32)
     y = np.eye(3, dtype=np.float32)[R.integers(0, 3, 8)]
     m = lt.trainable(lt.nn.Sequential(layers),
