@@ -209,7 +209,7 @@ def _transpose_conv_vjp(g, attrs, ins, outs, dy):
     return grads
 
 
-def _dilate(g, v, sh: int, sw: int):
+def dilate(g, v, sh: int, sw: int):
     """Insert ``s - 1`` zeros after every row/column: ``out[oh * s] = v[oh]``. Built from
     reshape and pad, batch-agnostic (batch written as -1)."""
     _, h, w, c = v.shape
@@ -225,7 +225,7 @@ def _dilate(g, v, sh: int, sw: int):
     return v
 
 
-def _fit(g, v, begin: tuple[int, int], size: tuple[int, int]):
+def fit(g, v, begin: tuple[int, int], size: tuple[int, int]):
     """Rows/columns ``begin .. begin + size`` of ``v``, zero-padded where ``v`` ends."""
     h, w = v.shape[1:3]
     take_h, take_w = min(size[0], h - begin[0]), min(size[1], w - begin[1])
@@ -236,7 +236,7 @@ def _fit(g, v, begin: tuple[int, int], size: tuple[int, int]):
     return v
 
 
-def _depthwise_vjp(g, attrs, ins, outs, dy):
+def depthwise_vjp(g, attrs, ins, outs, dy):
     x, w = ins[0], ins[1]
     _plain_convolution(attrs)
     _, h, wd, c = x.shape
@@ -246,7 +246,7 @@ def _depthwise_vjp(g, attrs, ins, outs, dy):
     oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
     ow, pl, pr = pad_before_after(wd, kw, sw, 1, padding)
     # dx: padded-input gradient = full correlation of dilated dy with the reversed filter.
-    d = _dilate(g, dy, sh, sw)
+    d = dilate(g, dy, sh, sw)
     d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
     wr = g.op("reverse_v2", w, i32(g, [1, 2]))
     full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)), padding=1,
@@ -254,7 +254,7 @@ def _depthwise_vjp(g, attrs, ins, outs, dy):
     if m > 1:
         full = g.op("sum", g.op("reshape", full, i32(g, [-1, *full.shape[1:3], c, m])),
                     i32(g, [4]), keep_dims=False)
-    dx = _fit(g, full, (pt, pl), (h, wd))
+    dx = fit(g, full, (pt, pl), (h, wd))
     # dw: per tap, the input window it saw times the output gradient, summed.
     xp = _pad_input(g, x, pt, pb, pl, pr)
     dy5 = dy if m == 1 else g.op("reshape", dy, i32(g, [-1, oh, ow, c, m]))
@@ -278,7 +278,7 @@ OPS = [
           integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
           shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          shape=_depthwise_shape, vjp=_depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
+          shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),

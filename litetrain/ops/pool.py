@@ -2,9 +2,8 @@
 integer kernels, quantizer facts.
 
 AVERAGE_POOL divides by the number of in-bounds taps, never counting padding; its integer
-form divides integer sums with TFLite's rounding. Gradient rules cover windows that do not
-overlap (stride == size, the common 2×2 case): the gradient is the upsampled output
-gradient, masked where the input held the maximum.
+form divides integer sums with TFLite's rounding. Gradient rules (builtin ops only) cover
+every stride and padding.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from .common import SAME, fused
-from .conv import window_shape
+from .common import SAME, fused, pad_before_after
+from .conv import depthwise_vjp, dilate, fit, window_shape
 from .grad import i32
 from .quantized.fixed_point import dtype_range
 from .quantized.lib import Quantized, clamp, integer
@@ -77,16 +76,23 @@ def _max_pool_integer(s: Quantized, x):
 
 
 # --- gradient rules ----------------------------------------------------------------------
+# Builtin ops only. Windows that do not overlap (stride == size, the common 2×2 case) take
+# a cheap form (upsample, mask); any other stride and padding the general one: AVERAGE_POOL
+# is the input gradient of a depthwise convolution with a ones filter, on the cotangent
+# divided by each window's in-bounds count; MAX_POOL sends each window's cotangent to its
+# first maximum in row-major order (TensorFlow's rule), tap by tap.
 
-def _non_overlapping(attrs, x) -> tuple[int, int]:
-    kh, kw = attrs["filter_height"], attrs["filter_width"]
-    if (attrs["stride_h"], attrs["stride_w"]) != (kh, kw) or (attrs["padding"] == SAME and (
-            x.shape[1] % kh or x.shape[2] % kw)):
-        raise TraceError(f"{user_frame()}: pooling gradients need stride == pool size (and, "
-                         "with SAME padding, a size that divides the input)")
+
+def _plain(attrs) -> tuple[int, int]:
     if attrs.get("fused_activation_function", 0):
         raise TraceError(f"{user_frame()}: differentiate the activation separately")
-    return kh, kw
+    return attrs["filter_height"], attrs["filter_width"]
+
+
+def _non_overlapping(attrs, x) -> bool:
+    kh, kw = attrs["filter_height"], attrs["filter_width"]
+    return (attrs["stride_h"], attrs["stride_w"]) == (kh, kw) and not (
+        attrs["padding"] == SAME and (x.shape[1] % kh or x.shape[2] % kw))
 
 
 def _upsample(g, v, kh: int, kw: int, x):
@@ -99,17 +105,56 @@ def _upsample(g, v, kh: int, kw: int, x):
     return up
 
 
+def _geometry(attrs, x):
+    kh, kw = attrs["filter_height"], attrs["filter_width"]
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    oh, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, attrs["padding"])
+    ow, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, attrs["padding"])
+    return kh, kw, sh, sw, oh, ow, (pt, pb, pl, pr)
+
+
 def _max_pool_vjp(g, attrs, ins, outs, dy):
     x, y = ins[0], outs[0]
-    kh, kw = _non_overlapping(attrs, x)
-    hit = g.op("equal", x, _upsample(g, y, kh, kw, x))
-    spread = _upsample(g, dy, kh, kw, x)
-    return [g.op("select_v2", hit, spread, g.op("zeros_like", spread))]
+    kh, kw = _plain(attrs)
+    if _non_overlapping(attrs, x):
+        hit = g.op("equal", x, _upsample(g, y, kh, kw, x))
+        spread = _upsample(g, dy, kh, kw, x)
+        return [g.op("select_v2", hit, spread, g.op("zeros_like", spread))]
+    kh, kw, sh, sw, oh, ow, (pt, pb, pl, pr) = _geometry(attrs, x)
+    hp, wp = x.shape[1] + pt + pb, x.shape[2] + pl + pr
+    xp = x if not (pt or pb or pl or pr) else g.op(
+        "padv2", x, i32(g, [[0, 0], [pt, pb], [pl, pr], [0, 0]]),
+        g.const(np.finfo(np.float32).min, x.dtype))
+    zero = g.op("zeros_like", dy)
+    taken, total = None, None
+    for i in range(kh):
+        for j in range(kw):
+            win = g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
+                       i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                       i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+            hit = g.op("equal", win, y)
+            if taken is not None:
+                hit = g.op("logical_and", hit, g.op("logical_not", taken))
+            taken = hit if taken is None else g.op("logical_or", taken, hit)
+            part = dilate(g, g.op("select_v2", hit, dy, zero), sh, sw)
+            part = g.op("pad", part, i32(g, [[0, 0], [i, 0], [j, 0], [0, 0]]))
+            part = fit(g, part, (0, 0), (hp, wp))
+            total = part if total is None else total + part
+    return [fit(g, total, (pt, pl), x.shape[1:3])]
 
 
 def _average_pool_vjp(g, attrs, ins, outs, dy):
-    kh, kw = _non_overlapping(attrs, ins[0])
-    return [_upsample(g, dy, kh, kw, ins[0]) * (1.0 / (kh * kw))]
+    x = ins[0]
+    kh, kw = _plain(attrs)
+    if _non_overlapping(attrs, x):
+        return [_upsample(g, dy, kh, kw, x) * (1.0 / (kh * kw))]
+    c = x.shape[3]
+    counts = _counts(x.shape, kh, kw, attrs, np.float32)  # [1, oh, ow, 1] in-bounds taps
+    ones = g.const(np.ones((1, kh, kw, c), x.dtype))
+    conv = {"padding": attrs["padding"], "stride_h": attrs["stride_h"],
+            "stride_w": attrs["stride_w"]}
+    dx, *_ = depthwise_vjp(g, conv, [x, ones], [], dy / g.const(counts.astype(x.dtype)))
+    return [dx]
 
 
 OPS = [

@@ -68,7 +68,7 @@ def test_conv2d_transpose_matches_a_scatter_loop():
     assert layer.output_shape((None, 3, 4, 2)) == (None, 7, 9, 3)
 
 
-@pytest.mark.parametrize("kind", ["conv1d", "upsampling", "transposed"])
+@pytest.mark.parametrize("kind", ["conv1d", "upsampling", "transposed", "overlapping_pools"])
 def test_models_train_the_same_in_litert(kind):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     if kind == "conv1d":
@@ -79,11 +79,16 @@ def test_models_train_the_same_in_litert(kind):
         layers = [lt.nn.UpSampling2D(2, input_shape=(4, 4, 2)), lt.nn.Conv2D(3, 3),
                   lt.nn.BatchNormalization(), lt.nn.Flatten(), lt.nn.Dense(3)]
         x = R.normal(size=(8, 4, 4, 2)).astype(np.float32)
-    else:
+    elif kind == "transposed":
         layers = [lt.nn.Conv2DTranspose(3, 3, strides=2, padding="same",
                                         input_shape=(4, 4, 2)),
                   lt.nn.Flatten(), lt.nn.Dense(3)]
         x = R.normal(size=(8, 4, 4, 2)).astype(np.float32)
+    else:  # windows that overlap: the general pooling gradients
+        layers = [lt.nn.Conv2D(3, 3, input_shape=(9, 9, 1)),
+                  lt.nn.MaxPool2D(3, strides=1, padding="same"),
+                  lt.nn.AveragePooling2D(3, strides=2), lt.nn.Flatten(), lt.nn.Dense(3)]
+        x = R.normal(size=(8, 9, 9, 1)).astype(np.float32)
     y = np.eye(3, dtype=np.float32)[R.integers(0, 3, 8)]
     m = lt.trainable(lt.nn.Sequential(layers),
                      loss=lt.losses.CategoricalCrossentropy(from_logits=True),
