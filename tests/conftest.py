@@ -17,6 +17,26 @@ def run_kernel(op: str, *inputs, out_dtypes=(), **attrs):
     return evaluate(op, *inputs, attrs=attrs, out_dtypes=out_dtypes)
 
 
+def same_losses_in_litert(data: bytes, batches) -> list[float]:
+    """Run the file's ``train`` on each batch (a dict of inputs) in litetrain and in stock
+    LiteRT (its reference kernels, no XNNPACK); every loss must agree within 1e-4. Returns
+    litetrain's losses. Skipped without ai-edge-litert."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    import litetrain as lt
+
+    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
+    theirs = litert.Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    ).get_signature_runner("train")
+    losses = []
+    for feeds in batches:
+        a, b = float(ours(**feeds)["loss"]), float(theirs(**feeds)["loss"])
+        assert a == pytest.approx(b, rel=1e-4)
+        losses.append(a)
+    return losses
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

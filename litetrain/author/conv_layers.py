@@ -112,27 +112,17 @@ class UpSampling2D(Layer):
         return g.op("resize_nearest_neighbor", x, g.const(size))
 
 
-class Conv2DTranspose(Layer):
+class Conv2DTranspose(Conv2D):
     """Transposed 2-D convolution (upsampling), NHWC. Keras kernel layout
     ``[kh, kw, out, in]``, transposed to TFLite's ``[out, kh, kw, in]`` in the graph."""
 
     default_name = "conv2d_transpose"
 
-    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
-                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), \
-            _pair(strides)
-        self.padding = _padding_code(padding)
-        self.activation = get_activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-
     def build(self, input_shape):
         kh, kw = self.kernel_size
         self.kernel = self.add_weight("kernel", (kh, kw, self.filters, input_shape[-1]),
-                                      self.kernel_initializer)
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
         if self.use_bias:
             self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
         self.built = True

@@ -8,6 +8,7 @@ import pytest
 
 import litetrain as lt
 from litetrain.data import load_digits, one_hot
+from tests.conftest import same_losses_in_litert
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +39,6 @@ def test_cnn_learns(cnn):
 
 
 def test_cnn_export_trains_the_same_in_litert(cnn):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
     m, x, y = cnn
-    data = lt.convert(m)
-    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
-    theirs = litert.Interpreter(
-        model_content=data,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    ).get_signature_runner("train")
-    for k, n in enumerate([32, 50, 32]):
-        xb, yb = x[3000 + 100 * k:3000 + 100 * k + n], y[3000 + 100 * k:3000 + 100 * k + n]
-        assert ours(x=xb, y=yb)["loss"] == pytest.approx(theirs(x=xb, y=yb)["loss"], rel=1e-4)
+    rows = [slice(3000 + 100 * k, 3000 + 100 * k + n) for k, n in enumerate([32, 50, 32])]
+    same_losses_in_litert(lt.convert(m), [{"x": x[r], "y": y[r]} for r in rows])

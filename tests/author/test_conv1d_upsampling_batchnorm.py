@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import litetrain as lt
+from tests.conftest import same_losses_in_litert
 
 R = np.random.default_rng(41)
 
@@ -70,7 +71,6 @@ def test_conv2d_transpose_matches_a_scatter_loop():
 
 @pytest.mark.parametrize("kind", ["conv1d", "upsampling", "transposed", "overlapping_pools"])
 def test_models_train_the_same_in_litert(kind):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
     if kind == "conv1d":
         layers = [lt.nn.Conv1D(4, 3, input_shape=(10, 2)), lt.nn.BatchNormalization(),
                   lt.nn.Flatten(), lt.nn.Dense(3)]
@@ -93,12 +93,4 @@ def test_models_train_the_same_in_litert(kind):
     m = lt.trainable(lt.nn.Sequential(layers),
                      loss=lt.losses.CategoricalCrossentropy(from_logits=True),
                      optimizer=lt.optimizers.Adam(1e-2))
-    data = lt.convert(m)
-    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
-    theirs = litert.Interpreter(
-        model_content=data,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    ).get_signature_runner("train")
-    for _ in range(4):
-        a, b = ours(x=x, y=y)["loss"], theirs(x=x, y=y)["loss"]
-        assert float(a) == pytest.approx(float(b), rel=1e-4)
+    same_losses_in_litert(lt.convert(m), [{"x": x, "y": y}] * 4)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import litetrain as lt
+from tests.conftest import same_losses_in_litert
 
 R = np.random.default_rng(12)
 
@@ -89,25 +90,15 @@ def test_simple_rnn_embedding_and_layer_norm():
 
 @pytest.mark.parametrize("rnn", [lt.nn.LSTM, lt.nn.GRU, lt.nn.SimpleRNN])
 def test_text_classifier_learns_and_trains_the_same_in_litert(rnn):
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
     model = lt.nn.Sequential([lt.nn.Embedding(20, 6, input_shape=(5,)), rnn(7),
                               lt.nn.LayerNormalization(), lt.nn.Dense(3)])
     m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
                      optimizer=lt.optimizers.Adam(1e-2), input_shape=(5,))
     x = R.integers(0, 20, (16, 5)).astype(np.float32)
     y = np.eye(3, dtype=np.float32)[R.integers(0, 3, 16)]
-    data = lt.convert(m)
-    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
-    theirs = litert.Interpreter(
-        model_content=data,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    ).get_signature_runner("train")
-    losses = []
-    for k in range(6):
-        rows = slice(8 * (k % 2), 8 * (k % 2) + 8)
-        a, b = ours(x=x[rows], y=y[rows])["loss"], theirs(x=x[rows], y=y[rows])["loss"]
-        assert float(a) == pytest.approx(float(b), rel=1e-4)
-        losses.append(float(a))
+    halves = [{"x": x[8 * (k % 2):8 * (k % 2) + 8], "y": y[8 * (k % 2):8 * (k % 2) + 8]}
+              for k in range(6)]
+    losses = same_losses_in_litert(lt.convert(m), halves)
     assert losses[-1] < losses[0]
 
 
@@ -132,7 +123,6 @@ def test_multi_head_attention_matches_keras_equations():
 
 
 def test_transformer_block_trains_the_same_in_litert():
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
 
     class Block(lt.nn.Layer):
         def __init__(self):
@@ -157,15 +147,5 @@ def test_transformer_block_trains_the_same_in_litert():
                      optimizer=lt.optimizers.Adam(1e-2), input_shape=(5,))
     x = R.integers(0, 16, (8, 5)).astype(np.float32)
     y = np.eye(3, dtype=np.float32)[R.integers(0, 3, 8)]
-    data = lt.convert(m)
-    ours = lt.Interpreter(model_content=data).get_signature_runner("train")
-    theirs = litert.Interpreter(
-        model_content=data,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    ).get_signature_runner("train")
-    losses = []
-    for _ in range(4):
-        a, b = ours(x=x, y=y)["loss"], theirs(x=x, y=y)["loss"]
-        assert float(a) == pytest.approx(float(b), rel=1e-4)
-        losses.append(float(a))
+    losses = same_losses_in_litert(lt.convert(m), [{"x": x, "y": y}] * 4)
     assert losses[-1] < losses[0]
