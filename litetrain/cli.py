@@ -1,5 +1,5 @@
 """The ``litetrain`` command line: inspect, train, infer, bench, quantize, demo, transfer,
-federated.
+convert, federated.
 
 Exit codes: 0 success, 2 bad input, a failed model or not enough memory (one line on
 stderr, no traceback unless --debug), 130 interrupted (``train`` saves its checkpoint
@@ -232,6 +232,56 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "mse")
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .author import losses, optimizers
+    from .author.export import convert
+    from .author.trainable import trainable
+    from .keras import load_model
+
+    model = load_model(args.model)
+    name, _, rate = args.optimizer.partition(":")
+    classes = {"sgd": optimizers.SGD, "adam": optimizers.Adam, "adamw": optimizers.AdamW,
+               "rmsprop": optimizers.RMSprop, "adagrad": optimizers.Adagrad,
+               "nadam": optimizers.Nadam, "lion": optimizers.Lion}
+    if name.lower() not in classes:
+        raise LitetrainError(f"--optimizer: unknown '{name}'; known: {sorted(classes)}")
+    try:
+        optimizer = classes[name.lower()](float(rate)) if rate else classes[name.lower()]()
+    except ValueError:
+        raise LitetrainError(f"--optimizer: '{rate}' is not a learning rate") from None
+    last = model.layers[-1]
+    softmax_out = getattr(last, "activation", None) is not None and \
+        getattr(last.activation, "__name__", "") == "softmax"
+    loss = {"categorical_crossentropy": losses.CategoricalCrossentropy(not softmax_out),
+            "sparse_categorical_crossentropy": losses.SparseCategoricalCrossentropy(
+                not softmax_out),
+            "mse": losses.MeanSquaredError()}[args.loss]
+    data = convert(trainable(model, loss=loss, optimizer=optimizer, fine_tune=args.trainable))
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data):,} bytes): train, infer, save, restore "
+          f"({args.loss}, {name}, trainable {args.trainable}); builtin ops only")
+    return 0
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="a Keras .keras/.h5 Sequential model to a trainable "
+                       ".tflite (train/infer/save/restore), without TensorFlow")
+    p.add_argument("model", help="a .keras or .h5 file (needs h5py: litetrain[keras])")
+    p.add_argument("-o", "--out", default="model.tflite", help="output file "
+                   "(default: %(default)s)")
+    p.add_argument("--loss", choices=_LOSSES, default="categorical_crossentropy",
+                   help="training loss (default: %(default)s; on logits unless the model "
+                   "ends in softmax)")
+    p.add_argument("--optimizer", default="adam:1e-3", help="NAME[:RATE], e.g. sgd:0.01 "
+                   "(default: %(default)s)")
+    p.add_argument("--trainable", default="all", help="all, bias or last:N "
+                   "(default: %(default)s)")
+    p.set_defaults(func=_cmd_convert)
+
+
 def _add_transfer(sub) -> None:
     p = sub.add_parser("transfer", help="build the blog's transfer-learning file from a "
                        "float .tflite image model (frozen base + trainable head)")
@@ -382,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_demo)
     _add_transfer(sub)
+    _add_convert(sub)
     _add_federated(sub)
     return parser
 

@@ -137,6 +137,20 @@ class Reshape(Layer):
         return reshape(x, (-1, *self.target_shape))
 
 
+class Rescaling(Layer):
+    """``x * scale + offset`` (e.g. pixel values to [0, 1])."""
+
+    default_name = "rescaling"
+
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = float(scale), float(offset)
+
+    def call(self, x, training=False):
+        y = x * self.scale
+        return y + self.offset if self.offset else y
+
+
 class Activation(Layer):
     default_name = "activation"
 
@@ -210,9 +224,10 @@ class Sequential(Layer):
 
     default_name = "sequential"
 
-    def __init__(self, layers: Sequence[Layer], name: str | None = None):
+    def __init__(self, layers: Sequence[Layer], name: str | None = None, input_dtype=None):
         super().__init__(name=name)
         self.layers = list(layers)
+        self.input_dtype = np.dtype(input_dtype or np.float32)  # what signatures feed it
         taken: dict[str, int] = {}
         for layer in self.layers:
             if layer.name is None:

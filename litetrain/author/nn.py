@@ -38,6 +38,7 @@ from .layers import (
     Dropout,
     Flatten,
     Layer,
+    Rescaling,
     Reshape,
     Sequential,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "MaxPool2D",
     "MaxPooling2D",
     "MultiHeadAttention",
+    "Rescaling",
     "Reshape",
     "Sequential",
     "SimpleRNN",

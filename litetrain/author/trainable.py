@@ -42,11 +42,13 @@ def _freeze(model: Sequential, fine_tune: str) -> None:
 
 def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
               input_shape: Sequence[int] | None = None,
-              label_shape: Sequence[int] | None = None, fine_tune: str = "all") -> Module:
+              label_shape: Sequence[int] | None = None, fine_tune: str = "all",
+              input_dtype=None) -> Module:
     """A :class:`Module` with train/infer/save/restore for ``model``.
 
     ``input_shape`` (without the batch dim) defaults to the first layer's
-    ``input_shape``; ``label_shape`` defaults to the model's output shape.
+    ``input_shape``; ``label_shape`` defaults to the model's output shape; ``input_dtype``
+    to the model's ``input_dtype`` (set by ``litetrain.keras.load_model``) or float32.
     """
     shape = tuple(input_shape or model.layers[0].input_shape or ())
     if not shape:
@@ -59,7 +61,8 @@ def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
         out_shape = layer.output_shape(out_shape)
     labels = tuple(label_shape) if label_shape is not None else tuple(out_shape[1:])
     probabilities = isinstance(loss, CategoricalCrossentropy) and loss.from_logits
-    x_spec, y_spec = TensorSpec([None, *shape]), TensorSpec([None, *labels])
+    dtype = input_dtype or getattr(model, "input_dtype", np.float32)  # token ids: int32
+    x_spec, y_spec = TensorSpec([None, *shape], dtype), TensorSpec([None, *labels])
     if isinstance(loss, SparseCategoricalCrossentropy) and label_shape is None:
         y_spec = TensorSpec([None], np.int32)  # class indices
 

@@ -1,0 +1,90 @@
+"""Keras files (made by Keras 3 on TensorFlow 2.18: tests/fixtures/keras) as litetrain
+models: outputs equal ``model.predict``, the models train and export, unsupported layers
+and options are named, and ``litetrain convert`` writes a file that trains in LiteRT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import litetrain as lt
+from tests.conftest import FIXTURES, same_losses_in_litert
+
+pytest.importorskip("h5py")
+from litetrain.keras import load_model
+
+KERAS = FIXTURES / "keras"
+
+
+def _predict(model, x):
+    class M(lt.Module):
+        def __init__(self):
+            self.model = model
+
+        @lt.signature(lt.TensorSpec([None, *x.shape[1:]], x.dtype))
+        def run(self, v):
+            return {"y": self.model(v)}
+
+    return M().run(x)["y"]
+
+
+@pytest.mark.parametrize("kind", ["cnn", "sequence"])
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_outputs_equal_keras_predict(kind, ext):
+    expected = np.load(KERAS / f"{kind}.npz")
+    model = load_model(KERAS / f"{kind}.{ext}")
+    got = _predict(model, expected["x"])
+    assert np.max(np.abs(got - expected["y"])) <= 1e-5 * np.max(np.abs(expected["y"]))
+
+
+def test_a_loaded_model_trains_and_exports():
+    expected = np.load(KERAS / "cnn.npz")
+    model = load_model(KERAS / "cnn.keras")
+    m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(),
+                     optimizer=lt.optimizers.SGD(0.05))
+    y = np.eye(4, dtype=np.float32)[np.arange(5) % 4]
+    losses = [float(m.train(expected["x"], y)["loss"]) for _ in range(5)]
+    assert losses[-1] < losses[0]
+
+
+def test_convert_command_writes_a_file_litert_trains(tmp_path):
+    from litetrain.cli import main
+
+    out = tmp_path / "seq.tflite"
+    assert main(["convert", str(KERAS / "sequence.keras"), "-o", str(out), "--optimizer",
+                 "adam:0.01"]) == 0
+    data = out.read_bytes()
+    assert set(lt.Interpreter(model_content=data).get_signature_list()) == {
+        "train", "infer", "save", "restore"}
+    x = np.load(KERAS / "sequence.npz")["x"].astype(np.int32)
+    y = np.eye(3, dtype=np.float32)[np.arange(4) % 3]
+    losses = same_losses_in_litert(data, [{"x": x, "y": y}] * 3)
+    assert losses[-1] < losses[0]
+
+
+def test_unsupported_layers_and_options_are_named(tmp_path):
+    import json
+    import shutil
+    import zipfile
+
+    src = KERAS / "sequence.keras"
+    with zipfile.ZipFile(src) as z:
+        config = json.loads(z.read("config.json"))
+        weights = z.read("model.weights.h5")
+    def write(cfg, name):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("config.json", json.dumps(cfg))
+            z.writestr("model.weights.h5", weights)
+        return path
+
+    lstm = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "LSTM")
+    lstm["config"]["go_backwards"] = True
+    with pytest.raises(lt.ModelFormatError, match=r"'lstm' \(LSTM\): option go_backwards"):
+        load_model(write(config, "backwards.keras"))
+    lstm["config"]["go_backwards"] = False
+    lstm["class_name"] = "ConvLSTM2D"
+    with pytest.raises(lt.ModelFormatError, match=r"\(ConvLSTM2D\) is not supported"):
+        load_model(write(config, "convlstm.keras"))
+    shutil.copy(src, tmp_path / "ok.keras")
+    assert load_model(tmp_path / "ok.keras").layers[0].name == "embedding"
