@@ -151,6 +151,56 @@ class Rescaling(Layer):
         return y + self.offset if self.offset else y
 
 
+class _Merge(Layer):
+    """Layers that combine several same-batch tensors (called with a list)."""
+
+    def __call__(self, xs, training: bool = False):
+        self.built = True
+        return self.call(list(xs), training=training)
+
+    def merged_shape(self, shapes: list[tuple]) -> tuple:
+        return tuple(shapes[0])
+
+
+class Add(_Merge):
+    default_name = "add"
+
+    def call(self, xs, training=False):
+        total = xs[0]
+        for x in xs[1:]:
+            total = total + x
+        return total
+
+
+class Multiply(_Merge):
+    default_name = "multiply"
+
+    def call(self, xs, training=False):
+        product = xs[0]
+        for x in xs[1:]:
+            product = product * x
+        return product
+
+
+class Concatenate(_Merge):
+    default_name = "concatenate"
+
+    def __init__(self, axis: int = -1, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+
+    def merged_shape(self, shapes):
+        axis = self.axis % len(shapes[0])
+        out = list(shapes[0])
+        out[axis] = None if any(s[axis] is None for s in shapes) else sum(s[axis]
+                                                                          for s in shapes)
+        return tuple(out)
+
+    def call(self, xs, training=False):
+        g = xs[0].graph
+        return g.op("concatenation", *xs, axis=self.axis % xs[0].ndim)
+
+
 class Activation(Layer):
     default_name = "activation"
 
@@ -254,6 +304,12 @@ class Sequential(Layer):
 
     def regularization_losses(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.regularization_losses()]
+
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
 
     @property
     def trainable_weights(self) -> list[Variable]:

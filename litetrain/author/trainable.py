@@ -50,15 +50,14 @@ def trainable(model: Sequential, loss: Loss, optimizer: Optimizer,
     ``input_shape``; ``label_shape`` defaults to the model's output shape; ``input_dtype``
     to the model's ``input_dtype`` (set by ``litetrain.keras.load_model``) or float32.
     """
-    shape = tuple(input_shape or model.layers[0].input_shape or ())
+    shape = tuple(input_shape or getattr(model, "input_shape", None) or
+                  model.layers[0].input_shape or ())
     if not shape:
         raise ValueError("give input_shape, or input_shape= on the model's first layer")
     if not model.built:
         model.build((None, *shape))
     _freeze(model, fine_tune)
-    out_shape = (None, *shape)
-    for layer in model.layers:
-        out_shape = layer.output_shape(out_shape)
+    out_shape = model.output_shape((None, *shape))
     labels = tuple(label_shape) if label_shape is not None else tuple(out_shape[1:])
     probabilities = isinstance(loss, CategoricalCrossentropy) and loss.from_logits
     dtype = input_dtype or getattr(model, "input_dtype", np.float32)  # token ids: int32

@@ -1,9 +1,10 @@
-"""``litetrain.keras.load_model(path)``: a Keras ``.keras`` or legacy ``.h5`` Sequential model
-as a litetrain ``Sequential`` with the file's weights, usable wherever a litetrain model is
-(``lt.trainable``, ``lt.transfer``, your own modules). Needs ``h5py`` (``[keras]``).
+"""``litetrain.keras.load_model(path)``: a Keras ``.keras`` or legacy ``.h5`` model —
+Sequential, or Functional with one input and one output (merges: Add, Concatenate,
+Multiply) — as litetrain layers with the file's weights, usable wherever a litetrain model
+is (``lt.trainable``, ``lt.transfer``, your own modules). Needs ``h5py`` (``[keras]``).
 
 A layer or option litetrain lacks is a ``ModelFormatError`` naming the layer, its class and
-the option. Functional models are not read yet.
+the option.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from ..author import nn
 from ..errors import ModelFormatError
 from .files import read
+from .functional import Functional, inbound
 from .layers import BUILDERS
 
 __all__ = ["load_model"]
@@ -34,21 +36,35 @@ def _input_shape(config: dict, layers: list[dict]) -> tuple[tuple[int | None, ..
 
 def load_model(path: str | os.PathLike) -> nn.Sequential:
     config, weights = read(path)
-    if config.get("class_name") != "Sequential":
-        raise ModelFormatError(f"'{path}': {config.get('class_name')} models are not read yet "
-                               "(only Sequential)")
+    kind = config.get("class_name")
+    if kind not in ("Sequential", "Functional", "Model"):
+        raise ModelFormatError(f"'{path}': {kind} models are not supported (Sequential and "
+                               "Functional are)")
     layers = config["config"]["layers"]
     shape, dtype = _input_shape(config, layers)
+    specs = [layer for layer in layers if layer["class_name"] != "InputLayer"]
     built = []
-    for spec in (layer for layer in layers if layer["class_name"] != "InputLayer"):
+    for spec in specs:
         builder = BUILDERS.get(spec["class_name"])
         if builder is None:
             raise ModelFormatError(f"layer '{spec['config'].get('name')}' "
                                    f"({spec['class_name']}) is not supported; litetrain "
                                    f"reads {sorted(BUILDERS)}")
         built.append(builder(spec["config"]))
-    model = nn.Sequential(built, input_dtype=dtype)
-    model.layers[0].input_shape = shape
+    if kind == "Sequential":
+        model = nn.Sequential(built, input_dtype=dtype)
+        model.layers[0].input_shape = shape
+    else:
+        ins, outs = config["config"]["input_layers"], config["config"]["output_layers"]
+        if isinstance(ins[0], list) or isinstance(outs[0], list):
+            if len(ins) != 1 or len(outs) != 1:
+                raise ModelFormatError(f"'{path}': Functional models with {len(ins)} inputs "
+                                       f"and {len(outs)} outputs are not supported (1 and 1)")
+            ins, outs = ins[0], outs[0]
+        model = Functional(ins[0], outs[0], [
+            (spec["config"]["name"], layer, inbound(spec))
+            for spec, layer in zip(specs, built, strict=True)], shape, name="functional")
+        model.input_dtype = dtype
     model.build((None, *shape))
     for layer, arrays in zip(model.layers, weights, strict=True):
         if len(arrays) != len(layer.weights):

@@ -185,7 +185,17 @@ def _upsampling(cfg):
     return nn.UpSampling2D(cfg.get("size", 2), name=cfg["name"])
 
 
+def _merge(kind):
+    def build(cfg):
+        _check(kind.__name__, cfg, {"axis"} if kind is nn.Concatenate else set(), {})
+        return kind(cfg.get("axis", -1), name=cfg["name"]) if kind is nn.Concatenate else \
+            kind(name=cfg["name"])
+    return build
+
+
 BUILDERS: dict[str, Callable[[dict], nn.Layer]] = {
+    "Add": _merge(nn.Add), "Concatenate": _merge(nn.Concatenate),
+    "Multiply": _merge(nn.Multiply),
     "Dense": _dense, "Conv2D": _conv2d, "Conv1D": _conv1d, "DepthwiseConv2D": _depthwise,
     "BatchNormalization": _batch_norm, "MaxPooling2D": _pool(nn.MaxPool2D),
     "AveragePooling2D": _pool(nn.AveragePooling2D),

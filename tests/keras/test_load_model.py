@@ -28,7 +28,7 @@ def _predict(model, x):
     return M().run(x)["y"]
 
 
-@pytest.mark.parametrize("kind", ["cnn", "sequence"])
+@pytest.mark.parametrize("kind", ["cnn", "sequence", "residual"])
 @pytest.mark.parametrize("ext", ["keras", "h5"])
 def test_outputs_equal_keras_predict(kind, ext):
     expected = np.load(KERAS / f"{kind}.npz")
@@ -59,6 +59,16 @@ def test_convert_command_writes_a_file_litert_trains(tmp_path):
     x = np.load(KERAS / "sequence.npz")["x"].astype(np.int32)
     y = np.eye(3, dtype=np.float32)[np.arange(4) % 3]
     losses = same_losses_in_litert(data, [{"x": x, "y": y}] * 3)
+    assert losses[-1] < losses[0]
+
+
+def test_functional_model_trains_the_same_in_litert():
+    expected = np.load(KERAS / "residual.npz")
+    model = load_model(KERAS / "residual.h5")
+    m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(),
+                     optimizer=lt.optimizers.Adam(1e-2))
+    y = np.eye(3, dtype=np.float32)[np.arange(4) % 3]
+    losses = same_losses_in_litert(lt.convert(m), [{"x": expected["x"], "y": y}] * 4)
     assert losses[-1] < losses[0]
 
 
