@@ -195,6 +195,76 @@ class DepthwiseConv2D(Layer):
         return self.activation(y)
 
 
+class ZeroPadding2D(Layer):
+    """Zero rows and columns around each image: ``padding`` as an int, ``(h, w)`` or
+    ``((top, bottom), (left, right))``, as in Keras."""
+
+    default_name = "zero_padding2d"
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if np.isscalar(padding):
+            padding = ((padding, padding), (padding, padding))
+        elif np.isscalar(padding[0]):
+            padding = ((padding[0], padding[0]), (padding[1], padding[1]))
+        self.padding = tuple(tuple(int(v) for v in p) for p in padding)
+
+    def output_shape(self, input_shape):
+        (t, b), (left, r) = self.padding
+        n, h, w, c = input_shape
+        return (n, None if h is None else h + t + b, None if w is None else w + left + r, c)
+
+    def call(self, x, training=False):
+        (t, b), (left, r) = self.padding
+        pads = np.array([[0, 0], [t, b], [left, r], [0, 0]], np.int32)
+        return x.graph.op("pad", x, x.graph.const(pads))
+
+
+class SeparableConv2D(Layer):
+    """Depthwise then pointwise (1×1) convolution, Keras' weights ``depthwise_kernel``
+    ``[kh, kw, in, multiplier]``, ``pointwise_kernel`` ``[1, 1, in * multiplier, filters]``,
+    ``bias``."""
+
+    default_name = "separable_conv2d"
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
+                 depth_multiplier: int = 1, activation=None, use_bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = int(filters), _pair(kernel_size), \
+            _pair(strides)
+        self.padding, self.depth_multiplier = _padding_code(padding), int(depth_multiplier)
+        self.activation, self.use_bias = get_activation(activation), use_bias
+
+    def build(self, input_shape):
+        (kh, kw), c, m = self.kernel_size, input_shape[-1], self.depth_multiplier
+        self.depthwise_kernel = self.add_weight("depthwise_kernel", (kh, kw, c, m),
+                                                "glorot_uniform")
+        self.pointwise_kernel = self.add_weight("pointwise_kernel", (1, 1, c * m, self.filters),
+                                                "glorot_uniform")
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.filters,), "zeros")
+        self.built = True
+
+    def output_shape(self, input_shape):
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        return (input_shape[0], conv_out_size(input_shape[1], kh, sh, 1, self.padding),
+                conv_out_size(input_shape[2], kw, sw, 1, self.padding), self.filters)
+
+    def call(self, x, training=False):
+        g = x.graph
+        kh, kw, c, m = self.depthwise_kernel.shape
+        dw = g.op("reshape", self.depthwise_kernel.read(),
+                  g.const(np.array([1, kh, kw, c * m], np.int32)))
+        y = g.op("depthwise_conv_2d", x, dw, g.const(np.zeros(c * m, np.float32)),
+                 padding=self.padding, stride_h=self.strides[0], stride_w=self.strides[1],
+                 depth_multiplier=m)
+        pw = g.op("transpose", self.pointwise_kernel.read(),
+                  g.const(np.array([3, 0, 1, 2], np.int32)))
+        b = self.bias.read() if self.use_bias else None
+        return self.activation(g.op("conv_2d", y, pw, b, padding=VALID, stride_h=1,
+                                    stride_w=1))
+
+
 class _Pool2D(Layer):
     op = ""
 

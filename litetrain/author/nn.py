@@ -8,7 +8,9 @@ from .conv_layers import (
     DepthwiseConv2D,
     GlobalAveragePooling2D,
     MaxPool2D,
+    SeparableConv2D,
     UpSampling2D,
+    ZeroPadding2D,
 )
 from .functional import (
     ACTIVATIONS,
@@ -85,10 +87,12 @@ __all__ = [
     "Multiply",
     "Rescaling",
     "Reshape",
+    "SeparableConv2D",
     "Sequential",
     "SimpleRNN",
     "TFLiteModel",
     "UpSampling2D",
+    "ZeroPadding2D",
     "activation",
     "clip",
     "dropout",

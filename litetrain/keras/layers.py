@@ -185,6 +185,35 @@ def _upsampling(cfg):
     return nn.UpSampling2D(cfg.get("size", 2), name=cfg["name"])
 
 
+def _conv2d_transpose(cfg):
+    _data_format("Conv2DTranspose", cfg)
+    _check("Conv2DTranspose", cfg, {"filters", "kernel_size", "strides", "padding",
+                                    "activation", "use_bias"},
+           {"dilation_rate": [1, 1], "output_padding": None})
+    return nn.Conv2DTranspose(cfg["filters"], cfg["kernel_size"], cfg.get("strides", 1),
+                              cfg.get("padding", "valid"),
+                              activation=_activation("Conv2DTranspose", cfg),
+                              use_bias=cfg.get("use_bias", True), name=cfg["name"])
+
+
+def _separable(cfg):
+    _data_format("SeparableConv2D", cfg)
+    _check("SeparableConv2D", cfg, {"filters", "kernel_size", "strides", "padding",
+                                    "activation", "use_bias", "depth_multiplier",
+                                    "pointwise_initializer", "pointwise_regularizer",
+                                    "pointwise_constraint"}, {"dilation_rate": [1, 1]})
+    return nn.SeparableConv2D(cfg["filters"], cfg["kernel_size"], cfg.get("strides", 1),
+                              cfg.get("padding", "valid"), cfg.get("depth_multiplier", 1),
+                              activation=_activation("SeparableConv2D", cfg),
+                              use_bias=cfg.get("use_bias", True), name=cfg["name"])
+
+
+def _zero_padding(cfg):
+    _data_format("ZeroPadding2D", cfg)
+    _check("ZeroPadding2D", cfg, {"padding"}, {})
+    return nn.ZeroPadding2D(cfg.get("padding", 1), name=cfg["name"])
+
+
 def _merge(kind):
     def build(cfg):
         _check(kind.__name__, cfg, {"axis"} if kind is nn.Concatenate else set(), {})
@@ -204,5 +233,6 @@ BUILDERS: dict[str, Callable[[dict], nn.Layer]] = {
     "Activation": _activation_layer, "Rescaling": _rescaling, "Embedding": _embedding,
     "LSTM": _recurrent(nn.LSTM, {}), "GRU": _recurrent(nn.GRU, {"reset_after": True}),
     "SimpleRNN": _recurrent(nn.SimpleRNN, {}), "LayerNormalization": _layer_norm,
-    "UpSampling2D": _upsampling,
+    "UpSampling2D": _upsampling, "Conv2DTranspose": _conv2d_transpose,
+    "SeparableConv2D": _separable, "ZeroPadding2D": _zero_padding,
 }

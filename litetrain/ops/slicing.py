@@ -327,6 +327,15 @@ def _gather_vjp(g, attrs, ins, outs, dy):
     return [g.op("scatter_nd", where, dy, g.op("shape", params, out_type=2)), None]
 
 
+def _pad_vjp(g, attrs, ins, outs, dy):
+    """PAD/PADV2: the cotangent of the unpadded region (a SLICE of ``dy``)."""
+    x = ins[0]
+    p = np.asarray(ins[1].data).reshape(-1, 2)
+    begin = g.const(np.array(p[:, 0], np.int32))
+    size = g.op("shape", x, out_type=2)
+    return [g.op("slice", dy, begin, size)] + [None] * (len(ins) - 1)
+
+
 def _concatenation_vjp(g, attrs, ins, outs, dy):
     axis = attrs.get("axis", 0) % dy.ndim
     sizes = [x.shape[axis] for x in ins]
@@ -381,9 +390,11 @@ OPS = [
           shape_inputs=(0,), num_outputs=None, **_MOVES),
     OpDef("split_v", split_v, "SplitVOptions", shape=_split_v_shape, shape_inputs=(1, 2),
           num_outputs=None, **_MOVES),
-    OpDef("pad", pad, "PadOptions", shape=_pad_shape, integer=integer(_pad_integer),
+    OpDef("pad", pad, "PadOptions", shape=_pad_shape, vjp=_pad_vjp,
+          integer=integer(_pad_integer),
           output_quantization="same_as_input", shape_inputs=(1,)),
-    OpDef("padv2", pad, "PadV2Options", shape=_pad_shape, integer=integer(_pad_integer),
+    OpDef("padv2", pad, "PadV2Options", shape=_pad_shape, vjp=_pad_vjp,
+          integer=integer(_pad_integer),
           shape_inputs=(1,)),
     OpDef("mirror_pad", mirror_pad, "MirrorPadOptions", shape=_pad_shape, shape_inputs=(1,),
           **_MOVES),

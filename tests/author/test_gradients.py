@@ -92,6 +92,7 @@ CASES = {  # name: (op, differentiable inputs, constant inputs (position: value)
     "avg_pool_overlapping_valid": ("average_pool_2d", [R.normal(size=(2, 7, 6, 1))], {},
                                    {"padding": 1, "stride_h": 2, "stride_w": 2,
                                     "filter_height": 3, "filter_width": 3}),
+    "pad": ("pad", [R.normal(size=(2, 3, 2))], {1: i32([0, 1], [2, 0], [1, 1])}, {}),
     "upsample_nearest": ("resize_nearest_neighbor", [R.normal(size=(2, 3, 2, 2))],
                          {1: i32(6, 4)}, {}),
     "cumsum_exclusive_reverse": ("cumsum", [R.normal(size=(4, 3))], {1: np.int32(0)},

@@ -28,7 +28,7 @@ def _predict(model, x):
     return M().run(x)["y"]
 
 
-@pytest.mark.parametrize("kind", ["cnn", "sequence", "residual"])
+@pytest.mark.parametrize("kind", ["cnn", "sequence", "residual", "blocks"])
 @pytest.mark.parametrize("ext", ["keras", "h5"])
 def test_outputs_equal_keras_predict(kind, ext):
     expected = np.load(KERAS / f"{kind}.npz")
@@ -62,12 +62,15 @@ def test_convert_command_writes_a_file_litert_trains(tmp_path):
     assert losses[-1] < losses[0]
 
 
-def test_functional_model_trains_the_same_in_litert():
-    expected = np.load(KERAS / "residual.npz")
-    model = load_model(KERAS / "residual.h5")
-    m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(),
-                     optimizer=lt.optimizers.Adam(1e-2))
-    y = np.eye(3, dtype=np.float32)[np.arange(4) % 3]
+@pytest.mark.parametrize(("kind", "loss"), [
+    ("residual", lt.losses.CategoricalCrossentropy()),
+    ("blocks", lt.losses.CategoricalCrossentropy(from_logits=True))])
+def test_loaded_models_train_the_same_in_litert(kind, loss):
+    expected = np.load(KERAS / f"{kind}.npz")
+    model = load_model(KERAS / f"{kind}.h5")
+    m = lt.trainable(model, loss=loss, optimizer=lt.optimizers.Adam(1e-2))
+    classes = expected["y"].shape[-1]
+    y = np.eye(classes, dtype=np.float32)[np.arange(len(expected["x"])) % classes]
     losses = same_losses_in_litert(lt.convert(m), [{"x": expected["x"], "y": y}] * 4)
     assert losses[-1] < losses[0]
 
