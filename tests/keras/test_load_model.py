@@ -1,6 +1,7 @@
-"""Keras files (made by Keras 3 on TensorFlow 2.18: tests/fixtures/keras) as litetrain
-models: outputs equal ``model.predict``, the models train and export, unsupported layers
-and options are named, and ``litetrain convert`` writes a file that trains in LiteRT."""
+"""Keras files (tests/fixtures/keras: Keras 3 on TensorFlow 2.18, Keras 3 on JAX in
+``from_jax/``, tf_keras in ``from_tf_keras/``) as litetrain models: outputs equal
+``model.predict``, the models train and export, unsupported layers and options are named,
+and ``litetrain convert`` writes a file that trains in LiteRT."""
 
 from __future__ import annotations
 
@@ -16,25 +17,37 @@ from litetrain.keras import load_model
 KERAS = FIXTURES / "keras"
 
 
-def _predict(model, x):
-    class M(lt.Module):
-        def __init__(self):
-            self.model = model
-
-        @lt.signature(lt.TensorSpec([None, *x.shape[1:]], x.dtype))
-        def run(self, v):
-            return {"y": self.model(v)}
-
-    return M().run(x)["y"]
+def predict(model, xs: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs for ``xs`` (one array per model input), run by litetrain."""
+    m = lt.trainable(model, loss=lt.losses.MeanSquaredError(),
+                     optimizer=lt.optimizers.SGD(0.0))
+    out = m.infer(*xs)
+    names = getattr(model, "output_names", None)
+    return [out[n] for n in names] if names and len(names) > 1 else [out["logits"]]
 
 
-@pytest.mark.parametrize("kind", ["cnn", "sequence", "residual", "blocks"])
-@pytest.mark.parametrize("ext", ["keras", "h5"])
-def test_outputs_equal_keras_predict(kind, ext):
-    expected = np.load(KERAS / f"{kind}.npz")
-    model = load_model(KERAS / f"{kind}.{ext}")
-    got = _predict(model, expected["x"])
-    assert np.max(np.abs(got - expected["y"])) <= 1e-5 * np.max(np.abs(expected["y"]))
+def arrays(npz, prefix: str) -> list[np.ndarray]:
+    """``x``/``y``/``t`` or ``x0``, ``x1``… from a fixture's npz, in order."""
+    if prefix in npz.files:
+        return [npz[prefix]]
+    return [npz[f"{prefix}{i}"] for i in range(len(npz.files)) if f"{prefix}{i}" in npz.files]
+
+
+FILES = [f"{kind}.{ext}" for kind in ("cnn", "sequence", "residual", "blocks", "attention",
+                                      "multi") for ext in ("keras", "h5")] + \
+    ["tutorial.keras"] + \
+    [f"from_jax/{kind}.{ext}" for kind in ("cnn", "residual", "attention", "multi")
+     for ext in ("keras", "h5")] + \
+    [f"from_tf_keras/{kind}.h5" for kind in ("cnn", "residual", "attention", "multi")]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_outputs_equal_keras_predict(name):
+    expected = np.load((KERAS / name).with_suffix(".npz"))
+    model = load_model(KERAS / name)
+    got = predict(model, arrays(expected, "x"))
+    for g, y in zip(got, arrays(expected, "y"), strict=True):
+        assert np.max(np.abs(g - y)) <= 1e-5 * np.max(np.abs(y))
 
 
 def test_a_loaded_model_trains_and_exports():
