@@ -107,6 +107,10 @@ _OPTIMIZERS = {
     "AdamW": (optimizers.AdamW, {"beta_1", "beta_2", "epsilon"}, {"amsgrad": False},
               ("m", "v"), True),
     "Lion": (optimizers.Lion, {"beta_1", "beta_2"}, {}, ("momentum",), True),
+    "RMSprop": (optimizers.RMSprop, {"rho", "momentum", "epsilon"}, {"centered": False},
+                ("velocity", "momentum"), False),
+    "Adagrad": (optimizers.Adagrad, {"initial_accumulator_value", "epsilon"}, {},
+                ("accumulator",), True),
 }
 
 
@@ -116,9 +120,8 @@ def _optimizer(spec: dict, trainable: list[Variable], state: list[np.ndarray],
     cfg = dict(spec.get("config") or {})
     if kind not in _OPTIMIZERS:
         raise ModelFormatError(f"compiled optimizer '{kind}' is not supported (litetrain "
-                               f"carries over {sorted(_OPTIMIZERS)}; RMSprop and Adagrad "
-                               "differ from Keras in where epsilon goes)")
-    cls, options, fixed, kinds, _ = _OPTIMIZERS[kind]
+                               f"carries over {sorted(_OPTIMIZERS)})")
+    cls, options, fixed, kinds, interleaved = _OPTIMIZERS[kind]
     for key, value in cfg.items():
         if key in fixed and value != fixed[key]:
             raise ModelFormatError(f"compiled optimizer '{kind}': option {key}={value!r} is "
@@ -146,20 +149,20 @@ def _optimizer(spec: dict, trainable: list[Variable], state: list[np.ndarray],
         kwargs["weight_decay"] = cfg["weight_decay"]
     optimizer = cls(float(rate), **kwargs)
     if state:
-        _restore_state(optimizer, kind, kinds, trainable, state, names)
+        _restore_state(optimizer, kind, kinds, interleaved, trainable, state, names)
     return optimizer
 
 
 def _restore_state(optimizer: optimizers.Optimizer, kind: str, kinds: tuple[str, ...],
-                   trainable: list[Variable], state: list[np.ndarray],
+                   interleaved: bool, trainable: list[Variable], state: list[np.ndarray],
                    names: list[str]) -> None:
     """Put the saved iteration, learning rate and slots into ``optimizer``'s variables."""
     arrays = list(state)
     has_rate = not names or any(n.split("/")[-1].startswith("learning_rate") for n in names)
     iteration = arrays.pop(0)
     rate = arrays.pop(0) if has_rate else None
-    if kind == "SGD" and not optimizer.momentum:
-        kinds = ()
+    if kind in ("SGD", "RMSprop") and not optimizer.momentum:
+        kinds = tuple(k for k in kinds if k not in ("m", "momentum"))
     if len(arrays) != len(kinds) * len(trainable):
         raise ModelFormatError(f"the saved {kind} state holds {len(arrays)} slots; the "
                                f"model's {len(trainable)} trainable variables need "
@@ -169,9 +172,10 @@ def _restore_state(optimizer: optimizers.Optimizer, kind: str, kinds: tuple[str,
         optimizer.learning_rate.initial_value = np.asarray(rate, np.float32).reshape(())
     for i, var in enumerate(trainable):
         for j, slot_kind in enumerate(kinds):
-            saved = arrays[i * len(kinds) + j]
+            at = i * len(kinds) + j if interleaved else j * len(trainable) + i
+            saved = arrays[at]
             if tuple(saved.shape) != tuple(var.shape):
-                raise ModelFormatError(f"the saved {kind} slot {i * len(kinds) + j} is "
+                raise ModelFormatError(f"the saved {kind} slot {at} is "
                                        f"{list(saved.shape)}; variable '{var.name}' is "
                                        f"{list(var.shape)}")
             optimizer.slot(var, slot_kind).initial_value = np.asarray(saved, var.dtype)
@@ -192,7 +196,9 @@ def compiled(config: dict, output_names: list[str], trainable: list[Variable],
         [float(w) for w in _per_output(weights, output_names, "loss_weights")]
     spec = setup.get("optimizer") or setup.get("optimizer_config")
     if isinstance(spec, str):
-        spec = {"class_name": {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW",
-                               "lion": "Lion"}.get(spec.lower(), spec), "config": {}}
+        spec = {"class_name": {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "lion": "Lion",
+                               "rmsprop": "RMSprop", "adagrad": "Adagrad"}.get(spec.lower(),
+                                                                               spec),
+                "config": {}}
     optimizer = _optimizer(spec, trainable, state, state_names) if spec else None
     return Compiled(per, weights, optimizer)

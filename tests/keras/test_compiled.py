@@ -27,7 +27,8 @@ def _labels(npz) -> list[np.ndarray]:
 @pytest.mark.parametrize("name", [
     "residual.keras", "residual.h5", "attention.keras", "attention.h5", "multi.keras",
     "multi.h5", "from_jax/residual.keras", "from_jax/attention.h5", "from_jax/multi.keras",
-    "from_tf_keras/residual.h5", "from_tf_keras/attention.h5", "from_tf_keras/multi.h5"])
+    "from_tf_keras/residual.h5", "from_tf_keras/attention.h5", "from_tf_keras/multi.h5",
+    "rmsprop.keras", "adagrad.keras"])
 def test_the_first_step_is_the_step_keras_takes_next(name):
     expected = np.load((KERAS / name).with_suffix(".npz"))
     model = load_model(KERAS / name)
@@ -119,3 +120,26 @@ def test_what_cannot_be_carried_over_is_named(tmp_path, edit, message):
 def test_a_model_without_compiled_setup_needs_loss_and_optimizer():
     with pytest.raises(ValueError, match="give loss= and optimizer="):
         lt.trainable(load_model(KERAS / "cnn.keras"))
+
+
+def _layer(config: dict, kind: str) -> dict:
+    """The first layer of class ``kind`` (layer names depend on the generator's session)."""
+    return next(la for la in config["config"]["layers"] if la["class_name"] == kind)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: _layer(c, "MultiHeadAttention")["config"].update(dropout=0.1),
+     r"'\w+' \(MultiHeadAttention\): option dropout=0.1 is not supported"),
+    (lambda c: _layer(c, "MultiHeadAttention")["config"].update(attention_axes=[1, 2]),
+     r"option attention_axes=\[1, 2\] is not supported"),
+    (lambda c: _layer(c, "MultiHeadAttention")["inbound_nodes"][0]["kwargs"].update(
+        use_causal_mask=True), r"call argument use_causal_mask=True is not supported"),
+    (lambda c: _layer(c, "ReLU")["config"].update(max_value=3.0),
+     r"'\w+' \(ReLU\): option max_value=3.0 is not supported"),
+    (lambda c: _layer(c, "GRU")["inbound_nodes"][0]["args"][0]["config"].update(
+        keras_history=["nowhere", 0, 0]),
+     r"layer '\w+' \(call 0\) reads \[\('nowhere', 0, 0\)\], which no layer"),
+])
+def test_attention_and_graph_problems_are_named(tmp_path, edit, message):
+    with pytest.raises(lt.ModelFormatError, match=message):
+        load_model(_rewrite(tmp_path, "attention.keras", edit))
