@@ -268,9 +268,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
                     not softmax_out),
                 "mse": losses.MeanSquaredError()}[kind]
         loss_note = kind
-    data = convert(trainable(model, loss=loss, optimizer=optimizer, fine_tune=args.trainable))
+    kind, _, count = args.trainable.partition(":")
+    if args.split:
+        from .keras.split import split
+
+        if kind != "last" or not count.isdigit():
+            raise LitetrainError(f"--split needs --trainable last:N, got {args.trainable!r}")
+        module, names = split(model, int(count), loss, optimizer), "load, train"
+    else:
+        module, names = trainable(model, loss=loss, optimizer=optimizer,
+                                  fine_tune=args.trainable), "train"
+    data = convert(module)
     Path(args.out).write_bytes(data)
-    print(f"wrote {args.out} ({len(data):,} bytes): train, infer, save, restore "
+    print(f"wrote {args.out} ({len(data):,} bytes): {names}, infer, save, restore "
           f"({loss_note}, {opt_note}, trainable {args.trainable}); builtin ops only")
     return 0
 
@@ -288,6 +298,9 @@ def _add_convert(sub) -> None:
                    "the file's compiled optimizer with its saved state, else adam:1e-3)")
     p.add_argument("--trainable", default="all", help="all, bias or last:N "
                    "(default: %(default)s)")
+    p.add_argument("--split", action="store_true", help="with --trainable last:N: the frozen "
+                   "layers become a load(x) -> bottleneck signature and train(bottleneck, y) "
+                   "trains the last N (Sequential models)")
     p.set_defaults(func=_cmd_convert)
 
 

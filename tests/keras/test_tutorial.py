@@ -66,3 +66,27 @@ def test_litert_runs_the_tutorials_train_loop(converted):
     losses = same_losses_in_litert(converted, [{"x": expected["x"], "y": expected["t"]}] * 3)
     assert losses[0] == pytest.approx(float(expected["next_loss"]), rel=1e-5)
     assert losses[-1] < losses[0]
+
+
+def test_split_puts_the_frozen_base_in_load(tmp_path, capsys):
+    """``--trainable last:N --split``: load(x) gives the frozen layers' bottleneck (once per
+    example), train(bottleneck, y) trains the last N layers, the same in LiteRT; infer(x)
+    is still the whole model (Keras' predict)."""
+    from litetrain.cli import main
+
+    out = tmp_path / "split.tflite"
+    assert main(["convert", str(KERAS / "cnn.keras"), "-o", str(out), "--trainable",
+                 "last:2", "--split", "--optimizer", "sgd:0.05"]) == 0
+    data = out.read_bytes()
+    device = lt.Interpreter(model_content=data)
+    assert set(device.get_signature_list()) == {"load", "train", "infer", "save", "restore"}
+    expected = np.load(KERAS / "cnn.npz")
+    np.testing.assert_allclose(device.get_signature_runner("infer")(x=expected["x"])["logits"],
+                               expected["y"], rtol=1e-5, atol=1e-6)
+    bottleneck = device.get_signature_runner("load")(x=expected["x"])["bottleneck"]
+    assert bottleneck.shape == (5, 5, 5, 6)  # pooled features; Flatten and Dense train
+    y = np.eye(4, dtype=np.float32)[np.arange(5) % 4]
+    losses = same_losses_in_litert(data, [{"bottleneck": bottleneck, "y": y}] * 4)
+    assert losses[-1] < losses[0]
+    assert main(["convert", str(KERAS / "cnn.keras"), "-o", str(out), "--split"]) != 0
+    assert "--split needs --trainable last:N, got 'all'" in capsys.readouterr().err
