@@ -118,7 +118,8 @@ def test_unsupported_layers_and_options_are_named(tmp_path):
 
 @pytest.mark.parametrize("name", ["cnn.keras", "from_jax/cnn.h5", "from_tf_keras/cnn.h5",
                                   "from_jax/attention.keras", "from_tf_keras/attention.h5",
-                                  "from_jax/multi.h5", "from_tf_keras/residual.h5"])
+                                  "from_jax/multi.h5", "from_jax/residual.keras",
+                                  "from_tf_keras/residual.h5"])
 def test_files_from_every_writer_train_the_same_in_litert(name):
     expected = np.load((KERAS / name).with_suffix(".npz"))
     model = load_model(KERAS / name)
