@@ -136,10 +136,12 @@ def _pool(kind):
     return build
 
 
-def _global_average(cfg):
-    _data_format("GlobalAveragePooling2D", cfg)
-    _check("GlobalAveragePooling2D", cfg, set(), {"keepdims": False})
-    return nn.GlobalAveragePooling2D(name=cfg["name"])
+def _global_average(kind):
+    def build(cfg):
+        _data_format(kind.__name__, cfg)
+        _check(kind.__name__, cfg, set(), {"keepdims": False})
+        return kind(name=cfg["name"])
+    return build
 
 
 def _dropout(cfg):
@@ -283,7 +285,8 @@ BUILDERS: dict[str, Callable[[dict], nn.Layer]] = {
     "Dense": _dense, "Conv2D": _conv2d, "Conv1D": _conv1d, "DepthwiseConv2D": _depthwise,
     "BatchNormalization": _batch_norm, "MaxPooling2D": _pool(nn.MaxPool2D),
     "AveragePooling2D": _pool(nn.AveragePooling2D),
-    "GlobalAveragePooling2D": _global_average, "Dropout": _dropout,
+    "GlobalAveragePooling2D": _global_average(nn.GlobalAveragePooling2D),
+    "GlobalAveragePooling1D": _global_average(nn.GlobalAveragePooling1D), "Dropout": _dropout,
     "Flatten": _flatten, "Reshape": _simple(nn.Reshape, {"target_shape"}),
     "Activation": _activation_layer, "Rescaling": _rescaling, "Embedding": _embedding,
     "LSTM": _recurrent(nn.LSTM, {}), "GRU": _recurrent(nn.GRU, {"reset_after": True}),
