@@ -9,8 +9,8 @@ Filters: CONV_2D and TRANSPOSE_CONV use ``[out, kh, kw, in]``; DEPTHWISE_CONV_2D
 Gradient rules emit builtin ops only (TensorFlow's converter needs Flex ops for them):
 
 * CONV_2D input gradient: TRANSPOSE_CONV with the filter's in/out channels swapped;
-  filter gradient: a CONV_2D of the (padded) input, batch moved to channels, with the
-  output gradient as the filter and the forward stride as dilation.
+  filter gradient: per filter tap one GEMM (BATCH_MATMUL, ``adj_x``) of the tap's input
+  window and the output gradient over all batch items and pixels (``_filter_grad``).
 * DEPTHWISE_CONV_2D input gradient: a depthwise convolution of the stride-dilated, fully
   padded output gradient with the spatially reversed filter; filter gradient: one strided
   slice of the padded input per tap, multiplied by the output gradient and summed.
@@ -172,22 +172,58 @@ def _pad_input(g, x, pt, pb, pl, pr):
 def _conv_2d_vjp(g, attrs, ins, outs, dy):
     x, w = ins[0], ins[1]
     _plain_convolution(attrs)
-    o, kh, kw, ci = w.shape
+    _, kh, kw, ci = w.shape
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
     sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
     dx = g.op("transpose_conv", g.op("shape", x, out_type=2), _perm(g, w, (3, 1, 2, 0)), dy,
               padding=padding, stride_h=sh, stride_w=sw)
-    _, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, padding)
-    _, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, padding)
+    return [dx, _filter_grad(g, x, dy, (kh, kw), (sh, sw), padding),
+            *_bias_grad(g, ins, dy)]
+
+
+def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padding: int):
+    """CONV_2D's filter gradient ``[o, kh, kw, c]``: per tap, one GEMM
+    ``window(x)ᵀ @ dy`` over every batch item and output pixel (BATCH_MATMUL with
+    ``adj_x``, which BLAS takes transposed without a copy), the taps packed.
+
+    Undilated stride 1 needs no window gathering: on the padded input flattened to
+    ``[n, hp·wp, c]``, tap ``(i, j)``'s window is each image's pixel range shifted by
+    ``i·wp + j`` (``hp·wp − shift_max`` pixels), against ``dy`` zero-padded to the same
+    ``hp × wp`` grid: pixels outside the output carry zero cotangent, and the ones the
+    ranges leave out are all outside it. Copies are then contiguous (a 3-channel
+    input's im2col would move 3 floats at a time)."""
+    (kh, kw), (sh, sw) = size, strides
+    (_, h, w, c), o = x.shape, dy.shape[3]
+    oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
+    ow, pl, pr = pad_before_after(w, kw, sw, 1, padding)
     xp = _pad_input(g, x, pt, pb, pl, pr)
-    # TFLite's CONV_2D kernel insists on a bias operand, so pass zeros.
-    zero_bias = g.const(np.zeros(o, dy.dtype))
-    r = g.op("conv_2d", _perm(g, xp, (3, 1, 2, 0)), _perm(g, dy, (3, 1, 2, 0)), zero_bias,
-             padding=1, stride_h=1, stride_w=1, dilation_h_factor=sh, dilation_w_factor=sw)
-    if r.shape[1:3] != (kh, kw):
-        r = g.op("slice", r, i32(g, [0, 0, 0, 0]), i32(g, [-1, kh, kw, -1]))
-    return [dx, _perm(g, r, (3, 1, 2, 0)), *_bias_grad(g, ins, dy)]
+    hp, wp = xp.shape[1:3]
+    if (sh, sw) == (1, 1) and (kh, kw) != (1, 1):
+        rows = g.op("reshape", xp, i32(g, [-1, hp * wp, c]))
+        span = hp * wp - (kh - 1) * wp - (kw - 1)
+        d = _pad_input(g, dy, 0, hp - oh, 0, wp - ow)
+        d = _flat(g, g.op("reshape", d, i32(g, [-1, hp * wp, o])), 0, span)
+        wins = [_flat(g, rows, i * wp + j, span) for i in range(kh) for j in range(kw)]
+    else:
+        wins = [xp if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow) else
+                g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
+                     i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                     i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+                for i in range(kh) for j in range(kw)]
+        wins = [g.op("reshape", v, i32(g, [-1, c])) for v in wins]
+        d = g.op("reshape", dy, i32(g, [-1, o]))
+    taps = [g.op("batch_matmul", v, d, adj_x=True) for v in wins]
+    dw = taps[0] if len(taps) == 1 else g.op("pack", *taps, axis=0, values_count=len(taps))
+    return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
+
+
+def _flat(g, v, start: int, span: int):
+    """Rows ``start .. start + span`` of each image of ``v`` (``[n, pixels, ch]``), as a
+    ``[n · span, ch]`` matrix."""
+    if (start, span) != (0, v.shape[1]):
+        v = g.op("slice", v, i32(g, [0, start, 0]), i32(g, [-1, span, -1]))
+    return g.op("reshape", v, i32(g, [-1, v.shape[2]]))
 
 
 def _transpose_conv_vjp(g, attrs, ins, outs, dy):
@@ -201,7 +237,8 @@ def _transpose_conv_vjp(g, attrs, ins, outs, dy):
                 "stride_w": attrs["stride_w"]}
     p = _perm(g, v, (3, 1, 2, 0))
     dx = g.op("conv_2d", dy, p, g.const(np.zeros(p.shape[0], dy.dtype)), **geometry)
-    _, dp, *_ = _conv_2d_vjp(g, geometry, [dy, p], [], x)
+    dp = _filter_grad(g, dy, x, v.shape[1:3], (attrs["stride_h"], attrs["stride_w"]),
+                      attrs["padding"])
     grads = [None, _perm(g, dp, (3, 1, 2, 0)), dx]
     if len(ins) > 3:
         grads.append(None if ins[3] is None else

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import SAME, fused, pad_before_after
 from .conv import depthwise_vjp, dilate, fit, window_shape
-from .grad import i32
+from .grad import i32, mask
 from .quantized.fixed_point import dtype_range
 from .quantized.lib import Quantized, clamp, integer
 from .registry import NodeInfo, OpDef
@@ -119,7 +119,7 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
     if _non_overlapping(attrs, x):
         hit = g.op("equal", x, _upsample(g, y, kh, kw, x))
         spread = _upsample(g, dy, kh, kw, x)
-        return [g.op("select_v2", hit, spread, g.op("zeros_like", spread))]
+        return [mask(g, hit, spread)]
     kh, kw, sh, sw, oh, ow, (pt, pb, pl, pr) = _geometry(attrs, x)
     hp, wp = x.shape[1] + pt + pb, x.shape[2] + pl + pr
     xp = x if not (pt or pb or pl or pr) else g.op(
