@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from .common import as_int_tuple, conv_out_size, fused, pad_before_after
+from .common import SAME, VALID, as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
 from .quantized.lib import (
     Quantized,
@@ -85,25 +85,38 @@ def depthwise_conv_2d(attrs, x, w, b=None):
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):
+    """One GEMM gives every (tap, output channel) contribution of every input pixel; col2im
+    adds each tap's block, a strided slice, into the output (clipped to it, so padding is
+    never computed), in tap order."""
     n, oh, ow, o = as_int_tuple(output_shape)
     _, kh, kw, ci = w.shape
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     _, ph, _ = pad_before_after(oh, kh, sh, 1, attrs["padding"])
     _, pw, _ = pad_before_after(ow, kw, sw, 1, attrs["padding"])
     h, wd = x.shape[1:3]
-    full_h = max((h - 1) * sh + kh, oh + ph)
-    full_w = max((wd - 1) * sw + kw, ow + pw)
-    full = np.zeros((n, full_h, full_w, o), np.result_type(x, w))
-    # One matmul gives every (tap, output channel) contribution; scatter-add them.
-    contrib = (x.reshape(-1, ci) @ w.reshape(o * kh * kw, ci).T).reshape(n, h, wd, o, kh, kw)
+    # Filter as [ci, (kh, kw, o)]: each tap's block of the product is then contiguous.
+    taps_first = np.ascontiguousarray(w.reshape(o, kh * kw, ci).transpose(2, 1, 0))
+    contrib = (x.reshape(-1, ci) @ taps_first.reshape(ci, kh * kw * o)).reshape(
+        n, h, wd, kh, kw, o)
+    out = np.zeros((n, oh, ow, o), np.result_type(x, w))
     for i in range(kh):
+        y0, y1, r0 = tap_span(h, sh, i - ph, oh)
         for j in range(kw):
-            full[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw, :] += \
-                contrib[..., i, j]
-    out = np.ascontiguousarray(full[:, ph:ph + oh, pw:pw + ow, :])
+            x0, x1, c0 = tap_span(wd, sw, j - pw, ow)
+            if y1 > y0 and x1 > x0:
+                out[:, r0:r0 + (y1 - y0 - 1) * sh + 1:sh, c0:c0 + (x1 - x0 - 1) * sw + 1:sw] \
+                    += contrib[:, y0:y1, x0:x1, i, j]
     if b is not None:
         out += b
     return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def tap_span(size: int, stride: int, offset: int, out_size: int) -> tuple[int, int, int]:
+    """Input positions ``y0 .. y1`` whose ``y * stride + offset`` falls in
+    ``0 .. out_size``, and where the first lands."""
+    y0 = max(0, -(offset // stride))
+    y1 = min(size, (out_size - 1 - offset) // stride + 1)
+    return y0, y1, y0 * stride + offset
 
 
 def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
@@ -283,15 +296,21 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
     oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
     ow, pl, pr = pad_before_after(wd, kw, sw, 1, padding)
     # dx: padded-input gradient = full correlation of dilated dy with the reversed filter.
-    d = dilate(g, dy, sh, sw)
-    d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
+    # At stride 1 with SAME padding and odd filter sizes the rows and columns dx needs of
+    # it are exactly a SAME correlation of dy: no padding, nothing computed to be cut.
+    same = (sh, sw) == (1, 1) and padding == SAME and kh % 2 == kw % 2 == 1
+    if same:
+        d = dy
+    else:
+        d = dilate(g, dy, sh, sw)
+        d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
     wr = g.op("reverse_v2", w, i32(g, [1, 2]))
-    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)), padding=1,
-                stride_h=1, stride_w=1, depth_multiplier=1)
+    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)),
+                padding=SAME if same else VALID, stride_h=1, stride_w=1, depth_multiplier=1)
     if m > 1:
         full = g.op("sum", g.op("reshape", full, i32(g, [-1, *full.shape[1:3], c, m])),
                     i32(g, [4]), keep_dims=False)
-    dx = fit(g, full, (pt, pl), (h, wd))
+    dx = full if same else fit(g, full, (pt, pl), (h, wd))
     # dw: per tap, the input window it saw times the output gradient, summed.
     xp = _pad_input(g, x, pt, pb, pl, pr)
     dy5 = dy if m == 1 else g.op("reshape", dy, i32(g, [-1, oh, ow, c, m]))
