@@ -201,24 +201,26 @@ def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padd
     ``adj_x``, which BLAS takes transposed without a copy), the taps packed.
 
     Undilated stride 1 needs no window gathering: on the padded input flattened to
-    ``[n, hp·wp, c]``, tap ``(i, j)``'s window is each image's pixel range shifted by
-    ``i·wp + j`` (``hp·wp − shift_max`` pixels), against ``dy`` zero-padded to the same
-    ``hp × wp`` grid: pixels outside the output carry zero cotangent, and the ones the
-    ranges leave out are all outside it. Copies are then contiguous (a 3-channel
-    input's im2col would move 3 floats at a time)."""
+    ``[n, pixels, c]``, tap ``(i, j)``'s window is each image's ``hp·wp`` pixels from
+    ``i·wp + j`` on, against ``dy`` zero-padded to the same ``hp × wp`` grid: pixels
+    outside the output carry zero cotangent, so what the shifted ranges wrap around to
+    adds nothing. Copies are then contiguous (a 3-channel input's im2col would move 3
+    floats at a time)."""
     (kh, kw), (sh, sw) = size, strides
     (_, h, w, c), o = x.shape, dy.shape[3]
     oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
     ow, pl, pr = pad_before_after(w, kw, sw, 1, padding)
-    xp = _pad_input(g, x, pt, pb, pl, pr)
-    hp, wp = xp.shape[1:3]
+    hp, wp = h + pt + pb, w + pl + pr
     if (sh, sw) == (1, 1) and (kh, kw) != (1, 1):
-        rows = g.op("reshape", xp, i32(g, [-1, hp * wp, c]))
-        span = hp * wp - (kh - 1) * wp - (kw - 1)
+        # `extra` zero rows below each image let every tap's range run a whole hp·wp.
+        extra = kh - 1 + (kw > 1)
+        xp = _pad_input(g, x, pt, pb + extra, pl, pr)
+        rows = g.op("reshape", xp, i32(g, [-1, (hp + extra) * wp, c]))
         d = _pad_input(g, dy, 0, hp - oh, 0, wp - ow)
-        d = _flat(g, g.op("reshape", d, i32(g, [-1, hp * wp, o])), 0, span)
-        wins = [_flat(g, rows, i * wp + j, span) for i in range(kh) for j in range(kw)]
+        d = g.op("reshape", d, i32(g, [-1, o]))
+        wins = [_flat(g, rows, i * wp + j, hp * wp) for i in range(kh) for j in range(kw)]
     else:
+        xp = _pad_input(g, x, pt, pb, pl, pr)
         wins = [xp if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow) else
                 g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
                      i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
