@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks")]
 
-from common import interleaved, sgemm_runner, table  # noqa: E402
+from common import samples, sgemm_runner, table  # noqa: E402
 
 import litetrain as lt  # noqa: E402
 from litetrain.runtime.threads import blas_threads  # noqa: E402
@@ -147,6 +147,42 @@ def profile(content: bytes, feeds: dict, threads: int, calls: int = 5) -> list[t
     return [(op, t / calls * 1e3, nodes[op] // calls) for op, t in spent.most_common(10)]
 
 
+def _cpu_samples(fn, repeats: int) -> list[float]:
+    """CPU seconds of the process per call (one thread: the call's own work, not the
+    time other processes held the core)."""
+    out = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        out.append(time.process_time() - t0)
+    return out
+
+
+def timed(candidates: dict, reference: str, rounds: int, repeats: int) -> dict[str, dict]:
+    """Interleaved rounds (as ``common.interleaved``): per candidate the median wall time
+    and the median over rounds of the reference's time / its time, in wall time and in
+    the process's CPU time (which a loaded machine disturbs far less: with one thread it
+    leaves out the time other processes held the core)."""
+    wall: dict[str, list[float]] = {k: [] for k in candidates}
+    cpu: dict[str, list[float]] = {k: [] for k in candidates}
+    every: dict[str, list[float]] = {k: [] for k in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t = samples(fn, repeats)
+            wall[name].append(float(np.median(t)))
+            every[name] += t
+            cpu[name].append(float(np.median(_cpu_samples(fn, repeats))))
+    out = {}
+    for name in candidates:
+        r = np.array(wall[reference]) / np.array(wall[name])
+        rc = np.array(cpu[reference]) / np.array(cpu[name])
+        out[name] = {"median_ms": float(np.median(every[name])) * 1e3,
+                     "cpu_ms": float(np.median(cpu[name])) * 1e3, "ratio": float(np.median(r)),
+                     "ratio_range": (float(r.min()), float(r.max())),
+                     "cpu_ratio": float(np.median(rc))}
+    return out
+
+
 def _limited(fn, threads: int):
     def run():
         with blas_threads(threads):
@@ -168,14 +204,16 @@ def run(quick: bool = False, names=tuple(MODELS), with_profile: bool = False,
         if LiteRT is not None:
             cands["litert"] = _runner(LiteRT(model_content=content, num_threads=threads),
                                       feeds)
-        r = interleaved(cands, "litetrain", rounds, repeats)
+        r = timed(cands, "litetrain", rounds, repeats)
         flops = 2 * sum(m * k * n for m, k, n in gemm_limit(model, BATCH))
         row = {"model": name, "batch": BATCH, "threads": threads,
                "litetrain_ms": r["litetrain"]["median_ms"], "limit_ms": r["limit"]["median_ms"],
+               "litetrain_cpu_ms": r["litetrain"]["cpu_ms"], "limit_cpu_ms": r["limit"]["cpu_ms"],
                "gemm_mflop": flops / 1e6, "x_limit": r["limit"]["ratio"],
-               "x_limit_range": (r["limit"]["ratio_min"], r["limit"]["ratio_max"])}
+               "x_limit_range": r["limit"]["ratio_range"], "x_limit_cpu": r["limit"]["cpu_ratio"]}
         if "litert" in r:
-            row.update(litert_ms=r["litert"]["median_ms"], x_litert=r["litert"]["ratio"])
+            row.update(litert_ms=r["litert"]["median_ms"], x_litert=r["litert"]["ratio"],
+                       x_litert_cpu=r["litert"]["cpu_ratio"])
         if with_profile:
             row["profile"] = profile(content, feeds, threads)
         rows.append(row)
@@ -186,16 +224,21 @@ def report(rows: list[dict]) -> str:
     def f(v, fmt="{:.2f}"):
         return "" if v is None else fmt.format(v)
     lines = [table([{"model": r["model"], "batch": r["batch"],
-                     "step ms": f(r["litetrain_ms"]), "GEMM MFLOP": f(r["gemm_mflop"], "{:.1f}"),
+                     "step ms": f(r["litetrain_ms"]), "CPU ms": f(r["litetrain_cpu_ms"]),
+                     "GEMM MFLOP": f(r["gemm_mflop"], "{:.1f}"),
                      "limit ms": f(r["limit_ms"]), "× limit": f(r["x_limit"]),
-                     "LiteRT ms": f(r.get("litert_ms")), "× LiteRT": f(r.get("x_litert"))}
+                     "× limit (CPU)": f(r["x_limit_cpu"]),
+                     "LiteRT ms": f(r.get("litert_ms")), "× LiteRT": f(r.get("x_litert")),
+                     "× LiteRT (CPU)": f(r.get("x_litert_cpu"))}
                     for r in rows],
-                   ["model", "batch", "step ms", "GEMM MFLOP", "limit ms", "× limit",
-                    "LiteRT ms", "× LiteRT"]),
+                   ["model", "batch", "step ms", "CPU ms", "GEMM MFLOP", "limit ms", "× limit",
+                    "× limit (CPU)", "LiteRT ms", "× LiteRT", "× LiteRT (CPU)"]),
              "", "× limit: the train step's time / its convolution and dense products (forward "
              "and backward) as float32 GEMMs at NumPy's sgemm rate; × LiteRT: / "
              "ai-edge-litert on the same exported file. Same run, interleaved, "
-             f"{rows[0]['threads'] if rows else 1} thread(s)."]
+             f"{rows[0]['threads'] if rows else 1} thread(s); medians of per-round ratios of "
+             "wall times and (CPU) of the process's CPU times, which on a shared machine "
+             "measure the work rather than the neighbours (with one thread)."]
     for r in rows:
         if "profile" in r:
             lines.append(f"\n{r['model']}: " + ", ".join(
