@@ -4,6 +4,8 @@ scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kerne
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .common import axes
@@ -31,30 +33,40 @@ def _leading_sum(x, axis, keepdims):
 
     NumPy reduces an outer axis row by row, one short inner loop per row; the product
     reads the rows once at BLAS speed. Both add each column's values one after another
-    in float32 (the same accuracy class; the bits may differ)."""
-    if (x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous
-            or tuple(sorted(axis)) != tuple(range(len(axis))) or len(axis) == x.ndim):
+    in float32 (the same accuracy class; the bits may differ). The checks are cheap:
+    small reductions (most of a recurrent step's) must not pay for the fast path."""
+    k = len(axis)
+    if k >= x.ndim or x.dtype.char not in "fd" or not x.flags.c_contiguous:
         return None
-    rows = int(np.prod(x.shape[:len(axis)]))
-    if rows < 64:
+    rows = math.prod(x.shape[:k])
+    if rows < 64 or (axis != _LEADING[k] and tuple(sorted(axis)) != _LEADING[k]):
         return None
     out = np.ones(rows, x.dtype) @ x.reshape(rows, -1)
-    kept = (1,) * len(axis) if keepdims else ()
-    return out.reshape(kept + x.shape[len(axis):])
+    kept = (1,) * k if keepdims else ()
+    return out.reshape(kept + x.shape[k:])
+
+
+_LEADING = [tuple(range(k)) for k in range(33)]
 
 
 def _sum(x, axis, keepdims):
     fast = _leading_sum(x, axis, keepdims)
-    return np.sum(x, axis=axis, keepdims=keepdims) if fast is None else fast
+    if fast is not None:
+        return fast
+    if x.dtype.char in "fd":  # np.sum's own checks cost more than a small sum
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
 
 
 def _mean(x, axis, keepdims):
     if np.issubdtype(x.dtype, np.integer):  # TFLite rounds integer means to nearest
         return np.rint(np.mean(x, axis=axis, keepdims=keepdims)).astype(x.dtype)
-    fast = _leading_sum(x, axis, keepdims)
-    if fast is None:
+    if x.dtype.char not in "fd" or x.size == 0:
         return np.mean(x, axis=axis, keepdims=keepdims)
-    return np.divide(fast, x.size // fast.size, dtype=x.dtype)
+    # np.mean's own arithmetic (a float sum, then one division by the count), minus its
+    # Python-level checks.
+    total = _sum(x, axis, keepdims)
+    return np.divide(total, x.size // max(np.size(total), 1), dtype=x.dtype)
 
 
 def _arg(fn):
