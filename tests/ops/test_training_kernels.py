@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import litetrain as lt
 from litetrain.ops.common import SAME, VALID, conv_out_size, pad_before_after
 from tests.author.test_gradients import CASES
 from tests.author.test_gradients import test_vjp_matches_finite_differences as check_vjp
@@ -108,3 +109,44 @@ GRADIENT_CASES = {  # filter and input gradients the rewritten rules emit, by ge
 def test_training_gradients_match_finite_differences(case, monkeypatch):
     monkeypatch.setitem(CASES, case, GRADIENT_CASES[case])
     check_vjp(case)
+
+
+def max_pool_grad_reference(x, dy, k, s, padding):
+    """TensorFlow's MaxPoolGrad: each window's cotangent goes to its first maximum in
+    row-major order (padding never wins)."""
+    n, h, w, c = x.shape
+    oh, ph, _ = pad_before_after(h, k[0], s[0], 1, padding)
+    ow, pw, _ = pad_before_after(w, k[1], s[1], 1, padding)
+    out = np.zeros_like(x)
+    for b, y, xx, ch in np.ndindex(n, oh, ow, c):
+        best = None
+        for i in range(k[0]):
+            for j in range(k[1]):
+                r, q = y * s[0] + i - ph, xx * s[1] + j - pw
+                if 0 <= r < h and 0 <= q < w and (best is None or x[b, r, q, ch] > x[best]):
+                    best = (b, r, q, ch)
+        out[best] += dy[b, y, xx, ch]
+    return out
+
+
+@pytest.mark.parametrize("shape,k,padding", [
+    ((2, 6, 8, 3), (2, 2), VALID), ((1, 7, 5, 2), (2, 2), VALID), ((2, 6, 6, 1), (3, 3), SAME),
+    ((1, 4, 6, 2), (2, 3), VALID), ((3, 4, 4, 2), (1, 2), SAME), ((1, 5, 5, 1), (3, 2), SAME)])
+def test_max_pool_gradient_sends_ties_to_the_first_maximum(shape, k, padding):
+    """Inputs with many equal values (what a ReLU or a constant border makes)."""
+    x = R.integers(0, 3, shape).astype(np.float32)
+    attrs = {"padding": padding, "stride_h": k[0], "stride_w": k[1], "filter_height": k[0],
+             "filter_width": k[1]}
+    y = run_kernel("max_pool_2d", x, **attrs)
+    dy = R.normal(size=y.shape).astype(np.float32)
+
+    class M(lt.Module):
+        @lt.signature(lt.TensorSpec([None, *shape[1:]]), lt.TensorSpec([None, *y.shape[1:]]))
+        def grads(self, v, d):
+            with lt.GradientTape() as tape:
+                loss = lt.nn.reduce_sum(v.graph.op("max_pool_2d", v, **attrs) * d)
+            return {"dx": tape.gradient(loss, [v])[0]}
+
+    got = M().grads(x, dy)["dx"]
+    want = max_pool_grad_reference(x, dy, k, k, padding)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
