@@ -5,7 +5,9 @@ default) and ``LSTM``, unrolled over a fixed number of time steps.
 Everything is built from builtin ops with gradient rules (GATHER's is one SCATTER_ND; the
 time steps come from UNPACK, the gates from SPLIT), so exported files train in stock LiteRT.
 Recurrent layers start from a zero state, as Keras does, and return the last output
-(``return_sequences=True``: every step's, as ``[batch, time, units]``).
+(``return_sequences=True``: every step's, as ``[batch, time, units]``). The input
+projection (``x @ kernel + bias``) of all steps is one product before the loop; each
+step adds its recurrent product and applies the gates.
 """
 
 from __future__ import annotations
@@ -99,15 +101,27 @@ class _Recurrent(Layer):
             raise ValueError(f"{type(self).__name__} expects [batch, time, features], got "
                              f"{list(x.shape)}")
         g = x.graph
-        steps = g.op("unpack", x, axis=1, num=x.shape[1])
-        steps = steps if isinstance(steps, tuple) else (steps,)
+        steps, features, n = x.shape[1], x.shape[2], self.gates * self.units
+        # The input projection of every step at once: one GEMM forward, one for the
+        # kernel's gradient (and one for the input's) instead of one per step.
+        rows = g.op("reshape", x, g.const(np.array([-1, features], np.int32)))
+        input_bias, recurrent_bias = self._biases(g)
+        z = rows @ self.kernel.read() + input_bias
+        z = g.op("reshape", z, g.const(np.array([-1, steps, n], np.int32)))
+        projected = g.op("unpack", z, axis=1, num=steps)
+        projected = projected if isinstance(projected, tuple) else (projected,)
+        recurrent_kernel = self.recurrent_kernel.read()
         state, outputs = None, []
-        for x_t in steps:
-            h, state = self.step(g, x_t, state)
+        for z_t in projected:
+            h, state = self.step(g, z_t, state, recurrent_kernel, recurrent_bias)
             outputs.append(h)
         if not self.return_sequences:
             return outputs[-1]
         return g.op("pack", *outputs, axis=1, values_count=len(outputs))
+
+    def _biases(self, g) -> tuple[Value, Value | None]:
+        """(the input projection's bias, the recurrent product's or ``None``)."""
+        return self.bias.read(), None
 
     def _split(self, g, z: Value) -> tuple[Value, ...]:
         return g.op("split", g.const(np.int32(-1)), z, num_splits=self.gates)
@@ -116,10 +130,10 @@ class _Recurrent(Layer):
 class SimpleRNN(_Recurrent):
     default_name = "simple_rnn"
 
-    def step(self, g, x_t, state):
-        z = x_t @ self.kernel.read() + self.bias.read()
+    def step(self, g, z, state, recurrent_kernel, recurrent_bias=None):
+        """``z``: this step's input projection (bias included)."""
         if state is not None:
-            z = z + state @ self.recurrent_kernel.read()
+            z = z + state @ recurrent_kernel
         h = self.activation(z)
         return h, h
 
@@ -130,10 +144,9 @@ class LSTM(_Recurrent):
     default_name = "lstm"
     gates = 4
 
-    def step(self, g, x_t, state):
-        z = x_t @ self.kernel.read() + self.bias.read()
+    def step(self, g, z, state, recurrent_kernel, recurrent_bias=None):
         if state is not None:
-            z = z + state[0] @ self.recurrent_kernel.read()
+            z = z + state[0] @ recurrent_kernel
         i, f, c_hat, o = self._split(g, z)
         i, f, o = (self.recurrent_activation(v) for v in (i, f, o))
         c = i * self.activation(c_hat)
@@ -153,12 +166,14 @@ class GRU(_Recurrent):
     def _bias_shape(self, n: int) -> tuple[int, ...]:
         return (2, n)
 
-    def step(self, g, x_t, state):
-        bias = self.bias.read()
-        b_in, b_rec = (g.op("squeeze", part, squeeze_dims=np.array([0], np.int32))
-                       for part in g.op("split", g.const(np.int32(0)), bias, num_splits=2))
-        x_z, x_r, x_h = self._split(g, x_t @ self.kernel.read() + b_in)
-        rec = b_rec if state is None else state @ self.recurrent_kernel.read() + b_rec
+    def _biases(self, g) -> tuple[Value, Value]:
+        return tuple(g.op("squeeze", part, squeeze_dims=np.array([0], np.int32))
+                     for part in g.op("split", g.const(np.int32(0)), self.bias.read(),
+                                      num_splits=2))
+
+    def step(self, g, z, state, recurrent_kernel, b_rec):
+        x_z, x_r, x_h = self._split(g, z)
+        rec = b_rec if state is None else state @ recurrent_kernel + b_rec
         r_z, r_r, r_h = self._split(g, rec)
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
