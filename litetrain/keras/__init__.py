@@ -19,7 +19,7 @@ import numpy as np
 
 from ..author import nn
 from ..errors import ModelFormatError
-from .compiled import Compiled, compiled
+from .compiled import Compiled, read_compiled
 from .files import MODELS, read
 from .functional import Functional, calls
 from .layers import BUILDERS
@@ -122,7 +122,7 @@ def load_model(path: str | os.PathLike) -> nn.Layer:
                                        f"the layer's {list(v.shape)}")
             v.initial_value = np.asarray(a, v.dtype)
     names = getattr(model, "output_names", None) or [model.layers[-1].name]
-    setup = compiled(saved.config, names, model.trainable_weights, saved.optimizer,
+    setup = read_compiled(saved.config, names, model.trainable_weights, saved.optimizer,
                      saved.optimizer_names)
     model.loss = None if setup is None else \
         setup.losses if len(setup.losses) > 1 else setup.losses[0]
