@@ -1,8 +1,9 @@
 """``litetrain.keras.load_model(path)``: a Keras ``.keras`` or legacy ``.h5`` model —
 Sequential, or Functional with any number of inputs and outputs, merges (Add,
 Concatenate, Multiply), MultiHeadAttention, shared layers and nested models (layers saved
-with ``trainable: false`` stay frozen) — as litetrain layers with the file's weights, usable wherever a litetrain model is (``lt.trainable``,
-``lt.transfer``, your own modules). Needs ``h5py`` (``[keras]``).
+with ``trainable: false`` stay frozen) — as litetrain layers with the file's weights,
+usable wherever a litetrain model is (``lt.trainable``, a ``lt.transfer`` head, your own
+modules). Needs ``h5py`` (``[keras]``).
 
 A compiled model brings its training setup along (``compiled.py``): ``model.loss`` (one
 loss, or a list, one per output), ``model.loss_weights`` and ``model.optimizer`` holding
