@@ -2,7 +2,7 @@
 Sequential, or Functional with any number of inputs and outputs, merges (Add,
 Concatenate, Multiply), MultiHeadAttention, shared layers and nested models (layers saved
 with ``trainable: false`` stay frozen) — as litetrain layers with the file's weights,
-usable wherever a litetrain model is (``lt.trainable``, a ``lt.transfer`` head, your own
+usable wherever a litetrain model is (``lt.trainable``, ``litetrain convert``, your own
 modules). Needs ``h5py`` (``[keras]``).
 
 A compiled model brings its training setup along (``compiled.py``): ``model.loss`` (one
