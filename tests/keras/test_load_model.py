@@ -139,3 +139,27 @@ def test_files_from_every_writer_train_the_same_in_litert(name):
     names = lt.Interpreter(model_content=data).get_signature_list()["train"]["inputs"]
     losses = same_losses_in_litert(data, [dict(zip(names, [*xs, *ts], strict=True))] * 3)
     assert min(losses[1:]) < losses[0]  # (SGD with momentum 0.9 may overshoot after)
+
+
+def test_broken_files_are_named(tmp_path):
+    (tmp_path / "text.keras").write_text("not a model")
+    with pytest.raises(lt.ModelFormatError, match=r"text.keras' is not a Keras model file"):
+        load_model(tmp_path / "text.keras")
+    (tmp_path / "cut.keras").write_bytes((KERAS / "multi.keras").read_bytes()[:3000])
+    with pytest.raises(lt.ModelFormatError, match=r"cut.keras' is not a Keras model file"):
+        load_model(tmp_path / "cut.keras")
+
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(KERAS / "multi.keras") as z:
+        config = json.loads(z.read("config.json"))
+        weights = z.read("model.weights.h5")
+    shared = next(la for la in config["config"]["layers"] if la["name"] == "shared")
+    shared["config"]["units"] = 7  # the file's kernel is [6, 5]
+    with zipfile.ZipFile(tmp_path / "units.keras", "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("model.weights.h5", weights)
+    with pytest.raises(lt.ModelFormatError, match=r"weight 'shared/kernel': the file's is "
+                       r"\[6, 5\], the layer's \[6, 7\]"):
+        load_model(tmp_path / "units.keras")
