@@ -10,6 +10,12 @@ The loss differentiated includes the model's weight penalties (``kernel_regulari
 ``fine_tune`` picks what trains, for memory-lean fine-tuning on a device: ``"all"``,
 ``"bias"`` (only biases — TinyTL's bias-only tuning), or ``"last:N"`` (only the last N
 layers). Frozen weights get no backward work at all.
+
+A model with several inputs (``model.inputs``: name, shape, dtype) takes them by name; one
+with several outputs (``model.output_names``) takes a label per output (``y_<name>``) and
+minimises the ``loss_weights``-weighted sum of one loss per output, as Keras'
+``compile(loss=[...], loss_weights=[...])`` (``litetrain.keras.load_model`` sets these, and
+the model's compiled ``loss``/``loss_weights``/``optimizer`` are the defaults).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def _restore_state(optimizer: optimizers.Optimizer, kind: str, kinds: tuple[str,
             optimizer.slot(var, slot_kind).initial_value = np.asarray(saved, var.dtype)
 
 
-def compiled(config: dict, output_names: list[str], trainable: list[Variable],
+def read_compiled(config: dict, output_names: list[str], trainable: list[Variable],
              state: list[np.ndarray], state_names: list[str]) -> Compiled | None:
     """The file's compiled setup, or ``None`` when the model was saved uncompiled."""
     setup = config.get("compile_config") or config.get("training_config")

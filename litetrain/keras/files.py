@@ -85,11 +85,12 @@ class KerasFile:
     optimizer_names: list[str] = field(default_factory=list)
 
 
-def _keras3(path: Path, h5py) -> KerasFile:
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
-        weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
-    layers = config.get("config", {}).get("layers", [])
+MODELS = ("Sequential", "Functional", "Model")
+
+
+def _layer_arrays(parent, layers: list[dict]) -> list[list[np.ndarray]]:
+    """Each non-input layer's variables under ``parent`` (a model's group), in config
+    order; a nested model's are its layers', flattened in order."""
     seen: dict[str, int] = {}
     out = []
     for layer in layers:
@@ -99,8 +100,21 @@ def _keras3(path: Path, h5py) -> KerasFile:
         if layer.get("class_name") == "InputLayer":
             continue
         key = base if k == 0 else f"{base}_{k}"
-        group = weights["layers"].get(key) if "layers" in weights else None
-        out.append(_arrays(group, base) if group is not None else [])
+        group = parent["layers"].get(key) if "layers" in parent else None
+        if layer["class_name"] in MODELS:
+            inner = _layer_arrays(group, layer["config"]["layers"]) if group is not None \
+                else []
+            out.append([a for arrays in inner for a in arrays])
+        else:
+            out.append(_arrays(group, base) if group is not None else [])
+    return out
+
+
+def _keras3(path: Path, h5py) -> KerasFile:
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+        weights = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
+    out = _layer_arrays(weights, config.get("config", {}).get("layers", []))
     optimizer = []
     if "optimizer" in weights and "vars" in weights["optimizer"]:
         group = weights["optimizer"]["vars"]

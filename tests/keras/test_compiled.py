@@ -28,7 +28,7 @@ def _labels(npz) -> list[np.ndarray]:
     "residual.keras", "residual.h5", "attention.keras", "attention.h5", "multi.keras",
     "multi.h5", "from_jax/residual.keras", "from_jax/attention.h5", "from_jax/multi.keras",
     "from_tf_keras/residual.h5", "from_tf_keras/attention.h5", "from_tf_keras/multi.h5",
-    "rmsprop.keras", "adagrad.keras"])
+    "rmsprop.keras", "adagrad.keras", "nested.keras", "nested.h5"])
 def test_the_first_step_is_the_step_keras_takes_next(name):
     expected = np.load((KERAS / name).with_suffix(".npz"))
     model = load_model(KERAS / name)
@@ -143,3 +143,15 @@ def _layer(config: dict, kind: str) -> dict:
 def test_attention_and_graph_problems_are_named(tmp_path, edit, message):
     with pytest.raises(lt.ModelFormatError, match=message):
         load_model(_rewrite(tmp_path, "attention.keras", edit))
+
+
+def test_a_nested_frozen_base_stays_frozen():
+    """Keras' transfer learning: a Functional base with ``trainable=False`` inside a
+    Sequential. Its layers are named under the base (distinct variables), none trains,
+    and the optimizer's saved slots are the head's only."""
+    model = load_model(KERAS / "nested.keras")
+    base, head = model.layers[0], model.layers[-1]
+    assert base.name == "base" and all(v.name.startswith("base/") for v in base.weights)
+    assert len(base.weights) == 8 and not base.trainable_weights
+    assert model.trainable_weights == head.weights
+    assert len(model.optimizer.variables) == 2 + 2 * 2  # iteration, rate, m and v per var

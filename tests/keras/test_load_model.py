@@ -33,9 +33,9 @@ def arrays(npz, prefix: str) -> list[np.ndarray]:
     return [npz[f"{prefix}{i}"] for i in range(len(npz.files)) if f"{prefix}{i}" in npz.files]
 
 
-FILES = [f"{kind}.{ext}" for kind in ("cnn", "sequence", "residual", "blocks", "attention",
-                                      "multi") for ext in ("keras", "h5")] + \
-    ["tutorial.keras"] + \
+FILES = [f"{kind}.{ext}" for kind in ("cnn", "residual", "attention", "multi", "nested")
+         for ext in ("keras", "h5")] + \
+    ["sequence.keras", "blocks.keras", "tutorial.keras"] + \
     [f"from_jax/{kind}.{ext}" for kind in ("cnn", "residual", "attention", "multi")
      for ext in ("keras", "h5")] + \
     [f"from_tf_keras/{kind}.h5" for kind in ("cnn", "residual", "attention", "multi")]
@@ -80,7 +80,7 @@ def test_convert_command_writes_a_file_litert_trains(tmp_path):
     ("blocks", lt.losses.CategoricalCrossentropy(from_logits=True))])
 def test_loaded_models_train_the_same_in_litert(kind, loss):
     expected = np.load(KERAS / f"{kind}.npz")
-    model = load_model(KERAS / f"{kind}.h5")
+    model = load_model(KERAS / f"{kind}.{'keras' if kind == 'blocks' else 'h5'}")
     m = lt.trainable(model, loss=loss, optimizer=lt.optimizers.Adam(1e-2))
     classes = expected["y"].shape[-1]
     y = np.eye(classes, dtype=np.float32)[np.arange(len(expected["x"])) % classes]
@@ -119,7 +119,7 @@ def test_unsupported_layers_and_options_are_named(tmp_path):
 @pytest.mark.parametrize("name", ["cnn.keras", "from_jax/cnn.h5", "from_tf_keras/cnn.h5",
                                   "from_jax/attention.keras", "from_tf_keras/attention.h5",
                                   "from_jax/multi.h5", "from_jax/residual.keras",
-                                  "from_tf_keras/residual.h5"])
+                                  "from_tf_keras/residual.h5", "nested.h5"])
 def test_files_from_every_writer_train_the_same_in_litert(name):
     expected = np.load((KERAS / name).with_suffix(".npz"))
     model = load_model(KERAS / name)
@@ -139,3 +139,27 @@ def test_files_from_every_writer_train_the_same_in_litert(name):
     names = lt.Interpreter(model_content=data).get_signature_list()["train"]["inputs"]
     losses = same_losses_in_litert(data, [dict(zip(names, [*xs, *ts], strict=True))] * 3)
     assert min(losses[1:]) < losses[0]  # (SGD with momentum 0.9 may overshoot after)
+
+
+def test_broken_files_are_named(tmp_path):
+    (tmp_path / "text.keras").write_text("not a model")
+    with pytest.raises(lt.ModelFormatError, match=r"text.keras' is not a Keras model file"):
+        load_model(tmp_path / "text.keras")
+    (tmp_path / "cut.keras").write_bytes((KERAS / "multi.keras").read_bytes()[:3000])
+    with pytest.raises(lt.ModelFormatError, match=r"cut.keras' is not a Keras model file"):
+        load_model(tmp_path / "cut.keras")
+
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(KERAS / "multi.keras") as z:
+        config = json.loads(z.read("config.json"))
+        weights = z.read("model.weights.h5")
+    shared = next(la for la in config["config"]["layers"] if la["name"] == "shared")
+    shared["config"]["units"] = 7  # the file's kernel is [6, 5]
+    with zipfile.ZipFile(tmp_path / "units.keras", "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("model.weights.h5", weights)
+    with pytest.raises(lt.ModelFormatError, match=r"weight 'shared/kernel': the file's is "
+                       r"\[6, 5\], the layer's \[6, 7\]"):
+        load_model(tmp_path / "units.keras")
