@@ -4,6 +4,7 @@ scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kerne
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -41,12 +42,20 @@ def _leading_sum(x, axis, keepdims):
     rows = math.prod(x.shape[:k])
     if rows < 64 or (axis != _LEADING[k] and tuple(sorted(axis)) != _LEADING[k]):
         return None
-    out = np.ones(rows, x.dtype) @ x.reshape(rows, -1)
+    out = _ones(rows, x.dtype.char) @ x.reshape(rows, -1)
     kept = (1,) * k if keepdims else ()
     return out.reshape(kept + x.shape[k:])
 
 
 _LEADING = [tuple(range(k)) for k in range(33)]
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(n: int, dtype: str) -> np.ndarray:
+    """A read-only ones vector, made once per length (a step's reductions repeat them)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def _sum(x, axis, keepdims):
