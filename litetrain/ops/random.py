@@ -4,8 +4,11 @@ As in TensorFlow Lite, each node owns a Philox stream (see :mod:`.philox`) seede
 ``seed``/``seed2`` of its ``RandomOptions`` when the interpreter prepares it, and draws the
 next numbers from it on every invocation, so a seeded model reproduces TensorFlow Lite's
 exact values (a new interpreter replays the same sequence). Both seeds zero means "seed
-from the operating system". Streams live in the runtime context, keyed by node, so a
-training session can snapshot them.
+from the operating system". The file stores the seeds as int64, but TensorFlow Lite's
+``TfLiteRandomParams`` holds C ``int``s: a seed outside int32 wraps (two's complement)
+before it keys the stream, and so it does here. Streams live in the runtime context,
+keyed by node, so a training session can snapshot them; a subgraph run with new input
+shapes restarts them (TensorFlow Lite prepares it again).
 
 The stateless Flex ops Keras 3 emits (``StatelessRandomGetKeyCounter``,
 ``StatelessRandomUniformV2``/``NormalV2``) are pure functions of their key and counter,
@@ -31,9 +34,14 @@ class RandomSettings:
     seed2: int
 
 
+def _as_c_int(value: int) -> int:
+    """``value`` stored into a 32-bit C ``int`` (two's complement wrap)."""
+    return ((int(value) + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
 def _prepare(info: NodeInfo) -> RandomSettings:
-    return RandomSettings(info.where, int(info.attrs.get("seed", 0)),
-                          int(info.attrs.get("seed2", 0)))
+    return RandomSettings(info.where, _as_c_int(info.attrs.get("seed", 0)),
+                          _as_c_int(info.attrs.get("seed2", 0)))
 
 
 def _shape(shape: np.ndarray) -> tuple[int, ...]:

@@ -54,6 +54,13 @@ class RuntimeContext:
             rng = self._streams[stream] = Philox(seed, seed2)
         return rng
 
+    def restart_random_streams(self, prefix: str) -> None:
+        """Forget the streams whose key starts with ``prefix``: their next draw starts
+        again from the node's seeds, as TensorFlow Lite's random kernels do when their
+        subgraph is prepared again (after an input resize)."""
+        for key in [k for k in self._streams if k.startswith(prefix)]:
+            del self._streams[key]
+
     def random_states(self) -> dict[str, dict]:
         """The state of each random node's stream (for session snapshots)."""
         return {key: rng.state() for key, rng in self._streams.items()}

@@ -66,6 +66,7 @@ class Interpreter(RuntimeContext):
         self.model = model
         super().__init__(VariableStore(model), checkpoint_paths)
         self._plans: dict[int, Plan] = {}
+        self._fed_shapes: dict[int, tuple] = {}  # per subgraph, the input shapes last run
         main = model.subgraphs[0]
         self._input_shapes = {i: main.tensors[i].shape for i in main.inputs}
         self._inputs: dict[int, np.ndarray] = {}
@@ -91,7 +92,14 @@ class Interpreter(RuntimeContext):
 
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
                      where: str | None = None) -> list[np.ndarray | None]:
-        return self.plan(subgraph_index, where).run(self, feeds)
+        """Run a subgraph from a signature or ``invoke``. Fed with new input shapes, it is
+        "prepared again" as in TensorFlow Lite: its random nodes restart from their seeds."""
+        plan = self.plan(subgraph_index, where)
+        shapes = tuple(sorted((i, np.shape(v)) for i, v in feeds.items()))
+        if self._fed_shapes.setdefault(subgraph_index, shapes) != shapes:
+            self.restart_random_streams(f"{plan.where} node ")
+            self._fed_shapes[subgraph_index] = shapes
+        return plan.run(self, feeds)
 
     def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
         """WHILE/IF bodies: run a subgraph on its inputs, in order; return its outputs."""

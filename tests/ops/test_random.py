@@ -79,3 +79,52 @@ def test_streams_snapshot_and_restore():
 def test_negative_shape_is_refused():
     with pytest.raises(ValueError, match="non-negative"):
         random_uniform(_ctx(), _node(), np.array([2, -1], np.int32))
+
+
+def _seeded_uniform_model(seed: int, seed2: int) -> bytes:
+    import litetrain as lt
+    from litetrain.author.functional import _g
+
+    class Draw(lt.Module):
+        @lt.signature(lt.TensorSpec([None, 6]))
+        def run(self, x):
+            g = _g(x)
+            return {"u": g.op("random_uniform", g.op("shape", x, out_type=2), seed=seed,
+                              seed2=seed2)}
+    return lt.convert(Draw())
+
+
+def test_seeds_outside_int32_wrap_as_in_tensorflow_lite():
+    """TfLiteRandomParams holds C ints: seed2 = 2458513353 keys the stream as -1836453943.
+    The expected values are what TensorFlow Lite 2.18's interpreter drew from this file."""
+    import litetrain as lt
+    run = lt.Interpreter(model_content=_seeded_uniform_model(7, 2458513353)
+                         ).get_signature_runner("run")
+    want = [0.11573803, 0.36705816, 0.8726667, 0.09552217, 0.98225856, 0.33599365]
+    np.testing.assert_allclose(run(x=np.ones((1, 6), np.float32))["u"][0], want, rtol=0,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("seeds", [(7, 2458513353), (1 << 33, 5), (3, -4)])
+def test_seeded_draws_equal_litert(seeds):
+    """Seeds of any width, across invocations and resizes."""
+    import litetrain as lt
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    data = _seeded_uniform_model(*seeds)
+    ours = lt.Interpreter(model_content=data).get_signature_runner("run")
+    theirs = litert.Interpreter(model_content=data).get_signature_runner("run")
+    # The stream advances across invocations of one shape and restarts from the seeds
+    # when the input is resized (TensorFlow Lite prepares the subgraph again).
+    for batch in (1, 1, 3, 3, 1):
+        x = np.ones((batch, 6), np.float32)
+        np.testing.assert_array_equal(ours(x=x)["u"], theirs(x=x)["u"])
+
+
+def test_a_resize_restarts_the_streams():
+    import litetrain as lt
+    interp = lt.Interpreter(model_content=_seeded_uniform_model(3, 4))
+    run = interp.get_signature_runner("run")
+    first = run(x=np.ones((2, 6), np.float32))["u"]
+    assert not np.array_equal(run(x=np.ones((2, 6), np.float32))["u"], first)
+    run(x=np.ones((1, 6), np.float32))
+    np.testing.assert_array_equal(run(x=np.ones((2, 6), np.float32))["u"], first)
