@@ -123,6 +123,25 @@ class _AddSub(Quantized):
     s2: int
     mo: int
     so: int
+    xnnpack: tuple[int, int, int, int] | None = None  # a, b multipliers, shift, bias
+
+
+def _xnnpack_add_params(qa, qb, qo, sign: int) -> tuple[int, int, int, int]:
+    """XNNPACK's qs8 add: 21-bit integer multipliers for both inputs (one shared shift,
+    from float32 scale ratios), the zero points and the rounding half folded in a bias."""
+    a_scale = np.float32(qa.s) / np.float32(qo.s)
+    b_scale = np.float32(sign) * (np.float32(qb.s) / np.float32(qo.s))
+    top = max(abs(a_scale), abs(b_scale))
+    exponent = int(np.array(top, np.float32).view(np.uint32) >> 23) - 127
+    shift = 20 - exponent
+
+    def mult(v: np.float32) -> int:
+        bits = np.array(abs(v), np.float32).view(np.uint32) + np.uint32(shift << 23)
+        m = int(np.rint(bits.view(np.float32)))
+        return -m if v < 0 else m
+    am, bm = mult(a_scale), mult(b_scale)
+    bias = (1 << (shift - 1)) - am * qa.zp - bm * qb.zp
+    return am, bm, shift, bias
 
 
 def _add_sub_prepare(info: NodeInfo) -> _AddSub:
@@ -133,11 +152,18 @@ def _add_sub_prepare(info: NodeInfo) -> _AddSub:
     m1, s1 = quantize_multiplier(q1.s / twice_max)
     m2, s2 = quantize_multiplier(q2.s / twice_max)
     mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(qo.s)))
-    return _AddSub(q.attrs, q.qin, q.qout, left_shift, m1, s1, m2, s2, mo, so)
+    xnn = (_xnnpack_add_params(q1, q2, qo, -1 if info.op == "sub" else 1)
+           if info.resolver.xnnpack and qo.dtype == np.int8 else None)
+    return _AddSub(q.attrs, q.qin, q.qout, left_shift, m1, s1, m2, s2, mo, so, xnn)
 
 
 def _add_sub(sign: int) -> Variant:
     def kernel(s: _AddSub, a, b):
+        if s.xnnpack is not None:
+            am, bm, shift, bias = s.xnnpack
+            acc = bias + a.astype(np.int64) * am + b.astype(np.int64) * bm
+            return clamp((acc >> shift) + s.qout[0].zp, s.attrs, s.qout[0])
+
         def scaled(x, q, m, sh):
             shifted = (x.astype(np.int64) - q.zp) << s.left_shift
             return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
@@ -149,9 +175,13 @@ def _add_sub(sign: int) -> Variant:
 
 
 def _mul_prepare(info: NodeInfo) -> Rescaled:
+    """TFLite's double-rounded multiplier; XNNPACK's float32 ``(sa * sb) / so`` under the
+    default resolver (XNNPACK takes int8 MUL and requantizes in float)."""
     q = quantized(info)
     real = np.float64(q.qin[0].s) * np.float64(q.qin[1].s) / np.float64(q.qout[0].s)
-    return rescaled(info, np.array([real]))
+    fp32 = (np.float32(q.qin[0].s) * np.float32(q.qin[1].s)) / np.float32(q.qout[0].s)
+    return rescaled(info, np.array([real]),
+                    fp32=np.array(fp32) if q.qout[0].dtype == np.int8 else None)
 
 
 def _mul_integer(s: Rescaled, a, b):

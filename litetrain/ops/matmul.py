@@ -126,7 +126,7 @@ def _batch_matmul_hybrid(s: Quantized, a, b):
 
 OPS = [
     OpDef("fully_connected", fully_connected, "FullyConnectedOptions",
-          shape=_fully_connected_shape, integer=matmul_like(fully_connected),
+          shape=_fully_connected_shape, integer=matmul_like(fully_connected, channelwise=False),
           hybrid=Variant(_fully_connected_hybrid, quantized), weight_axis=0,
           fresh_output=True, shape_inputs=()),
     OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", shape=_batch_matmul_shape,

@@ -23,10 +23,11 @@ import numpy as np
 
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
+    ROUNDINGS,
     activation_range,
     dtype_range,
-    multiply_by_quantized_multiplier,
     quantize_multipliers,
+    requantize_fp32,
     round_half_away,
 )
 from .params import QParams
@@ -48,15 +49,23 @@ def quantized(info: NodeInfo) -> Quantized:
 
 @dataclass(frozen=True)
 class Rescaled(Quantized):
-    """``acc * multiplier >> shift + zero point``, clamped to ``[lo, hi]``."""
+    """``acc * multiplier >> shift + zero point``, clamped to ``[lo, hi]``: with TFLite's
+    double or single rounding, or (``fp32`` set) XNNPACK's float32 scale."""
 
     multiplier: np.ndarray | int
     shift: np.ndarray | int
     lo: int
     hi: int
+    rounding: str = "double"
+    fp32: np.ndarray | None = None
 
 
-def rescaled(info: NodeInfo, real_multipliers: np.ndarray) -> Rescaled:
+def rescaled(info: NodeInfo, real_multipliers: np.ndarray, *, rounding: str = "double",
+             fp32: np.ndarray | None = None) -> Rescaled:
+    """The node's :class:`Rescaled`. ``rounding`` is what the non-reference kernels use
+    (``"double"``: TFLite's ``common.h``; ``"single"``: ruy); the reference resolver
+    always rounds twice. ``fp32`` (XNNPACK's float32 scales) is used only under the
+    default resolver."""
     q = quantized(info)
     qo = q.qout[0]
     mult, shift = quantize_multipliers(real_multipliers)
@@ -66,11 +75,16 @@ def rescaled(info: NodeInfo, real_multipliers: np.ndarray) -> Rescaled:
         mult, shift = mult.reshape(-1), shift.reshape(-1)
     lo, hi = activation_range(int(info.attrs.get("fused_activation_function", 0)), qo.s,
                               qo.zp, qo.dtype)
-    return Rescaled(q.attrs, q.qin, q.qout, mult, shift, lo, hi)
+    return Rescaled(q.attrs, q.qin, q.qout, mult, shift, lo, hi,
+                    "double" if info.resolver.reference else rounding,
+                    fp32 if info.resolver.xnnpack else None)
 
 
 def rescale(acc: np.ndarray, s: Rescaled) -> np.ndarray:
-    out = multiply_by_quantized_multiplier(acc, s.multiplier, s.shift) + s.qout[0].zp
+    if s.fp32 is not None:
+        out = requantize_fp32(acc, s.fp32, s.lo, s.hi, s.qout[0].zp)
+    else:
+        out = ROUNDINGS[s.rounding](acc, s.multiplier, s.shift) + s.qout[0].zp
     return np.clip(out, s.lo, s.hi).astype(s.qout[0].dtype)
 
 
@@ -97,21 +111,35 @@ def accumulate(float_kernel: Callable, s: Quantized, *operands) -> np.ndarray:
     return np.rint(float_kernel(without_activation(s.attrs), *args)).astype(np.int64)
 
 
-def conv_multipliers(qx: QParams, qw: QParams, qo: QParams) -> np.ndarray:
+def conv_multipliers(qx: QParams, qw: QParams, qo: QParams, channelwise: bool = False
+                     ) -> np.ndarray:
     """TFLite's effective output scales: per channel in double; per tensor the input and
-    filter scales are multiplied in float32 first (``GetQuantizedConvolutionMultipler``)."""
-    if qw.per_channel:
+    filter scales are multiplied in float32 first (``GetQuantizedConvolutionMultipler``),
+    except where the kernel always takes ``PopulateConvolutionQuantizationParams``'s
+    per-channel values (``channelwise``: int8/int16 convolutions), all in double."""
+    if qw.per_channel or (channelwise and qo.dtype != np.uint8):
         return np.float64(qx.s) * qw.scale.astype(np.float64) / np.float64(qo.s)
     product = np.float64(np.float32(qx.s) * np.float32(qw.s))
     return np.array([product / np.float64(qo.s)])
 
 
-def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1) -> Variant:
+def xnnpack_scales(qx: QParams, qw: QParams, qo: QParams) -> np.ndarray:
+    """XNNPACK's requantization scales: ``input_scale * filter_scale / output_scale`` in
+    float32, one per output channel (or one)."""
+    return (np.float32(qx.s) * qw.scale.astype(np.float32)) / np.float32(qo.s)
+
+
+def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
+                rounding: str = "neon", channelwise: bool = True, xnnpack: bool = True
+                ) -> Variant:
     """The integer variant of FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D /
-    TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling."""
+    TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling — rounded twice
+    by the reference kernels, the NEON way (halves up) by the optimized ones."""
     def prepare(info: NodeInfo) -> Rescaled:
         q = quantized(info)
-        return rescaled(info, conv_multipliers(q.qin[x_pos], q.qin[w_pos], q.qout[0]))
+        qx, qw, qo = q.qin[x_pos], q.qin[w_pos], q.qout[0]
+        return rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
+                        fp32=xnnpack_scales(qx, qw, qo) if xnnpack else None)
 
     def kernel(s: Rescaled, *inputs):
         args = list(inputs)
