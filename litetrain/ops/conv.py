@@ -107,9 +107,12 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
 
 
 def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
-    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized symmetrically to int8,
-    exact products with the int8 filter, scaled back by both scales."""
-    xd = hybrid_input(x, x.shape[0], False)
+    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized to int8 — asymmetrically
+    (the nudged zero point) when the filter is per-channel or the node asks for it, as the
+    hybrid convolutions do — exact products with the int8 filter, scaled back by both
+    scales."""
+    asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or s.qin[1].per_channel
+    xd = hybrid_input(x, x.shape[0], asymmetric)
     out = transpose_conv(s.attrs, output_shape, dequantized_weights(w, s.qin[1]), xd,
                          None if b is None else b.astype(np.float64))
     return out.astype(np.float32)

@@ -180,15 +180,24 @@ def integer(kernel: Callable) -> Variant:
 
 # --- hybrid (dynamic-range) -------------------------------------------------------------
 
+def _vector_round(v: np.ndarray) -> np.ndarray:
+    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86: blocks of 8
+    values take the NEON path (``vcvtnq``: halves to even), the tail ``TfLiteRound``
+    (halves away from zero)."""
+    n = v.shape[1] // 8 * 8
+    return np.concatenate([np.rint(v[:, :n]), round_half_away(v[:, n:])], axis=1)
+
+
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``)."""
+    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``), as
+    ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them."""
     x = x.astype(np.float32)
     if not asymmetric:
         rng = np.max(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
         inv = np.where(rng > 0, np.float32(127) / np.where(rng > 0, rng, 1), 0).astype(
             np.float32)
-        q = np.clip(round_half_away(x * inv[:, None]), -127, 127)
+        q = np.clip(_vector_round(x * inv[:, None]), -127, 127)
         return q, scale, np.zeros_like(scale)
     rmin = np.minimum(x.min(axis=1), 0).astype(np.float64)
     rmax = np.maximum(x.max(axis=1), 0).astype(np.float64)
@@ -198,8 +207,8 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
     err_min, err_max = 128 + np.abs(rmin / scale), 127 + np.abs(rmax / scale)
     zp = np.where(err_min < err_max, zp_min, zp_max)
     nudged = np.where(zp <= -128, -128, np.where(zp >= 127, 127, round_half_away(zp)))
-    inv = (1.0 / scale).astype(np.float32)
-    q = np.clip(round_half_away(nudged[:, None].astype(np.float32) + x * inv[:, None]),
+    inv = np.float32(1) / scale.astype(np.float32)  # float32: 1.0f / scaling_factor
+    q = np.clip(_vector_round(nudged[:, None].astype(np.float32) + x * inv[:, None]),
                 -128, 127)
     q = np.where(same[:, None], 0, q)
     nudged = np.where(same, 0, nudged)
