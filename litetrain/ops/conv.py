@@ -284,7 +284,8 @@ OPS = [
           shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
-          shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
+          shape=_transpose_conv_shape, integer=matmul_like(
+              transpose_conv, x_pos=2, w_pos=1, xnnpack=False),
           vjp=_transpose_conv_vjp, hybrid=Variant(_transpose_conv_hybrid, quantized),
           shape_inputs=(0,)),
 ]

@@ -6,8 +6,8 @@ mean over height and width with ``keep_dims`` (``optimized_integer_ops::Mean``: 
 multiplier for in/(n·out) applied the NEON way on blocks of 16 channels, a rounded bias);
 every other mean is an integer division when input and output share parameters, else
 ``QuantizedMeanOrSum`` (the centred sum, ``1/n`` folded into the multiplier, rounded
-twice). Under the default resolver XNNPACK takes int8 means: centred sum times a float32
-scale, rounded to nearest even. Integer SUM is ``QuantizedMeanOrSum``'s sum;
+twice). Under the default resolver XNNPACK takes 4-D int8 means: centred sum times a
+float32 scale, rounded to nearest even. Integer SUM is ``QuantizedMeanOrSum``'s sum;
 REDUCE_MAX/MIN compare the integers.
 """
 
@@ -150,7 +150,8 @@ def _mean_integer(s: _QuantizedReduce, x, axis):
     lo, hi = dtype_range(qo.dtype)
     raw = np.asarray(axis).ravel().tolist()
     height_width = keep and x.ndim == 4 and sorted(raw) == [1, 2]
-    if s.xnnpack and qo.dtype == np.int8:  # XNNPACK: the centred sum times a float32 scale
+    if s.xnnpack and qo.dtype == np.int8 and x.ndim == 4:
+        # XNNPACK: the centred sum times a float32 scale, rounded to nearest even
         total = (x.astype(np.int64) - qi.zp).sum(axis=ax, keepdims=keep)
         scale = np.float32(qi.s) / (np.float32(qo.s) * np.float32(n))
         out = requantize_fp32(total, scale, lo, hi, qo.zp)

@@ -6,11 +6,14 @@ TensorFlow Lite computes quantized ops three ways that disagree in the last bit:
   requantization is the double-rounding ``MultiplyByQuantizedMultiplier`` of a default
   TensorFlow build (a rounding doubling high multiply, then a rounding right shift);
 * ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` — the optimized builtin kernels
-  (``kernels/internal/optimized/``): convolutions and fully connected layers go through
-  ruy, whose multiplier rounds once; the other ops share the reference arithmetic;
+  (``kernels/internal/optimized/``): on x86 their NEON code runs through NEON_2_SSE, so
+  convolutions and fully connected layers round the multiplier the NEON way (``vqrdmulh``
+  then ``vrshl``, halves up); 4-D MEAN has its own kernel; the other ops share the
+  reference arithmetic;
 * ``AUTO`` / ``BUILTIN`` — the default interpreter: XNNPACK takes the int8 ops it supports
-  and requantizes in float32 (``acc * scale`` rounded to nearest even); the optimized
-  builtin kernels run the rest.
+  (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MUL, 4-D MEAN: float32 requantization,
+  ``acc * scale`` rounded to nearest even; ADD/SUB: its 21-bit integer multipliers); the
+  optimized builtin kernels run the rest.
 
 :class:`OpResolverType` carries TensorFlow's names and values; a plan stores it in each
 node's :class:`~litetrain.ops.registry.NodeInfo`, so integer prepares pick the arithmetic

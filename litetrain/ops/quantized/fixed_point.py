@@ -2,11 +2,13 @@
 doubling high multiply, rounding right shifts, round-half-away-from-zero, activation
 ranges, computed in int64 so nothing overflows on the way.
 
-``MultiplyByQuantizedMultiplier`` comes in the two forms TensorFlow Lite compiles: the
-double-rounding one (a rounding doubling high multiply, then a rounding right shift) that
-a default TensorFlow build (no ``TFLITE_SINGLE_ROUNDING``) uses in its reference and
-builtin kernels, and the single-rounding one ruy applies in the optimized convolutions and
-fully connected layers. XNNPACK's float32 requantization is :func:`requantize_fp32`.
+``MultiplyByQuantizedMultiplier`` comes in three forms (``ROUNDINGS``): the double-rounding
+one of a default TensorFlow build (no ``TFLITE_SINGLE_ROUNDING``: a rounding doubling high
+multiply, then a rounding right shift, halves away from zero) in the reference kernels
+and the scalar code of the optimized ones; the NEON one (``vqrdmulh`` + ``vrshl``, halves
+up) the optimized convolutions, fully connected layers and 4-D MEAN use (x86 runs it through
+NEON_2_SSE); and the single-rounding one (``TFLITE_SINGLE_ROUNDING`` builds, ruy). XNNPACK's
+float32 requantization is :func:`requantize_fp32`.
 """
 
 from __future__ import annotations

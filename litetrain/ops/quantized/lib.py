@@ -1,7 +1,9 @@
 """Shared machinery of the integer and hybrid kernels declared beside each op.
 
-Integer kernels follow TFLite's reference semantics; their settings come from a prepare
-run once per plan, so multipliers and shifts are never recomputed on invoke:
+Integer kernels follow TFLite's kernels — the reference, optimized or XNNPACK arithmetic,
+as the node's ``NodeInfo.resolver`` says (see ``ops/resolver.py``); their settings come
+from a prepare run once per plan, so multipliers and shifts are never recomputed on
+invoke:
 
 * :class:`Quantized` — the node's attrs and every input's/output's :class:`QParams`
   (``None`` where a tensor is not quantized); the default settings.
@@ -50,7 +52,7 @@ def quantized(info: NodeInfo) -> Quantized:
 @dataclass(frozen=True)
 class Rescaled(Quantized):
     """``acc * multiplier >> shift + zero point``, clamped to ``[lo, hi]``: with TFLite's
-    double or single rounding, or (``fp32`` set) XNNPACK's float32 scale."""
+    one of the ``fixed_point.ROUNDINGS``, or (``fp32`` set) XNNPACK's float32 scale."""
 
     multiplier: np.ndarray | int
     shift: np.ndarray | int
@@ -63,7 +65,7 @@ class Rescaled(Quantized):
 def rescaled(info: NodeInfo, real_multipliers: np.ndarray, *, rounding: str = "double",
              fp32: np.ndarray | None = None) -> Rescaled:
     """The node's :class:`Rescaled`. ``rounding`` is what the non-reference kernels use
-    (``"double"``: TFLite's ``common.h``; ``"single"``: ruy); the reference resolver
+    (``"double"``: TFLite's ``common.h``; ``"neon"``: its NEON code); the reference resolver
     always rounds twice. ``fp32`` (XNNPACK's float32 scales) is used only under the
     default resolver."""
     q = quantized(info)
