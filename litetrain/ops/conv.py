@@ -23,15 +23,7 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
-from .quantized.lib import (
-    Quantized,
-    Variant,
-    dequantized_weights,
-    hybrid_input,
-    hybrid_per_item,
-    matmul_like,
-    quantized,
-)
+from .quantized.lib import hybrid_conv, matmul_like
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, windows
@@ -104,18 +96,6 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
     if b is not None:
         out += b
     return fused(out, attrs.get("fused_activation_function", 0))
-
-
-def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
-    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized to int8 — asymmetrically
-    (the nudged zero point) when the filter is per-channel or the node asks for it, as the
-    hybrid convolutions do — exact products with the int8 filter, scaled back by both
-    scales."""
-    asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or s.qin[1].per_channel
-    xd = hybrid_input(x, x.shape[0], asymmetric)
-    out = transpose_conv(s.attrs, output_shape, dequantized_weights(w, s.qin[1]), xd,
-                         None if b is None else b.astype(np.float64))
-    return out.astype(np.float32)
 
 
 # --- shape rules -------------------------------------------------------------------------
@@ -278,14 +258,14 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
+          integer=matmul_like(conv_2d), hybrid=hybrid_conv(conv_2d), weight_axis=0,
           shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
-          hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
+          hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape, integer=matmul_like(
               transpose_conv, x_pos=2, w_pos=1, xnnpack=False),
-          vjp=_transpose_conv_vjp, hybrid=Variant(_transpose_conv_hybrid, quantized),
+          vjp=_transpose_conv_vjp, hybrid=hybrid_conv(transpose_conv, x_pos=2, w_pos=1),
           shape_inputs=(0,)),
 ]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..common import fused
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
     ROUNDINGS,
@@ -228,14 +229,62 @@ def dequantized_weights(w: np.ndarray, qw: QParams) -> np.ndarray:
                                      else qw.zp)) * qw.along(qw.scale.astype(np.float64), w.ndim)
 
 
-def hybrid_per_item(float_kernel: Callable) -> Variant:
-    """CONV_2D / DEPTHWISE_CONV_2D with int8 filters: each batch item quantized alone —
-    asymmetrically (TFLite's nudged zero point) when the filter is per-channel or the node
-    asks for it, as TFLite's per-channel hybrid convolutions do."""
-    def kernel(s: Quantized, x, w, b=None):
-        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or s.qin[1].per_channel
-        xd = hybrid_input(x, x.shape[0], asymmetric)
-        out = float_kernel(s.attrs, xd, dequantized_weights(w, s.qin[1]),
-                           None if b is None else b.astype(np.float64))
-        return out.astype(np.float32)
-    return Variant(kernel, quantized)
+@dataclass(frozen=True)
+class HybridConv(Quantized):
+    """A hybrid convolution's settings: the int8 filter less its zero point as float32
+    integers (``None`` when the filter is not a constant), its scales shaped for the
+    output's channel axis, and whether float32 sums of its products with any int8 input
+    are exact (every partial sum below 2**24)."""
+
+    weights: np.ndarray | None
+    w_scale: np.ndarray
+    exact32: bool
+
+
+def _centred_filter(w: np.ndarray, qw: QParams, out_axis: int) -> tuple[np.ndarray, bool]:
+    zp = qw.along(qw.zero_point, w.ndim) if qw.per_channel else qw.zp
+    wc = w.astype(np.float32) - np.float32(zp)
+    others = tuple(a for a in range(w.ndim) if a != out_axis)
+    exact = float(np.abs(wc).sum(axis=others).max(initial=0)) * 255 < (1 << 24)
+    return wc, exact
+
+
+def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
+                out_axis: int = 0, per_row: bool = False) -> Variant:
+    """CONV_2D / DEPTHWISE_CONV_2D / TRANSPOSE_CONV with int8 filters, as TFLite's hybrid
+    kernels: each batch item quantized alone — asymmetrically (the nudged zero point) when
+    the filter is per-channel or the node asks for it — integer products summed (in
+    float32 through the float kernel's BLAS path: exact, see :class:`HybridConv`; float64
+    when a filter is too large for that), scaled by ``input_scale * filter_scale`` in
+    float32, plus the bias, then the fused activation. ``out_axis`` is the filter's
+    output-channel axis. ``per_row`` (FULLY_CONNECTED): each row of ``depth`` inputs is
+    quantized alone, asymmetrically only when the node asks for it."""
+    def prepare(info: NodeInfo) -> HybridConv:
+        q = quantized(info)
+        qw = q.qin[w_pos]
+        w = info.inputs[w_pos].value
+        weights, exact = _centred_filter(w, qw, out_axis) if w is not None else (None, False)
+        scale = qw.scale.astype(np.float32).reshape(-1) if qw.per_channel else np.float32(qw.s)
+        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact)
+
+    def kernel(s: HybridConv, *inputs):
+        args = list(inputs)
+        bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
+        x, qw = args[x_pos], s.qin[w_pos]
+        weights, exact = ((s.weights, s.exact32) if s.weights is not None
+                          else _centred_filter(args[w_pos], qw, out_axis))
+        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or (
+            qw.per_channel and not per_row)
+        rows = x.size // weights.shape[1] if per_row else x.shape[0]
+        q, scale, offset = quantize_rows(x.reshape(rows, -1), asymmetric)
+        dtype = np.float32 if exact else np.float64
+        args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+        args[w_pos] = weights.astype(dtype, copy=False)
+        acc = float_kernel(without_activation(s.attrs), *args)
+        by_row = acc.reshape(rows, -1, acc.shape[-1])
+        out = (by_row * (scale[:, None, None] * s.w_scale)).astype(np.float32).reshape(
+            acc.shape)
+        if bias is not None:
+            out += bias
+        return fused(out, int(s.attrs.get("fused_activation_function", 0)))
+    return Variant(kernel, prepare)
