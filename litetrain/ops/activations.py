@@ -1,7 +1,7 @@
 """Activations: RELU family, LEAKY_RELU, PRELU, ELU, LOGISTIC, TANH, HARD_SWISH, GELU,
 SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION — kernels, gradients, integer kernels (TFLite's
-lookup-table semantics; SOFTMAX its exp table; HARD_SWISH its 16-bit fixed-point kernel),
-in-place forms, quantizer facts."""
+lookup-table semantics; SOFTMAX its exp table; HARD_SWISH its 16-bit fixed-point kernel;
+the ReLU family and LEAKY_RELU a requantizing clamp), in-place forms, quantizer facts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import numpy as np
 
 from .common import erf, fused
 from .grad import i32, mask, unary, zeros
-from .quantized.fixed_point import dtype_range, quantize_multiplier, round_half_away
+from .quantized.fixed_point import (
+    dtype_range,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    round_half_away,
+)
 from .quantized.lib import Quantized, Variant, integer, lut, quantized
 from .registry import NodeInfo, OpDef
 from .shapes import same_as
@@ -123,6 +128,50 @@ def _hard_swish_integer(s: _HardSwish, x):
     return np.clip(out, lo, hi).astype(s.qout[0].dtype)
 
 
+@dataclass(frozen=True)
+class _ReluX(Quantized):
+    """TFLite's quantized ReLU family and LEAKY_RELU: ``x - input zero point`` rescaled
+    (double-rounding multiplier; LEAKY_RELU a second one for negative inputs), plus the
+    output zero point, clamped to the activation's range."""
+
+    mult: int
+    shift: int
+    alpha_mult: int
+    alpha_shift: int
+    lo: int
+    hi: int
+
+
+def _relu_x_prepare(low: float | None, high: float | None):
+    def prepare(info: NodeInfo) -> _ReluX:
+        q = quantized(info)
+        qi, qo = q.qin[0], q.qout[0]
+        si, so = np.float32(qi.s), np.float32(qo.s)
+        mult, shift = quantize_multiplier(float(si / so))  # float32, as activations.cc
+        alpha_mult, alpha_shift = mult, shift
+        if info.op == "leaky_relu":
+            alpha = np.float32(info.attrs.get("alpha", 0.2))
+            alpha_mult, alpha_shift = quantize_multiplier(float(si * alpha / so))
+        lo, hi = dtype_range(qo.dtype)
+        if low is not None:
+            lo = max(lo, qo.zp + int(round_half_away(np.float32(low) / so)))
+        if high is not None:
+            hi = min(hi, qo.zp + int(round_half_away(np.float32(high) / so)))
+        return _ReluX(q.attrs, q.qin, q.qout, mult, shift, alpha_mult, alpha_shift, lo, hi)
+    return prepare
+
+
+def _relu_x_integer(s: _ReluX, x):
+    v = x.astype(np.int64) - s.qin[0].zp
+    out = np.where(v >= 0, multiply_by_quantized_multiplier(v, s.mult, s.shift, True),
+                   multiply_by_quantized_multiplier(v, s.alpha_mult, s.alpha_shift, True))
+    return np.clip(out + s.qout[0].zp, s.lo, s.hi).astype(s.qout[0].dtype)
+
+
+def _relu_x(low: float | None, high: float | None) -> Variant:
+    return Variant(_relu_x_integer, _relu_x_prepare(low, high))
+
+
 # --- gradients ---------------------------------------------------------------------------
 
 def _positive(g, x):
@@ -187,12 +236,13 @@ def _tanh_into(operand: int):
 
 
 OPS = [
-    _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into),
-    _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp),
-    _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1))),
-    _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1))),
+    _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
+        integer=_relu_x(0.0, None)),
+    _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp, integer=_relu_x(0.0, 6.0)),
+    _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1)), integer=_relu_x(-1.0, 1.0)),
+    _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1)), integer=_relu_x(0.0, 1.0)),
     _op("leaky_relu", lambda attrs, x: np.where(x >= 0, x, x * x.dtype.type(attrs["alpha"])),
-        "LeakyReluOptions", vjp=_leaky_relu_vjp),
+        "LeakyReluOptions", vjp=_leaky_relu_vjp, integer=_relu_x(None, None)),
     _op("prelu", lambda attrs, x, alpha: np.where(x >= 0, x, x * alpha)),
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),

@@ -20,7 +20,17 @@ from .quantized.fixed_point import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from .quantized.lib import Quantized, Rescaled, Variant, clamp, lut, quantized, rescale, rescaled
+from .quantized.lib import (
+    Quantized,
+    Rescaled,
+    Variant,
+    clamp,
+    integer,
+    lut,
+    quantized,
+    rescale,
+    rescaled,
+)
 from .registry import NodeInfo, OpDef
 from .shapes import elementwise
 
@@ -189,6 +199,12 @@ def _mul_integer(s: Rescaled, a, b):
     return rescale(prod, s)
 
 
+def _raw(fn):
+    """MAXIMUM/MINIMUM on quantized integers: TFLite compares the raw values (its inputs
+    and output share parameters)."""
+    return lambda s, a, b: fn(a, b)
+
+
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
     return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
@@ -196,7 +212,7 @@ def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) 
 
 
 _squared_difference = _binary(lambda a, b: np.square(a - b))
-_maximum, _minimum, _div_kernel = _binary(np.maximum), _binary(np.minimum), _binary(_div)
+_div_kernel = _binary(_div)
 
 OPS = [
     _op("add", np.add, "AddOptions", ufunc=np.add, vjp=_add_vjp, integer=_add_sub(1)),
@@ -209,9 +225,9 @@ OPS = [
         vjp=_squared_difference_vjp, integer=lut(_squared_difference)),
     _op("pow", _pow, "PowOptions"),
     _op("maximum", np.maximum, "MaximumMinimumOptions", ufunc=np.maximum,
-        vjp=_max_min_vjp("greater_equal"), integer=lut(_maximum)),
+        vjp=_max_min_vjp("greater_equal"), integer=integer(_raw(np.maximum))),
     _op("minimum", np.minimum, "MaximumMinimumOptions", ufunc=np.minimum,
-        vjp=_max_min_vjp("less_equal"), integer=lut(_minimum)),
+        vjp=_max_min_vjp("less_equal"), integer=integer(_raw(np.minimum))),
     _op("floor_div", _floor_div, "FloorDivOptions"),
     _op("floor_mod", np.mod, "FloorModOptions"),
     OpDef("add_n", add_n, "AddNOptions", shape=elementwise, fresh_output=True,
