@@ -188,13 +188,16 @@ def _vector_round(v: np.ndarray) -> np.ndarray:
     values take the NEON path (``vcvtnq``: halves to even), the tail ``TfLiteRound``
     (halves away from zero)."""
     n = v.shape[1] // 8 * 8
-    return np.concatenate([np.rint(v[:, :n]), round_half_away(v[:, n:])], axis=1)
+    out = np.rint(v)
+    if n < v.shape[1]:
+        out[:, n:] = round_half_away(v[:, n:])
+    return out
 
 
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``), as
     ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them."""
-    x = x.astype(np.float32)
+    x = x.astype(np.float32, copy=False)
     if not asymmetric:
         rng = np.max(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
@@ -202,20 +205,34 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
             np.float32)
         q = np.clip(_vector_round(x * inv[:, None]), -127, 127)
         return q, scale, np.zeros_like(scale)
-    rmin = np.minimum(x.min(axis=1), 0).astype(np.float64)
-    rmax = np.maximum(x.max(axis=1), 0).astype(np.float64)
-    same = rmin == rmax
-    scale = np.where(same, 1.0, (rmax - rmin) / 255.0)
-    zp_min, zp_max = -128 - rmin / scale, 127 - rmax / scale
-    err_min, err_max = 128 + np.abs(rmin / scale), 127 + np.abs(rmax / scale)
-    zp = np.where(err_min < err_max, zp_min, zp_max)
-    nudged = np.where(zp <= -128, -128, np.where(zp >= 127, 127, round_half_away(zp)))
-    inv = np.float32(1) / scale.astype(np.float32)  # float32: 1.0f / scaling_factor
-    q = np.clip(_vector_round(nudged[:, None].astype(np.float32) + x * inv[:, None]),
-                -128, 127)
-    q = np.where(same[:, None], 0, q)
-    nudged = np.where(same, 0, nudged)
-    return q, scale.astype(np.float32), nudged.astype(np.float32)
+    params = [_asymmetric_params(float(lo), float(hi))
+              for lo, hi in zip(x.min(axis=1).tolist(), x.max(axis=1).tolist(), strict=True)]
+    scale = np.array([p[0] for p in params], np.float32)
+    nudged = np.array([p[1] for p in params], np.float32)
+    # float32 1.0f / scaling_factor (0 for an all-zero row, whose values are all 0 anyway)
+    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale > 0)
+    v = x * inv[:, None]
+    v += nudged[:, None]
+    q = np.clip(_vector_round(v), -128, 127, out=v)
+    same = scale == 0
+    if same.any():  # an all-zero row: zeros, scale 1, offset 0
+        q[same] = 0
+        scale[same] = 1
+    return q, scale, nudged
+
+
+def _asymmetric_params(lo: float, hi: float) -> tuple[float, int]:
+    """``AsymmetricQuantizeFloats``' scaling factor (0 for an all-zero row) and nudged
+    zero point, in double as TFLite computes them (the row's min and max widened to 0)."""
+    rmin, rmax = min(lo, 0.0), max(hi, 0.0)
+    if rmin == rmax:
+        return 0.0, 0
+    scale = (rmax - rmin) / 255.0
+    from_min, from_max = -128 - rmin / scale, 127 - rmax / scale
+    zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
+    nudged = -128 if zp <= -128 else 127 if zp >= 127 else int(round_half_away(zp))
+    return scale, nudged
+
 
 
 def hybrid_input(x: np.ndarray, rows: int, asymmetric: bool) -> np.ndarray:
