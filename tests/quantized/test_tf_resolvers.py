@@ -109,3 +109,36 @@ def test_each_hybrid_node_matches_builtin_kernels(fixture):
         got = step.kernel(step.settings, *args)
         want = expected[f"dynamic_range/builtin/b1/tensor/{p['tensor']}"]
         assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max(), (kind, p["node"])
+
+
+ZOO = ROOT / "op_zoo"
+
+
+@pytest.mark.parametrize("resolver", ["ref", "builtin"])
+def test_op_zoo_every_node_matches_tensorflow(resolver):
+    """Each node of a TF-made int8 model with many op kinds, run alone on the inputs TF's
+    kernels gave it, bit-exact with TF's output. TF 2.18's reference SUM (int8, rescaled)
+    is left out: it returns -1 everywhere on this model, which no formula in its source
+    explains (its optimized SUM matches litetrain's)."""
+    expected = dict(np.load(ZOO / "expected.npz"))
+    it = _run(ZOO / "int8.tflite", expected["x"], RESOLVERS[resolver], preserve=True)
+    plan = it.plan(0)
+    checked = set()
+    for step in plan.steps:
+        key = f"{resolver}/tensor/{step.outputs[0]}"
+        if key not in expected or (resolver == "ref" and step.op == "sum"):
+            continue
+        args = [None if i < 0 else expected.get(f"{resolver}/tensor/{i}", plan.constants[i])
+                for i in step.inputs]
+        got = np.asarray(step.kernel(step.settings, *args))
+        np.testing.assert_array_equal(got, expected[key], err_msg=f"node {step.index} {step.op}")
+        checked.add(step.op)
+    assert len(checked) >= 19, sorted(checked)
+
+
+@pytest.mark.parametrize("resolver", ["builtin", "default"])
+def test_op_zoo_outputs_match_tensorflow(resolver):
+    expected = dict(np.load(ZOO / "expected.npz"))
+    it = _run(ZOO / "int8.tflite", expected["x"], RESOLVERS[resolver])
+    got = it.get_tensor(it.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(got, expected[f"{resolver}/out"])
