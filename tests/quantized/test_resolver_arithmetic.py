@@ -13,6 +13,7 @@ import pytest
 import litetrain as lt
 from litetrain.ops.quantized.fixed_point import (
     multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_int64,
     multiply_by_quantized_multiplier_neon,
     quantize_multiplier,
     requantize_fp32,
@@ -69,6 +70,13 @@ def _neon(x: int, m: int, shift: int) -> int:
     return (high + ((1 << right) >> 1)) >> right
 
 
+def _int64_overload(x: int, m: int, shift: int) -> int:
+    """The int64 ``MultiplyByQuantizedMultiplier`` (16x8 kernels)."""
+    reduced = (m + (1 << 15)) >> 16 if m < 0x7FFF0000 else 0x7FFF
+    total = 15 - shift
+    return (x * reduced + (1 << (total - 1))) >> total
+
+
 @pytest.mark.parametrize("real", [0.0037, 0.4999, 0.99999, 1.7, 3e-5])
 def test_rounding_forms_match_scalar_transcriptions(real):
     m, shift = quantize_multiplier(real)
@@ -78,6 +86,9 @@ def test_rounding_forms_match_scalar_transcriptions(real):
     single = multiply_by_quantized_multiplier(x, m, shift)
     double = multiply_by_quantized_multiplier(x, m, shift, True)
     neon = multiply_by_quantized_multiplier_neon(x, m, shift)
+    wide = multiply_by_quantized_multiplier_int64(x * 1000, m, shift)
+    for v, w in zip(x.tolist(), wide.tolist(), strict=True):
+        assert w == _int64_overload(v * 1000, m, shift)
     for v, e, s, d, n in zip(x.tolist(), exact, single, double, neon, strict=True):
         assert s == int(np.floor(e + Fraction(1, 2)))  # one rounding, halves up
         assert d == _double_rounding(v, m, shift)

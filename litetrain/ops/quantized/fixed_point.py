@@ -98,11 +98,21 @@ def multiply_by_quantized_multiplier_neon(x: np.ndarray, multiplier, shift) -> n
     return (high + ((np.int64(1) << right) >> 1)) >> right
 
 
+def multiply_by_quantized_multiplier_int64(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """The int64-accumulator overload (16x8 kernels): the multiplier rounded to 16 bits,
+    then one rounding right shift by ``15 - shift`` (halves up)."""
+    m = np.asarray(multiplier, np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - np.asarray(shift, np.int64)
+    return (np.asarray(x, np.int64) * reduced + (np.int64(1) << (total - 1))) >> total
+
+
 # The forms by name (``Rescaled.rounding``).
 ROUNDINGS = {
     "double": lambda x, m, s: multiply_by_quantized_multiplier(x, m, s, True),
     "single": lambda x, m, s: multiply_by_quantized_multiplier(x, m, s, False),
     "neon": multiply_by_quantized_multiplier_neon,
+    "int64": multiply_by_quantized_multiplier_int64,
 }
 
 

@@ -18,6 +18,7 @@ fly, as TFLite does, and use :func:`hybrid_input` / :func:`dequantized_weights`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -141,8 +142,13 @@ def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
     def prepare(info: NodeInfo) -> Rescaled:
         q = quantized(info)
         qx, qw, qo = q.qin[x_pos], q.qin[w_pos], q.qout[0]
-        return rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
-                        fp32=xnnpack_scales(qx, qw, qo) if xnnpack else None)
+        s = rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
+                     fp32=xnnpack_scales(qx, qw, qo) if xnnpack and qx.dtype != np.int16
+                     else None)
+        if qx.dtype == np.int16 and (channelwise or info.resolver.reference):
+            # 16x8: int64 accumulators, MultiplyByQuantizedMultiplier's int64 overload
+            s = dataclasses.replace(s, rounding="int64")
+        return s
 
     def kernel(s: Rescaled, *inputs):
         args = list(inputs)
