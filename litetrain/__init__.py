@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedOpError,
     VariableError,
 )
+from .ops.resolver import OpResolverType
 from .quantize import quantize  # eager: the name is also a subpackage's
 from .runtime.interpreter import Interpreter
 from .tflite.reader import read_model
@@ -72,6 +73,7 @@ __all__ = [
     "LitetrainError",
     "ModelFormatError",
     "Module",
+    "OpResolverType",
     "SignatureError",
     "TensorSpec",
     "TraceError",

@@ -25,11 +25,12 @@ from . import (
     variables,
 )
 from .registry import NodeInfo, OpDef, Shaped, TensorInfo, Variant, all_ops, has, lookup, register
+from .resolver import OpResolverType
 
 FAMILIES = (arithmetic, math, activations, logic, matmul, conv, pool, reduce, shape, slicing,
             resize, segment, rnn, quantize_ops, random, variables, control, flex, flex_math,
             flex_lists, flex_batchnorm)
 register(op for family in FAMILIES for op in family.OPS)
 
-__all__ = ["NodeInfo", "OpDef", "Shaped", "TensorInfo", "Variant", "all_ops", "has", "lookup",
-           "register"]
+__all__ = ["NodeInfo", "OpDef", "OpResolverType", "Shaped", "TensorInfo", "Variant", "all_ops",
+           "has", "lookup", "register"]

@@ -1,16 +1,24 @@
 """Activations: RELU family, LEAKY_RELU, PRELU, ELU, LOGISTIC, TANH, HARD_SWISH, GELU,
 SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION — kernels, gradients, integer kernels (TFLite's
-lookup-table semantics; SOFTMAX its exp table), in-place forms, quantizer facts."""
+lookup-table semantics; SOFTMAX its exp table; HARD_SWISH its 16-bit fixed-point kernel;
+the ReLU family and LEAKY_RELU a requantizing clamp), in-place forms, quantizer facts."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from .common import erf, fused
 from .grad import i32, mask, unary, zeros
-from .quantized.fixed_point import dtype_range, round_half_away
-from .quantized.lib import Quantized, integer, lut
-from .registry import OpDef
+from .quantized.fixed_point import (
+    dtype_range,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    round_half_away,
+)
+from .quantized.lib import Quantized, Variant, integer, lut, quantized
+from .registry import NodeInfo, OpDef
 from .shapes import same_as
 
 
@@ -57,6 +65,111 @@ def _softmax_integer(s: Quantized, x):
     out = round_half_away(e * inv).astype(np.int64) + qo.zp
     lo, hi = dtype_range(qo.dtype)
     return np.clip(out, lo, hi).astype(qo.dtype)
+
+
+@dataclass(frozen=True)
+class _HardSwish(Quantized):
+    out_mult: int  # 16-bit fixed-point multipliers and their exponents (HardSwishParams)
+    out_exp: int
+    relu_mult: int
+    relu_exp: int
+
+
+def _int16_multiplier(real: float) -> tuple[int, int]:
+    """``QuantizeMultiplier`` then ``DownScaleInt32ToInt16Multiplier``."""
+    m, e = quantize_multiplier(real)
+    return (32767 if m >= (1 << 31) - 1 - (1 << 15) else (m + (1 << 15)) >> 16), e
+
+
+def _hard_swish_prepare(info: NodeInfo) -> _HardSwish:
+    q = quantized(info)
+    hires = np.float32(1.0 / 128.0) * np.float32(q.qin[0].s)
+    out_mult, out_exp = _int16_multiplier(float(hires / np.float32(q.qout[0].s)))
+    relu_mult, relu_exp = _int16_multiplier(float(hires / np.float32(3.0 / 32768.0)))
+    if out_exp > 0:
+        raise ValueError(f"HARD_SWISH: output scale {q.qout[0].s} is below input scale / 128")
+    return _HardSwish(q.attrs, q.qin, q.qout, out_mult, out_exp, relu_mult, relu_exp)
+
+
+def _srdhm16(a, b):
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul`` on int16."""
+    ab = a * b
+    high = np.trunc((ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))) / (1 << 15))
+    return np.where((a == -32768) & (b == -32768), 32767, high).astype(np.int64)
+
+
+def _rdpot(x, exponent: int):
+    mask = (1 << exponent) - 1
+    return (x >> exponent) + ((x & mask) > ((mask >> 1) + (x < 0)))
+
+
+def _sat16(x):
+    return np.clip(x, -32768, 32767)
+
+
+def _hard_swish_integer(s: _HardSwish, x):
+    """TFLite's ``reference_ops::HardSwish`` on int8/uint8: 16-bit fixed point, the
+    input on a ×128 scale, a "relu-ish" factor in [0, 1] times the rescaled input."""
+    hires = (x.astype(np.int64) - s.qin[0].zp) * 128
+    preshift = _srdhm16(hires, s.out_mult)
+    relu = hires
+    if s.relu_exp > 0:
+        relu = _sat16(relu * (1 << (s.relu_exp - 1)))
+    relu = _srdhm16(relu, s.relu_mult)
+    if s.relu_exp > 0:
+        relu = _sat16(relu * 2)
+    if s.relu_exp < 0:
+        relu = _rdpot(relu, -s.relu_exp)
+    relu = (relu + (1 << 15)) >> 1
+    prod = relu * preshift
+    out = np.where((relu == -32768) & (preshift == -32768), 32767, np.trunc(prod / (1 << 15)))
+    out = _rdpot(out.astype(np.int64), -s.out_exp) + s.qout[0].zp
+    lo, hi = dtype_range(s.qout[0].dtype)
+    return np.clip(out, lo, hi).astype(s.qout[0].dtype)
+
+
+@dataclass(frozen=True)
+class _ReluX(Quantized):
+    """TFLite's quantized ReLU family and LEAKY_RELU: ``x - input zero point`` rescaled
+    (double-rounding multiplier; LEAKY_RELU a second one for negative inputs), plus the
+    output zero point, clamped to the activation's range."""
+
+    mult: int
+    shift: int
+    alpha_mult: int
+    alpha_shift: int
+    lo: int
+    hi: int
+
+
+def _relu_x_prepare(low: float | None, high: float | None):
+    def prepare(info: NodeInfo) -> _ReluX:
+        q = quantized(info)
+        qi, qo = q.qin[0], q.qout[0]
+        si, so = np.float32(qi.s), np.float32(qo.s)
+        mult, shift = quantize_multiplier(float(si / so))  # float32, as activations.cc
+        alpha_mult, alpha_shift = mult, shift
+        if info.op == "leaky_relu":
+            alpha = np.float32(info.attrs.get("alpha", 0.2))
+            alpha_mult, alpha_shift = quantize_multiplier(float(si * alpha / so))
+        lo, hi = dtype_range(qo.dtype)
+        if low is not None:
+            lo = max(lo, qo.zp + int(round_half_away(np.float32(low) / so)))
+        if high is not None:
+            hi = min(hi, qo.zp + int(round_half_away(np.float32(high) / so)))
+        return _ReluX(q.attrs, q.qin, q.qout, mult, shift, alpha_mult, alpha_shift, lo, hi)
+    return prepare
+
+
+def _relu_x_integer(s: _ReluX, x):
+    v = x.astype(np.int64) - s.qin[0].zp
+    out = np.where(v >= 0, multiply_by_quantized_multiplier(v, s.mult, s.shift, True),
+                   multiply_by_quantized_multiplier(v, s.alpha_mult, s.alpha_shift, True))
+    return np.clip(out + s.qout[0].zp, s.lo, s.hi).astype(s.qout[0].dtype)
+
+
+def _relu_x(low: float | None, high: float | None) -> Variant:
+    return Variant(_relu_x_integer, _relu_x_prepare(low, high))
 
 
 # --- gradients ---------------------------------------------------------------------------
@@ -123,12 +236,13 @@ def _tanh_into(operand: int):
 
 
 OPS = [
-    _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into),
-    _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp),
-    _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1))),
-    _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1))),
+    _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
+        integer=_relu_x(0.0, None)),
+    _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp, integer=_relu_x(0.0, 6.0)),
+    _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1)), integer=_relu_x(-1.0, 1.0)),
+    _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1)), integer=_relu_x(0.0, 1.0)),
     _op("leaky_relu", lambda attrs, x: np.where(x >= 0, x, x * x.dtype.type(attrs["alpha"])),
-        "LeakyReluOptions", vjp=_leaky_relu_vjp),
+        "LeakyReluOptions", vjp=_leaky_relu_vjp, integer=_relu_x(None, None)),
     _op("prelu", lambda attrs, x, alpha: np.where(x >= 0, x, x * alpha)),
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),
@@ -137,7 +251,8 @@ OPS = [
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
         in_place=_tanh_into, output_quantization=(1 / 128, 0)),
-    _op("hard_swish", _kernel(lambda x: x * np.clip(x + 3, 0, 6) / 6)),
+    _op("hard_swish", _kernel(lambda x: x * np.clip(x + 3, 0, 6) / 6),
+        integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
         integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),

@@ -20,7 +20,17 @@ from .quantized.fixed_point import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from .quantized.lib import Quantized, Rescaled, Variant, clamp, lut, quantized, rescale, rescaled
+from .quantized.lib import (
+    Quantized,
+    Rescaled,
+    Variant,
+    clamp,
+    integer,
+    lut,
+    quantized,
+    rescale,
+    rescaled,
+)
 from .registry import NodeInfo, OpDef
 from .shapes import elementwise
 
@@ -125,6 +135,25 @@ class _AddSub(Quantized):
     s2: int
     mo: int
     so: int
+    xnnpack: tuple[int, int, int, int] | None = None  # a, b multipliers, shift, bias
+
+
+def _xnnpack_add_params(qa, qb, qo, sign: int) -> tuple[int, int, int, int]:
+    """XNNPACK's qs8 add: 21-bit integer multipliers for both inputs (one shared shift,
+    from float32 scale ratios), the zero points and the rounding half folded in a bias."""
+    a_scale = np.float32(qa.s) / np.float32(qo.s)
+    b_scale = np.float32(sign) * (np.float32(qb.s) / np.float32(qo.s))
+    top = max(abs(a_scale), abs(b_scale))
+    exponent = int(np.array(top, np.float32).view(np.uint32) >> 23) - 127
+    shift = 20 - exponent
+
+    def mult(v: np.float32) -> int:
+        bits = np.array(abs(v), np.float32).view(np.uint32) + np.uint32(shift << 23)
+        m = int(np.rint(bits.view(np.float32)))
+        return -m if v < 0 else m
+    am, bm = mult(a_scale), mult(b_scale)
+    bias = (1 << (shift - 1)) - am * qa.zp - bm * qb.zp
+    return am, bm, shift, bias
 
 
 def _add_sub_prepare(info: NodeInfo) -> _AddSub:
@@ -135,11 +164,18 @@ def _add_sub_prepare(info: NodeInfo) -> _AddSub:
     m1, s1 = quantize_multiplier(q1.s / twice_max)
     m2, s2 = quantize_multiplier(q2.s / twice_max)
     mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(qo.s)))
-    return _AddSub(q.attrs, q.qin, q.qout, left_shift, m1, s1, m2, s2, mo, so)
+    xnn = (_xnnpack_add_params(q1, q2, qo, -1 if info.op == "sub" else 1)
+           if info.resolver.xnnpack and qo.dtype == np.int8 else None)
+    return _AddSub(q.attrs, q.qin, q.qout, left_shift, m1, s1, m2, s2, mo, so, xnn)
 
 
 def _add_sub(sign: int) -> Variant:
     def kernel(s: _AddSub, a, b):
+        if s.xnnpack is not None:
+            am, bm, shift, bias = s.xnnpack
+            acc = bias + a.astype(np.int64) * am + b.astype(np.int64) * bm
+            return clamp((acc >> shift) + s.qout[0].zp, s.attrs, s.qout[0])
+
         def scaled(x, q, m, sh):
             shifted = (x.astype(np.int64) - q.zp) << s.left_shift
             return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
@@ -151,14 +187,24 @@ def _add_sub(sign: int) -> Variant:
 
 
 def _mul_prepare(info: NodeInfo) -> Rescaled:
+    """TFLite's double-rounded multiplier; XNNPACK's float32 ``(sa * sb) / so`` under the
+    default resolver (XNNPACK takes int8 MUL and requantizes in float)."""
     q = quantized(info)
     real = np.float64(q.qin[0].s) * np.float64(q.qin[1].s) / np.float64(q.qout[0].s)
-    return rescaled(info, np.array([real]))
+    fp32 = (np.float32(q.qin[0].s) * np.float32(q.qin[1].s)) / np.float32(q.qout[0].s)
+    return rescaled(info, np.array([real]),
+                    fp32=np.array(fp32) if q.qout[0].dtype == np.int8 else None)
 
 
 def _mul_integer(s: Rescaled, a, b):
     prod = (a.astype(np.int64) - s.qin[0].zp) * (b.astype(np.int64) - s.qin[1].zp)
     return rescale(prod, s)
+
+
+def _raw(fn):
+    """MAXIMUM/MINIMUM on quantized integers: TFLite compares the raw values (its inputs
+    and output share parameters)."""
+    return lambda s, a, b: fn(a, b)
 
 
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
@@ -168,7 +214,7 @@ def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) 
 
 
 _squared_difference = _binary(lambda a, b: np.square(a - b))
-_maximum, _minimum, _div_kernel = _binary(np.maximum), _binary(np.minimum), _binary(_div)
+_div_kernel = _binary(_div)
 
 OPS = [
     _op("add", np.add, "AddOptions", ufunc=np.add, vjp=_add_vjp, integer=_add_sub(1)),
@@ -181,9 +227,9 @@ OPS = [
         vjp=_squared_difference_vjp, integer=lut(_squared_difference)),
     _op("pow", _pow, "PowOptions"),
     _op("maximum", np.maximum, "MaximumMinimumOptions", ufunc=np.maximum,
-        vjp=_max_min_vjp("greater_equal"), integer=lut(_maximum)),
+        vjp=_max_min_vjp("greater_equal"), integer=integer(_raw(np.maximum))),
     _op("minimum", np.minimum, "MaximumMinimumOptions", ufunc=np.minimum,
-        vjp=_max_min_vjp("less_equal"), integer=lut(_minimum)),
+        vjp=_max_min_vjp("less_equal"), integer=integer(_raw(np.minimum))),
     _op("floor_div", _floor_div, "FloorDivOptions"),
     _op("floor_mod", np.mod, "FloorModOptions"),
     OpDef("add_n", add_n, "AddNOptions", shape=elementwise, fresh_output=True,

@@ -23,15 +23,7 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import SAME, VALID, as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
-from .quantized.lib import (
-    Quantized,
-    Variant,
-    dequantized_weights,
-    hybrid_input,
-    hybrid_per_item,
-    matmul_like,
-    quantized,
-)
+from .quantized.lib import hybrid_conv, matmul_like
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, windows
@@ -117,15 +109,6 @@ def tap_span(size: int, stride: int, offset: int, out_size: int) -> tuple[int, i
     y0 = max(0, -(offset // stride))
     y1 = min(size, (out_size - 1 - offset) // stride + 1)
     return y0, y1, y0 * stride + offset
-
-
-def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
-    """TFLite's hybrid TRANSPOSE_CONV: each batch item quantized symmetrically to int8,
-    exact products with the int8 filter, scaled back by both scales."""
-    xd = hybrid_input(x, x.shape[0], False)
-    out = transpose_conv(s.attrs, output_shape, dequantized_weights(w, s.qin[1]), xd,
-                         None if b is None else b.astype(np.float64))
-    return out.astype(np.float32)
 
 
 # --- shape rules -------------------------------------------------------------------------
@@ -333,13 +316,14 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
+          integer=matmul_like(conv_2d), hybrid=hybrid_conv(conv_2d), weight_axis=0,
           shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
-          hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
+          hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
-          shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
-          vjp=_transpose_conv_vjp, hybrid=Variant(_transpose_conv_hybrid, quantized),
+          shape=_transpose_conv_shape, integer=matmul_like(
+              transpose_conv, x_pos=2, w_pos=1, xnnpack=False),
+          vjp=_transpose_conv_vjp, hybrid=hybrid_conv(transpose_conv, x_pos=2, w_pos=1),
           shape_inputs=(0,)),
 ]

@@ -18,6 +18,7 @@ from .quantized.lib import (
     Variant,
     accumulate,
     dequantized_weights,
+    hybrid_conv,
     hybrid_input,
     matmul_like,
     quantized,
@@ -109,14 +110,6 @@ def _batch_matmul_integer(s: Rescaled, a, b):
     return rescale(accumulate(batch_matmul, s, (a, s.qin[0]), (b, s.qin[1])), s)
 
 
-def _fully_connected_hybrid(s: Quantized, x, w, b=None):
-    depth = w.shape[1]
-    xd = hybrid_input(x, x.size // depth, s.attrs.get("asymmetric_quantize_inputs", False))
-    out = fully_connected(s.attrs, xd, dequantized_weights(w, s.qin[1]),
-                          None if b is None else b.astype(np.float64))
-    return out.astype(np.float32)
-
-
 def _batch_matmul_hybrid(s: Quantized, a, b):
     adj_x = s.attrs.get("adj_x", False)
     rows = a.size // a.shape[-1] if not adj_x else a.size // a.shape[-2]
@@ -126,8 +119,8 @@ def _batch_matmul_hybrid(s: Quantized, a, b):
 
 OPS = [
     OpDef("fully_connected", fully_connected, "FullyConnectedOptions",
-          shape=_fully_connected_shape, integer=matmul_like(fully_connected),
-          hybrid=Variant(_fully_connected_hybrid, quantized), weight_axis=0,
+          shape=_fully_connected_shape, integer=matmul_like(fully_connected, channelwise=False),
+          hybrid=hybrid_conv(fully_connected, per_row=True), weight_axis=0,
           fresh_output=True, shape_inputs=()),
     OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", shape=_batch_matmul_shape,
           vjp=_batch_matmul_vjp, integer=Variant(_batch_matmul_integer, _batch_matmul_prepare),

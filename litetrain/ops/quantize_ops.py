@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .quantized.fixed_point import dtype_range, multiply_by_quantized_multiplier
+from .quantized.fixed_point import ROUNDINGS, dtype_range
 from .quantized.lib import (
     Quantized,
     Rescaled,
@@ -35,7 +35,7 @@ def _quantize_prepare(info: NodeInfo) -> Quantized:
     if q.qin[0] is None:  # float -> integer
         return q
     real = np.float64(q.qin[0].s) / np.float64(q.qout[0].s)
-    return rescaled(info, np.array([real]))
+    return rescaled(info, np.array([real]))  # Requantize: the double-rounding multiplier
 
 
 def _quantize(s: Quantized, x):
@@ -43,8 +43,8 @@ def _quantize(s: Quantized, x):
     if not isinstance(s, Rescaled):
         return requantize_float(x, qo)
     # integer -> integer (e.g. uint8 <-> int8, or a new scale)
-    out = multiply_by_quantized_multiplier(x.astype(np.int64) - s.qin[0].zp, s.multiplier,
-                                           s.shift) + qo.zp
+    out = ROUNDINGS[s.rounding](x.astype(np.int64) - s.qin[0].zp, s.multiplier,
+                                s.shift) + qo.zp
     lo, hi = dtype_range(qo.dtype)
     return np.clip(out, lo, hi).astype(qo.dtype)
 

@@ -1,17 +1,34 @@
 """Reductions over an axis tensor (``keep_dims`` attr), ARG_MAX/ARG_MIN, and the CUMSUM
-scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kernels
-(lookup-table semantics)."""
+scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kernels.
+
+Integer MEAN follows TFLite 2.18's ``reduce.cc``: the optimized kernels take a 4-D int8
+mean over height and width with ``keep_dims`` (``optimized_integer_ops::Mean``: raw sum,
+multiplier for in/(n·out) applied the NEON way on blocks of 16 channels, a rounded bias);
+every other mean is an integer division when input and output share parameters, else
+``QuantizedMeanOrSum`` (the centred sum, ``1/n`` folded into the multiplier, rounded
+twice). Under the default resolver XNNPACK takes 4-D int8 means: centred sum times a
+float32 scale, rounded to nearest even. Integer SUM is ``QuantizedMeanOrSum``'s sum;
+REDUCE_MAX/MIN compare the integers.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .common import axes
 from .grad import i32, shape_of
-from .quantized.lib import lut
+from .quantized.fixed_point import (
+    dtype_range,
+    multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_neon,
+    quantize_multiplier,
+    requantize_fp32,
+)
+from .quantized.lib import Quantized, Variant, quantized
 from .registry import NodeInfo, OpDef
 from .shapes import fully_known, one, reduced, values_of
 from .shapes import shape_of as shape_in
@@ -147,19 +164,114 @@ def _cumsum_vjp(g, attrs, ins, outs, dy):
                  reverse=not attrs.get("reverse", False)), None]
 
 
-def _op(name, fn, *, vjp=None, quantized=False) -> OpDef:
+# --- integer kernels ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _QuantizedReduce(Quantized):
+    multiplier: int  # input scale / output scale, as TFLite's QuantizeMultiplier makes it
+    shift: int
+    reference: bool
+    xnnpack: bool = False
+
+
+def _reduce_prepare(info: NodeInfo) -> _QuantizedReduce:
+    q = quantized(info)
+    mult, shift = quantize_multiplier(np.float64(q.qin[0].s) / np.float64(q.qout[0].s))
+    return _QuantizedReduce(q.attrs, q.qin, q.qout, mult, shift, info.resolver.reference,
+                            info.resolver.xnnpack)
+
+
+def _c_divide(a: np.ndarray, n: int) -> np.ndarray:
+    """C's integer division (truncates toward zero)."""
+    return np.sign(a) * (np.abs(a) // n)
+
+
+def _mean_integer(s: _QuantizedReduce, x, axis):
+    qi, qo = s.qin[0], s.qout[0]
+    ax = axes(axis, x.ndim)
+    keep = bool(s.attrs.get("keep_dims", False))
+    if not ax:
+        return x.copy()
+    n = int(np.prod([x.shape[a] for a in ax]))
+    lo, hi = dtype_range(qo.dtype)
+    raw = np.asarray(axis).ravel().tolist()
+    height_width = keep and x.ndim == 4 and sorted(raw) == [1, 2]
+    if s.xnnpack and qo.dtype == np.int8 and x.ndim == 4:
+        # XNNPACK: the centred sum times a float32 scale, rounded to nearest even
+        total = (x.astype(np.int64) - qi.zp).sum(axis=ax, keepdims=keep)
+        scale = np.float32(qi.s) / (np.float32(qo.s) * np.float32(n))
+        out = requantize_fp32(total, scale, lo, hi, qo.zp)
+        return np.clip(out, lo, hi).astype(qo.dtype)
+    if height_width and not s.reference and qo.dtype == np.int8:
+        # optimized_integer_ops::Mean: the raw sum times in/(n*out), plus a rounded bias
+        in_s, out_s = np.float32(qi.s), np.float32(qo.s)
+        temp = np.float32(np.float32(qi.zp) * in_s) / out_s
+        bias = qo.zp - int(temp + np.float32(0.5) if temp > 0 else temp - np.float32(0.5))
+        mult, shift = quantize_multiplier(float(in_s / (np.float32(n) * out_s)))
+        acc = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+        # Blocks of 16 channels take the NEON path, the rest the scalar one (one thread).
+        neon = np.arange(acc.shape[-1]) < acc.shape[-1] // 16 * 16
+        out = np.where(neon, multiply_by_quantized_multiplier_neon(acc, mult, shift),
+                       multiply_by_quantized_multiplier(acc, mult, shift, True)) + bias
+        return np.clip(out, lo, hi).astype(qo.dtype)
+    total = x.astype(np.int64).sum(axis=ax, keepdims=keep)
+    if qi.zp == qo.zp and np.float32(qi.s) == np.float32(qo.s):  # reference_ops::Mean
+        return np.clip(_c_divide(total, n), lo, hi).astype(qo.dtype)
+    return _mean_or_sum(s, total, n, compute_sum=False)
+
+
+def _mean_or_sum(s: _QuantizedReduce, total: np.ndarray, n: int, compute_sum: bool):
+    """``QuantizedMeanOrSum``: the raw sum less ``n`` zero points, times the input/output
+    multiplier (for a mean, with ``1/n`` folded into it), plus the output zero point."""
+    qi, qo = s.qin[0], s.qout[0]
+    mult, shift = s.multiplier, s.shift
+    if not compute_sum:
+        extra = min(n.bit_length() - 1, 32, 31 + shift)
+        mult, shift = (mult << extra) // n, shift - extra
+    out = multiply_by_quantized_multiplier(_wrap32(total - qi.zp * n), mult, shift,
+                                           True) + qo.zp
+    lo, hi = dtype_range(qo.dtype)
+    return np.clip(out, lo, hi).astype(qo.dtype)
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _sum_integer(s: _QuantizedReduce, x, axis):
+    ax = axes(axis, x.ndim)
+    if not ax:
+        return x.copy()
+    n = int(np.prod([x.shape[a] for a in ax]))
+    total = x.astype(np.int64).sum(axis=ax, keepdims=bool(s.attrs.get("keep_dims", False)))
+    return _mean_or_sum(s, total, n, compute_sum=True)
+
+
+def _compare_integer(fn):
+    """REDUCE_MAX/MIN on integers (TFLite requires equal input and output parameters)."""
+    kernel = _reducer(fn)
+
+    def run(s: Quantized, x, axis):
+        qi, qo = s.qin[0], s.qout[0]
+        if qi.zp != qo.zp or np.float32(qi.s) != np.float32(qo.s):
+            raise ValueError("quantized REDUCE_MAX/MIN need equal input and output "
+                             f"parameters, got ({qi.s}, {qi.zp}) and ({qo.s}, {qo.zp})")
+        return kernel(s.attrs, x, axis)
+    return Variant(run, quantized)
+
+
+def _op(name, fn, *, vjp=None, integer=None) -> OpDef:
     kernel = _reducer(fn)
     return OpDef(name, kernel, "ReducerOptions", shape=_reduce_shape, vjp=vjp,
-                 integer=lut(kernel) if quantized else None, fresh_output=True,
-                 shape_inputs=(1,))
+                 integer=integer, fresh_output=True, shape_inputs=(1,))
 
 
 OPS = [
-    _op("mean", _mean, vjp=_mean_vjp, quantized=True),
-    _op("sum", _sum, vjp=_sum_vjp, quantized=True),
+    _op("mean", _mean, vjp=_mean_vjp, integer=Variant(_mean_integer, _reduce_prepare)),
+    _op("sum", _sum, vjp=_sum_vjp, integer=Variant(_sum_integer, _reduce_prepare)),
     _op("reduce_prod", np.prod),
-    _op("reduce_max", np.max, quantized=True),
-    _op("reduce_min", np.min, quantized=True),
+    _op("reduce_max", np.max, integer=_compare_integer(np.max)),
+    _op("reduce_min", np.min, integer=_compare_integer(np.min)),
     _op("reduce_any", np.any),
     _op("reduce_all", np.all),
     OpDef("cumsum", cumsum, "CumsumOptions", shape=lambda info: one(shape_in(info, 0)),

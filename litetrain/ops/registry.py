@@ -38,6 +38,7 @@ import numpy as np
 import tflite
 
 from ..errors import UnsupportedOpError
+from .resolver import OpResolverType
 
 _BUILTIN_CODES: dict[str, int] = {
     k.lower(): v for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")
@@ -68,13 +69,16 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One node as prepare sees it. ``where`` names it in errors."""
+    """One node as prepare sees it. ``where`` names it in errors. ``resolver`` says which
+    of TensorFlow Lite's kernel sets integer and hybrid kernels reproduce (see
+    :mod:`.resolver`)."""
 
     op: str
     attrs: Mapping[str, object]
     inputs: tuple[TensorInfo | None, ...]
     outputs: tuple[TensorInfo, ...]
     where: str = ""
+    resolver: OpResolverType = OpResolverType.AUTO
 
 
 @dataclass(frozen=True)

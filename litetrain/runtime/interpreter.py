@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import LitetrainError, ModelFormatError, SignatureError
 from ..ir import Model, Tensor
+from ..ops import OpResolverType
 from ..tflite.reader import read_model
 from .checkpoint_io import CHECKPOINT_IO_KEY, parse_metadata
 from .context import RuntimeContext
@@ -32,6 +33,12 @@ class Interpreter(RuntimeContext):
     BLAS threads NumPy uses while this interpreter runs (``None``: BLAS's default, one
     per core, which ``benchmarks/`` measures as fastest here at batch 32 and up and the
     same at batch 1).
+    ``experimental_op_resolver_type`` (:class:`~litetrain.OpResolverType`, TensorFlow's
+    enum, or its name) picks which of TensorFlow Lite's kernel sets quantized ops
+    reproduce bit for bit: ``AUTO``/``BUILTIN`` (default) what TensorFlow's default
+    interpreter computes (XNNPACK's requantization where XNNPACK takes an int8 op, the
+    optimized kernels elsewhere), ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` the optimized
+    kernels, ``BUILTIN_REF`` the reference kernels. Float ops are the same under all.
     ``experimental_preserve_all_tensors`` keeps every intermediate tensor readable with
     ``get_tensor`` (otherwise, as in TFLite, only inputs and outputs are guaranteed: unused
     results are not computed, and buffers are reused). The other keyword arguments of
@@ -47,6 +54,7 @@ class Interpreter(RuntimeContext):
     def __init__(self, model_path: str | os.PathLike | None = None,
                  model_content: bytes | None = None, experimental_delegates=None,
                  num_threads: int | None = None,
+                 experimental_op_resolver_type: object = OpResolverType.AUTO,
                  experimental_preserve_all_tensors: bool = False, *,
                  model: Model | None = None, checkpoint_paths: str = "inputs",
                  **_tflite_compat_options) -> None:
@@ -58,6 +66,7 @@ class Interpreter(RuntimeContext):
             raise ValueError(f"num_threads must be an int >= 1 or None, got {num_threads!r}")
         self.num_threads = num_threads
         self.preserve_all_tensors = bool(experimental_preserve_all_tensors)
+        self.op_resolver_type = OpResolverType.of(experimental_op_resolver_type)
         if model is None:
             model = read_model(Path(model_path) if model_path is not None else model_content)
         if not model.subgraphs:
@@ -83,7 +92,7 @@ class Interpreter(RuntimeContext):
             where = where or f"subgraph {subgraph_index}"
             plan = self._plans[subgraph_index] = Plan(
                 self.model, subgraph_index, where, self.variables,
-                keep_all_tensors=self.preserve_all_tensors)
+                keep_all_tensors=self.preserve_all_tensors, resolver=self.op_resolver_type)
         return plan
 
     def threads(self):

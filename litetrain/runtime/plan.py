@@ -18,7 +18,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import InvokeError, LitetrainError, ModelFormatError, UnsupportedOpError
 from ..ir import OMITTED, Model, Node, Subgraph
-from ..ops import NodeInfo, OpDef, TensorInfo, lookup, quantized
+from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .fold import foldable_nodes, shape_key
 from .simplify import drop_unused, specialise
@@ -34,13 +34,16 @@ class Plan:
     VAR_HANDLE nodes are folded into constants here: resource ids are fixed when the
     interpreter loads the model, so they cost nothing per invoke. ``keep_all_tensors``
     turns every simplification off, so that each tensor of the subgraph gets its value
-    (``experimental_preserve_all_tensors``).
+    (``experimental_preserve_all_tensors``). ``resolver`` picks the TensorFlow Lite kernel
+    set integer and hybrid kernels reproduce (every node's ``NodeInfo.resolver``).
     """
 
     def __init__(self, model: Model, subgraph_index: int, where: str,
-                 variables: VariableStore | None = None, keep_all_tensors: bool = False):
+                 variables: VariableStore | None = None, keep_all_tensors: bool = False,
+                 resolver: OpResolverType = OpResolverType.AUTO):
         self.subgraph: Subgraph = model.subgraphs[subgraph_index]
         self.where = where
+        self.resolver = resolver
         sg = self.subgraph
         self.constants: list[np.ndarray | None] = [t.data for t in sg.tensors]
         aliasing = set(sg.inputs)  # tensors that may share memory with a caller's array
@@ -85,7 +88,7 @@ class Plan:
                               quantized.qparams(t, dtype), i in aliasing)
 
         return NodeInfo(node.op, node.attrs, tuple(info(i) for i in node.inputs),
-                        tuple(info(i) for i in node.outputs), where)
+                        tuple(info(i) for i in node.outputs), where, self.resolver)
 
     def run(self, ctx, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
         """Run the subgraph; return the value of every tensor (``None`` where never set).

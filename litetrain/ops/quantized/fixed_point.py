@@ -2,9 +2,13 @@
 doubling high multiply, rounding right shifts, round-half-away-from-zero, activation
 ranges, computed in int64 so nothing overflows on the way.
 
-Rescaling uses the single-rounding form of ``MultiplyByQuantizedMultiplier``: on
-TensorFlow's int8 fixture it reproduces TensorFlow's own outputs exactly (the older
-double-rounding form differs in ~1 % of the elements by one step).
+``MultiplyByQuantizedMultiplier`` comes in three forms (``ROUNDINGS``): the double-rounding
+one of a default TensorFlow build (no ``TFLITE_SINGLE_ROUNDING``: a rounding doubling high
+multiply, then a rounding right shift, halves away from zero) in the reference kernels
+and the scalar code of the optimized ones; the NEON one (``vqrdmulh`` + ``vrshl``, halves
+up) the optimized convolutions, fully connected layers and 4-D MEAN use (x86 runs it through
+NEON_2_SSE); and the single-rounding one (``TFLITE_SINGLE_ROUNDING`` builds, ruy). XNNPACK's
+float32 requantization is :func:`requantize_fp32`.
 """
 
 from __future__ import annotations
@@ -63,13 +67,63 @@ def rounding_divide_by_pot(x: np.ndarray, exponent) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift) -> np.ndarray:
-    """TFLite's ``MultiplyByQuantizedMultiplier`` as current builds compile it
-    (``TFLITE_SINGLE_ROUNDING``): one 64-bit product, one rounding right shift —
-    ``round(x * multiplier / 2**(31 - shift))`` with halves rounded up."""
-    total = 31 - np.asarray(shift, np.int64)
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier, shift,
+                                     double_rounding: bool = False) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier``.
+
+    Single rounding (ruy; ``TFLITE_SINGLE_ROUNDING`` builds): one 64-bit product, one
+    rounding right shift — ``round(x * multiplier / 2**(31 - shift))``, halves up.
+    Double rounding (a default TensorFlow build's ``common.h``): ``x << max(shift, 0)``,
+    the saturating rounding doubling high multiply, then a rounding divide by
+    ``2**max(-shift, 0)`` (halves away from zero at both steps)."""
+    shift = np.asarray(shift, np.int64)
+    if double_rounding:
+        left = np.maximum(shift, 0)
+        high = saturating_rounding_doubling_high_mul(
+            _wrap32(np.asarray(x, np.int64) << left), multiplier)
+        return rounding_divide_by_pot(high, np.maximum(-shift, 0))
+    total = 31 - shift
     prod = np.asarray(x, np.int64) * np.asarray(multiplier, np.int64)
     return (prod + (np.int64(1) << (total - 1))) >> total
+
+
+def multiply_by_quantized_multiplier_neon(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """The NEON form the optimized kernels use (``MultiplyByQuantizedMultiplier4Rows``; x86
+    builds run it through NEON_2_SSE): ``vqrdmulh`` then ``vrshl``, both rounding halves
+    up (toward +inf) rather than away from zero."""
+    shift = np.asarray(shift, np.int64)
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    prod = _wrap32(np.asarray(x, np.int64) << left) * np.asarray(multiplier, np.int64)
+    high = np.minimum((2 * prod + (1 << 31)) >> 32, INT32_MAX)
+    return (high + ((np.int64(1) << right) >> 1)) >> right
+
+
+def multiply_by_quantized_multiplier_int64(x: np.ndarray, multiplier, shift) -> np.ndarray:
+    """The int64-accumulator overload (16x8 kernels): the multiplier rounded to 16 bits,
+    then one rounding right shift by ``15 - shift`` (halves up)."""
+    m = np.asarray(multiplier, np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - np.asarray(shift, np.int64)
+    return (np.asarray(x, np.int64) * reduced + (np.int64(1) << (total - 1))) >> total
+
+
+# The forms by name (``Rescaled.rounding``).
+ROUNDINGS = {
+    "double": lambda x, m, s: multiply_by_quantized_multiplier(x, m, s, True),
+    "single": lambda x, m, s: multiply_by_quantized_multiplier(x, m, s, False),
+    "neon": multiply_by_quantized_multiplier_neon,
+    "int64": multiply_by_quantized_multiplier_int64,
+}
+
+
+def requantize_fp32(x: np.ndarray, scale, lo: int, hi: int, zero_point) -> np.ndarray:
+    """XNNPACK's ``fp32`` requantization: ``(float) x * scale`` in float32, clamped to
+    the output range less the zero point, rounded to nearest even (its magic-number
+    trick), plus the zero point."""
+    zero_point = np.asarray(zero_point, np.int64)
+    f = np.asarray(x).astype(np.float32) * np.asarray(scale, np.float32)
+    f = np.clip(f, (lo - zero_point).astype(np.float32), (hi - zero_point).astype(np.float32))
+    return np.rint(f).astype(np.int64) + zero_point
 
 
 def dtype_range(dtype: np.dtype) -> tuple[int, int]:

@@ -1,7 +1,9 @@
 """Shared machinery of the integer and hybrid kernels declared beside each op.
 
-Integer kernels follow TFLite's reference semantics; their settings come from a prepare
-run once per plan, so multipliers and shifts are never recomputed on invoke:
+Integer kernels follow TFLite's kernels — the reference, optimized or XNNPACK arithmetic,
+as the node's ``NodeInfo.resolver`` says (see ``ops/resolver.py``); their settings come
+from a prepare run once per plan, so multipliers and shifts are never recomputed on
+invoke:
 
 * :class:`Quantized` — the node's attrs and every input's/output's :class:`QParams`
   (``None`` where a tensor is not quantized); the default settings.
@@ -16,17 +18,20 @@ fly, as TFLite does, and use :func:`hybrid_input` / :func:`dequantized_weights`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..common import fused
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
+    ROUNDINGS,
     activation_range,
     dtype_range,
-    multiply_by_quantized_multiplier,
     quantize_multipliers,
+    requantize_fp32,
     round_half_away,
 )
 from .params import QParams
@@ -48,15 +53,23 @@ def quantized(info: NodeInfo) -> Quantized:
 
 @dataclass(frozen=True)
 class Rescaled(Quantized):
-    """``acc * multiplier >> shift + zero point``, clamped to ``[lo, hi]``."""
+    """``acc * multiplier >> shift + zero point``, clamped to ``[lo, hi]``: with TFLite's
+    one of the ``fixed_point.ROUNDINGS``, or (``fp32`` set) XNNPACK's float32 scale."""
 
     multiplier: np.ndarray | int
     shift: np.ndarray | int
     lo: int
     hi: int
+    rounding: str = "double"
+    fp32: np.ndarray | None = None
 
 
-def rescaled(info: NodeInfo, real_multipliers: np.ndarray) -> Rescaled:
+def rescaled(info: NodeInfo, real_multipliers: np.ndarray, *, rounding: str = "double",
+             fp32: np.ndarray | None = None) -> Rescaled:
+    """The node's :class:`Rescaled`. ``rounding`` is what the non-reference kernels use
+    (``"double"``: TFLite's ``common.h``; ``"neon"``: its NEON code); the reference resolver
+    always rounds twice. ``fp32`` (XNNPACK's float32 scales) is used only under the
+    default resolver."""
     q = quantized(info)
     qo = q.qout[0]
     mult, shift = quantize_multipliers(real_multipliers)
@@ -66,11 +79,16 @@ def rescaled(info: NodeInfo, real_multipliers: np.ndarray) -> Rescaled:
         mult, shift = mult.reshape(-1), shift.reshape(-1)
     lo, hi = activation_range(int(info.attrs.get("fused_activation_function", 0)), qo.s,
                               qo.zp, qo.dtype)
-    return Rescaled(q.attrs, q.qin, q.qout, mult, shift, lo, hi)
+    return Rescaled(q.attrs, q.qin, q.qout, mult, shift, lo, hi,
+                    "double" if info.resolver.reference else rounding,
+                    fp32 if info.resolver.xnnpack else None)
 
 
 def rescale(acc: np.ndarray, s: Rescaled) -> np.ndarray:
-    out = multiply_by_quantized_multiplier(acc, s.multiplier, s.shift) + s.qout[0].zp
+    if s.fp32 is not None:
+        out = requantize_fp32(acc, s.fp32, s.lo, s.hi, s.qout[0].zp)
+    else:
+        out = ROUNDINGS[s.rounding](acc, s.multiplier, s.shift) + s.qout[0].zp
     return np.clip(out, s.lo, s.hi).astype(s.qout[0].dtype)
 
 
@@ -97,21 +115,40 @@ def accumulate(float_kernel: Callable, s: Quantized, *operands) -> np.ndarray:
     return np.rint(float_kernel(without_activation(s.attrs), *args)).astype(np.int64)
 
 
-def conv_multipliers(qx: QParams, qw: QParams, qo: QParams) -> np.ndarray:
+def conv_multipliers(qx: QParams, qw: QParams, qo: QParams, channelwise: bool = False
+                     ) -> np.ndarray:
     """TFLite's effective output scales: per channel in double; per tensor the input and
-    filter scales are multiplied in float32 first (``GetQuantizedConvolutionMultipler``)."""
-    if qw.per_channel:
+    filter scales are multiplied in float32 first (``GetQuantizedConvolutionMultipler``),
+    except where the kernel always takes ``PopulateConvolutionQuantizationParams``'s
+    per-channel values (``channelwise``: int8/int16 convolutions), all in double."""
+    if qw.per_channel or (channelwise and qo.dtype != np.uint8):
         return np.float64(qx.s) * qw.scale.astype(np.float64) / np.float64(qo.s)
     product = np.float64(np.float32(qx.s) * np.float32(qw.s))
     return np.array([product / np.float64(qo.s)])
 
 
-def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1) -> Variant:
+def xnnpack_scales(qx: QParams, qw: QParams, qo: QParams) -> np.ndarray:
+    """XNNPACK's requantization scales: ``input_scale * filter_scale / output_scale`` in
+    float32, one per output channel (or one)."""
+    return (np.float32(qx.s) * qw.scale.astype(np.float32)) / np.float32(qo.s)
+
+
+def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
+                rounding: str = "neon", channelwise: bool = True, xnnpack: bool = True
+                ) -> Variant:
     """The integer variant of FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D /
-    TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling."""
+    TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling — rounded twice
+    by the reference kernels, the NEON way (halves up) by the optimized ones."""
     def prepare(info: NodeInfo) -> Rescaled:
         q = quantized(info)
-        return rescaled(info, conv_multipliers(q.qin[x_pos], q.qin[w_pos], q.qout[0]))
+        qx, qw, qo = q.qin[x_pos], q.qin[w_pos], q.qout[0]
+        s = rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
+                     fp32=xnnpack_scales(qx, qw, qo) if xnnpack and qx.dtype != np.int16
+                     else None)
+        if qx.dtype == np.int16 and (channelwise or info.resolver.reference):
+            # 16x8: int64 accumulators, MultiplyByQuantizedMultiplier's int64 overload
+            s = dataclasses.replace(s, rounding="int64")
+        return s
 
     def kernel(s: Rescaled, *inputs):
         args = list(inputs)
@@ -152,30 +189,56 @@ def integer(kernel: Callable) -> Variant:
 
 # --- hybrid (dynamic-range) -------------------------------------------------------------
 
+def _vector_round(v: np.ndarray) -> np.ndarray:
+    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86: blocks of 8
+    values take the NEON path (``vcvtnq``: halves to even), the tail ``TfLiteRound``
+    (halves away from zero)."""
+    n = v.shape[1] // 8 * 8
+    out = np.rint(v)
+    if n < v.shape[1]:
+        out[:, n:] = round_half_away(v[:, n:])
+    return out
+
+
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``)."""
-    x = x.astype(np.float32)
+    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``), as
+    ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them."""
+    x = x.astype(np.float32, copy=False)
     if not asymmetric:
         rng = np.max(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
         inv = np.where(rng > 0, np.float32(127) / np.where(rng > 0, rng, 1), 0).astype(
             np.float32)
-        q = np.clip(round_half_away(x * inv[:, None]), -127, 127)
+        q = np.clip(_vector_round(x * inv[:, None]), -127, 127)
         return q, scale, np.zeros_like(scale)
-    rmin = np.minimum(x.min(axis=1), 0).astype(np.float64)
-    rmax = np.maximum(x.max(axis=1), 0).astype(np.float64)
-    same = rmin == rmax
-    scale = np.where(same, 1.0, (rmax - rmin) / 255.0)
-    zp_min, zp_max = -128 - rmin / scale, 127 - rmax / scale
-    err_min, err_max = 128 + np.abs(rmin / scale), 127 + np.abs(rmax / scale)
-    zp = np.where(err_min < err_max, zp_min, zp_max)
-    nudged = np.where(zp <= -128, -128, np.where(zp >= 127, 127, round_half_away(zp)))
-    inv = (1.0 / scale).astype(np.float32)
-    q = np.clip(round_half_away(nudged[:, None].astype(np.float32) + x * inv[:, None]),
-                -128, 127)
-    q = np.where(same[:, None], 0, q)
-    nudged = np.where(same, 0, nudged)
-    return q, scale.astype(np.float32), nudged.astype(np.float32)
+    params = [_asymmetric_params(float(lo), float(hi))
+              for lo, hi in zip(x.min(axis=1).tolist(), x.max(axis=1).tolist(), strict=True)]
+    scale = np.array([p[0] for p in params], np.float32)
+    nudged = np.array([p[1] for p in params], np.float32)
+    # float32 1.0f / scaling_factor (0 for an all-zero row, whose values are all 0 anyway)
+    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale > 0)
+    v = x * inv[:, None]
+    v += nudged[:, None]
+    q = np.clip(_vector_round(v), -128, 127, out=v)
+    same = scale == 0
+    if same.any():  # an all-zero row: zeros, scale 1, offset 0
+        q[same] = 0
+        scale[same] = 1
+    return q, scale, nudged
+
+
+def _asymmetric_params(lo: float, hi: float) -> tuple[float, int]:
+    """``AsymmetricQuantizeFloats``' scaling factor (0 for an all-zero row) and nudged
+    zero point, in double as TFLite computes them (the row's min and max widened to 0)."""
+    rmin, rmax = min(lo, 0.0), max(hi, 0.0)
+    if rmin == rmax:
+        return 0.0, 0
+    scale = (rmax - rmin) / 255.0
+    from_min, from_max = -128 - rmin / scale, 127 - rmax / scale
+    zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
+    nudged = -128 if zp <= -128 else 127 if zp >= 127 else int(round_half_away(zp))
+    return scale, nudged
+
 
 
 def hybrid_input(x: np.ndarray, rows: int, asymmetric: bool) -> np.ndarray:
@@ -189,14 +252,62 @@ def dequantized_weights(w: np.ndarray, qw: QParams) -> np.ndarray:
                                      else qw.zp)) * qw.along(qw.scale.astype(np.float64), w.ndim)
 
 
-def hybrid_per_item(float_kernel: Callable) -> Variant:
-    """CONV_2D / DEPTHWISE_CONV_2D with int8 filters: each batch item quantized alone —
-    asymmetrically (TFLite's nudged zero point) when the filter is per-channel or the node
-    asks for it, as TFLite's per-channel hybrid convolutions do."""
-    def kernel(s: Quantized, x, w, b=None):
-        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or s.qin[1].per_channel
-        xd = hybrid_input(x, x.shape[0], asymmetric)
-        out = float_kernel(s.attrs, xd, dequantized_weights(w, s.qin[1]),
-                           None if b is None else b.astype(np.float64))
-        return out.astype(np.float32)
-    return Variant(kernel, quantized)
+@dataclass(frozen=True)
+class HybridConv(Quantized):
+    """A hybrid convolution's settings: the int8 filter less its zero point as float32
+    integers (``None`` when the filter is not a constant), its scales shaped for the
+    output's channel axis, and whether float32 sums of its products with any int8 input
+    are exact (every partial sum below 2**24)."""
+
+    weights: np.ndarray | None
+    w_scale: np.ndarray
+    exact32: bool
+
+
+def _centred_filter(w: np.ndarray, qw: QParams, out_axis: int) -> tuple[np.ndarray, bool]:
+    zp = qw.along(qw.zero_point, w.ndim) if qw.per_channel else qw.zp
+    wc = w.astype(np.float32) - np.float32(zp)
+    others = tuple(a for a in range(w.ndim) if a != out_axis)
+    exact = float(np.abs(wc).sum(axis=others).max(initial=0)) * 255 < (1 << 24)
+    return wc, exact
+
+
+def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
+                out_axis: int = 0, per_row: bool = False) -> Variant:
+    """CONV_2D / DEPTHWISE_CONV_2D / TRANSPOSE_CONV with int8 filters, as TFLite's hybrid
+    kernels: each batch item quantized alone — asymmetrically (the nudged zero point) when
+    the filter is per-channel or the node asks for it — integer products summed (in
+    float32 through the float kernel's BLAS path: exact, see :class:`HybridConv`; float64
+    when a filter is too large for that), scaled by ``input_scale * filter_scale`` in
+    float32, plus the bias, then the fused activation. ``out_axis`` is the filter's
+    output-channel axis. ``per_row`` (FULLY_CONNECTED): each row of ``depth`` inputs is
+    quantized alone, asymmetrically only when the node asks for it."""
+    def prepare(info: NodeInfo) -> HybridConv:
+        q = quantized(info)
+        qw = q.qin[w_pos]
+        w = info.inputs[w_pos].value
+        weights, exact = _centred_filter(w, qw, out_axis) if w is not None else (None, False)
+        scale = qw.scale.astype(np.float32).reshape(-1) if qw.per_channel else np.float32(qw.s)
+        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact)
+
+    def kernel(s: HybridConv, *inputs):
+        args = list(inputs)
+        bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
+        x, qw = args[x_pos], s.qin[w_pos]
+        weights, exact = ((s.weights, s.exact32) if s.weights is not None
+                          else _centred_filter(args[w_pos], qw, out_axis))
+        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or (
+            qw.per_channel and not per_row)
+        rows = x.size // weights.shape[1] if per_row else x.shape[0]
+        q, scale, offset = quantize_rows(x.reshape(rows, -1), asymmetric)
+        dtype = np.float32 if exact else np.float64
+        args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+        args[w_pos] = weights.astype(dtype, copy=False)
+        acc = float_kernel(without_activation(s.attrs), *args)
+        by_row = acc.reshape(rows, -1, acc.shape[-1])
+        out = (by_row * (scale[:, None, None] * s.w_scale)).astype(np.float32).reshape(
+            acc.shape)
+        if bias is not None:
+            out += bias
+        return fused(out, int(s.attrs.get("fused_activation_function", 0)))
+    return Variant(kernel, prepare)
