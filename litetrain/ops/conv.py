@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from .common import as_int_tuple, conv_out_size, fused, pad_before_after
+from . import compiled
+from .common import RELU6, RELU_N1_TO_1, as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
 from .quantized.lib import (
     Quantized,
@@ -37,31 +38,51 @@ from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, windows
 
 
+def _activate(out: np.ndarray, code: int) -> np.ndarray:
+    """``fused`` on a fresh result, clamping in place (same bits, no extra array)."""
+    if code in (RELU6, RELU_N1_TO_1):
+        return np.clip(out, -1 if code == RELU_N1_TO_1 else 0, 6 if code == RELU6 else 1,
+                       out=out)
+    return fused(out, code)
+
+
 def conv_2d(attrs, x, w, b=None):
-    n, _, _, c = x.shape
+    c = x.shape[3]
     o, kh, kw, ci = w.shape
     if c % ci:
         raise ValueError(f"input has {c} channels, not a multiple of the filter's {ci}")
     groups = c // ci
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     if kh == kw == 1 and attrs["stride_h"] == attrs["stride_w"] == 1 and groups == 1:
-        out = x.reshape(-1, c) @ w.reshape(o, c).T
-        out = out.reshape(*x.shape[:3], o)
+        out = (x.reshape(-1, c) @ w.reshape(o, c).T).reshape(*x.shape[:3], o)
     else:
-        cols = im2col(x, kh, kw, attrs, dh, dw)
-        oh, ow = cols.shape[1:3]
-        og = o // groups
-        out = np.empty((n, oh, ow, o), np.result_type(x, w))
-        for g in range(groups):
-            patch = cols[..., g * ci:(g + 1) * ci].reshape(n * oh * ow, kh * kw * ci)
-            wg = w[g * og:(g + 1) * og].reshape(og, kh * kw * ci)
-            out[..., g * og:(g + 1) * og] = (patch @ wg.T).reshape(n, oh, ow, og)
+        out = _patch_gemm(im2col(x, kh, kw, attrs, dh, dw), w, groups)
+    if compiled.applies(attrs, x, w):
+        return compiled.bias_activation(attrs, out, b)
     if b is not None:
         out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
+    return _activate(out, attrs.get("fused_activation_function", 0))
+
+
+def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+    """``[n, oh, ow, o]``: each group's patches times its filters (one GEMM if ungrouped)."""
+    n, oh, ow = cols.shape[:3]
+    o, kh, kw, ci = w.shape
+    k = kh * kw * ci
+    if groups == 1:
+        return (cols.reshape(n * oh * ow, k) @ w.reshape(o, k).T).reshape(n, oh, ow, o)
+    og = o // groups
+    out = np.empty((n, oh, ow, o), np.result_type(cols, w))
+    for g in range(groups):
+        patch = cols[..., g * ci:(g + 1) * ci].reshape(n * oh * ow, k)
+        out[..., g * og:(g + 1) * og] = (patch @ w[g * og:(g + 1) * og].reshape(og, k).T
+                                         ).reshape(n, oh, ow, og)
+    return out
 
 
 def depthwise_conv_2d(attrs, x, w, b=None):
+    if compiled.applies(attrs, x, w):
+        return compiled.depthwise_conv_2d(attrs, x, w, b)
     c = x.shape[3]
     _, kh, kw, cm = w.shape
     if cm % c:
@@ -81,7 +102,7 @@ def depthwise_conv_2d(attrs, x, w, b=None):
     out = out.reshape(*out.shape[:3], cm)
     if b is not None:
         out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
+    return _activate(out, attrs.get("fused_activation_function", 0))
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):
@@ -274,11 +295,13 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 
 OPS = [
-    OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
+    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
+          shape=_conv_2d_shape, vjp=_conv_2d_vjp,
           integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
           shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
+          prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
+          integer=matmul_like(depthwise_conv_2d),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),

@@ -1,0 +1,106 @@
+"""Prepare-time choice of the compiled parts of CONV_2D and DEPTHWISE_CONV_2D.
+
+A node qualifies when its input and filter are float32, its filter is a constant of the
+file, and the ``[fast]`` extra (numba, :mod:`.fast`) is available; its settings are then
+a :class:`Compiled`: the node's attrs (every reader of attrs works unchanged) plus that
+constant filter. DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps NumPy's
+im2col and GEMM and gets a compiled epilogue (bias and activation in one pass).
+
+At run time the NumPy kernel hands over only when it is given exactly the prepared
+filter array and a float32 input (an evaluation with other weights, a non-constant
+filter, another dtype take the NumPy path), so one node's prepared data never meets
+another's arrays. Results are the NumPy kernels' bits.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
+from .fast import kernels
+from .registry import NodeInfo
+
+_INF = np.float32(np.inf)
+# Fused activations the compiled kernels apply themselves, as clamp bounds.
+_CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
+           RELU_N1_TO_1: (np.float32(-1), np.float32(1)), RELU6: (np.float32(0), np.float32(6))}
+_NO_BIAS = np.zeros(0, np.float32)
+
+
+class Compiled(dict):
+    """A node's attrs, plus the constant ``filter`` its compiled kernels are for."""
+
+    def __init__(self, attrs, filter: np.ndarray, jit: ModuleType):
+        super().__init__(attrs)
+        self.filter = filter
+        self.jit = jit
+
+
+def prepare(info: NodeInfo) -> object:
+    """``Compiled`` settings when the node qualifies (see the module docstring), else the
+    attrs unchanged."""
+    x, w = info.inputs[0], info.inputs[1] if len(info.inputs) > 1 else None
+    if (x is None or w is None or w.value is None or x.dtype != np.float32
+            or w.value.dtype != np.float32 or w.value.ndim != 4):
+        return info.attrs
+    jit = kernels("conv")
+    if jit is None:
+        return info.attrs
+    return Compiled(info.attrs, w.value, jit)
+
+
+def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
+    return (settings.__class__ is Compiled and w is settings.filter
+            and x.__class__ is np.ndarray and x.dtype == np.float32 and x.ndim == 4)
+
+
+def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int):
+    sh, sw = s["stride_h"], s["stride_w"]
+    dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
+    oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
+    ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
+    return sh, sw, dh, dw, pt, pl, oh, ow
+
+
+def _epilogue(s: Compiled, channels: int, b):
+    """(bias array, has_bias, lo, hi, activation left for NumPy, bias left for NumPy)."""
+    act = s.get("fused_activation_function", 0)
+    inline_bias = b is None or (b.__class__ is np.ndarray and b.dtype == np.float32
+                                and b.shape == (channels,))
+    if not inline_bias:  # an odd bias: NumPy adds it, then applies the activation
+        return _NO_BIAS, False, -_INF, _INF, act, b
+    lo, hi = _CLAMPS.get(act, _CLAMPS[NONE])
+    rest = NONE if act in _CLAMPS else act
+    bias = _NO_BIAS if b is None else np.ascontiguousarray(b)
+    return bias, b is not None, lo, hi, rest, None
+
+
+def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
+    if late_bias is not None:
+        out += late_bias
+    return fused(out, act)
+
+
+def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
+    _, kh, kw, cm = w.shape
+    c = x.shape[3]
+    if cm % c:
+        raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
+    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
+    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
+    out = s.jit.depthwise_conv_2d(np.ascontiguousarray(x), np.ascontiguousarray(w[0]), bias,
+                                  has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
+    return _finish(out, act, late_bias)
+
+
+def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
+    """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
+    activation in one pass, in place."""
+    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
+    if out.dtype == np.float32 and out.flags.c_contiguous:
+        s.jit.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo, hi)
+    else:  # not the GEMM result this was made for: NumPy does it all
+        late_bias, act = b, s.get("fused_activation_function", 0)
+    return _finish(out, act, late_bias)

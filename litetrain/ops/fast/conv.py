@@ -1,0 +1,96 @@
+"""Compiled (numba) forms of the float convolution kernels in :mod:`..conv`.
+
+* :func:`depthwise_conv_2d`: one pass over the output, each output pixel's taps
+  accumulated while it is in cache, bias and activation applied before moving on. Same
+  products added in the same tap order as the NumPy kernel, so the same bits.
+* :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
+  on a fresh GEMM result.
+
+Activations are the clamping ones (NONE, RELU, RELU_N1_TO_1, RELU6) given as bounds
+``lo``/``hi``, with the values and zero signs of NumPy's ``np.clip``/``np.maximum`` (NaN
+passes). Other activations are applied by NumPy afterwards.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@numba.njit(inline="always", **_JIT)
+def _clamp(v, lo, hi):
+    """``np.clip``'s values and signs; ``lo == 0, hi == inf`` is RELU, which is
+    ``np.maximum(v, 0)``: -0.0 becomes +0.0 there."""
+    if v < lo or (v == lo and hi == np.inf):
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@numba.njit(**_JIT)
+def depthwise_conv_2d(x, w, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
+    """``x`` [n, h, w, c] float32, ``w`` [kh, kw, c * mult], ``b`` [c * mult]. Like the
+    NumPy kernel, the first tap's product starts each sum and taps on padding add
+    ``0.0 * w`` (the signs of zero sums stay NumPy's)."""
+    n, h, wd, _ = x.shape
+    kh, kw, cm = w.shape
+    out = np.empty((n, oh, ow, cm), np.float32)
+    zero = np.float32(0.0)
+    for bi in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                o = out[bi, oy, ox]
+                first = True
+                for i in range(kh):
+                    iy = oy * sh + i * dh - pt
+                    for j in range(kw):
+                        ix = ox * sw + j * dw - pl
+                        wr = w[i, j]
+                        if iy < 0 or iy >= h or ix < 0 or ix >= wd:
+                            if first:
+                                for ch in range(cm):
+                                    o[ch] = zero * wr[ch]
+                            else:
+                                for ch in range(cm):
+                                    o[ch] += zero * wr[ch]
+                        else:
+                            xr = x[bi, iy, ix]
+                            if mult == 1:
+                                if first:
+                                    for ch in range(cm):
+                                        o[ch] = xr[ch] * wr[ch]
+                                else:
+                                    for ch in range(cm):
+                                        o[ch] += xr[ch] * wr[ch]
+                            elif first:
+                                for ch in range(cm):
+                                    o[ch] = xr[ch // mult] * wr[ch]
+                            else:
+                                for ch in range(cm):
+                                    o[ch] += xr[ch // mult] * wr[ch]
+                        first = False
+                if has_bias:
+                    for ch in range(cm):
+                        o[ch] = _clamp(o[ch] + b[ch], lo, hi)
+                elif lo != -np.inf or hi != np.inf:
+                    for ch in range(cm):
+                        o[ch] = _clamp(o[ch], lo, hi)
+    return out
+
+
+@numba.njit(**_JIT)
+def bias_activation(out, b, has_bias, lo, hi):
+    """In place on a 2-D ``out`` [rows, channels]: ``out += b``, then clamp to [lo, hi]."""
+    rows, cols = out.shape
+    for r in range(rows):
+        o = out[r]
+        if has_bias:
+            for k in range(cols):
+                o[k] = _clamp(o[k] + b[k], lo, hi)
+        else:
+            for k in range(cols):
+                o[k] = _clamp(o[k], lo, hi)
+    return out
