@@ -14,12 +14,10 @@ another's arrays. Results are the NumPy kernels' bits.
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
 
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
-from .fast import kernels
+from .fast import Loader, kernels
 from .registry import NodeInfo
 
 _INF = np.float32(np.inf)
@@ -30,12 +28,16 @@ _NO_BIAS = np.zeros(0, np.float32)
 
 
 class Compiled(dict):
-    """A node's attrs, plus the constant ``filter`` its compiled kernels are for."""
+    """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
+    filter laid out for them once (``[kh, kw, channels]``, C order, writable: the compiled
+    kernels take one array type), and the loader of the kernels."""
 
-    def __init__(self, attrs, filter: np.ndarray, jit: ModuleType):
+    def __init__(self, attrs, filter: np.ndarray, loader: Loader):
         super().__init__(attrs)
         self.filter = filter
-        self.jit = jit
+        self.layout = np.array(filter[0], np.float32, order="C", copy=True)
+        self.loader = loader
+        self.runs = 0
 
 
 def prepare(info: NodeInfo) -> object:
@@ -45,15 +47,24 @@ def prepare(info: NodeInfo) -> object:
     if (x is None or w is None or w.value is None or x.dtype != np.float32
             or w.value.dtype != np.float32 or w.value.ndim != 4):
         return info.attrs
-    jit = kernels("conv")
-    if jit is None:
+    loader = kernels("conv")
+    if loader is None:
         return info.attrs
-    return Compiled(info.attrs, w.value, jit)
+    return Compiled(info.attrs, w.value, loader)
 
 
 def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
-    return (settings.__class__ is Compiled and w is settings.filter
-            and x.__class__ is np.ndarray and x.dtype == np.float32 and x.ndim == 4)
+    """The compiled kernels are loaded and were prepared for this filter and input (the
+    node's second run starts loading them: see :mod:`.fast`)."""
+    if settings.__class__ is not Compiled:
+        return False
+    if settings.loader.module is None:
+        settings.runs += 1
+        if settings.runs == 2:
+            settings.loader.start()
+        return False
+    return (w is settings.filter and x.__class__ is np.ndarray and x.dtype == np.float32
+            and x.ndim == 4)
 
 
 def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int):
@@ -73,7 +84,8 @@ def _epilogue(s: Compiled, channels: int, b):
         return _NO_BIAS, False, -_INF, _INF, act, b
     lo, hi = _CLAMPS.get(act, _CLAMPS[NONE])
     rest = NONE if act in _CLAMPS else act
-    bias = _NO_BIAS if b is None else np.ascontiguousarray(b)
+    bias = _NO_BIAS if b is None else b if b.flags.writeable and b.flags.c_contiguous \
+        else b.copy()
     return bias, b is not None, lo, hi, rest, None
 
 
@@ -90,8 +102,8 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
-    out = s.jit.depthwise_conv_2d(np.ascontiguousarray(x), np.ascontiguousarray(w[0]), bias,
-                                  has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
+    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), s.layout, bias, has_bias,
+                                            lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
     return _finish(out, act, late_bias)
 
 
@@ -100,7 +112,8 @@ def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
     activation in one pass, in place."""
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        s.jit.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo, hi)
+        s.loader.module.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo,
+                                        hi)
     else:  # not the GEMM result this was made for: NumPy does it all
         late_bias, act = b, s.get("fused_activation_function", 0)
     return _finish(out, act, late_bias)

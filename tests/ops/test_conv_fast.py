@@ -89,7 +89,8 @@ def test_depthwise_matches_the_direct_sum(geometry, mult, rng):
 
 # --- compiled kernels --------------------------------------------------------------------
 
-needs_numba = pytest.mark.skipif(fast.kernels("conv") is None,
+_LOADER = fast.kernels("conv")
+needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
                                  reason="the [fast] extra (numba) is not installed")
 
 
@@ -126,10 +127,14 @@ def test_compiled_depthwise_gives_the_numpy_bits(geometry, act, rng):
         want = depthwise_conv_2d(attrs, x, w, b)
         _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
                    want)
-        # The same through a non-contiguous input view.
+        # The same through a non-contiguous input view, and read-only arrays.
         xv = np.concatenate([x, x], axis=3)[..., ::2]
         _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), xv, w, b),
                    depthwise_conv_2d(attrs, xv, w, b))
+        for a in (x, w) if b is None else (x, w, b):
+            a.flags.writeable = False
+        _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
+                   want)
 
 
 @needs_numba
@@ -166,6 +171,11 @@ def test_compiled_kernels_apply_only_to_their_constant_filter(rng):
     assert not isinstance(compiled.prepare(info), compiled.Compiled)
     info = node_info("conv_2d", [x.astype(np.float64), w.astype(np.float64)], attrs)
     assert not isinstance(compiled.prepare(info), compiled.Compiled)
+    # Kernels still loading: NumPy runs (same bits either way).
+    loading = compiled.Compiled(attrs, w, type("Loading", (), {"module": None,
+                                                               "start": lambda self: None})())
+    assert not compiled.applies(loading, x, w)
+    _same_bits(depthwise_conv_2d(loading, x, w), depthwise_conv_2d(attrs, x, w))
 
 
 def test_jit_can_be_turned_off(monkeypatch):

@@ -15,8 +15,18 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+# Compiled (or loaded from the disk cache) when this module is imported, so a run never
+# waits for a compilation: float32 C-order arrays (the input may be read-only), flags,
+# clamp bounds, then int64 geometry.
+_F32 = types.float32
+_INTS = (types.int64,) * 9
+_DEPTHWISE = [
+    (types.Array(_F32, 4, "C", readonly=ro), _F32[:, :, ::1], _F32[::1], types.boolean,
+     _F32, _F32, *_INTS) for ro in (False, True)]
+_BIAS_ACTIVATION = [(_F32[:, ::1], _F32[::1], types.boolean, _F32, _F32)]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -30,7 +40,7 @@ def _clamp(v, lo, hi):
     return v
 
 
-@numba.njit(**_JIT)
+@numba.njit(_DEPTHWISE, **_JIT)
 def depthwise_conv_2d(x, w, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
     """``x`` [n, h, w, c] float32, ``w`` [kh, kw, c * mult], ``b`` [c * mult]. Like the
     NumPy kernel, the first tap's product starts each sum and taps on padding add
@@ -81,7 +91,7 @@ def depthwise_conv_2d(x, w, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow,
     return out
 
 
-@numba.njit(**_JIT)
+@numba.njit(_BIAS_ACTIVATION, **_JIT)
 def bias_activation(out, b, has_bias, lo, hi):
     """In place on a 2-D ``out`` [rows, channels]: ``out += b``, then clamp to [lo, hi]."""
     rows, cols = out.shape
