@@ -42,46 +42,36 @@ def _clamp(v, lo, hi):
 
 @numba.njit(_DEPTHWISE, **_JIT)
 def depthwise_conv_2d(x, w, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
-    """``x`` [n, h, w, c] float32, ``w`` [kh, kw, c * mult], ``b`` [c * mult]. Like the
-    NumPy kernel, the first tap's product starts each sum and taps on padding add
-    ``0.0 * w`` (the signs of zero sums stay NumPy's)."""
+    """``x`` [n, h, w, c] float32, ``w`` [kh, kw, c * mult], ``b`` [c * mult].
+
+    The NumPy kernel's sums, bit for bit: it starts from the first tap's product and
+    adds the others in tap order, taps on padding giving ``0.0 * w``. Starting instead
+    from -0.0 changes nothing (``-0.0 + p == p`` for every ``p``, signed zeros and NaN
+    included), which lets every tap be added the same way."""
     n, h, wd, _ = x.shape
     kh, kw, cm = w.shape
-    out = np.empty((n, oh, ow, cm), np.float32)
+    out = np.full((n, oh, ow, cm), np.float32(-0.0))
     zero = np.float32(0.0)
     for bi in range(n):
         for oy in range(oh):
             for ox in range(ow):
                 o = out[bi, oy, ox]
-                first = True
                 for i in range(kh):
                     iy = oy * sh + i * dh - pt
                     for j in range(kw):
                         ix = ox * sw + j * dw - pl
                         wr = w[i, j]
                         if iy < 0 or iy >= h or ix < 0 or ix >= wd:
-                            if first:
-                                for ch in range(cm):
-                                    o[ch] = zero * wr[ch]
-                            else:
-                                for ch in range(cm):
-                                    o[ch] += zero * wr[ch]
+                            for ch in range(cm):
+                                o[ch] += zero * wr[ch]
+                        elif mult == 1:
+                            xr = x[bi, iy, ix]
+                            for ch in range(cm):
+                                o[ch] += xr[ch] * wr[ch]
                         else:
                             xr = x[bi, iy, ix]
-                            if mult == 1:
-                                if first:
-                                    for ch in range(cm):
-                                        o[ch] = xr[ch] * wr[ch]
-                                else:
-                                    for ch in range(cm):
-                                        o[ch] += xr[ch] * wr[ch]
-                            elif first:
-                                for ch in range(cm):
-                                    o[ch] = xr[ch // mult] * wr[ch]
-                            else:
-                                for ch in range(cm):
-                                    o[ch] += xr[ch // mult] * wr[ch]
-                        first = False
+                            for ch in range(cm):
+                                o[ch] += xr[ch // mult] * wr[ch]
                 if has_bias:
                     for ch in range(cm):
                         o[ch] = _clamp(o[ch] + b[ch], lo, hi)
