@@ -25,6 +25,27 @@ def _gelu(attrs, x):
     return 0.5 * x * (1.0 + erf(x * x.dtype.type(1.0 / np.sqrt(2.0))))
 
 
+def _logistic(x, out=None):
+    """``1 / (1 + exp(-x))`` in one buffer (same operations, same bits)."""
+    if x.dtype.kind != "f" or not x.ndim:
+        return 1 / (1 + np.exp(-x))
+    t = np.negative(x, out=out)
+    np.exp(t, out=t)
+    np.add(t, 1, out=t)
+    return np.divide(1, t, out=t)
+
+
+def _hard_swish(x, out=None):
+    """``x * clip(x + 3, 0, 6) / 6`` with one scratch array (same operations, same bits);
+    ``out`` may be ``x`` itself."""
+    if x.dtype.kind != "f" or not x.ndim:
+        return x * np.clip(x + 3, 0, 6) / 6
+    t = np.add(x, 3)
+    np.clip(t, 0, 6, out=t)
+    out = np.multiply(x, t, out=t if out is None else out)
+    return np.divide(out, 6, out=out)
+
+
 def _softmax(attrs, x):
     beta = attrs.get("beta", 1.0)
     e = np.subtract(x, x.max(axis=-1, keepdims=True))  # fresh: safe to work in place
@@ -122,6 +143,14 @@ def _tanh_into(operand: int):
     return lambda attrs, x: np.tanh(x, out=x)
 
 
+def _logistic_into(operand: int):
+    return lambda attrs, x: _logistic(x, out=x)
+
+
+def _hard_swish_into(operand: int):
+    return lambda attrs, x: _hard_swish(x, out=x)
+
+
 OPS = [
     _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into),
     _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp),
@@ -132,12 +161,12 @@ OPS = [
     _op("prelu", lambda attrs, x, alpha: np.where(x >= 0, x, x * alpha)),
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),
-    _op("logistic", _kernel(lambda x: 1 / (1 + np.exp(-x))),
-        vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
+    _op("logistic", _kernel(_logistic), vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
+        in_place=_logistic_into,
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
         in_place=_tanh_into, output_quantization=(1 / 128, 0)),
-    _op("hard_swish", _kernel(lambda x: x * np.clip(x + 3, 0, 6) / 6)),
+    _op("hard_swish", _kernel(_hard_swish), in_place=_hard_swish_into),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
         integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),

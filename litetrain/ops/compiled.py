@@ -30,7 +30,8 @@ _NO_BIAS = np.zeros(0, np.float32)
 class Compiled(dict):
     """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
     filter laid out for them once (``[kh, kw, channels]``, C order, writable: the compiled
-    kernels take one array type), and the loader of the kernels."""
+    kernels take one array type), the fused activation as clamp bounds (``rest``: one
+    they leave to NumPy), the window geometry per input size, and the kernels' loader."""
 
     def __init__(self, attrs, filter: np.ndarray, loader: Loader):
         super().__init__(attrs)
@@ -38,6 +39,10 @@ class Compiled(dict):
         self.layout = np.array(filter[0], np.float32, order="C", copy=True)
         self.loader = loader
         self.runs = 0
+        act = attrs.get("fused_activation_function", 0)
+        self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
+        self.rest = NONE if act in _CLAMPS else act
+        self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
 
 
 def prepare(info: NodeInfo) -> object:
@@ -67,26 +72,28 @@ def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
             and x.ndim == 4)
 
 
-def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int):
-    sh, sw = s["stride_h"], s["stride_w"]
-    dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
-    oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
-    ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
-    return sh, sw, dh, dw, pt, pl, oh, ow
+def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
+    """(sh, sw, dh, dw, pt, pl, oh, ow) for this input size (computed once per size)."""
+    g = s.geometry.get(x.shape[1:3])
+    if g is None:
+        sh, sw = s["stride_h"], s["stride_w"]
+        dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
+        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
+        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
+        g = s.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
+    return g
 
 
 def _epilogue(s: Compiled, channels: int, b):
     """(bias array, has_bias, lo, hi, activation left for NumPy, bias left for NumPy)."""
-    act = s.get("fused_activation_function", 0)
-    inline_bias = b is None or (b.__class__ is np.ndarray and b.dtype == np.float32
-                                and b.shape == (channels,))
-    if not inline_bias:  # an odd bias: NumPy adds it, then applies the activation
-        return _NO_BIAS, False, -_INF, _INF, act, b
-    lo, hi = _CLAMPS.get(act, _CLAMPS[NONE])
-    rest = NONE if act in _CLAMPS else act
-    bias = _NO_BIAS if b is None else b if b.flags.writeable and b.flags.c_contiguous \
-        else b.copy()
-    return bias, b is not None, lo, hi, rest, None
+    if b is None:
+        return _NO_BIAS, False, s.lo, s.hi, s.rest, None
+    if b.__class__ is not np.ndarray or b.dtype != np.float32 or b.shape != (channels,):
+        # an odd bias: NumPy adds it, then applies the activation
+        return _NO_BIAS, False, -_INF, _INF, s.get("fused_activation_function", 0), b
+    if not (b.flags.writeable and b.flags.c_contiguous):
+        b = b.copy()
+    return b, True, s.lo, s.hi, s.rest, None
 
 
 def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
