@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import erf, fused
+from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
 from .quantized.fixed_point import dtype_range, round_half_away
 from .quantized.lib import Quantized, integer, lut
@@ -44,6 +45,31 @@ def _hard_swish(x, out=None):
     np.clip(t, 0, 6, out=t)
     out = np.multiply(x, t, out=t if out is None else out)
     return np.divide(out, 6, out=out)
+
+
+def _compiled_prepare(info):
+    """Compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    x = info.inputs[0]
+    loader = kernels("activations") if x is not None and x.dtype == np.float32 else None
+    return info.attrs if loader is None else WithKernels(info.attrs, loader)
+
+
+def _hard_swish_kernel(attrs, x):
+    return _hard_swish_maybe_compiled(attrs, x, None)
+
+
+def _hard_swish_maybe_compiled(attrs, x, out):
+    """Compiled when prepared so and loaded (same bits), else NumPy. The compiled kernel
+    always writes a new array: with ``out`` being ``x`` its loop could not be vectorised
+    (LLVM sees the arrays overlap) and would run several times slower."""
+    if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
+            and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
+        jit = attrs.ready()
+        if jit is not None:
+            fresh = np.empty_like(x)
+            jit.hard_swish(x.reshape(-1), fresh.reshape(-1))
+            return fresh
+    return _hard_swish(x, out=out)
 
 
 def _softmax(attrs, x):
@@ -148,7 +174,7 @@ def _logistic_into(operand: int):
 
 
 def _hard_swish_into(operand: int):
-    return lambda attrs, x: _hard_swish(x, out=x)
+    return lambda attrs, x: _hard_swish_maybe_compiled(attrs, x, x)
 
 
 OPS = [
@@ -166,7 +192,8 @@ OPS = [
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
         in_place=_tanh_into, output_quantization=(1 / 128, 0)),
-    _op("hard_swish", _kernel(_hard_swish), in_place=_hard_swish_into),
+    _op("hard_swish", _hard_swish_kernel, prepare=_compiled_prepare,
+        in_place=_hard_swish_into),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
         integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
-from .fast import Loader, kernels
+from .fast import Loader, WithKernels, kernels
 from .registry import NodeInfo
 
 _INF = np.float32(np.inf)
@@ -27,18 +27,16 @@ _CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
 _NO_BIAS = np.zeros(0, np.float32)
 
 
-class Compiled(dict):
+class Compiled(WithKernels):
     """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
     filter laid out for them once (``[kh, kw, channels]``, C order, writable: the compiled
     kernels take one array type), the fused activation as clamp bounds (``rest``: one
     they leave to NumPy), the window geometry per input size, and the kernels' loader."""
 
     def __init__(self, attrs, filter: np.ndarray, loader: Loader):
-        super().__init__(attrs)
+        super().__init__(attrs, loader)
         self.filter = filter
         self.layout = np.array(filter[0], np.float32, order="C", copy=True)
-        self.loader = loader
-        self.runs = 0
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -61,12 +59,7 @@ def prepare(info: NodeInfo) -> object:
 def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
     """The compiled kernels are loaded and were prepared for this filter and input (the
     node's second run starts loading them: see :mod:`.fast`)."""
-    if settings.__class__ is not Compiled:
-        return False
-    if settings.loader.module is None:
-        settings.runs += 1
-        if settings.runs == 2:
-            settings.loader.start()
+    if settings.__class__ is not Compiled or settings.ready() is None:
         return False
     return (w is settings.filter and x.__class__ is np.ndarray and x.dtype == np.float32
             and x.ndim == 4)

@@ -30,3 +30,23 @@ def test_in_place_forms_write_into_their_operand(rng):
     for op in PLAIN:
         x = rng.standard_normal(10).astype(np.float32)
         assert lookup(op).in_place(0)({}, x) is x
+
+
+def test_compiled_hard_swish_gives_the_plain_bits(rng):
+    from litetrain.ops import fast
+    from litetrain.ops.evaluate import node_info
+
+    loader = fast.kernels("activations")
+    if loader is None or loader.wait() is None:
+        pytest.skip("the [fast] extra (numba) is not installed")
+    opdef = lookup("hard_swish")
+    x = (rng.standard_normal((4, 9, 3)) * 6).astype(np.float32)
+    x.reshape(-1)[:9] = [0.0, -0.0, np.nan, np.inf, -np.inf, -3.0, 3.0, 100.0, -100.0]
+    settings = opdef.settings(node_info("hard_swish", [x]))
+    assert isinstance(settings, fast.WithKernels)
+    want = PLAIN["hard_swish"](x).view(np.uint32)
+    got = opdef.kernel(settings, x)
+    np.testing.assert_array_equal(got.view(np.uint32), want)
+    np.testing.assert_array_equal(opdef.in_place(0)(settings, x.copy()).view(np.uint32), want)
+    x.flags.writeable = False
+    np.testing.assert_array_equal(opdef.kernel(settings, x).view(np.uint32), want)

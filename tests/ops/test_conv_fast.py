@@ -186,3 +186,30 @@ def test_jit_can_be_turned_off(monkeypatch):
     finally:
         monkeypatch.delenv("LITETRAIN_JIT")
         fast.kernels.cache_clear()
+
+
+def test_numba_is_not_loaded_by_import_or_a_one_shot_run():
+    """``import litetrain`` and a model's first run never import numba (cold start);
+    the second run starts loading it in the background."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model = (Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
+             / "mobilenet_v2_035" / "float.tflite")
+    code = f"""
+import sys, numpy as np, litetrain
+assert 'numba' not in sys.modules
+it = litetrain.Interpreter(model_path={str(model)!r})
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]['index'], np.zeros((1, 96, 96, 3), np.float32))
+it.invoke()
+assert 'numba' not in sys.modules
+it.invoke()
+from litetrain.ops.fast import kernels
+loader = kernels('conv')
+print(loader is not None and loader._started)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == str(_LOADER is not None)

@@ -23,7 +23,7 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv",)
+FAMILIES = ("conv", "activations")
 
 
 class Loader:
@@ -71,3 +71,22 @@ def kernels(family: str) -> Loader | None:
     if importlib.util.find_spec("numba") is None:
         return None
     return Loader(family)
+
+
+class WithKernels(dict):
+    """A node's settings when its prepare chose compiled kernels: the node's attrs (every
+    reader of attrs works unchanged) plus the family's loader."""
+
+    def __init__(self, attrs, loader: Loader):
+        super().__init__(attrs)
+        self.loader = loader
+        self.runs = 0
+
+    def ready(self) -> ModuleType | None:
+        """The compiled kernels if loaded; the node's second run starts loading them."""
+        module = self.loader.module
+        if module is None:
+            self.runs += 1
+            if self.runs == 2:
+                self.loader.start()
+        return module
