@@ -35,7 +35,7 @@ from .quantized.lib import (
 )
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
-from .windows import im2col, windows
+from .windows import im2col, tap_range
 
 
 def _activate(out: np.ndarray, code: int) -> np.ndarray:
@@ -89,17 +89,41 @@ def depthwise_conv_2d(attrs, x, w, b=None):
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     mult = cm // c
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
-    # Multiply-accumulate tap by tap into one buffer, with one scratch buffer for the
-    # products (same additions in the same order as summing fresh arrays: same bits).
-    out = scratch = None
-    for (i, j), win in windows(x, kh, kw, attrs, dh, dw):
-        taps = w[0, i, j].reshape(c, mult)
-        if out is None:
-            out = np.multiply(win[..., :, None], taps, dtype=np.result_type(x, w))
-            scratch = np.empty_like(out)
-        else:
-            out += np.multiply(win[..., :, None], taps, out=scratch)
-    out = out.reshape(*out.shape[:3], cm)
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    n, h, wd, _ = x.shape
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
+    ow, pl, _ = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    # Multiply-accumulate tap by tap into one buffer, each tap over the outputs whose input
+    # is in bounds (no padded copy of the input), taps on padding giving 0 * w: the bits of
+    # summing the padded input's tap products from the first tap on.
+    dtype = np.result_type(x, w)
+    out = np.empty((n, oh, ow, c, mult), dtype)
+    scratch = np.empty(out.size, dtype)
+    first = True
+    for i in range(kh):
+        y0, y1, iy = tap_range(h, oh, sh, i * dh - pt)
+        for j in range(kw):
+            x0, x1, ix = tap_range(wd, ow, sw, j * dw - pl)
+            taps = w[0, i, j].reshape(c, mult)
+            if y1 > y0 and x1 > x0:
+                win = x[:, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw]
+                inside = out[:, y0:y1, x0:x1]
+                if first:
+                    np.multiply(win[..., :, None], taps, out=inside)
+                else:
+                    part = scratch[:inside.size].reshape(inside.shape)  # contiguous
+                    inside += np.multiply(win[..., :, None], taps, out=part)
+            else:
+                y0 = y1 = 0  # the whole tap is on padding
+            zero = np.multiply(0, taps, dtype=dtype)
+            for border in (out[:, :y0], out[:, y1:], out[:, y0:y1, :x0], out[:, y0:y1, x1:]):
+                if border.size:
+                    if first:
+                        border[...] = zero
+                    else:
+                        border += zero
+            first = False
+    out = out.reshape(n, oh, ow, cm)
     if b is not None:
         out += b
     return _activate(out, attrs.get("fused_activation_function", 0))

@@ -31,6 +31,15 @@ def windows(x, kh, kw, attrs, dil_h=1, dil_w=1, value=0.0):
             yield (i, j), xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
 
 
+def tap_range(size: int, out: int, stride: int, offset: int) -> tuple[int, int, int]:
+    """Along one spatial dim, for the tap reading input ``o * stride + offset`` at output
+    ``o``: the outputs ``[o0, o1)`` whose input is in ``[0, size)``, and the first input."""
+    o0 = max(0, -(offset // stride)) if offset < 0 else 0
+    o1 = min(out, (size - 1 - offset) // stride + 1) if size - 1 - offset >= 0 else 0
+    o1 = max(o0, o1)
+    return o0, o1, o0 * stride + offset
+
+
 def im2col(x, kh, kw, attrs, dil_h=1, dil_w=1):
     """Patch matrix ``[n, oh, ow, kh, kw, c]`` for a convolution with these settings: one
     copy of a strided view of the (padded) input, whose innermost runs are ``kw * c``
