@@ -29,14 +29,16 @@ _NO_BIAS = np.zeros(0, np.float32)
 
 class Compiled(WithKernels):
     """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
-    filter laid out for them once (``[kh, kw, channels]``, C order, writable: the compiled
-    kernels take one array type), the fused activation as clamp bounds (``rest``: one
-    they leave to NumPy), the window geometry per input size, and the kernels' loader."""
+    filter laid out for them once (depthwise: ``[kh, kw, channels]``, C order, writable:
+    the compiled kernel takes one array type), the fused activation as clamp bounds
+    (``rest``: one they leave to NumPy), the window geometry per input size, and the
+    kernels' loader."""
 
-    def __init__(self, attrs, filter: np.ndarray, loader: Loader):
+    def __init__(self, attrs, filter: np.ndarray, loader: Loader, depthwise: bool):
         super().__init__(attrs, loader)
         self.filter = filter
-        self.layout = np.array(filter[0], np.float32, order="C", copy=True)
+        self.layout = np.array(filter[0], np.float32, order="C", copy=True) if depthwise \
+            else None
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -53,7 +55,7 @@ def prepare(info: NodeInfo) -> object:
     loader = kernels("conv")
     if loader is None:
         return info.attrs
-    return Compiled(info.attrs, w.value, loader)
+    return Compiled(info.attrs, w.value, loader, info.op == "depthwise_conv_2d")
 
 
 def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:

@@ -87,6 +87,35 @@ def test_depthwise_matches_the_direct_sum(geometry, mult, rng):
     np.testing.assert_allclose(got, _direct(x, w, attrs, True), rtol=1e-5, atol=1e-5)
 
 
+def _padded_tap_sum(x, w, attrs):
+    """The simple float32 depthwise reference: pad the input, then sum fresh tap products
+    in tap order (what the kernel computed before it stopped copying the input)."""
+    _, kh, kw, cm = w.shape
+    c = x.shape[3]
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    dh, dw = attrs["dilation_h_factor"], attrs["dilation_w_factor"]
+    oh, pt, pb = pad_before_after(x.shape[1], kh, sh, dh, attrs["padding"])
+    ow, pl, pr = pad_before_after(x.shape[2], kw, sw, dw, attrs["padding"])
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    out = None
+    for i, j in itertools.product(range(kh), range(kw)):
+        win = xp[:, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+        term = win[..., :, None] * w[0, i, j].reshape(c, cm // c)
+        out = term if out is None else out + term
+    return out.reshape(*out.shape[:3], cm)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_depthwise_gives_the_padded_tap_sums_bits(geometry, rng):
+    n, h, wd, k, *_ = geometry
+    for mult in (1, 2):
+        x = _special(rng, (n, h, wd, 3))
+        w = rng.standard_normal((1, *k, 3 * mult)).astype(np.float32)
+        w.reshape(-1)[::5] = -0.0
+        attrs = _attrs((k, *geometry[4:]), depth_multiplier=mult)
+        _same_bits(depthwise_conv_2d(attrs, x, w), _padded_tap_sum(x, w, attrs))
+
+
 # --- compiled kernels --------------------------------------------------------------------
 
 _LOADER = fast.kernels("conv")
@@ -173,7 +202,8 @@ def test_compiled_kernels_apply_only_to_their_constant_filter(rng):
     assert not isinstance(compiled.prepare(info), compiled.Compiled)
     # Kernels still loading: NumPy runs (same bits either way).
     loading = compiled.Compiled(attrs, w, type("Loading", (), {"module": None,
-                                                               "start": lambda self: None})())
+                                                               "start": lambda self: None})(),
+                                depthwise=True)
     assert not compiled.applies(loading, x, w)
     _same_bits(depthwise_conv_2d(loading, x, w), depthwise_conv_2d(attrs, x, w))
 
