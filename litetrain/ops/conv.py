@@ -35,7 +35,7 @@ from .quantized.lib import (
 )
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
-from .windows import im2col, tap_range
+from .windows import im2col, tap_range, windows
 
 
 def _activate(out: np.ndarray, code: int) -> np.ndarray:
@@ -83,20 +83,50 @@ def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
 def depthwise_conv_2d(attrs, x, w, b=None):
     if compiled.applies(attrs, x, w):
         return compiled.depthwise_conv_2d(attrs, x, w, b)
-    c = x.shape[3]
-    _, kh, kw, cm = w.shape
+    c, cm = x.shape[3], w.shape[3]
     if cm % c:
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
-    mult = cm // c
+    form = _depthwise_padded if x.nbytes <= _SMALL_INPUT else _depthwise_in_bounds
+    out = form(x, w, attrs, np.result_type(x, w))
+    out = out.reshape(*out.shape[:3], cm)
+    if b is not None:
+        out += b
+    return _activate(out, attrs.get("fused_activation_function", 0))
+
+
+# Below this input size the padded copy costs less than the extra NumPy calls of the
+# in-bounds form (four border updates per tap); above it, the copy's memory matters.
+_SMALL_INPUT = 1 << 20
+
+
+def _depthwise_padded(x, w, attrs, dtype):
+    """Tap by tap over the padded input into one buffer ``[n, oh, ow, c, mult]``, with one
+    scratch buffer for the products (the bits of summing fresh arrays)."""
+    c, cm = x.shape[3], w.shape[3]
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    out = scratch = None
+    for (i, j), win in windows(x, w.shape[1], w.shape[2], attrs, dh, dw):
+        taps = w[0, i, j].reshape(c, cm // c)
+        if out is None:
+            out = np.multiply(win[..., :, None], taps, dtype=dtype)
+            scratch = np.empty_like(out)
+        else:
+            out += np.multiply(win[..., :, None], taps, out=scratch)
+    return out
+
+
+def _depthwise_in_bounds(x, w, attrs, dtype):
+    """The same sums without a padded copy of the input."""
+    n, h, wd, c = x.shape
+    _, kh, kw, cm = w.shape
+    mult = cm // c
     sh, sw = attrs["stride_h"], attrs["stride_w"]
-    n, h, wd, _ = x.shape
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, _ = pad_before_after(wd, kw, sw, dw, attrs["padding"])
     # Multiply-accumulate tap by tap into one buffer, each tap over the outputs whose input
     # is in bounds (no padded copy of the input), taps on padding giving 0 * w: the bits of
     # summing the padded input's tap products from the first tap on.
-    dtype = np.result_type(x, w)
     out = np.empty((n, oh, ow, c, mult), dtype)
     scratch = np.empty(out.size, dtype)
     first = True
@@ -123,10 +153,7 @@ def depthwise_conv_2d(attrs, x, w, b=None):
                     else:
                         border += zero
             first = False
-    out = out.reshape(n, oh, ow, cm)
-    if b is not None:
-        out += b
-    return _activate(out, attrs.get("fused_activation_function", 0))
+    return out
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):

@@ -106,7 +106,12 @@ def _padded_tap_sum(x, w, attrs):
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_depthwise_gives_the_padded_tap_sums_bits(geometry, rng):
+@pytest.mark.parametrize("in_bounds_form", [False, True])
+def test_depthwise_gives_the_padded_tap_sums_bits(geometry, in_bounds_form, rng, monkeypatch):
+    """Both NumPy forms (padded copy for small inputs, in-bounds taps for large ones)."""
+    from litetrain.ops import conv
+
+    monkeypatch.setattr(conv, "_SMALL_INPUT", -1 if in_bounds_form else 1 << 40)
     n, h, wd, k, *_ = geometry
     for mult in (1, 2):
         x = _special(rng, (n, h, wd, 3))
