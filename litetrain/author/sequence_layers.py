@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .functional import ACTIVATIONS
 from .functional import activation as get_activation
 from .graph import Value
 from .layers import Layer
@@ -104,20 +105,44 @@ class _Recurrent(Layer):
         steps, features, n = x.shape[1], x.shape[2], self.gates * self.units
         # The input projection of every step at once: one GEMM forward, one for the
         # kernel's gradient (and one for the input's) instead of one per step.
-        rows = g.op("reshape", x, g.const(np.array([-1, features], np.int32)))
+        # Time-major rows: each step's projection is then a contiguous block (UNPACK
+        # gives views) and the gradient's PACK a plain concatenation of blocks.
+        time_major = g.op("transpose", x, g.const(np.array([1, 0, 2], np.int32)))
+        rows = g.op("reshape", time_major, g.const(np.array([-1, features], np.int32)))
         input_bias, recurrent_bias = self._biases(g)
         z = rows @ self.kernel.read() + input_bias
-        z = g.op("reshape", z, g.const(np.array([-1, steps, n], np.int32)))
-        projected = g.op("unpack", z, axis=1, num=steps)
-        projected = projected if isinstance(projected, tuple) else (projected,)
+        z = g.op("reshape", z, g.const(np.array([steps, -1, n], np.int32)))
         recurrent_kernel = self.recurrent_kernel.read()
-        state, outputs = None, []
+        recurrent_bias = self._per_example_bias(g, z, recurrent_bias)
+        first = len(g.nodes)
+        projected = g.op("unpack", z, axis=0, num=steps)
+        projected = projected if isinstance(projected, tuple) else (projected,)
+        state, outputs, self._saved = None, [], []
         for z_t in projected:
             h, state = self.step(g, z_t, state, recurrent_kernel, recurrent_bias)
             outputs.append(h)
-        if not self.return_sequences:
-            return outputs[-1]
-        return g.op("pack", *outputs, axis=1, values_count=len(outputs))
+        out = outputs[-1] if not self.return_sequences else \
+            g.op("pack", *outputs, axis=1, values_count=len(outputs))
+        rule = self._through_time(g, recurrent_kernel, self._saved)
+        self._saved = []
+        if rule is not None:
+            extra = [] if recurrent_bias is None else [recurrent_bias]
+            g.custom_gradient(out, [z, recurrent_kernel, *extra], first, rule)
+        return out
+
+    def _per_example_bias(self, g, z: Value, bias: Value | None) -> Value | None:
+        """The recurrent bias as the steps use it (GRU: broadcast to the batch)."""
+        return bias
+
+    def _through_time(self, g, recurrent_kernel: Value, saved: list):
+        """A gradient rule for the whole loop (see ``LSTM``), or ``None``: autodiff walks
+        the steps node by node. The rule returns the cotangents of the time-major input
+        projection, the recurrent kernel and (if any) the per-example recurrent bias."""
+        return None
+
+    def _default_activations(self) -> bool:
+        return (self.activation is ACTIVATIONS["tanh"]
+                and self.recurrent_activation is ACTIVATIONS["sigmoid"])
 
     def _biases(self, g) -> tuple[Value, Value | None]:
         """(the input projection's bias, the recurrent product's or ``None``)."""
@@ -125,6 +150,14 @@ class _Recurrent(Layer):
 
     def _split(self, g, z: Value) -> tuple[Value, ...]:
         return g.op("split", g.const(np.int32(-1)), z, num_splits=self.gates)
+
+
+def _sigmoid_grad(dy: Value, y: Value) -> Value:
+    return dy * y * (1.0 - y)
+
+
+def _tanh_grad(dy: Value, y: Value) -> Value:
+    return dy * (1.0 - y * y)
 
 
 class SimpleRNN(_Recurrent):
@@ -149,11 +182,57 @@ class LSTM(_Recurrent):
             z = z + state[0] @ recurrent_kernel
         i, f, c_hat, o = self._split(g, z)
         i, f, o = (self.recurrent_activation(v) for v in (i, f, o))
-        c = i * self.activation(c_hat)
+        candidate = self.activation(c_hat)
+        c = i * candidate
         if state is not None:
             c = c + f * state[1]
-        h = o * self.activation(c)
+        squashed = self.activation(c)
+        h = o * squashed
+        self._saved.append((i, f, candidate, o, squashed, state))
         return h, (h, c)
+
+    def _through_time(self, g, recurrent_kernel: Value, saved: list):
+        """Backpropagation through time as one rule, for Keras' default activations
+        (tanh, sigmoid): the same per-step products as the node-by-node walk, but the
+        recurrent kernel's gradient is ONE product of all steps' states and gate
+        cotangents (instead of one small GEMM and one add per step), and the gate
+        cotangents go straight into one PACK for the input projection's gradient."""
+        if len(saved) < 2 or not self._default_activations():
+            return None
+        steps = len(saved)
+        sigmoid_grad, tanh_grad = _sigmoid_grad, _tanh_grad
+
+        def rule(d_out):
+            if self.return_sequences:
+                d_hs = g.op("unpack", d_out, axis=1, num=steps)
+            else:
+                d_hs = [None] * (steps - 1) + [d_out]
+            d_zs: list = [None] * steps
+            d_h = d_c = None
+            for t in range(steps - 1, -1, -1):
+                i, f, candidate, o, squashed, state = saved[t]
+                if d_hs[t] is not None:
+                    d_h = d_hs[t] if d_h is None else d_h + d_hs[t]
+                d_o = d_h * squashed
+                d_c_here = tanh_grad(d_h * o, squashed)
+                d_c = d_c_here if d_c is None else d_c + d_c_here
+                d_i = sigmoid_grad(d_c * candidate, i)
+                d_candidate = tanh_grad(d_c * i, candidate)
+                if state is None:
+                    d_f = g.op("zeros_like", i)  # f is unused (and not computed) here
+                else:
+                    d_f = sigmoid_grad(d_c * state[1], f)
+                    d_c = d_c * f
+                d_zs[t] = g.op("concatenation", d_i, d_f, d_candidate,
+                               sigmoid_grad(d_o, o), axis=-1)
+                d_h = None if state is None else g.op("batch_matmul", d_zs[t],
+                                                      recurrent_kernel, adj_y=True)
+            states = g.op("concatenation", *(saved[t][5][0] for t in range(1, steps)),
+                          axis=0)
+            later = g.op("concatenation", *d_zs[1:], axis=0)
+            d_kernel = g.op("batch_matmul", states, later, adj_x=True)
+            return [g.op("pack", *d_zs, axis=0, values_count=steps), d_kernel]
+        return rule
 
 
 class GRU(_Recurrent):
@@ -171,15 +250,78 @@ class GRU(_Recurrent):
                      for part in g.op("split", g.const(np.int32(0)), self.bias.read(),
                                       num_splits=2))
 
+    def _per_example_bias(self, g, z: Value, bias: Value | None) -> Value:
+        """The recurrent bias broadcast to ``[batch, 3 * units]`` once, so each step's
+        product and bias are one fused step and the bias gradient one sum."""
+        shape = g.op("shape", z, out_type=2)  # [steps, batch, 3 * units]
+        per_step = g.op("strided_slice", shape, g.const(np.array([1], np.int32)),
+                        g.const(np.array([3], np.int32)), g.const(np.array([1], np.int32)))
+        return g.op("broadcast_to", bias, per_step)
+
     def step(self, g, z, state, recurrent_kernel, b_rec):
+        """Keras' equations; ``h = h_hat + z * (state - h_hat)`` is its
+        ``z * state + (1 - z) * h_hat`` in one multiply fewer (and no NEG in the
+        gradient)."""
         x_z, x_r, x_h = self._split(g, z)
         rec = b_rec if state is None else state @ recurrent_kernel + b_rec
         r_z, r_r, r_h = self._split(g, rec)
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
         h_hat = self.activation(x_h + r * r_h)
-        h = (1.0 - z) * h_hat if state is None else z * state + (1.0 - z) * h_hat
+        if state is None:
+            keep = 1.0 - z
+            h = keep * h_hat
+        else:
+            keep = state - h_hat
+            h = h_hat + z * keep
+        self._saved.append((z, r, r_h, h_hat, keep, state))
         return h, h
+
+    def _through_time(self, g, recurrent_kernel: Value, saved: list):
+        """Backpropagation through time as one rule (tanh, sigmoid): per step the
+        cotangents of the input projection ``[dz, dr, da]`` and of the recurrent product
+        ``[dz, dr, da · r]`` (``a = x_h + r · r_h``); the recurrent kernel's gradient is
+        ONE product over all steps, the bias's one sum."""
+        if len(saved) < 2 or not self._default_activations():
+            return None
+        steps = len(saved)
+
+        def rule(d_out):
+            if self.return_sequences:
+                d_hs = g.op("unpack", d_out, axis=1, num=steps)
+            else:
+                d_hs = [None] * (steps - 1) + [d_out]
+            d_xs: list = [None] * steps
+            d_recs: list = [None] * steps
+            d_h = None
+            for t in range(steps - 1, -1, -1):
+                z, r, r_h, h_hat, keep, state = saved[t]
+                if d_hs[t] is not None:
+                    d_h = d_hs[t] if d_h is None else d_h + d_hs[t]
+                if state is None:  # h = (1 - z) · h_hat
+                    d_z = -(d_h * h_hat)
+                    d_hat = d_h * keep
+                else:  # h = h_hat + z · (state - h_hat)
+                    d_z = d_h * keep
+                    to_state = d_h * z
+                    d_hat = d_h - to_state
+                d_a = _tanh_grad(d_hat, h_hat)
+                d_z = _sigmoid_grad(d_z, z)
+                d_r = _sigmoid_grad(d_a * r_h, r)
+                d_xs[t] = g.op("concatenation", d_z, d_r, d_a, axis=-1)
+                d_recs[t] = g.op("concatenation", d_z, d_r, d_a * r, axis=-1)
+                if state is not None:
+                    d_h = to_state + g.op("batch_matmul", d_recs[t], recurrent_kernel,
+                                          adj_y=True)
+            states = g.op("concatenation", *(saved[t][5] for t in range(1, steps)), axis=0)
+            later = g.op("concatenation", *d_recs[1:], axis=0)
+            d_kernel = g.op("batch_matmul", states, later, adj_x=True)
+            by_step = g.op("reshape", later, g.const(np.array(
+                [steps - 1, -1, 3 * self.units], np.int32)))  # a view, no copy
+            d_bias = g.op("sum", by_step, g.const(np.array([0], np.int32)),
+                          keep_dims=False) + d_recs[0]
+            return [g.op("pack", *d_xs, axis=0, values_count=steps), d_kernel, d_bias]
+        return rule
 
 
 class MultiHeadAttention(Layer):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import fused
-from .grad import unbroadcast
+from .grad import split_by, unbroadcast
 from .quantized.fixed_point import (
     quantize_multiplier,
     rounding_divide_by_pot,
@@ -114,13 +114,12 @@ def _squared_difference_vjp(g, attrs, ins, outs, dy):
 
 def _max_min_vjp(pick_first: str):
     """MAXIMUM/MINIMUM: the cotangent goes to the operand that was chosen (the first on
-    ties, as TensorFlow does)."""
+    ties, as TensorFlow does): ``dy`` times the cast choice, the rest to the other operand
+    (two streaming passes instead of two selects; see ``grad.split_by``)."""
     def rule(g, attrs, ins, outs, dy):
         a, b = ins
-        first = g.op(pick_first, a, b)
-        z = g.op("zeros_like", dy)
-        return [unbroadcast(g, g.op("select_v2", first, dy, z), a),
-                unbroadcast(g, g.op("select_v2", first, z, dy), b)]
+        to_a, to_b = split_by(g, g.op(pick_first, a, b), dy)
+        return [unbroadcast(g, to_a, a), unbroadcast(g, to_b, b)]
     return rule
 
 

@@ -260,9 +260,9 @@ def _conv_2d_vjp(g, attrs, ins, outs, dy):
 
 
 def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padding: int):
-    """CONV_2D's filter gradient ``[o, kh, kw, c]``: per tap, one GEMM
-    ``window(x)ᵀ @ dy`` over every batch item and output pixel (BATCH_MATMUL with
-    ``adj_x``, which BLAS takes transposed without a copy), the taps packed.
+    """CONV_2D's filter gradient ``[o, kh, kw, c]``: per tap, ``window(x)ᵀ @ dy`` over
+    every batch item and output pixel (BATCH_MATMUL with ``adj_x``, which BLAS takes
+    transposed without a copy), the taps packed.
 
     Undilated stride 1 needs no window gathering: on the padded input flattened to
     ``[n, pixels, c]``, tap ``(i, j)``'s window is each image's ``hp·wp`` pixels from
@@ -281,8 +281,15 @@ def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padd
         xp = _pad_input(g, x, pt, pb + extra, pl, pr)
         rows = g.op("reshape", xp, i32(g, [-1, (hp + extra) * wp, c]))
         d = _pad_input(g, dy, 0, hp - oh, 0, wp - ow)
-        d = g.op("reshape", d, i32(g, [-1, o]))
-        wins = [_flat(g, rows, i * wp + j, hp * wp) for i in range(kh) for j in range(kw)]
+        d = g.op("reshape", d, i32(g, [-1, hp * wp, o]))
+        # Per image: each tap's window is a view (SLICE does not copy) and BLAS takes
+        # the image's block as it lies, so no window is ever copied; the taps' per-image
+        # products are summed over the batch once, after packing.
+        taps = [g.op("batch_matmul", _rows(g, rows, i * wp + j, hp * wp), d, adj_x=True)
+                for i in range(kh) for j in range(kw)]
+        dw = g.op("sum", g.op("pack", *taps, axis=0, values_count=len(taps)),
+                  i32(g, [1]), keep_dims=False)
+        return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
     else:
         xp = _pad_input(g, x, pt, pb, pl, pr)
         wins = [xp if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow) else
@@ -297,12 +304,11 @@ def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padd
     return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
 
 
-def _flat(g, v, start: int, span: int):
-    """Rows ``start .. start + span`` of each image of ``v`` (``[n, pixels, ch]``), as a
-    ``[n · span, ch]`` matrix."""
-    if (start, span) != (0, v.shape[1]):
-        v = g.op("slice", v, i32(g, [0, start, 0]), i32(g, [-1, span, -1]))
-    return g.op("reshape", v, i32(g, [-1, v.shape[2]]))
+def _rows(g, v, start: int, span: int):
+    """Rows ``start .. start + span`` of each image of ``v`` (``[n, pixels, ch]``)."""
+    if (start, span) == (0, v.shape[1]):
+        return v
+    return g.op("slice", v, i32(g, [0, start, 0]), i32(g, [-1, span, -1]))
 
 
 def _transpose_conv_vjp(g, attrs, ins, outs, dy):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grad import unbroadcast, zeros
+from .grad import split_by, unbroadcast
 from .registry import NodeInfo, OpDef
 from .shapes import ShapeRuleError, elementwise, one, same_as, shape_of, values_of
 
@@ -52,10 +52,10 @@ def _select_v2_shape(info: NodeInfo):
 
 
 def _select_v2_vjp(g, attrs, ins, outs, dy):
+    """``dy`` to ``a`` where the condition holds, to ``b`` elsewhere (``grad.split_by``)."""
     c, a, b = ins
-    z = zeros(g, dy)
-    return [None, unbroadcast(g, g.op("select_v2", c, dy, z), a),
-            unbroadcast(g, g.op("select_v2", c, z, dy), b)]
+    to_a, to_b = split_by(g, c, dy)
+    return [None, unbroadcast(g, to_a, a), unbroadcast(g, to_b, b)]
 
 
 def _select_shape(info: NodeInfo):

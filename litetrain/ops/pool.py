@@ -124,7 +124,6 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
     xp = x if not (pt or pb or pl or pr) else g.op(
         "padv2", x, i32(g, [[0, 0], [pt, pb], [pl, pr], [0, 0]]),
         g.const(np.finfo(np.float32).min, x.dtype))
-    zero = g.op("zeros_like", dy)
     taken, total = None, None
     for i in range(kh):
         for j in range(kw):
@@ -135,7 +134,7 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
             if taken is not None:
                 hit = g.op("logical_and", hit, g.op("logical_not", taken))
             taken = hit if taken is None else g.op("logical_or", taken, hit)
-            part = dilate(g, g.op("select_v2", hit, dy, zero), sh, sw)
+            part = dilate(g, mask(g, hit, dy), sh, sw)
             part = g.op("pad", part, i32(g, [[0, 0], [i, 0], [j, 0], [0, 0]]))
             part = fit(g, part, (0, 0), (hp, wp))
             total = part if total is None else total + part

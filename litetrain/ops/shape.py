@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import as_int_tuple, axes
-from .grad import i32, reshape_like_input
+from .grad import i32, reshape_like_input, unbroadcast
 from .registry import NodeInfo, OpDef
 from .shapes import (
     DYNAMIC,
@@ -180,6 +180,7 @@ OPS = [
           shape=_tile_shape, passthrough=True, shape_inputs=(1,)),
     OpDef("broadcast_to", lambda attrs, x, s: np.broadcast_to(x, as_int_tuple(s)).copy(),
           "BroadcastToOptions", shape=_shape_from_values(1, "shape"), passthrough=True,
+          vjp=lambda g, attrs, ins, outs, dy: [unbroadcast(g, dy, ins[0]), None],
           shape_inputs=(1,), min_version=2),
     OpDef("fill", fill, "FillOptions", shape=_shape_from_values(0, "dims"), shape_inputs=(0,)),
     OpDef("zeros_like", lambda attrs, x: np.zeros_like(x), "ZerosLikeOptions",

@@ -1,7 +1,14 @@
 """Slicing, joining, padding and gathering: SLICE, STRIDED_SLICE, CONCATENATION, PACK,
 UNPACK, SPLIT, SPLIT_V, PAD, PADV2, MIRROR_PAD, REVERSE_V2, GATHER, GATHER_ND,
 SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND — kernels, shape rules (with known values for shape
-vectors), gradient rules, integer kernels and quantized behaviour."""
+vectors), gradient rules, integer kernels and quantized behaviour.
+
+SLICE, STRIDED_SLICE, SPLIT, SPLIT_V and UNPACK return views of their input, never copies: kernels
+are pure (no kernel writes into its inputs), the runtime counts these ops' outputs in
+their input's alias group (they do not declare ``fresh_output``), so in-place steps never
+overwrite an array a live view still reads, and results reach the caller as copies. A
+recurrent step splits its gate pre-activations 16-33 times; a copy per piece was most of
+SPLIT's cost."""
 
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ def slice_op(attrs, x, begin, size):
         if bi < 0 or bi > d or (si != -1 and (si < 0 or bi + si > d)):
             raise ValueError(f"slice begin {list(b)} size {list(s)} is out of range for "
                              f"shape {list(x.shape)}")
-    return x[idx].copy()
+    return x[idx]  # a view (see the module docstring)
 
 
 def _strided_spec(attrs, b, e, st) -> tuple:
@@ -47,7 +54,10 @@ def strided_slice(attrs, x, begin, end, strides=None):
     st = as_int_tuple(strides) if strides is not None else (1,) * len(b)
     if 0 in st:
         raise ValueError("strided_slice stride must be non-zero")
-    return np.array(x[_strided_spec(attrs, b, e, st)], copy=True)
+    spec = _strided_spec(attrs, b, e, st)
+    if Ellipsis not in spec:  # all-integer indices would give a NumPy scalar, not a view
+        spec = (*spec, Ellipsis)
+    return x[spec]  # a view (see the module docstring)
 
 
 def concatenation(attrs, *xs):
@@ -60,15 +70,27 @@ def pack(attrs, *xs):
 
 
 def unpack(attrs, x):
-    return tuple(np.moveaxis(x, attrs.get("axis", 0), 0).copy())
+    """Views of ``x``'s slices along the axis (see the module docstring)."""
+    return tuple(np.moveaxis(x, attrs.get("axis", 0), 0))
 
 
 def split(attrs, axis, x):
-    (a,) = axes(axis, x.ndim)
+    """Equal views along ``axis`` (basic slicing: np.split's checks and lists cost more
+    than the views)."""
+    axis = np.asarray(axis)
+    if axis.size != 1:
+        raise ValueError(f"split axis must be one integer, got {axis.tolist()}")
+    a = int(axis.reshape(-1)[0])
+    if not -x.ndim <= a < x.ndim:
+        raise ValueError(f"axis {a} is out of range for rank {x.ndim}")
+    a %= x.ndim
     n = attrs["num_splits"]
-    if x.shape[a] % n:
-        raise ValueError(f"dim {a} of size {x.shape[a]} does not split into {n} equal parts")
-    return tuple(p.copy() for p in np.split(x, n, axis=a))
+    d = x.shape[a]
+    if d % n:
+        raise ValueError(f"dim {a} of size {d} does not split into {n} equal parts")
+    k = d // n
+    lead = (slice(None),) * a
+    return tuple(x[(*lead, slice(i * k, i * k + k))] for i in range(n))
 
 
 def split_v(attrs, x, size_splits, axis):
@@ -76,7 +98,11 @@ def split_v(attrs, x, size_splits, axis):
     sizes = _split_sizes(as_int_tuple(size_splits), x.shape[a])
     if sum(sizes) != x.shape[a] or min(sizes) < 0:
         raise ValueError(f"split sizes {sizes} do not add up to dim {a} of size {x.shape[a]}")
-    return tuple(p.copy() for p in np.split(x, np.cumsum(sizes)[:-1], axis=a))
+    lead, start, parts = (slice(None),) * a, 0, []
+    for size in sizes:
+        parts.append(x[(*lead, slice(start, start + size))])
+        start += size
+    return tuple(parts)
 
 
 def _split_sizes(sizes, dim: int) -> list[int]:
