@@ -21,6 +21,7 @@ from .quantized.fixed_point import (
     saturating_rounding_doubling_high_mul,
 )
 from .quantized.lib import Quantized, Rescaled, Variant, clamp, lut, quantized, rescale, rescaled
+from .quantized.tables import tabulated
 from .registry import NodeInfo, OpDef
 from .shapes import elementwise
 
@@ -162,7 +163,7 @@ def _mul_integer(s: Rescaled, a, b):
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
     return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
-                 integer=integer, **facts)
+                 integer=None if integer is None else tabulated(integer), **facts)
 
 
 _squared_difference = _binary(lambda a, b: np.square(a - b))

@@ -23,13 +23,13 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
+from .quantized.gemm import gemm_variant
 from .quantized.lib import (
     Quantized,
     Variant,
     dequantized_weights,
     hybrid_input,
     hybrid_per_item,
-    matmul_like,
     quantized,
 )
 from .registry import NodeInfo, OpDef
@@ -275,13 +275,15 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=matmul_like(conv_2d), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
+          integer=gemm_variant(conv_2d, out_axis=0), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
           shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          shape=_depthwise_shape, vjp=depthwise_vjp, integer=matmul_like(depthwise_conv_2d),
+          shape=_depthwise_shape, vjp=depthwise_vjp,
+          integer=gemm_variant(depthwise_conv_2d, out_axis=3),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
-          shape=_transpose_conv_shape, integer=matmul_like(transpose_conv, x_pos=2, w_pos=1),
+          shape=_transpose_conv_shape,
+          integer=gemm_variant(transpose_conv, x_pos=2, w_pos=1, out_axis=0),
           vjp=_transpose_conv_vjp, hybrid=Variant(_transpose_conv_hybrid, quantized),
           shape_inputs=(0,)),
 ]

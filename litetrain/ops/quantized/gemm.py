@@ -1,0 +1,151 @@
+"""Integer matmul-like kernels (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D,
+TRANSPOSE_CONV, BATCH_MATMUL) on float BLAS, exactly.
+
+The integer accumulator ``Σ_k (x[k] - zx) * (w[k, n] - zw[n])`` is computed by the op's
+own float kernel on centred operands. Every partial sum of that kernel, in whatever order
+BLAS adds, is bounded by ``max|x - zx| * Σ_k |w[k, n] - zw[n]|``; while that bound is below
+2**24 every partial sum is an integer float32 holds exactly, so float32 (single-precision
+BLAS, half the memory traffic of float64) gives the exact integer result; below 2**53
+float64 does. Prepare picks the narrowest exact type:
+
+* constant weights (the usual case) are centred, converted and laid out once, and the
+  bound uses their actual per-output-channel sums ``Σ|w - zw|`` (tighter than
+  ``K * 127``), with ``max|x - zx|`` from the input type and zero point;
+* a weight operand known only at run time (BATCH_MATMUL, training graphs) is bounded by
+  ``K * max|x - zx| * max|w - zw|`` when ``K`` is known at prepare, else float64;
+* the bias (int32, or int64 for 16x8) and the output zero point are folded into the
+  rescaling constant when the bias is constant (:mod:`.requantize`).
+
+Results equal the float64 ``accumulate`` + ``rescale`` path bit for bit: both compute the
+same exact integers and the same rescaling formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..registry import NodeInfo, Variant
+from .fixed_point import dtype_range
+from .lib import Quantized, conv_multipliers, rescaled, without_activation
+from .params import QParams
+from .requantize import Requantizer, requantizer
+
+EXACT_FLOAT32 = 1 << 24
+EXACT_FLOAT64 = 1 << 53
+
+
+@dataclass(frozen=True)
+class Gemm(Quantized):
+    """Settings of an integer matmul-like node on float BLAS."""
+
+    plain_attrs: dict  # the node's attrs without its fused activation
+    x_pos: int
+    w_pos: int
+    n_args: int  # operands the float kernel takes before the bias
+    dtype: type  # np.float32 or np.float64: the exact accumulation type
+    x_zero: object  # the input zero point (scalar, or per-channel array) in ``dtype``
+    weights: np.ndarray | None  # centred constant weights in ``dtype``; None: run time
+    w_zero: object  # the weights' zero point(s), shaped to broadcast, for run-time weights
+    bias_folded: bool
+    requantize: Requantizer
+
+
+def max_centred(q: QParams) -> int:
+    """``max |v - zero_point|`` over the values of ``q``'s integer type."""
+    lo, hi = dtype_range(q.dtype)
+    zp = np.asarray(q.zero_point, np.int64)
+    return int(max(np.max(hi - zp), np.max(zp - lo)))
+
+
+def exact_dtype(bound: int | None) -> type:
+    if bound is not None and bound < EXACT_FLOAT32:
+        return np.float32
+    return np.float64
+
+
+def _centred_weights(w: np.ndarray, q: QParams, dtype) -> np.ndarray:
+    zp = q.along(q.zero_point, w.ndim) if q.per_channel else q.zp
+    return np.ascontiguousarray(w.astype(np.int64) - zp).astype(dtype)
+
+
+def _zero(q: QParams, ndim: int, dtype):
+    zp = q.along(q.zero_point, ndim) if q.per_channel else q.zp
+    return np.asarray(zp, dtype) if np.ndim(zp) else dtype(zp)
+
+
+def gemm_variant(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
+                 out_axis: int | Callable[[NodeInfo], int] = 0,
+                 multipliers: Callable[[NodeInfo], np.ndarray] | None = None) -> Variant:
+    """The integer variant of a matmul-like op whose float kernel is ``float_kernel(attrs,
+    *operands, bias)`` (operands up to ``max(x_pos, w_pos)``, then the optional bias);
+    ``out_axis`` is the weights' output-channel axis (or a function of the node giving
+    it): every output element sums over weights sharing one index on that axis;
+    ``multipliers(info)`` gives the real output multipliers (default:
+    :func:`conv_multipliers` of input ``x_pos`` and weights ``w_pos``)."""
+    n_args = max(x_pos, w_pos) + 1
+
+    def prepare(info: NodeInfo) -> Gemm:
+        reals = (multipliers(info) if multipliers is not None
+                 else _conv_multipliers(info, x_pos, w_pos))
+        r = rescaled(info, reals)
+        axis = out_axis(info) if callable(out_axis) else out_axis
+        qx, qw, qo = r.qin[x_pos], r.qin[w_pos], r.qout[0]
+        w_info = info.inputs[w_pos]
+        bias_info = info.inputs[n_args] if len(info.inputs) > n_args else None
+        xmax = max_centred(qx)
+        weights, w_zero = None, _zero(qw, len(w_info.shape or ()) or 1, np.float64)
+        if w_info.value is not None:
+            wc = np.asarray(w_info.value).astype(np.int64) - (
+                qw.along(qw.zero_point, w_info.value.ndim) if qw.per_channel else qw.zp)
+            axes = tuple(a for a in range(wc.ndim) if a != axis % wc.ndim)
+            column = int(np.abs(wc).sum(axis=axes).max()) if wc.size else 0
+            gemm_bound = xmax * column
+            dtype = exact_dtype(gemm_bound)
+            weights = np.ascontiguousarray(wc.astype(dtype))
+        else:
+            k = _depth(w_info.shape, axis)
+            gemm_bound = None if k is None else k * xmax * max_centred(qw)
+            dtype = exact_dtype(gemm_bound)
+            w_zero = _zero(qw, len(w_info.shape or ()) or 1, dtype)
+        if gemm_bound is not None and gemm_bound >= EXACT_FLOAT64:
+            gemm_bound = None  # not exact even in float64: the plain path decides
+        bias_value = None if bias_info is None else bias_info.value
+        bias_folded = bias_info is not None and bias_value is not None
+        acc_bound = gemm_bound
+        if acc_bound is not None and bias_info is not None and not bias_folded:
+            acc_bound += 1 << (8 * bias_info.dtype.itemsize - 1)
+        req = requantizer(r.multiplier, r.shift, qo.zp, r.lo, r.hi, qo.dtype, acc_bound,
+                          bias_value if bias_folded else None)
+        return Gemm(r.attrs, r.qin, r.qout, without_activation(r.attrs), x_pos, w_pos,
+                    n_args, dtype, _zero(qx, len(info.inputs[x_pos].shape or ()) or 1, dtype),
+                    weights, w_zero, bias_folded, req)
+
+    def kernel(s: Gemm, *inputs):
+        args = list(inputs[:s.n_args])
+        bias = inputs[s.n_args] if len(inputs) > s.n_args and not s.bias_folded else None
+        args[s.x_pos] = np.subtract(args[s.x_pos], s.x_zero, dtype=s.dtype)
+        if s.weights is not None:
+            args[s.w_pos] = s.weights
+        else:
+            args[s.w_pos] = np.subtract(args[s.w_pos], s.w_zero, dtype=s.dtype)
+        acc = float_kernel(s.plain_attrs, *args, None)
+        if s.dtype is np.float64 and not s.requantize.fast:
+            acc = np.rint(acc)  # beyond 2**53 the float64 path rounds as before
+        return s.requantize(acc, bias)
+    return Variant(kernel, prepare)
+
+
+def _conv_multipliers(info: NodeInfo, x_pos: int, w_pos: int) -> np.ndarray:
+    q = [None if t is None else t.quantization for t in info.inputs]
+    return conv_multipliers(q[x_pos], q[w_pos], info.outputs[0].quantization)
+
+
+def _depth(shape: tuple[int, ...] | None, axis: int) -> int | None:
+    """An upper bound on how many weights one output element sums over: every weight off
+    the output-channel axis (batch dims included), or ``None`` if the shape is unknown."""
+    if not shape or any(d < 0 for d in shape):
+        return None
+    return int(np.prod(shape)) // max(int(shape[axis % len(shape)]), 1)
