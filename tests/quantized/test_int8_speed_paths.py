@@ -17,6 +17,7 @@ from litetrain.ops.evaluate import node_info
 from litetrain.ops.quantized.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
+    round_half_away,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
@@ -25,6 +26,7 @@ from litetrain.ops.quantized.lib import (
     accumulate,
     matmul_like,
     quantized,
+    requantize_float,
     rescale,
     rescaled,
 )
@@ -253,3 +255,43 @@ def test_tables_keep_the_kernel_for_16_bit_and_per_channel_operands():
 def _unwrapped(opdef):
     """The integer variant a table wraps."""
     return opdef.integer.kernel.tabulates
+
+
+# --- float -> integer ---------------------------------------------------------------------
+
+def _requantize_float_plain(real, q):
+    """The int64 formulation ``requantize_float`` had before (finite, in-range values)."""
+    lo, hi = np.iinfo(q.dtype).min, np.iinfo(q.dtype).max
+    out = round_half_away(np.asarray(real, np.float32) / q.along(q.scale, real.ndim))
+    out = out.astype(np.int64) + q.along(q.zero_point, real.ndim)
+    return np.clip(out, lo, hi).astype(q.dtype)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(1e-4, 10.0), st.integers(-128, 127), st.sampled_from([np.int8, np.uint8,
+                                                                       np.int16]),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_requantize_float_equals_the_int64_formula(scale, zp, dtype, per_channel, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    zp = int(np.clip(zp + (128 if dtype == np.uint8 else 0), info.min, info.max))
+    if per_channel:
+        q = _qp(rng.uniform(scale / 2, scale, 5), rng.integers(info.min, info.max, 5), dtype,
+                axis=1)
+    else:
+        q = _qp(scale, zp, dtype)
+    step = q.scale.astype(np.float32)
+    # exact half-steps (ties), their float neighbours, and random values past the range
+    k = rng.integers(-300, 300, (40, 5)).astype(np.float32) + np.float32(0.5)
+    x = (k * step).astype(np.float32)
+    x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)),
+                        np.nextafter(x, np.float32(-np.inf)),
+                        rng.normal(0, 200 * scale, (40, 5)).astype(np.float32),
+                        np.float32([[0.0, -0.0, 1e9, -1e9, 3e-39]])])
+    assert np.array_equal(requantize_float(x, q), _requantize_float_plain(x, q))
+
+
+def test_requantize_float_saturates_non_finite_values():
+    q = _qp(0.1, 3)
+    x = np.float32([np.nan, np.inf, -np.inf, 1e30, -1e30])
+    assert requantize_float(x, q).tolist() == [-128, 127, -128, 127, -128]

@@ -126,12 +126,25 @@ def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1) -> Varia
 
 
 def requantize_float(real: np.ndarray, q: QParams) -> np.ndarray:
-    """Float values to ``q``'s integers: ``round(real / scale) + zero_point``, clamped."""
+    """Float values to ``q``'s integers: ``round(real / scale) + zero_point`` (halves away
+    from zero), clamped; NaN gives the lowest value, ±inf and huge values saturate.
+
+    All in float32, in place: ``v + copysign(0.5, v)`` is ``sign(v) * (|v| + 0.5)``
+    exactly (round-to-nearest is symmetric), so its ``trunc`` equals
+    ``round_half_away``'s ``sign(v) * floor(|v| + 0.5)``; adding the zero point is exact
+    below 2**24 and cannot move a value above that back into range."""
     lo, hi = dtype_range(q.dtype)
-    scale = q.along(q.scale, real.ndim)
-    zp = q.along(q.zero_point, real.ndim)
-    out = round_half_away(np.asarray(real, np.float32) / scale).astype(np.int64) + zp
-    return np.clip(out, lo, hi).astype(q.dtype)
+    v = np.divide(np.asarray(real, np.float32), q.along(q.scale, np.ndim(real)))
+    v = np.asarray(v, np.float32)
+    v += np.copysign(np.float32(0.5), v)
+    np.trunc(v, out=v)
+    if q.per_channel:
+        v += q.along(q.zero_point, v.ndim).astype(np.float32)
+    elif q.zp:
+        v += np.float32(q.zp)
+    np.fmax(v, np.float32(lo), out=v)  # fmax: NaN becomes lo
+    np.fmin(v, np.float32(hi), out=v)
+    return v.astype(q.dtype)
 
 
 def lut(float_kernel: Callable) -> Variant:

@@ -62,8 +62,20 @@ class Requantizer:
                 out += self.folded_bias
             out = multiply_by_quantized_multiplier(out, self.multiplier, self.shift)
             out += self.zero_point
-        np.clip(out, self.lo, self.hi, out=out)
-        return out.astype(self.dtype)
+        return clip_to(out, self.lo, self.hi, self.dtype)
+
+
+def clip_to(out: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:
+    """``np.clip(out, lo, hi).astype(dtype)``, clipping ``out`` in place (NumPy scalars
+    for the bounds, and minimum/maximum for small arrays: ``np.clip``'s Python-level
+    checks cost more than the work below a few thousand elements)."""
+    lo_, hi_ = out.dtype.type(lo), out.dtype.type(hi)
+    if out.size > 4096:
+        np.clip(out, lo_, hi_, out=out)
+    else:
+        np.maximum(out, lo_, out=out)
+        np.minimum(out, hi_, out=out)
+    return out.astype(dtype)
 
 
 def requantizer(multiplier, shift, zero_point: int, lo: int, hi: int, dtype,

@@ -71,8 +71,11 @@ def tabulated(variant: Variant) -> Variant:
         a = np.asarray(inputs[0]).view(np.uint8)
         b = np.asarray(inputs[1]).view(np.uint8)
         index = np.left_shift(a, 8, dtype=np.uint16)
-        index = np.bitwise_or(index, b, out=index if index.shape == np.broadcast_shapes(
-            a.shape, b.shape) else None)
+        if a.shape == b.shape or (b.ndim <= a.ndim and a.shape == np.broadcast_shapes(
+                a.shape, b.shape)):
+            index |= b
+        else:
+            index = index | b
         return s.table.take(index)
     kernel.tabulates = variant  # the wrapped variant, for tests and tools
     return Variant(kernel, prepare)
