@@ -275,11 +275,11 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=gemm_variant(conv_2d, out_axis=0), hybrid=hybrid_per_item(conv_2d), weight_axis=0,
-          shape_inputs=()),
+          integer=gemm_variant(conv_2d, out_axis=0, windowed=True),
+          hybrid=hybrid_per_item(conv_2d), weight_axis=0, shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           shape=_depthwise_shape, vjp=depthwise_vjp,
-          integer=gemm_variant(depthwise_conv_2d, out_axis=3),
+          integer=gemm_variant(depthwise_conv_2d, out_axis=3, windowed=True),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape,

@@ -137,6 +137,13 @@ def _cases():
             (_ints((2, 9, 8, 6)), _qp(0.02, -3)),
             (_ints((7, k, k, 6)), _qp(R.uniform(.001, .01, 7), 0)),
             (R.integers(-5000, 5000, 7).astype(np.int32), None)), out, 0, 1
+    yield "conv_2d", {**CONV, "padding": 0, "dilation_h_factor": 2}, (  # SAME, dilated
+        (_ints((2, 9, 8, 6)), _qp(0.02, -3)),
+        (_ints((7, 3, 2, 6)), _qp(R.uniform(.001, .01, 7), 0)),
+        (R.integers(-5000, 5000, 7).astype(np.int32), None)), out, 0, 1
+    yield "depthwise_conv_2d", {**CONV, "padding": 0, "stride_w": 2}, (  # SAME
+        (_ints((2, 9, 8, 4)), _qp(0.02, 100)),
+        (_ints((1, 5, 5, 4)), _qp(R.uniform(.001, .01, 4), 0, axis=3)), (None, None)), out, 0, 1
     yield "depthwise_conv_2d", {**CONV, "depth_multiplier": 2, "stride_h": 2}, (
         (_ints((2, 9, 8, 3)), _qp(0.02, 100)),
         (_ints((1, 3, 3, 6)), _qp(R.uniform(.001, .01, 6), 0, axis=3)),
