@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
-from .quantized.gemm import gemm_variant
+from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import (
     Quantized,
     Variant,
@@ -279,7 +279,8 @@ OPS = [
           hybrid=hybrid_per_item(conv_2d), weight_axis=0, shape_inputs=()),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           shape=_depthwise_shape, vjp=depthwise_vjp,
-          integer=gemm_variant(depthwise_conv_2d, out_axis=3, windowed=True),
+          integer=gemm_variant(exact_depthwise(depthwise_conv_2d), out_axis=3,
+                               windowed=True),
           hybrid=hybrid_per_item(depthwise_conv_2d), weight_axis=3, shape_inputs=()),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape,

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from litetrain.ops.evaluate import node_info
+from litetrain.ops.quantized import gemm
 from litetrain.ops.quantized.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
@@ -82,6 +83,22 @@ def test_requantizer_equals_multiply_by_quantized_multiplier(rs, zp, bound, fold
     assert np.array_equal(got, _plain(acc, bias, m, shift, zp, lo, hi, np.int8))
 
 
+@pytest.mark.parametrize("fold", [True, False])
+def test_requantizer_blocks_cover_large_tensors(fold):
+    """More elements than one int64 block: every block, the last partial one included."""
+    pairs = [quantize_multiplier(r) for r in R.uniform(1e-4, 0.5, 33)]
+    m = np.array([p[0] for p in pairs], np.int64)
+    shift = np.array([p[1] for p in pairs], np.int64)
+    bias = R.integers(-2**20, 2**20, 33).astype(np.int32)
+    acc = R.integers(-2**23, 2**23, (2, 300, 7, 33)).astype(np.float32)
+    req = requantizer(m, shift, -4, -128, 100, np.int8, 2**24 + 2**31,
+                      bias if fold else None)
+    assert req.fast and acc.size > 2 * 65536
+    got = req(acc, None if fold else bias)
+    assert got.shape == acc.shape
+    assert np.array_equal(got, _plain(acc, bias, m, shift, -4, -128, 100, np.int8))
+
+
 def test_requantizer_keeps_the_plain_formula_when_int64_could_overflow():
     m, shift = quantize_multiplier(3.0)
     req = requantizer(m, shift, 5, -128, 127, np.int8, 2**40)
@@ -144,6 +161,13 @@ def _cases():
     yield "depthwise_conv_2d", {**CONV, "padding": 0, "stride_w": 2}, (  # SAME
         (_ints((2, 9, 8, 4)), _qp(0.02, 100)),
         (_ints((1, 5, 5, 4)), _qp(R.uniform(.001, .01, 4), 0, axis=3)), (None, None)), out, 0, 1
+    for mult, pad, dil in ((2, 0, 2), (1, 1, 1)):  # 16 and 24 channels: the einsum path
+        c = 8 if mult == 2 else 24
+        yield "depthwise_conv_2d", {**CONV, "padding": pad, "stride_h": 2, "depth_multiplier":
+                                    mult, "dilation_w_factor": dil}, (
+            (_ints((2, 9, 10, c)), _qp(0.02, -7)),
+            (_ints((1, 3, 3, c * mult)), _qp(R.uniform(.001, .01, c * mult), 0, axis=3)),
+            (R.integers(-5000, 5000, c * mult).astype(np.int32), None)), out, 0, 1
     yield "depthwise_conv_2d", {**CONV, "depth_multiplier": 2, "stride_h": 2}, (
         (_ints((2, 9, 8, 3)), _qp(0.02, 100)),
         (_ints((1, 3, 3, 6)), _qp(R.uniform(.001, .01, 6), 0, axis=3)),
@@ -183,7 +207,8 @@ def _info(name, cases, qout, attrs, runtime):
 
 @pytest.mark.parametrize("case", list(_cases()), ids=lambda c: c[0])
 @pytest.mark.parametrize("runtime", [(), (1,), (1, 3)], ids=["const", "rt-w", "rt-w-b"])
-def test_gemm_kernels_equal_the_float64_reference(case, runtime):
+def test_gemm_kernels_equal_the_float64_reference(case, runtime, monkeypatch):
+    monkeypatch.setattr(gemm, "EINSUM_MIN_SIZE", 0)  # small tensors take the einsum path too
     name, attrs, cases, qout, x_pos, w_pos = case
     opdef = lookup(name)
     ref_variant = (Variant(_batch_matmul_reference, quantized) if name == "batch_matmul"

@@ -17,7 +17,10 @@ float64 does. Prepare picks the narrowest exact type:
   rescaling constant when the bias is constant (:mod:`.requantize`);
 * CONV_2D / DEPTHWISE_CONV_2D with SAME padding centre the input straight into a zeroed,
   padded buffer and run the float kernel with VALID padding on it: the same windows (a
-  centred zero is what the float kernel pads with), one pass and one ``np.pad`` fewer.
+  centred zero is what the float kernel pads with), one pass and one ``np.pad`` fewer;
+* DEPTHWISE_CONV_2D runs as one ``einsum`` over a strided window view
+  (:func:`exact_depthwise`) instead of a multiply-add per tap: its sums are exact
+  integers, so their order cannot change them.
 
 Results equal the float64 ``accumulate`` + ``rescale`` path bit for bit: both compute the
 same exact integers and the same rescaling formula.
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..common import SAME, VALID, pad_before_after
 from ..registry import NodeInfo, Variant
@@ -39,6 +43,10 @@ from .requantize import Requantizer, requantizer
 
 EXACT_FLOAT32 = 1 << 24
 EXACT_FLOAT64 = 1 << 53
+# Below this many output channels, or this many input values times the depth multiplier,
+# the per-tap loop of the float kernel is faster.
+EINSUM_MIN_CHANNELS = 16
+EINSUM_MIN_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -186,3 +194,27 @@ def _depth(shape: tuple[int, ...] | None, axis: int) -> int | None:
     if not shape or any(d < 0 for d in shape):
         return None
     return int(np.prod(shape)) // max(int(shape[axis % len(shape)]), 1)
+
+
+def exact_depthwise(float_kernel: Callable) -> Callable:
+    """DEPTHWISE_CONV_2D (``float_kernel``'s signature and attrs) for operands holding
+    exact integers whose sums stay exact (what :func:`gemm_variant` passes): one einsum
+    over a strided view of the windows, no copy of them. Falls back to ``float_kernel``
+    for few channels, a bias, or filters it would reject."""
+    def kernel(attrs, x, w, b=None):
+        c = x.shape[3]
+        _, kh, kw, cm = w.shape
+        if (cm % c or cm < EINSUM_MIN_CHANNELS or b is not None
+                or x.size * (cm // c) < EINSUM_MIN_SIZE):
+            return float_kernel(attrs, x, w, b)
+        sh, sw = attrs["stride_h"], attrs["stride_w"]
+        dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+        _, pt, pb = pad_before_after(x.shape[1], kh, sh, dh, attrs["padding"])
+        _, pl, pr = pad_before_after(x.shape[2], kw, sw, dw, attrs["padding"])
+        if pt or pb or pl or pr:
+            x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        view = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
+        view = view[:, ::sh, ::sw, :, ::dh, ::dw]  # [n, oh, ow, c, kh, kw]
+        out = np.einsum("nhwcij,ijcm->nhwcm", view, w.reshape(kh, kw, c, cm // c))
+        return out.reshape(*out.shape[:3], cm)
+    return kernel

@@ -28,6 +28,7 @@ import numpy as np
 from .fixed_point import INT32_MIN, multiply_by_quantized_multiplier
 
 _INT64_LIMIT = 1 << 63
+_BLOCK = 1 << 16  # int64 elements rescaled at a time (512 KiB)
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,48 @@ class Requantizer:
     def __call__(self, acc: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
         """``acc`` (an integer or integer-valued float array, channels last) plus ``bias``
         (a run-time bias: one not folded at prepare), rescaled, clamped, converted."""
-        out = acc.astype(np.int64)
-        if bias is not None:
-            out += bias.astype(np.int64, copy=False)
-        if self.fast:
+        if self.fast and acc.size <= _BLOCK:
+            out = acc.astype(np.int64)
+            if bias is not None:
+                out += bias.astype(np.int64, copy=False)
             out *= self.m
             out += self.c
             out >>= self.t
-        else:
+            return clip_to(out, self.lo, self.hi, self.dtype)
+        if not self.fast:
+            out = acc.astype(np.int64)
+            if bias is not None:
+                out += bias.astype(np.int64, copy=False)
             if self.folded_bias is not None:
                 out += self.folded_bias
             out = multiply_by_quantized_multiplier(out, self.multiplier, self.shift)
             out += self.zero_point
-        return clip_to(out, self.lo, self.hi, self.dtype)
+            return clip_to(out, self.lo, self.hi, self.dtype)
+        # Block by block through one small int64 buffer: the five int64 passes stay in
+        # cache and no array the size of the whole tensor is allocated in int64.
+        shape = acc.shape
+        flat = acc.reshape(-1, shape[-1] if acc.ndim else 1)
+        res = np.empty(flat.shape, self.dtype)
+        rows = max(1, _BLOCK // max(flat.shape[1], 1))
+        buf = np.empty((min(rows, flat.shape[0]), flat.shape[1]), np.int64)
+        lo, hi = np.int64(self.lo), np.int64(self.hi)
+        b = None if bias is None else bias.astype(np.int64, copy=False)
+        for start in range(0, flat.shape[0], rows):
+            block = flat[start:start + rows]
+            out = buf[:block.shape[0]]
+            np.copyto(out, block, casting="unsafe")  # integer-valued: exact
+            if b is not None:
+                out += b
+            out *= self.m
+            out += self.c
+            out >>= self.t
+            if out.size > 4096:
+                np.clip(out, lo, hi, out=out)
+            else:
+                np.maximum(out, lo, out=out)
+                np.minimum(out, hi, out=out)
+            res[start:start + rows] = out
+        return res.reshape(shape)
 
 
 def clip_to(out: np.ndarray, lo: int, hi: int, dtype: np.dtype) -> np.ndarray:
