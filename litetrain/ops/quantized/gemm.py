@@ -153,7 +153,8 @@ def gemm_variant(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         plain = without_activation(r.attrs)
         window = valid = None
         a = r.attrs
-        if windowed and a.get("padding") == SAME and w_info.shape and len(w_info.shape) == 4:
+        if (windowed and a.get("padding") == SAME and w_info.shape and len(w_info.shape) == 4
+                and w_info.shape[1] * w_info.shape[2] > 1):  # a 1×1 window never pads
             window = (int(w_info.shape[1]), int(w_info.shape[2]), int(a["stride_h"]),
                       int(a["stride_w"]), int(a.get("dilation_h_factor", 1)),
                       int(a.get("dilation_w_factor", 1)))
