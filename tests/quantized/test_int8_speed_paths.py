@@ -161,8 +161,8 @@ def _cases():
     yield "depthwise_conv_2d", {**CONV, "padding": 0, "stride_w": 2}, (  # SAME
         (_ints((2, 9, 8, 4)), _qp(0.02, 100)),
         (_ints((1, 5, 5, 4)), _qp(R.uniform(.001, .01, 4), 0, axis=3)), (None, None)), out, 0, 1
-    for mult, pad, dil in ((2, 0, 2), (1, 1, 1)):  # 16 and 24 channels: the einsum path
-        c = 8 if mult == 2 else 24
+    for mult, pad, dil in ((2, 0, 2), (1, 1, 1)):  # 32 and 40 channels: the einsum path
+        c = 16 if mult == 2 else 40
         yield "depthwise_conv_2d", {**CONV, "padding": pad, "stride_h": 2, "depth_multiplier":
                                     mult, "dilation_w_factor": dil}, (
             (_ints((2, 9, 10, c)), _qp(0.02, -7)),

@@ -45,7 +45,7 @@ EXACT_FLOAT32 = 1 << 24
 EXACT_FLOAT64 = 1 << 53
 # Below this many output channels, or this many input values times the depth multiplier,
 # the per-tap loop of the float kernel is faster.
-EINSUM_MIN_CHANNELS = 16
+EINSUM_MIN_CHANNELS = 32
 EINSUM_MIN_SIZE = 1 << 16
 
 
