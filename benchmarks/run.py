@@ -4,9 +4,10 @@ For batch 1, 32 and 100, the ``train`` step and ``infer`` of the TensorFlow-made
 model and of the same model exported by litetrain (builtin ops only), beside:
 ai-edge-litert on the exported file (same thread count), the same computation in bare
 NumPy, and the machine's limit (the step's matmuls at NumPy's sgemm rate, same shapes).
-Also: pre-training throughput (authored model vs a hand-written NumPy loop), BLAS
-threads 1 vs default, cold start, peak RSS while training, installed size, and quantized
-inference (``quantized.py``: int8 vs ai-edge-litert, dynamic-range vs float).
+Also: CNN, LSTM and GRU train steps vs their GEMM-FLOP limit and LiteRT
+(``cnn_training.py``), pre-training throughput (authored model vs a hand-written NumPy
+loop), BLAS threads 1 vs default, cold start, peak RSS while training, installed size, and
+quantized inference (``quantized.py``: int8 vs ai-edge-litert, dynamic-range vs float).
 
     python benchmarks/run.py [--quick] [--json PATH] [--markdown PATH]
 """
@@ -26,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "examples")]
 
+import cnn_training  # noqa: E402
 import process  # noqa: E402
 import quantized  # noqa: E402
 import reference  # noqa: E402
@@ -165,6 +167,7 @@ def run(quick: bool = False) -> dict:
         exported_path.write_bytes(exported)
         results["latency"] = latency_rows(exported, [1, 32, 100], rounds, repeats)
         results["pretraining"] = pretraining_row(rounds, repeats)
+        results["cnn_training"] = cnn_training.run(quick)
         results["threads"] = threads_row(exported, rounds, repeats)
         engines = {"litetrain": FLEX_MODEL}
         if LiteRT is not None:
@@ -201,6 +204,8 @@ def report(results: dict) -> str:
                               "× LiteRT", "× NumPy", "× limit"]))
     lines.append("")
     lines.append("× peer = litetrain's time / the peer's time, median of per-round ratios.")
+    lines += ["", "Convolutional and recurrent train steps (authored, exported, batch "
+              f"{cnn_training.BATCH}):", "", cnn_training.report(results["cnn_training"])]
     p = results["pretraining"]
     lines.append(f"\nPre-training (authored model, batch {p['batch']}): "
                  f"{p['litetrain_images_s']:,.0f} images/s vs {p['numpy_images_s']:,.0f} for "

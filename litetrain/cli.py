@@ -243,43 +243,65 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .keras import load_model
 
     model = load_model(args.model)
-    name, _, rate = args.optimizer.partition(":")
-    classes = {"sgd": optimizers.SGD, "adam": optimizers.Adam, "adamw": optimizers.AdamW,
-               "rmsprop": optimizers.RMSprop, "adagrad": optimizers.Adagrad,
-               "nadam": optimizers.Nadam, "lion": optimizers.Lion}
-    if name.lower() not in classes:
-        raise LitetrainError(f"--optimizer: unknown '{name}'; known: {sorted(classes)}")
-    try:
-        optimizer = classes[name.lower()](float(rate)) if rate else classes[name.lower()]()
-    except ValueError:
-        raise LitetrainError(f"--optimizer: '{rate}' is not a learning rate") from None
-    last = model.layers[-1]
-    softmax_out = getattr(last, "activation", None) is not None and \
-        getattr(last.activation, "__name__", "") == "softmax"
-    loss = {"categorical_crossentropy": losses.CategoricalCrossentropy(not softmax_out),
-            "sparse_categorical_crossentropy": losses.SparseCategoricalCrossentropy(
-                not softmax_out),
-            "mse": losses.MeanSquaredError()}[args.loss]
-    data = convert(trainable(model, loss=loss, optimizer=optimizer, fine_tune=args.trainable))
+    optimizer, loss = model.optimizer, model.loss
+    opt_note = f"the file's {type(optimizer).__name__} (its saved state)" if optimizer else ""
+    if args.optimizer is not None or optimizer is None:
+        spec = args.optimizer or "adam:1e-3"
+        name, _, rate = spec.partition(":")
+        classes = {"sgd": optimizers.SGD, "adam": optimizers.Adam, "adamw": optimizers.AdamW,
+                   "rmsprop": optimizers.RMSprop, "adagrad": optimizers.Adagrad,
+                   "nadam": optimizers.Nadam, "lion": optimizers.Lion}
+        if name.lower() not in classes:
+            raise LitetrainError(f"--optimizer: unknown '{name}'; known: {sorted(classes)}")
+        try:
+            optimizer = classes[name.lower()](float(rate)) if rate else classes[name.lower()]()
+        except ValueError:
+            raise LitetrainError(f"--optimizer: '{rate}' is not a learning rate") from None
+        opt_note = spec
+    loss_note = "the file's compiled loss"
+    if args.loss is not None or loss is None:
+        last = model.layers[-1]
+        softmax_out = getattr(last, "activation", None) is not None and \
+            getattr(last.activation, "__name__", "") == "softmax"
+        kind = args.loss or "categorical_crossentropy"
+        loss = {"categorical_crossentropy": losses.CategoricalCrossentropy(not softmax_out),
+                "sparse_categorical_crossentropy": losses.SparseCategoricalCrossentropy(
+                    not softmax_out),
+                "mse": losses.MeanSquaredError()}[kind]
+        loss_note = kind
+    kind, _, count = args.trainable.partition(":")
+    if args.split:
+        from .keras.split import split
+
+        if kind != "last" or not count.isdigit():
+            raise LitetrainError(f"--split needs --trainable last:N, got {args.trainable!r}")
+        module, names = split(model, int(count), loss, optimizer), "load, train"
+    else:
+        module, names = trainable(model, loss=loss, optimizer=optimizer,
+                                  fine_tune=args.trainable), "train"
+    data = convert(module)
     Path(args.out).write_bytes(data)
-    print(f"wrote {args.out} ({len(data):,} bytes): train, infer, save, restore "
-          f"({args.loss}, {name}, trainable {args.trainable}); builtin ops only")
+    print(f"wrote {args.out} ({len(data):,} bytes): {names}, infer, save, restore "
+          f"({loss_note}, {opt_note}, trainable {args.trainable}); builtin ops only")
     return 0
 
 
 def _add_convert(sub) -> None:
-    p = sub.add_parser("convert", help="a Keras .keras/.h5 Sequential model to a trainable "
-                       ".tflite (train/infer/save/restore), without TensorFlow")
+    p = sub.add_parser("convert", help="a Keras .keras/.h5 model to a trainable .tflite "
+                       "(train/infer/save/restore), without TensorFlow")
     p.add_argument("model", help="a .keras or .h5 file (needs h5py: litetrain[keras])")
     p.add_argument("-o", "--out", default="model.tflite", help="output file "
                    "(default: %(default)s)")
-    p.add_argument("--loss", choices=_LOSSES, default="categorical_crossentropy",
-                   help="training loss (default: %(default)s; on logits unless the model "
-                   "ends in softmax)")
-    p.add_argument("--optimizer", default="adam:1e-3", help="NAME[:RATE], e.g. sgd:0.01 "
-                   "(default: %(default)s)")
+    p.add_argument("--loss", choices=_LOSSES, default=None,
+                   help="training loss (default: the file's compiled loss, else "
+                   "categorical_crossentropy; on logits unless the model ends in softmax)")
+    p.add_argument("--optimizer", default=None, help="NAME[:RATE], e.g. sgd:0.01 (default: "
+                   "the file's compiled optimizer with its saved state, else adam:1e-3)")
     p.add_argument("--trainable", default="all", help="all, bias or last:N "
                    "(default: %(default)s)")
+    p.add_argument("--split", action="store_true", help="with --trainable last:N: the frozen "
+                   "layers become a load(x) -> bottleneck signature and train(bottleneck, y) "
+                   "trains the last N (Sequential models)")
     p.set_defaults(func=_cmd_convert)
 
 

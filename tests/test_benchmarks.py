@@ -29,8 +29,13 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
         assert rss["state"] > 0 and rss["activations"] > 0 and rss["peak"] >= rss["baseline"]
     assert r["installed"]["litetrain"]["parts"]["numpy"] > 0
     assert r["pretraining"]["litetrain_images_s"] > 0
+    assert [x["model"] for x in r["cnn_training"]] == ["cnn", "lstm", "gru"]
+    for x in r["cnn_training"]:
+        assert x["litetrain_ms"] > 0 and x["limit_ms"] > 0 and x["x_limit"] > 0
+        assert x["gemm_mflop"] > 0
     text = out_md.read_text()
     assert "| signature | batch | engine" in text and "Cold start" in text
+    assert "| model | batch | step ms" in text
     quantized = {(x["model"], x["variant"], x["batch"]) for x in r["quantized"]}
     assert {(m, "dynamic_range", b) for m in ("mobilenet_v3_small", "efficientnet_like")
             for b in (1, 32)} <= quantized

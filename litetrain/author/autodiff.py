@@ -5,6 +5,10 @@ walks the recorded nodes backwards from ``target``, visiting only nodes that lie
 from a source to the target (so frozen variables and unrelated branches cost nothing),
 and emits each op's VJP through the same ``Graph.op`` users call. Fan-out is merged with
 ``add``. A variable's gradient is the sum over every read of it since the tape started.
+
+A block of nodes with a rule of its own (``Graph.custom_gradient``, e.g. batch
+normalisation's few-pass gradient) is differentiated by that rule when its output is the
+only tensor of the block that receives a gradient; otherwise node by node.
 """
 
 from __future__ import annotations
@@ -56,9 +60,19 @@ class GradientTape:
         if target.index not in live:
             return [None] * len(sources)
         grads: dict[int, Value] = {target.index: _ones_like(g, target)}
+        skip_from = None  # nodes from here up to the last handled block are done
         for k in reversed(nodes):
+            if skip_from is not None and k >= skip_from:
+                continue
             n = g.nodes[k]
             if not any(i in grads for i in n.outputs) or not any(i in live for i in n.inputs):
+                continue
+            block = _custom_block(g, n, grads, self.start)
+            if block is not None:
+                for i, d in zip(block.inputs, block.rule(grads[n.outputs[0]]), strict=True):
+                    if d is not None and i in live:
+                        grads[i] = grads[i] + d if i in grads else d
+                skip_from = block.first_node
                 continue
             rule = lookup(n.op).vjp
             if rule is None:
@@ -81,6 +95,24 @@ class GradientTape:
                 total = p if total is None else total + p
             out.append(total)
         return out
+
+
+def _custom_block(g: Graph, node, grads: dict, start: int):
+    """The custom-gradient block ``node`` ends, if its rule may replace the walk: the
+    block lies on the tape and no tensor made inside it but the output (and the rule's
+    own inputs) has a gradient from elsewhere."""
+    if len(node.outputs) != 1:
+        return None
+    block = g.custom_gradients.get(node.outputs[0])
+    if block is None or block.first_node < start:
+        return None
+    own = {node.outputs[0], *block.inputs}
+    for m in g.nodes[block.first_node:]:
+        if m is node:
+            return block
+        if any(i in grads and i not in own for i in m.outputs):
+            return None
+    return None
 
 
 def _ones_like(g: Graph, x: Value) -> Value:

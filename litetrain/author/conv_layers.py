@@ -305,3 +305,18 @@ class GlobalAveragePooling2D(Layer):
         return reduce_mean(x, axis=(1, 2))
 
 
+
+
+class GlobalAveragePooling1D(Layer):
+    """The mean over the time axis: ``[batch, time, features]`` → ``[batch, features]``."""
+
+    default_name = "global_average_pooling1d"
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def call(self, x, training=False):
+        if x.ndim != 3:
+            raise ValueError(f"GlobalAveragePooling1D expects [batch, time, features] inputs, "
+                             f"got {list(x.shape)}")
+        return reduce_mean(x, axis=1)

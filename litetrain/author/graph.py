@@ -13,7 +13,8 @@ Autodiff and optimizers emit their nodes through the same ``Graph.op`` users cal
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -109,6 +110,15 @@ class Value:
                          "array inside a signature; use litetrain ops on it instead")
 
 
+@dataclass(frozen=True)
+class CustomGradient:
+    """A block of nodes with one gradient rule (``Graph.custom_gradient``)."""
+
+    first_node: int
+    inputs: tuple[int, ...]
+    rule: Callable
+
+
 class Graph:
     """Builds one IR subgraph. ``ctx`` runs stateful kernels (variables) while tracing."""
 
@@ -126,6 +136,8 @@ class Graph:
         self.symbolic: dict[int, TensorInfo | str] = {}
         self.var_handles: dict[str, Value] = {}  # one VAR_HANDLE per variable, as TF does
         self.batch_constants: dict[int, str] = {}  # constants made from a Dim -> user line
+        # output tensor -> its block's gradient rule (see ``custom_gradient``)
+        self.custom_gradients: dict[int, CustomGradient] = {}
 
     def _tensor(self, name: str, data: np.ndarray, constant: bool,
                 symbolic: TensorInfo | str | None = None) -> int:
@@ -167,6 +179,16 @@ class Graph:
         if key is not None:
             self._consts[key] = idx
         return Value(self, idx, arr)
+
+    def custom_gradient(self, output: Value, inputs: Sequence[Value], first_node: int,
+                        rule: Callable[[Value], Sequence[Value | None]]) -> None:
+        """Give the nodes ``first_node ..`` up to the one making ``output`` one gradient
+        rule: ``rule(d_output)`` returns each of ``inputs``' cotangents (emitted through
+        this graph, builtin ops only). Autodiff uses it instead of the nodes' own rules
+        when nothing else inside the block receives a gradient, and walks the nodes one by
+        one otherwise, so the rule only has to be right, never complete."""
+        self.custom_gradients[output.index] = CustomGradient(
+            first_node, tuple(v.index for v in inputs), rule)
 
     def lift(self, x, dtype=None) -> Value:
         """A Value for ``x``: Values pass through, numbers and arrays become constants."""

@@ -258,14 +258,34 @@ class BatchNormalization(Layer):
             scale = g.op("rsqrt", self.moving_variance.read() + self.epsilon) * \
                 self.gamma.read()
             return (x - self.moving_mean.read()) * scale + self.beta.read()
+        first = len(g.nodes)
         axes = g.const(np.arange(x.ndim - 1, dtype=np.int32))
         mean = g.op("mean", x, axes, keep_dims=False)
         centered = x - mean
         var = g.op("mean", g.op("square", centered), axes, keep_dims=False)
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
             moving.assign(moving.read() * self.momentum + batch * (1.0 - self.momentum))
-        return centered * g.op("rsqrt", var + self.epsilon) * self.gamma.read() + \
-            self.beta.read()
+        inv = g.op("rsqrt", var + self.epsilon)
+        gamma, beta = self.gamma.read(), self.beta.read()
+        scale = inv * gamma
+        y = centered * scale + beta
+
+        def rule(dy):
+            """``dx = scale · (dy − mean(dy) − x̂ · mean(dy · x̂))`` with ``x̂ = centered ·
+            inv``, in four passes over the batch after the two sums, instead of the
+            dozen the node-by-node walk makes."""
+            count = g.op("cast", g.op("reduce_prod", g.op("gather", g.op(
+                "shape", x, out_type=2), axes), g.const(np.array([0], np.int32)),
+                keep_dims=False), out_dtypes=(x.dtype,))
+            d_beta = g.op("sum", dy, axes, keep_dims=False)
+            d_centered = g.op("sum", dy * centered, axes, keep_dims=False)
+            k1 = -(scale * inv * inv * d_centered) / count
+            k0 = -(scale * d_beta) / count
+            dx = dy * scale + (centered * k1 + k0)
+            return [dx, d_centered * inv, d_beta]
+
+        g.custom_gradient(y, [x, gamma, beta], first, rule)
+        return y
 
 
 class Sequential(Layer):

@@ -184,7 +184,7 @@ class Adagrad(Optimizer):
         acc_var = self.slot(var, "accumulator")
         acc = acc_var.read() + grad * grad
         acc_var.assign(acc)
-        var.assign(var.read() - grad * lr / (g.op("sqrt", acc) + self.epsilon))
+        var.assign(var.read() - grad * lr / g.op("sqrt", acc + self.epsilon))  # as Keras
 
 
 class Lion(Optimizer):
@@ -262,7 +262,7 @@ class RMSprop(Optimizer):
         a_var = self.slot(var, "velocity")
         a = a_var.read() * self.rho + grad * grad * (1 - self.rho)
         a_var.assign(a)
-        step_size = grad * lr / (g.op("sqrt", a) + self.epsilon)
+        step_size = grad * lr / g.op("sqrt", a + self.epsilon)  # Keras: sqrt(v + eps)
         if self.momentum:
             m_var = self.slot(var, "momentum")
             m = m_var.read() * self.momentum + step_size

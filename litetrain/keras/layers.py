@@ -15,6 +15,7 @@ _IGNORED = {"name", "trainable", "dtype", "autocast", "build_config", "compile_c
             "depthwise_initializer", "beta_initializer", "gamma_initializer",
             "moving_mean_initializer", "moving_variance_initializer", "seed",
             "noise_shape", "quantization_config", "data_format", "synchronized",
+            "implementation",  # tf_keras' recurrent kernels: the same math, another loop
             "renorm_momentum"}  # meaningful only with renorm, which is refused
 _NONE_OK = {"kernel_regularizer", "bias_regularizer", "activity_regularizer",
             "kernel_constraint", "bias_constraint", "recurrent_regularizer",
@@ -89,18 +90,41 @@ def _conv1d(cfg):
 def _depthwise(cfg):
     _data_format("DepthwiseConv2D", cfg)
     _check("DepthwiseConv2D", cfg, {"kernel_size", "strides", "padding", "activation",
-                                    "use_bias", "depth_multiplier"}, {"dilation_rate": [1, 1]})
+                                    "use_bias", "depth_multiplier"},
+           {"dilation_rate": [1, 1], "groups": 1})
     return nn.DepthwiseConv2D(cfg["kernel_size"], cfg.get("strides", 1),
                               cfg.get("padding", "valid"), cfg.get("depth_multiplier", 1),
                               activation=_activation("DepthwiseConv2D", cfg),
                               use_bias=cfg.get("use_bias", True), name=cfg["name"])
 
 
+def _last_axis(layer: nn.Layer, cls: str, axis) -> nn.Layer:
+    """tf_keras writes the normalized axis as ``[rank - 1]``; litetrain normalizes over the
+    last axis, so the layer checks, when it is built, that the file's axis is the last."""
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if axis == -1:
+        return layer
+    if not isinstance(axis, int) or axis < 1:
+        raise ModelFormatError(f"layer '{layer.name}' ({cls}): option axis={axis!r} is not "
+                               "supported (litetrain implements the last axis)")
+    build = layer.build
+
+    def checked(input_shape):
+        if axis != len(input_shape) - 1:
+            raise ModelFormatError(f"layer '{layer.name}' ({cls}): option axis={axis} is "
+                                   f"not the last axis of its {len(input_shape)}-D input "
+                                   "(litetrain implements the last axis)")
+        return build(input_shape)
+    layer.build = checked
+    return layer
+
+
 def _batch_norm(cfg):
-    _check("BatchNormalization", cfg, {"epsilon", "momentum"},
-           {"axis": -1, "center": True, "scale": True, "renorm": False})
-    return nn.BatchNormalization(cfg.get("epsilon", 1e-3), cfg.get("momentum", 0.99),
-                                 name=cfg["name"])
+    _check("BatchNormalization", cfg, {"epsilon", "momentum", "axis"},
+           {"center": True, "scale": True, "renorm": False})
+    return _last_axis(nn.BatchNormalization(cfg.get("epsilon", 1e-3),
+                                            cfg.get("momentum", 0.99), name=cfg["name"]),
+                      "BatchNormalization", cfg.get("axis", -1))
 
 
 def _pool(kind):
@@ -112,10 +136,12 @@ def _pool(kind):
     return build
 
 
-def _global_average(cfg):
-    _data_format("GlobalAveragePooling2D", cfg)
-    _check("GlobalAveragePooling2D", cfg, set(), {"keepdims": False})
-    return nn.GlobalAveragePooling2D(name=cfg["name"])
+def _global_average(kind):
+    def build(cfg):
+        _data_format(kind.__name__, cfg)
+        _check(kind.__name__, cfg, set(), {"keepdims": False})
+        return kind(name=cfg["name"])
+    return build
 
 
 def _dropout(cfg):
@@ -151,9 +177,10 @@ def _embedding(cfg):
 
 
 def _layer_norm(cfg):
-    _check("LayerNormalization", cfg, {"epsilon"}, {"axis": [-1], "center": True,
-                                                     "scale": True, "rms_scaling": False})
-    return nn.LayerNormalization(cfg.get("epsilon", 1e-3), name=cfg["name"])
+    _check("LayerNormalization", cfg, {"epsilon", "axis"}, {"center": True, "scale": True,
+                                                             "rms_scaling": False})
+    return _last_axis(nn.LayerNormalization(cfg.get("epsilon", 1e-3), name=cfg["name"]),
+                      "LayerNormalization", cfg.get("axis", -1))
 
 
 def _simple(kind, options: set[str]):
@@ -214,6 +241,36 @@ def _zero_padding(cfg):
     return nn.ZeroPadding2D(cfg.get("padding", 1), name=cfg["name"])
 
 
+def _relu(cfg):
+    _check("ReLU", cfg, {"max_value"}, {"negative_slope": 0.0, "threshold": 0.0})
+    top = cfg.get("max_value")
+    if top not in (None, 6, 6.0):
+        raise ModelFormatError(f"layer '{cfg['name']}' (ReLU): option max_value={top!r} is "
+                               "not supported (litetrain implements None and 6)")
+    return nn.Activation("relu" if top is None else "relu6", name=cfg["name"])
+
+
+def _attention(cfg):
+    _check("MultiHeadAttention", cfg, {"num_heads", "key_dim", "value_dim", "use_bias",
+                                       "output_shape", "query_shape", "key_shape",
+                                       "value_shape", "attention_axes"},
+           {"dropout": 0.0, "use_gate": False, "sliding_window": None,
+            "flash_attention": None})
+    axes = cfg.get("attention_axes")
+    if axes not in (None, [1], (1,)):
+        raise ModelFormatError(f"layer '{cfg['name']}' (MultiHeadAttention): option "
+                               f"attention_axes={axes!r} is not supported (litetrain attends "
+                               "over the time axis, [1])")
+    out = cfg.get("output_shape")
+    if isinstance(out, (list, tuple)):
+        if len(out) != 1:
+            raise ModelFormatError(f"layer '{cfg['name']}' (MultiHeadAttention): option "
+                                   f"output_shape={out!r} is not supported (one dimension)")
+        out = out[0]
+    return nn.MultiHeadAttention(cfg["num_heads"], cfg["key_dim"], cfg.get("value_dim"),
+                                 out, use_bias=cfg.get("use_bias", True), name=cfg["name"])
+
+
 def _merge(kind):
     def build(cfg):
         _check(kind.__name__, cfg, {"axis"} if kind is nn.Concatenate else set(), {})
@@ -228,11 +285,13 @@ BUILDERS: dict[str, Callable[[dict], nn.Layer]] = {
     "Dense": _dense, "Conv2D": _conv2d, "Conv1D": _conv1d, "DepthwiseConv2D": _depthwise,
     "BatchNormalization": _batch_norm, "MaxPooling2D": _pool(nn.MaxPool2D),
     "AveragePooling2D": _pool(nn.AveragePooling2D),
-    "GlobalAveragePooling2D": _global_average, "Dropout": _dropout,
+    "GlobalAveragePooling2D": _global_average(nn.GlobalAveragePooling2D),
+    "GlobalAveragePooling1D": _global_average(nn.GlobalAveragePooling1D), "Dropout": _dropout,
     "Flatten": _flatten, "Reshape": _simple(nn.Reshape, {"target_shape"}),
     "Activation": _activation_layer, "Rescaling": _rescaling, "Embedding": _embedding,
     "LSTM": _recurrent(nn.LSTM, {}), "GRU": _recurrent(nn.GRU, {"reset_after": True}),
     "SimpleRNN": _recurrent(nn.SimpleRNN, {}), "LayerNormalization": _layer_norm,
     "UpSampling2D": _upsampling, "Conv2DTranspose": _conv2d_transpose,
-    "SeparableConv2D": _separable, "ZeroPadding2D": _zero_padding,
+    "SeparableConv2D": _separable, "ZeroPadding2D": _zero_padding, "ReLU": _relu,
+    "MultiHeadAttention": _attention,
 }

@@ -79,7 +79,9 @@ def _add_vjp(g, attrs, ins, outs, dy):
 
 def _sub_vjp(g, attrs, ins, outs, dy):
     a, b = ins
-    return [unbroadcast(g, dy, a), unbroadcast(g, -dy, b)]
+    # Negate after summing when b was broadcast: the same bits, one small pass.
+    db = -dy if dy.shape == b.shape else -unbroadcast(g, dy, b)
+    return [unbroadcast(g, dy, a), db]
 
 
 def _mul_vjp(g, attrs, ins, outs, dy):

@@ -9,8 +9,8 @@ Filters: CONV_2D and TRANSPOSE_CONV use ``[out, kh, kw, in]``; DEPTHWISE_CONV_2D
 Gradient rules emit builtin ops only (TensorFlow's converter needs Flex ops for them):
 
 * CONV_2D input gradient: TRANSPOSE_CONV with the filter's in/out channels swapped;
-  filter gradient: a CONV_2D of the (padded) input, batch moved to channels, with the
-  output gradient as the filter and the forward stride as dilation.
+  filter gradient: per filter tap one GEMM (BATCH_MATMUL, ``adj_x``) of the tap's input
+  window and the output gradient over all batch items and pixels (``_filter_grad``).
 * DEPTHWISE_CONV_2D input gradient: a depthwise convolution of the stride-dilated, fully
   padded output gradient with the spatially reversed filter; filter gradient: one strided
   slice of the padded input per tap, multiplied by the output gradient and summed.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from .common import as_int_tuple, conv_out_size, fused, pad_before_after
+from .common import SAME, VALID, as_int_tuple, conv_out_size, fused, pad_before_after
 from .grad import i32
 from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import (
@@ -85,25 +85,38 @@ def depthwise_conv_2d(attrs, x, w, b=None):
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):
+    """One GEMM gives every (tap, output channel) contribution of every input pixel; col2im
+    adds each tap's block, a strided slice, into the output (clipped to it, so padding is
+    never computed), in tap order."""
     n, oh, ow, o = as_int_tuple(output_shape)
     _, kh, kw, ci = w.shape
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     _, ph, _ = pad_before_after(oh, kh, sh, 1, attrs["padding"])
     _, pw, _ = pad_before_after(ow, kw, sw, 1, attrs["padding"])
     h, wd = x.shape[1:3]
-    full_h = max((h - 1) * sh + kh, oh + ph)
-    full_w = max((wd - 1) * sw + kw, ow + pw)
-    full = np.zeros((n, full_h, full_w, o), np.result_type(x, w))
-    # One matmul gives every (tap, output channel) contribution; scatter-add them.
-    contrib = (x.reshape(-1, ci) @ w.reshape(o * kh * kw, ci).T).reshape(n, h, wd, o, kh, kw)
+    # Filter as [ci, (kh, kw, o)]: each tap's block of the product is then contiguous.
+    taps_first = np.ascontiguousarray(w.reshape(o, kh * kw, ci).transpose(2, 1, 0))
+    contrib = (x.reshape(-1, ci) @ taps_first.reshape(ci, kh * kw * o)).reshape(
+        n, h, wd, kh, kw, o)
+    out = np.zeros((n, oh, ow, o), np.result_type(x, w))
     for i in range(kh):
+        y0, y1, r0 = tap_span(h, sh, i - ph, oh)
         for j in range(kw):
-            full[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw, :] += \
-                contrib[..., i, j]
-    out = np.ascontiguousarray(full[:, ph:ph + oh, pw:pw + ow, :])
+            x0, x1, c0 = tap_span(wd, sw, j - pw, ow)
+            if y1 > y0 and x1 > x0:
+                out[:, r0:r0 + (y1 - y0 - 1) * sh + 1:sh, c0:c0 + (x1 - x0 - 1) * sw + 1:sw] \
+                    += contrib[:, y0:y1, x0:x1, i, j]
     if b is not None:
         out += b
     return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def tap_span(size: int, stride: int, offset: int, out_size: int) -> tuple[int, int, int]:
+    """Input positions ``y0 .. y1`` whose ``y * stride + offset`` falls in
+    ``0 .. out_size``, and where the first lands."""
+    y0 = max(0, -(offset // stride))
+    y1 = min(size, (out_size - 1 - offset) // stride + 1)
+    return y0, y1, y0 * stride + offset
 
 
 def _transpose_conv_hybrid(s: Quantized, output_shape, w, x, b=None):
@@ -172,22 +185,60 @@ def _pad_input(g, x, pt, pb, pl, pr):
 def _conv_2d_vjp(g, attrs, ins, outs, dy):
     x, w = ins[0], ins[1]
     _plain_convolution(attrs)
-    o, kh, kw, ci = w.shape
+    _, kh, kw, ci = w.shape
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
     sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
     dx = g.op("transpose_conv", g.op("shape", x, out_type=2), _perm(g, w, (3, 1, 2, 0)), dy,
               padding=padding, stride_h=sh, stride_w=sw)
-    _, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, padding)
-    _, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, padding)
-    xp = _pad_input(g, x, pt, pb, pl, pr)
-    # TFLite's CONV_2D kernel insists on a bias operand, so pass zeros.
-    zero_bias = g.const(np.zeros(o, dy.dtype))
-    r = g.op("conv_2d", _perm(g, xp, (3, 1, 2, 0)), _perm(g, dy, (3, 1, 2, 0)), zero_bias,
-             padding=1, stride_h=1, stride_w=1, dilation_h_factor=sh, dilation_w_factor=sw)
-    if r.shape[1:3] != (kh, kw):
-        r = g.op("slice", r, i32(g, [0, 0, 0, 0]), i32(g, [-1, kh, kw, -1]))
-    return [dx, _perm(g, r, (3, 1, 2, 0)), *_bias_grad(g, ins, dy)]
+    return [dx, _filter_grad(g, x, dy, (kh, kw), (sh, sw), padding),
+            *_bias_grad(g, ins, dy)]
+
+
+def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padding: int):
+    """CONV_2D's filter gradient ``[o, kh, kw, c]``: per tap, one GEMM
+    ``window(x)ᵀ @ dy`` over every batch item and output pixel (BATCH_MATMUL with
+    ``adj_x``, which BLAS takes transposed without a copy), the taps packed.
+
+    Undilated stride 1 needs no window gathering: on the padded input flattened to
+    ``[n, pixels, c]``, tap ``(i, j)``'s window is each image's ``hp·wp`` pixels from
+    ``i·wp + j`` on, against ``dy`` zero-padded to the same ``hp × wp`` grid: pixels
+    outside the output carry zero cotangent, so what the shifted ranges wrap around to
+    adds nothing. Copies are then contiguous (a 3-channel input's im2col would move 3
+    floats at a time)."""
+    (kh, kw), (sh, sw) = size, strides
+    (_, h, w, c), o = x.shape, dy.shape[3]
+    oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
+    ow, pl, pr = pad_before_after(w, kw, sw, 1, padding)
+    hp, wp = h + pt + pb, w + pl + pr
+    if (sh, sw) == (1, 1) and (kh, kw) != (1, 1):
+        # `extra` zero rows below each image let every tap's range run a whole hp·wp.
+        extra = kh - 1 + (kw > 1)
+        xp = _pad_input(g, x, pt, pb + extra, pl, pr)
+        rows = g.op("reshape", xp, i32(g, [-1, (hp + extra) * wp, c]))
+        d = _pad_input(g, dy, 0, hp - oh, 0, wp - ow)
+        d = g.op("reshape", d, i32(g, [-1, o]))
+        wins = [_flat(g, rows, i * wp + j, hp * wp) for i in range(kh) for j in range(kw)]
+    else:
+        xp = _pad_input(g, x, pt, pb, pl, pr)
+        wins = [xp if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow) else
+                g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
+                     i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                     i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+                for i in range(kh) for j in range(kw)]
+        wins = [g.op("reshape", v, i32(g, [-1, c])) for v in wins]
+        d = g.op("reshape", dy, i32(g, [-1, o]))
+    taps = [g.op("batch_matmul", v, d, adj_x=True) for v in wins]
+    dw = taps[0] if len(taps) == 1 else g.op("pack", *taps, axis=0, values_count=len(taps))
+    return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
+
+
+def _flat(g, v, start: int, span: int):
+    """Rows ``start .. start + span`` of each image of ``v`` (``[n, pixels, ch]``), as a
+    ``[n · span, ch]`` matrix."""
+    if (start, span) != (0, v.shape[1]):
+        v = g.op("slice", v, i32(g, [0, start, 0]), i32(g, [-1, span, -1]))
+    return g.op("reshape", v, i32(g, [-1, v.shape[2]]))
 
 
 def _transpose_conv_vjp(g, attrs, ins, outs, dy):
@@ -201,7 +252,8 @@ def _transpose_conv_vjp(g, attrs, ins, outs, dy):
                 "stride_w": attrs["stride_w"]}
     p = _perm(g, v, (3, 1, 2, 0))
     dx = g.op("conv_2d", dy, p, g.const(np.zeros(p.shape[0], dy.dtype)), **geometry)
-    _, dp, *_ = _conv_2d_vjp(g, geometry, [dy, p], [], x)
+    dp = _filter_grad(g, dy, x, v.shape[1:3], (attrs["stride_h"], attrs["stride_w"]),
+                      attrs["padding"])
     grads = [None, _perm(g, dp, (3, 1, 2, 0)), dx]
     if len(ins) > 3:
         grads.append(None if ins[3] is None else
@@ -246,15 +298,21 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
     oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
     ow, pl, pr = pad_before_after(wd, kw, sw, 1, padding)
     # dx: padded-input gradient = full correlation of dilated dy with the reversed filter.
-    d = dilate(g, dy, sh, sw)
-    d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
+    # At stride 1 with SAME padding and odd filter sizes the rows and columns dx needs of
+    # it are exactly a SAME correlation of dy: no padding, nothing computed to be cut.
+    same = (sh, sw) == (1, 1) and padding == SAME and kh % 2 == kw % 2 == 1
+    if same:
+        d = dy
+    else:
+        d = dilate(g, dy, sh, sw)
+        d = g.op("pad", d, i32(g, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]))
     wr = g.op("reverse_v2", w, i32(g, [1, 2]))
-    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)), padding=1,
-                stride_h=1, stride_w=1, depth_multiplier=1)
+    full = g.op("depthwise_conv_2d", d, wr, g.const(np.zeros(cm, dy.dtype)),
+                padding=SAME if same else VALID, stride_h=1, stride_w=1, depth_multiplier=1)
     if m > 1:
         full = g.op("sum", g.op("reshape", full, i32(g, [-1, *full.shape[1:3], c, m])),
                     i32(g, [4]), keep_dims=False)
-    dx = fit(g, full, (pt, pl), (h, wd))
+    dx = full if same else fit(g, full, (pt, pl), (h, wd))
     # dw: per tap, the input window it saw times the output gradient, summed.
     xp = _pad_input(g, x, pt, pb, pl, pr)
     dy5 = dy if m == 1 else g.op("reshape", dy, i32(g, [-1, oh, ow, c, m]))

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import SAME, fused, pad_before_after
 from .conv import depthwise_vjp, dilate, fit, window_shape
-from .grad import i32
+from .grad import i32, mask
 from .quantized.fixed_point import dtype_range
 from .quantized.lib import Quantized, clamp, integer
 from .registry import NodeInfo, OpDef
@@ -77,7 +77,8 @@ def _max_pool_integer(s: Quantized, x):
 
 # --- gradient rules ----------------------------------------------------------------------
 # Builtin ops only. Windows that do not overlap (stride == size, the common 2×2 case) take
-# a cheap form (upsample, mask); any other stride and padding the general one: AVERAGE_POOL
+# a cheap form (AVERAGE_POOL: upsample; MAX_POOL: per tap over the window grid,
+# interleaved back); any other stride and padding the general one: AVERAGE_POOL
 # is the input gradient of a depthwise convolution with a ones filter, on the cotangent
 # divided by each window's in-bounds count; MAX_POOL sends each window's cotangent to its
 # first maximum in row-major order (TensorFlow's rule), tap by tap.
@@ -117,9 +118,7 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
     x, y = ins[0], outs[0]
     kh, kw = _plain(attrs)
     if _non_overlapping(attrs, x):
-        hit = g.op("equal", x, _upsample(g, y, kh, kw, x))
-        spread = _upsample(g, dy, kh, kw, x)
-        return [g.op("select_v2", hit, spread, g.op("zeros_like", spread))]
+        return [_tiled_max_pool_vjp(g, x, y, dy, kh, kw)]
     kh, kw, sh, sw, oh, ow, (pt, pb, pl, pr) = _geometry(attrs, x)
     hp, wp = x.shape[1] + pt + pb, x.shape[2] + pl + pr
     xp = x if not (pt or pb or pl or pr) else g.op(
@@ -141,6 +140,34 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
             part = fit(g, part, (0, 0), (hp, wp))
             total = part if total is None else total + part
     return [fit(g, total, (pt, pl), x.shape[1:3])]
+
+
+def _tiled_max_pool_vjp(g, x, y, dy, kh: int, kw: int):
+    """Windows that tile the input: tap by tap (a strided slice, a quarter of the input
+    for 2×2), the first maximum in row-major order takes the window's cotangent (ties
+    go to the first, as in TensorFlow); the taps' results are interleaved back by
+    PACK + RESHAPE, so every pass is over the window grid, never per window."""
+    _, oh, ow, c = y.shape
+    taken, rows = None, []
+    for i in range(kh):
+        cols = []
+        for j in range(kw):
+            win = g.op("strided_slice", x, i32(g, [0, i, j, 0]),
+                       i32(g, [0, i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1, 0]),
+                       i32(g, [1, kh, kw, 1]), begin_mask=9, end_mask=9)
+            hit = g.op("equal", win, y)
+            if taken is not None:
+                hit = g.op("logical_and", hit, g.op("logical_not", taken))
+            taken = hit if taken is None else g.op("logical_or", taken, hit)
+            cols.append(mask(g, hit, dy))
+        row = cols[0] if kw == 1 else g.op("pack", *cols, axis=3, values_count=kw)
+        rows.append(g.op("reshape", row, i32(g, [-1, oh, ow * kw, c])))
+    full = rows[0] if kh == 1 else g.op("pack", *rows, axis=2, values_count=kh)
+    full = g.op("reshape", full, i32(g, [-1, oh * kh, ow * kw, c]))
+    extra_h, extra_w = x.shape[1] - oh * kh, x.shape[2] - ow * kw
+    if extra_h or extra_w:  # VALID leaves the last rows/columns outside every window
+        full = g.op("pad", full, i32(g, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]]))
+    return full
 
 
 def _average_pool_vjp(g, attrs, ins, outs, dy):

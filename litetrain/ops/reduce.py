@@ -4,6 +4,9 @@ scan — kernels, shape rules, gradient rules (SUM, MEAN, CUMSUM), integer kerne
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .common import axes
@@ -25,10 +28,54 @@ def _reducer(fn):
     return kernel
 
 
+def _leading_sum(x, axis, keepdims):
+    """The float sum over leading axes (batch and space, as bias and batch-norm gradients
+    reduce) as one BLAS product with a ones vector, or ``None`` for any other reduction.
+
+    NumPy reduces an outer axis row by row, one short inner loop per row; the product
+    reads the rows once at BLAS speed. Both add each column's values one after another
+    in float32 (the same accuracy class; the bits may differ). The checks are cheap:
+    small reductions (most of a recurrent step's) must not pay for the fast path."""
+    k = len(axis)
+    if k >= x.ndim or x.dtype.char not in "fd" or not x.flags.c_contiguous:
+        return None
+    rows = math.prod(x.shape[:k])
+    if rows < 64 or (axis != _LEADING[k] and tuple(sorted(axis)) != _LEADING[k]):
+        return None
+    out = _ones(rows, x.dtype.char) @ x.reshape(rows, -1)
+    kept = (1,) * k if keepdims else ()
+    return out.reshape(kept + x.shape[k:])
+
+
+_LEADING = [tuple(range(k)) for k in range(33)]
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(n: int, dtype: str) -> np.ndarray:
+    """A read-only ones vector, made once per length (a step's reductions repeat them)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _sum(x, axis, keepdims):
+    fast = _leading_sum(x, axis, keepdims)
+    if fast is not None:
+        return fast
+    if x.dtype.char in "fd":  # np.sum's own checks cost more than a small sum
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
 def _mean(x, axis, keepdims):
     if np.issubdtype(x.dtype, np.integer):  # TFLite rounds integer means to nearest
         return np.rint(np.mean(x, axis=axis, keepdims=keepdims)).astype(x.dtype)
-    return np.mean(x, axis=axis, keepdims=keepdims)
+    if x.dtype.char not in "fd" or x.size == 0:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    # np.mean's own arithmetic (a float sum, then one division by the count), minus its
+    # Python-level checks.
+    total = _sum(x, axis, keepdims)
+    return np.divide(total, x.size // max(np.size(total), 1), dtype=x.dtype)
 
 
 def _arg(fn):
@@ -86,12 +133,12 @@ def _sum_vjp(g, attrs, ins, outs, dy):
 
 def _mean_vjp(g, attrs, ins, outs, dy):
     x, ax = ins
-    full = _reduce_broadcast(g, x, ax, dy, attrs.get("keep_dims", False))
     reduced_axes = sorted({a % x.ndim for a in np.asarray(ax.data).reshape(-1).tolist()})
     dims = g.op("gather", shape_of(g, x), i32(g, reduced_axes))
     count = g.op("reduce_prod", dims, i32(g, [0]), keep_dims=False)
     count = g.op("cast", count, out_dtypes=(x.dtype,))
-    return [full / count, None]
+    # Divide the (small) cotangent, then broadcast: each element is the same quotient.
+    return [_reduce_broadcast(g, x, ax, dy / count, attrs.get("keep_dims", False)), None]
 
 
 def _cumsum_vjp(g, attrs, ins, outs, dy):
@@ -109,7 +156,7 @@ def _op(name, fn, *, vjp=None, quantized=False) -> OpDef:
 
 OPS = [
     _op("mean", _mean, vjp=_mean_vjp, quantized=True),
-    _op("sum", np.sum, vjp=_sum_vjp, quantized=True),
+    _op("sum", _sum, vjp=_sum_vjp, quantized=True),
     _op("reduce_prod", np.prod),
     _op("reduce_max", np.max, quantized=True),
     _op("reduce_min", np.min, quantized=True),

@@ -46,7 +46,7 @@ def _numpy(update, steps=4):
 def test_adagrad():
     def update(w, g, t, s):
         s["a"] = s.get("a", np.full_like(w, 0.1)) + g * g
-        return w - 0.1 * g / (np.sqrt(s["a"]) + 1e-7)
+        return w - 0.1 * g / np.sqrt(s["a"] + 1e-7)  # Keras: epsilon inside the root
     np.testing.assert_allclose(_run(lt.optimizers.Adagrad(0.1)), _numpy(update), rtol=1e-5)
 
 

@@ -30,7 +30,7 @@ def _textbook(kind: str, w0: np.ndarray, grads: list[np.ndarray], **hp) -> np.nd
             w = w - lr * mhat / (np.sqrt(vhat) + eps / np.sqrt(1 - b2 ** t))
         elif kind == "rmsprop":
             v = 0.9 * v + 0.1 * g * g
-            w = w - lr * g / (np.sqrt(v) + 1e-7)
+            w = w - lr * g / np.sqrt(v + 1e-7)  # Keras: epsilon inside the root
     return w
 
 
