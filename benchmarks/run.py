@@ -6,7 +6,8 @@ ai-edge-litert on the exported file (same thread count), the same computation in
 NumPy, and the machine's limit (the step's matmuls at NumPy's sgemm rate, same shapes).
 Also: CNN, LSTM and GRU train steps vs their GEMM-FLOP limit and LiteRT
 (``cnn_training.py``), pre-training throughput (authored model vs a hand-written NumPy
-loop), BLAS threads 1 vs default, cold start, peak RSS while training, installed size.
+loop), BLAS threads 1 vs default, cold start, peak RSS while training, installed size, and
+quantized inference (``quantized.py``: int8 vs ai-edge-litert, dynamic-range vs float).
 
     python benchmarks/run.py [--quick] [--json PATH] [--markdown PATH]
 """
@@ -28,6 +29,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "examples")]
 
 import cnn_training  # noqa: E402
 import process  # noqa: E402
+import quantized  # noqa: E402
 import reference  # noqa: E402
 from common import interleaved, sgemm_runner, table  # noqa: E402
 
@@ -175,6 +177,7 @@ def run(quick: bool = False) -> dict:
                                                             runs=3 if quick else 5)
         results["peak_rss"] = {"flex": process.peak_rss(FLEX_MODEL),
                                "exported": process.peak_rss(exported_path)}
+    results["quantized"] = quantized.run(quick, threads=1)
     results["installed"] = {"litetrain": process.installed_size(
         "litetrain", Path(litetrain.__file__).parent)}
     if LiteRT is not None:
@@ -226,6 +229,7 @@ def report(results: dict) -> str:
         f"{k} {v['total'] / 1e6:.1f} MB ("
         + ", ".join(f"{n} {b / 1e6:.1f}" for n, b in v["parts"].items()) + ")"
         for k, v in results["installed"].items()) + ".")
+    lines += ["", quantized.report(results["quantized"])]
     return "\n".join(lines)
 
 
