@@ -33,9 +33,17 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     for x in r["cnn_training"]:
         assert x["litetrain_ms"] > 0 and x["limit_ms"] > 0 and x["x_limit"] > 0
         assert x["gemm_mflop"] > 0
+    conv = r["convnets"]
+    assert {(x["model"], x["batch"]) for x in conv["latency"]} == {
+        (m, b) for m in ("MobileNetV2-0.35", "MobileNetV3Small") for b in (1, 32)}
+    for x in conv["latency"]:
+        assert x["litetrain_ms"] > 0 and x.get("x_litert", 1) > 0
+    for rss in conv["peak_rss"]:
+        assert rss["peak"] >= rss["baseline"] and rss["bound"] > rss["weights"] > 0
     text = out_md.read_text()
     assert "| signature | batch | engine" in text and "Cold start" in text
     assert "| model | batch | step ms" in text
+    assert "| model" in text and "Peak RSS running MobileNetV2" in text
     quantized = {(x["model"], x["variant"], x["batch"]) for x in r["quantized"]}
     assert {(m, "dynamic_range", b) for m in ("mobilenet_v3_small", "efficientnet_like")
             for b in (1, 32)} <= quantized

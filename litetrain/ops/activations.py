@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .common import erf, fused
+from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
 from .quantized.fixed_point import (
     dtype_range,
@@ -32,6 +33,52 @@ def _gelu(attrs, x):
         c = np.sqrt(2.0 / np.pi).astype(x.dtype)
         return 0.5 * x * (1.0 + np.tanh(c * (x + x.dtype.type(0.044715) * x * x * x)))
     return 0.5 * x * (1.0 + erf(x * x.dtype.type(1.0 / np.sqrt(2.0))))
+
+
+def _logistic(x, out=None):
+    """``1 / (1 + exp(-x))`` in one buffer (same operations, same bits)."""
+    if x.dtype.kind != "f" or not x.ndim:
+        return 1 / (1 + np.exp(-x))
+    t = np.negative(x, out=out)
+    np.exp(t, out=t)
+    np.add(t, 1, out=t)
+    return np.divide(1, t, out=t)
+
+
+def _hard_swish(x, out=None):
+    """``x * clip(x + 3, 0, 6) / 6`` with one scratch array (same operations, same bits);
+    ``out`` may be ``x`` itself."""
+    if x.dtype.kind != "f" or not x.ndim:
+        return x * np.clip(x + 3, 0, 6) / 6
+    t = np.add(x, 3)
+    np.clip(t, 0, 6, out=t)
+    out = np.multiply(x, t, out=t if out is None else out)
+    return np.divide(out, 6, out=out)
+
+
+def _compiled_prepare(info):
+    """Compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    x = info.inputs[0]
+    loader = kernels("activations") if x is not None and x.dtype == np.float32 else None
+    return info.attrs if loader is None else WithKernels(info.attrs, loader)
+
+
+def _hard_swish_kernel(attrs, x):
+    return _hard_swish_maybe_compiled(attrs, x, None)
+
+
+def _hard_swish_maybe_compiled(attrs, x, out):
+    """Compiled when prepared so and loaded (same bits), else NumPy. The compiled kernel
+    always writes a new array: with ``out`` being ``x`` its loop could not be vectorised
+    (LLVM sees the arrays overlap) and would run several times slower."""
+    if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
+            and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
+        jit = attrs.ready()
+        if jit is not None:
+            fresh = np.empty_like(x)
+            jit.hard_swish(x.reshape(-1), fresh.reshape(-1))
+            return fresh
+    return _hard_swish(x, out=out)
 
 
 def _softmax(attrs, x):
@@ -242,6 +289,14 @@ def _tanh_into(operand: int):
     return lambda attrs, x: np.tanh(x, out=x)
 
 
+def _logistic_into(operand: int):
+    return lambda attrs, x: _logistic(x, out=x)
+
+
+def _hard_swish_into(operand: int):
+    return lambda attrs, x: _hard_swish_maybe_compiled(attrs, x, x)
+
+
 OPS = [
     _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
         integer=_relu_x(0.0, None)),
@@ -253,13 +308,13 @@ OPS = [
     _op("prelu", lambda attrs, x, alpha: np.where(x >= 0, x, x * alpha)),
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),
-    _op("logistic", _kernel(lambda x: 1 / (1 + np.exp(-x))),
-        vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
+    _op("logistic", _kernel(_logistic), vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
+        in_place=_logistic_into,
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
         in_place=_tanh_into, output_quantization=(1 / 128, 0)),
-    _op("hard_swish", _kernel(lambda x: x * np.clip(x + 3, 0, 6) / 6),
-        integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
+    _op("hard_swish", _hard_swish_kernel, prepare=_compiled_prepare,
+        in_place=_hard_swish_into, integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
         integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),

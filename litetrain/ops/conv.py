@@ -21,60 +21,141 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from .common import SAME, VALID, as_int_tuple, conv_out_size, fused, pad_before_after
+from . import compiled
+from .common import (
+    RELU6,
+    RELU_N1_TO_1,
+    SAME,
+    VALID,
+    as_int_tuple,
+    conv_out_size,
+    fused,
+    pad_before_after,
+)
 from .grad import i32
 from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import hybrid_conv
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
-from .windows import im2col, windows
+from .windows import im2col, tap_range, windows
+
+
+def _activate(out: np.ndarray, code: int) -> np.ndarray:
+    """``fused`` on a fresh result, clamping in place (same bits, no extra array)."""
+    if code in (RELU6, RELU_N1_TO_1):
+        return np.clip(out, -1 if code == RELU_N1_TO_1 else 0, 6 if code == RELU6 else 1,
+                       out=out)
+    return fused(out, code)
 
 
 def conv_2d(attrs, x, w, b=None):
-    n, _, _, c = x.shape
+    c = x.shape[3]
     o, kh, kw, ci = w.shape
     if c % ci:
         raise ValueError(f"input has {c} channels, not a multiple of the filter's {ci}")
     groups = c // ci
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     if kh == kw == 1 and attrs["stride_h"] == attrs["stride_w"] == 1 and groups == 1:
-        out = x.reshape(-1, c) @ w.reshape(o, c).T
-        out = out.reshape(*x.shape[:3], o)
+        out = (x.reshape(-1, c) @ w.reshape(o, c).T).reshape(*x.shape[:3], o)
     else:
-        cols = im2col(x, kh, kw, attrs, dh, dw)
-        oh, ow = cols.shape[1:3]
-        og = o // groups
-        out = np.empty((n, oh, ow, o), np.result_type(x, w))
-        for g in range(groups):
-            patch = cols[..., g * ci:(g + 1) * ci].reshape(n * oh * ow, kh * kw * ci)
-            wg = w[g * og:(g + 1) * og].reshape(og, kh * kw * ci)
-            out[..., g * og:(g + 1) * og] = (patch @ wg.T).reshape(n, oh, ow, og)
+        out = _patch_gemm(im2col(x, kh, kw, attrs, dh, dw), w, groups)
+    if compiled.applies(attrs, x, w):
+        return compiled.bias_activation(attrs, out, b)
     if b is not None:
         out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
+    return _activate(out, attrs.get("fused_activation_function", 0))
+
+
+def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+    """``[n, oh, ow, o]``: each group's patches times its filters (one GEMM if ungrouped)."""
+    n, oh, ow = cols.shape[:3]
+    o, kh, kw, ci = w.shape
+    k = kh * kw * ci
+    if groups == 1:
+        return (cols.reshape(n * oh * ow, k) @ w.reshape(o, k).T).reshape(n, oh, ow, o)
+    og = o // groups
+    out = np.empty((n, oh, ow, o), np.result_type(cols, w))
+    for g in range(groups):
+        patch = cols[..., g * ci:(g + 1) * ci].reshape(n * oh * ow, k)
+        out[..., g * og:(g + 1) * og] = (patch @ w[g * og:(g + 1) * og].reshape(og, k).T
+                                         ).reshape(n, oh, ow, og)
+    return out
 
 
 def depthwise_conv_2d(attrs, x, w, b=None):
-    c = x.shape[3]
-    _, kh, kw, cm = w.shape
+    if compiled.applies(attrs, x, w):
+        return compiled.depthwise_conv_2d(attrs, x, w, b)
+    c, cm = x.shape[3], w.shape[3]
     if cm % c:
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
-    mult = cm // c
-    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
-    # Multiply-accumulate tap by tap into one buffer, with one scratch buffer for the
-    # products (same additions in the same order as summing fresh arrays: same bits).
-    out = scratch = None
-    for (i, j), win in windows(x, kh, kw, attrs, dh, dw):
-        taps = w[0, i, j].reshape(c, mult)
-        if out is None:
-            out = np.multiply(win[..., :, None], taps, dtype=np.result_type(x, w))
-            scratch = np.empty_like(out)
-        else:
-            out += np.multiply(win[..., :, None], taps, out=scratch)
+    form = _depthwise_padded if x.nbytes <= _SMALL_INPUT else _depthwise_in_bounds
+    out = form(x, w, attrs, np.result_type(x, w))
     out = out.reshape(*out.shape[:3], cm)
     if b is not None:
         out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
+    return _activate(out, attrs.get("fused_activation_function", 0))
+
+
+# Below this input size the padded copy costs less than the extra NumPy calls of the
+# in-bounds form (four border updates per tap); above it, the copy's memory matters.
+_SMALL_INPUT = 1 << 20
+
+
+def _depthwise_padded(x, w, attrs, dtype):
+    """Tap by tap over the padded input into one buffer ``[n, oh, ow, c, mult]``, with one
+    scratch buffer for the products (the bits of summing fresh arrays)."""
+    c, cm = x.shape[3], w.shape[3]
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    out = scratch = None
+    for (i, j), win in windows(x, w.shape[1], w.shape[2], attrs, dh, dw):
+        taps = w[0, i, j].reshape(c, cm // c)
+        if out is None:
+            out = np.multiply(win[..., :, None], taps, dtype=dtype)
+            scratch = np.empty_like(out)
+        else:
+            out += np.multiply(win[..., :, None], taps, out=scratch)
+    return out
+
+
+def _depthwise_in_bounds(x, w, attrs, dtype):
+    """The same sums without a padded copy of the input."""
+    n, h, wd, c = x.shape
+    _, kh, kw, cm = w.shape
+    mult = cm // c
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
+    ow, pl, _ = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    # Multiply-accumulate tap by tap into one buffer, each tap over the outputs whose input
+    # is in bounds (no padded copy of the input), taps on padding giving 0 * w: the bits of
+    # summing the padded input's tap products from the first tap on.
+    out = np.empty((n, oh, ow, c, mult), dtype)
+    scratch = np.empty(out.size, dtype)
+    first = True
+    for i in range(kh):
+        y0, y1, iy = tap_range(h, oh, sh, i * dh - pt)
+        for j in range(kw):
+            x0, x1, ix = tap_range(wd, ow, sw, j * dw - pl)
+            taps = w[0, i, j].reshape(c, mult)
+            if y1 > y0 and x1 > x0:
+                win = x[:, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw]
+                inside = out[:, y0:y1, x0:x1]
+                if first:
+                    np.multiply(win[..., :, None], taps, out=inside)
+                else:
+                    part = scratch[:inside.size].reshape(inside.shape)  # contiguous
+                    inside += np.multiply(win[..., :, None], taps, out=part)
+            else:
+                y0 = y1 = 0  # the whole tap is on padding
+            zero = np.multiply(0, taps, dtype=dtype)
+            for border in (out[:, :y0], out[:, y1:], out[:, y0:y1, :x0], out[:, y0:y1, x1:]):
+                if border.size:
+                    if first:
+                        border[...] = zero
+                    else:
+                        border += zero
+            first = False
+    return out
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):
@@ -316,14 +397,16 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 
 OPS = [
-    OpDef("conv_2d", conv_2d, "Conv2DOptions", shape=_conv_2d_shape, vjp=_conv_2d_vjp,
+    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
+          shape=_conv_2d_shape, vjp=_conv_2d_vjp,
           integer=gemm_variant(conv_2d, out_axis=0, windowed=True),
-          hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=()),
+          hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=(), fresh_output=True),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          shape=_depthwise_shape, vjp=depthwise_vjp,
+          prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
           integer=gemm_variant(exact_depthwise(depthwise_conv_2d), out_axis=3,
                                windowed=True),
-          hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=()),
+          hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),
+          fresh_output=True),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
           shape=_transpose_conv_shape,
           integer=gemm_variant(transpose_conv, x_pos=2, w_pos=1, out_axis=0, xnnpack=False),

@@ -42,7 +42,9 @@ def _interpreter(source) -> Interpreter:
 
 def _calibrate(float_model: Model, data: Iterable[dict[str, np.ndarray]]
                ) -> list[dict[int, tuple[float, float]]]:
-    interp = Interpreter(model_content=write_model(float_model))
+    # Every activation's value, as computed (no dropped or in-place reused tensors).
+    interp = Interpreter(model_content=write_model(float_model),
+                         experimental_preserve_all_tensors=True)
     ranges: list[dict[int, tuple[float, float]]] = [{} for _ in float_model.subgraphs]
     seen = 0
     for feeds in data:

@@ -21,6 +21,7 @@ from ..ir import OMITTED, Model, Node, Subgraph
 from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .fold import foldable_nodes, shape_key
+from .liveness import is_stand_in, release_points, stand_in
 from .simplify import drop_unused, specialise
 from .step import Step
 from .variables import VariableStore
@@ -71,8 +72,9 @@ class Plan:
         self.keep_all_tensors = keep_all_tensors
         self.steps = steps if keep_all_tensors else drop_unused(steps, sg.outputs)
         self.foldable = foldable_nodes(sg)
-        # Per input shapes: the specialised steps and the constants folded for them.
-        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list]] = OrderedDict()
+        # Per input shapes: the specialised steps, the constants folded for them, and per
+        # step the values that can be dropped after it (see .liveness).
+        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list]] = OrderedDict()
 
     def _node_info(self, node: Node, where: str, aliasing: set[int]) -> NodeInfo:
         """What prepare may know about a node: types, static shapes (-1 where dynamic),
@@ -101,28 +103,34 @@ class Plan:
         cached = self._per_shapes.get(key)
         if cached is not None:
             self._per_shapes.move_to_end(key)
-            return self._execute(cached[0], cached[1], ctx, feeds)
-        values = self._execute(self.steps, self.constants, ctx, feeds)
-        if not self.keep_all_tensors:
-            constants = list(self.constants)
-            for step in self.steps:
-                if step.index in self.foldable:
-                    for i in step.outputs:
-                        constants[i] = values[i]
-            remaining = [s for s in self.steps if s.index not in self.foldable]
-            self._per_shapes[key] = (specialise(remaining, values, self.subgraph.outputs),
-                                 constants)
-            if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
-                self._per_shapes.popitem(last=False)
-        return values
+            return self._execute(*cached, ctx, feeds)
+        if self.keep_all_tensors:
+            return self._execute(self.steps, self.constants, None, ctx, feeds)
+        # First run for these shapes: values are let go after their last use here too,
+        # leaving shape-only stand-ins for specialise (foldable results are kept whole).
+        kept = {*self.subgraph.inputs, *self.subgraph.outputs}
+        folded = {i for s in self.steps if s.index in self.foldable for i in s.outputs}
+        values = self._execute(self.steps, self.constants,
+                               release_points(self.steps, kept | folded), ctx, feeds,
+                               stand_ins=True)
+        constants = list(self.constants)
+        for i in folded:
+            constants[i] = values[i]
+        remaining = [s for s in self.steps if s.index not in self.foldable]
+        steps = specialise(remaining, values, self.subgraph.outputs)
+        self._per_shapes[key] = (steps, constants, release_points(steps, kept))
+        if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
+            self._per_shapes.popitem(last=False)
+        return [None if is_stand_in(v) else v for v in values]
 
-    def _execute(self, steps: list[Step], constants: list, ctx,
-                 feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
+    def _execute(self, steps: list[Step], constants: list, drops: list | None, ctx,
+                 feeds: dict[int, np.ndarray], stand_ins: bool = False
+                 ) -> list[np.ndarray | None]:
         # One extra trailing slot holds None: an omitted input (index -1) reads it.
         values = [*constants, None]
         for i, v in feeds.items():
             values[i] = v
-        for step in steps:
+        for pos, step in enumerate(steps):
             args = [values[i] for i in step.inputs]
             try:
                 out = (step.kernel(ctx, step.settings, *args) if step.stateful
@@ -141,6 +149,10 @@ class Plan:
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
+            if drops is not None:
+                del args  # the step's operands, so that dropped values can go
+                for i in drops[pos]:
+                    values[i] = stand_in(values[i]) if stand_ins else None
         values.pop()  # the None slot for omitted inputs
         return values
 

@@ -2,9 +2,10 @@
 parses into a verified IR whose inputs and outputs are what TensorFlow Lite reported (names,
 dtypes, shapes, quantization), and expected.npz holds every output meta.json promises.
 
-Only the float and float16 files' outputs are checked (their kernels exist); report.py
-tracks the quantized ones (STATUS.md) until their kernels land. The round trip through the
-writer is in test_writer.py (it covers every fixture file).
+Here the float and float16 files' outputs are checked against TensorFlow's; the int8 and
+dynamic-range outputs, per op resolver type, are in tests/quantized/test_tf_resolvers.py
+(report.py prints the whole picture, STATUS.md). The round trip through the writer is in
+test_writer.py (it covers every fixture file).
 """
 
 from __future__ import annotations

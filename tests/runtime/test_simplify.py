@@ -231,7 +231,7 @@ def test_specialised_steps_are_used_for_the_flex_model():
     x, y = np.zeros((8, 28, 28), np.float32), np.eye(10, dtype=np.float32)[np.arange(8)]
     train(x=x, y=y)
     plan = it.plan(train.signature.subgraph_index)
-    steps, _ = next(iter(plan._per_shapes.values()))
+    steps, *_ = next(iter(plan._per_shapes.values()))
     ops = [s.op for s in steps]
     assert "mul(neg)" in ops and "batch_matmul+add" in ops
     assert len(steps) < len(plan.steps)

@@ -1,0 +1,121 @@
+"""Prepare-time choice of the compiled parts of CONV_2D and DEPTHWISE_CONV_2D.
+
+A node qualifies when its input and filter are float32, its filter is a constant of the
+file, and the ``[fast]`` extra (numba, :mod:`.fast`) is available; its settings are then
+a :class:`Compiled`: the node's attrs (every reader of attrs works unchanged) plus that
+constant filter. DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps NumPy's
+im2col and GEMM and gets a compiled epilogue (bias and activation in one pass).
+
+At run time the NumPy kernel hands over only when it is given exactly the prepared
+filter array and a float32 input (an evaluation with other weights, a non-constant
+filter, another dtype take the NumPy path), so one node's prepared data never meets
+another's arrays. Results are the NumPy kernels' bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
+from .fast import Loader, WithKernels, kernels
+from .registry import NodeInfo
+
+_INF = np.float32(np.inf)
+# Fused activations the compiled kernels apply themselves, as clamp bounds.
+_CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
+           RELU_N1_TO_1: (np.float32(-1), np.float32(1)), RELU6: (np.float32(0), np.float32(6))}
+_NO_BIAS = np.zeros(0, np.float32)
+
+
+class Compiled(WithKernels):
+    """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
+    filter laid out for them once (depthwise: ``[kh, kw, channels]``, C order, writable:
+    the compiled kernel takes one array type), the fused activation as clamp bounds
+    (``rest``: one they leave to NumPy), the window geometry per input size, and the
+    kernels' loader."""
+
+    def __init__(self, attrs, filter: np.ndarray, loader: Loader, depthwise: bool):
+        super().__init__(attrs, loader)
+        self.filter = filter
+        self.layout = np.array(filter[0], np.float32, order="C", copy=True) if depthwise \
+            else None
+        act = attrs.get("fused_activation_function", 0)
+        self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
+        self.rest = NONE if act in _CLAMPS else act
+        self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
+
+
+def prepare(info: NodeInfo) -> object:
+    """``Compiled`` settings when the node qualifies (see the module docstring), else the
+    attrs unchanged."""
+    x, w = info.inputs[0], info.inputs[1] if len(info.inputs) > 1 else None
+    if (x is None or w is None or w.value is None or x.dtype != np.float32
+            or w.value.dtype != np.float32 or w.value.ndim != 4):
+        return info.attrs
+    loader = kernels("conv")
+    if loader is None:
+        return info.attrs
+    return Compiled(info.attrs, w.value, loader, info.op == "depthwise_conv_2d")
+
+
+def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
+    """The compiled kernels are loaded and were prepared for this filter and input (the
+    node's second run starts loading them: see :mod:`.fast`)."""
+    if settings.__class__ is not Compiled or settings.ready() is None:
+        return False
+    return (w is settings.filter and x.__class__ is np.ndarray and x.dtype == np.float32
+            and x.ndim == 4)
+
+
+def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
+    """(sh, sw, dh, dw, pt, pl, oh, ow) for this input size (computed once per size)."""
+    g = s.geometry.get(x.shape[1:3])
+    if g is None:
+        sh, sw = s["stride_h"], s["stride_w"]
+        dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
+        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
+        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
+        g = s.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
+    return g
+
+
+def _epilogue(s: Compiled, channels: int, b):
+    """(bias array, has_bias, lo, hi, activation left for NumPy, bias left for NumPy)."""
+    if b is None:
+        return _NO_BIAS, False, s.lo, s.hi, s.rest, None
+    if b.__class__ is not np.ndarray or b.dtype != np.float32 or b.shape != (channels,):
+        # an odd bias: NumPy adds it, then applies the activation
+        return _NO_BIAS, False, -_INF, _INF, s.get("fused_activation_function", 0), b
+    if not (b.flags.writeable and b.flags.c_contiguous):
+        b = b.copy()
+    return b, True, s.lo, s.hi, s.rest, None
+
+
+def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
+    if late_bias is not None:
+        out += late_bias
+    return fused(out, act)
+
+
+def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
+    _, kh, kw, cm = w.shape
+    c = x.shape[3]
+    if cm % c:
+        raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
+    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
+    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
+    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), s.layout, bias, has_bias,
+                                            lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
+    return _finish(out, act, late_bias)
+
+
+def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
+    """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
+    activation in one pass, in place."""
+    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
+    if out.dtype == np.float32 and out.flags.c_contiguous:
+        s.loader.module.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo,
+                                        hi)
+    else:  # not the GEMM result this was made for: NumPy does it all
+        late_bias, act = b, s.get("fused_activation_function", 0)
+    return _finish(out, act, late_bias)
