@@ -136,6 +136,11 @@ def test_requantizer_equals_each_rounding(rounding, rs, zp, bound, fold, act, se
             continue  # float32 accumulators are exact integers below 2**24 only
         got = req(acc.astype(dtype), None if fold else bias)
         assert np.array_equal(got, want), (rounding, dtype)
+    if np.abs(x).max() < 2**24:  # no bias at all (DEPTHWISE_CONV_2D without one, BATCH_MATMUL)
+        bare = requantizer(m, shift, zp, lo, hi, np.int8, int(np.abs(x).max()), None,
+                           "single" if fp32 is not None else rounding, fp32)
+        for dtype in (np.float32, np.float64):
+            assert np.array_equal(bare(x.astype(dtype)), want), (rounding, dtype, "bare")
 
 
 @pytest.mark.parametrize("fold", [True, False])
