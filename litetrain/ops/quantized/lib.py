@@ -155,7 +155,9 @@ def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
                 ) -> Variant:
     """The integer variant of FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D /
     TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling — rounded twice
-    by the reference kernels, the NEON way (halves up) by the optimized ones."""
+    by the reference kernels, the NEON way (halves up) by the optimized ones. The plain
+    float64 + int64 form: the op table runs :func:`.gemm.gemm_variant` (float32 BLAS, the
+    rescaling folded), which tests hold bit-identical to this."""
     def prepare(info: NodeInfo) -> Rescaled:
         return matmul_rescaled(info, x_pos, w_pos, rounding, channelwise, xnnpack)
 
