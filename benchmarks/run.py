@@ -7,7 +7,8 @@ NumPy, and the machine's limit (the step's matmuls at NumPy's sgemm rate, same s
 Also: CNN, LSTM and GRU train steps vs their GEMM-FLOP limit and LiteRT
 (``cnn_training.py``), convnet inference vs LiteRT and peak RSS (``convnets.py``),
 pre-training throughput (authored model vs a hand-written NumPy loop), BLAS threads
-1 vs default, cold start, peak RSS while training, installed size.
+1 vs default, cold start, peak RSS while training, installed size, and quantized
+inference (``quantized.py``: int8 vs ai-edge-litert, dynamic-range vs float).
 
     python benchmarks/run.py [--quick] [--json PATH] [--markdown PATH]
 """
@@ -30,6 +31,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "examples")]
 import cnn_training  # noqa: E402
 import convnets  # noqa: E402
 import process  # noqa: E402
+import quantized  # noqa: E402
 import reference  # noqa: E402
 from common import interleaved, sgemm_runner, table  # noqa: E402
 
@@ -178,6 +180,7 @@ def run(quick: bool = False) -> dict:
         results["peak_rss"] = {"flex": process.peak_rss(FLEX_MODEL),
                                "exported": process.peak_rss(exported_path)}
     results["convnets"] = convnets.run(quick)
+    results["quantized"] = quantized.run(quick, threads=1)
     results["installed"] = {"litetrain": process.installed_size(
         "litetrain", Path(litetrain.__file__).parent)}
     if LiteRT is not None:
@@ -230,6 +233,7 @@ def report(results: dict) -> str:
         + ", ".join(f"{n} {b / 1e6:.1f}" for n, b in v["parts"].items()) + ")"
         for k, v in results["installed"].items()) + ".")
     lines += ["", convnets.report(results["convnets"])]
+    lines += ["", quantized.report(results["quantized"])]
     return "\n".join(lines)
 
 

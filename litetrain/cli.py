@@ -138,11 +138,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from .workflow.quantizing import quantize_file
 
-    r = quantize_file(args.model, args.mode, args.output, data=args.data,
+    output = args.output or f"{Path(args.model).stem}_{args.mode}.tflite"
+    r = quantize_file(args.model, args.mode, output, data=args.data,
                       checkpoint=args.checkpoint, signature=args.signature)
     if r.dropped:
         print(f"note: {r.dropped}")
-    print(f"wrote {args.output} ({args.mode}): {r.size_after:,} bytes, "
+    print(f"wrote {output} ({args.mode}): {r.size_after:,} bytes, "
           f"{r.size_after / r.size_before:.2f}x the {r.size_before:,} of {args.model}")
     if r.accuracy_before is not None:
         print(f"accuracy of '{r.signature}': {r.accuracy_before:.2%} before, "
@@ -435,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help=".npz/IDX examples: int8 calibration, and accuracy before/"
                    "after when a 'labels' (or 'y') array is beside the inputs")
     p.add_argument("--checkpoint", help="restore these (personalised) weights first")
-    p.add_argument("--signature", help="the inference signature to measure (default: infer)")
-    p.add_argument("-o", "--output", required=True, help="the quantized .tflite to write")
+    p.add_argument("--signature", help="the inference signature to measure (default: infer, "
+                   "or the model's only signature)")
+    p.add_argument("-o", "--output", help="the quantized .tflite to write (default: the "
+                   "model's name + _MODE.tflite, in the current folder)")
     p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("demo", help="the on-device training tutorial end to end, on data "

@@ -44,6 +44,12 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     assert "| signature | batch | engine" in text and "Cold start" in text
     assert "| model | batch | step ms" in text
     assert "| model" in text and "Peak RSS running MobileNetV2" in text
+    quantized = {(x["model"], x["variant"], x["batch"]) for x in r["quantized"]}
+    assert {(m, "dynamic_range", b) for m in ("mobilenet_v3_small", "efficientnet_like")
+            for b in (1, 32)} <= quantized
+    for x in r["quantized"]:
+        assert x["litetrain_ms"] > 0 and x["peer_ms"] > 0 and x["ratio"] > 0
+    assert "Quantized inference" in text
 
 
 def test_quick_training_models_benchmark_runs(tmp_path):

@@ -19,6 +19,7 @@ from .quantized.fixed_point import (
     round_half_away,
 )
 from .quantized.lib import Quantized, Variant, integer, lut, quantized
+from .quantized.tables import tabulated
 from .registry import NodeInfo, OpDef
 from .shapes import same_as
 
@@ -281,10 +282,16 @@ def _log_softmax_vjp(g, attrs, ins, outs, dy):
     return [dy - g.op("exp", outs[0]) * s]
 
 
+# Integer kernels that map each element alone: run as lookup tables (quantized.tables).
+_ELEMENTWISE = {"relu", "relu6", "relu_n1_to_1", "relu_0_to_1", "leaky_relu", "prelu", "elu",
+                "logistic", "tanh", "hard_swish", "gelu"}
+
+
 def _op(name, kernel, options=None, *, vjp=None, in_place=None, **facts) -> OpDef:
+    integer = facts.pop("integer", lut(kernel))
     return OpDef(name, kernel, options, shape=same_as(0), vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=in_place,
-                 integer=facts.pop("integer", lut(kernel)), **facts)
+                 integer=tabulated(integer) if name in _ELEMENTWISE else integer, **facts)
 
 
 def _relu_into(operand: int):

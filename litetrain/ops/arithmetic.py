@@ -17,8 +17,6 @@ from .common import fused
 from .grad import split_by, unbroadcast
 from .quantized.fixed_point import (
     quantize_multiplier,
-    rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul,
 )
 from .quantized.lib import (
     Quantized,
@@ -31,6 +29,8 @@ from .quantized.lib import (
     rescale,
     rescaled,
 )
+from .quantized.requantize import double_rounding
+from .quantized.tables import tabulated
 from .registry import NodeInfo, OpDef
 from .shapes import elementwise
 
@@ -177,10 +177,10 @@ def _add_sub(sign: int) -> Variant:
 
         def scaled(x, q, m, sh):
             shifted = (x.astype(np.int64) - q.zp) << s.left_shift
-            return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), -sh)
+            return double_rounding(shifted, m, sh)  # RDBP(SRDHM(shifted, m), -sh), fast
 
         raw = scaled(a, s.qin[0], s.m1, s.s1) + sign * scaled(b, s.qin[1], s.m2, s.s2)
-        out = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(raw, s.mo), -s.so)
+        out = double_rounding(raw, s.mo, s.so)
         return clamp(out + s.qout[0].zp, s.attrs, s.qout[0])
     return Variant(kernel, _add_sub_prepare)
 
@@ -209,7 +209,7 @@ def _raw(fn):
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
     return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
-                 integer=integer, **facts)
+                 integer=None if integer is None else tabulated(integer), **facts)
 
 
 _squared_difference = _binary(lambda a, b: np.square(a - b))

@@ -33,7 +33,8 @@ from .common import (
     pad_before_after,
 )
 from .grad import i32
-from .quantized.lib import hybrid_conv, matmul_like
+from .quantized.gemm import exact_depthwise, gemm_variant
+from .quantized.lib import hybrid_conv
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, tap_range, windows
@@ -404,16 +405,17 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
           shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=matmul_like(conv_2d), hybrid=hybrid_conv(conv_2d), weight_axis=0,
-          shape_inputs=(), fresh_output=True),
+          integer=gemm_variant(conv_2d, out_axis=0, windowed=True),
+          hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=(), fresh_output=True),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
-          integer=matmul_like(depthwise_conv_2d),
+          integer=gemm_variant(exact_depthwise(depthwise_conv_2d), out_axis=3,
+                               windowed=True),
           hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),
           fresh_output=True),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
-          shape=_transpose_conv_shape, integer=matmul_like(
-              transpose_conv, x_pos=2, w_pos=1, xnnpack=False),
+          shape=_transpose_conv_shape,
+          integer=gemm_variant(transpose_conv, x_pos=2, w_pos=1, out_axis=0, xnnpack=False),
           vjp=_transpose_conv_vjp, hybrid=hybrid_conv(transpose_conv, x_pos=2, w_pos=1),
           shape_inputs=(0,)),
 ]

@@ -8,6 +8,7 @@ import numpy as np
 
 from .grad import unary
 from .quantized.lib import lut
+from .quantized.tables import tabulated
 from .registry import OpDef
 from .shapes import same_as
 
@@ -24,7 +25,7 @@ def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False) -> OpD
     kernel = _kernel(fn)
     return OpDef(name, kernel, options, shape=same_as(0), vjp=None if vjp is None else unary(vjp),
                  fresh_output=True, shape_inputs=(), in_place=None if ufunc is None else
-                 _into(ufunc), integer=lut(kernel) if quantized else None)
+                 _into(ufunc), integer=tabulated(lut(kernel)) if quantized else None)
 
 
 OPS = [

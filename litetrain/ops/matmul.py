@@ -12,17 +12,15 @@ import numpy as np
 
 from ..errors import TraceError, user_frame
 from .common import fused
+from .quantized.gemm import gemm_variant
 from .quantized.lib import (
     Quantized,
     Rescaled,
     Variant,
-    accumulate,
     dequantized_weights,
     hybrid_conv,
     hybrid_input,
-    matmul_like,
     quantized,
-    rescale,
     rescaled,
 )
 from .registry import NodeInfo, OpDef
@@ -101,13 +99,21 @@ def _batch_matmul_vjp(g, attrs, ins, outs, dy):
 # --- integer and hybrid ------------------------------------------------------------------
 
 def _batch_matmul_prepare(info: NodeInfo) -> Rescaled:
+    """One double-rounded multiplier (TFLite's reference and optimized BATCH_MATMUL; XNNPACK
+    does not take it)."""
     q = quantized(info)
     real = np.float64(q.qin[0].s) * np.float64(q.qin[1].s) / np.float64(q.qout[0].s)
     return rescaled(info, np.array([real]))
 
 
-def _batch_matmul_integer(s: Rescaled, a, b):
-    return rescale(accumulate(batch_matmul, s, (a, s.qin[0]), (b, s.qin[1])), s)
+def _batch_matmul_output_axis(info: NodeInfo) -> int:
+    """The axis of ``b`` that indexes output columns."""
+    return -2 if info.attrs.get("adj_y", False) else -1
+
+
+_batch_matmul_integer = gemm_variant(lambda attrs, a, b, _bias: batch_matmul(attrs, a, b),
+                                     out_axis=_batch_matmul_output_axis,
+                                     rescaling=_batch_matmul_prepare)
 
 
 def _batch_matmul_hybrid(s: Quantized, a, b):
@@ -119,11 +125,12 @@ def _batch_matmul_hybrid(s: Quantized, a, b):
 
 OPS = [
     OpDef("fully_connected", fully_connected, "FullyConnectedOptions",
-          shape=_fully_connected_shape, integer=matmul_like(fully_connected, channelwise=False),
+          shape=_fully_connected_shape,
+          integer=gemm_variant(fully_connected, out_axis=0, channelwise=False),
           hybrid=hybrid_conv(fully_connected, per_row=True), weight_axis=0,
           fresh_output=True, shape_inputs=()),
     OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", shape=_batch_matmul_shape,
-          vjp=_batch_matmul_vjp, integer=Variant(_batch_matmul_integer, _batch_matmul_prepare),
+          vjp=_batch_matmul_vjp, integer=_batch_matmul_integer,
           hybrid=Variant(_batch_matmul_hybrid, quantized), fresh_output=True,
           shape_inputs=()),
 ]

@@ -61,6 +61,8 @@ def quantize_file(model: str | os.PathLike, mode: str, out: str | os.PathLike,
         raise LitetrainError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "int8" and data is None:
         raise LitetrainError("mode int8 calibrates activation ranges on examples: give --data")
+    if Path(out).resolve() == Path(model).resolve():
+        raise LitetrainError(f"the output {out} is the model itself: give another -o")
     interp = Interpreter(model_path=model)
     if checkpoint is not None:
         if not Path(checkpoint).exists():
@@ -69,7 +71,8 @@ def quantize_file(model: str | os.PathLike, mode: str, out: str | os.PathLike,
             raise SignatureError("the model has no 'restore' signature to load --checkpoint")
         interp.get_signature_runner("restore")(checkpoint_path=os.fspath(checkpoint))
     sigs = interp.get_signature_list()
-    key = signature or ("infer" if "infer" in sigs else None)
+    only = next(iter(sigs)) if len(sigs) == 1 else None  # e.g. a converter's serving_default
+    key = signature or ("infer" if "infer" in sigs else only)
     if key is None or key not in sigs:
         raise SignatureError(f"no inference signature '{signature or 'infer'}' to measure; "
                              f"the model has {sorted(sigs)} (choose with --signature)")

@@ -133,22 +133,33 @@ def xnnpack_scales(qx: QParams, qw: QParams, qo: QParams) -> np.ndarray:
     return (np.float32(qx.s) * qw.scale.astype(np.float32)) / np.float32(qo.s)
 
 
+def matmul_rescaled(info: NodeInfo, x_pos: int = 0, w_pos: int = 1, rounding: str = "neon",
+                    channelwise: bool = True, xnnpack: bool = True) -> Rescaled:
+    """A matmul-like node's :class:`Rescaled` under its resolver: the reference kernels
+    round twice; the optimized ones the ``rounding`` way (NEON: halves up); XNNPACK (the
+    default resolver, ``xnnpack``, 8-bit inputs) scales in float32; 16x8 kernels
+    (``channelwise`` ones, or any under the reference resolver) take the int64 overload."""
+    q = quantized(info)
+    qx, qw, qo = q.qin[x_pos], q.qin[w_pos], q.qout[0]
+    s = rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
+                 fp32=xnnpack_scales(qx, qw, qo) if xnnpack and qx.dtype != np.int16
+                 else None)
+    if qx.dtype == np.int16 and (channelwise or info.resolver.reference):
+        # 16x8: int64 accumulators, MultiplyByQuantizedMultiplier's int64 overload
+        s = dataclasses.replace(s, rounding="int64")
+    return s
+
+
 def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
                 rounding: str = "neon", channelwise: bool = True, xnnpack: bool = True
                 ) -> Variant:
     """The integer variant of FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D /
     TRANSPOSE_CONV: exact accumulation, int32 bias, per-channel rescaling — rounded twice
-    by the reference kernels, the NEON way (halves up) by the optimized ones."""
+    by the reference kernels, the NEON way (halves up) by the optimized ones. The plain
+    float64 + int64 form: the op table runs :func:`.gemm.gemm_variant` (float32 BLAS, the
+    rescaling folded), which tests hold bit-identical to this."""
     def prepare(info: NodeInfo) -> Rescaled:
-        q = quantized(info)
-        qx, qw, qo = q.qin[x_pos], q.qin[w_pos], q.qout[0]
-        s = rescaled(info, conv_multipliers(qx, qw, qo, channelwise), rounding=rounding,
-                     fp32=xnnpack_scales(qx, qw, qo) if xnnpack and qx.dtype != np.int16
-                     else None)
-        if qx.dtype == np.int16 and (channelwise or info.resolver.reference):
-            # 16x8: int64 accumulators, MultiplyByQuantizedMultiplier's int64 overload
-            s = dataclasses.replace(s, rounding="int64")
-        return s
+        return matmul_rescaled(info, x_pos, w_pos, rounding, channelwise, xnnpack)
 
     def kernel(s: Rescaled, *inputs):
         args = list(inputs)
@@ -163,12 +174,25 @@ def matmul_like(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
 
 
 def requantize_float(real: np.ndarray, q: QParams) -> np.ndarray:
-    """Float values to ``q``'s integers: ``round(real / scale) + zero_point``, clamped."""
+    """Float values to ``q``'s integers: ``round(real / scale) + zero_point`` (halves away
+    from zero), clamped; NaN gives the lowest value, ±inf and huge values saturate.
+
+    All in float32, in place: ``v + copysign(0.5, v)`` is ``sign(v) * (|v| + 0.5)``
+    exactly (round-to-nearest is symmetric), so its ``trunc`` equals
+    ``round_half_away``'s ``sign(v) * floor(|v| + 0.5)``; adding the zero point is exact
+    below 2**24 and cannot move a value above that back into range."""
     lo, hi = dtype_range(q.dtype)
-    scale = q.along(q.scale, real.ndim)
-    zp = q.along(q.zero_point, real.ndim)
-    out = round_half_away(np.asarray(real, np.float32) / scale).astype(np.int64) + zp
-    return np.clip(out, lo, hi).astype(q.dtype)
+    v = np.divide(np.asarray(real, np.float32), q.along(q.scale, np.ndim(real)))
+    v = np.asarray(v, np.float32)
+    v += np.copysign(np.float32(0.5), v)
+    np.trunc(v, out=v)
+    if q.per_channel:
+        v += q.along(q.zero_point, v.ndim).astype(np.float32)
+    elif q.zp:
+        v += np.float32(q.zp)
+    np.fmax(v, np.float32(lo), out=v)  # fmax: NaN becomes lo
+    np.fmin(v, np.float32(hi), out=v)
+    return v.astype(q.dtype)
 
 
 def lut(float_kernel: Callable) -> Variant:

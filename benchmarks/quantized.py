@@ -1,0 +1,121 @@
+"""Quantized inference speed, every ratio measured side by side in one run.
+
+On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3Small at
+96×96 and the EfficientNet-like CNN), batch 1 and 32:
+
+* full-int8 models (float input and output, QUANTIZE first and DEQUANTIZE last):
+  litetrain vs ai-edge-litert on the same file, same thread count (its default
+  interpreter: XNNPACK's int8 kernels). Target: ≤ 3×.
+* dynamic-range models (int8 weights, float activations): litetrain vs litetrain's own
+  float model. Target: ≤ 1.5×.
+
+    python benchmarks/quantized.py [--quick] [--threads N] [--markdown PATH]
+
+``run.py`` includes it as a section; ratios are medians of per-round ratios
+(``common.interleaved``), read them as rough on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import interleaved, table  # noqa: E402
+
+import litetrain  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
+MODELS = ("mobilenet_v3_small", "efficientnet_like")
+BATCHES = (1, 32)
+TARGETS = {"int8": 3.0, "dynamic_range": 1.5}
+
+
+def _input(kind: str, batch: int) -> np.ndarray:
+    """A recorded input of the fixture, tiled to ``batch`` items."""
+    with np.load(FIXTURES / kind / "expected.npz") as f:
+        x = f["input/b4/in0"]
+    return np.resize(x, (batch, *x.shape[1:]))
+
+
+def _runner(make, path: Path, x: np.ndarray, threads: int):
+    it = make(model_path=str(path), num_threads=threads)
+    d = it.get_input_details()[0]
+    it.resize_tensor_input(d["index"], list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(d["index"], x)
+    it.invoke()  # per-shape preparation happens here
+    return it.invoke
+
+
+def _litert():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        return None
+    return Interpreter
+
+
+def run(quick: bool = False, threads: int = 1) -> list[dict]:
+    """One row per (model, variant, batch): litetrain's median ms, its peer's, the ratio."""
+    rounds, repeats = (2, 3) if quick else (5, 10)
+    litert = _litert()
+    rows = []
+    for kind in MODELS:
+        for batch in BATCHES:
+            x = _input(kind, batch)
+            path = FIXTURES / kind
+            if litert is not None:
+                r = interleaved({"int8": _runner(litetrain.Interpreter, path / "int8.tflite",
+                                                 x, threads),
+                                 "litert": _runner(litert, path / "int8.tflite", x, threads)},
+                                "int8", rounds, repeats)
+                rows.append(_row(kind, "int8", batch, "ai-edge-litert int8", r["int8"],
+                                 r["litert"]))
+            r = interleaved({"dynamic_range": _runner(litetrain.Interpreter,
+                                                      path / "dynamic_range.tflite", x,
+                                                      threads),
+                             "float": _runner(litetrain.Interpreter, path / "float.tflite", x,
+                                              threads)}, "dynamic_range", rounds, repeats)
+            rows.append(_row(kind, "dynamic_range", batch, "litetrain float",
+                             r["dynamic_range"], r["float"]))
+    return rows
+
+
+def _row(kind, variant, batch, peer, ours, theirs) -> dict:
+    return {"model": kind, "variant": variant, "batch": batch, "peer": peer,
+            "litetrain_ms": ours["median_ms"], "peer_ms": theirs["median_ms"],
+            "ratio": theirs["ratio"], "ratio_range": (theirs["ratio_min"], theirs["ratio_max"]),
+            "target": TARGETS[variant]}
+
+
+def report(rows: list[dict], threads: int = 1) -> str:
+    cells = [{"model": r["model"], "variant": r["variant"], "batch": r["batch"],
+              "vs": r["peer"], "litetrain ms": f"{r['litetrain_ms']:.2f}",
+              "peer ms": f"{r['peer_ms']:.3f}", "ratio": f"{r['ratio']:.2f}×",
+              "target": f"≤ {r['target']:g}×"} for r in rows]
+    return "\n".join([
+        f"Quantized inference ({threads} thread(s) each; ratio = litetrain / peer):", "",
+        table(cells, ["model", "variant", "batch", "vs", "litetrain ms", "peer ms", "ratio",
+                      "target"])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    text = report(run(args.quick, args.threads), args.threads)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
