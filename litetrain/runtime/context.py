@@ -142,6 +142,8 @@ class _RunScope:
 def _strings(values: Iterable) -> list[str]:
     out = []
     for v in values:
+        if v.__class__ is np.ndarray and v.dtype.kind not in "OSU":
+            continue  # the common case, numbers: decided before the costlier checks
         if isinstance(v, os.PathLike):
             v = os.fspath(v)
         if isinstance(v, np.ndarray):

@@ -21,7 +21,7 @@ from .checkpoint_io import CHECKPOINT_IO_KEY, parse_metadata
 from .context import RuntimeContext
 from .plan import Plan
 from .signature_runner import SignatureRunner
-from .tensors import convert_input, tensor_details
+from .tensors import InputCheck, tensor_details
 from .threads import blas_threads
 from .variables import VariableStore
 
@@ -78,6 +78,7 @@ class Interpreter(RuntimeContext):
         self._fed_shapes: dict[int, tuple] = {}  # per subgraph, the input shapes last run
         main = model.subgraphs[0]
         self._input_shapes = {i: main.tensors[i].shape for i in main.inputs}
+        self._input_checks = {i: InputCheck(main.tensors[i], f"input {i}") for i in main.inputs}
         self._inputs: dict[int, np.ndarray] = {}
         self._values: list[np.ndarray | None] = []
         # Signatures whose checkpoint file I/O litetrain adds (files exported in builtin
@@ -228,7 +229,7 @@ class Interpreter(RuntimeContext):
         if tensor_index not in self._input_shapes:
             raise ValueError(f"tensor {tensor_index} {t.describe()} is not an input of "
                              "subgraph 0; only inputs can be set")
-        arr = convert_input(value, t, f"input {tensor_index}")
+        arr = self._input_checks[tensor_index](value)
         if arr.shape != self._input_shapes[tensor_index]:
             raise SignatureError(f"input {tensor_index} {t.describe()}: got shape "
                                  f"{list(arr.shape)}, but the tensor is sized "

@@ -22,6 +22,7 @@ from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .fold import foldable_nodes, shape_key
 from .liveness import is_stand_in, release_points, stand_in
+from .program import Instruction, compile_steps
 from .simplify import drop_unused, specialise
 from .step import Step
 from .variables import VariableStore
@@ -72,9 +73,12 @@ class Plan:
         self.keep_all_tensors = keep_all_tensors
         self.steps = steps if keep_all_tensors else drop_unused(steps, sg.outputs)
         self.foldable = foldable_nodes(sg)
-        # Per input shapes: the specialised steps, the constants folded for them, and per
-        # step the values that can be dropped after it (see .liveness).
-        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list]] = OrderedDict()
+        # Per input shapes: the specialised steps, the constants folded for them, per
+        # step the values that can be dropped after it (see .liveness), and the steps
+        # compiled for the loop (see .program).
+        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list, list]] = \
+            OrderedDict()
+        self._whole: list[Instruction] | None = None  # self.steps compiled, no drops
 
     def _node_info(self, node: Node, where: str, aliasing: set[int]) -> NodeInfo:
         """What prepare may know about a node: types, static shapes (-1 where dynamic),
@@ -103,55 +107,56 @@ class Plan:
         cached = self._per_shapes.get(key)
         if cached is not None:
             self._per_shapes.move_to_end(key)
-            return self._execute(*cached, ctx, feeds)
+            return self._execute(cached[3], cached[1], ctx, feeds)
         if self.keep_all_tensors:
-            return self._execute(self.steps, self.constants, None, ctx, feeds)
+            if self._whole is None:
+                self._whole = compile_steps(self.steps, None)
+            return self._execute(self._whole, self.constants, ctx, feeds)
         # First run for these shapes: values are let go after their last use here too,
         # leaving shape-only stand-ins for specialise (foldable results are kept whole).
         kept = {*self.subgraph.inputs, *self.subgraph.outputs}
         folded = {i for s in self.steps if s.index in self.foldable for i in s.outputs}
-        values = self._execute(self.steps, self.constants,
-                               release_points(self.steps, kept | folded), ctx, feeds,
-                               stand_ins=True)
+        first = compile_steps(self.steps, release_points(self.steps, kept | folded))
+        values = self._execute(first, self.constants, ctx, feeds, stand_ins=True)
         constants = list(self.constants)
         for i in folded:
             constants[i] = values[i]
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
-        self._per_shapes[key] = (steps, constants, release_points(steps, kept))
+        drops = release_points(steps, kept)
+        self._per_shapes[key] = (steps, constants, drops, compile_steps(steps, drops))
         if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
             self._per_shapes.popitem(last=False)
         return [None if is_stand_in(v) else v for v in values]
 
-    def _execute(self, steps: list[Step], constants: list, drops: list | None, ctx,
+    def _execute(self, program: list[Instruction], constants: list, ctx,
                  feeds: dict[int, np.ndarray], stand_ins: bool = False
                  ) -> list[np.ndarray | None]:
         # One extra trailing slot holds None: an omitted input (index -1) reads it.
         values = [*constants, None]
         for i, v in feeds.items():
             values[i] = v
-        for pos, step in enumerate(steps):
-            args = [values[i] for i in step.inputs]
+        ndarray = np.ndarray
+        for step, kernel, settings, stateful, gather, first, out, dtype, drop in program:
+            args = (values[first],) if gather is None else gather(values)
             try:
-                out = (step.kernel(ctx, step.settings, *args) if step.stateful
-                       else step.kernel(step.settings, *args))
+                result = kernel(ctx, settings, *args) if stateful else kernel(settings, *args)
                 # Results take the types the file declares (a failing cast is the node's).
-                if len(step.outputs) == 1:
-                    if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT), one output
-                        (out,) = out
-                    if out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]:
-                        out = np.asarray(out).astype(step.out_dtypes[0], copy=False)
-                    values[step.outputs[0]] = out
+                if out is not None:
+                    if result.__class__ is not ndarray or (
+                            result.dtype is not dtype and result.dtype != dtype):
+                        result = _one_output(result, dtype)
+                    values[out] = result
                 elif step.outputs:
-                    for i, v, dt in zip(step.outputs, out, step.out_dtypes, strict=True):
+                    for i, v, dt in zip(step.outputs, result, step.out_dtypes, strict=True):
                         values[i] = np.asarray(v).astype(dt, copy=False)
             except LitetrainError as e:  # keep the error's kind, add where it happened
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
                 raise InvokeError(self._failure(step, args, e)) from e
-            if drops is not None:
-                del args  # the step's operands, so that dropped values can go
-                for i in drops[pos]:
+            if drop:
+                args = result = None  # the step's operands, so that dropped values can go
+                for i in drop:
                     values[i] = stand_in(values[i]) if stand_ins else None
         values.pop()  # the None slot for omitted inputs
         return values
@@ -160,6 +165,15 @@ class Plan:
         shapes = ", ".join("-" if a is None else f"{a.dtype}{list(np.shape(a))}" for a in args)
         msg = str(e) or type(e).__name__
         return f"{self.where}: node {step.index} ({step.op}) failed on inputs ({shapes}): {msg}"
+
+
+def _one_output(out, dtype: np.dtype) -> np.ndarray:
+    """A single-output step's result as an array of the declared type."""
+    if out.__class__ is tuple:  # a variadic op (UNPACK, SPLIT), one output
+        (out,) = out
+    if out.__class__ is not np.ndarray or out.dtype != dtype:
+        out = np.asarray(out).astype(dtype, copy=False)
+    return out
 
 
 def _check_arity(opdef: OpDef, node: Node, where: str) -> None:

@@ -16,7 +16,7 @@ from .. import dtypes
 from ..errors import InvokeError, SignatureError
 from ..ir import Signature, Tensor
 from . import checkpoint_io
-from .tensors import convert_input, tensor_details
+from .tensors import InputCheck, tensor_details
 
 if TYPE_CHECKING:
     from .interpreter import Interpreter
@@ -30,7 +30,8 @@ class SignatureRunner:
         self.signature = signature
         self._where = f"signature '{signature.key}'"
         self._tensors = interpreter.model.subgraphs[signature.subgraph_index].tensors
-        self._feed_plan = [(name, i, self._tensors[i], f"{self._where} input '{name}'")
+        self._feed_plan = [(name, i, InputCheck(self._tensors[i],
+                                                f"{self._where} input '{name}'"))
                            for name, i in signature.inputs.items()]
         interpreter.plan(signature.subgraph_index, self._where)  # fail early on missing ops
 
@@ -77,8 +78,7 @@ class SignatureRunner:
                 parts.append(f"unexpected {sorted(given - wanted)}")
             raise SignatureError(f"{self._where}: {' and '.join(parts)}; it takes exactly: "
                                  f"{self._expected() or 'no inputs'}")
-        feeds = {i: convert_input(inputs[name], t, where)
-                 for name, i, t, where in self._feed_plan}
+        feeds = {i: check(inputs[name]) for name, i, check in self._feed_plan}
         try:
             with self._interpreter.variables.transaction():
                 values = self._interpreter.run_subgraph(sig.subgraph_index, feeds, self._where)

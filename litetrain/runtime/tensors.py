@@ -1,5 +1,10 @@
 """How tensors cross the API boundary: caller values converted and checked for an input
-tensor, and the ``tf.lite``-style dict describing a tensor."""
+tensor, and the ``tf.lite``-style dict describing a tensor.
+
+:class:`InputCheck` is :func:`convert_input` for one tensor, with what the check needs
+worked out once: an array that already has the tensor's dtype and a shape its signature
+allows passes through as it is (what :func:`convert_input` returns for it too), and
+anything else takes :func:`convert_input`'s path, with its conversions and messages."""
 
 from __future__ import annotations
 
@@ -67,6 +72,31 @@ def convert_input(value, t: Tensor, where: str) -> np.ndarray:
         raise SignatureError(f"{where}: expected {t.describe()} (-1 = any size), got shape "
                              f"{list(arr.shape)}")
     return arr
+
+
+class InputCheck:
+    """``convert_input(value, tensor, where)`` for one tensor, with a fast path for arrays
+    that need nothing done."""
+
+    __slots__ = ("batch_free", "dtype", "shape", "tensor", "where")
+
+    def __init__(self, t: Tensor, where: str):
+        self.tensor, self.where = t, where
+        self.dtype = None if t.dtype == dtypes.STRING else dtypes.to_numpy(t.dtype)
+        sig = tuple(t.signature_shape)
+        # The fast path knows two signatures: fully static (the shape must be it), and
+        # free only in the first dim (the batch: the other dims must be sig[1:]).
+        self.batch_free = bool(sig) and sig[0] == -1 and -1 not in sig[1:]
+        self.shape = sig[1:] if self.batch_free else sig if -1 not in sig else None
+
+    def __call__(self, value) -> np.ndarray:
+        if (value.__class__ is np.ndarray and self.dtype is not None
+                and self.shape is not None and value.dtype == self.dtype):
+            shape = value.shape
+            if (shape[1:] == self.shape and len(shape) == len(self.shape) + 1
+                    if self.batch_free else shape == self.shape):
+                return value
+        return convert_input(value, self.tensor, self.where)
 
 
 def tensor_details(t: Tensor, index: int, shape: tuple[int, ...]) -> dict:

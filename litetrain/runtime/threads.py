@@ -17,8 +17,7 @@ concurrency; results are correct either way (every kernel is a pure function).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from functools import cache
 
 _NO_LIMIT = nullcontext()
@@ -38,34 +37,50 @@ def _blas_libraries() -> tuple:
 
 def blas_threads(n: int | None):
     """A context running its body with ``n`` BLAS threads (``None``: as they are)."""
-    return _NO_LIMIT if n is None else _limited(n)
+    return _NO_LIMIT if n is None else _Limited(n)
 
 
-def _set(libs, counts) -> None:
-    for lib, n in zip(libs, counts, strict=True):
-        if lib.get_num_threads() != n:
+def _set(libs, counts, known=None) -> None:
+    """Set each library's count; ``known`` (the counts right now, when the caller has
+    just read them) saves asking the libraries again."""
+    for k, (lib, n) in enumerate(zip(libs, counts, strict=True)):
+        now = lib.get_num_threads() if known is None else known[k]
+        if now != n:
             lib.set_num_threads(n)
 
 
-@contextmanager
-def _limited(n: int) -> Iterator[None]:
-    global _active, _owner
-    libs = _blas_libraries()
-    me = threading.get_ident()
-    with _LOCK:
-        if _active == 0:
-            _owner, _original[:] = me, [lib.get_num_threads() for lib in libs]
-        owner = me == _owner
-        if owner:  # nested runs in the owning thread set and restore as a stack
-            _stack.append([lib.get_num_threads() for lib in libs])
-            _set(libs, [n] * len(libs))
-        _active += 1
-    try:
-        yield
-    finally:
+class _Limited:
+    """The context :func:`blas_threads` returns for a count (a plain class: this runs on
+    every invoke, and a generator-based context costs more)."""
+
+    __slots__ = ("n", "owner")
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self) -> None:
+        global _active, _owner
+        libs = _blas_libraries()
+        me = threading.get_ident()
+        with _LOCK:
+            now = None
+            if _active == 0:
+                now = [lib.get_num_threads() for lib in libs]
+                _owner, _original[:] = me, now
+            owner = self.owner = me == _owner
+            if owner:  # nested runs in the owning thread set and restore as a stack
+                if now is None:
+                    now = [lib.get_num_threads() for lib in libs]
+                _stack.append(now)
+                _set(libs, [self.n] * len(libs), now)
+            _active += 1
+
+    def __exit__(self, *exc) -> bool:
+        global _active, _owner
+        libs = _blas_libraries()
         with _LOCK:
             _active -= 1
-            if owner:
+            if self.owner:
                 previous = _stack.pop()
                 if _stack:
                     _set(libs, previous)
@@ -75,6 +90,7 @@ def _limited(n: int) -> Iterator[None]:
                 _owner = None
                 _stack.clear()
                 _set(libs, _original)
+        return False
 
 
 def current_blas_threads() -> int | None:
