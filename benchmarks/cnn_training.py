@@ -119,23 +119,24 @@ def _runner(interpreter, feeds):
 
 def profile(content: bytes, feeds: dict, threads: int, calls: int = 5) -> list[tuple]:
     """(op, ms per step, nodes) of the ten ops a litetrain step spends most in."""
-    from dataclasses import replace
-
     from litetrain.runtime import plan as planmod
 
     spent, nodes = Counter(), Counter()
     original = planmod.Plan._execute
 
-    def timed(self, steps, constants, ctx, feeds):
-        def wrap(step):
-            def kernel(*args):
+    def timed(self, program, *rest, **kw):
+        """Plan._execute on the same program, each instruction's kernel timed."""
+        def wrap(instruction):
+            step, kernel = instruction[0], instruction[1]
+
+            def timed_kernel(*args):
                 t = time.perf_counter()
-                out = step.kernel(*args)
+                out = kernel(*args)
                 spent[step.op] += time.perf_counter() - t
                 nodes[step.op] += 1
                 return out
-            return replace(step, kernel=kernel)
-        return original(self, [wrap(s) for s in steps], constants, ctx, feeds)
+            return (step, timed_kernel, *instruction[2:])
+        return original(self, [wrap(i) for i in program], *rest, **kw)
 
     run = _runner(lt.Interpreter(model_content=content, num_threads=threads), feeds)
     planmod.Plan._execute = timed

@@ -64,3 +64,18 @@ def test_quick_training_models_benchmark_runs(tmp_path):
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert float(cells[1]) > 0 and float(cells[2]) > 0 and float(cells[3]) > 0
+
+
+def test_cnn_training_profile_times_the_ops_of_a_step():
+    """``cnn_training.py --profile`` wraps the kernels the plan runs (it follows the invoke
+    loop's compiled program): every op of the step is counted, none twice."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cnn_training
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    model, content = cnn_training.exported("lstm")
+    x, y = cnn_training._data(model, 2)
+    rows = cnn_training.profile(content, {"x": x, "y": y}, threads=1, calls=1)
+    assert rows and all(ms >= 0 and nodes >= 1 for _, ms, nodes in rows)
+    assert any(op == "batch_matmul" or op == "fully_connected" for op, _, _ in rows)
