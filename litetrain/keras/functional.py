@@ -57,32 +57,30 @@ class Call:
     inputs: object
 
 
+def _call_kwargs(name: str, items, kwargs: dict) -> None:
+    """Tensor keyword arguments into ``kwargs``; inference-time ``training``/``mask`` of
+    None/False are dropped; any other non-tensor argument is refused by name."""
+    for key, value in items:
+        if _is_ref(value):
+            kwargs[key] = _ref(value)
+        elif key in ("training", "mask") and value in (None, False):
+            continue
+        elif value is not None:
+            raise ModelFormatError(f"layer '{name}': call argument {key}={value!r} is "
+                                   "not supported")
+
+
 def _node_args(name: str, node) -> tuple[list, dict]:
     """Positional and keyword tensor arguments of one inbound node (Keras 3 or legacy)."""
+    kwargs: dict = {}
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
         args = [_structure(a) for a in node.get("args", [])]
-        kwargs = {}
-        for key, value in node.get("kwargs", {}).items():
-            if _is_ref(value):
-                kwargs[key] = _ref(value)
-            elif key in ("training", "mask") and value in (None, False):
-                continue
-            elif value is not None:
-                raise ModelFormatError(f"layer '{name}': call argument {key}={value!r} is "
-                                       "not supported")
+        _call_kwargs(name, node.get("kwargs", {}).items(), kwargs)
         return args, kwargs
     # legacy: [[name, node_index, tensor_index, kwargs], ...]
     args = [_ref(entry) for entry in node]
-    kwargs = {}
     for entry in node:
-        for key, value in (entry[3] if len(entry) > 3 else {}).items():
-            if _is_ref(value):
-                kwargs[key] = _ref(value)
-            elif key in ("training", "mask") and value in (None, False):
-                continue
-            elif value is not None:
-                raise ModelFormatError(f"layer '{name}': call argument {key}={value!r} is "
-                                       "not supported")
+        _call_kwargs(name, (entry[3] if len(entry) > 3 else {}).items(), kwargs)
     return ([args] if len(args) > 1 else args), kwargs
 
 
