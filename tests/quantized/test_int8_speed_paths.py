@@ -352,6 +352,12 @@ def test_unary_tables_equal_the_kernels_they_tabulate(name):
     assert s.table is not None and s.table.size == 256
     plain = _unwrapped(opdef)
     assert np.array_equal(opdef.integer.kernel(s, x), plain.kernel(plain.prepare(info), x))
+    # The byte-translation path: any layout, any rank, a fresh writable result.
+    for v in (x[:, ::2, 1:].transpose(2, 0, 1), x[1, 2, 3], x.reshape(-1)[::-3]):
+        got = opdef.integer.kernel(s, v)
+        want = plain.kernel(plain.prepare(info), np.asarray(v))
+        assert got.shape == np.shape(want) and got.dtype == want.dtype
+        assert np.array_equal(got, want) and got.flags.writeable
 
 
 def test_tables_keep_the_kernel_for_16_bit_and_per_channel_operands():

@@ -6,8 +6,9 @@ a unary op, 65536 for a binary one. :func:`tabulated` wraps an op's integer
 :class:`Variant`: prepare runs the wrapped prepare, then the wrapped kernel itself once on
 every possible operand value (or pair, as a 256×256 broadcast), and invoke is one gather
 ``table[a_bits]`` or ``table[a_bits << 8 | b_bits]`` (a bit-view of the operands as
-uint8, indices widened to uint16) instead of a chain of int64/float passes. Results are
-the wrapped kernel's own, element for element.
+uint8, indices widened to uint16) instead of a chain of int64/float passes; a unary table
+runs as ``bytes.translate`` (C's byte-for-byte lookup, no widened index array). Results
+are the wrapped kernel's own, element for element.
 
 Only for ops whose output element depends on the operand elements at the same
 (broadcast) position alone — ADD, SUB, MUL, the activations, unary math; not reductions,
@@ -34,6 +35,7 @@ class Tabulated:
     inner: object
     table: np.ndarray | None
     in_dtypes: tuple[np.dtype, ...]
+    translation: bytes | None = None  # a unary table's bytes, for bytes.translate
 
 
 def _eight_bit(t) -> bool:
@@ -61,13 +63,17 @@ def tabulated(variant: Variant) -> Variant:
             return Tabulated(inner, None, ())
         if table.shape != (256,) * len(ins) or table.dtype != info.outputs[0].dtype:
             return Tabulated(inner, None, ())
-        return Tabulated(inner, np.ascontiguousarray(table.reshape(-1)), dtypes)
+        table = np.ascontiguousarray(table.reshape(-1))
+        return Tabulated(inner, table, dtypes,
+                         table.view(np.uint8).tobytes() if len(ins) == 1 else None)
 
     def kernel(s: Tabulated, *inputs):
         if s.table is None:
             return variant.kernel(s.inner, *inputs)
-        if len(inputs) == 1:
-            return s.table.take(np.asarray(inputs[0]).view(np.uint8))
+        if s.translation is not None:
+            x = np.asarray(inputs[0])
+            out = bytearray(x.tobytes()).translate(s.translation)  # C order, writable
+            return np.frombuffer(out, s.table.dtype).reshape(x.shape)
         a = np.asarray(inputs[0]).view(np.uint8)
         b = np.asarray(inputs[1]).view(np.uint8)
         index = np.left_shift(a, 8, dtype=np.uint16)
