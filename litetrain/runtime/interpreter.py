@@ -103,13 +103,16 @@ class Interpreter(RuntimeContext):
     def run_subgraph(self, subgraph_index: int, feeds: dict[int, np.ndarray],
                      where: str | None = None) -> list[np.ndarray | None]:
         """Run a subgraph from a signature or ``invoke``. Fed with new input shapes, it is
-        "prepared again" as in TensorFlow Lite: its random nodes restart from their seeds."""
+        "prepared again" as in TensorFlow Lite: its random nodes restart from their seeds.
+        Floating-point exceptions (overflow to inf, NaN from inf - inf) give IEEE results
+        without NumPy's RuntimeWarnings, as TF Lite's kernels do."""
         plan = self.plan(subgraph_index, where)
         shapes = tuple(sorted((i, np.shape(v)) for i, v in feeds.items()))
         if self._fed_shapes.setdefault(subgraph_index, shapes) != shapes:
             self.restart_random_streams(f"{plan.where} node ")
             self._fed_shapes[subgraph_index] = shapes
-        return plan.run(self, feeds)
+        with np.errstate(all="ignore"):  # IEEE results (inf, NaN) silently, as TF Lite
+            return plan.run(self, feeds)
 
     def call_subgraph(self, subgraph_index: int, args: tuple) -> list:
         """WHILE/IF bodies: run a subgraph on its inputs, in order; return its outputs."""
