@@ -87,11 +87,7 @@ import json, numpy as np, litetrain
 from litetrain.ops.fast import kernels
 x = np.random.default_rng(0).uniform(-1, 1, ({b}, 96, 96, 3)).astype(np.float32)
 baseline = status('VmRSS')
-try:  # the peak (VmHWM) starts again from here
-    open('/proc/self/clear_refs', 'w').write('5')
-    method = 'VmHWM reset at baseline'
-except OSError:
-    method = 'VmHWM since process start (reset not permitted)'
+method = reset_peak()  # the peak (VmHWM) starts again from here
 it = litetrain.Interpreter(model_path={path!r})
 index = it.get_input_details()[0]['index']
 it.resize_tensor_input(index, list(x.shape))

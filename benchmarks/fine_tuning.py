@@ -22,26 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks")]
 
 from common import interleaved, table  # noqa: E402
+from process import _STATUS  # noqa: E402
 
 import litetrain as lt  # noqa: E402
 
 MODES = ("all", "bias", "last:1")
 
-_RSS = """
+_RSS = _STATUS + """
 import json, numpy as np, litetrain
-def status(key):
-    for line in open('/proc/self/status'):
-        if line.startswith(key + ':'):
-            return int(line.split()[1]) * 1024
 train = litetrain.Interpreter(model_path={path!r}).get_signature_runner("train")
 rng = np.random.default_rng(0)
 x = rng.random(({b}, 32, 32, 3), dtype=np.float32)
 y = np.eye(10, dtype=np.float32)[np.arange({b}) % 10]
 baseline = status('VmRSS')
-try:
-    open('/proc/self/clear_refs', 'w').write('5')
-except OSError:
-    pass
+reset_peak()
 for _ in range(21):
     train(x=x, y=y)
 print(json.dumps(dict(peak=status('VmHWM') - baseline)))

@@ -130,15 +130,23 @@ def _max_pool_vjp(g, attrs, ins, outs, dy):
             win = g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
                        i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
                        i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
-            hit = g.op("equal", win, y)
-            if taken is not None:
-                hit = g.op("logical_and", hit, g.op("logical_not", taken))
-            taken = hit if taken is None else g.op("logical_or", taken, hit)
+            hit, taken = _first_maximum(g, win, y, taken)
             part = dilate(g, mask(g, hit, dy), sh, sw)
             part = g.op("pad", part, i32(g, [[0, 0], [i, 0], [j, 0], [0, 0]]))
             part = fit(g, part, (0, 0), (hp, wp))
             total = part if total is None else total + part
     return [fit(g, total, (pt, pl), x.shape[1:3])]
+
+
+def _first_maximum(g, win, y, taken):
+    """Where this tap holds its window's maximum and no earlier tap did (ties go to the
+    first tap in row-major order, as in TensorFlow's MaxPoolGrad); and the taps taken so
+    far, this one included."""
+    hit = g.op("equal", win, y)
+    if taken is None:
+        return hit, hit
+    hit = g.op("logical_and", hit, g.op("logical_not", taken))
+    return hit, g.op("logical_or", taken, hit)
 
 
 def _tiled_max_pool_vjp(g, x, y, dy, kh: int, kw: int):
@@ -154,10 +162,7 @@ def _tiled_max_pool_vjp(g, x, y, dy, kh: int, kw: int):
             win = g.op("strided_slice", x, i32(g, [0, i, j, 0]),
                        i32(g, [0, i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1, 0]),
                        i32(g, [1, kh, kw, 1]), begin_mask=9, end_mask=9)
-            hit = g.op("equal", win, y)
-            if taken is not None:
-                hit = g.op("logical_and", hit, g.op("logical_not", taken))
-            taken = hit if taken is None else g.op("logical_or", taken, hit)
+            hit, taken = _first_maximum(g, win, y, taken)
             cols.append(mask(g, hit, dy))
         row = cols[0] if kw == 1 else g.op("pack", *cols, axis=3, values_count=kw)
         rows.append(g.op("reshape", row, i32(g, [-1, oh, ow * kw, c])))
