@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from . import compiled
+from . import compiled, compiled_int8
 from .common import (
     RELU6,
     RELU_N1_TO_1,
@@ -405,12 +405,12 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 OPS = [
     OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
           shape=_conv_2d_shape, vjp=_conv_2d_vjp,
-          integer=gemm_variant(conv_2d, out_axis=0, windowed=True),
+          integer=compiled_int8.gemm(gemm_variant(conv_2d, out_axis=0, windowed=True)),
           hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=(), fresh_output=True),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
           prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
-          integer=gemm_variant(exact_depthwise(depthwise_conv_2d), out_axis=3,
-                               windowed=True),
+          integer=compiled_int8.gemm(gemm_variant(exact_depthwise(depthwise_conv_2d),
+                                                  out_axis=3, windowed=True)),
           hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),
           fresh_output=True),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
