@@ -43,7 +43,17 @@ _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
 
 
-class Int8(WithKernels):
+class _Wrapping(WithKernels):
+    """Settings wrapping the NumPy variant's own (``inner``): the node's attrs, the
+    kernels' loader, and the wrapped settings' fields read through."""
+
+    def __getattr__(self, name: str):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class Int8(_Wrapping):
     """A node's wrapped settings (``inner``) and what its compiled kernels take: the
     ``rescaling`` (see :func:`rescaling`), the input zero point ``zx``, the output type,
     the ``filter`` as the kernel takes it, and the window geometry per input size."""
@@ -56,12 +66,6 @@ class Int8(WithKernels):
         self.out_dtype = inner.requantize.dtype
         self.zx = int(inner.x_zero)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
-
-    def __getattr__(self, name: str):
-        """The wrapped settings' fields (``requantize``, ``dtype``, ...) read through."""
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 def rescaling(r: Requantizer, channels: int) -> tuple:
@@ -106,14 +110,14 @@ def _conv(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [o, kh, kw, ci], centred
     if w.ndim != 4 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "conv", w.shape[0], w.reshape(w.shape[0], -1).T)
+    return Int8(s, loader, "conv", w.shape[0], np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
 
 
 def _fully_connected(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [units, depth], centred
     if w.ndim != 2 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "fully_connected", w.shape[0], w.T)
+    return Int8(s, loader, "fully_connected", w.shape[0], np.ascontiguousarray(w.T))
 
 
 _CHOOSE = {"depthwise_conv_2d": _depthwise, "conv_2d": _conv,
@@ -198,3 +202,144 @@ def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
 
 _RUN = {"depthwise": _run_depthwise, "conv": _run_conv,
         "fully_connected": _run_fully_connected}
+
+
+class Mean(_Wrapping):
+    """A 4-D int8 MEAN over height and width under XNNPACK (the default resolver): the
+    wrapped settings, and per input size the rescaling XNNPACK uses there — the float32
+    scale ``in / (out * n)`` for ``n = h * w`` values."""
+
+    def __init__(self, inner, loader: Loader, keep: bool):
+        super().__init__(inner.attrs, loader)
+        self.inner, self.keep = inner, keep
+        qi, qo = inner.qin[0], inner.qout[0]
+        self.zx, self.zp = qi.zp, qo.zp
+        self.lo, self.hi = -128, 127  # int8, no fused activation
+        self.per_size: dict[tuple[int, int], tuple] = {}
+
+    def rescaling(self, n: int, c: int) -> tuple:
+        r = self.per_size.get((n, c))
+        if r is None:
+            qi, qo = self.inner.qin[0], self.inner.qout[0]
+            scale = np.float32(qi.s) / (np.float32(qo.s) * np.float32(n))
+            r = self.per_size[(n, c)] = (np.zeros((5, c), np.int64),
+                                         np.full(c, scale, np.float32), True, self.lo,
+                                         self.hi, self.zp)
+        return r
+
+
+def mean(variant: Variant) -> Variant:
+    """MEAN's integer ``variant`` with a compiled global average pooling: int8 in and
+    out, 4-D, a constant axis of height and width, the default resolver (XNNPACK's
+    float32 rescaling, as the wrapped kernel computes it there)."""
+    def prepare(info: NodeInfo):
+        s = variant.prepare(info)
+        loader = kernels("int8")
+        x, axis = info.inputs[0], info.inputs[1] if len(info.inputs) > 1 else None
+        if (loader is None or not getattr(s, "xnnpack", False) or x is None
+                or x.dtype != np.int8 or info.outputs[0].dtype != np.int8
+                or x.shape is None or len(x.shape) != 4 or axis is None or axis.value is None
+                or sorted({int(a) % 4 for a in np.ravel(axis.value)}) != [1, 2]):
+            return s
+        return Mean(s, loader, bool(info.attrs.get("keep_dims", False)))
+
+    def kernel(s, x, axis):
+        if s.__class__ is not Mean:
+            return variant.kernel(s, x, axis)
+        module = s.ready()
+        if module is None or x.__class__ is not np.ndarray or x.dtype != np.int8 \
+                or x.ndim != 4:
+            return variant.kernel(s.inner, x, axis)
+        n, h, w, c = x.shape
+        out = module.mean_hw(np.ascontiguousarray(x), s.zx, *s.rescaling(h * w, c),
+                             np.empty((n, c), np.int8))
+        return out.reshape(n, 1, 1, c) if s.keep else out
+    kernel.wraps = variant
+    return Variant(kernel, prepare)
+
+
+class Table(_Wrapping):
+    """A binary 8-bit lookup table's settings (``inner``, a :class:`.quantized.tables.
+    Tabulated`), the table as bytes (``rows``: indexed by a's bits, then b's; a scalar
+    ``b`` picks one column, looked up by ``bytes.translate``), and per pair of operand
+    shapes how :func:`.fast.int8.lookup` walks them: ``(result shape, 3-D shape, a's
+    strides, b's strides)``."""
+
+    def __init__(self, inner, loader: Loader):
+        super().__init__(getattr(inner.inner, "attrs", {}), loader)
+        self.inner = inner
+        self.table = inner.table.view(np.uint8)
+        self.rows = self.table.reshape(256, 256)  # [a bits, b bits]
+        self.walks: dict[tuple, tuple | None] = {}
+
+    def walk(self, a_shape: tuple, b_shape: tuple) -> tuple | None:
+        key = (a_shape, b_shape)
+        if key not in self.walks:
+            self.walks[key] = _walk(a_shape, b_shape)
+        return self.walks[key]
+
+
+def _walk(a_shape: tuple, b_shape: tuple) -> tuple | None:
+    """Broadcasting ``a_shape`` with ``b_shape`` as at most three dims (adjacent dims
+    where each operand is either whole or broadcast alike merged), or ``None``."""
+    try:
+        shape = np.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        return None
+    pad = len(shape)
+    a = (1,) * (pad - len(a_shape)) + tuple(a_shape)
+    b = (1,) * (pad - len(b_shape)) + tuple(b_shape)
+    dims: list[list] = []  # [size, a whole, b whole]
+    for size, da, db in zip(shape, a, b, strict=True):
+        if size == 1:
+            continue
+        kind = [da == size, db == size]
+        if dims and dims[-1][1:] == kind:
+            dims[-1][0] *= size
+        else:
+            dims.append([size, *kind])
+    if len(dims) > 3:
+        return None
+    dims = [[1, True, True]] * (3 - len(dims)) + dims
+
+    def strides(whole: int) -> tuple[int, int, int]:
+        sizes = [d[0] if d[whole] else 1 for d in dims]
+        step = [sizes[1] * sizes[2], sizes[2], 1]
+        return tuple(step[k] if dims[k][whole] else 0 for k in range(3))
+    return shape, tuple(d[0] for d in dims), strides(1), strides(2)
+
+
+def table(variant: Variant) -> Variant:
+    """A :func:`.quantized.tables.tabulated` ``variant`` whose binary tables are looked up
+    compiled (one pass, no widened index array); results are the table's entries either
+    way."""
+    def prepare(info: NodeInfo):
+        s = variant.prepare(info)
+        loader = kernels("int8")
+        if loader is None or getattr(s, "table", None) is None or s.translation is not None \
+                or len(s.in_dtypes) != 2:
+            return s
+        return Table(s, loader)
+
+    def kernel(s, *inputs):
+        if s.__class__ is not Table:
+            return variant.kernel(s, *inputs)
+        module = s.ready()
+        a, b = inputs
+        walk = None if module is None else s.walk(np.shape(a), np.shape(b))
+        if (walk is None or a.__class__ is not np.ndarray or b.__class__ is not np.ndarray
+                or a.dtype != s.inner.in_dtypes[0] or b.dtype != s.inner.in_dtypes[1]):
+            return variant.kernel(s.inner, *inputs)
+        shape, dims, sa, sb = walk
+        if b.size == 1 and a.size > 1:  # one row of the table: a byte translation
+            row = s.rows[:, int(b.reshape(-1).view(np.uint8)[0])].tobytes()
+            out = bytearray(np.ascontiguousarray(a).tobytes()).translate(row)
+            return np.frombuffer(out, s.inner.table.dtype).reshape(shape)
+        out = np.empty(dims, np.uint8)
+        module.lookup(np.ascontiguousarray(a).reshape(-1).view(np.uint8),
+                      np.ascontiguousarray(b).reshape(-1).view(np.uint8), *sa, *sb, s.table,
+                      out)
+        return out.view(s.inner.table.dtype).reshape(shape)
+    kernel.wraps = variant
+    kernel.tabulates = getattr(variant.kernel, "tabulates", None)
+    return Variant(kernel, prepare)

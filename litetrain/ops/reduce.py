@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import compiled_int8
 from .common import axes
 from .grad import i32, shape_of
 from .quantized.fixed_point import (
@@ -267,7 +268,8 @@ def _op(name, fn, *, vjp=None, integer=None) -> OpDef:
 
 
 OPS = [
-    _op("mean", _mean, vjp=_mean_vjp, integer=Variant(_mean_integer, _reduce_prepare)),
+    _op("mean", _mean, vjp=_mean_vjp,
+        integer=compiled_int8.mean(Variant(_mean_integer, _reduce_prepare))),
     _op("sum", _sum, vjp=_sum_vjp, integer=Variant(_sum_integer, _reduce_prepare)),
     _op("reduce_prod", np.prod),
     _op("reduce_max", np.max, integer=_compare_integer(np.max)),

@@ -5,7 +5,8 @@
   float32 form, at every rounding decision;
 * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED on random shapes, strides, paddings,
   dilations, depth multipliers, zero points, per-channel and per-tensor scales, fused
-  activations and 8-bit types, under every resolver;
+  activations and 8-bit types, under every resolver; MEAN over height and width
+  (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands;
 * the TensorFlow-made fixtures stay bit-exact with TF Lite with the compiled kernels on
   (and they do run there);
 * what does not qualify keeps the NumPy kernel, and so does a node whose kernels are
@@ -223,18 +224,77 @@ def test_jit_off_keeps_numpy_settings(monkeypatch, rng):
         fast.kernels.cache_clear()
 
 
+@needs_numba
+@pytest.mark.parametrize("axis", [[1, 2], [2, 1], [-2, -3]])
+@pytest.mark.parametrize("keep", [True, False])
+def test_compiled_mean_equals_the_numpy_kernel(axis, keep, rng):
+    module = _module()
+    variant = lookup("mean").integer
+    for shape in ((1, 1, 1, 1), (1, 3, 3, 288), (3, 7, 5, 17), (2, 24, 24, 16)):
+        x = _ints(rng, shape)
+        qi = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
+        qo = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
+        ax = np.array(axis, np.int32)
+        info = node_info("mean", [x, ax], {"keep_dims": keep}, [np.int8], [qi, None], [qo])
+        s = variant.prepare(info)
+        assert isinstance(s, compiled_int8.Mean)
+        want = variant.kernel.wraps.kernel(s.inner, x, ax)
+        got = variant.kernel(s, x, ax)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want, err_msg=str(shape))
+        assert module is not None
+    # other resolvers (their integer means), other axes: the NumPy kernel
+    for resolver in (OpResolverType.BUILTIN_REF, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+        assert not isinstance(variant.prepare(dataclasses.replace(info, resolver=resolver)),
+                              compiled_int8.Mean)
+    info = node_info("mean", [x, np.array([3], np.int32)], {}, [np.int8], [qi, None], [qo])
+    assert not isinstance(variant.prepare(info), compiled_int8.Mean)
+
+
+_SHAPES = [((3, 5, 8), (3, 5, 8)), ((2, 6, 6, 16), (2, 1, 1, 16)), ((3, 5, 8), (8,)),
+           ((4, 7), ()), ((1,), (4, 7)), ((5,), (1,)), ((2, 1, 3, 1, 5), (1, 4, 1, 6, 1)),
+           ((6, 1, 4), (1, 5, 1)), ((0, 3), (3,))]
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "maximum", "squared_difference"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_compiled_tables_equal_the_tables(name, dtype, rng):
+    """Same, broadcast, scalar, non-mergeable (five dims: the NumPy table) and empty
+    operands, contiguous or not, under each resolver."""
+    _module()
+    variant = lookup(name).integer
+    for resolver in OpResolverType:
+        for a_shape, b_shape in _SHAPES:
+            a, b = _ints(rng, a_shape, dtype), _ints(rng, b_shape, dtype)
+            qa, qb, qo = (_qp(rng.uniform(0.01, 0.1), int(rng.integers(-10, 10)) % 256
+                              if dtype == np.uint8 else int(rng.integers(-10, 10)), dtype)
+                          for _ in range(3))
+            info = node_info(name, [a, b], {"fused_activation_function": 1}, [dtype],
+                             [qa, qb], [qo])
+            s = variant.prepare(dataclasses.replace(info, resolver=resolver))
+            assert isinstance(s, compiled_int8.Table)
+            for x, y in ((a, b), (np.asfortranarray(a), b)):
+                want = variant.kernel.wraps.kernel(s.inner, x, y)
+                got = variant.kernel(s, x, y)
+                assert got.shape == want.shape and got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want, err_msg=f"{a_shape} {b_shape}")
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
-    _module()
-    ran = {kind: 0 for kind in compiled_int8._RUN}
-    for kind, run in list(compiled_int8._RUN.items()):
-        def counted(s, module, x, run=run, kind=kind):
-            out = run(s, module, x)
-            ran[kind] += out is not None
-            return out
-        monkeypatch.setitem(compiled_int8._RUN, kind, counted)
+    module = _module()
+    ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "mean_hw", "lookup"], 0)
+
+    def counted(name, kernel):
+        def run(*args):
+            ran[name] += 1
+            return kernel(*args)
+        return run
+    for name in ran:
+        monkeypatch.setattr(module, name, counted(name, getattr(module, name)))
     for model in KINDS:
         meta = json.loads((ROOT / model / "meta.json").read_text())
         with np.load(ROOT / model / "expected.npz") as f:

@@ -2,8 +2,8 @@
 
 Integer sums are exact in any order, so these kernels equal the NumPy integer kernels
 bit for bit by construction, provided the rescaling does what
-:class:`..quantized.requantize.Requantizer` does, which :func:`_rescaled` spells out for
-one accumulator (``v``, an int64) of output channel ``k``:
+:class:`..quantized.requantize.Requantizer` does, which :func:`_rescale_row` spells out for
+the accumulators ``v`` (exact integers) of output channel ``k``:
 
 * the integer forms (``fp32`` False): ``((v * m + c) - 2**31 if below d) >> t``, clamped
   to ``[lo, hi]``; ``q`` holds ``m, c, d, t`` per channel (``d`` the lowest int64 when
@@ -20,6 +20,10 @@ Kernels:
 * :func:`im2col`: a convolution's centred patch matrix ``x - zx`` in float32 (exact)
   straight from the 8-bit input, zeros on padding: one pass instead of pad, subtract,
   gather.
+* :func:`mean_hw`: MEAN over height and width (global average pooling), centred int64
+  sums rescaled in the same pass.
+* :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
+  one pass.
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -47,6 +51,12 @@ _DEPTHWISE = [(_x4(dt, ro), _I64, types.int32[:, :, ::1], *(_I64,) * 7, _Q, _SCA
               for dt in _EIGHT for ro in (False, True)]
 _IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 10, types.float32[:, ::1])
            for dt in _EIGHT for ro in (False, True)]
+_MEAN = [(_x4(types.int8, ro), _I64, _Q, _SCALE, types.boolean, _I64, _I64, _I64,
+          types.int8[:, ::1]) for ro in (False, True)]
+_U8 = types.uint8
+_LOOKUP = [(types.Array(_U8, 1, "C", readonly=ra), types.Array(_U8, 1, "C", readonly=rb),
+            *(_I64,) * 6, _U8[::1], _U8[:, :, ::1])
+           for ra in (False, True) for rb in (False, True)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -54,25 +64,26 @@ _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64,
 
 
 @numba.njit(inline="always", **_JIT)
-def _rescaled(v, k, q, scale, fp32, lo, hi, zp):
-    """One accumulator ``v`` (int64) of channel ``k``, rescaled and clamped (module doc)."""
+def _rescale_row(acc, out, q, scale, fp32, lo, hi, zp):
+    """``out[k]`` = accumulator ``acc[k]`` (exact integers) of channel ``k``, rescaled
+    and clamped (module doc). ``float64(acc) + bias`` is exact (both below 2**53), so
+    its ``float32`` is the one rounding of ``float32(int)``."""
     if fp32:
-        f = np.float32(v + q[4, k]) * scale[k]
         flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-        if f < flo:
-            f = flo
-        elif f > fhi:
-            f = fhi
-        return np.int64(np.rint(f)) + zp
-    y = v * q[0, k] + q[1, k]
-    if y < q[2, k]:
-        y -= 2147483648
-    y >>= q[3, k]
-    if y < lo:
-        return lo
-    if y > hi:
-        return hi
-    return y
+        for k in range(out.size):
+            f = np.float32(np.float64(acc[k]) + np.float64(q[4, k])) * scale[k]
+            if f < flo:
+                f = flo
+            elif f > fhi:
+                f = fhi
+            out[k] = np.int64(np.rint(f)) + zp
+    else:
+        for k in range(out.size):
+            y = np.int64(acc[k]) * q[0, k] + q[1, k]
+            if y < q[2, k]:
+                y -= 2147483648
+            y >>= q[3, k]
+            out[k] = min(max(y, lo), hi)
 
 
 @numba.njit(_DEPTHWISE, **_JIT)
@@ -97,17 +108,14 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
                         ix = ox * sw + j * dw - pl
                         if ix < 0 or ix >= wd:
                             continue
-                        xr = x[bi, iy, ix]
-                        wr = w[i, j]
                         if mult == 1:
                             for ch in range(cm):
-                                acc[ch] += (np.int32(xr[ch]) - z) * wr[ch]
+                                acc[ch] += (np.int32(x[bi, iy, ix, ch]) - z) * w[i, j, ch]
                         else:
                             for ch in range(cm):
-                                acc[ch] += (np.int32(xr[ch // mult]) - z) * wr[ch]
-                o = out[bi, oy, ox]
-                for ch in range(cm):
-                    o[ch] = _rescaled(np.int64(acc[ch]), ch, q, scale, fp32, lo, hi, zp)
+                                acc[ch] += (np.int32(x[bi, iy, ix, ch // mult]) - z) \
+                                    * w[i, j, ch]
+                _rescale_row(acc, out[bi, oy, ox], q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -121,7 +129,6 @@ def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):
     for bi in range(n):
         for oy in range(oh):
             for ox in range(ow):
-                row = cols[r]
                 p = 0
                 for i in range(kh):
                     iy = oy * sh + i * dh - pt
@@ -129,11 +136,10 @@ def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):
                         ix = ox * sw + j * dw - pl
                         if iy < 0 or iy >= h or ix < 0 or ix >= wd:
                             for ch in range(c):
-                                row[p + ch] = 0.0
+                                cols[r, p + ch] = 0.0
                         else:
-                            xr = x[bi, iy, ix]
                             for ch in range(c):
-                                row[p + ch] = np.float32(xr[ch]) - z
+                                cols[r, p + ch] = np.float32(x[bi, iy, ix, ch]) - z
                         p += c
                 r += 1
     return cols
@@ -142,10 +148,38 @@ def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):
 @numba.njit(_REQUANTIZE, **_JIT)
 def requantize(acc, q, scale, fp32, lo, hi, zp, out):
     """``out`` [rows, channels] from ``acc`` (exact integers in float) rescaled."""
-    rows, cols = acc.shape
-    for r in range(rows):
-        a = acc[r]
-        o = out[r]
-        for k in range(cols):
-            o[k] = _rescaled(np.int64(a[k]), k, q, scale, fp32, lo, hi, zp)
+    for r in range(acc.shape[0]):
+        _rescale_row(acc[r], out[r], q, scale, fp32, lo, hi, zp)
+    return out
+
+
+@numba.njit(_MEAN, **_JIT)
+def mean_hw(x, zx, q, scale, fp32, lo, hi, zp, out):
+    """``out`` [n, c]: each item's and channel's centred sum over height and width,
+    ``Σ x - h * w * zx`` (int64, exact), rescaled."""
+    n, h, wd, c = x.shape
+    acc = np.empty(c, np.int64)
+    for bi in range(n):
+        acc[:] = -h * wd * zx
+        for y in range(h):
+            for xx in range(wd):
+                for ch in range(c):
+                    acc[ch] += x[bi, y, xx, ch]
+        _rescale_row(acc, out[bi], q, scale, fp32, lo, hi, zp)
+    return out
+
+
+@numba.njit(_LOOKUP, **_JIT)
+def lookup(a, b, sa0, sa1, sa2, sb0, sb1, sb2, table, out):
+    """A binary 8-bit table (:mod:`..quantized.tables`) over broadcast operands:
+    ``out[i, j, k] = table[a[...] << 8 | b[...]]``, the operands' bytes read at element
+    offsets ``i * s0 + j * s1 + k * s2`` (stride 0 along a broadcast dim)."""
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            pa = i * sa0 + j * sa1
+            pb = i * sb0 + j * sb1
+            o = out[i, j]
+            for k in range(n2):
+                o[k] = table[(np.int64(a[pa + k * sa2]) << 8) | np.int64(b[pb + k * sb2])]
     return out
