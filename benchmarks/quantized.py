@@ -5,7 +5,9 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
 
 * full-int8 models (float input and output, QUANTIZE first and DEQUANTIZE last):
   litetrain vs ai-edge-litert on the same file, same thread count (its default
-  interpreter: XNNPACK's int8 kernels). Target: ≤ 3×.
+  interpreter: XNNPACK's int8 kernels), litetrain with the ``[fast]`` extra's compiled
+  kernels ("int8 [fast]", when numba is installed) and without ("int8",
+  ``LITETRAIN_JIT=0``), the three interleaved. Target: ≤ 3×.
 * dynamic-range models (int8 weights, float activations): litetrain vs litetrain's own
   float model. Target: ≤ 1.5×.
 
@@ -18,7 +20,10 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +34,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import interleaved, table  # noqa: E402
 
 import litetrain  # noqa: E402
+from litetrain.ops.fast import FAMILIES, kernels  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "efficientnet_like")
 BATCHES = (1, 32)
-TARGETS = {"int8": 3.0, "dynamic_range": 1.5}
+TARGETS = {"int8": 3.0, "int8 [fast]": 3.0, "dynamic_range": 1.5}
 
 
 def _input(kind: str, batch: int) -> np.ndarray:
@@ -71,12 +77,7 @@ def run(quick: bool = False, threads: int = 1) -> list[dict]:
             x = _input(kind, batch)
             path = FIXTURES / kind
             if litert is not None:
-                r = interleaved({"int8": _runner(litetrain.Interpreter, path / "int8.tflite",
-                                                 x, threads),
-                                 "litert": _runner(litert, path / "int8.tflite", x, threads)},
-                                "int8", rounds, repeats)
-                rows.append(_row(kind, "int8", batch, "ai-edge-litert int8", r["int8"],
-                                 r["litert"]))
+                rows += _int8_rows(litert, kind, batch, x, threads, rounds, repeats)
             r = interleaved({"dynamic_range": _runner(litetrain.Interpreter,
                                                       path / "dynamic_range.tflite", x,
                                                       threads),
@@ -84,6 +85,51 @@ def run(quick: bool = False, threads: int = 1) -> list[dict]:
                                               threads)}, "dynamic_range", rounds, repeats)
             rows.append(_row(kind, "dynamic_range", batch, "litetrain float",
                              r["dynamic_range"], r["float"]))
+    return rows
+
+
+@contextmanager
+def _jit(on: bool):
+    """Interpreters made and first run inside prepare with the ``[fast]`` kernels (``on``,
+    loaded before returning) or without them (``LITETRAIN_JIT=0``)."""
+    saved = os.environ.get("LITETRAIN_JIT")
+    os.environ["LITETRAIN_JIT"] = "1" if on else "0"
+    kernels.cache_clear()
+    try:
+        yield
+        if on:
+            for family in FAMILIES:
+                loader = kernels(family)
+                if loader is not None:
+                    loader.wait()
+    finally:
+        if saved is None:
+            del os.environ["LITETRAIN_JIT"]
+        else:
+            os.environ["LITETRAIN_JIT"] = saved
+        kernels.cache_clear()
+
+
+def _int8_rows(litert, kind: str, batch: int, x: np.ndarray, threads: int, rounds: int,
+               repeats: int) -> list[dict]:
+    """int8 vs ai-edge-litert, litetrain with the ``[fast]`` kernels (when numba is
+    installed) and without, all three interleaved."""
+    path = FIXTURES / kind / "int8.tflite"
+    cands = {"litert": _runner(litert, path, x, threads)}
+    with _jit(False):
+        cands["numpy"] = _runner(litetrain.Interpreter, path, x, threads)
+    if importlib.util.find_spec("numba") is not None:
+        with _jit(True):
+            cands["fast"] = _runner(litetrain.Interpreter, path, x, threads)
+        cands["fast"]()  # every node sees the loaded kernels from now on
+    r = interleaved(cands, "litert", rounds, repeats)
+    rows = []
+    for name, variant in (("fast", "int8 [fast]"), ("numpy", "int8")):
+        if name in r:  # the ratios the other way round: litetrain's time / litert's
+            inverse = {"ratio": 1 / r[name]["ratio"], "ratio_min": 1 / r[name]["ratio_max"],
+                       "ratio_max": 1 / r[name]["ratio_min"]}
+            rows.append(_row(kind, variant, batch, "ai-edge-litert int8", r[name],
+                             {**r["litert"], **inverse}))
     return rows
 
 

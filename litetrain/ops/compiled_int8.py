@@ -21,7 +21,9 @@ is a constant folded into the rescaling, and the rescaling has the folded form
 * CONV_2D builds its centred patch matrix compiled (1×1, stride 1: one ``np.subtract``),
   multiplies on float32 BLAS (exact: the wrapped prepare chose float32 only then), and
   rescales compiled;
-* FULLY_CONNECTED centres, multiplies on BLAS and rescales compiled.
+* FULLY_CONNECTED centres, multiplies on BLAS and rescales compiled;
+* a CONV_2D 1×1 or FULLY_CONNECTED product of at most ``SMALL_ROWS`` rows (batch 1 on
+  a 1×1 map) runs whole compiled, with int32 sums.
 
 At run time anything else — another input type or rank, a grouped convolution — goes to
 the wrapped kernel.
@@ -41,6 +43,9 @@ _EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
 _OUT = (*_EIGHT, np.dtype(np.int16))
 _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
+# Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
+# runs whole in the compiled kernel; from here on float32 BLAS is faster.
+SMALL_ROWS = 2
 
 
 class _Wrapping(WithKernels):
@@ -65,6 +70,9 @@ class Int8(_Wrapping):
         self.rescaling = rescaling(inner.requantize, channels)
         self.out_dtype = inner.requantize.dtype
         self.zx = int(inner.x_zero)
+        # the [k, n] filter in int32 for few rows (8-bit results; exact as float32 is)
+        self.small = (np.ascontiguousarray(filter, np.int32)
+                      if kind != "depthwise" and self.out_dtype in _EIGHT else None)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
 
 
@@ -164,6 +172,16 @@ def _rescale(s: Int8, module, acc: np.ndarray) -> np.ndarray:
     return module.requantize(acc, *s.rescaling, np.empty(acc.shape, s.out_dtype))
 
 
+def _product(s: Int8, module, x: np.ndarray) -> np.ndarray:
+    """``(x - zx) @ filter`` rescaled for 2-D ``x``: a few rows whole in the compiled
+    kernel (BLAS's call costs more than their work), more on BLAS."""
+    if x.shape[0] <= SMALL_ROWS and s.small is not None:
+        return module.gemm(np.ascontiguousarray(x), s.zx, s.small, *s.rescaling,
+                           np.empty((x.shape[0], s.small.shape[1]), s.out_dtype))
+    cols = np.subtract(x, np.float32(s.zx), dtype=np.float32)
+    return _rescale(s, module, cols @ s.filter)
+
+
 def _run_depthwise(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     kh, kw, cm = s.filter.shape
     if x.ndim != 4 or cm % x.shape[3]:
@@ -181,7 +199,7 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
     n = x.shape[0]
     if kh == kw == 1 and sh == sw == 1:
-        cols = np.subtract(x.reshape(-1, ci), np.float32(s.zx), dtype=np.float32)
+        return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
     else:
         cols = np.empty((n * oh * ow, kh * kw * ci), np.float32)
         module.im2col(np.ascontiguousarray(x), s.zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
@@ -193,8 +211,7 @@ def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     units, depth = s.inner.weights.shape
     if x.size % depth:
         return None
-    cols = np.subtract(x.reshape(-1, depth), np.float32(s.zx), dtype=np.float32)
-    out = _rescale(s, module, cols @ s.filter)
+    out = _product(s, module, x.reshape(-1, depth))
     if s.get("keep_num_dims", False):
         out = out.reshape(*x.shape[:-1], units)
     return out

@@ -152,20 +152,25 @@ def _prepared(op, inputs, qin, oq, attrs, resolver):
 @pytest.mark.parametrize("resolver", list(OpResolverType), ids=lambda r: r.name)
 @pytest.mark.parametrize("op", ["conv_2d", "depthwise_conv_2d", "fully_connected"])
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-def test_compiled_kernels_equal_the_numpy_integer_kernels(op, dtype, resolver, rng):
+def test_compiled_kernels_equal_the_numpy_integer_kernels(op, dtype, resolver, rng,
+                                                          monkeypatch):
+    """Products on BLAS, then (CONV_2D, FULLY_CONNECTED) every one whole in the compiled
+    kernel (``SMALL_ROWS``)."""
     module = _module()
     variant = lookup(op).integer
-    for trial in range(10):
-        inputs, qin, oq, attrs = _case(rng, op, dtype, per_channel=trial % 2 == 0)
-        s = _prepared(op, inputs, qin, oq, attrs, resolver)
-        assert isinstance(s, compiled_int8.Int8), (op, trial)
-        want = variant.kernel.wraps.kernel(s.inner, *inputs)  # the NumPy integer kernel
-        got = compiled_int8._RUN[s.kind](s, module, inputs[0])
-        assert got is not None and got.dtype == want.dtype == oq.dtype
-        np.testing.assert_array_equal(got, want, err_msg=f"{op} {trial} {attrs}")
-        x = inputs[0].copy()
-        x.flags.writeable = False  # read-only inputs, through the op's kernel
-        np.testing.assert_array_equal(variant.kernel(s, x, *inputs[1:]), want)
+    for small in (0, 1 << 30) if op != "depthwise_conv_2d" else (0,):
+        monkeypatch.setattr(compiled_int8, "SMALL_ROWS", small)
+        for trial in range(8):
+            inputs, qin, oq, attrs = _case(rng, op, dtype, per_channel=trial % 2 == 0)
+            s = _prepared(op, inputs, qin, oq, attrs, resolver)
+            assert isinstance(s, compiled_int8.Int8), (op, trial)
+            want = variant.kernel.wraps.kernel(s.inner, *inputs)  # the NumPy kernel
+            got = compiled_int8._RUN[s.kind](s, module, inputs[0])
+            assert got is not None and got.dtype == want.dtype == oq.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{op} {trial} {attrs}")
+            x = inputs[0].copy()
+            x.flags.writeable = False  # read-only inputs, through the op's kernel
+            np.testing.assert_array_equal(variant.kernel(s, x, *inputs[1:]), want)
 
 
 @needs_numba

@@ -24,6 +24,8 @@ Kernels:
   sums rescaled in the same pass.
 * :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
   one pass.
+* :func:`gemm`: a small CONV_2D 1×1 / FULLY_CONNECTED product whole, int32 sums and
+  rescaling, no float copy of the input.
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -53,6 +55,9 @@ _IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 10, types.float32[:, ::1])
            for dt in _EIGHT for ro in (False, True)]
 _MEAN = [(_x4(types.int8, ro), _I64, _Q, _SCALE, types.boolean, _I64, _I64, _I64,
           types.int8[:, ::1]) for ro in (False, True)]
+_GEMM = [(types.Array(dt, 2, "C", readonly=ro), _I64, types.int32[:, ::1], _Q, _SCALE,
+          types.boolean, _I64, _I64, _I64, types.Array(out, 2, "C"))
+         for dt in _EIGHT for ro in (False, True) for out in _EIGHT]
 _U8 = types.uint8
 _LOOKUP = [(types.Array(_U8, 1, "C", readonly=ra), types.Array(_U8, 1, "C", readonly=rb),
             *(_I64,) * 6, _U8[::1], _U8[:, :, ::1])
@@ -182,4 +187,23 @@ def lookup(a, b, sa0, sa1, sa2, sb0, sb1, sb2, table, out):
             o = out[i, j]
             for k in range(n2):
                 o[k] = table[(np.int64(a[pa + k * sa2]) << 8) | np.int64(b[pb + k * sb2])]
+    return out
+
+
+@numba.njit(_GEMM, **_JIT)
+def gemm(x, zx, w, q, scale, fp32, lo, hi, zp, out):
+    """``out`` [m, n] = ``(x - zx) @ w`` rescaled: ``x`` [m, k] 8-bit, ``w`` [k, n] centred
+    int32, int32 sums (exact: the caller's bound), for products too small for BLAS to
+    pay off."""
+    m, k = x.shape
+    n = w.shape[1]
+    acc = np.empty(n, np.int32)
+    z = np.int32(zx)
+    for r in range(m):
+        acc[:] = 0
+        for p in range(k):
+            v = np.int32(x[r, p]) - z
+            for c in range(n):
+                acc[c] += v * w[p, c]
+        _rescale_row(acc, out[r], q, scale, fp32, lo, hi, zp)
     return out
