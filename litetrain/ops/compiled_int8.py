@@ -36,7 +36,8 @@ import numpy as np
 from .common import pad_before_after
 from .fast import Loader, WithKernels, kernels
 from .quantized.gemm import Gemm, max_centred
-from .quantized.requantize import Requantizer
+from .quantized.lib import Rescaled
+from .quantized.requantize import Requantizer, requantizer
 from .registry import NodeInfo, Variant
 
 _EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
@@ -282,9 +283,9 @@ class Table(_Wrapping):
     shapes how :func:`.fast.int8.lookup` walks them: ``(result shape, 3-D shape, a's
     strides, b's strides)``."""
 
-    def __init__(self, inner, loader: Loader):
+    def __init__(self, inner, loader: Loader, direct: tuple | None = None):
         super().__init__(getattr(inner.inner, "attrs", {}), loader)
-        self.inner = inner
+        self.inner, self.direct = inner, direct
         self.table = inner.table.view(np.uint8)
         self.rows = self.table.reshape(256, 256)  # [a bits, b bits]
         self.walks: dict[tuple, tuple | None] = {}
@@ -326,17 +327,37 @@ def _walk(a_shape: tuple, b_shape: tuple) -> tuple | None:
     return shape, tuple(d[0] for d in dims), strides(1), strides(2)
 
 
+def _direct_mul(r) -> tuple | None:
+    """MUL's per-tensor rescaling as :func:`.fast.int8.mul` takes it, ``(za, zb, m, c, d,
+    t, scale, fp32, lo, hi, zp)``, from its wrapped settings (a ``Rescaled``); ``None``
+    when the folded form does not apply (the table is looked up then)."""
+    if not isinstance(r, Rescaled) or np.ndim(r.multiplier) or r.qin[0].dtype != \
+            r.qin[1].dtype:
+        return None
+    qa, qb, qo = r.qin[0], r.qin[1], r.qout[0]
+    req = requantizer(r.multiplier, r.shift, qo.zp, r.lo, r.hi, qo.dtype,
+                      max_centred(qa) * max_centred(qb), None, r.rounding, r.fp32)
+    if not req.fast:
+        return None
+    fp32 = req.fp32 is not None
+    m, c, t = (0, 0, 0) if fp32 else (int(req.m), int(req.c), int(req.t))
+    d = _INT64_MIN if fp32 or req.d is None else int(req.d)
+    scale = np.float32(req.fp32) if fp32 else np.float32(0)
+    return qa.zp, qb.zp, m, c, d, t, scale, fp32, req.lo, req.hi, req.zero_point
+
+
 def table(variant: Variant) -> Variant:
     """A :func:`.quantized.tables.tabulated` ``variant`` whose binary tables are looked up
-    compiled (one pass, no widened index array); results are the table's entries either
-    way."""
+    compiled (one pass, no widened index array), and MUL computed compiled (exact int32
+    products, the same rescaling as its kernel, vectorized); results are the table's
+    entries either way."""
     def prepare(info: NodeInfo):
         s = variant.prepare(info)
         loader = kernels("int8")
         if loader is None or getattr(s, "table", None) is None or s.translation is not None \
                 or len(s.in_dtypes) != 2:
             return s
-        return Table(s, loader)
+        return Table(s, loader, _direct_mul(s.inner) if info.op == "mul" else None)
 
     def kernel(s, *inputs):
         if s.__class__ is not Table:
@@ -348,6 +369,11 @@ def table(variant: Variant) -> Variant:
                 or a.dtype != s.inner.in_dtypes[0] or b.dtype != s.inner.in_dtypes[1]):
             return variant.kernel(s.inner, *inputs)
         shape, dims, sa, sb = walk
+        if s.direct is not None and a.dtype == b.dtype:
+            out = np.empty(dims, a.dtype)
+            module.mul(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
+                       *sa, *sb, *s.direct, out)
+            return out.reshape(shape)
         if b.size == 1 and a.size > 1:  # one row of the table: a byte translation
             row = s.rows[:, int(b.reshape(-1).view(np.uint8)[0])].tobytes()
             out = bytearray(np.ascontiguousarray(a).tobytes()).translate(row)

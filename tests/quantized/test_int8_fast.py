@@ -286,6 +286,30 @@ def test_compiled_tables_equal_the_tables(name, dtype, rng):
                 np.testing.assert_array_equal(got, want, err_msg=f"{a_shape} {b_shape}")
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
+    """MUL is computed, not looked up: all 65536 operand pairs against the table (the
+    NumPy kernel's own values), random parameters and activations, every resolver."""
+    _module()
+    variant = lookup("mul").integer
+    every = np.arange(256, dtype=np.uint8).view(dtype)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for resolver in OpResolverType:
+        for trial in range(6):
+            qa, qb, qo = (_qp(rng.uniform(1e-3, 0.2), int(rng.integers(lo, hi + 1)), dtype)
+                          for _ in range(3))
+            a, b = every[:, None], every[None, :]
+            info = node_info("mul", [a, b], {"fused_activation_function": trial % 4},
+                             [dtype], [qa, qb], [qo])
+            s = variant.prepare(dataclasses.replace(info, resolver=resolver))
+            assert isinstance(s, compiled_int8.Table) and s.direct is not None
+            want = s.inner.table.reshape(256, 256)
+            for x, y in ((a, b), (np.repeat(a, 256, 1), np.repeat(b, 256, 0))):
+                np.testing.assert_array_equal(variant.kernel(s, x, y), want,
+                                              err_msg=f"{resolver} {trial}")
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba

@@ -26,6 +26,8 @@ Kernels:
   one pass.
 * :func:`gemm`: a small CONV_2D 1×1 / FULLY_CONNECTED product whole, int32 sums and
   rescaling, no float copy of the input.
+* :func:`mul`: MUL computed (not looked up), vectorized: exact int32 products rescaled
+  per tensor, over broadcast operands.
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -62,6 +64,10 @@ _U8 = types.uint8
 _LOOKUP = [(types.Array(_U8, 1, "C", readonly=ra), types.Array(_U8, 1, "C", readonly=rb),
             *(_I64,) * 6, _U8[::1], _U8[:, :, ::1])
            for ra in (False, True) for rb in (False, True)]
+_MUL = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=rb),
+         *(_I64,) * 12, types.float32, types.boolean, _I64, _I64, _I64,
+         types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
+        for rb in (False, True)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -206,4 +212,64 @@ def gemm(x, zx, w, q, scale, fp32, lo, hi, zp, out):
             for c in range(n):
                 acc[c] += v * w[p, c]
         _rescale_row(acc, out[r], q, scale, fp32, lo, hi, zp)
+    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _rescale_tensor(acc, n, out, m, c, d, t, scale, fp32, lo, hi, zp):
+    """``out[k]`` for ``k < n``: ``acc[k]`` rescaled by one (per-tensor) set of
+    constants, as :func:`_rescale_row` does per channel (no bias)."""
+    if fp32:
+        flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
+        for k in range(n):
+            f = np.float32(acc[k]) * scale
+            if f < flo:
+                f = flo
+            elif f > fhi:
+                f = fhi
+            out[k] = np.int32(np.rint(f)) + zp
+    else:
+        for k in range(n):
+            y = np.int64(acc[k]) * m + c
+            if y < d:
+                y -= 2147483648
+            y >>= t
+            out[k] = min(max(y, lo), hi)
+
+
+_CHUNK = 1024
+
+
+@numba.njit(_MUL, **_JIT)
+def mul(a, b, sa0, sa1, sa2, sb0, sb1, sb2, za, zb, m, c, d, t, scale, fp32, lo, hi, zp,
+        out):
+    """MUL of 8-bit operands walked as :func:`lookup` walks them (innermost strides 1 or
+    0): ``(a - za) * (b - zb)`` (int32, exact) rescaled by per-tensor constants (``m, c,
+    d, t`` the integer form, ``scale`` the float32 one: :func:`_rescale_tensor`). Loops
+    index chunk views by their loop counters only, which keeps them vectorized."""
+    n0, n1, n2 = out.shape
+    acc = np.empty(min(n2, _CHUNK), np.int32)
+    a_z, b_z = np.int32(za), np.int32(zb)
+    for i in range(n0):
+        for j in range(n1):
+            for k0 in range(0, n2, _CHUNK):
+                n = min(_CHUNK, n2 - k0)
+                pa = i * sa0 + j * sa1 + k0 * sa2
+                pb = i * sb0 + j * sb1 + k0 * sb2
+                if sa2 == 1 and sb2 == 1:
+                    av, bv = a[pa:pa + n], b[pb:pb + n]
+                    for k in range(n):
+                        acc[k] = (np.int32(av[k]) - a_z) * (np.int32(bv[k]) - b_z)
+                elif sa2 == 1:
+                    av, v = a[pa:pa + n], np.int32(b[pb]) - b_z
+                    for k in range(n):
+                        acc[k] = (np.int32(av[k]) - a_z) * v
+                elif sb2 == 1:
+                    bv, v = b[pb:pb + n], np.int32(a[pa]) - a_z
+                    for k in range(n):
+                        acc[k] = v * (np.int32(bv[k]) - b_z)
+                else:
+                    acc[:n] = (np.int32(a[pa]) - a_z) * (np.int32(b[pb]) - b_z)
+                _rescale_tensor(acc, n, out[i, j, k0:k0 + n], m, c, d, t, scale, fp32, lo,
+                                hi, zp)
     return out
