@@ -47,6 +47,9 @@ _INT32_LIMIT = 1 << 31
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
+# Patch-matrix blocks of about this many floats (256 KiB: they and their sums stay in
+# cache between the gather, the GEMM and the rescaling).
+BLOCK = 1 << 16
 
 
 class _Wrapping(WithKernels):
@@ -179,8 +182,31 @@ def _product(s: Int8, module, x: np.ndarray) -> np.ndarray:
     if x.shape[0] <= SMALL_ROWS and s.small is not None:
         return module.gemm(np.ascontiguousarray(x), s.zx, s.small, *s.rescaling,
                            np.empty((x.shape[0], s.small.shape[1]), s.out_dtype))
-    cols = np.subtract(x, np.float32(s.zx), dtype=np.float32)
-    return _rescale(s, module, cols @ s.filter)
+
+    def centre(cols, r0):
+        np.subtract(x[r0:r0 + cols.shape[0]], np.float32(s.zx), out=cols, dtype=np.float32)
+    return _blocked(s, module, x.shape[0], centre)
+
+
+def _blocked(s: Int8, module, rows: int, fill) -> np.ndarray:
+    """The rescaled product of the patch matrix ``fill(cols, r0)`` writes (its rows
+    ``r0, ...``) with the filter, ``[rows, o]``, block by block: a block's patches and
+    sums stay in cache and no tensor-sized float temporaries are made."""
+    k, o = s.filter.shape
+    block = max(1, BLOCK // max(k, o))
+    if rows <= block:
+        cols = np.empty((rows, k), np.float32)
+        fill(cols, 0)
+        return _rescale(s, module, cols @ s.filter)
+    out = np.empty((rows, o), s.out_dtype)
+    cols = np.empty((block, k), np.float32)
+    acc = np.empty((block, o), np.float32)
+    for r0 in range(0, rows, block):
+        m = min(block, rows - r0)
+        fill(cols[:m], r0)
+        np.matmul(cols[:m], s.filter, out=acc[:m])
+        module.requantize(acc[:m], *s.rescaling, out[r0:r0 + m])
+    return out
 
 
 def _run_depthwise(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
@@ -201,11 +227,11 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     n = x.shape[0]
     if kh == kw == 1 and sh == sw == 1:
         return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
-    else:
-        cols = np.empty((n * oh * ow, kh * kw * ci), np.float32)
-        module.im2col(np.ascontiguousarray(x), s.zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
-                      cols)
-    return _rescale(s, module, cols @ s.filter).reshape(n, oh, ow, o)
+    x = np.ascontiguousarray(x)
+
+    def patches(cols, r0):
+        module.im2col(x, s.zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols)
+    return _blocked(s, module, n * oh * ow, patches).reshape(n, oh, ow, o)
 
 
 def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:

@@ -154,12 +154,14 @@ def _prepared(op, inputs, qin, oq, attrs, resolver):
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_compiled_kernels_equal_the_numpy_integer_kernels(op, dtype, resolver, rng,
                                                           monkeypatch):
-    """Products on BLAS, then (CONV_2D, FULLY_CONNECTED) every one whole in the compiled
-    kernel (``SMALL_ROWS``)."""
+    """Products on BLAS in one block, in blocks of a few rows (``BLOCK``), then (CONV_2D,
+    FULLY_CONNECTED) every one whole in the compiled kernel (``SMALL_ROWS``)."""
     module = _module()
     variant = lookup(op).integer
-    for small in (0, 1 << 30) if op != "depthwise_conv_2d" else (0,):
+    ways = ((0, 1 << 16), (0, 50), (1 << 30, 1 << 16))
+    for small, block in ways if op != "depthwise_conv_2d" else ways[:1]:
         monkeypatch.setattr(compiled_int8, "SMALL_ROWS", small)
+        monkeypatch.setattr(compiled_int8, "BLOCK", block)
         for trial in range(8):
             inputs, qin, oq, attrs = _case(rng, op, dtype, per_channel=trial % 2 == 0)
             s = _prepared(op, inputs, qin, oq, attrs, resolver)

@@ -39,6 +39,7 @@ import numpy as np
 from numba import types
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_U = np.uint64  # offsets numba need not check for negative (wrap-around) indexing
 _I64 = types.int64
 _Q = types.int64[:, ::1]  # rows m, c, d, t, bias; one column per output channel
 _SCALE = types.float32[::1]
@@ -53,7 +54,7 @@ def _x4(dt, ro):
 _DEPTHWISE = [(_x4(dt, ro), _I64, types.int32[:, :, ::1], *(_I64,) * 7, _Q, _SCALE,
                types.boolean, _I64, _I64, _I64, types.Array(dt, 4, "C"))
               for dt in _EIGHT for ro in (False, True)]
-_IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 10, types.float32[:, ::1])
+_IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 11, types.float32[:, ::1])
            for dt in _EIGHT for ro in (False, True)]
 _MEAN = [(_x4(types.int8, ro), _I64, _Q, _SCALE, types.boolean, _I64, _I64, _I64,
           types.int8[:, ::1]) for ro in (False, True)]
@@ -131,28 +132,50 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
 
 
 @numba.njit(_IM2COL, **_JIT)
-def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, cols):
-    """``cols`` [n * oh * ow, kh * kw * c] float32: row ``(b, oy, ox)`` holds the centred
-    input under each tap ``(i, j)`` in that order (channels innermost), 0 on padding."""
-    n, h, wd, c = x.shape
+def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols):
+    """``cols`` [rows, kh * kw * c] float32: rows ``r0, r0 + 1, ...`` of the patch matrix
+    (row ``(b * oh + oy) * ow + ox`` holds the centred input under each tap ``(i, j)`` in
+    that order, channels innermost, 0 on padding); a filter row wholly in bounds (no
+    dilation) is one contiguous run of the input.
+
+    Flat arrays and unsigned offsets: numba's negative-index handling on computed signed
+    indices would cost more than the copy."""
+    _, h, wd, c = x.shape
+    src = x.reshape(-1)
+    dst = cols.reshape(-1)
     z = np.float32(zx)
-    r = 0
-    for bi in range(n):
-        for oy in range(oh):
-            for ox in range(ow):
-                p = 0
-                for i in range(kh):
-                    iy = oy * sh + i * dh - pt
-                    for j in range(kw):
-                        ix = ox * sw + j * dw - pl
-                        if iy < 0 or iy >= h or ix < 0 or ix >= wd:
-                            for ch in range(c):
-                                cols[r, p + ch] = 0.0
-                        else:
-                            for ch in range(c):
-                                cols[r, p + ch] = np.float32(x[bi, iy, ix, ch]) - z
-                        p += c
-                r += 1
+    run = kw * c
+    o = _U(0)
+    bi, oy, ox = r0 // (oh * ow), (r0 // ow) % oh, r0 % ow
+    for _ in range(cols.shape[0]):
+        x0 = ox * sw - pl
+        whole = dw == 1 and x0 >= 0 and x0 + kw <= wd
+        for i in range(kh):
+            iy = oy * sh + i * dh - pt
+            if iy < 0 or iy >= h:
+                for e in range(run):
+                    dst[o + _U(e)] = 0.0
+            elif whole:
+                p = _U(((bi * h + iy) * wd + x0) * c)
+                for e in range(run):
+                    dst[o + _U(e)] = np.float32(src[p + _U(e)]) - z
+            else:
+                for j in range(kw):
+                    ix = x0 + j * dw
+                    oj = o + _U(j * c)
+                    if ix < 0 or ix >= wd:
+                        for ch in range(c):
+                            dst[oj + _U(ch)] = 0.0
+                    else:
+                        p = _U(((bi * h + iy) * wd + ix) * c)
+                        for ch in range(c):
+                            dst[oj + _U(ch)] = np.float32(src[p + _U(ch)]) - z
+            o += _U(run)
+        ox += 1
+        if ox == ow:
+            ox, oy = 0, oy + 1
+            if oy == oh:
+                oy, bi = 0, bi + 1
     return cols
 
 
@@ -188,11 +211,12 @@ def lookup(a, b, sa0, sa1, sa2, sb0, sb1, sb2, table, out):
     n0, n1, n2 = out.shape
     for i in range(n0):
         for j in range(n1):
-            pa = i * sa0 + j * sa1
-            pb = i * sb0 + j * sb1
+            pa = _U(i * sa0 + j * sa1)
+            pb = _U(i * sb0 + j * sb1)
             o = out[i, j]
             for k in range(n2):
-                o[k] = table[(np.int64(a[pa + k * sa2]) << 8) | np.int64(b[pb + k * sb2])]
+                ia = np.int64(a[pa + _U(k * sa2)]) << 8
+                o[k] = table[_U(ia | np.int64(b[pb + _U(k * sb2)]))]
     return out
 
 
