@@ -412,3 +412,43 @@ def table(variant: Variant) -> Variant:
     kernel.wraps = variant
     kernel.tabulates = getattr(variant.kernel, "tabulates", None)
     return Variant(kernel, prepare)
+
+
+class Quantize(_Wrapping):
+    """QUANTIZE float32 → 8/16-bit with one scale: the wrapped settings and the output
+    parameters as :func:`.fast.int8.quantize` takes them."""
+
+    def __init__(self, inner, loader: Loader):
+        super().__init__(inner.attrs, loader)
+        self.inner = inner
+        qo = inner.qout[0]
+        lo, hi = np.iinfo(qo.dtype).min, np.iinfo(qo.dtype).max
+        self.args = (np.float32(qo.scale[0]), np.float32(qo.zp), np.float32(lo),
+                     np.float32(hi))
+        self.out_dtype = qo.dtype
+
+
+def quantize(variant: Variant) -> Variant:
+    """QUANTIZE's integer ``variant`` with float32 → integer (one scale, 8 or 16 bits)
+    compiled; integer → integer and per-channel outputs keep the wrapped kernel."""
+    def prepare(info: NodeInfo):
+        s = variant.prepare(info)
+        loader = kernels("int8")
+        x = info.inputs[0]
+        if (loader is None or isinstance(s, Rescaled) or x is None or x.dtype != np.float32
+                or s.qout[0] is None or s.qout[0].scale.size != 1
+                or s.qout[0].zero_point.size > 1 or s.qout[0].dtype not in _OUT):
+            return s
+        return Quantize(s, loader)
+
+    def kernel(s, x):
+        if s.__class__ is not Quantize:
+            return variant.kernel(s, x)
+        module = s.ready()
+        if module is None or x.__class__ is not np.ndarray or x.dtype != np.float32:
+            return variant.kernel(s.inner, x)
+        out = np.empty(x.shape, s.out_dtype)
+        module.quantize(np.ascontiguousarray(x).reshape(-1), *s.args, out.reshape(-1))
+        return out
+    kernel.wraps = variant
+    return Variant(kernel, prepare)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compiled_int8
 from .quantized.fixed_point import ROUNDINGS, dtype_range
 from .quantized.lib import (
     Quantized,
@@ -55,7 +56,8 @@ def _dequantize(s: Quantized, x):
 
 OPS = [
     OpDef("quantize", _quantize_unbound, "QuantizeOptions", shape=same_as(0),
-          integer=Variant(_quantize, _quantize_prepare), shape_inputs=()),
+          integer=compiled_int8.quantize(Variant(_quantize, _quantize_prepare)),
+          shape_inputs=()),
     OpDef("dequantize", _dequantize_float16, "DequantizeOptions", shape=same_as(0),
           integer=integer(_dequantize), shape_inputs=()),
 ]

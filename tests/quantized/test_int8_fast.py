@@ -6,7 +6,8 @@
 * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED on random shapes, strides, paddings,
   dilations, depth multipliers, zero points, per-channel and per-tensor scales, fused
   activations and 8-bit types, under every resolver; MEAN over height and width
-  (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands;
+  (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands; MUL
+  computed on every operand pair; QUANTIZE float → integer on special values;
 * the TensorFlow-made fixtures stay bit-exact with TF Lite with the compiled kernels on
   (and they do run there);
 * what does not qualify keeps the NumPy kernel, and so does a node whose kernels are
@@ -312,12 +313,42 @@ def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
                                               err_msg=f"{resolver} {trial}")
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_compiled_quantize_equals_the_numpy_kernel(dtype, rng):
+    """Float32 → integer on random values, exact halves, signed zeros, NaN, ±inf and
+    huge values; integer → integer keeps the NumPy kernel."""
+    _module()
+    variant = lookup("quantize").integer
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for _ in range(6):
+        qo = _qp(rng.uniform(1e-4, 0.5), int(rng.integers(lo, hi + 1)), dtype)
+        halves = (rng.integers(-300, 300, 64) + np.float32(0.5)) * np.float32(qo.s)
+        special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-45],
+                           np.float32)
+        x = np.concatenate([rng.standard_normal(200).astype(np.float32) * 40,
+                            halves.astype(np.float32), special]).reshape(4, -1)
+        info = node_info("quantize", [x], {}, [dtype], [None], [qo])
+        s = variant.prepare(info)
+        assert isinstance(s, compiled_int8.Quantize)
+        with np.errstate(all="ignore"):
+            want = variant.kernel.wraps.kernel(s.inner, x)
+            for v in (x, x[:, ::2], x[0, 0]):  # strided and 0-d inputs
+                np.testing.assert_array_equal(variant.kernel(s, v),
+                                              variant.kernel.wraps.kernel(s.inner, v))
+        np.testing.assert_array_equal(variant.kernel(s, x), want)
+    q8 = _ints(rng, (3, 4))
+    info = node_info("quantize", [q8], {}, [np.int8], [_qp(0.02, 3)], [_qp(0.05, -1)])
+    assert not isinstance(variant.prepare(info), compiled_int8.Quantize)
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
     module = _module()
-    ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "mean_hw", "lookup"], 0)
+    ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
+                         "lookup", "quantize"], 0)
 
     def counted(name, kernel):
         def run(*args):

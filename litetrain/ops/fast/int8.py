@@ -28,6 +28,7 @@ Kernels:
   rescaling, no float copy of the input.
 * :func:`mul`: MUL computed (not looked up), vectorized: exact int32 products rescaled
   per tensor, over broadcast operands.
+* :func:`quantize`: QUANTIZE float32 → integer in one pass.
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -69,6 +70,9 @@ _MUL = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=
          *(_I64,) * 12, types.float32, types.boolean, _I64, _I64, _I64,
          types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
         for rb in (False, True)]
+_QUANTIZE = [(types.Array(types.float32, 1, "C", readonly=ro), types.float32, types.float32,
+              types.float32, types.float32, types.Array(out, 1, "C"))
+             for ro in (False, True) for out in (*_EIGHT, types.int16)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -296,4 +300,23 @@ def mul(a, b, sa0, sa1, sa2, sb0, sb1, sb2, za, zb, m, c, d, t, scale, fp32, lo,
                     acc[:n] = (np.int32(a[pa]) - a_z) * (np.int32(b[pb]) - b_z)
                 _rescale_tensor(acc, n, out[i, j, k0:k0 + n], m, c, d, t, scale, fp32, lo,
                                 hi, zp)
+    return out
+
+
+@numba.njit(_QUANTIZE, **_JIT)
+def quantize(x, scale, zp, lo, hi, out):
+    """QUANTIZE float32 → integer (:func:`..quantized.lib.requantize_float`) in one pass,
+    the same float32 operations in the same order: ``x / scale``, plus ``±0.5`` (the
+    sign of the quotient), truncated, plus the zero point, then ``fmax(·, lo)`` (NaN
+    gives ``lo``) and ``fmin(·, hi)``."""
+    half = np.float32(0.5)
+    for k in range(x.size):
+        v = x[k] / scale
+        v = v + (half if v >= 0 else -half)  # NaN stays NaN either way
+        v = np.float32(np.trunc(v)) + zp
+        if not v >= lo:
+            v = lo
+        elif v > hi:
+            v = hi
+        out[k] = np.int64(v)
     return out
