@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..common import fused
+from .. import compiled_hybrid
+from ..common import RELU6, RELU_N1_TO_1, fused
+from ..compiled_hybrid import FastHybrid
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
     ROUNDINGS,
@@ -280,12 +282,17 @@ def dequantized_weights(w: np.ndarray, qw: QParams) -> np.ndarray:
 class HybridConv(Quantized):
     """A hybrid convolution's settings: the int8 filter less its zero point as float32
     integers (``None`` when the filter is not a constant), its scales shaped for the
-    output's channel axis, and whether float32 sums of its products with any int8 input
-    are exact (every partial sum below 2**24)."""
+    output's channel axis, whether float32 sums of its products with any int8 input
+    are exact (every partial sum below 2**24), how inputs are quantized, the attrs the
+    float kernel gets (no activation), and the compiled kernels' data when prepare chose
+    them (:mod:`..compiled_hybrid`)."""
 
     weights: np.ndarray | None
     w_scale: np.ndarray
     exact32: bool
+    asymmetric: bool
+    float_attrs: Mapping[str, object]
+    fast: FastHybrid | None = None
 
 
 def _centred_filter(w: np.ndarray, qw: QParams, out_axis: int) -> tuple[np.ndarray, bool]:
@@ -305,33 +312,66 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
     when a filter is too large for that), scaled by ``input_scale * filter_scale`` in
     float32, plus the bias, then the fused activation. ``out_axis`` is the filter's
     output-channel axis. ``per_row`` (FULLY_CONNECTED): each row of ``depth`` inputs is
-    quantized alone, asymmetrically only when the node asks for it."""
+    quantized alone, asymmetrically only when the node asks for it.
+
+    With the ``[fast]`` extra the quantization and the epilogue (the whole kernel for
+    DEPTHWISE_CONV_2D) run compiled, with the same bits (:mod:`..compiled_hybrid`)."""
     def prepare(info: NodeInfo) -> HybridConv:
         q = quantized(info)
         qw = q.qin[w_pos]
         w = info.inputs[w_pos].value
         weights, exact = _centred_filter(w, qw, out_axis) if w is not None else (None, False)
         scale = qw.scale.astype(np.float32).reshape(-1) if qw.per_channel else np.float32(qw.s)
-        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact)
+        asymmetric = bool(q.attrs.get("asymmetric_quantize_inputs", False)) or (
+            qw.per_channel and not per_row)
+        fast = compiled_hybrid.prepare(q.attrs, weights, scale, exact, out_axis,
+                                       info.op == "depthwise_conv_2d", asymmetric)
+        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact, asymmetric,
+                          without_activation(q.attrs), fast)
 
     def kernel(s: HybridConv, *inputs):
         args = list(inputs)
         bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
-        x, qw = args[x_pos], s.qin[w_pos]
+        x = args[x_pos]
+        if s.fast is not None and s.fast.depthwise is not None:
+            out = compiled_hybrid.depthwise_conv_2d(s.fast, x, bias)
+            if out is not None:
+                return out
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
-                          else _centred_filter(args[w_pos], qw, out_axis))
-        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or (
-            qw.per_channel and not per_row)
+                          else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
-        q, scale, offset = quantize_rows(x.reshape(rows, -1), asymmetric)
         dtype = np.float32 if exact else np.float64
-        args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+        done = compiled_hybrid.quantize(s.fast, x, rows, dtype)
+        if done is None:
+            q, scale, offset = quantize_rows(x.reshape(rows, -1), s.asymmetric)
+            args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+        else:
+            args[x_pos], scale = done
         args[w_pos] = weights.astype(dtype, copy=False)
-        acc = float_kernel(without_activation(s.attrs), *args)
-        by_row = acc.reshape(rows, -1, acc.shape[-1])
-        out = (by_row * (scale[:, None, None] * s.w_scale)).astype(np.float32).reshape(
-            acc.shape)
-        if bias is not None:
-            out += bias
-        return fused(out, int(s.attrs.get("fused_activation_function", 0)))
+        acc = float_kernel(s.float_attrs, *args)
+        if done is not None:
+            out = compiled_hybrid.epilogue(s.fast, acc, scale, rows, bias)
+            if out is not None:
+                return out
+        return _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,
+                                int(s.attrs.get("fused_activation_function", 0)))
     return Variant(kernel, prepare)
+
+
+def _hybrid_epilogue(acc: np.ndarray, multiplier: np.ndarray, rows: int, bias,
+                     activation: int) -> np.ndarray:
+    """``float32(acc * multiplier) + bias``, activated: ``multiplier`` is per row (batch
+    item or FULLY_CONNECTED row) and output channel; in place on a float32 ``acc`` (a
+    fresh GEMM result), the bits of the fresh arrays either way."""
+    by_row = acc.reshape(rows, -1, acc.shape[-1])
+    if acc.dtype == np.float32 and acc.flags.c_contiguous:  # by_row is a view
+        np.multiply(by_row, multiplier, out=by_row)
+        out = acc
+    else:
+        out = (by_row * multiplier).astype(np.float32).reshape(acc.shape)
+    if bias is not None:
+        out += bias
+    if activation in (RELU6, RELU_N1_TO_1):
+        return np.clip(out, -1 if activation == RELU_N1_TO_1 else 0, 6 if activation == RELU6
+                       else 1, out=out)
+    return fused(out, activation)
