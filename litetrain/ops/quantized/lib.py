@@ -216,40 +216,43 @@ def integer(kernel: Callable) -> Variant:
 # --- hybrid (dynamic-range) -------------------------------------------------------------
 
 def _vector_round(v: np.ndarray) -> np.ndarray:
-    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86: blocks of 8
-    values take the NEON path (``vcvtnq``: halves to even), the tail ``TfLiteRound``
-    (halves away from zero)."""
+    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86, in place on a
+    fresh ``v``: blocks of 8 values take the NEON path (``vcvtnq``: halves to even), the
+    tail ``TfLiteRound`` (halves away from zero)."""
     n = v.shape[1] // 8 * 8
-    out = np.rint(v)
-    if n < v.shape[1]:
-        out[:, n:] = round_half_away(v[:, n:])
-    return out
+    if n == v.shape[1]:
+        return np.rint(v, out=v)
+    np.rint(v[:, :n], out=v[:, :n])
+    v[:, n:] = round_half_away(v[:, n:])
+    return v
 
 
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``), as
-    ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them."""
+    """Per-row int8 values (as float32), scaling factors and offsets (``x ≈ scale * (q -
+    offset)``), as ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them. Each
+    row's parameters come from its range in Python floats (batch items: few rows), the
+    values in a few in-place passes."""
     x = x.astype(np.float32, copy=False)
     if not asymmetric:
         rng = np.max(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
         inv = np.where(rng > 0, np.float32(127) / np.where(rng > 0, rng, 1), 0).astype(
             np.float32)
-        q = np.clip(_vector_round(x * inv[:, None]), -127, 127)
-        return q, scale, np.zeros_like(scale)
-    params = [_asymmetric_params(float(lo), float(hi))
+        q = _vector_round(x * inv[:, None])
+        return np.minimum(np.maximum(q, -127, out=q), 127, out=q), scale, np.zeros_like(scale)
+    params = [_asymmetric_params(lo, hi)
               for lo, hi in zip(x.min(axis=1).tolist(), x.max(axis=1).tolist(), strict=True)]
     scale = np.array([p[0] for p in params], np.float32)
     nudged = np.array([p[1] for p in params], np.float32)
-    # float32 1.0f / scaling_factor (0 for an all-zero row, whose values are all 0 anyway)
-    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale > 0)
-    v = x * inv[:, None]
+    zero = [k for k, f in enumerate(scale.tolist()) if f == 0]
+    if zero:  # an all-zero row (or one below float32's scales): zeros, scale 1
+        scale[zero] = 1
+    v = x * (np.float32(1) / scale)[:, None]  # float32 1.0f / scaling_factor
     v += nudged[:, None]
-    q = np.clip(_vector_round(v), -128, 127, out=v)
-    same = scale == 0
-    if same.any():  # an all-zero row: zeros, scale 1, offset 0
-        q[same] = 0
-        scale[same] = 1
+    q = _vector_round(v)
+    np.minimum(np.maximum(q, -128, out=q), 127, out=q)
+    if zero:
+        q[zero] = 0
     return q, scale, nudged
 
 
@@ -344,7 +347,9 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         done = compiled_hybrid.quantize(s.fast, x, rows, dtype)
         if done is None:
             q, scale, offset = quantize_rows(x.reshape(rows, -1), s.asymmetric)
-            args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+            if s.asymmetric:  # (q - 0.0 is q, signed zeros included)
+                q -= offset[:, None]
+            args[x_pos] = q.astype(dtype, copy=False).reshape(x.shape)
         else:
             args[x_pos], scale = done
         args[w_pos] = weights.astype(dtype, copy=False)
