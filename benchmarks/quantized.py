@@ -7,7 +7,8 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
   litetrain vs ai-edge-litert on the same file, same thread count (its default
   interpreter: XNNPACK's int8 kernels). Target: ≤ 3×.
 * dynamic-range models (int8 weights, float activations): litetrain vs litetrain's own
-  float model. Target: ≤ 1.5×.
+  float model, both with the ``[fast]`` extra's compiled kernels (when numba is
+  installed) and both NumPy only (``LITETRAIN_JIT=0``). Target: ≤ 1.5×.
 
     python benchmarks/quantized.py [--quick] [--threads N] [--markdown PATH]
 
@@ -18,6 +19,8 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import interleaved, table  # noqa: E402
 
 import litetrain  # noqa: E402
+from litetrain.ops import fast  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "efficientnet_like")
@@ -77,14 +81,65 @@ def run(quick: bool = False, threads: int = 1) -> list[dict]:
                                 "int8", rounds, repeats)
                 rows.append(_row(kind, "int8", batch, "ai-edge-litert int8", r["int8"],
                                  r["litert"]))
-            r = interleaved({"dynamic_range": _runner(litetrain.Interpreter,
-                                                      path / "dynamic_range.tflite", x,
-                                                      threads),
-                             "float": _runner(litetrain.Interpreter, path / "float.tflite", x,
-                                              threads)}, "dynamic_range", rounds, repeats)
-            rows.append(_row(kind, "dynamic_range", batch, "litetrain float",
-                             r["dynamic_range"], r["float"]))
+            rows += dynamic_range_rows(kind, batch, x, threads, rounds, repeats)
     return rows
+
+
+# --- dynamic-range -------------------------------------------------------------------------
+
+def _with_jit(on: bool, make):
+    """``make()`` with the ``[fast]`` extra's compiled kernels on or off (``LITETRAIN_JIT``
+    is read when a node is prepared: the runners keep their choice)."""
+    before = os.environ.get("LITETRAIN_JIT")
+    os.environ["LITETRAIN_JIT"] = "1" if on else "0"
+    fast.kernels.cache_clear()
+    try:
+        return make()
+    finally:
+        if before is None:
+            del os.environ["LITETRAIN_JIT"]
+        else:
+            os.environ["LITETRAIN_JIT"] = before
+        fast.kernels.cache_clear()
+
+
+def _loaded(run):
+    """``run`` after its compiled kernels are loaded (the second run starts loading them):
+    the timings never include loading."""
+    run()
+    for family in fast.FAMILIES:
+        loader = fast.kernels(family)
+        if loader is not None:
+            loader.wait()
+    return run
+
+
+def dynamic_range_rows(kind: str, batch: int, x: np.ndarray, threads: int, rounds: int,
+                       repeats: int) -> list[dict]:
+    """The dynamic-range model vs the float model, both with the ``[fast]`` extra's
+    compiled kernels when numba is installed, and both without them (NumPy only); all four
+    interleaved in the same rounds."""
+    path = FIXTURES / kind
+    settings = [("fast", True), ("numpy", False)] if _has_numba() else [("numpy", False)]
+    runners = {}
+    for name, on in settings:
+        for variant in ("dynamic_range", "float"):
+            runners[f"{variant}/{name}"] = _with_jit(on, lambda v=variant: _runner(
+                litetrain.Interpreter, path / f"{v}.tflite", x, threads))
+    for name, on in settings:
+        for variant in ("dynamic_range", "float"):
+            _with_jit(on, lambda k=f"{variant}/{name}": _loaded(runners[k]))
+    rows = []
+    for name, _ in settings:
+        pair = {k: runners[f"{k}/{name}"] for k in ("dynamic_range", "float")}
+        r = interleaved(pair, "dynamic_range", rounds, repeats)
+        peer = "litetrain float" + (" ([fast])" if name == "fast" else " (NumPy only)")
+        rows.append(_row(kind, "dynamic_range", batch, peer, r["dynamic_range"], r["float"]))
+    return rows
+
+
+def _has_numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
 
 def _row(kind, variant, batch, peer, ours, theirs) -> dict:
