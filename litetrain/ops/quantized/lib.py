@@ -19,6 +19,7 @@ fly, as TFLite does, and use :func:`hybrid_input` / :func:`dequantized_weights`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -265,8 +266,11 @@ def _asymmetric_params(lo: float, hi: float) -> tuple[float, int]:
     scale = (rmax - rmin) / 255.0
     from_min, from_max = -128 - rmin / scale, 127 - rmax / scale
     zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
-    nudged = -128 if zp <= -128 else 127 if zp >= 127 else int(round_half_away(zp))
-    return scale, nudged
+    if zp <= -128 or zp >= 127:
+        return scale, -128 if zp <= -128 else 127
+    # round_half_away in Python floats (NaN from a non-finite row raises ValueError here)
+    whole = math.floor(abs(zp) + 0.5)
+    return scale, whole if zp >= 0 else -whole
 
 
 
