@@ -27,6 +27,7 @@ _INF = np.float32(np.inf)
 _CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
            RELU_N1_TO_1: (np.float32(-1), np.float32(1)), RELU6: (np.float32(0), np.float32(6))}
 _NO_BIAS = np.zeros(0, np.float32)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 class FastHybrid(WithKernels):
@@ -44,7 +45,6 @@ class FastHybrid(WithKernels):
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
-        self.bias: tuple[np.ndarray | None, np.ndarray] = (None, _NO_BIAS)
 
 
 def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis: int,
@@ -71,9 +71,9 @@ def _ready(fast: FastHybrid | None):
 
 
 def _float32(x) -> np.ndarray | None:
-    if x.__class__ is not np.ndarray or x.dtype != np.float32 or x.size == 0:
+    if x.__class__ is not np.ndarray or x.dtype != _F32 or x.size == 0:
         return None
-    return np.ascontiguousarray(x)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def quantize(fast: FastHybrid | None, x, rows: int, dtype
@@ -93,14 +93,14 @@ def quantize(fast: FastHybrid | None, x, rows: int, dtype
 
 
 def _bias(fast: FastHybrid, b) -> tuple[np.ndarray, bool] | None:
+    """(the bias as the kernels take it, whether there is one), or ``None`` for an odd
+    one."""
     if b is None:
         return _NO_BIAS, False
-    if b.__class__ is not np.ndarray or b.dtype != np.float32 or b.shape != fast.w_scale.shape:
+    if b.__class__ is not np.ndarray or b.dtype != _F32 or b.shape != fast.w_scale.shape:
         return None
     if not (b.flags.writeable and b.flags.c_contiguous):  # the kernels take one array type
-        if fast.bias[0] is not b:  # a constant bias: copied once
-            fast.bias = (b, b.copy())
-        return fast.bias[1], True
+        b = b.copy()  # (a read-only constant: one small copy per run)
     return b, True
 
 
@@ -110,12 +110,12 @@ def epilogue(fast: FastHybrid, acc: np.ndarray, scale: np.ndarray, rows: int, b
     ``scale`` and the filter's scales, plus the bias, then the activation: in place when
     ``acc`` is float32."""
     bias = _bias(fast, b)
-    if (bias is None or acc.dtype not in (np.float32, np.float64) or not acc.flags.c_contiguous
+    if (bias is None or acc.dtype not in (_F32, _F64) or not acc.flags.c_contiguous
             or acc.shape[-1] != fast.w_scale.size):
         return None
     flat = acc.reshape(-1, acc.shape[-1])
     module, pixels = fast.loader.module, flat.shape[0] // rows
-    if acc.dtype == np.float32:
+    if acc.dtype == _F32:
         out = module.epilogue(flat, pixels, scale, fast.w_scale, bias[0], bias[1], fast.lo,
                               fast.hi)
     else:
