@@ -247,3 +247,27 @@ def test_dynamic_range_models_give_the_same_bits_compiled(kind, monkeypatch):
             fast.kernels.cache_clear()
 
     _same_bits(run(True), run(False))
+
+
+def test_a_one_shot_dynamic_range_run_does_not_load_numba():
+    """The cold start of a dynamic-range model never imports numba; its second run starts
+    loading the hybrid kernels in the background."""
+    import subprocess
+    import sys
+
+    model = FIXTURES / "efficientnet_like" / "dynamic_range.tflite"
+    code = f"""
+import sys, numpy as np, litetrain
+it = litetrain.Interpreter(model_path={str(model)!r})
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d['index'], np.ones(d['shape'], np.float32))
+it.invoke()
+assert 'numba' not in sys.modules
+it.invoke()
+from litetrain.ops.fast import kernels
+print(kernels('hybrid')._started)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "True"

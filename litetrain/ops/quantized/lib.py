@@ -228,6 +228,10 @@ def _vector_round(v: np.ndarray) -> np.ndarray:
     return v
 
 
+_Q127 = np.float32(-127), np.float32(127)  # the int8 ranges as float32 clip bounds
+_Q128 = np.float32(-128), np.float32(127)
+
+
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-row int8 values (as float32), scaling factors and offsets (``x ≈ scale * (q -
     offset)``), as ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them. Each
@@ -235,23 +239,24 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
     values in a few in-place passes."""
     x = x.astype(np.float32, copy=False)
     if not asymmetric:
-        rng = np.max(np.abs(x), axis=1)
+        rng = np.maximum.reduce(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
         inv = np.where(rng > 0, np.float32(127) / np.where(rng > 0, rng, 1), 0).astype(
             np.float32)
         q = _vector_round(x * inv[:, None])
-        return np.minimum(np.maximum(q, -127, out=q), 127, out=q), scale, np.zeros_like(scale)
-    params = [_asymmetric_params(lo, hi)
-              for lo, hi in zip(x.min(axis=1).tolist(), x.max(axis=1).tolist(), strict=True)]
+        return np.clip(q, _Q127[0], _Q127[1], out=q), scale, np.zeros_like(scale)
+    params = [_asymmetric_params(lo, hi) for lo, hi in zip(
+        np.minimum.reduce(x, axis=1).tolist(), np.maximum.reduce(x, axis=1).tolist(),
+        strict=True)]
     scale = np.array([p[0] for p in params], np.float32)
     nudged = np.array([p[1] for p in params], np.float32)
     zero = [k for k, f in enumerate(scale.tolist()) if f == 0]
     if zero:  # an all-zero row (or one below float32's scales): zeros, scale 1
         scale[zero] = 1
-    v = x * (np.float32(1) / scale)[:, None]  # float32 1.0f / scaling_factor
+    v = np.multiply(x, (np.float32(1) / scale)[:, None])  # float32 1.0f / scaling_factor
     v += nudged[:, None]
     q = _vector_round(v)
-    np.minimum(np.maximum(q, -128, out=q), 127, out=q)
+    np.clip(q, _Q128[0], _Q128[1], out=q)
     if zero:
         q[zero] = 0
     return q, scale, nudged
@@ -291,14 +296,15 @@ class HybridConv(Quantized):
     integers (``None`` when the filter is not a constant), its scales shaped for the
     output's channel axis, whether float32 sums of its products with any int8 input
     are exact (every partial sum below 2**24), how inputs are quantized, the attrs the
-    float kernel gets (no activation), and the compiled kernels' data when prepare chose
-    them (:mod:`..compiled_hybrid`)."""
+    float kernel gets (no activation), the fused activation, and the compiled kernels'
+    data when prepare chose them (:mod:`..compiled_hybrid`)."""
 
     weights: np.ndarray | None
     w_scale: np.ndarray
     exact32: bool
     asymmetric: bool
     float_attrs: Mapping[str, object]
+    activation: int
     fast: FastHybrid | None = None
 
 
@@ -334,7 +340,8 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         fast = compiled_hybrid.prepare(q.attrs, weights, scale, exact, out_axis,
                                        info.op == "depthwise_conv_2d", asymmetric)
         return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact, asymmetric,
-                          without_activation(q.attrs), fast)
+                          without_activation(q.attrs),
+                          int(q.attrs.get("fused_activation_function", 0)), fast)
 
     def kernel(s: HybridConv, *inputs):
         args = list(inputs)
@@ -363,7 +370,7 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
             if out is not None:
                 return out
         return _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,
-                                int(s.attrs.get("fused_activation_function", 0)))
+                                s.activation)
     return Variant(kernel, prepare)
 
 
