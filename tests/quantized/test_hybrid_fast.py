@@ -218,13 +218,23 @@ def test_numpy_runs_where_the_compiled_path_must_not(rng):
         np.testing.assert_array_equal(kernel(variant, x, w, b), kernel(numpy_path, x, w, b))
 
 
-@pytest.mark.parametrize("kind", ["mobilenet_v3_small", "efficientnet_like"])
+@pytest.mark.parametrize("kind", ["mobilenet_v3_small", "efficientnet_like", "conv_transpose_ae",
+                                  "dilated_conv1d"])
 def test_dynamic_range_models_give_the_same_bits_compiled(kind, monkeypatch):
     """A TensorFlow-made dynamic-range model: the same outputs with and without the
     compiled hybrid kernels (the TF comparisons in ``test_tf_resolvers`` then hold for
     both)."""
     with np.load(FIXTURES / kind / "expected.npz") as f:
         x = f["input/b4/in0"]
+
+    ran = []
+
+    def counted(kernel):
+        def spy(*args):
+            out = kernel(*args)
+            ran.append(out is not None)
+            return out
+        return spy
 
     def run(jit: bool):
         monkeypatch.setenv("LITETRAIN_JIT", "1" if jit else "0")
@@ -240,7 +250,11 @@ def test_dynamic_range_models_give_the_same_bits_compiled(kind, monkeypatch):
             if jit:
                 fast.kernels("hybrid").wait()
                 fast.kernels("conv").wait()
+                for name in ("quantize", "depthwise_conv_2d"):  # count compiled calls
+                    monkeypatch.setattr(compiled_hybrid, name, counted(
+                        getattr(compiled_hybrid, name)))
             it.invoke()
+            assert not jit or any(ran), "no compiled hybrid kernel ran"
             return it.get_tensor(it.get_output_details()[0]["index"])
         finally:
             monkeypatch.delenv("LITETRAIN_JIT")
