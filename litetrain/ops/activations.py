@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import builtin_float
 from .common import erf, fused
 from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
@@ -57,7 +58,11 @@ def _hard_swish(x, out=None):
 
 
 def _compiled_prepare(info):
-    """Compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`); else
+    compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    tf_order = builtin_float.prepare(info)
+    if tf_order is not None:
+        return tf_order
     x = info.inputs[0]
     loader = kernels("activations") if x is not None and x.dtype == np.float32 else None
     return info.attrs if loader is None else WithKernels(info.attrs, loader)
@@ -71,6 +76,8 @@ def _hard_swish_maybe_compiled(attrs, x, out):
     """Compiled when prepared so and loaded (same bits), else NumPy. The compiled kernel
     always writes a new array: with ``out`` being ``x`` its loop could not be vectorised
     (LLVM sees the arrays overlap) and would run several times slower."""
+    if builtin_float.applies(attrs, x):
+        return builtin_float.hard_swish(attrs, x)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
             and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
         jit = attrs.ready()
