@@ -1,6 +1,7 @@
 """Activations: RELU family, LEAKY_RELU, PRELU, ELU, LOGISTIC, TANH, HARD_SWISH, GELU,
 SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION — kernels, gradients, integer kernels (TFLite's
 lookup-table semantics; SOFTMAX its exp table; HARD_SWISH its 16-bit fixed-point kernel;
+int16 LOGISTIC, TANH and SOFTMAX TF Lite's interpolated tables, quantized.activations_int;
 the ReLU family and LEAKY_RELU a requantizing clamp), in-place forms, quantizer facts."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from . import builtin_float
 from .common import erf, fused
 from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
+from .quantized.activations_int import sigmoid_like, softmax_variant
 from .quantized.fixed_point import (
     dtype_range,
     multiply_by_quantized_multiplier,
@@ -329,15 +331,16 @@ OPS = [
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),
     _op("logistic", _kernel(_logistic), vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
-        in_place=_logistic_into,
+        in_place=_logistic_into, integer=sigmoid_like(lut(_kernel(_logistic)), tanh=False),
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
-        in_place=_tanh_into, output_quantization=(1 / 128, 0)),
+        in_place=_tanh_into, integer=sigmoid_like(lut(_kernel(np.tanh)), tanh=True),
+        output_quantization=(1 / 128, 0)),
     _op("hard_swish", _hard_swish_kernel, prepare=_compiled_prepare,
         in_place=_hard_swish_into, integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
-        integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),
+        integer=softmax_variant(integer(_softmax_integer)), output_quantization=(1 / 256, -128)),
     _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp),
     _op("l2_normalization", _l2_normalization, "L2NormOptions"),
 ]
