@@ -6,6 +6,8 @@ ones (:mod:`.lut16`), chosen at prepare by the activation width.
   8-bit variant.
 * :func:`softmax_variant` — SOFTMAX: int16 in and out runs ``SoftmaxInt16``; other
   widths keep the given variant.
+* :func:`l2_norm_variant` — L2_NORMALIZATION: int8 runs
+  ``reference_integer_ops::L2Normalization`` (fixed-point inverse square root).
 
 TF Lite's optimized resolver takes a gemmlowp fixed-point path for LOGISTIC/TANH only when
 the int16 input scale is a power of two (``input_multiplier == 0``); litetrain runs the
@@ -21,6 +23,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ..registry import NodeInfo, Variant
+from .fixed_point import multiply_by_quantized_multiplier
 from .lut16 import (
     Softmax16,
     logistic_int16,
@@ -29,6 +32,7 @@ from .lut16 import (
     softmax_params,
     tanh_int16,
 )
+from .math_int import inv_sqrt_multiplier_exp
 
 
 def _int16(info: NodeInfo) -> bool:
@@ -79,4 +83,36 @@ def softmax_variant(other: Variant) -> Variant:
         if s.__class__ is Softmax16:
             return softmax_int16(s, x)
         return other.kernel(s, x)
+    return Variant(kernel, prepare)
+
+
+@dataclass(frozen=True)
+class _L2Norm8:
+    zero_point: int
+
+
+def _l2_norm_int8(s: _L2Norm8, x):
+    """``reference_integer_ops::L2Normalization`` over the last axis (output scale 1/128,
+    zero point 0): the inverse square root of the sum of squares as a fixed-point
+    multiplier (``GetInvSqrtQuantizedMultiplierExp``), then one rescaling per element."""
+    v = np.asarray(x, np.int64) - s.zero_point
+    acc = np.sum(v * v, axis=-1, keepdims=True)
+    mult, shift = inv_sqrt_multiplier_exp(acc, -1)
+    out = multiply_by_quantized_multiplier(v, mult, shift + 7, True)
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+def l2_norm_variant(other: Variant) -> Variant:
+    """L2_NORMALIZATION: TF Lite's int8 kernel (every resolver), else ``other``."""
+    def prepare(info: NodeInfo):
+        x, y = info.inputs[0], info.outputs[0]
+        if x is None or x.dtype != np.int8 or y.dtype != np.int8:
+            return other.prepare(info)
+        qo = y.quantization
+        _require(qo.zp == 0 and abs(float(qo.s) * 128 - 1) < 1e-6, info,
+                 "an int8 output with scale 1/128 and zero point 0")
+        return _L2Norm8(x.quantization.zp)
+
+    def kernel(s, x):
+        return _l2_norm_int8(s, x) if s.__class__ is _L2Norm8 else other.kernel(s, x)
     return Variant(kernel, prepare)
