@@ -14,7 +14,12 @@ from . import builtin_float
 from .common import erf, fused
 from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
-from .quantized.activations_int import l2_norm_variant, sigmoid_like, softmax_variant
+from .quantized.activations_int import (
+    l2_norm_variant,
+    log_softmax_variant,
+    sigmoid_like,
+    softmax_variant,
+)
 from .quantized.fixed_point import (
     dtype_range,
     multiply_by_quantized_multiplier,
@@ -364,7 +369,8 @@ OPS = [
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
         integer=softmax_variant(integer(_softmax_integer)), output_quantization=(1 / 256, -128)),
-    _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp),
+    _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp,
+        integer=log_softmax_variant(lut(_log_softmax))),
     _op("l2_normalization", _l2_normalization, "L2NormOptions",
         integer=l2_norm_variant(lut(_l2_normalization))),
 ]

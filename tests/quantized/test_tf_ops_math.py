@@ -76,3 +76,27 @@ def test_rsqrt_below_zero_point_is_an_error():
     s = _Unary(q, q, 1 << 30, 0, True)
     with pytest.raises(ValueError, match="only defined for positive"):
         _rsqrt(s, np.array([-20], np.int8))
+
+
+def test_gemmlowp_exp_and_log_follow_the_functions():
+    from litetrain.ops.quantized.log_softmax_int import exp_on_negative_values, log_x_ge_1
+    a = np.linspace(-31.9, 0, 501)
+    got = exp_on_negative_values(np.round(a * 2.0 ** 26).astype(np.int64), 5) / 2.0 ** 31
+    np.testing.assert_allclose(got, np.exp(a), rtol=0, atol=3e-7)
+    v = np.linspace(1, 4000, 501)
+    got = log_x_ge_1(np.round(v * 2.0 ** 19).astype(np.int64), 12, 5) / 2.0 ** 26
+    np.testing.assert_allclose(got, np.log(v), rtol=0, atol=1e-6)
+
+
+def test_log_softmax_int8_within_one_step_of_float():
+    """TF Lite's fixed-point LOG_SOFTMAX against the rounded float one (they differ in
+    about 1e-5 of elements, by one step)."""
+    from litetrain.ops.quantized.log_softmax_int import log_softmax_int8, log_softmax_params
+    scale = 0.0283632
+    x = np.random.default_rng(0).integers(-128, 128, size=(300, 64)).astype(np.int8)
+    got = log_softmax_int8(log_softmax_params(scale), x).astype(np.int64)
+    z = x * scale
+    z = z - z.max(-1, keepdims=True)
+    want = np.clip(np.round((z - np.log(np.exp(z).sum(-1, keepdims=True))) * 16) + 127,
+                   -128, 127)
+    assert np.abs(got - want).max() <= 1 and np.mean(got == want) > 0.999

@@ -6,6 +6,8 @@ ones (:mod:`.lut16`), chosen at prepare by the activation width.
   8-bit variant.
 * :func:`softmax_variant` — SOFTMAX: int16 in and out runs ``SoftmaxInt16``; other
   widths keep the given variant.
+* :func:`log_softmax_variant` — LOG_SOFTMAX: int8 runs ``reference_integer_ops::LogSoftmax``
+  (:mod:`.log_softmax_int`).
 * :func:`l2_norm_variant` — L2_NORMALIZATION: int8 runs
   ``reference_integer_ops::L2Normalization`` (fixed-point inverse square root).
 
@@ -24,6 +26,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ..registry import NodeInfo, Variant
 from .fixed_point import multiply_by_quantized_multiplier
+from .log_softmax_int import LogSoftmax8, log_softmax_int8, log_softmax_params
 from .lut16 import (
     Softmax16,
     logistic_int16,
@@ -115,4 +118,20 @@ def l2_norm_variant(other: Variant) -> Variant:
 
     def kernel(s, x):
         return _l2_norm_int8(s, x) if s.__class__ is _L2Norm8 else other.kernel(s, x)
+    return Variant(kernel, prepare)
+
+
+def log_softmax_variant(other: Variant) -> Variant:
+    """LOG_SOFTMAX: TF Lite's int8 fixed-point kernel (every resolver), else ``other``."""
+    def prepare(info: NodeInfo):
+        x, y = info.inputs[0], info.outputs[0]
+        if x is None or x.dtype != np.int8 or y.dtype != np.int8:
+            return other.prepare(info)
+        qo = y.quantization
+        _require(qo.zp == 127 and abs(float(qo.s) * 16 - 1) < 1e-6, info,
+                 "an int8 output with scale 16/256 and zero point 127")
+        return log_softmax_params(float(x.quantization.s))
+
+    def kernel(s, x):
+        return log_softmax_int8(s, x) if s.__class__ is LogSoftmax8 else other.kernel(s, x)
     return Variant(kernel, prepare)
