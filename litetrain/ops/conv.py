@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from . import compiled, compiled_int8
+from . import builtin_float, compiled, compiled_int8
 from .common import (
     RELU6,
     RELU_N1_TO_1,
@@ -40,6 +40,13 @@ from .shapes import DYNAMIC, one, require_values, shape_of
 from .windows import im2col, tap_range, windows
 
 
+def _prepare(info: NodeInfo) -> object:
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`), else
+    the compiled kernels' choice."""
+    chosen = builtin_float.prepare(info)
+    return compiled.prepare(info) if chosen is None else chosen
+
+
 def _activate(out: np.ndarray, code: int) -> np.ndarray:
     """``fused`` on a fresh result, clamping in place (same bits, no extra array)."""
     if code in (RELU6, RELU_N1_TO_1):
@@ -49,6 +56,8 @@ def _activate(out: np.ndarray, code: int) -> np.ndarray:
 
 
 def conv_2d(attrs, x, w, b=None):
+    if builtin_float.applies(attrs, x, w, b):
+        return builtin_float.conv_2d(attrs, x, w, b)
     c = x.shape[3]
     o, kh, kw, ci = w.shape
     if c % ci:
@@ -83,6 +92,8 @@ def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def depthwise_conv_2d(attrs, x, w, b=None):
+    if builtin_float.applies(attrs, x, w, b):
+        return builtin_float.depthwise_conv_2d(attrs, x, w, b)
     if compiled.applies(attrs, x, w):
         return compiled.depthwise_conv_2d(attrs, x, w, b)
     c, cm = x.shape[3], w.shape[3]
@@ -403,12 +414,12 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 
 OPS = [
-    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
+    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=_prepare,
           shape=_conv_2d_shape, vjp=_conv_2d_vjp,
           integer=compiled_int8.gemm(gemm_variant(conv_2d, out_axis=0, windowed=True)),
           hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=(), fresh_output=True),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
+          prepare=_prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
           integer=compiled_int8.gemm(gemm_variant(exact_depthwise(depthwise_conv_2d),
                                                   out_axis=3, windowed=True)),
           hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),
