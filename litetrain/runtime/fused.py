@@ -12,6 +12,7 @@ masked gradient               ``MUL(dy, CAST(mask))``                    ``maske
 ReLU gradient                 ``MUL(dy, CAST(GREATER(x, t)))``           ``masked_greater``
 LOGISTIC gradient             ``MUL(MUL(dy, y), SUB(s, y))``             ``sigmoid_grad``
 TANH gradient                 ``MUL(dy, SUB(s, MUL(y, y)))``             ``tanh_grad``
+either, of a product          ``dy`` above is ``MUL(a, b)``              ``…_of_product``
 batch norm, output            ``ADD(MUL(x, s), b)``                      ``affine``
 batch norm, input gradient    ``ADD(MUL(dy, s), ADD(MUL(xc, k1), k0))``  ``batch_norm_grad``
 ============================  =========================================  ================
@@ -61,34 +62,64 @@ class Chain:
     kinds: tuple[str, ...]
 
 
+# NumPy forms: the chain's ufuncs in its order, with as few temporaries as that allows
+# (``out`` may be any full-size operand: what is still needed from it is read first).
+
 def _masked(dy, mask, out=None):
-    return np.multiply(dy, mask.astype(_F32), out=out)
+    # the ufunc casts the mask to float32 in its buffers: exactly 1.0 or 0.0
+    return np.multiply(dy, mask, out=out, dtype=_F32)
 
 
 def _masked_greater(dy, x, t, out=None):
-    return np.multiply(dy, np.greater(x, t).astype(_F32), out=out)
+    return np.multiply(dy, np.greater(x, t), out=out, dtype=_F32)
 
 
 def _sigmoid_grad(dy, y, s, out=None):
-    return np.multiply(np.multiply(dy, y), np.subtract(s, y), out=out)
+    rest = np.subtract(s, y)
+    first = np.multiply(dy, y, out=out)
+    return np.multiply(first, rest, out=first)
 
 
 def _tanh_grad(dy, y, s, out=None):
-    return np.multiply(dy, np.subtract(s, np.multiply(y, y)), out=out)
+    rest = np.multiply(y, y)
+    np.subtract(s, rest, out=rest)
+    return np.multiply(dy, rest, out=out)
+
+
+def _sigmoid_grad_of_product(a, b, y, s, out=None):
+    rest = np.subtract(s, y)
+    first = np.multiply(a, b)
+    np.multiply(first, y, out=first)
+    return np.multiply(first, rest, out=first if out is None else out)
+
+
+def _tanh_grad_of_product(a, b, y, s, out=None):
+    rest = np.multiply(y, y)
+    np.subtract(s, rest, out=rest)
+    first = np.multiply(a, b, out=out)
+    return np.multiply(first, rest, out=first)
 
 
 def _affine(x, s, b, out=None):
-    return np.add(np.multiply(x, s), b, out=out)
+    scaled = np.multiply(x, s, out=out)
+    return np.add(scaled, b, out=scaled)
 
 
 def _batch_norm_grad(dy, s, xc, k1, k0, out=None):
-    return np.add(np.multiply(dy, s), np.add(np.multiply(xc, k1), k0), out=out)
+    shifted = np.multiply(xc, k1)
+    np.add(shifted, k0, out=shifted)
+    scaled = np.multiply(dy, s, out=out)
+    return np.add(scaled, shifted, out=scaled)
 
 
 MASKED = Chain("masked", _masked, ("array", "mask"))
 MASKED_GREATER = Chain("masked_greater", _masked_greater, ("array", "array", "scalar"))
 SIGMOID_GRAD = Chain("sigmoid_grad", _sigmoid_grad, ("array", "array", "scalar"))
 TANH_GRAD = Chain("tanh_grad", _tanh_grad, ("array", "array", "scalar"))
+SIGMOID_GRAD_OF_PRODUCT = Chain("sigmoid_grad_of_product", _sigmoid_grad_of_product,
+                                ("array", "array", "array", "scalar"))
+TANH_GRAD_OF_PRODUCT = Chain("tanh_grad_of_product", _tanh_grad_of_product,
+                             ("array", "array", "array", "scalar"))
 AFFINE = Chain("affine", _affine, ("array", "vector", "vector"))
 BATCH_NORM_GRAD = Chain("batch_norm_grad", _batch_norm_grad,
                         ("array", "vector", "array", "vector", "vector"))
@@ -223,10 +254,20 @@ def _match(steps, pos, outputs, producer, readers):
     s, y = steps[sub].inputs
     first = inner(a, "mul")
     if first is not None and steps[first].inputs[1] == y:
-        return SIGMOID_GRAD, (*steps[first].inputs, s), (first, sub)
+        dy = steps[first].inputs[0]
+        product = inner(dy, "mul")
+        if product is not None:
+            return SIGMOID_GRAD_OF_PRODUCT, (*steps[product].inputs, y, s), (
+                product, first, sub)
+        return SIGMOID_GRAD, (dy, y, s), (first, sub)
     square = inner(y, "mul")
     if square is not None and steps[square].inputs[0] == steps[square].inputs[1]:
-        return TANH_GRAD, (a, steps[square].inputs[0], s), (sub, square)
+        y = steps[square].inputs[0]
+        product = inner(a, "mul")
+        if product is not None:
+            return TANH_GRAD_OF_PRODUCT, (*steps[product].inputs, y, s), (
+                product, sub, square)
+        return TANH_GRAD, (a, y, s), (sub, square)
     return None
 
 

@@ -29,12 +29,17 @@ REFERENCE = {
     "masked_greater": lambda dy, x, t: _op("mul", dy, _op("cast", _op("greater", x, t))),
     "sigmoid_grad": lambda dy, y, s: _op("mul", _op("mul", dy, y), _op("sub", s, y)),
     "tanh_grad": lambda dy, y, s: _op("mul", dy, _op("sub", s, _op("mul", y, y))),
+    "sigmoid_grad_of_product": lambda a, b, y, s: REFERENCE["sigmoid_grad"](
+        _op("mul", a, b), y, s),
+    "tanh_grad_of_product": lambda a, b, y, s: REFERENCE["tanh_grad"](_op("mul", a, b), y, s),
     "affine": lambda x, s, b: _op("add", _op("mul", x, s), b),
     "batch_norm_grad": lambda dy, s, xc, k1, k0: _op("add", _op("mul", dy, s), _op(
         "add", _op("mul", xc, k1), k0)),
 }
 CHAINS = {c.name: c for c in (fused.MASKED, fused.MASKED_GREATER, fused.SIGMOID_GRAD,
-                              fused.TANH_GRAD, fused.AFFINE, fused.BATCH_NORM_GRAD)}
+                              fused.TANH_GRAD, fused.SIGMOID_GRAD_OF_PRODUCT,
+                              fused.TANH_GRAD_OF_PRODUCT, fused.AFFINE,
+                              fused.BATCH_NORM_GRAD)}
 
 
 def _operands(name, shape, rng):
@@ -53,6 +58,9 @@ def _operands(name, shape, rng):
         return dy, vectors[0], second, vectors[1], vectors[2]
     if name == "masked":
         return dy, second > 0
+    if name.endswith("_of_product"):
+        third = special(rng.standard_normal(shape).astype(np.float32)[:, ::-1].copy())
+        return dy, third, second, np.array(1.0, np.float32)
     scalar = np.array(0.0 if name == "masked_greater" else 1.0, np.float32)
     return dy, second, scalar
 
@@ -123,7 +131,7 @@ def test_recurrent_train_steps_are_identical_and_fused(layer, monkeypatch):
     m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
                      optimizer=lt.optimizers.SGD(0.1))
     _same_run(lt.convert(m), _train_infer_calls((5, 3), 4, [6, 6, 1, 6]))
-    assert {"sigmoid_grad", "tanh_grad"} <= set(seen)
+    assert {"sigmoid_grad_of_product", "tanh_grad_of_product"} <= set(seen)
 
 
 def test_relu_max_pool_cnn_is_identical_and_fused(monkeypatch):

@@ -5,6 +5,8 @@
 * :func:`masked_greater`: ``dy * cast(x > t)`` — ReLU's gradient with its comparison;
 * :func:`sigmoid_grad`: ``(dy * y) * (s - y)`` — LOGISTIC's gradient ``dy·y·(1 - y)``;
 * :func:`tanh_grad`: ``dy * (s - y * y)`` — TANH's gradient ``dy·(1 - y²)``;
+* :func:`sigmoid_grad_of_product`, :func:`tanh_grad_of_product`: the same with
+  ``dy = a * b`` (a recurrent step's gate cotangents);
 * :func:`affine`: ``(x * s) + b`` per channel — batch norm's output;
 * :func:`batch_norm_grad`: ``(dy * s) + ((xc * k1) + k0)`` per channel — batch norm's
   input gradient.
@@ -101,4 +103,22 @@ def batch_norm_grad(dy, s, xc, k1, k0, out):
     for r in range(rows):
         for ch in range(c):
             out[r, ch] = (dy[r, ch] * s[ch]) + ((xc[r, ch] * k1[ch]) + k0[ch])
+    return out
+
+
+@numba.njit([(*a, _F32, _F32[::1]) for a in _arrays(_F32, _F32, _F32)], **_JIT)
+def sigmoid_grad_of_product(a, b, y, s, out):
+    """``((a * b) * y) * (s - y)``: LOGISTIC's gradient of a product cotangent."""
+    for k in range(a.size):
+        v = y[k]
+        out[k] = ((a[k] * b[k]) * v) * (s - v)
+    return out
+
+
+@numba.njit([(*a, _F32, _F32[::1]) for a in _arrays(_F32, _F32, _F32)], **_JIT)
+def tanh_grad_of_product(a, b, y, s, out):
+    """``(a * b) * (s - y * y)``: TANH's gradient of a product cotangent."""
+    for k in range(a.size):
+        v = y[k]
+        out[k] = (a[k] * b[k]) * (s - v * v)
     return out
