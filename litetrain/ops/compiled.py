@@ -48,7 +48,8 @@ class Compiled(WithKernels):
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
-        self.tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.tiles: dict[int, np.ndarray] = {}
+        self.zeros = None if self.layout is None else np.multiply(np.float32(0), self.layout)
 
 
 def prepare(info: NodeInfo) -> object:
@@ -94,14 +95,13 @@ def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
     return g
 
 
-def _tiles(s: Compiled, ow: int) -> tuple[np.ndarray, np.ndarray]:
+def _tiles(s: Compiled, ow: int) -> np.ndarray:
     """The depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along its last axis
-    (``[kh, kw, ow * cm]``, one output row's worth per tap), and that times ``0.0``
-    (what a tap on padding adds, as in the NumPy kernel); made once per output width."""
+    (``[kh, kw, ow * cm]``, one output row's worth per tap); made once per output
+    width."""
     t = s.tiles.get(ow)
     if t is None:
-        wt = np.tile(s.layout, (1, 1, ow))
-        t = s.tiles[ow] = (wt, np.multiply(np.float32(0), wt))
+        t = s.tiles[ow] = np.tile(s.layout, (1, 1, ow))
     return t
 
 
@@ -130,8 +130,8 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
-    wt, zt = _tiles(s, ow)
-    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), wt, zt, bias, has_bias,
+    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), _tiles(s, ow), s.zeros,
+                                            bias, has_bias,
                                             lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
     return _finish(out, act, late_bias)
 

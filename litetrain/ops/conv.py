@@ -211,7 +211,8 @@ def depthwise_conv_2d(attrs, x, w, b=None):
 
 
 # Below this input size the padded copy costs less than the extra NumPy calls of the
-# in-bounds form (four border updates per tap); above it, the copy's memory matters.
+# in-bounds form (four border updates per tap); above it, the copy's memory matters. The
+# in-bounds form's scratch buffer holds about as much.
 _SMALL_INPUT = 1 << 20
 
 
@@ -232,19 +233,34 @@ def _depthwise_padded(x, w, attrs, dtype):
 
 
 def _depthwise_in_bounds(x, w, attrs, dtype):
-    """The same sums without a padded copy of the input."""
+    """The same sums without a padded copy of the input, a few images at a time (the
+    products' scratch buffer stays small)."""
     n, h, wd, c = x.shape
     _, kh, kw, cm = w.shape
-    mult = cm // c
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, _ = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    out = np.empty((n, oh, ow, c, cm // c), dtype)
+    step = max(1, _SMALL_INPUT // max(1, out[0].nbytes))
+    scratch = np.empty(min(n, step) * out[0].size, dtype)
+    for b0 in range(0, n, step):
+        _in_bounds_taps(x[b0:b0 + step], w, (sh, sw, dh, dw, pt, pl), out[b0:b0 + step],
+                        scratch)
+    return out
+
+
+def _in_bounds_taps(x, w, geometry, out, scratch) -> None:
+    """``out`` [n, oh, ow, c, mult] = the depthwise sums of ``x`` (see below)."""
+    h, wd, c = x.shape[1:]
+    _, kh, kw, cm = w.shape
+    mult = cm // c
+    sh, sw, dh, dw, pt, pl = geometry
+    oh, ow = out.shape[1:3]
+    dtype = out.dtype
     # Multiply-accumulate tap by tap into one buffer, each tap over the outputs whose input
     # is in bounds (no padded copy of the input), taps on padding giving 0 * w: the bits of
     # summing the padded input's tap products from the first tap on.
-    out = np.empty((n, oh, ow, c, mult), dtype)
-    scratch = np.empty(out.size, dtype)
     first = True
     for i in range(kh):
         y0, y1, iy = tap_range(h, oh, sh, i * dh - pt)
@@ -269,7 +285,6 @@ def _depthwise_in_bounds(x, w, attrs, dtype):
                     else:
                         border += zero
             first = False
-    return out
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):

@@ -46,9 +46,13 @@ def _clamp(v, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
-def _add(out, v):
-    for k in range(out.size):
-        out[k] += v[k]
+def _add_each(out, v):
+    """``out`` (pixels × channels, flat) += ``v`` (channels) at every pixel."""
+    cm = v.size
+    for p in range(out.size // cm):
+        o = out[p * cm:(p + 1) * cm]
+        for ch in range(cm):
+            o[ch] += v[ch]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -79,11 +83,11 @@ def _rearrange(x, ph, sw, mult):
 
 
 @numba.njit(_DEPTHWISE, **_JIT)
-def depthwise_conv_2d(x, wt, zt, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
+def depthwise_conv_2d(x, wt, zw, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
     """``x`` [n, h, w, c] float32; ``wt`` [kh, kw, ow * c * mult]: each tap's filter row
     repeated for every output column (so a tap is one long contiguous loop over an output
-    row, whatever the channel count); ``zt`` the same times ``0.0`` (what a tap on padding
-    adds); ``b`` [c * mult].
+    row, whatever the channel count); ``zw`` [kh, kw, c * mult]: the filter times ``0.0``
+    (what a tap on padding adds); ``b`` [c * mult].
 
     The NumPy kernel's sums, bit for bit: it starts from the first tap's product and adds
     the others in tap order, taps on padding giving ``0.0 * w``. Starting instead from
@@ -118,7 +122,7 @@ def depthwise_conv_2d(x, wt, zt, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh
                         x1 = min(ow, (wd - 1 - off) // sw + 1) if wd - 1 - off >= 0 else 0
                         x1 = max(x0, x1)
                     if x0 > 0:
-                        _add(row[:x0 * cm], zt[i, j, :x0 * cm])
+                        _add_each(row[:x0 * cm], zw[i, j])
                     if x1 > x0:
                         first = x0 * sw + off  # the input column of output x0
                         if direct:
@@ -128,7 +132,7 @@ def depthwise_conv_2d(x, wt, zt, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh
                             xv = ph[iy, first - q * sw, q * cm:(q + x1 - x0) * cm]
                         _multiply_add(row[x0 * cm:x1 * cm], xv, wt[i, j, x0 * cm:x1 * cm])
                     if x1 < ow:
-                        _add(row[x1 * cm:], zt[i, j, x1 * cm:])
+                        _add_each(row[x1 * cm:], zw[i, j])
             if has_bias:
                 for ox in range(ow):
                     o = row[ox * cm:(ox + 1) * cm]
