@@ -30,7 +30,7 @@ from common import interleaved, table  # noqa: E402
 from process import _STATUS  # noqa: E402
 
 import litetrain  # noqa: E402
-from litetrain.ops.fast import kernels  # noqa: E402
+from litetrain.ops.fast import FAMILIES, kernels  # noqa: E402
 from litetrain.runtime.threads import current_blas_threads  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
@@ -51,9 +51,10 @@ def _invoker(interpreter, x: np.ndarray):
     interpreter.set_tensor(index, x)
     interpreter.invoke()  # per-shape preparation happens here
     interpreter.invoke()  # the second run starts loading the [fast] kernels, if installed
-    loader = kernels("conv")
-    if loader is not None and isinstance(interpreter, litetrain.Interpreter):
-        loader.wait()  # time the steady state
+    if isinstance(interpreter, litetrain.Interpreter):
+        for family in FAMILIES:  # time the steady state
+            if kernels(family) is not None:
+                kernels(family).wait()
     return interpreter.invoke
 
 
@@ -84,11 +85,11 @@ def latency_rows(batches: list[int], rounds: int, repeats: int,
 
 _RSS = _STATUS + """
 import json, numpy as np, litetrain
-from litetrain.ops.fast import kernels
+from litetrain.ops.fast import FAMILIES, kernels
 x = np.random.default_rng(0).uniform(-1, 1, ({b}, 96, 96, 3)).astype(np.float32)
 # With the [fast] kernels: numba, LLVM and the compiled code (~110 MB) are loaded first,
 # so the peak counts the model's own allocations, as without them.
-for family in ('conv', 'activations'):
+for family in FAMILIES:
     if kernels(family) is not None:
         kernels(family).wait()
 baseline = status('VmRSS')

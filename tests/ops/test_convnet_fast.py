@@ -217,3 +217,27 @@ def test_mobilenets_give_the_same_bits_with_and_without_compiled_kernels(path, r
     _same_bits(run(experimental_preserve_all_tensors=True), with_kernels)
     monkeypatch.setattr(compiled, "applies", lambda *args: False)
     _same_bits(run(), with_kernels)
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 5, 16), (3, 1, 1, 9), (2, 3, 4, 1), (4, 12, 12, 40)])
+def test_compiled_mean_over_height_and_width_gives_the_numpy_bits(shape, rng):
+    loader = fast.kernels("reduce")
+    if loader is None or loader.wait() is None:
+        pytest.skip("the [fast] extra (numba) is not installed")
+    opdef = lookup("mean")
+    x = _special(rng, shape) * np.float32(1e3)
+    x.reshape(-1)[1::11] = np.inf
+    for axis in ([1, 2], [2, 1], [-3, -2], [1, -2]):
+        a = np.array(axis, np.int32)
+        for keep in (False, True):
+            s = opdef.settings(node_info("mean", [x, a], {"keep_dims": keep}))
+            assert isinstance(s, fast.WithKernels)
+            want = opdef.kernel({"keep_dims": keep}, x, a)
+            _same_bits(opdef.kernel(s, x, a), want)
+            xv = np.concatenate([x, x], axis=3)[..., :shape[3]]  # a strided view
+            _same_bits(opdef.kernel(s, xv, a), want)
+    # Other axes, dtypes, ranks: not prepared for the compiled mean, NumPy's results.
+    for x_, a in ((x, np.array([1], np.int32)), (x.astype(np.float64), np.array([1, 2])),
+                  (x[0], np.array([0, 1], np.int32))):
+        s = opdef.settings(node_info("mean", [x_, a], {"keep_dims": False}))
+        assert not isinstance(s, fast.WithKernels)

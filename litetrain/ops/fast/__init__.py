@@ -23,7 +23,7 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv", "activations")
+FAMILIES = ("conv", "activations", "reduce")
 
 
 class Loader:
