@@ -241,3 +241,33 @@ def test_compiled_mean_over_height_and_width_gives_the_numpy_bits(shape, rng):
                   (x[0], np.array([0, 1], np.int32))):
         s = opdef.settings(node_info("mean", [x_, a], {"keep_dims": False}))
         assert not isinstance(s, fast.WithKernels)
+
+
+def _padded_max_pool(x, attrs):
+    """MAX_POOL_2D by definition: the maxima over windows of the -inf-padded input."""
+    kh, kw = attrs["filter_height"], attrs["filter_width"]
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    oh, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, attrs["padding"])
+    ow, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, attrs["padding"])
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf)
+    out = None
+    for i, j in itertools.product(range(kh), range(kw)):
+        win = xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+        out = win.copy() if out is None else np.maximum(out, win)
+    return out
+
+
+@pytest.mark.parametrize("geometry", [((3, 3), (2, 2), SAME), ((2, 2), (2, 2), SAME),
+                                      ((3, 2), (1, 2), SAME), ((5, 5), (3, 2), SAME),
+                                      ((3, 3), (2, 2), VALID), ((1, 1), (1, 1), SAME)])
+def test_max_pool_without_a_padded_copy_gives_the_padded_maxima(geometry, rng):
+    (kh, kw), (sh, sw), padding = geometry
+    attrs = {"filter_height": kh, "filter_width": kw, "stride_h": sh, "stride_w": sw,
+             "padding": padding, "fused_activation_function": 0}
+    for shape in ((2, 7, 9, 3), (1, 4, 5, 2), (1, 1, 1, 4)):
+        if padding == VALID and (shape[1] < kh or shape[2] < kw):
+            continue
+        x = _special(rng, shape)
+        x.reshape(-1)[::7] = -np.inf
+        for xv in (x, np.concatenate([x, x], axis=3)[..., :shape[3]]):
+            _same_bits(lookup("max_pool_2d").kernel(attrs, xv), _padded_max_pool(xv, attrs))
