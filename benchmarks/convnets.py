@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,25 @@ def _invoker(interpreter, x: np.ndarray):
     return interpreter.invoke
 
 
+def cpu_ratio(candidates: dict, rounds: int, repeats: int) -> tuple[float, float, float]:
+    """Median (min, max) over interleaved rounds of litetrain's / LiteRT's per-call CPU
+    time of the process (one thread each: the call's own work, which other processes on a
+    loaded machine disturb far less than wall time)."""
+    ratios = []
+    for _ in range(rounds):
+        medians = {}
+        for name, fn in candidates.items():
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.process_time()
+                fn()
+                times.append(time.process_time() - t0)
+            medians[name] = float(np.median(times))
+        ratios.append(medians["litetrain"] / medians["ai-edge-litert"])
+    return float(np.median(ratios)), min(ratios), max(ratios)
+
+
 def latency_rows(batches: list[int], rounds: int, repeats: int,
                  thread_counts: set[int]) -> list[dict]:
     rows = []
@@ -79,6 +99,9 @@ def latency_rows(batches: list[int], rounds: int, repeats: int,
                                x_litert=r["ai-edge-litert"]["ratio"],
                                x_litert_range=(r["ai-edge-litert"]["ratio_min"],
                                                r["ai-edge-litert"]["ratio_max"]))
+                    if threads == 1:
+                        cpu, lo, hi = cpu_ratio(cands, rounds, repeats)
+                        row.update(x_litert_cpu=cpu, x_litert_cpu_range=(lo, hi))
                 rows.append(row)
     return rows
 
@@ -144,13 +167,15 @@ def report(results: dict) -> str:
         return "" if v is None else fmt.format(v)
     rows = [{"model": r["model"], "batch": r["batch"], "threads": r["threads"],
              "litetrain ms": f(r["litetrain_ms"], "{:.3f}"),
-             "LiteRT ms": f(r.get("litert_ms"), "{:.3f}"), "× LiteRT": f(r.get("x_litert"))}
+             "LiteRT ms": f(r.get("litert_ms"), "{:.3f}"), "× LiteRT": f(r.get("x_litert")),
+             "× LiteRT (CPU)": f(r.get("x_litert_cpu"))}
             for r in results["latency"]]
     lines = ["Convnet inference (float files, litetrain vs ai-edge-litert, same threads):", "",
              table(rows, ["model", "batch", "threads", "litetrain ms", "LiteRT ms",
-                          "× LiteRT"]),
-             "", "× LiteRT = litetrain's time / LiteRT's, median of per-round ratios; targets "
-             "≤ 2 at batch 1, ≤ 1.5 at batch 32."]
+                          "× LiteRT", "× LiteRT (CPU)"]),
+             "", "× LiteRT = litetrain's time / LiteRT's, median of per-round ratios (wall "
+             "time; CPU: the process's CPU time, one thread); targets ≤ 2 at batch 1, "
+             "≤ 1.5 at batch 32."]
     for p in results["peak_rss"]:
         lines.append(
             f"Peak RSS running {p['model']} (batch {p['batch']}, {p['kernels']} kernels): "
