@@ -17,6 +17,8 @@ then runs the NumPy pass, so results are the NumPy kernel's bits in every case.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
@@ -66,7 +68,10 @@ def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis:
     return FastHybrid(attrs, loader, scales, layout, asymmetric)
 
 
-def _ready(fast: FastHybrid | None):
+def ready(fast: FastHybrid | None) -> ModuleType | None:
+    """The compiled kernels when loaded (``None`` without them). A kernel calls this once
+    per run and hands the module to the functions below: the count of runs starts loading
+    at the node's second run, never during a one-shot run."""
     return None if fast is None else fast.ready()
 
 
@@ -76,12 +81,11 @@ def _float32(x) -> np.ndarray | None:
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
-def quantize(fast: FastHybrid | None, x, rows: int, dtype
+def quantize(fast: FastHybrid, module: ModuleType, x, rows: int, dtype
              ) -> tuple[np.ndarray, np.ndarray] | None:
     """``x`` as ``rows`` quantized rows: (the centred values in ``dtype``, shaped like
     ``x``; each row's scaling factor)."""
-    module = _ready(fast)
-    x = None if module is None else _float32(x)
+    x = _float32(x)
     if x is None:
         return None
     flat = x.reshape(rows, -1)
@@ -124,10 +128,9 @@ def epilogue(fast: FastHybrid, acc: np.ndarray, scale: np.ndarray, rows: int, b
     return fused(out.reshape(acc.shape), fast.rest)
 
 
-def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
+def depthwise_conv_2d(fast: FastHybrid, module: ModuleType, x, b) -> np.ndarray | None:
     """The whole hybrid DEPTHWISE_CONV_2D of float32 ``x`` [n, h, w, c]."""
-    module = _ready(fast)
-    x = None if module is None or fast.depthwise is None else _float32(x)
+    x = None if fast.depthwise is None else _float32(x)
     bias = None if x is None or x.ndim != 4 else _bias(fast, b)
     if bias is None:
         return None

@@ -188,23 +188,23 @@ def test_numpy_runs_where_the_compiled_path_must_not(rng):
     attrs = _attrs(GEOMETRIES[0], 1, depth_multiplier=1)
     s = lookup("depthwise_conv_2d").hybrid.prepare(
         node_info("depthwise_conv_2d", [x, w], attrs, [np.float32], [None, qw]))
-    assert s.fast.loader.wait() is not None
-    assert compiled_hybrid.depthwise_conv_2d(s.fast, x, None) is not None
+    module = s.fast.loader.wait()
+    assert module is not None
+    assert compiled_hybrid.depthwise_conv_2d(s.fast, module, x, None) is not None
     symmetric = dataclasses.replace(s, asymmetric=False, fast=compiled_hybrid.FastHybrid(
         attrs, s.fast.loader, s.fast.w_scale, s.fast.depthwise, False))
     bad = x.copy()
     bad[1, 2, 2, 1] = np.inf
-    assert compiled_hybrid.depthwise_conv_2d(s.fast, bad, None) is None
-    assert compiled_hybrid.quantize(symmetric.fast, bad, 2, np.float32) is None
+    assert compiled_hybrid.depthwise_conv_2d(s.fast, module, bad, None) is None
+    assert compiled_hybrid.quantize(symmetric.fast, module, bad, 2, np.float32) is None
     bad[1, 2, 2, 1] = np.nan
-    assert compiled_hybrid.quantize(symmetric.fast, bad, 2, np.float32) is None
-    assert compiled_hybrid.depthwise_conv_2d(s.fast, x, np.ones(3, np.float64)) is None
-    assert compiled_hybrid.depthwise_conv_2d(s.fast, x, np.ones((1, 3), np.float32)) is None
-    assert compiled_hybrid.depthwise_conv_2d(s.fast, x.astype(np.float64), None) is None
+    assert compiled_hybrid.quantize(symmetric.fast, module, bad, 2, np.float32) is None
+    assert compiled_hybrid.depthwise_conv_2d(s.fast, module, x, np.ones(3, np.float64)) is None
+    assert compiled_hybrid.depthwise_conv_2d(s.fast, module, x, np.ones((1, 3), np.float32)) is None
+    assert compiled_hybrid.depthwise_conv_2d(s.fast, module, x.astype(np.float64), None) is None
     loading = compiled_hybrid.FastHybrid(attrs, type("Loading", (), {
         "module": None, "start": lambda self: None})(), s.fast.w_scale, s.fast.depthwise, True)
-    assert compiled_hybrid.depthwise_conv_2d(loading, x, None) is None
-    assert compiled_hybrid.quantize(loading, x, 2, np.float32) is None
+    assert compiled_hybrid.ready(loading) is None
     kernel = lookup("depthwise_conv_2d").hybrid.kernel
     for variant in (s, symmetric):
         numpy_path = dataclasses.replace(variant, fast=None)

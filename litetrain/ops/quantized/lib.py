@@ -347,15 +347,17 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         args = list(inputs)
         bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
         x = args[x_pos]
-        if s.fast is not None and s.fast.depthwise is not None:
-            out = compiled_hybrid.depthwise_conv_2d(s.fast, x, bias)
+        module = compiled_hybrid.ready(s.fast)
+        if module is not None and s.fast.depthwise is not None:
+            out = compiled_hybrid.depthwise_conv_2d(s.fast, module, x, bias)
             if out is not None:
                 return out
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
                           else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
         dtype = np.float32 if exact else np.float64
-        done = compiled_hybrid.quantize(s.fast, x, rows, dtype)
+        done = None if module is None else compiled_hybrid.quantize(s.fast, module, x, rows,
+                                                                      dtype)
         if done is None:
             q, scale, offset = quantize_rows(x.reshape(rows, -1), s.asymmetric)
             if s.asymmetric:  # (q - 0.0 is q, signed zeros included)
