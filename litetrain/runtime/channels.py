@@ -86,8 +86,8 @@ def _repeats(big: np.ndarray, small: np.ndarray) -> int | None:
 def _operands(big_pos: int, reps: int, shape: tuple[int, ...], shape2d: tuple[int, int],
               a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     big, small = (a, b) if big_pos == 0 else (b, a)
-    if big.shape != shape or not big.flags.c_contiguous:
-        return None
+    if big.shape != shape or not big.flags.c_contiguous or small.size != shape[-1]:
+        return None  # not the arrays this was prepared for: the op's kernel broadcasts
     big, small = big.reshape(shape2d), np.tile(small.reshape(-1), reps)
     return (big, small) if big_pos == 0 else (small, big)
 

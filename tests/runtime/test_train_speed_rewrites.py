@@ -53,6 +53,10 @@ def test_tiled_channel_kernel_gives_the_ops_bits(op, big, small, big_first, rng)
     strided = np.concatenate([x, x], axis=-1)[..., ::2]
     args = (strided, v) if big_first else (v, strided)
     np.testing.assert_array_equal(_bits(tiled.kernel({}, *args)), _bits(step.kernel({}, *args)))
+    # so does another operand than prepared for (a one-element vector broadcasts too)
+    one = v.reshape(-1)[:1]
+    args = (x, one) if big_first else (one, x)
+    np.testing.assert_array_equal(_bits(tiled.kernel({}, *args)), _bits(step.kernel({}, *args)))
 
 
 @pytest.mark.parametrize("op", ["add", "sub", "mul"])
