@@ -162,7 +162,7 @@ def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int
            geometry: tuple[int, ...]) -> np.ndarray:
     """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
     float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
-    (zeros where the window is on padding): the values of ``conv._patch_rows``."""
+    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``."""
     kh, kw = geometry[:2]
     b0, b1, y0, y1 = span
     rows = (b1 - b0) * (y1 - y0) * geometry[-1]
