@@ -63,7 +63,7 @@ def chunked_conv(attrs, x, w, b, fast: bool):
     filt = compiled.gemm_filter(attrs, w)
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     pointwise = kh == kw == sh == sw == 1
-    dtype = np.result_type(x, w)
+    dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
     if pointwise and n * h * wd * (c + o) * dtype.itemsize <= _CHUNK_BYTES:
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)

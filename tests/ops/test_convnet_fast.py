@@ -159,11 +159,12 @@ def test_compiled_conv_2d_gives_the_numpy_bits(geometry, act, chunk, rng, monkey
     x = _special(rng, (n, h, wd, 3))
     w = rng.standard_normal((5, *k, 3)).astype(np.float32)
     w.reshape(-1)[::7] = -0.0
-    for b in (rng.standard_normal(5).astype(np.float32), None, np.ones((1, 1, 5), np.float32),
-              np.float32(0.5)):
-        fast_ = _prepared("conv_2d", x, w, b, attrs, with_kernels=True)
-        plain = _prepared("conv_2d", x, w, b, attrs, with_kernels=False)
-        assert compiled.applies(fast_, x, w) and not compiled.applies(plain, x, w)
+    # One prepared node run with one bias after another (its epilogue keeps the last).
+    b1 = rng.standard_normal(5).astype(np.float32)
+    fast_ = _prepared("conv_2d", x, w, b1, attrs, with_kernels=True)
+    plain = _prepared("conv_2d", x, w, b1, attrs, with_kernels=False)
+    assert compiled.applies(fast_, x, w) and not compiled.applies(plain, x, w)
+    for b in (b1, None, np.ones((1, 1, 5), np.float32), np.float32(0.5), b1 * 2, b1):
         _same_bits(conv_2d(fast_, x, w, b), conv_2d(plain, x, w, b))
 
 
