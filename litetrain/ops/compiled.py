@@ -49,6 +49,7 @@ class Compiled(WithKernels):
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
         self.tiles: dict[int, np.ndarray] = {}
+        self.last_epilogue: tuple | None = None
         self.zeros = None if self.layout is None else np.multiply(np.float32(0), self.layout)
 
 
@@ -106,7 +107,17 @@ def _tiles(s: Compiled, ow: int) -> np.ndarray:
 
 
 def _epilogue(s: Compiled, channels: int, b):
-    """(bias array, has_bias, lo, hi, activation left for NumPy, bias left for NumPy)."""
+    """(bias array, has_bias, lo, hi, activation left for NumPy, bias left for NumPy),
+    kept for the last bias seen (the node's constant: arrays are never mutated)."""
+    last = s.last_epilogue
+    if last is not None and last[0] is b and last[1] == channels:
+        return last[2]
+    made = _make_epilogue(s, channels, b)
+    s.last_epilogue = (b, channels, made)
+    return made
+
+
+def _make_epilogue(s: Compiled, channels: int, b):
     if b is None:
         return _NO_BIAS, False, s.lo, s.hi, s.rest, None
     if b.__class__ is not np.ndarray or b.dtype != np.float32 or b.shape != (channels,):
@@ -162,7 +173,7 @@ def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int
            geometry: tuple[int, ...]) -> np.ndarray:
     """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
     float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
-    (zeros where the window is on padding): the values of ``conv._patch_rows``."""
+    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``."""
     kh, kw = geometry[:2]
     b0, b1, y0, y1 = span
     rows = (b1 - b0) * (y1 - y0) * geometry[-1]

@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 import pytest
 
-from litetrain.ops import compiled, conv, fast
+from litetrain.ops import compiled, conv_gemm, fast
 from litetrain.ops.common import SAME, VALID, pad_before_after
 from litetrain.ops.conv import conv_2d, depthwise_conv_2d
 from litetrain.ops.evaluate import node_info
@@ -100,7 +100,7 @@ CHUNKS = [1, 600, 1 << 19]
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_chunked_conv_2d_matches_the_direct_sum(geometry, chunk, rng, monkeypatch):
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     x = rng.standard_normal((n, h, wd, 5)).astype(np.float32)
     w = rng.standard_normal((4, *k, 5)).astype(np.float32)
@@ -120,7 +120,7 @@ def test_chunked_conv_2d_matches_the_direct_sum(geometry, chunk, rng, monkeypatc
 def test_chunks_cover_the_output_once():
     for n, oh, lines in [(3, 5, 1), (3, 5, 2), (3, 5, 5), (3, 5, 11), (1, 4, 100), (4, 3, 7)]:
         seen = np.zeros((n, oh), int)
-        for b0, b1, y0, y1 in conv.chunks(n, oh, lines):
+        for b0, b1, y0, y1 in conv_gemm.chunks(n, oh, lines):
             assert (b1 - b0) * (y1 - y0) <= max(lines, oh if lines >= oh else lines)
             assert b1 - b0 == 1 or (y0, y1) == (0, oh)  # contiguous blocks
             seen[b0:b1, y0:y1] += 1
@@ -140,12 +140,12 @@ def test_compiled_im2col_gives_the_numpy_patches(geometry, rng):
     scratch = np.full(n * oh * ow * kh * kw * 3 + 7, np.float32(5))
     spans = [(0, n, 0, oh), (n - 1, n, oh // 2, oh), (0, 1, 0, 1)]
     for span in spans:
-        want = conv._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), span)
+        want = conv_gemm._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), span)
         got = compiled.im2col(s, x, scratch, span, (kh, kw, sh, sw, dh, dw, pt, pl, ow))
         _same_bits(got, want)
     x.flags.writeable = False  # read-only inputs take the same kernel
     got = compiled.im2col(s, x, scratch, spans[0], (kh, kw, sh, sw, dh, dw, pt, pl, ow))
-    _same_bits(got, conv._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), spans[0]))
+    _same_bits(got, conv_gemm._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), spans[0]))
 
 
 @needs_numba
@@ -153,17 +153,18 @@ def test_compiled_im2col_gives_the_numpy_patches(geometry, rng):
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_compiled_conv_2d_gives_the_numpy_bits(geometry, act, chunk, rng, monkeypatch):
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     attrs = _attrs(k, stride, dilation, padding, act)
     x = _special(rng, (n, h, wd, 3))
     w = rng.standard_normal((5, *k, 3)).astype(np.float32)
     w.reshape(-1)[::7] = -0.0
-    for b in (rng.standard_normal(5).astype(np.float32), None, np.ones((1, 1, 5), np.float32),
-              np.float32(0.5)):
-        fast_ = _prepared("conv_2d", x, w, b, attrs, with_kernels=True)
-        plain = _prepared("conv_2d", x, w, b, attrs, with_kernels=False)
-        assert compiled.applies(fast_, x, w) and not compiled.applies(plain, x, w)
+    # One prepared node run with one bias after another (its epilogue keeps the last).
+    b1 = rng.standard_normal(5).astype(np.float32)
+    fast_ = _prepared("conv_2d", x, w, b1, attrs, with_kernels=True)
+    plain = _prepared("conv_2d", x, w, b1, attrs, with_kernels=False)
+    assert compiled.applies(fast_, x, w) and not compiled.applies(plain, x, w)
+    for b in (b1, None, np.ones((1, 1, 5), np.float32), np.float32(0.5), b1 * 2, b1):
         _same_bits(conv_2d(fast_, x, w, b), conv_2d(plain, x, w, b))
 
 

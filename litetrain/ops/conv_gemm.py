@@ -1,0 +1,143 @@
+"""CONV_2D's float forward without groups: chunks of output rows, each one GEMM.
+
+Each chunk (:func:`chunks`: whole images together, or rows of one image) gathers the
+patch rows of its outputs (im2col; none for a 1×1 stride-1 convolution, whose input rows
+are its patches) from only the input rows they read, multiplies them by the filter in one
+GEMM written into the output, then applies bias and clamping activation to that block
+while it is in cache. The patch matrix of a whole batch, and a padded copy of the input,
+never exist. The filter operand is the node's prepared C-order ``[kh * kw * in, out]``
+(:func:`.compiled.gemm_filter`). With the ``[fast]`` extra the patches are gathered and
+the epilogue applied by compiled kernels: the same patch values, the same GEMM calls and
+the same elementwise operations, so the same bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import compiled
+from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
+from .windows import padded
+
+
+def activate(out: np.ndarray, code: int) -> np.ndarray:
+    """``fused`` on a fresh result, clamping in place (same bits, no extra array)."""
+    if code == RELU:
+        return np.maximum(out, 0, out=out)
+    if code in (RELU6, RELU_N1_TO_1):
+        return np.clip(out, -1 if code == RELU_N1_TO_1 else 0, 6 if code == RELU6 else 1,
+                       out=out)
+    return fused(out, code)
+
+
+# What one chunk of an ungrouped CONV_2D may hold at once (its patch rows and their
+# outputs): the patch matrix of a whole batch never exists, and the chunk's GEMM result
+# is still in cache when bias and activation are applied.
+_CHUNK_BYTES = 1 << 19
+
+
+def chunks(n: int, oh: int, lines: int):
+    """``(b0, b1, y0, y1)``: the output ``[b0:b1, y0:y1]`` of each chunk of at most
+    ``lines`` output rows (whole images together, or rows of one image): each a
+    contiguous block of a C-order ``[n, oh, ow, o]`` array."""
+    if lines >= oh:
+        step = lines // oh
+        for b0 in range(0, n, step):
+            yield b0, min(n, b0 + step), 0, oh
+    else:
+        for b0 in range(n):
+            for y0 in range(0, oh, lines):
+                yield b0, b0 + 1, y0, min(oh, y0 + lines)
+
+
+def chunked_conv(attrs, x, w, b, fast: bool):
+    """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
+    patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
+    times the filter in one GEMM written into the output, then bias and clamping
+    activation on that block. ``fast``: the patches gathered and the epilogue applied by
+    compiled kernels (:mod:`.compiled`) — same patch values, same GEMM calls, same
+    elementwise operations, so the same bits."""
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    filt = compiled.gemm_filter(attrs, w)
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    pointwise = kh == kw == sh == sw == 1
+    dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
+    if pointwise and n * h * wd * (c + o) * dtype.itemsize <= _CHUNK_BYTES:
+        # One chunk (most convolutions at batch 1): the fewest NumPy calls.
+        out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
+        if fast:
+            return compiled.bias_activation(attrs, out, b)
+        if b is not None:
+            out += b
+        return activate(out, attrs.get("fused_activation_function", 0))
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
+    ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    out = np.empty((n, oh, ow, o), dtype)
+    k = kh * kw * c
+    if fast:
+        x = np.ascontiguousarray(x)
+        finish = compiled.conv_epilogue(attrs, o, b)
+        scratch = None
+    else:
+        finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
+    lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
+    for b0, b1, y0, y1 in chunks(n, oh, lines):
+        block = out[b0:b1, y0:y1]
+        if pointwise:
+            patches = x[b0:b1, y0:y1].reshape(-1, c)
+        elif fast:
+            if scratch is None:
+                scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
+            patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
+                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow))
+        else:
+            patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
+                                  (b0, b1, y0, y1))
+        np.matmul(patches, filt, out=block.reshape(-1, o))
+        finish.block(block)
+    return finish.rest(out)
+
+
+def _patch_rows(x, geometry, span) -> np.ndarray:
+    """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]``: one copy
+    of a strided view of the input rows they read, zero-padded (a copy of those rows
+    only when there is padding)."""
+    kh, kw, sh, sw, dh, dw, pt, pl, pr, ow = geometry
+    b0, b1, y0, y1 = span
+    h, c = x.shape[1], x.shape[3]
+    top, bottom = y0 * sh - pt, (y1 - 1) * sh + (kh - 1) * dh - pt + 1
+    rows = padded(x[b0:b1, max(top, 0):min(bottom, h)], (max(0, -top), max(0, bottom - h)),
+                  (pl, pr))
+    s0, s1, s2, s3 = rows.strides
+    view = as_strided(rows, (b1 - b0, y1 - y0, ow, kh, kw, c),
+                      (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
+    return view.copy().reshape(-1, kh * kw * c)
+
+
+class _NumpyEpilogue:
+    """Bias and fused activation as the plain kernel applies them, a block at a time when
+    that gives the same values (a 1-D or scalar bias, a clamping activation), else on
+    the whole output at the end."""
+
+    def __init__(self, b, act: int):
+        self.b, self.act = b, act
+        self.blockwise = b is None or np.ndim(b) <= 1
+        self.clamp = act in (NONE, RELU, RELU6, RELU_N1_TO_1)
+
+    def block(self, block: np.ndarray) -> None:
+        if not self.blockwise:
+            return
+        if self.b is not None:
+            block += self.b
+        if self.clamp:
+            activate(block, self.act)
+
+    def rest(self, out: np.ndarray) -> np.ndarray:
+        if not self.blockwise:
+            if self.b is not None:
+                out += self.b
+            return activate(out, self.act)
+        return out if self.clamp else fused(out, self.act)
