@@ -1,11 +1,11 @@
 """Integer kernels of the activations and math ops TF 2.18's converter makes int8 beyond
 the first op zoo — LOG_SOFTMAX, L2_NORMALIZATION, EXP, LOG, RSQRT, ABS (rescaling),
-LEAKY_RELU, and the QUANTIZE (int8 → int8) and DEQUANTIZE around them — against
-TensorFlow Lite 2.18 on tests/fixtures/tf_quantized/op_zoo/math.tflite (made by
-make_op_zoo_math.py): every node, run alone on the inputs TF's kernels gave it, bit-exact
-under the reference and optimized builtin resolvers; the whole model's output bit-exact
-under the optimized and default (XNNPACK: its 8-bit requantization and LEAKY_RELU)
-resolvers."""
+LEAKY_RELU, and the QUANTIZE (int8 → int8, uint8 ↔ int8) and DEQUANTIZE around them —
+against TensorFlow Lite 2.18 on tests/fixtures/tf_quantized/op_zoo/math.tflite and its
+uint8-I/O twin math_uint8.tflite (made by make_op_zoo_math.py): every node, run alone on
+the inputs TF's kernels gave it, bit-exact under the reference and optimized builtin
+resolvers; the whole model's output bit-exact under every resolver (default: XNNPACK's 8-bit
+requantization and LEAKY_RELU)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ def expected():
     return dict(np.load(ZOO / "math_expected.npz"))
 
 
-def _run(x, resolver, preserve=False):
-    it = lt.Interpreter(model_path=str(ZOO / "math.tflite"),
+MODELS = {"": "math.tflite", "uint8/": "math_uint8.tflite"}  # key prefix -> file
+
+
+def _run(x, resolver, preserve=False, prefix=""):
+    it = lt.Interpreter(model_path=str(ZOO / MODELS[prefix]),
                         experimental_op_resolver_type=resolver,
                         experimental_preserve_all_tensors=preserve)
     it.allocate_tensors()
@@ -37,26 +40,29 @@ def _run(x, resolver, preserve=False):
     return it
 
 
+@pytest.mark.parametrize("prefix", list(MODELS))
 @pytest.mark.parametrize("resolver", ["ref", "builtin"])
-def test_every_node_matches_tensorflow(expected, resolver):
-    plan = _run(expected["x"], RESOLVERS[resolver], preserve=True).plan(0)
+def test_every_node_matches_tensorflow(expected, resolver, prefix):
+    plan = _run(expected[f"{prefix}x"], RESOLVERS[resolver], True, prefix).plan(0)
     checked = set()
     for step in plan.steps:
-        key = f"{resolver}/tensor/{step.outputs[0]}"
-        args = [None if i < 0 else expected.get(f"{resolver}/tensor/{i}", plan.constants[i])
+        key = f"{prefix}{resolver}/tensor/{step.outputs[0]}"
+        args = [None if i < 0 else expected.get(f"{prefix}{resolver}/tensor/{i}",
+                                                plan.constants[i])
                 for i in step.inputs]
         got = np.asarray(step.kernel(step.settings, *args))
         np.testing.assert_array_equal(got, expected[key], err_msg=step.op)
         checked.add(step.op)
     assert {"log_softmax", "l2_normalization", "exp", "log", "rsqrt", "abs", "leaky_relu",
-            "quantize", "dequantize"} <= checked
+            "quantize"} <= checked
 
 
-@pytest.mark.parametrize("resolver", ["builtin", "default"])
-def test_output_matches_tensorflow(expected, resolver):
-    it = _run(expected["x"], RESOLVERS[resolver])
+@pytest.mark.parametrize("prefix", list(MODELS))
+@pytest.mark.parametrize("resolver", ["ref", "builtin", "default"])
+def test_output_matches_tensorflow(expected, resolver, prefix):
+    it = _run(expected[f"{prefix}x"], RESOLVERS[resolver], prefix=prefix)
     got = it.get_tensor(it.get_output_details()[0]["index"])
-    np.testing.assert_array_equal(got, expected[f"{resolver}/out"])
+    np.testing.assert_array_equal(got, expected[f"{prefix}{resolver}/out"])
 
 
 def test_inverse_square_root_multiplier():

@@ -147,17 +147,16 @@ def sigmoid_table() -> np.ndarray:
     sub, n = 512, 256
     a = np.arange(sub) / sub
     w0, w1 = 1.0 - a, a
+    f = 65536.0 / (1.0 + np.exp(-(np.arange(n - 1)[:, None] + a) / 24.0))  # per segment
+    seg = np.arange(n - 1)
     gram = np.zeros((n, n))
-    rhs = np.zeros(n)
-    for i in range(n - 1):
-        f = 65536.0 / (1.0 + np.exp(-(i + a) / 24.0))
-        gram[i, i] += w0 @ w0
-        gram[i, i + 1] += w0 @ w1
-        gram[i + 1, i] += w0 @ w1
-        gram[i + 1, i + 1] += w1 @ w1
-        rhs[i] += w0 @ f
-        rhs[i + 1] += w1 @ f
+    gram[seg, seg] += w0 @ w0
+    gram[seg + 1, seg + 1] += w1 @ w1
+    gram[seg, seg + 1] = gram[seg + 1, seg] = w0 @ w1
     gram[n - 1, n - 1] += 1.0
+    rhs = np.zeros(n)
+    rhs[:-1] += f @ w0
+    rhs[1:] += f @ w1
     rhs[n - 1] += 65536.0 / (1.0 + np.exp(-(n - 1) / 24.0))
     fit = np.linalg.solve(gram, rhs)
     return np.minimum(np.floor(fit + 0.5), 65535).astype(np.int64)
