@@ -114,6 +114,21 @@ def test_depthwise_gives_the_numpy_bits(geometry, act, rng):
         _same_bits(*_both("depthwise_conv_2d", [x, w, b], attrs, [None, qw, None]))
 
 
+@pytest.mark.parametrize("per_channel", [False, True])  # symmetric, asymmetric inputs
+def test_depthwise_with_float64_sums_gives_the_numpy_bits(per_channel, rng):
+    """A 23×23 filter of ±127: float32 sums could round, both paths sum in float64."""
+    geometry = (2, 9, 8, (23, 23), (1, 2), (1, 1), SAME)
+    x = _input(rng, (2, 9, 8, 3), zero_item=True)
+    w, qw = _filter(rng, (1, 23, 23, 6), 3, per_channel, False, large=True)
+    s = lookup("depthwise_conv_2d").hybrid.prepare(
+        node_info("depthwise_conv_2d", [x, w], _attrs(geometry, 0, depth_multiplier=2),
+                  [np.float32], [None, qw]))
+    assert not s.exact32 and s.fast.depthwise.dtype == np.float64
+    b = rng.standard_normal(6).astype(np.float32)
+    _same_bits(*_both("depthwise_conv_2d", [x, w, b], _attrs(geometry, 3, depth_multiplier=2),
+                      [None, qw, None]))
+
+
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("act", [0, 1, 3, 4])
 def test_conv_2d_gives_the_numpy_bits(geometry, act, rng):
