@@ -5,7 +5,9 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
 
 * full-int8 models (float input and output, QUANTIZE first and DEQUANTIZE last):
   litetrain vs ai-edge-litert on the same file, same thread count (its default
-  interpreter: XNNPACK's int8 kernels). Target: ≤ 3×.
+  interpreter: XNNPACK's int8 kernels), litetrain with the ``[fast]`` extra's compiled
+  kernels ("int8 [fast]", when numba is installed) and without ("int8",
+  ``LITETRAIN_JIT=0``), the three interleaved. Target: ≤ 3×.
 * dynamic-range models (int8 weights, float activations): litetrain vs litetrain's own
   float model, both with the ``[fast]`` extra's compiled kernels (when numba is
   installed) and both NumPy only (``LITETRAIN_JIT=0``). Target: ≤ 1.5×.
@@ -37,7 +39,7 @@ from litetrain.ops import fast  # noqa: E402
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "efficientnet_like")
 BATCHES = (1, 32)
-TARGETS = {"int8": 3.0, "dynamic_range": 1.5}
+TARGETS = {"int8": 3.0, "int8 [fast]": 3.0, "dynamic_range": 1.5}
 
 
 def _input(kind: str, batch: int) -> np.ndarray:
@@ -73,19 +75,13 @@ def run(quick: bool = False, threads: int = 1) -> list[dict]:
     for kind in MODELS:
         for batch in BATCHES:
             x = _input(kind, batch)
-            path = FIXTURES / kind
             if litert is not None:
-                r = interleaved({"int8": _runner(litetrain.Interpreter, path / "int8.tflite",
-                                                 x, threads),
-                                 "litert": _runner(litert, path / "int8.tflite", x, threads)},
-                                "int8", rounds, repeats)
-                rows.append(_row(kind, "int8", batch, "ai-edge-litert int8", r["int8"],
-                                 r["litert"]))
+                rows += _int8_rows(litert, kind, batch, x, threads, rounds, repeats)
             rows += dynamic_range_rows(kind, batch, x, threads, rounds, repeats)
     return rows
 
 
-# --- dynamic-range -------------------------------------------------------------------------
+# --- with and without the compiled kernels ---------------------------------------------
 
 def _with_jit(on: bool, make):
     """``make()`` with the ``[fast]`` extra's compiled kernels on or off (``LITETRAIN_JIT``
@@ -135,6 +131,28 @@ def dynamic_range_rows(kind: str, batch: int, x: np.ndarray, threads: int, round
         r = interleaved(pair, "dynamic_range", rounds, repeats)
         peer = "litetrain float" + (" ([fast])" if name == "fast" else " (NumPy only)")
         rows.append(_row(kind, "dynamic_range", batch, peer, r["dynamic_range"], r["float"]))
+    return rows
+
+
+def _int8_rows(litert, kind: str, batch: int, x: np.ndarray, threads: int, rounds: int,
+               repeats: int) -> list[dict]:
+    """int8 vs ai-edge-litert, litetrain with the ``[fast]`` kernels (when numba is
+    installed) and without, all three interleaved."""
+    path = FIXTURES / kind / "int8.tflite"
+    cands = {"litert": _runner(litert, path, x, threads),
+             "numpy": _with_jit(False, lambda: _runner(litetrain.Interpreter, path, x,
+                                                       threads))}
+    if _has_numba():
+        cands["fast"] = _with_jit(True, lambda: _loaded(_runner(litetrain.Interpreter, path,
+                                                                x, threads)))
+    r = interleaved(cands, "litert", rounds, repeats)
+    rows = []
+    for name, variant in (("fast", "int8 [fast]"), ("numpy", "int8")):
+        if name in r:  # the ratios the other way round: litetrain's time / litert's
+            inverse = {"ratio": 1 / r[name]["ratio"], "ratio_min": 1 / r[name]["ratio_max"],
+                       "ratio_max": 1 / r[name]["ratio_min"]}
+            rows.append(_row(kind, variant, batch, "ai-edge-litert int8", r[name],
+                             {**r["litert"], **inverse}))
     return rows
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import compiled_int8
 from .common import fused
 from .grad import split_by, unbroadcast
 from .quantized.fixed_point import (
@@ -209,7 +210,8 @@ def _raw(fn):
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
     return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
-                 integer=None if integer is None else tabulated(integer), **facts)
+                 integer=None if integer is None else compiled_int8.table(tabulated(integer)),
+                 **facts)
 
 
 _squared_difference = _binary(lambda a, b: np.square(a - b))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
+from . import compiled_int8
 from .common import fused
 from .quantized.gemm import gemm_variant
 from .quantized.lib import (
@@ -126,7 +127,8 @@ def _batch_matmul_hybrid(s: Quantized, a, b):
 OPS = [
     OpDef("fully_connected", fully_connected, "FullyConnectedOptions",
           shape=_fully_connected_shape,
-          integer=gemm_variant(fully_connected, out_axis=0, channelwise=False),
+          integer=compiled_int8.gemm(gemm_variant(fully_connected, out_axis=0,
+                                                  channelwise=False)),
           hybrid=hybrid_conv(fully_connected, per_row=True), weight_axis=0,
           fresh_output=True, shape_inputs=()),
     OpDef("batch_matmul", batch_matmul, "BatchMatMulOptions", shape=_batch_matmul_shape,

@@ -1,0 +1,387 @@
+"""The compiled 8-bit kernels (``[fast]`` extra, :mod:`litetrain.ops.fast.int8`, chosen by
+:mod:`litetrain.ops.compiled_int8`) equal the NumPy integer kernels bit for bit:
+
+* their rescaling against :class:`Requantizer` for every rounding form and XNNPACK's
+  float32 form, at every rounding decision;
+* CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED on random shapes, strides, paddings,
+  dilations, depth multipliers, zero points, per-channel and per-tensor scales, fused
+  activations and 8-bit types, under every resolver; MEAN over height and width
+  (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands; MUL
+  computed on every operand pair; QUANTIZE float → integer on special values;
+* the TensorFlow-made fixtures stay bit-exact with TF Lite with the compiled kernels on
+  (and they do run there);
+* what does not qualify keeps the NumPy kernel, and so does a node whose kernels are
+  still loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import litetrain as lt
+from litetrain.ops import compiled_int8, fast
+from litetrain.ops.evaluate import node_info
+from litetrain.ops.quantized.fixed_point import quantize_multiplier
+from litetrain.ops.quantized.gemm import Gemm
+from litetrain.ops.quantized.params import QParams
+from litetrain.ops.quantized.requantize import requantizer
+from litetrain.ops.registry import lookup
+from litetrain.ops.resolver import OpResolverType
+from tests.quantized.test_int8_speed_paths import _decisions
+from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT, _input, _run
+
+_LOADER = fast.kernels("int8")
+needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
+                                 reason="the [fast] extra (numba) is not installed")
+
+
+def _module():
+    """The compiled kernels (another test may have cleared the loaders' cache)."""
+    return fast.kernels("int8").wait()
+
+
+def _qp(scale, zp, dtype=np.int8, axis=0):
+    return QParams(np.atleast_1d(np.asarray(scale, np.float32)),
+                   np.atleast_1d(np.asarray(zp, np.int64)), axis, np.dtype(dtype))
+
+
+def _ints(rng, shape, dtype=np.int8):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+# --- rescaling ---------------------------------------------------------------------------
+
+@needs_numba
+@pytest.mark.parametrize("rounding", ["single", "neon", "double", "int64", "fp32"])
+@pytest.mark.parametrize("out_dtype", [np.int8, np.uint8, np.int16])
+def test_compiled_rescaling_equals_the_requantizer(rounding, out_dtype, rng):
+    """Every rounding decision (and its neighbours) of random multipliers, with and
+    without a folded bias, per channel and per tensor, float32 and float64 sums."""
+    module = _module()
+    lo, hi = np.iinfo(out_dtype).min, np.iinfo(out_dtype).max
+    for trial in range(12):
+        channels = 1 if trial % 3 == 0 else int(rng.integers(2, 7))
+        reals = rng.choice([rng.uniform(1e-5, 2.0), 2.0 ** -int(rng.integers(0, 16))],
+                           channels)
+        pairs = [quantize_multiplier(float(r)) for r in reals]
+        m = np.array([p[0] for p in pairs], np.int64)
+        shift = np.array([p[1] for p in pairs], np.int64)
+        if channels == 1:
+            m, shift = int(m[0]), int(shift[0])
+        zp = int(rng.integers(lo, hi + 1))
+        clamp = (max(lo, zp), hi) if trial % 2 else (lo, hi)
+        bias = rng.integers(-2**20, 2**20, channels) if trial % 4 < 2 else None
+        bound = 2**23
+        acc = rng.integers(-bound, bound + 1, (64, channels))
+        for k, (mk, sk) in enumerate(pairs):
+            ways = _decisions(mk, sk, bound - 2**20)[:40]
+            acc[:len(ways), k] = ways if bias is None else [a - int(bias[k]) for a in ways]
+        fp32 = np.asarray(reals, np.float32) if rounding == "fp32" else None
+        req = requantizer(m, shift, zp, *clamp, out_dtype, bound + 2**20, bias,
+                          "single" if fp32 is not None else rounding, fp32)
+        assert req.fast
+        for dtype in (np.float32, np.float64):
+            a = acc.astype(dtype)
+            got = module.requantize(a, *compiled_int8.rescaling(req, channels),
+                                    np.empty(a.shape, out_dtype))
+            np.testing.assert_array_equal(got, req(a), err_msg=f"{rounding} {dtype}")
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+def _geometry(rng, op):
+    """(input shape, filter shape, attrs) of a random convolution that fits."""
+    while True:
+        n, h, w = int(rng.integers(1, 4)), int(rng.integers(1, 13)), int(rng.integers(1, 13))
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        padding = int(rng.integers(0, 2))  # SAME, VALID
+        if padding == 1 and ((kh - 1) * dh >= h or (kw - 1) * dw >= w):
+            continue
+        c = int(rng.integers(1, 40))
+        attrs = {"padding": padding, "stride_h": sh, "stride_w": sw, "dilation_h_factor": dh,
+                 "dilation_w_factor": dw,
+                 "fused_activation_function": int(rng.choice([0, 1, 2, 3]))}
+        if op == "depthwise_conv_2d":
+            mult = int(rng.choice([1, 1, 2, 3]))
+            return (n, h, w, c), (1, kh, kw, c * mult), {**attrs, "depth_multiplier": mult}
+        return (n, h, w, c), (int(rng.integers(1, 40)), kh, kw, c), attrs
+
+
+def _case(rng, op, dtype, per_channel):
+    """(op's inputs, their QParams, output QParams, attrs) of a random node."""
+    if op == "fully_connected":
+        depth, units = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+        xs, ws = (int(rng.integers(1, 5)), int(rng.integers(1, 4)), depth), (units, depth)
+        attrs = {"keep_num_dims": bool(rng.integers(0, 2)),
+                 "fused_activation_function": int(rng.choice([0, 1, 3]))}
+        axis, channels = 0, units
+    else:
+        xs, ws, attrs = _geometry(rng, op)
+        axis = 3 if op == "depthwise_conv_2d" else 0
+        channels = ws[axis]
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    x = _ints(rng, xs, dtype)
+    w = _ints(rng, ws, dtype)
+    if dtype == np.int8:
+        w[w == -128] = -127  # TFLite's symmetric int8 weights
+        wq = _qp(rng.uniform(1e-3, 2e-2, channels) if per_channel else rng.uniform(1e-3, 2e-2),
+                 np.zeros(channels if per_channel else 1, np.int64), axis=axis)
+    else:  # uint8: per-tensor weights with a zero point
+        wq = _qp(rng.uniform(1e-3, 2e-2), int(rng.integers(lo, hi + 1)), dtype, axis=axis)
+    xq = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(lo, hi + 1)), dtype)
+    oq = _qp(rng.uniform(2e-3, 2e-1), int(rng.integers(lo, hi + 1)), dtype)
+    inputs, qin = [x, w], [xq, wq]
+    if rng.integers(0, 3):
+        inputs.append(rng.integers(-2**16, 2**16, channels).astype(np.int32))
+        qin.append(None)
+    return inputs, qin, oq, attrs
+
+
+def _prepared(op, inputs, qin, oq, attrs, resolver):
+    info = node_info(op, inputs, attrs, [oq.dtype], qin, [oq])
+    return lookup(op).integer.prepare(dataclasses.replace(info, resolver=resolver))
+
+
+@needs_numba
+@pytest.mark.parametrize("resolver", list(OpResolverType), ids=lambda r: r.name)
+@pytest.mark.parametrize("op", ["conv_2d", "depthwise_conv_2d", "fully_connected"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_compiled_kernels_equal_the_numpy_integer_kernels(op, dtype, resolver, rng,
+                                                          monkeypatch):
+    """Products on BLAS in one block, in blocks of a few rows (``BLOCK``), then (CONV_2D,
+    FULLY_CONNECTED) every one whole in the compiled kernel (``SMALL_ROWS``)."""
+    module = _module()
+    variant = lookup(op).integer
+    ways = ((0, 1 << 16), (0, 50), (1 << 30, 1 << 16))
+    for small, block in ways if op != "depthwise_conv_2d" else ways[:1]:
+        monkeypatch.setattr(compiled_int8, "SMALL_ROWS", small)
+        monkeypatch.setattr(compiled_int8, "BLOCK", block)
+        for trial in range(8):
+            inputs, qin, oq, attrs = _case(rng, op, dtype, per_channel=trial % 2 == 0)
+            s = _prepared(op, inputs, qin, oq, attrs, resolver)
+            assert isinstance(s, compiled_int8.Int8), (op, trial)
+            want = variant.kernel.wraps.kernel(s.inner, *inputs)  # the NumPy kernel
+            got = compiled_int8._RUN[s.kind](s, module, inputs[0])
+            assert got is not None and got.dtype == want.dtype == oq.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{op} {trial} {attrs}")
+            x = inputs[0].copy()
+            x.flags.writeable = False  # read-only inputs, through the op's kernel
+            np.testing.assert_array_equal(variant.kernel(s, x, *inputs[1:]), want)
+
+
+@needs_numba
+def test_what_does_not_qualify_keeps_the_numpy_kernel(rng):
+    inputs, qin, oq, attrs = _case(rng, "conv_2d", np.int8, True)
+    auto = OpResolverType.AUTO
+    # a run-time filter or bias, 16-bit activations: the NumPy kernel's own settings
+    bias = np.zeros(inputs[1].shape[0], np.int32)
+    for runtime in (1, 2):
+        info = node_info("conv_2d", [*inputs[:2], bias], attrs, [oq.dtype], [*qin[:2], None],
+                         [oq])
+        ins = list(info.inputs)
+        ins[runtime] = dataclasses.replace(ins[runtime], value=None)
+        s = lookup("conv_2d").integer.prepare(dataclasses.replace(info, inputs=tuple(ins)))
+        assert isinstance(s, Gemm), runtime
+    x16 = rng.integers(-300, 300, inputs[0].shape).astype(np.int16)
+    s = _prepared("conv_2d", [x16, *inputs[1:]], [_qp(1e-3, 0, np.int16), *qin[1:]],
+                  _qp(1e-2, 0, np.int16), attrs, auto)
+    assert isinstance(s, Gemm)
+    # a grouped convolution (input channels a multiple of the filter's) at run time
+    x = _ints(rng, (1, 6, 6, 4))
+    w = _ints(rng, (6, 3, 3, 2))
+    s = _prepared("conv_2d", [x, w], [_qp(0.02, 3), _qp(0.01, 0)], _qp(0.1, -5),
+                  {**attrs, "padding": 0}, auto)
+    assert isinstance(s, compiled_int8.Int8)
+    assert compiled_int8._RUN[s.kind](s, _module(), x) is None
+    wrapped = lookup("conv_2d").integer.kernel.wraps
+    np.testing.assert_array_equal(lookup("conv_2d").integer.kernel(s, x, w),
+                                  wrapped.kernel(s.inner, x, w))
+
+
+def test_kernels_still_loading_leave_it_to_numpy(rng):
+    inputs, qin, oq, attrs = _case(rng, "depthwise_conv_2d", np.int8, True)
+    info = node_info("depthwise_conv_2d", inputs, attrs, [oq.dtype], qin, [oq])
+    inner = lookup("depthwise_conv_2d").integer.kernel.wraps.prepare(info)
+    started = []
+    loading = type("Loading", (), {"module": None, "start": lambda self: started.append(1)})()
+    s = compiled_int8.Int8(inner, loading, "depthwise", inner.weights.shape[3],
+                           np.ascontiguousarray(inner.weights[0], np.int32))
+    kernel = lookup("depthwise_conv_2d").integer.kernel
+    want = kernel.wraps.kernel(inner, *inputs)
+    for run in range(3):
+        np.testing.assert_array_equal(kernel(s, *inputs), want)
+        assert len(started) == (run >= 1)  # the second run starts loading
+
+
+def test_jit_off_keeps_numpy_settings(monkeypatch, rng):
+    monkeypatch.setenv("LITETRAIN_JIT", "0")
+    fast.kernels.cache_clear()
+    try:
+        inputs, qin, oq, attrs = _case(rng, "fully_connected", np.int8, False)
+        s = _prepared("fully_connected", inputs, qin, oq, attrs, OpResolverType.AUTO)
+        assert isinstance(s, Gemm)
+    finally:
+        monkeypatch.delenv("LITETRAIN_JIT")
+        fast.kernels.cache_clear()
+
+
+@needs_numba
+@pytest.mark.parametrize("axis", [[1, 2], [2, 1], [-2, -3]])
+@pytest.mark.parametrize("keep", [True, False])
+def test_compiled_mean_equals_the_numpy_kernel(axis, keep, rng):
+    module = _module()
+    variant = lookup("mean").integer
+    for shape in ((1, 1, 1, 1), (1, 3, 3, 288), (3, 7, 5, 17), (2, 24, 24, 16)):
+        x = _ints(rng, shape)
+        qi = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
+        qo = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
+        ax = np.array(axis, np.int32)
+        info = node_info("mean", [x, ax], {"keep_dims": keep}, [np.int8], [qi, None], [qo])
+        s = variant.prepare(info)
+        assert isinstance(s, compiled_int8.Mean)
+        want = variant.kernel.wraps.kernel(s.inner, x, ax)
+        got = variant.kernel(s, x, ax)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want, err_msg=str(shape))
+        assert module is not None
+    # other resolvers (their integer means), other axes: the NumPy kernel
+    for resolver in (OpResolverType.BUILTIN_REF, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+        assert not isinstance(variant.prepare(dataclasses.replace(info, resolver=resolver)),
+                              compiled_int8.Mean)
+    info = node_info("mean", [x, np.array([3], np.int32)], {}, [np.int8], [qi, None], [qo])
+    assert not isinstance(variant.prepare(info), compiled_int8.Mean)
+
+
+_SHAPES = [((3, 5, 8), (3, 5, 8)), ((2, 6, 6, 16), (2, 1, 1, 16)), ((3, 5, 8), (8,)),
+           ((4, 7), ()), ((1,), (4, 7)), ((5,), (1,)), ((2, 1, 3, 1, 5), (1, 4, 1, 6, 1)),
+           ((6, 1, 4), (1, 5, 1)), ((0, 3), (3,))]
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "maximum", "squared_difference"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_compiled_tables_equal_the_tables(name, dtype, rng):
+    """Same, broadcast, scalar, non-mergeable (five dims: the NumPy table) and empty
+    operands, contiguous or not, under each resolver."""
+    _module()
+    variant = lookup(name).integer
+    for resolver in OpResolverType:
+        for a_shape, b_shape in _SHAPES:
+            a, b = _ints(rng, a_shape, dtype), _ints(rng, b_shape, dtype)
+            qa, qb, qo = (_qp(rng.uniform(0.01, 0.1), int(rng.integers(-10, 10)) % 256
+                              if dtype == np.uint8 else int(rng.integers(-10, 10)), dtype)
+                          for _ in range(3))
+            info = node_info(name, [a, b], {"fused_activation_function": 1}, [dtype],
+                             [qa, qb], [qo])
+            s = variant.prepare(dataclasses.replace(info, resolver=resolver))
+            assert isinstance(s, compiled_int8.Table)
+            for x, y in ((a, b), (np.asfortranarray(a), b)):
+                want = variant.kernel.wraps.kernel(s.inner, x, y)
+                got = variant.kernel(s, x, y)
+                assert got.shape == want.shape and got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want, err_msg=f"{a_shape} {b_shape}")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
+    """MUL is computed, not looked up: all 65536 operand pairs against the table (the
+    NumPy kernel's own values), random parameters and activations, every resolver."""
+    _module()
+    variant = lookup("mul").integer
+    every = np.arange(256, dtype=np.uint8).view(dtype)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for resolver in OpResolverType:
+        for trial in range(6):
+            qa, qb, qo = (_qp(rng.uniform(1e-3, 0.2), int(rng.integers(lo, hi + 1)), dtype)
+                          for _ in range(3))
+            a, b = every[:, None], every[None, :]
+            info = node_info("mul", [a, b], {"fused_activation_function": trial % 4},
+                             [dtype], [qa, qb], [qo])
+            s = variant.prepare(dataclasses.replace(info, resolver=resolver))
+            assert isinstance(s, compiled_int8.Table) and s.direct is not None
+            want = s.inner.table.reshape(256, 256)
+            for x, y in ((a, b), (np.repeat(a, 256, 1), np.repeat(b, 256, 0))):
+                np.testing.assert_array_equal(variant.kernel(s, x, y), want,
+                                              err_msg=f"{resolver} {trial}")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_compiled_quantize_equals_the_numpy_kernel(dtype, rng):
+    """Float32 → integer on random values, exact halves, signed zeros, NaN, ±inf and
+    huge values; integer → integer keeps the NumPy kernel."""
+    _module()
+    variant = lookup("quantize").integer
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for _ in range(6):
+        qo = _qp(rng.uniform(1e-4, 0.5), int(rng.integers(lo, hi + 1)), dtype)
+        halves = (rng.integers(-300, 300, 64) + np.float32(0.5)) * np.float32(qo.s)
+        special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 3e38, -3e38, 1e-45],
+                           np.float32)
+        x = np.concatenate([rng.standard_normal(200).astype(np.float32) * 40,
+                            halves.astype(np.float32), special]).reshape(4, -1)
+        info = node_info("quantize", [x], {}, [dtype], [None], [qo])
+        s = variant.prepare(info)
+        assert isinstance(s, compiled_int8.Quantize)
+        with np.errstate(all="ignore"):
+            want = variant.kernel.wraps.kernel(s.inner, x)
+            for v in (x, x[:, ::2], x[0, 0]):  # strided and 0-d inputs
+                np.testing.assert_array_equal(variant.kernel(s, v),
+                                              variant.kernel.wraps.kernel(s.inner, v))
+        np.testing.assert_array_equal(variant.kernel(s, x), want)
+    q8 = _ints(rng, (3, 4))
+    info = node_info("quantize", [q8], {}, [np.int8], [_qp(0.02, 3)], [_qp(0.05, -1)])
+    assert not isinstance(variant.prepare(info), compiled_int8.Quantize)
+
+
+# --- TensorFlow-made fixtures ------------------------------------------------------------
+
+@needs_numba
+def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
+    module = _module()
+    ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
+                         "lookup", "quantize"], 0)
+
+    def counted(name, kernel):
+        def run(*args):
+            ran[name] += 1
+            return kernel(*args)
+        return run
+    for name in ran:
+        monkeypatch.setattr(module, name, counted(name, getattr(module, name)))
+    for model in KINDS:
+        meta = json.loads((ROOT / model / "meta.json").read_text())
+        with np.load(ROOT / model / "expected.npz") as f:
+            expected = dict(f)
+        for variant in ("int8", "int8_io"):
+            for name, resolver in RESOLVERS.items():
+                for batch in meta["batches"]:
+                    it = _run(ROOT / model / f"{variant}.tflite",
+                              _input(expected, variant, batch), resolver)
+                    got = it.get_tensor(it.get_output_details()[0]["index"])
+                    want = expected[f"{variant}/{name}/b{batch}/out0"]
+                    np.testing.assert_array_equal(got, want,
+                                                  err_msg=f"{model} {variant} {name} b{batch}")
+    assert all(ran.values()), ran
+
+
+def test_interpreter_results_do_not_depend_on_the_compiled_kernels():
+    """Same model, same input: the second run (compiled if loaded) equals the first."""
+    x = np.load(ROOT / "mobilenet_v3_small" / "expected.npz")["input/b1/in0"]
+    it = lt.Interpreter(model_path=str(ROOT / "mobilenet_v3_small" / "int8.tflite"))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    out = []
+    for _ in range(3):
+        it.invoke()
+        out.append(it.get_tensor(it.get_output_details()[0]["index"]).copy())
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
