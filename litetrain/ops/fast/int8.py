@@ -80,26 +80,27 @@ _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64,
 
 
 @numba.njit(inline="always", **_JIT)
-def _rescale_row(acc, out, q, scale, fp32, lo, hi, zp):
-    """``out[k]`` = accumulator ``acc[k]`` (exact integers) of channel ``k``, rescaled
-    and clamped (module doc). ``float64(acc) + bias`` is exact (both below 2**53), so
-    its ``float32`` is the one rounding of ``float32(int)``."""
+def _rescale_row(acc, ao, out, oo, n, q, scale, fp32, lo, hi, zp):
+    """``out[oo + k]`` = accumulator ``acc[ao + k]`` (exact integers) of channel ``k``,
+    rescaled and clamped (module doc), for ``k < n``; flat arrays, unsigned offsets (no
+    view per row, no negative-index checks). ``float64(acc) + bias`` is exact (both
+    below 2**53), so its ``float32`` is the one rounding of ``float32(int)``."""
     if fp32:
         flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-        for k in range(out.size):
-            f = np.float32(np.float64(acc[k]) + np.float64(q[4, k])) * scale[k]
+        for k in range(n):
+            f = np.float32(np.float64(acc[ao + _U(k)]) + np.float64(q[4, k])) * scale[k]
             if f < flo:
                 f = flo
             elif f > fhi:
                 f = fhi
-            out[k] = np.int64(np.rint(f)) + zp
+            out[oo + _U(k)] = np.int64(np.rint(f)) + zp
     else:
-        for k in range(out.size):
-            y = np.int64(acc[k]) * q[0, k] + q[1, k]
+        for k in range(n):
+            y = np.int64(acc[ao + _U(k)]) * q[0, k] + q[1, k]
             if y < q[2, k]:
                 y -= 2147483648
             y >>= q[3, k]
-            out[k] = min(max(y, lo), hi)
+            out[oo + _U(k)] = min(max(y, lo), hi)
 
 
 @numba.njit(_DEPTHWISE, **_JIT)
@@ -110,12 +111,14 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
     n, h, wd, _ = x.shape
     kh, kw, cm = w.shape
     _, oh, ow, _ = out.shape
+    flat = out.reshape(-1)
     acc = np.empty(cm, np.int32)
     z = np.int32(zx)
     for bi in range(n):
         for oy in range(oh):
             for ox in range(ow):
-                acc[:] = 0
+                for ch in range(cm):
+                    acc[ch] = 0
                 for i in range(kh):
                     iy = oy * sh + i * dh - pt
                     if iy < 0 or iy >= h:
@@ -131,7 +134,8 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
                             for ch in range(cm):
                                 acc[ch] += (np.int32(x[bi, iy, ix, ch // mult]) - z) \
                                     * w[i, j, ch]
-                _rescale_row(acc, out[bi, oy, ox], q, scale, fp32, lo, hi, zp)
+                _rescale_row(acc, _U(0), flat, _U(((bi * oh + oy) * ow + ox) * cm), cm, q,
+                             scale, fp32, lo, hi, zp)
     return out
 
 
@@ -186,8 +190,10 @@ def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols):
 @numba.njit(_REQUANTIZE, **_JIT)
 def requantize(acc, q, scale, fp32, lo, hi, zp, out):
     """``out`` [rows, channels] from ``acc`` (exact integers in float) rescaled."""
-    for r in range(acc.shape[0]):
-        _rescale_row(acc[r], out[r], q, scale, fp32, lo, hi, zp)
+    rows, n = acc.shape
+    a, o = acc.reshape(-1), out.reshape(-1)
+    for r in range(rows):
+        _rescale_row(a, _U(r * n), o, _U(r * n), n, q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -198,12 +204,13 @@ def mean_hw(x, zx, q, scale, fp32, lo, hi, zp, out):
     n, h, wd, c = x.shape
     acc = np.empty(c, np.int64)
     for bi in range(n):
-        acc[:] = -h * wd * zx
+        for ch in range(c):
+            acc[ch] = -h * wd * zx
         for y in range(h):
             for xx in range(wd):
                 for ch in range(c):
                     acc[ch] += x[bi, y, xx, ch]
-        _rescale_row(acc, out[bi], q, scale, fp32, lo, hi, zp)
+        _rescale_row(acc, _U(0), out.reshape(-1), _U(bi * c), c, q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -231,15 +238,17 @@ def gemm(x, zx, w, q, scale, fp32, lo, hi, zp, out):
     pay off."""
     m, k = x.shape
     n = w.shape[1]
+    flat = out.reshape(-1)
     acc = np.empty(n, np.int32)
     z = np.int32(zx)
     for r in range(m):
-        acc[:] = 0
+        for c in range(n):
+            acc[c] = 0
         for p in range(k):
             v = np.int32(x[r, p]) - z
             for c in range(n):
                 acc[c] += v * w[p, c]
-        _rescale_row(acc, out[r], q, scale, fp32, lo, hi, zp)
+        _rescale_row(acc, _U(0), flat, _U(r * n), n, q, scale, fp32, lo, hi, zp)
     return out
 
 
