@@ -385,3 +385,27 @@ def test_interpreter_results_do_not_depend_on_the_compiled_kernels():
         out.append(it.get_tensor(it.get_output_details()[0]["index"]).copy())
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_numba_is_not_loaded_by_a_one_shot_int8_run():
+    """An int8 model's first run never imports numba (cold start); its second run starts
+    loading the int8 kernels in the background."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, litetrain
+x = np.load({str(ROOT / "mobilenet_v3_small" / "expected.npz")!r})["input/b1/in0"]
+it = litetrain.Interpreter(model_path={str(ROOT / "mobilenet_v3_small" / "int8.tflite")!r})
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]['index'], x)
+it.invoke()
+assert 'numba' not in sys.modules
+it.invoke()
+from litetrain.ops.fast import kernels
+loader = kernels('int8')
+print(loader is not None and loader._started)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == str(_LOADER is not None)
