@@ -9,7 +9,8 @@ On the TensorFlow-made fixtures in ``tests/fixtures/tf_quantized/`` (MobileNetV3
   kernels ("int8 [fast]", when numba is installed) and without ("int8",
   ``LITETRAIN_JIT=0``), the three interleaved. Target: ≤ 3×.
 * dynamic-range models (int8 weights, float activations): litetrain vs litetrain's own
-  float model. Target: ≤ 1.5×.
+  float model, both with the ``[fast]`` extra's compiled kernels (when numba is
+  installed) and both NumPy only (``LITETRAIN_JIT=0``). Target: ≤ 1.5×.
 
     python benchmarks/quantized.py [--quick] [--threads N] [--markdown PATH]
 
@@ -23,7 +24,6 @@ import argparse
 import importlib.util
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import interleaved, table  # noqa: E402
 
 import litetrain  # noqa: E402
-from litetrain.ops.fast import FAMILIES, kernels  # noqa: E402
+from litetrain.ops import fast  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "efficientnet_like")
@@ -75,39 +75,63 @@ def run(quick: bool = False, threads: int = 1) -> list[dict]:
     for kind in MODELS:
         for batch in BATCHES:
             x = _input(kind, batch)
-            path = FIXTURES / kind
             if litert is not None:
                 rows += _int8_rows(litert, kind, batch, x, threads, rounds, repeats)
-            r = interleaved({"dynamic_range": _runner(litetrain.Interpreter,
-                                                      path / "dynamic_range.tflite", x,
-                                                      threads),
-                             "float": _runner(litetrain.Interpreter, path / "float.tflite", x,
-                                              threads)}, "dynamic_range", rounds, repeats)
-            rows.append(_row(kind, "dynamic_range", batch, "litetrain float",
-                             r["dynamic_range"], r["float"]))
+            rows += dynamic_range_rows(kind, batch, x, threads, rounds, repeats)
     return rows
 
 
-@contextmanager
-def _jit(on: bool):
-    """Interpreters made and first run inside prepare with the ``[fast]`` kernels (``on``,
-    loaded before returning) or without them (``LITETRAIN_JIT=0``)."""
-    saved = os.environ.get("LITETRAIN_JIT")
+# --- with and without the compiled kernels ---------------------------------------------
+
+def _with_jit(on: bool, make):
+    """``make()`` with the ``[fast]`` extra's compiled kernels on or off (``LITETRAIN_JIT``
+    is read when a node is prepared: the runners keep their choice)."""
+    before = os.environ.get("LITETRAIN_JIT")
     os.environ["LITETRAIN_JIT"] = "1" if on else "0"
-    kernels.cache_clear()
+    fast.kernels.cache_clear()
     try:
-        yield
-        if on:
-            for family in FAMILIES:
-                loader = kernels(family)
-                if loader is not None:
-                    loader.wait()
+        return make()
     finally:
-        if saved is None:
+        if before is None:
             del os.environ["LITETRAIN_JIT"]
         else:
-            os.environ["LITETRAIN_JIT"] = saved
-        kernels.cache_clear()
+            os.environ["LITETRAIN_JIT"] = before
+        fast.kernels.cache_clear()
+
+
+def _loaded(run):
+    """``run`` after its compiled kernels are loaded (the second run starts loading them):
+    the timings never include loading."""
+    run()
+    for family in fast.FAMILIES:
+        loader = fast.kernels(family)
+        if loader is not None:
+            loader.wait()
+    return run
+
+
+def dynamic_range_rows(kind: str, batch: int, x: np.ndarray, threads: int, rounds: int,
+                       repeats: int) -> list[dict]:
+    """The dynamic-range model vs the float model, both with the ``[fast]`` extra's
+    compiled kernels when numba is installed, and both without them (NumPy only); all four
+    interleaved in the same rounds."""
+    path = FIXTURES / kind
+    settings = [("fast", True), ("numpy", False)] if _has_numba() else [("numpy", False)]
+    runners = {}
+    for name, on in settings:
+        for variant in ("dynamic_range", "float"):
+            runners[f"{variant}/{name}"] = _with_jit(on, lambda v=variant: _runner(
+                litetrain.Interpreter, path / f"{v}.tflite", x, threads))
+    for name, on in settings:
+        for variant in ("dynamic_range", "float"):
+            _with_jit(on, lambda k=f"{variant}/{name}": _loaded(runners[k]))
+    rows = []
+    for name, _ in settings:
+        pair = {k: runners[f"{k}/{name}"] for k in ("dynamic_range", "float")}
+        r = interleaved(pair, "dynamic_range", rounds, repeats)
+        peer = "litetrain float" + (" ([fast])" if name == "fast" else " (NumPy only)")
+        rows.append(_row(kind, "dynamic_range", batch, peer, r["dynamic_range"], r["float"]))
+    return rows
 
 
 def _int8_rows(litert, kind: str, batch: int, x: np.ndarray, threads: int, rounds: int,
@@ -115,13 +139,12 @@ def _int8_rows(litert, kind: str, batch: int, x: np.ndarray, threads: int, round
     """int8 vs ai-edge-litert, litetrain with the ``[fast]`` kernels (when numba is
     installed) and without, all three interleaved."""
     path = FIXTURES / kind / "int8.tflite"
-    cands = {"litert": _runner(litert, path, x, threads)}
-    with _jit(False):
-        cands["numpy"] = _runner(litetrain.Interpreter, path, x, threads)
-    if importlib.util.find_spec("numba") is not None:
-        with _jit(True):
-            cands["fast"] = _runner(litetrain.Interpreter, path, x, threads)
-        cands["fast"]()  # every node sees the loaded kernels from now on
+    cands = {"litert": _runner(litert, path, x, threads),
+             "numpy": _with_jit(False, lambda: _runner(litetrain.Interpreter, path, x,
+                                                       threads))}
+    if _has_numba():
+        cands["fast"] = _with_jit(True, lambda: _loaded(_runner(litetrain.Interpreter, path,
+                                                                x, threads)))
     r = interleaved(cands, "litert", rounds, repeats)
     rows = []
     for name, variant in (("fast", "int8 [fast]"), ("numpy", "int8")):
@@ -131,6 +154,10 @@ def _int8_rows(litert, kind: str, batch: int, x: np.ndarray, threads: int, round
             rows.append(_row(kind, variant, batch, "ai-edge-litert int8", r[name],
                              {**r["litert"], **inverse}))
     return rows
+
+
+def _has_numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
 
 def _row(kind, variant, batch, peer, ours, theirs) -> dict:

@@ -1,6 +1,7 @@
 """Activations: RELU family, LEAKY_RELU, PRELU, ELU, LOGISTIC, TANH, HARD_SWISH, GELU,
 SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION — kernels, gradients, integer kernels (TFLite's
 lookup-table semantics; SOFTMAX its exp table; HARD_SWISH its 16-bit fixed-point kernel;
+int16 LOGISTIC, TANH and SOFTMAX TF Lite's interpolated tables, quantized.activations_int;
 the ReLU family and LEAKY_RELU a requantizing clamp), in-place forms, quantizer facts."""
 
 from __future__ import annotations
@@ -9,9 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import builtin_float
 from .common import erf, fused
 from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
+from .quantized.activations_int import (
+    l2_norm_variant,
+    log_softmax_variant,
+    sigmoid_like,
+    softmax_variant,
+)
 from .quantized.fixed_point import (
     dtype_range,
     multiply_by_quantized_multiplier,
@@ -57,7 +65,11 @@ def _hard_swish(x, out=None):
 
 
 def _compiled_prepare(info):
-    """Compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`); else
+    compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    tf_order = builtin_float.prepare(info)
+    if tf_order is not None:
+        return tf_order
     x = info.inputs[0]
     loader = kernels("activations") if x is not None and x.dtype == np.float32 else None
     return info.attrs if loader is None else WithKernels(info.attrs, loader)
@@ -71,6 +83,8 @@ def _hard_swish_maybe_compiled(attrs, x, out):
     """Compiled when prepared so and loaded (same bits), else NumPy. The compiled kernel
     always writes a new array: with ``out`` being ``x`` its loop could not be vectorised
     (LLVM sees the arrays overlap) and would run several times slower."""
+    if builtin_float.applies(attrs, x):
+        return builtin_float.hard_swish(attrs, x)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
             and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
         jit = attrs.ready()
@@ -180,7 +194,9 @@ def _hard_swish_integer(s: _HardSwish, x):
 class _ReluX(Quantized):
     """TFLite's quantized ReLU family and LEAKY_RELU: ``x - input zero point`` rescaled
     (double-rounding multiplier; LEAKY_RELU a second one for negative inputs), plus the
-    output zero point, clamped to the activation's range."""
+    output zero point, clamped to the activation's range. ``xnn``: XNNPACK's LEAKY_RELU
+    (``qs8_vlrelu``/``qu8_vlrelu``, default resolver), 8-bit multipliers
+    ``lrintf(256 * scale)`` for each sign, ``((x - zp_in) * m + (zp_out << 8) + 128) >> 8``."""
 
     mult: int
     shift: int
@@ -188,6 +204,7 @@ class _ReluX(Quantized):
     alpha_shift: int
     lo: int
     hi: int
+    xnn: tuple[int, int] | None = None
 
 
 def _relu_x_prepare(low: float | None, high: float | None):
@@ -197,20 +214,40 @@ def _relu_x_prepare(low: float | None, high: float | None):
         si, so = np.float32(qi.s), np.float32(qo.s)
         mult, shift = quantize_multiplier(float(si / so))  # float32, as activations.cc
         alpha_mult, alpha_shift = mult, shift
+        xnn = None
         if info.op == "leaky_relu":
             alpha = np.float32(info.attrs.get("alpha", 0.2))
             alpha_mult, alpha_shift = quantize_multiplier(float(si * alpha / so))
+            xnn = _xnn_leaky_relu(info, si / so, alpha)
         lo, hi = dtype_range(qo.dtype)
         if low is not None:
             lo = max(lo, qo.zp + int(round_half_away(np.float32(low) / so)))
         if high is not None:
             hi = min(hi, qo.zp + int(round_half_away(np.float32(high) / so)))
-        return _ReluX(q.attrs, q.qin, q.qout, mult, shift, alpha_mult, alpha_shift, lo, hi)
+        return _ReluX(q.attrs, q.qin, q.qout, mult, shift, alpha_mult, alpha_shift, lo, hi,
+                      xnn)
     return prepare
+
+
+def _xnn_leaky_relu(info: NodeInfo, positive: np.float32, alpha: np.float32
+                    ) -> tuple[int, int] | None:
+    """XNNPACK's multipliers where TF's default interpreter gives it the node (8-bit,
+    per-tensor, scales in its range), else ``None``."""
+    x, y = info.inputs[0], info.outputs[0]
+    if (not info.resolver.xnnpack or x.dtype != y.dtype or x.dtype.itemsize != 1
+            or x.quantization.scale.size != 1):
+        return None
+    negative = positive * alpha
+    if not (2.0 ** -8 <= positive <= 2.0 ** 7 and 2.0 ** -8 <= abs(negative) <= 2.0 ** 7):
+        return None
+    return int(np.rint(np.float32(256) * positive)), int(np.rint(np.float32(256) * negative))
 
 
 def _relu_x_integer(s: _ReluX, x):
     v = x.astype(np.int64) - s.qin[0].zp
+    if s.xnn is not None:
+        out = (v * np.where(v >= 0, s.xnn[0], s.xnn[1]) + (s.qout[0].zp << 8) + 0x80) >> 8
+        return np.clip(out, s.lo, s.hi).astype(s.qout[0].dtype)
     out = np.where(v >= 0, multiply_by_quantized_multiplier(v, s.mult, s.shift, True),
                    multiply_by_quantized_multiplier(v, s.alpha_mult, s.alpha_shift, True))
     return np.clip(out + s.qout[0].zp, s.lo, s.hi).astype(s.qout[0].dtype)
@@ -322,15 +359,18 @@ OPS = [
     _op("elu", _kernel(lambda x: np.where(x < 0, np.expm1(np.minimum(x, 0)), x)),
         vjp=_elu_vjp),
     _op("logistic", _kernel(_logistic), vjp=unary(lambda g, x, y, dy: dy * y * (1.0 - y)),
-        in_place=_logistic_into,
+        in_place=_logistic_into, integer=sigmoid_like(lut(_kernel(_logistic)), tanh=False),
         output_quantization=(1 / 256, -128)),
     _op("tanh", _kernel(np.tanh), vjp=unary(lambda g, x, y, dy: dy * (1.0 - y * y)),
-        in_place=_tanh_into, output_quantization=(1 / 128, 0)),
+        in_place=_tanh_into, integer=sigmoid_like(lut(_kernel(np.tanh)), tanh=True),
+        output_quantization=(1 / 128, 0)),
     _op("hard_swish", _hard_swish_kernel, prepare=_compiled_prepare,
         in_place=_hard_swish_into, integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
-        integer=integer(_softmax_integer), output_quantization=(1 / 256, -128)),
-    _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp),
-    _op("l2_normalization", _l2_normalization, "L2NormOptions"),
+        integer=softmax_variant(integer(_softmax_integer)), output_quantization=(1 / 256, -128)),
+    _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp,
+        integer=log_softmax_variant(lut(_log_softmax))),
+    _op("l2_normalization", _l2_normalization, "L2NormOptions",
+        integer=l2_norm_variant(lut(_l2_normalization))),
 ]

@@ -1,10 +1,12 @@
-"""Prepare-time choice of the compiled parts of CONV_2D and DEPTHWISE_CONV_2D.
+"""Prepare-time data of float CONV_2D and DEPTHWISE_CONV_2D, and the choice of their
+compiled parts.
 
-A node qualifies when its input and filter are float32, its filter is a constant of the
-file, and the ``[fast]`` extra (numba, :mod:`.fast`) is available; its settings are then
-a :class:`Compiled`: the node's attrs (every reader of attrs works unchanged) plus that
-constant filter. DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps NumPy's
-im2col and GEMM and gets a compiled epilogue (bias and activation in one pass).
+A node qualifies when its input and filter are float32 and its filter is a constant of
+the file; its settings are then a :class:`Compiled`: the node's attrs (every reader of
+attrs works unchanged) plus that constant filter and its layouts (CONV_2D's GEMM operand
+is used by the NumPy kernel too). With the ``[fast]`` extra (numba, :mod:`.fast`),
+DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps its GEMMs on BLAS and gets
+compiled patch gathering (im2col) and epilogue (bias and activation in one pass).
 
 At run time the NumPy kernel hands over only when it is given exactly the prepared
 filter array and a float32 input (an evaluation with other weights, a non-constant
@@ -28,21 +30,26 @@ _NO_BIAS = np.zeros(0, np.float32)
 
 
 class Compiled(WithKernels):
-    """A node's attrs, plus the constant ``filter`` its compiled kernels are for, that
-    filter laid out for them once (depthwise: ``[kh, kw, channels]``, C order, writable:
-    the compiled kernel takes one array type), the fused activation as clamp bounds
-    (``rest``: one they leave to NumPy), the window geometry per input size, and the
-    kernels' loader."""
+    """A node's attrs, plus the constant ``filter`` its kernels are for, that filter laid
+    out for them once (CONV_2D: ``gemm``, the GEMM operand ``[kh * kw * in, out]`` in C
+    order, also for the NumPy kernel; depthwise: ``[kh, kw, channels]``, C order, and per
+    output width its rows tiled along an output row: see :func:`_tiles`), the fused
+    activation as clamp bounds (``rest``: one they leave to NumPy), the window geometry
+    per input size, and the compiled kernels' loader (``None``: NumPy only)."""
 
-    def __init__(self, attrs, filter: np.ndarray, loader: Loader, depthwise: bool):
+    def __init__(self, attrs, filter: np.ndarray, loader: Loader | None, depthwise: bool):
         super().__init__(attrs, loader)
         self.filter = filter
         self.layout = np.array(filter[0], np.float32, order="C", copy=True) if depthwise \
             else None
+        self.gemm = None if depthwise else np.ascontiguousarray(filter.reshape(
+            filter.shape[0], -1).T)
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.tiles: dict[int, np.ndarray] = {}
+        self.zeros = None if self.layout is None else np.multiply(np.float32(0), self.layout)
 
 
 def prepare(info: NodeInfo) -> object:
@@ -52,16 +59,25 @@ def prepare(info: NodeInfo) -> object:
     if (x is None or w is None or w.value is None or x.dtype != np.float32
             or w.value.dtype != np.float32 or w.value.ndim != 4):
         return info.attrs
-    loader = kernels("conv")
-    if loader is None:
-        return info.attrs
-    return Compiled(info.attrs, w.value, loader, info.op == "depthwise_conv_2d")
+    return Compiled(info.attrs, w.value, kernels("conv"), info.op == "depthwise_conv_2d")
+
+
+def gemm_filter(settings, w: np.ndarray) -> np.ndarray:
+    """CONV_2D's filter ``[out, kh, kw, in]`` as the GEMM operand ``[kh * kw * in, out]``:
+    for a node's constant filter, prepared once in C order (BLAS's plain layout: no
+    repacking of a transposed operand, up to 2× faster GEMMs at small batches); for any
+    other filter a transposed view (no copy per call). The two layouts can round a sum
+    differently, so a node always uses the same one: its prepared settings decide."""
+    if settings.__class__ is Compiled and w is settings.filter and settings.gemm is not None:
+        return settings.gemm
+    return w.reshape(w.shape[0], -1).T
 
 
 def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
     """The compiled kernels are loaded and were prepared for this filter and input (the
     node's second run starts loading them: see :mod:`.fast`)."""
-    if settings.__class__ is not Compiled or settings.ready() is None:
+    if (settings.__class__ is not Compiled or settings.loader is None
+            or settings.ready() is None):
         return False
     return (w is settings.filter and x.__class__ is np.ndarray and x.dtype == np.float32
             and x.ndim == 4)
@@ -77,6 +93,16 @@ def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
         ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
         g = s.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
     return g
+
+
+def _tiles(s: Compiled, ow: int) -> np.ndarray:
+    """The depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along its last axis
+    (``[kh, kw, ow * cm]``, one output row's worth per tap); made once per output
+    width."""
+    t = s.tiles.get(ow)
+    if t is None:
+        t = s.tiles[ow] = np.tile(s.layout, (1, 1, ow))
+    return t
 
 
 def _epilogue(s: Compiled, channels: int, b):
@@ -104,9 +130,45 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
-    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), s.layout, bias, has_bias,
+    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), _tiles(s, ow), s.zeros,
+                                            bias, has_bias,
                                             lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
     return _finish(out, act, late_bias)
+
+
+class ConvEpilogue:
+    """CONV_2D's epilogue on each block of its GEMM result, in place: bias and clamping
+    activation in one compiled pass; what the compiled pass leaves (another activation,
+    an odd bias) applied by NumPy to the whole output at the end."""
+
+    def __init__(self, s: Compiled, channels: int, b):
+        self.module = s.loader.module
+        (self.bias, self.has_bias, self.lo, self.hi, self.act,
+         self.late_bias) = _epilogue(s, channels, b)
+
+    def block(self, block: np.ndarray) -> None:
+        self.module.bias_activation(block.reshape(-1, block.shape[-1]), self.bias,
+                                    self.has_bias, self.lo, self.hi)
+
+    def rest(self, out: np.ndarray) -> np.ndarray:
+        return _finish(out, self.act, self.late_bias)
+
+
+def conv_epilogue(s: Compiled, channels: int, b) -> ConvEpilogue:
+    return ConvEpilogue(s, channels, b)
+
+
+def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
+           geometry: tuple[int, ...]) -> np.ndarray:
+    """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
+    float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
+    (zeros where the window is on padding): the values of ``conv._patch_rows``."""
+    kh, kw = geometry[:2]
+    b0, b1, y0, y1 = span
+    rows = (b1 - b0) * (y1 - y0) * geometry[-1]
+    patches = scratch[:rows * kh * kw * x.shape[3]].reshape(rows, -1)
+    s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    return patches
 
 
 def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:

@@ -19,10 +19,13 @@ Gradient rules emit builtin ops only (TensorFlow's converter needs Flex ops for 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import TraceError, user_frame
-from . import compiled, compiled_int8
+from . import builtin_float, compiled, compiled_int8
 from .common import (
+    NONE,
+    RELU,
     RELU6,
     RELU_N1_TO_1,
     SAME,
@@ -37,11 +40,20 @@ from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import hybrid_conv
 from .registry import NodeInfo, OpDef
 from .shapes import DYNAMIC, one, require_values, shape_of
-from .windows import im2col, tap_range, windows
+from .windows import im2col, padded, tap_range, windows
+
+
+def _prepare(info: NodeInfo) -> object:
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`), else
+    the compiled kernels' choice."""
+    chosen = builtin_float.prepare(info)
+    return compiled.prepare(info) if chosen is None else chosen
 
 
 def _activate(out: np.ndarray, code: int) -> np.ndarray:
     """``fused`` on a fresh result, clamping in place (same bits, no extra array)."""
+    if code == RELU:
+        return np.maximum(out, 0, out=out)
     if code in (RELU6, RELU_N1_TO_1):
         return np.clip(out, -1 if code == RELU_N1_TO_1 else 0, 6 if code == RELU6 else 1,
                        out=out)
@@ -49,21 +61,132 @@ def _activate(out: np.ndarray, code: int) -> np.ndarray:
 
 
 def conv_2d(attrs, x, w, b=None):
+    if builtin_float.applies(attrs, x, w, b):
+        return builtin_float.conv_2d(attrs, x, w, b)
     c = x.shape[3]
-    o, kh, kw, ci = w.shape
+    _, kh, kw, ci = w.shape
     if c % ci:
         raise ValueError(f"input has {c} channels, not a multiple of the filter's {ci}")
     groups = c // ci
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
-    if kh == kw == 1 and attrs["stride_h"] == attrs["stride_w"] == 1 and groups == 1:
-        out = (x.reshape(-1, c) @ w.reshape(o, c).T).reshape(*x.shape[:3], o)
-    else:
+    if groups > 1:
         out = _patch_gemm(im2col(x, kh, kw, attrs, dh, dw), w, groups)
-    if compiled.applies(attrs, x, w):
-        return compiled.bias_activation(attrs, out, b)
-    if b is not None:
-        out += b
-    return _activate(out, attrs.get("fused_activation_function", 0))
+        if b is not None:
+            out += b
+        return _activate(out, attrs.get("fused_activation_function", 0))
+    return _chunked_conv(attrs, x, w, b, compiled.applies(attrs, x, w))
+
+
+# What one chunk of an ungrouped CONV_2D may hold at once (its patch rows and their
+# outputs): the patch matrix of a whole batch never exists, and the chunk's GEMM result
+# is still in cache when bias and activation are applied.
+_CHUNK_BYTES = 1 << 19
+
+
+def chunks(n: int, oh: int, lines: int):
+    """``(b0, b1, y0, y1)``: the output ``[b0:b1, y0:y1]`` of each chunk of at most
+    ``lines`` output rows (whole images together, or rows of one image): each a
+    contiguous block of a C-order ``[n, oh, ow, o]`` array."""
+    if lines >= oh:
+        step = lines // oh
+        for b0 in range(0, n, step):
+            yield b0, min(n, b0 + step), 0, oh
+    else:
+        for b0 in range(n):
+            for y0 in range(0, oh, lines):
+                yield b0, b0 + 1, y0, min(oh, y0 + lines)
+
+
+def _chunked_conv(attrs, x, w, b, fast: bool):
+    """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
+    patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
+    times the filter in one GEMM written into the output, then bias and clamping
+    activation on that block. ``fast``: the patches gathered and the epilogue applied by
+    compiled kernels (:mod:`.compiled`) — same patch values, same GEMM calls, same
+    elementwise operations, so the same bits."""
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    filt = compiled.gemm_filter(attrs, w)
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    pointwise = kh == kw == sh == sw == 1
+    dtype = np.result_type(x, w)
+    if pointwise and n * h * wd * (c + o) * dtype.itemsize <= _CHUNK_BYTES:
+        # One chunk (most convolutions at batch 1): the fewest NumPy calls.
+        out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
+        if fast:
+            return compiled.bias_activation(attrs, out, b)
+        if b is not None:
+            out += b
+        return _activate(out, attrs.get("fused_activation_function", 0))
+    dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
+    ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    out = np.empty((n, oh, ow, o), dtype)
+    k = kh * kw * c
+    if fast:
+        x = np.ascontiguousarray(x)
+        finish = compiled.conv_epilogue(attrs, o, b)
+        scratch = None
+    else:
+        finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
+    lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
+    for b0, b1, y0, y1 in chunks(n, oh, lines):
+        block = out[b0:b1, y0:y1]
+        if pointwise:
+            patches = x[b0:b1, y0:y1].reshape(-1, c)
+        elif fast:
+            if scratch is None:
+                scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
+            patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
+                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow))
+        else:
+            patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
+                                  (b0, b1, y0, y1))
+        np.matmul(patches, filt, out=block.reshape(-1, o))
+        finish.block(block)
+    return finish.rest(out)
+
+
+def _patch_rows(x, geometry, span) -> np.ndarray:
+    """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]``: one copy
+    of a strided view of the input rows they read, zero-padded (a copy of those rows
+    only when there is padding)."""
+    kh, kw, sh, sw, dh, dw, pt, pl, pr, ow = geometry
+    b0, b1, y0, y1 = span
+    h, c = x.shape[1], x.shape[3]
+    top, bottom = y0 * sh - pt, (y1 - 1) * sh + (kh - 1) * dh - pt + 1
+    rows = padded(x[b0:b1, max(top, 0):min(bottom, h)], (max(0, -top), max(0, bottom - h)),
+                  (pl, pr))
+    s0, s1, s2, s3 = rows.strides
+    view = as_strided(rows, (b1 - b0, y1 - y0, ow, kh, kw, c),
+                      (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
+    return view.copy().reshape(-1, kh * kw * c)
+
+
+class _NumpyEpilogue:
+    """Bias and fused activation as the plain kernel applies them, a block at a time when
+    that gives the same values (a 1-D or scalar bias, a clamping activation), else on
+    the whole output at the end."""
+
+    def __init__(self, b, act: int):
+        self.b, self.act = b, act
+        self.blockwise = b is None or np.ndim(b) <= 1
+        self.clamp = act in (NONE, RELU, RELU6, RELU_N1_TO_1)
+
+    def block(self, block: np.ndarray) -> None:
+        if not self.blockwise:
+            return
+        if self.b is not None:
+            block += self.b
+        if self.clamp:
+            _activate(block, self.act)
+
+    def rest(self, out: np.ndarray) -> np.ndarray:
+        if not self.blockwise:
+            if self.b is not None:
+                out += self.b
+            return _activate(out, self.act)
+        return out if self.clamp else fused(out, self.act)
 
 
 def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
@@ -83,6 +206,8 @@ def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def depthwise_conv_2d(attrs, x, w, b=None):
+    if builtin_float.applies(attrs, x, w, b):
+        return builtin_float.depthwise_conv_2d(attrs, x, w, b)
     if compiled.applies(attrs, x, w):
         return compiled.depthwise_conv_2d(attrs, x, w, b)
     c, cm = x.shape[3], w.shape[3]
@@ -97,7 +222,8 @@ def depthwise_conv_2d(attrs, x, w, b=None):
 
 
 # Below this input size the padded copy costs less than the extra NumPy calls of the
-# in-bounds form (four border updates per tap); above it, the copy's memory matters.
+# in-bounds form (four border updates per tap); above it, the copy's memory matters. The
+# in-bounds form's scratch buffer holds about as much.
 _SMALL_INPUT = 1 << 20
 
 
@@ -118,19 +244,34 @@ def _depthwise_padded(x, w, attrs, dtype):
 
 
 def _depthwise_in_bounds(x, w, attrs, dtype):
-    """The same sums without a padded copy of the input."""
+    """The same sums without a padded copy of the input, a few images at a time (the
+    products' scratch buffer stays small)."""
     n, h, wd, c = x.shape
     _, kh, kw, cm = w.shape
-    mult = cm // c
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, _ = pad_before_after(wd, kw, sw, dw, attrs["padding"])
+    out = np.empty((n, oh, ow, c, cm // c), dtype)
+    step = max(1, _SMALL_INPUT // max(1, out[0].nbytes))
+    scratch = np.empty(min(n, step) * out[0].size, dtype)
+    for b0 in range(0, n, step):
+        _in_bounds_taps(x[b0:b0 + step], w, (sh, sw, dh, dw, pt, pl), out[b0:b0 + step],
+                        scratch)
+    return out
+
+
+def _in_bounds_taps(x, w, geometry, out, scratch) -> None:
+    """``out`` [n, oh, ow, c, mult] = the depthwise sums of ``x`` (see below)."""
+    h, wd, c = x.shape[1:]
+    _, kh, kw, cm = w.shape
+    mult = cm // c
+    sh, sw, dh, dw, pt, pl = geometry
+    oh, ow = out.shape[1:3]
+    dtype = out.dtype
     # Multiply-accumulate tap by tap into one buffer, each tap over the outputs whose input
     # is in bounds (no padded copy of the input), taps on padding giving 0 * w: the bits of
     # summing the padded input's tap products from the first tap on.
-    out = np.empty((n, oh, ow, c, mult), dtype)
-    scratch = np.empty(out.size, dtype)
     first = True
     for i in range(kh):
         y0, y1, iy = tap_range(h, oh, sh, i * dh - pt)
@@ -155,7 +296,6 @@ def _depthwise_in_bounds(x, w, attrs, dtype):
                     else:
                         border += zero
             first = False
-    return out
 
 
 def transpose_conv(attrs, output_shape, w, x, b=None):
@@ -403,12 +543,12 @@ def depthwise_vjp(g, attrs, ins, outs, dy):
 
 
 OPS = [
-    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=compiled.prepare,
+    OpDef("conv_2d", conv_2d, "Conv2DOptions", prepare=_prepare,
           shape=_conv_2d_shape, vjp=_conv_2d_vjp,
           integer=compiled_int8.gemm(gemm_variant(conv_2d, out_axis=0, windowed=True)),
           hybrid=hybrid_conv(conv_2d), weight_axis=0, shape_inputs=(), fresh_output=True),
     OpDef("depthwise_conv_2d", depthwise_conv_2d, "DepthwiseConv2DOptions",
-          prepare=compiled.prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
+          prepare=_prepare, shape=_depthwise_shape, vjp=depthwise_vjp,
           integer=compiled_int8.gemm(gemm_variant(exact_depthwise(depthwise_conv_2d),
                                                   out_axis=3, windowed=True)),
           hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),

@@ -1,5 +1,6 @@
 """Unary math: NEG, ABS, EXP, LOG, SQRT, RSQRT, SQUARE, SIN, COS, FLOOR, CEIL, ROUND, SIGN —
-kernels, gradients, integer (lookup-table) kernels, in-place forms. Output shape = input
+kernels, gradients, integer kernels (lookup tables of the float function; ABS and int8 RSQRT
+TF Lite's own fixed-point arithmetic, quantized.math_int), in-place forms. Output shape = input
 shape."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import numpy as np
 
 from .grad import unary
 from .quantized.lib import lut
+from .quantized.math_int import ABS, rsqrt_variant
 from .quantized.tables import tabulated
 from .registry import OpDef
 from .shapes import same_as
@@ -21,24 +23,29 @@ def _into(ufunc: np.ufunc):
     return lambda operand: (lambda attrs, x: ufunc(x, out=x))
 
 
-def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False) -> OpDef:
+def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False,
+        integer=None) -> OpDef:
+    """``integer``: a builder of the op's own integer variant from the lookup-table one."""
     kernel = _kernel(fn)
+    variant = None
+    if quantized:
+        variant = lut(kernel) if integer is None else integer(lut(kernel))
     return OpDef(name, kernel, options, shape=same_as(0), vjp=None if vjp is None else unary(vjp),
                  fresh_output=True, shape_inputs=(), in_place=None if ufunc is None else
-                 _into(ufunc), integer=tabulated(lut(kernel)) if quantized else None)
+                 _into(ufunc), integer=None if variant is None else tabulated(variant))
 
 
 OPS = [
     _op("neg", np.negative, "NegOptions", vjp=lambda g, x, y, dy: -dy, ufunc=np.negative,
         quantized=True),
     _op("abs", np.abs, "AbsOptions", vjp=lambda g, x, y, dy: dy * g.op("sign", x),
-        ufunc=np.abs, quantized=True),
+        ufunc=np.abs, quantized=True, integer=lambda _: ABS),
     _op("exp", np.exp, "ExpOptions", vjp=lambda g, x, y, dy: dy * y, ufunc=np.exp,
         quantized=True),
     _op("log", np.log, vjp=lambda g, x, y, dy: dy / x, ufunc=np.log, quantized=True),
     _op("sqrt", np.sqrt, vjp=lambda g, x, y, dy: dy * 0.5 / y, ufunc=np.sqrt, quantized=True),
     _op("rsqrt", lambda x: 1 / np.sqrt(x), vjp=lambda g, x, y, dy: dy * y * y * y * -0.5,
-        quantized=True),
+        quantized=True, integer=rsqrt_variant),
     _op("square", np.square, "SquareOptions", vjp=lambda g, x, y, dy: dy * x * 2.0,
         ufunc=np.square),
     _op("sin", np.sin, ufunc=np.sin),

@@ -18,7 +18,7 @@ from .quantized.fixed_point import dtype_range
 from .quantized.lib import Quantized, clamp, integer
 from .registry import NodeInfo, OpDef
 from .shapes import one, shape_of
-from .windows import windows
+from .windows import tap_range, windows
 
 
 def _counts(x_shape, kh, kw, attrs, dtype):
@@ -31,10 +31,35 @@ def _counts(x_shape, kh, kw, attrs, dtype):
 
 def max_pool_2d(attrs, x):
     kh, kw = attrs["filter_height"], attrs["filter_width"]
-    out = None
-    for _, win in windows(x, kh, kw, attrs, value=-np.inf):
-        out = win.copy() if out is None else np.maximum(out, win, out=out)
+    sh, sw = attrs["stride_h"], attrs["stride_w"]
+    oh, pt, pb = pad_before_after(x.shape[1], kh, sh, 1, attrs["padding"])
+    ow, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, attrs["padding"])
+    if (pt or pb or pl or pr) and x.dtype.kind == "f":
+        out = _max_in_bounds(x, (kh, kw, sh, sw, pt, pl), (oh, ow))
+    else:
+        out = None
+        for _, win in windows(x, kh, kw, attrs, value=-np.inf):
+            out = win.copy() if out is None else np.maximum(out, win, out=out)
     return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _max_in_bounds(x, geometry, size):
+    """The maxima over the windows of the -inf-padded input without padding it: from
+    -inf, each tap's maximum taken over only the outputs whose input is in bounds (a
+    padding tap is ``max(v, -inf) == v``, NaN and signed zeros included), in tap order:
+    the same maxima of the same operands."""
+    kh, kw, sh, sw, pt, pl = geometry
+    (n, h, w, c), (oh, ow) = x.shape, size
+    out = np.full((n, oh, ow, c), -np.inf, x.dtype)
+    for i in range(kh):
+        y0, y1, iy = tap_range(h, oh, sh, i - pt)
+        for j in range(kw):
+            x0, x1, ix = tap_range(w, ow, sw, j - pl)
+            if y1 > y0 and x1 > x0:
+                inside = out[:, y0:y1, x0:x1]
+                np.maximum(inside, x[:, iy:iy + (y1 - y0 - 1) * sh + 1:sh,
+                                     ix:ix + (x1 - x0 - 1) * sw + 1:sw], out=inside)
+    return out
 
 
 def average_pool_2d(attrs, x):

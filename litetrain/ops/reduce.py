@@ -21,6 +21,7 @@ import numpy as np
 
 from . import compiled_int8
 from .common import axes
+from .fast import WithKernels, kernels
 from .grad import i32, shape_of
 from .quantized.fixed_point import (
     dtype_range,
@@ -94,6 +95,35 @@ def _mean(x, axis, keepdims):
     # Python-level checks.
     total = _sum(x, axis, keepdims)
     return np.divide(total, x.size // max(np.size(total), 1), dtype=x.dtype)
+
+
+_plain_mean = _reducer(_mean)
+
+
+def _mean_prepare(info: NodeInfo):
+    """Compiled kernels for a float32 4-D input averaged over height and width (its axes
+    a constant) when the ``[fast]`` extra is there; else the attrs."""
+    x = info.inputs[0]
+    a = info.inputs[1] if len(info.inputs) > 1 else None
+    if (x is None or x.dtype != np.float32 or x.shape is None or len(x.shape) != 4
+            or a is None or a.value is None
+            or {int(v) % 4 for v in np.asarray(a.value).reshape(-1)} != {1, 2}):
+        return info.attrs
+    loader = kernels("reduce")
+    return info.attrs if loader is None else WithKernels(info.attrs, loader)
+
+
+def _mean_kernel(attrs, x, axis):
+    """MEAN: the compiled mean over height and width when prepared so and loaded (same
+    bits), else NumPy's."""
+    if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray and x.ndim == 4
+            and x.dtype == np.float32 and x.shape[1] * x.shape[2] > 0
+            and axes(axis, 4) in ((1, 2), (2, 1))):
+        jit = attrs.ready()
+        if jit is not None:
+            out = jit.mean_hw(np.ascontiguousarray(x))
+            return out.reshape(x.shape[0], 1, 1, x.shape[3]) if attrs.get("keep_dims") else out
+    return _plain_mean(attrs, x, axis)
 
 
 def _arg(fn):
@@ -261,15 +291,16 @@ def _compare_integer(fn):
     return Variant(run, quantized)
 
 
-def _op(name, fn, *, vjp=None, integer=None) -> OpDef:
-    kernel = _reducer(fn)
-    return OpDef(name, kernel, "ReducerOptions", shape=_reduce_shape, vjp=vjp,
-                 integer=integer, fresh_output=True, shape_inputs=(1,))
+def _op(name, fn, *, vjp=None, integer=None, kernel=None, prepare=None) -> OpDef:
+    return OpDef(name, kernel or _reducer(fn), "ReducerOptions", shape=_reduce_shape,
+                 vjp=vjp, integer=integer, prepare=prepare, fresh_output=True,
+                 shape_inputs=(1,))
 
 
 OPS = [
     _op("mean", _mean, vjp=_mean_vjp,
-        integer=compiled_int8.mean(Variant(_mean_integer, _reduce_prepare))),
+        integer=compiled_int8.mean(Variant(_mean_integer, _reduce_prepare)),
+        kernel=_mean_kernel, prepare=_mean_prepare),
     _op("sum", _sum, vjp=_sum_vjp, integer=Variant(_sum_integer, _reduce_prepare)),
     _op("reduce_prod", np.prod),
     _op("reduce_max", np.max, integer=_compare_integer(np.max)),

@@ -23,7 +23,7 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv", "activations", "int8")
+FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train")
 
 
 class Loader:

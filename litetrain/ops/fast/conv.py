@@ -1,10 +1,13 @@
 """Compiled (numba) forms of the float convolution kernels in :mod:`..conv`.
 
-* :func:`depthwise_conv_2d`: one pass over the output, each output pixel's taps
-  accumulated while it is in cache, bias and activation applied before moving on. Same
+* :func:`depthwise_conv_2d`: output row by output row (in cache), each tap one long
+  contiguous multiply-add over the row (filters tiled along the row at prepare, so few
+  channels cost no per-pixel loop), bias and activation applied before moving on. Same
   products added in the same tap order as the NumPy kernel, so the same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
-  on a fresh GEMM result.
+  on a block of a fresh GEMM result.
+* :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
+  padded copy; a copy, so exact).
 
 Activations are the clamping ones (NONE, RELU, RELU_N1_TO_1, RELU6) given as bounds
 ``lo``/``hi``, with the values and zero signs of NumPy's ``np.clip``/``np.maximum`` (NaN
@@ -24,9 +27,11 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
 _INTS = (types.int64,) * 9
 _DEPTHWISE = [
-    (types.Array(_F32, 4, "C", readonly=ro), _F32[:, :, ::1], _F32[::1], types.boolean,
-     _F32, _F32, *_INTS) for ro in (False, True)]
+    (types.Array(_F32, 4, "C", readonly=ro), _F32[:, :, ::1], _F32[:, :, ::1], _F32[::1],
+     types.boolean, _F32, _F32, *_INTS) for ro in (False, True)]
 _BIAS_ACTIVATION = [(_F32[:, ::1], _F32[::1], types.boolean, _F32, _F32)]
+_IM2COL = [(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1], *(types.int64,) * 13)
+           for ro in (False, True)]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -40,45 +45,103 @@ def _clamp(v, lo, hi):
     return v
 
 
-@numba.njit(_DEPTHWISE, **_JIT)
-def depthwise_conv_2d(x, w, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
-    """``x`` [n, h, w, c] float32, ``w`` [kh, kw, c * mult], ``b`` [c * mult].
+@numba.njit(inline="always", **_JIT)
+def _add_each(out, v):
+    """``out`` (pixels × channels, flat) += ``v`` (channels) at every pixel."""
+    cm = v.size
+    for p in range(out.size // cm):
+        o = out[p * cm:(p + 1) * cm]
+        for ch in range(cm):
+            o[ch] += v[ch]
 
-    The NumPy kernel's sums, bit for bit: it starts from the first tap's product and
-    adds the others in tap order, taps on padding giving ``0.0 * w``. Starting instead
-    from -0.0 changes nothing (``-0.0 + p == p`` for every ``p``, signed zeros and NaN
-    included), which lets every tap be added the same way."""
-    n, h, wd, _ = x.shape
-    kh, kw, cm = w.shape
-    out = np.full((n, oh, ow, cm), np.float32(-0.0))
-    zero = np.float32(0.0)
+
+@numba.njit(inline="always", **_JIT)
+def _multiply_add(out, x, w):
+    for k in range(out.size):
+        out[k] += x[k] * w[k]
+
+
+@numba.njit(inline="always", **_JIT)
+def _rearrange(x, ph, sw, mult):
+    """``ph[iy, p, q * cm + ci * mult + m] = x[iy, q * sw + p, ci]``."""
+    h, wd, c = x.shape
+    cm = c * mult
+    for iy in range(h):
+        for p in range(sw):
+            dst = ph[iy, p]
+            for q in range((wd - p + sw - 1) // sw):
+                src = x[iy, q * sw + p]
+                o = dst[q * cm:(q + 1) * cm]
+                if mult == 1:
+                    for ci in range(c):
+                        o[ci] = src[ci]
+                else:
+                    for ci in range(c):
+                        v = src[ci]
+                        for m in range(mult):
+                            o[ci * mult + m] = v
+
+
+@numba.njit(_DEPTHWISE, **_JIT)
+def depthwise_conv_2d(x, wt, zw, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, mult):
+    """``x`` [n, h, w, c] float32; ``wt`` [kh, kw, ow * c * mult]: each tap's filter row
+    repeated for every output column (so a tap is one long contiguous loop over an output
+    row, whatever the channel count); ``zw`` [kh, kw, c * mult]: the filter times ``0.0``
+    (what a tap on padding adds); ``b`` [c * mult].
+
+    The NumPy kernel's sums, bit for bit: it starts from the first tap's product and adds
+    the others in tap order, taps on padding giving ``0.0 * w``. Starting instead from
+    -0.0 changes nothing (``-0.0 + p == p`` for every ``p``, signed zeros and NaN
+    included), which lets every tap be added the same way. Strided or multiplied inputs
+    are first rearranged per image (a copy: exact) so every tap reads a contiguous run."""
+    n, h, wd, c = x.shape
+    kh, kw, rowlen = wt.shape
+    cm = c * mult
+    out = np.empty((n, oh, rowlen), np.float32)
+    direct = sw == 1 and mult == 1
+    xf = x.reshape(n, h, wd * c)
+    # One image as [h, phase, (column // sw) * cm + channel * mult + m] for input column
+    # `column = (column // sw) * sw + phase`: the columns a tap reads are then adjacent.
+    wph = (wd + sw - 1) // sw
+    ph = np.empty((1 if direct else h, sw, wph * cm), np.float32)
+    nz = np.float32(-0.0)
     for bi in range(n):
+        if not direct:
+            _rearrange(x[bi], ph, sw, mult)
         for oy in range(oh):
-            for ox in range(ow):
-                o = out[bi, oy, ox]
-                for i in range(kh):
-                    iy = oy * sh + i * dh - pt
-                    for j in range(kw):
-                        ix = ox * sw + j * dw - pl
-                        wr = w[i, j]
-                        if iy < 0 or iy >= h or ix < 0 or ix >= wd:
-                            for ch in range(cm):
-                                o[ch] += zero * wr[ch]
-                        elif mult == 1:
-                            xr = x[bi, iy, ix]
-                            for ch in range(cm):
-                                o[ch] += xr[ch] * wr[ch]
+            row = out[bi, oy]
+            for k in range(rowlen):
+                row[k] = nz
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                for j in range(kw):
+                    off = j * dw - pl
+                    x0, x1 = 0, 0  # outputs whose input column is in bounds
+                    if 0 <= iy < h:
+                        x0 = 0 if off >= 0 else (sw - 1 - off) // sw
+                        x1 = min(ow, (wd - 1 - off) // sw + 1) if wd - 1 - off >= 0 else 0
+                        x1 = max(x0, x1)
+                    if x0 > 0:
+                        _add_each(row[:x0 * cm], zw[i, j])
+                    if x1 > x0:
+                        first = x0 * sw + off  # the input column of output x0
+                        if direct:
+                            xv = xf[bi, iy, first * c:(first + x1 - x0) * c]
                         else:
-                            xr = x[bi, iy, ix]
-                            for ch in range(cm):
-                                o[ch] += xr[ch // mult] * wr[ch]
-                if has_bias:
+                            q = first // sw
+                            xv = ph[iy, first - q * sw, q * cm:(q + x1 - x0) * cm]
+                        _multiply_add(row[x0 * cm:x1 * cm], xv, wt[i, j, x0 * cm:x1 * cm])
+                    if x1 < ow:
+                        _add_each(row[x1 * cm:], zw[i, j])
+            if has_bias:
+                for ox in range(ow):
+                    o = row[ox * cm:(ox + 1) * cm]
                     for ch in range(cm):
                         o[ch] = _clamp(o[ch] + b[ch], lo, hi)
-                elif lo != -np.inf or hi != np.inf:
-                    for ch in range(cm):
-                        o[ch] = _clamp(o[ch], lo, hi)
-    return out
+            elif lo != -np.inf or hi != np.inf:
+                for k in range(rowlen):
+                    row[k] = _clamp(row[k], lo, hi)
+    return out.reshape(n, oh, ow, cm)
 
 
 @numba.njit(_BIAS_ACTIVATION, **_JIT)
@@ -94,3 +157,43 @@ def bias_activation(out, b, has_bias, lo, hi):
             for k in range(cols):
                 o[k] = _clamp(o[k], lo, hi)
     return out
+
+
+@numba.njit(_IM2COL, **_JIT)
+def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
+    """``out[r, (i * kw + j) * c + ch]`` = ``x[b, oy * sh + i * dh - pt, ox * sw + j * dw
+    - pl, ch]`` (0.0 off the input) for the outputs ``r = (b, oy, ox)`` of ``[b0:b1,
+    y0:y1]``, in C order: the patch rows of those outputs (a copy, exact). A window row
+    inside the input (undilated columns) is one contiguous run of ``kw * c`` values."""
+    n, h, wd, c = x.shape
+    rows = x.reshape(n, h, wd * c)
+    zero = np.float32(0.0)
+    run = kw * c
+    k = kh * run
+    flat = out.reshape(out.shape[0] * k)
+    r = 0
+    for bi in range(b0, b1):
+        for oy in range(y0, y1):
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                for ox in range(ow):
+                    d = flat[(r + ox) * k + i * run:(r + ox) * k + (i + 1) * run]
+                    ix0 = ox * sw - pl
+                    if iy < 0 or iy >= h:
+                        for q in range(run):
+                            d[q] = zero
+                    elif dw == 1 and ix0 >= 0 and ix0 + kw <= wd:
+                        src = rows[bi, iy, ix0 * c:ix0 * c + run]
+                        for q in range(run):
+                            d[q] = src[q]
+                    else:
+                        src = rows[bi, iy]
+                        for j in range(kw):
+                            ix = ix0 + j * dw
+                            if ix < 0 or ix >= wd:
+                                for ch in range(c):
+                                    d[j * c + ch] = zero
+                            else:
+                                for ch in range(c):
+                                    d[j * c + ch] = src[ix * c + ch]
+            r += ow

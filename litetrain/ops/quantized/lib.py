@@ -19,12 +19,15 @@ fly, as TFLite does, and use :func:`hybrid_input` / :func:`dequantized_weights`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..common import fused
+from .. import compiled_hybrid
+from ..common import RELU6, RELU_N1_TO_1, fused
+from ..compiled_hybrid import FastHybrid
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
     ROUNDINGS,
@@ -214,40 +217,48 @@ def integer(kernel: Callable) -> Variant:
 # --- hybrid (dynamic-range) -------------------------------------------------------------
 
 def _vector_round(v: np.ndarray) -> np.ndarray:
-    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86: blocks of 8
-    values take the NEON path (``vcvtnq``: halves to even), the tail ``TfLiteRound``
-    (halves away from zero)."""
+    """The rounding of TFLite's ``tensor_utils`` input quantizers on x86, in place on a
+    fresh ``v``: blocks of 8 values take the NEON path (``vcvtnq``: halves to even), the
+    tail ``TfLiteRound`` (halves away from zero)."""
     n = v.shape[1] // 8 * 8
-    out = np.rint(v)
-    if n < v.shape[1]:
-        out[:, n:] = round_half_away(v[:, n:])
-    return out
+    if n == v.shape[1]:
+        return np.rint(v, out=v)
+    np.rint(v[:, :n], out=v[:, :n])
+    v[:, n:] = round_half_away(v[:, n:])
+    return v
+
+
+_Q127 = np.float32(-127), np.float32(127)  # the int8 ranges as float32 clip bounds
+_Q128 = np.float32(-128), np.float32(127)
 
 
 def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row int8 values, scaling factors and offsets (``x ≈ scale * (q - offset)``), as
-    ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them."""
+    """Per-row int8 values (as float32), scaling factors and offsets (``x ≈ scale * (q -
+    offset)``), as ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` make them. Each
+    row's parameters come from its range in Python floats (batch items: few rows), the
+    values in a few in-place passes."""
     x = x.astype(np.float32, copy=False)
     if not asymmetric:
-        rng = np.max(np.abs(x), axis=1)
+        rng = np.maximum.reduce(np.abs(x), axis=1)
         scale = np.where(rng > 0, rng / np.float32(127), np.float32(1)).astype(np.float32)
         inv = np.where(rng > 0, np.float32(127) / np.where(rng > 0, rng, 1), 0).astype(
             np.float32)
-        q = np.clip(_vector_round(x * inv[:, None]), -127, 127)
-        return q, scale, np.zeros_like(scale)
-    params = [_asymmetric_params(float(lo), float(hi))
-              for lo, hi in zip(x.min(axis=1).tolist(), x.max(axis=1).tolist(), strict=True)]
+        q = _vector_round(x * inv[:, None])
+        return np.clip(q, _Q127[0], _Q127[1], out=q), scale, np.zeros_like(scale)
+    params = [_asymmetric_params(lo, hi) for lo, hi in zip(
+        np.minimum.reduce(x, axis=1).tolist(), np.maximum.reduce(x, axis=1).tolist(),
+        strict=True)]
     scale = np.array([p[0] for p in params], np.float32)
     nudged = np.array([p[1] for p in params], np.float32)
-    # float32 1.0f / scaling_factor (0 for an all-zero row, whose values are all 0 anyway)
-    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale > 0)
-    v = x * inv[:, None]
+    zero = [k for k, f in enumerate(scale.tolist()) if f == 0]
+    if zero:  # an all-zero row (or one below float32's scales): zeros, scale 1
+        scale[zero] = 1
+    v = np.multiply(x, (np.float32(1) / scale)[:, None])  # float32 1.0f / scaling_factor
     v += nudged[:, None]
-    q = np.clip(_vector_round(v), -128, 127, out=v)
-    same = scale == 0
-    if same.any():  # an all-zero row: zeros, scale 1, offset 0
-        q[same] = 0
-        scale[same] = 1
+    q = _vector_round(v)
+    np.clip(q, _Q128[0], _Q128[1], out=q)
+    if zero:
+        q[zero] = 0
     return q, scale, nudged
 
 
@@ -260,8 +271,11 @@ def _asymmetric_params(lo: float, hi: float) -> tuple[float, int]:
     scale = (rmax - rmin) / 255.0
     from_min, from_max = -128 - rmin / scale, 127 - rmax / scale
     zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
-    nudged = -128 if zp <= -128 else 127 if zp >= 127 else int(round_half_away(zp))
-    return scale, nudged
+    if zp <= -128 or zp >= 127:
+        return scale, -128 if zp <= -128 else 127
+    # round_half_away in Python floats (NaN from a non-finite row raises ValueError here)
+    whole = math.floor(abs(zp) + 0.5)
+    return scale, whole if zp >= 0 else -whole
 
 
 
@@ -280,12 +294,18 @@ def dequantized_weights(w: np.ndarray, qw: QParams) -> np.ndarray:
 class HybridConv(Quantized):
     """A hybrid convolution's settings: the int8 filter less its zero point as float32
     integers (``None`` when the filter is not a constant), its scales shaped for the
-    output's channel axis, and whether float32 sums of its products with any int8 input
-    are exact (every partial sum below 2**24)."""
+    output's channel axis, whether float32 sums of its products with any int8 input
+    are exact (every partial sum below 2**24), how inputs are quantized, the attrs the
+    float kernel gets (no activation), the fused activation, and the compiled kernels'
+    data when prepare chose them (:mod:`..compiled_hybrid`)."""
 
     weights: np.ndarray | None
     w_scale: np.ndarray
     exact32: bool
+    asymmetric: bool
+    float_attrs: Mapping[str, object]
+    activation: int
+    fast: FastHybrid | None = None
 
 
 def _centred_filter(w: np.ndarray, qw: QParams, out_axis: int) -> tuple[np.ndarray, bool]:
@@ -305,33 +325,71 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
     when a filter is too large for that), scaled by ``input_scale * filter_scale`` in
     float32, plus the bias, then the fused activation. ``out_axis`` is the filter's
     output-channel axis. ``per_row`` (FULLY_CONNECTED): each row of ``depth`` inputs is
-    quantized alone, asymmetrically only when the node asks for it."""
+    quantized alone, asymmetrically only when the node asks for it.
+
+    With the ``[fast]`` extra the quantization and the epilogue (the whole kernel for
+    DEPTHWISE_CONV_2D) run compiled, with the same bits (:mod:`..compiled_hybrid`)."""
     def prepare(info: NodeInfo) -> HybridConv:
         q = quantized(info)
         qw = q.qin[w_pos]
         w = info.inputs[w_pos].value
         weights, exact = _centred_filter(w, qw, out_axis) if w is not None else (None, False)
         scale = qw.scale.astype(np.float32).reshape(-1) if qw.per_channel else np.float32(qw.s)
-        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact)
+        asymmetric = bool(q.attrs.get("asymmetric_quantize_inputs", False)) or (
+            qw.per_channel and not per_row)
+        fast = compiled_hybrid.prepare(q.attrs, weights, scale, exact, out_axis,
+                                       info.op == "depthwise_conv_2d", asymmetric)
+        return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact, asymmetric,
+                          without_activation(q.attrs),
+                          int(q.attrs.get("fused_activation_function", 0)), fast)
 
     def kernel(s: HybridConv, *inputs):
         args = list(inputs)
         bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
-        x, qw = args[x_pos], s.qin[w_pos]
+        x = args[x_pos]
+        module = compiled_hybrid.ready(s.fast)
+        if module is not None and s.fast.depthwise is not None:
+            out = compiled_hybrid.depthwise_conv_2d(s.fast, module, x, bias)
+            if out is not None:
+                return out
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
-                          else _centred_filter(args[w_pos], qw, out_axis))
-        asymmetric = s.attrs.get("asymmetric_quantize_inputs", False) or (
-            qw.per_channel and not per_row)
+                          else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
-        q, scale, offset = quantize_rows(x.reshape(rows, -1), asymmetric)
         dtype = np.float32 if exact else np.float64
-        args[x_pos] = (q - offset[:, None]).astype(dtype).reshape(x.shape)
+        done = None if module is None else compiled_hybrid.quantize(s.fast, module, x, rows,
+                                                                      dtype)
+        if done is None:
+            q, scale, offset = quantize_rows(x.reshape(rows, -1), s.asymmetric)
+            if s.asymmetric:  # (q - 0.0 is q, signed zeros included)
+                q -= offset[:, None]
+            args[x_pos] = q.astype(dtype, copy=False).reshape(x.shape)
+        else:
+            args[x_pos], scale = done
         args[w_pos] = weights.astype(dtype, copy=False)
-        acc = float_kernel(without_activation(s.attrs), *args)
-        by_row = acc.reshape(rows, -1, acc.shape[-1])
-        out = (by_row * (scale[:, None, None] * s.w_scale)).astype(np.float32).reshape(
-            acc.shape)
-        if bias is not None:
-            out += bias
-        return fused(out, int(s.attrs.get("fused_activation_function", 0)))
+        acc = float_kernel(s.float_attrs, *args)
+        if done is not None:
+            out = compiled_hybrid.epilogue(s.fast, acc, scale, rows, bias)
+            if out is not None:
+                return out
+        return _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,
+                                s.activation)
     return Variant(kernel, prepare)
+
+
+def _hybrid_epilogue(acc: np.ndarray, multiplier: np.ndarray, rows: int, bias,
+                     activation: int) -> np.ndarray:
+    """``float32(acc * multiplier) + bias``, activated: ``multiplier`` is per row (batch
+    item or FULLY_CONNECTED row) and output channel; in place on a float32 ``acc`` (a
+    fresh GEMM result), the bits of the fresh arrays either way."""
+    by_row = acc.reshape(rows, -1, acc.shape[-1])
+    if acc.dtype == np.float32 and acc.flags.c_contiguous:  # by_row is a view
+        np.multiply(by_row, multiplier, out=by_row)
+        out = acc
+    else:
+        out = (by_row * multiplier).astype(np.float32).reshape(acc.shape)
+    if bias is not None:
+        out += bias
+    if activation in (RELU6, RELU_N1_TO_1):
+        return np.clip(out, -1 if activation == RELU_N1_TO_1 else 0, 6 if activation == RELU6
+                       else 1, out=out)
+    return fused(out, activation)

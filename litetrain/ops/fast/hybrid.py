@@ -1,0 +1,273 @@
+"""Compiled (numba) forms of the hybrid (dynamic-range) kernels' passes in
+:mod:`..quantized.lib` (``hybrid_conv``), bit for bit.
+
+* :func:`quantize_rows`: each row of a float32 matrix quantized to int8 as TFLite's
+  ``tensor_utils::{Symmetric,Asymmetric}QuantizeFloats`` do (and as ``lib.quantize_rows``
+  does: the scale and nudged zero point in double, ``1.0f / scale`` in float32, halves to
+  even in blocks of 8 and away from zero on the tail), written centred (``q - offset``)
+  as the float values the GEMM reads; per row its scaling factor and offset.
+* :func:`epilogue`: ``acc * (row_scale * filter_scale) + bias`` and a clamping activation
+  in one pass, in place on a float32 GEMM result (:func:`epilogue64`: from float64 sums
+  into a float32 output). Min/max and the rounding loops are written so that the
+  compiler vectorizes them (integer reductions, no choice inside a loop).
+* :func:`depthwise_conv_2d`: the whole hybrid depthwise convolution: each batch item
+  quantized into a scratch row, the tap products summed per output pixel while it is in
+  cache, then the epilogue.
+
+Every float operation is the NumPy path's, in its order and precision. Sums of the
+integer products are exact (prepare proves every partial sum < 2**24 in float32, float64
+otherwise), so their order does not matter; they are still taken in floats, from -0.0,
+tap by tap, because a sum whose every product is -0.0 is -0.0 in NumPy (which an integer
+sum would lose). The functions return ``False`` for a row with NaN or ±inf and leave the
+call to NumPy, whose results (or errors) on such input are the reference.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import types
+
+from .conv import _clamp  # the float kernels' clamp: the same bits for activations
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_F32, _F64 = types.float32, types.float64
+_B = types.boolean
+
+
+def _x(ndim: int, readonly: bool):
+    return types.Array(_F32, ndim, "C", readonly=readonly)
+
+
+# Compiled (or loaded from the disk cache) when this module is imported: float32 C-order
+# inputs (maybe read-only), centred values in float32 (sums exact in float32) or float64.
+_QUANTIZE = [(_x(2, ro), _B, types.Array(d, 2, "C"), _F32[::1], _F32[::1])
+             for ro in (False, True) for d in (_F32, _F64)]
+_EPILOGUE = [(_F32[:, ::1], types.int64, _F32[::1], _F32[::1], _F32[::1], _B, _F32, _F32)]
+_EPILOGUE64 = [(_F64[:, ::1], types.int64, _F32[::1], _F32[::1], _F32[::1], _B, _F32, _F32,
+                _F32[:, ::1])]
+_DEPTHWISE = [(_x(4, ro), _B, types.Array(d, 3, "C"), _F32[::1], _F32[::1], _B, _F32, _F32,
+               *(types.int64,) * 9, _F32[:, :, :, ::1])
+              for ro in (False, True) for d in (_F32, _F64)]
+
+
+@numba.njit(inline="always", **_JIT)
+def _half_away(v):
+    """``fixed_point.round_half_away`` on a float32: ``sign(v) * floor(|v| + 0.5)`` in
+    float32 (``np.sign(-0.0)`` is +0.0, so is the result then)."""
+    if v > 0:
+        s = np.float32(1.0)
+    elif v < 0:
+        s = np.float32(-1.0)
+    else:
+        s = np.float32(0.0)
+    return s * np.floor(abs(v) + np.float32(0.5))
+
+
+@numba.njit(inline="always", **_JIT)
+def _round_half_away64(v):
+    if v > 0:
+        s = 1.0
+    elif v < 0:
+        s = -1.0
+    else:
+        s = 0.0
+    return s * np.floor(abs(v) + 0.5)
+
+
+@numba.njit(inline="always", **_JIT)
+def _asymmetric_params(lo, hi):
+    """``lib._asymmetric_params``: (double scale, 0 for an all-zero row; nudged zero
+    point)."""
+    rmin = 0.0 if lo > 0.0 else lo  # Python's min(lo, 0.0), max(hi, 0.0)
+    rmax = 0.0 if hi < 0.0 else hi
+    if rmin == rmax:
+        return 0.0, 0.0
+    scale = (rmax - rmin) / 255.0
+    from_min = -128.0 - rmin / scale
+    from_max = 127.0 - rmax / scale
+    zp = from_min if 128.0 + abs(rmin / scale) < 127.0 + abs(rmax / scale) else from_max
+    if zp <= -128.0:
+        return scale, -128.0
+    if zp >= 127.0:
+        return scale, 127.0
+    return scale, _round_half_away64(zp)
+
+
+@numba.njit(inline="always", **_JIT)
+def _float_of_key(key):
+    """The float32 whose :func:`_range` key is ``key``."""
+    bits = np.empty(1, np.int32)
+    bits[0] = key ^ ((key >> 31) & np.int32(0x7FFFFFFF))
+    return bits.view(np.float32)[0]
+
+
+@numba.njit(inline="always", **_JIT)
+def _range(x, absolute):
+    """(min, max, all finite) of a float32 row — or (0, max |x|, all finite) when
+    ``absolute`` — in integer arithmetic, which the compiler vectorizes (float min/max
+    reductions it does not, without fast-math): a float's bits, its magnitude bits
+    flipped when negative, order as int32 as the floats do (-0.0 just below +0.0, which
+    no result depends on). NaN and ±inf have the all-ones exponent."""
+    bits = x.view(np.int32)
+    lo, hi = np.int32(0x7FFFFFFF), np.int32(-0x80000000)
+    top = np.int32(0)
+    flip, exponent = np.int32(0x7FFFFFFF), np.int32(0x7F800000)
+    if absolute:  # one loop each: no choice inside the loop
+        for k in range(bits.size):
+            i = bits[k]
+            key = i & flip
+            hi = key if key > hi else hi
+            e = i & exponent
+            top = e if e > top else top
+    else:
+        for k in range(bits.size):
+            i = bits[k]
+            key = i ^ ((i >> 31) & flip)
+            lo = key if key < lo else lo
+            hi = key if key > hi else hi
+            e = i & exponent
+            top = e if e > top else top
+    if absolute:
+        return np.float32(0.0), _float_of_key(hi), top != exponent
+    return _float_of_key(lo), _float_of_key(hi), top != exponent
+
+
+@numba.njit(inline="always", **_JIT)
+def _round_into(x, inv, offset, add, qlo, qhi, q, start, stop, to_even):
+    """``q[k] = clip(round(x[k] * inv [+ offset]), qlo, qhi) - offset`` over
+    ``start:stop``; the offset is added only when ``add`` (asymmetric), as NumPy does
+    (``v + 0.0`` would turn -0.0 into +0.0)."""
+    for k in range(start, stop):
+        v = x[k] * inv
+        if add:
+            v = v + offset
+        r = np.rint(v) if to_even else _half_away(v)
+        r = qlo if r < qlo else r
+        r = qhi if r > qhi else r
+        q[k] = r - offset
+
+
+@numba.njit(inline="always", **_JIT)
+def _quantize_row(x, asymmetric, q):
+    """One row ``x`` (not empty) quantized, written centred into ``q``: (finite, scale,
+    offset)."""
+    n = x.size
+    lo, hi, finite = _range(x, not asymmetric)
+    if not finite:
+        return False, np.float32(0.0), np.float32(0.0)
+    if asymmetric:
+        scale64, nudged64 = _asymmetric_params(np.float64(lo), np.float64(hi))
+        scale, offset = np.float32(scale64), np.float32(nudged64)
+        if scale == 0:  # all zeros (or a range below float32's): q = 0, scale 1
+            for k in range(n):
+                q[k] = np.float32(0.0) - offset
+            return True, np.float32(1.0), offset
+        inv = np.float32(1.0) / scale
+        qlo = np.float32(-128.0)
+    else:
+        offset = np.float32(0.0)
+        if hi > 0:
+            scale = hi / np.float32(127.0)
+            inv = np.float32(127.0) / hi
+        else:
+            scale, inv = np.float32(1.0), np.float32(0.0)
+        qlo = np.float32(-127.0)
+    qhi = np.float32(127.0)
+    n8 = n // 8 * 8
+    _round_into(x, inv, offset, asymmetric, qlo, qhi, q, 0, n8, True)  # NEON: halves to even
+    _round_into(x, inv, offset, asymmetric, qlo, qhi, q, n8, n, False)  # tail: halves away
+    return True, scale, offset
+
+
+@numba.njit(_QUANTIZE, **_JIT)
+def quantize_rows(x, asymmetric, q, scale, offset):
+    """Rows of ``x`` quantized, centred into ``q`` (same shape); ``False`` (and the rest
+    unwritten) at the first row with NaN or ±inf."""
+    for r in range(x.shape[0]):
+        ok, s, o = _quantize_row(x[r], asymmetric, q[r])
+        if not ok:
+            return False
+        scale[r], offset[r] = s, o
+    return True
+
+
+@numba.njit(inline="always", **_JIT)
+def _epilogue(acc, pixels, scale, w_scale, b, has_bias, lo, hi, out):
+    cols = acc.shape[1]
+    m = np.empty(cols, np.float32)
+    for r in range(acc.shape[0] // pixels):
+        s = scale[r]
+        for k in range(cols):
+            m[k] = s * w_scale[k]
+        for p in range(r * pixels, (r + 1) * pixels):
+            a, o = acc[p], out[p]
+            if has_bias:
+                for k in range(cols):
+                    o[k] = _clamp(np.float32(a[k] * m[k]) + b[k], lo, hi)
+            else:
+                for k in range(cols):
+                    o[k] = _clamp(np.float32(a[k] * m[k]), lo, hi)
+
+
+@numba.njit(_EPILOGUE, **_JIT)
+def epilogue(acc, pixels, scale, w_scale, b, has_bias, lo, hi):
+    """In place on a float32 ``acc`` [rows * pixels, channels] (``pixels`` outputs per
+    quantized row)."""
+    _epilogue(acc, pixels, scale, w_scale, b, has_bias, lo, hi, acc)
+    return acc
+
+
+@numba.njit(_EPILOGUE64, **_JIT)
+def epilogue64(acc, pixels, scale, w_scale, b, has_bias, lo, hi, out):
+    """The same from a float64 ``acc`` (products rounded once to float32) into ``out``."""
+    _epilogue(acc, pixels, scale, w_scale, b, has_bias, lo, hi, out)
+    return out
+
+
+@numba.njit(_DEPTHWISE, **_JIT)
+def depthwise_conv_2d(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl,
+                      oh, ow, mult, out):
+    """``x`` [n, h, w, c] float32, ``w`` the centred filter [kh, kw, c * mult] (float32 or
+    float64: the precision of the sums), into ``out`` [n, oh, ow, c * mult]. Taps on
+    padding add ``0.0 * w`` as NumPy's padded input does."""
+    n, h, wd, c = x.shape
+    kh, kw, cm = w.shape
+    row = np.empty(h * wd * c, w.dtype)
+    xq = row.reshape((h, wd, c))
+    acc = np.empty(cm, w.dtype)
+    m = np.empty(cm, np.float32)
+    zero = np.zeros(1, w.dtype)[0]  # +0.0 in the sums' precision
+    for bi in range(n):
+        ok, s, _ = _quantize_row(x[bi].reshape(h * wd * c), asymmetric, row)
+        if not ok:
+            return False
+        for ch in range(cm):
+            m[ch] = s * w_scale[ch]
+        for oy in range(oh):
+            for ox in range(ow):
+                acc[:] = -zero
+                for i in range(kh):
+                    iy = oy * sh + i * dh - pt
+                    for j in range(kw):
+                        ix = ox * sw + j * dw - pl
+                        wr = w[i, j]
+                        if iy < 0 or iy >= h or ix < 0 or ix >= wd:
+                            for ch in range(cm):
+                                acc[ch] += zero * wr[ch]
+                        elif mult == 1:
+                            xr = xq[iy, ix]
+                            for ch in range(cm):
+                                acc[ch] += xr[ch] * wr[ch]
+                        else:
+                            xr = xq[iy, ix]
+                            for ch in range(cm):
+                                acc[ch] += xr[ch // mult] * wr[ch]
+                o = out[bi, oy, ox]
+                if has_bias:
+                    for ch in range(cm):
+                        o[ch] = _clamp(np.float32(acc[ch] * m[ch]) + b[ch], lo, hi)
+                else:
+                    for ch in range(cm):
+                        o[ch] = _clamp(np.float32(acc[ch] * m[ch]), lo, hi)
+    return True
