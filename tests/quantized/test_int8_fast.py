@@ -7,7 +7,8 @@
   dilations, depth multipliers, zero points, per-channel and per-tensor scales, fused
   activations and 8-bit types, under every resolver; MEAN over height and width
   (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands; MUL
-  computed on every operand pair; QUANTIZE float → integer on special values;
+  computed on every operand pair; unary tables (activations); QUANTIZE float → integer on
+  special values;
 * the TensorFlow-made fixtures stay bit-exact with TF Lite with the compiled kernels on
   (and they do run there);
 * what does not qualify keeps the NumPy kernel, and so does a node whose kernels are
@@ -342,13 +343,45 @@ def test_compiled_quantize_equals_the_numpy_kernel(dtype, rng):
     assert not isinstance(variant.prepare(info), compiled_int8.Quantize)
 
 
+@needs_numba
+@pytest.mark.parametrize("name", ["logistic", "hard_swish", "tanh", "relu6", "leaky_relu"])
+def test_compiled_unary_tables_equal_the_kernels(name, monkeypatch):
+    """Every 8-bit value, in any layout and rank (strided, 0-d, reversed), through the
+    compiled lookup, against the kernel the table holds."""
+    module = _module()
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return kernel(*args)
+    kernel = module.lookup1
+    monkeypatch.setattr(module, "lookup1", counted)
+    opdef = lookup(name)
+    for dtype in (np.int8, np.uint8):
+        x = np.arange(256).astype(np.uint8).view(dtype).reshape(4, 8, 8)
+        zp = -3 if dtype == np.int8 else 120
+        qo = _qp(1 / 256 if name != "hard_swish" else 0.04, -128 if dtype == np.int8 else 0,
+                 dtype)
+        info = node_info(name, [x], {"alpha": 0.3}, [dtype], [_qp(0.05, zp, dtype)], [qo])
+        s = opdef.integer.prepare(info)
+        assert s.compiled is not None
+        plain = opdef.integer.kernel.tabulates
+        ps = plain.prepare(info)
+        for v in (x, x[:, ::2, 1:].transpose(2, 0, 1), x[1, 2, 3], x.reshape(-1)[::-3]):
+            got = opdef.integer.kernel(s, v)
+            want = plain.kernel(ps, np.asarray(v))
+            assert got.shape == np.shape(want) and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    assert calls
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
     module = _module()
     ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
-                         "lookup", "quantize"], 0)
+                         "lookup", "lookup1", "quantize"], 0)
 
     def counted(name, kernel):
         def run(*args):

@@ -22,6 +22,7 @@ Kernels:
   gather.
 * :func:`mean_hw`: MEAN over height and width (global average pooling), centred int64
   sums rescaled in the same pass.
+* :func:`lookup1`: a unary lookup table (activations) in one pass.
 * :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
   one pass.
 * :func:`gemm`: a small CONV_2D 1×1 / FULLY_CONNECTED product whole, int32 sums and
@@ -73,6 +74,7 @@ _MUL = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=
 _QUANTIZE = [(types.Array(types.float32, 1, "C", readonly=ro), types.float32, types.float32,
               types.float32, types.float32, types.Array(out, 1, "C"))
              for ro in (False, True) for out in (*_EIGHT, types.int16)]
+_LOOKUP1 = [(types.Array(_U8, 1, "C", readonly=ro), _U8[::1], _U8[::1]) for ro in (False, True)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -328,4 +330,12 @@ def quantize(x, scale, zp, lo, hi, out):
         elif v > hi:
             v = hi
         out[k] = np.int64(v)
+    return out
+
+
+@numba.njit(_LOOKUP1, **_JIT)
+def lookup1(x, table, out):
+    """A unary 8-bit table over the operand's bytes: ``out[k] = table[x[k]]``."""
+    for k in range(x.size):
+        out[k] = table[x[k]]
     return out
