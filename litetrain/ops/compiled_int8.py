@@ -305,7 +305,7 @@ def mean(variant: Variant) -> Variant:
 class Table(_Wrapping):
     """A binary 8-bit lookup table's settings (``inner``, a :class:`.quantized.tables.
     Tabulated`), the table as bytes (``rows``: indexed by a's bits, then b's; a scalar
-    ``b`` picks one column, looked up by ``bytes.translate``), and per pair of operand
+    ``b`` picks one column, looked up as a unary table), and per pair of operand
     shapes how :func:`.fast.int8.lookup` walks them: ``(result shape, 3-D shape, a's
     strides, b's strides)``."""
 
@@ -400,10 +400,12 @@ def table(variant: Variant) -> Variant:
             module.mul(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
                        *sa, *sb, *s.direct, out)
             return out.reshape(shape)
-        if b.size == 1 and a.size > 1:  # one row of the table: a byte translation
-            row = s.rows[:, int(b.reshape(-1).view(np.uint8)[0])].tobytes()
-            out = bytearray(np.ascontiguousarray(a).tobytes()).translate(row)
-            return np.frombuffer(out, s.inner.table.dtype).reshape(shape)
+        if b.size == 1 and a.size > 1:  # one column of the table: a unary lookup
+            column = np.ascontiguousarray(s.rows[:, int(b.reshape(-1).view(np.uint8)[0])])
+            out = np.empty(shape, s.inner.table.dtype)
+            module.lookup1(np.ascontiguousarray(a).reshape(-1).view(np.uint8), column,
+                           out.reshape(-1).view(np.uint8))
+            return out
         out = np.empty(dims, np.uint8)
         module.lookup(np.ascontiguousarray(a).reshape(-1).view(np.uint8),
                       np.ascontiguousarray(b).reshape(-1).view(np.uint8), *sa, *sb, s.table,
