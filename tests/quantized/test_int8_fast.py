@@ -291,12 +291,14 @@ def test_compiled_tables_equal_the_tables(name, dtype, rng):
 
 
 @needs_numba
+@pytest.mark.parametrize("name", ["mul", "add", "sub"])
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
-    """MUL is computed, not looked up: all 65536 operand pairs against the table (the
-    NumPy kernel's own values), random parameters and activations, every resolver."""
+def test_computed_ops_equal_their_tables_on_every_operand_pair(name, dtype, rng):
+    """MUL (every resolver) and ADD/SUB (XNNPACK's int8 form, the default resolver) are
+    computed, not looked up: all 65536 operand pairs against the table (the NumPy
+    kernel's own values), random parameters and activations."""
     _module()
-    variant = lookup("mul").integer
+    variant = lookup(name).integer
     every = np.arange(256, dtype=np.uint8).view(dtype)
     lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
     for resolver in OpResolverType:
@@ -304,10 +306,12 @@ def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
             qa, qb, qo = (_qp(rng.uniform(1e-3, 0.2), int(rng.integers(lo, hi + 1)), dtype)
                           for _ in range(3))
             a, b = every[:, None], every[None, :]
-            info = node_info("mul", [a, b], {"fused_activation_function": trial % 4},
+            info = node_info(name, [a, b], {"fused_activation_function": trial % 4},
                              [dtype], [qa, qb], [qo])
             s = variant.prepare(dataclasses.replace(info, resolver=resolver))
-            assert isinstance(s, compiled_int8.Table) and s.direct is not None
+            computed = name == "mul" or (dtype == np.int8 and resolver.xnnpack)
+            assert isinstance(s, compiled_int8.Table)
+            assert (s.direct is not None) == computed, (name, resolver)
             want = s.inner.table.reshape(256, 256)
             for x, y in ((a, b), (np.repeat(a, 256, 1), np.repeat(b, 256, 0))):
                 np.testing.assert_array_equal(variant.kernel(s, x, y), want,
@@ -381,7 +385,7 @@ def test_compiled_unary_tables_equal_the_kernels(name, monkeypatch):
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
     module = _module()
     ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
-                         "lookup", "lookup1", "quantize"], 0)
+                         "add", "lookup", "lookup1", "quantize"], 0)
 
     def counted(name, kernel):
         def run(*args):

@@ -22,6 +22,8 @@ Kernels:
   gather.
 * :func:`mean_hw`: MEAN over height and width (global average pooling), centred int64
   sums rescaled in the same pass.
+* :func:`add`: XNNPACK's ADD/SUB computed (not looked up), vectorized, over broadcast
+  operands.
 * :func:`lookup1`: a unary lookup table (activations) in one pass.
 * :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
   one pass.
@@ -75,6 +77,9 @@ _QUANTIZE = [(types.Array(types.float32, 1, "C", readonly=ro), types.float32, ty
               types.float32, types.float32, types.Array(out, 1, "C"))
              for ro in (False, True) for out in (*_EIGHT, types.int16)]
 _LOOKUP1 = [(types.Array(_U8, 1, "C", readonly=ro), _U8[::1], _U8[::1]) for ro in (False, True)]
+_ADD = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=rb),
+         *(_I64,) * 13, types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
+        for rb in (False, True)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -338,4 +343,39 @@ def lookup1(x, table, out):
     """A unary 8-bit table over the operand's bytes: ``out[k] = table[x[k]]``."""
     for k in range(x.size):
         out[k] = table[x[k]]
+    return out
+
+
+@numba.njit(_ADD, **_JIT)
+def add(a, b, sa0, sa1, sa2, sb0, sb1, sb2, am, bm, shift, bias, zp, lo, hi, out):
+    """XNNPACK's 8-bit ADD/SUB (``arithmetic._add_sub``'s XNNPACK form) computed over
+    operands walked as :func:`mul` walks them: ``((bias + a * am + b * bm) >> shift) +
+    zp``, clamped, in int64 (exact)."""
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k0 in range(0, n2, _CHUNK):
+                n = min(_CHUNK, n2 - k0)
+                pa = i * sa0 + j * sa1 + k0 * sa2
+                pb = i * sb0 + j * sb1 + k0 * sb2
+                o = out[i, j, k0:k0 + n]
+                if sa2 == 1 and sb2 == 1:
+                    av, bv = a[pa:pa + n], b[pb:pb + n]
+                    for k in range(n):
+                        y = ((bias + np.int64(av[k]) * am + np.int64(bv[k]) * bm) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                elif sa2 == 1:
+                    av, v = a[pa:pa + n], bias + np.int64(b[pb]) * bm
+                    for k in range(n):
+                        y = ((v + np.int64(av[k]) * am) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                elif sb2 == 1:
+                    bv, v = b[pb:pb + n], bias + np.int64(a[pa]) * am
+                    for k in range(n):
+                        y = ((v + np.int64(bv[k]) * bm) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                else:
+                    y = ((bias + np.int64(a[pa]) * am + np.int64(b[pb]) * bm) >> shift) + zp
+                    for k in range(n):
+                        o[k] = min(max(y, lo), hi)
     return out
