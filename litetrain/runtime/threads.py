@@ -3,7 +3,7 @@
 Nearly all of a step's time is in BLAS matmuls, so BLAS's pool is the thread count that
 matters. threadpoolctl finds the BLAS libraries NumPy loaded (OpenBLAS, MKL, BLIS);
 the count is set on entry and restored on exit, so other code in the process is not
-affected. Setting it costs about a microsecond.
+affected. Entering and leaving costs a few microseconds (the count is read once).
 
 The count is process-wide state, not per thread. When interpreters run concurrently in
 several threads, the first one to start a run sets the count, later ones run with it
@@ -80,16 +80,19 @@ class _Limited:
         libs = _blas_libraries()
         with _LOCK:
             _active -= 1
+            # the count during the run is the owner's n (kernels never change it): no
+            # need to ask the libraries again (each question costs microseconds)
+            during = [self.n] * len(libs) if self.owner else None
             if self.owner:
                 previous = _stack.pop()
                 if _stack:
-                    _set(libs, previous)
+                    _set(libs, previous, during)
                 elif _active:
                     _owner = None  # others still run: leave the count alone until they end
             if _active == 0:
                 _owner = None
                 _stack.clear()
-                _set(libs, _original)
+                _set(libs, _original, during)
         return False
 
 
