@@ -47,6 +47,21 @@ def pad_before_after(size: int, k: int, stride: int, dilation: int, padding: int
     return out, total // 2, total - total // 2
 
 
+def window_geometry(cache: dict, attrs, x: np.ndarray, kh: int, kw: int
+                    ) -> tuple[int, ...]:
+    """(sh, sw, dh, dw, pt, pl, oh, ow) of a ``kh`` × ``kw`` window over NHWC ``x`` under a
+    conv/pool node's ``attrs``, computed once per input size into ``cache`` (a node's
+    prepared settings own one)."""
+    g = cache.get(x.shape[1:3])
+    if g is None:
+        sh, sw = attrs["stride_h"], attrs["stride_w"]
+        dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
+        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, attrs["padding"])
+        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, attrs["padding"])
+        g = cache[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
+    return g
+
+
 def axes(axis: np.ndarray | int, rank: int) -> tuple[int, ...]:
     """Normalised, de-duplicated axes (negative axes count from the end)."""
     out: list[int] = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
+from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
 from .fast import Loader, WithKernels, kernels
 
 _INF = np.float32(np.inf)
@@ -138,7 +138,7 @@ def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
     c = x.shape[3]
     if cm % c:
         return None  # NumPy says what is wrong
-    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(fast, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(fast.geometry, fast, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), np.float32)
     if not module.depthwise_conv_2d(x, fast.asymmetric, fast.depthwise, fast.w_scale, bias[0],
                                     bias[1], fast.lo, fast.hi, sh, sw, dh, dw, pt, pl, oh, ow,
@@ -146,14 +146,3 @@ def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
         return None
     return fused(out, fast.rest)
 
-
-def _geometry(fast: FastHybrid, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
-    """(sh, sw, dh, dw, pt, pl, oh, ow) for this input size (computed once per size)."""
-    g = fast.geometry.get(x.shape[1:3])
-    if g is None:
-        sh, sw = fast["stride_h"], fast["stride_w"]
-        dh, dw = fast.get("dilation_h_factor", 1), fast.get("dilation_w_factor", 1)
-        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, fast["padding"])
-        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, fast["padding"])
-        g = fast.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
-    return g

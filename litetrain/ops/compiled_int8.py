@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import pad_before_after
+from .common import window_geometry
 from .fast import Loader, WithKernels, kernels
 from .quantized.fixed_point import activation_range
 from .quantized.gemm import Gemm, max_centred
@@ -161,17 +161,6 @@ def gemm(variant: Variant) -> Variant:
     return Variant(kernel, prepare)
 
 
-def _geometry(s: Int8, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
-    """(sh, sw, dh, dw, pt, pl, oh, ow) for this input size (computed once per size)."""
-    g = s.geometry.get(x.shape[1:3])
-    if g is None:
-        sh, sw = s["stride_h"], s["stride_w"]
-        dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
-        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
-        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
-        g = s.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
-    return g
-
 
 def _rescale(s: Int8, module, acc: np.ndarray) -> np.ndarray:
     return module.requantize(acc, *s.rescaling, np.empty(acc.shape, s.out_dtype))
@@ -214,7 +203,7 @@ def _run_depthwise(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     kh, kw, cm = s.filter.shape
     if x.ndim != 4 or cm % x.shape[3]:
         return None
-    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), x.dtype)
     return module.depthwise_conv_2d(np.ascontiguousarray(x), s.zx, s.filter, sh, sw, dh, dw,
                                     pt, pl, cm // x.shape[3], *s.rescaling, out)
@@ -224,7 +213,7 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     o, kh, kw, ci = s.inner.weights.shape
     if x.ndim != 4 or x.shape[3] != ci:
         return None  # grouped (or malformed): the wrapped kernel handles or reports it
-    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
     n = x.shape[0]
     if kh == kw == 1 and sh == sw == 1:
         return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
