@@ -73,6 +73,33 @@ def prepare(info: NodeInfo) -> object:
     return Compiled(info.attrs, w.value, kernels("conv"), info.op == "depthwise_conv_2d")
 
 
+def prepare_transpose(info: NodeInfo) -> object:
+    """TRANSPOSE_CONV's settings: with a float32 filter and input, the node's attrs and
+    the compiled kernels' loader (its taps are then added into the output by
+    :func:`col2im`); else the attrs unchanged."""
+    w, x = (*info.inputs[1:3], None, None)[:2]
+    loader = kernels("conv")
+    if (loader is None or w is None or x is None or w.dtype != np.float32
+            or x.dtype != np.float32):
+        return info.attrs
+    return WithKernels(info.attrs, loader)
+
+
+def col2im(settings, contrib: np.ndarray, out: np.ndarray,
+           geometry: tuple[int, int, int, int]) -> bool:
+    """TRANSPOSE_CONV's taps ``contrib`` [n, h, w, kh, kw, o] added into its zeroed
+    float32 output by the compiled kernel (the NumPy kernel's additions, in its order);
+    False when the node was not prepared for it, the kernels are not loaded yet (the
+    node's second run starts loading them) or the arrays are not float32 C-order."""
+    if settings.__class__ is not WithKernels or settings.ready() is None:
+        return False
+    if not (contrib.dtype == out.dtype == np.float32 and contrib.flags.c_contiguous
+            and out.flags.c_contiguous and out.flags.writeable):
+        return False
+    settings.loader.module.col2im(contrib, out, *geometry)
+    return True
+
+
 def gemm_filter(settings, w: np.ndarray) -> np.ndarray:
     """CONV_2D's filter ``[out, kh, kw, in]`` as the GEMM operand ``[kh * kw * in, out]``:
     for a node's constant filter, prepared once in C order (BLAS's plain layout: no

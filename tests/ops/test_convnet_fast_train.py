@@ -6,6 +6,8 @@ gradient's reversed filter), against the NumPy kernels, bit for bit.
   compiled kernels vs the same node without them vs plain attrs, every geometry,
   activation and bias form, special values, filters that are strided views (reversed,
   transposed).
+* TRANSPOSE_CONV (CONV_2D's input gradient) with its taps added by the compiled col2im
+  vs the NumPy one: the same bits, every stride, padding and output size.
 * Nothing is kept from one call's filter: a replaced filter and a filter array changed
   in place between calls give the new filter's results.
 * An authored CNN's train steps (conv, depthwise, their gradients): with the compiled
@@ -20,7 +22,7 @@ import pytest
 
 from litetrain.ops import compiled, conv_gemm, fast
 from litetrain.ops.common import SAME, VALID
-from litetrain.ops.conv import conv_2d, depthwise_conv_2d
+from litetrain.ops.conv import conv_2d, depthwise_conv_2d, transpose_conv
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import TensorInfo, lookup
 
@@ -94,6 +96,36 @@ def test_depthwise_with_a_runtime_filter_gives_the_numpy_bits(shape, k_stride_pa
                    depthwise_conv_2d(attrs, x[:1, 1:], w, b))
 
 
+@pytest.mark.parametrize("geometry", [((3, 3), (2, 2), SAME, (9, 10)),
+                                      ((3, 3), (1, 1), SAME, (5, 6)),
+                                      ((1, 1), (1, 1), VALID, (5, 6)),
+                                      ((3, 2), (2, 3), VALID, (11, 18)),
+                                      ((5, 5), (2, 2), SAME, (10, 12)),
+                                      ((2, 2), (2, 2), VALID, (11, 13))])
+def test_transpose_conv_with_compiled_col2im_gives_the_numpy_bits(geometry, rng):
+    (kh, kw), (sh, sw), padding, (oh, ow) = geometry
+    x = _special(rng, (3, 5, 6, 4))
+    w = _special(rng, (7, kh, kw, 4))
+    w.reshape(-1)[::5] = -0.0  # -0.0 products: 0.0 + -0.0 is +0.0 in both
+    shape = np.array([3, oh, ow, 7], np.int32)
+    for act in (0, 1, 3):
+        attrs = {"stride_h": sh, "stride_w": sw, "padding": padding,
+                 "fused_activation_function": act}
+        s = lookup("transpose_conv").settings(node_info("transpose_conv", [shape, w, x],
+                                                        attrs))
+        assert isinstance(s, fast.WithKernels) and s.loader.wait() is not None
+        for b in (None, rng.standard_normal(7).astype(np.float32)):
+            want = transpose_conv(attrs, shape, w, x, b)
+            out = np.zeros(want.shape, np.float32)
+            contrib = np.ones((3, 5, 6, kh, kw, 7), np.float32)
+            assert compiled.col2im(s, contrib, out, (sh, sw, 0, 0))  # it runs
+            _same_bits(transpose_conv(s, shape, w, x, b), want)
+    # float64 operands: not prepared for the compiled kernel, NumPy's results.
+    s = lookup("transpose_conv").settings(node_info(
+        "transpose_conv", [shape, w.astype(np.float64), x.astype(np.float64)], attrs))
+    assert not isinstance(s, fast.WithKernels)
+
+
 @pytest.mark.parametrize("op", ["conv_2d", "depthwise_conv_2d"])
 def test_nothing_is_kept_from_a_runtime_filter(op, rng):
     """A variable's value is replaced on every step; a computed filter may be an array
@@ -150,8 +182,13 @@ def test_cnn_train_steps_give_the_same_bits_with_and_without_compiled_kernels(rn
     y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 4)]
 
     # Count the compiled kernels' runs on filters that are not the node's constant.
-    calls = {"conv_2d": 0, "depthwise_conv_2d": 0}
-    applies = compiled.applies
+    calls = {"conv_2d": 0, "depthwise_conv_2d": 0, "col2im": 0}
+    applies, col2im = compiled.applies, compiled.col2im
+
+    def counting_col2im(*args):
+        ran = col2im(*args)
+        calls["col2im"] += ran
+        return ran
 
     def counting(settings, x_, w_):
         chosen = applies(settings, x_, w_)
@@ -161,10 +198,12 @@ def test_cnn_train_steps_give_the_same_bits_with_and_without_compiled_kernels(rn
         return chosen
 
     monkeypatch.setattr(compiled, "applies", counting)
+    monkeypatch.setattr(compiled, "col2im", counting_col2im)
     with_kernels = _train(content, x, y, 4)
-    assert calls["conv_2d"] > 0 and calls["depthwise_conv_2d"] > 0
+    assert calls["conv_2d"] > 0 and calls["depthwise_conv_2d"] > 0 and calls["col2im"] > 0
     without = _train(content, x, y, 4, experimental_preserve_all_tensors=True)
     monkeypatch.setattr(compiled, "applies", lambda *args: False)
+    monkeypatch.setattr(compiled, "col2im", lambda *args: False)
     numpy_only = _train(content, x, y, 4)
     for other in (without, numpy_only):
         _same_bits(other[0], with_kernels[0])
