@@ -10,14 +10,14 @@ NumPy), and the kernels' loader. DEPTHWISE_CONV_2D then runs wholly compiled; th
 keep NumPy's im2col and GEMM between a compiled input quantization and a compiled
 epilogue (scale, bias, activation in one pass).
 
-Each function here returns ``None`` where it does not apply (kernels still loading, an
-input that is not a float32 array, an odd bias, NaN or ±inf in the input): the caller
-then runs the NumPy pass, so results are the NumPy kernel's bits in every case.
+The kernel asks ``FastHybrid.ready()`` once per run (that count starts loading the kernels
+at a node's second run) and passes ``None`` while they are loading. Each function here
+returns ``None`` where it does not apply (kernels not loaded, an input that is not a
+float32 array, an odd bias, NaN or ±inf in the input): the caller then runs the NumPy
+pass, so results are the NumPy kernel's bits in every case.
 """
 
 from __future__ import annotations
-
-from types import ModuleType
 
 import numpy as np
 
@@ -68,11 +68,9 @@ def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis:
     return FastHybrid(attrs, loader, scales, layout, asymmetric)
 
 
-def ready(fast: FastHybrid | None) -> ModuleType | None:
-    """The compiled kernels when loaded (``None`` without them). A kernel calls this once
-    per run and hands the module to the functions below: the count of runs starts loading
-    at the node's second run, never during a one-shot run."""
-    return None if fast is None else fast.ready()
+def _module(fast: FastHybrid | None):
+    """The loaded kernels (the caller asked ``fast.ready()`` once for this run)."""
+    return None if fast is None else fast.loader.module
 
 
 def _float32(x) -> np.ndarray | None:
@@ -81,11 +79,12 @@ def _float32(x) -> np.ndarray | None:
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
-def quantize(fast: FastHybrid, module: ModuleType, x, rows: int, dtype
+def quantize(fast: FastHybrid | None, x, rows: int, dtype
              ) -> tuple[np.ndarray, np.ndarray] | None:
     """``x`` as ``rows`` quantized rows: (the centred values in ``dtype``, shaped like
     ``x``; each row's scaling factor)."""
-    x = _float32(x)
+    module = _module(fast)
+    x = None if module is None else _float32(x)
     if x is None:
         return None
     flat = x.reshape(rows, -1)
@@ -128,9 +127,10 @@ def epilogue(fast: FastHybrid, acc: np.ndarray, scale: np.ndarray, rows: int, b
     return fused(out.reshape(acc.shape), fast.rest)
 
 
-def depthwise_conv_2d(fast: FastHybrid, module: ModuleType, x, b) -> np.ndarray | None:
+def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
     """The whole hybrid DEPTHWISE_CONV_2D of float32 ``x`` [n, h, w, c]."""
-    x = None if fast.depthwise is None else _float32(x)
+    module = _module(fast)
+    x = None if module is None or fast.depthwise is None else _float32(x)
     bias = None if x is None or x.ndim != 4 else _bias(fast, b)
     if bias is None:
         return None

@@ -35,6 +35,7 @@ import numpy as np
 
 from .common import pad_before_after
 from .fast import Loader, WithKernels, kernels
+from .quantized.fixed_point import activation_range
 from .quantized.gemm import Gemm, max_centred
 from .quantized.lib import Rescaled
 from .quantized.requantize import Requantizer, requantizer
@@ -305,13 +306,14 @@ def mean(variant: Variant) -> Variant:
 class Table(_Wrapping):
     """A binary 8-bit lookup table's settings (``inner``, a :class:`.quantized.tables.
     Tabulated`), the table as bytes (``rows``: indexed by a's bits, then b's; a scalar
-    ``b`` picks one column, looked up by ``bytes.translate``), and per pair of operand
+    ``b`` picks one column, looked up as a unary table), and per pair of operand
     shapes how :func:`.fast.int8.lookup` walks them: ``(result shape, 3-D shape, a's
     strides, b's strides)``."""
 
-    def __init__(self, inner, loader: Loader, direct: tuple | None = None):
+    def __init__(self, inner, loader: Loader, direct: tuple | None = None,
+                 computes: str = "mul"):
         super().__init__(getattr(inner.inner, "attrs", {}), loader)
-        self.inner, self.direct = inner, direct
+        self.inner, self.direct, self.computes = inner, direct, computes
         self.table = inner.table.view(np.uint8)
         self.rows = self.table.reshape(256, 256)  # [a bits, b bits]
         self.walks: dict[tuple, tuple | None] = {}
@@ -372,18 +374,35 @@ def _direct_mul(r) -> tuple | None:
     return qa.zp, qb.zp, m, c, d, t, scale, fp32, req.lo, req.hi, req.zero_point
 
 
+def _direct_add(r, info: NodeInfo) -> tuple | None:
+    """XNNPACK's ADD/SUB constants as :func:`.fast.int8.add` takes them, ``(am, bm, shift,
+    bias, zp, lo, hi)``, when the wrapped settings use XNNPACK's form (the default
+    resolver, int8), else ``None``; the int64 sums stay below 2**40."""
+    xnn = getattr(r, "xnnpack", None)
+    if xnn is None or r.qin[0].dtype != r.qin[1].dtype:
+        return None
+    am, bm, shift, bias = (int(v) for v in xnn)
+    qo = r.qout[0]
+    lo, hi = activation_range(int(info.attrs.get("fused_activation_function", 0)), qo.s,
+                              qo.zp, qo.dtype)
+    return am, bm, shift, bias, qo.zp, lo, hi
+
+
 def table(variant: Variant) -> Variant:
     """A :func:`.quantized.tables.tabulated` ``variant`` whose binary tables are looked up
-    compiled (one pass, no widened index array), and MUL computed compiled (exact int32
-    products, the same rescaling as its kernel, vectorized); results are the table's
-    entries either way."""
+    compiled (one pass, no widened index array), and MUL (and XNNPACK's ADD/SUB) computed
+    compiled (the kernel's own exact integer arithmetic, vectorized); results are the
+    table's entries either way."""
     def prepare(info: NodeInfo):
         s = variant.prepare(info)
         loader = kernels("int8")
         if loader is None or getattr(s, "table", None) is None or s.translation is not None \
                 or len(s.in_dtypes) != 2:
             return s
-        return Table(s, loader, _direct_mul(s.inner) if info.op == "mul" else None)
+        direct = _direct_mul(s.inner) if info.op == "mul" else None
+        if info.op in ("add", "sub"):
+            direct = _direct_add(s.inner, info)
+        return Table(s, loader, direct, "add" if info.op in ("add", "sub") else "mul")
 
     def kernel(s, *inputs):
         if s.__class__ is not Table:
@@ -397,13 +416,16 @@ def table(variant: Variant) -> Variant:
         shape, dims, sa, sb = walk
         if s.direct is not None and a.dtype == b.dtype:
             out = np.empty(dims, a.dtype)
-            module.mul(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
-                       *sa, *sb, *s.direct, out)
+            getattr(module, s.computes)(np.ascontiguousarray(a).reshape(-1),
+                                        np.ascontiguousarray(b).reshape(-1), *sa, *sb,
+                                        *s.direct, out)
             return out.reshape(shape)
-        if b.size == 1 and a.size > 1:  # one row of the table: a byte translation
-            row = s.rows[:, int(b.reshape(-1).view(np.uint8)[0])].tobytes()
-            out = bytearray(np.ascontiguousarray(a).tobytes()).translate(row)
-            return np.frombuffer(out, s.inner.table.dtype).reshape(shape)
+        if b.size == 1 and a.size > 1:  # one column of the table: a unary lookup
+            column = np.ascontiguousarray(s.rows[:, int(b.reshape(-1).view(np.uint8)[0])])
+            out = np.empty(shape, s.inner.table.dtype)
+            module.lookup1(np.ascontiguousarray(a).reshape(-1).view(np.uint8), column,
+                           out.reshape(-1).view(np.uint8))
+            return out
         out = np.empty(dims, np.uint8)
         module.lookup(np.ascontiguousarray(a).reshape(-1).view(np.uint8),
                       np.ascontiguousarray(b).reshape(-1).view(np.uint8), *sa, *sb, s.table,

@@ -7,7 +7,8 @@
   dilations, depth multipliers, zero points, per-channel and per-tensor scales, fused
   activations and 8-bit types, under every resolver; MEAN over height and width
   (XNNPACK's); binary lookup tables (ADD, SUB, MUL, ...) on broadcast operands; MUL
-  computed on every operand pair; QUANTIZE float → integer on special values;
+  computed on every operand pair; unary tables (activations); QUANTIZE float → integer on
+  special values;
 * the TensorFlow-made fixtures stay bit-exact with TF Lite with the compiled kernels on
   (and they do run there);
 * what does not qualify keeps the NumPy kernel, and so does a node whose kernels are
@@ -290,12 +291,14 @@ def test_compiled_tables_equal_the_tables(name, dtype, rng):
 
 
 @needs_numba
+@pytest.mark.parametrize("name", ["mul", "add", "sub"])
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
-    """MUL is computed, not looked up: all 65536 operand pairs against the table (the
-    NumPy kernel's own values), random parameters and activations, every resolver."""
+def test_computed_ops_equal_their_tables_on_every_operand_pair(name, dtype, rng):
+    """MUL (every resolver) and ADD/SUB (XNNPACK's int8 form, the default resolver) are
+    computed, not looked up: all 65536 operand pairs against the table (the NumPy
+    kernel's own values), random parameters and activations."""
     _module()
-    variant = lookup("mul").integer
+    variant = lookup(name).integer
     every = np.arange(256, dtype=np.uint8).view(dtype)
     lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
     for resolver in OpResolverType:
@@ -303,10 +306,12 @@ def test_computed_mul_equals_its_table_on_every_operand_pair(dtype, rng):
             qa, qb, qo = (_qp(rng.uniform(1e-3, 0.2), int(rng.integers(lo, hi + 1)), dtype)
                           for _ in range(3))
             a, b = every[:, None], every[None, :]
-            info = node_info("mul", [a, b], {"fused_activation_function": trial % 4},
+            info = node_info(name, [a, b], {"fused_activation_function": trial % 4},
                              [dtype], [qa, qb], [qo])
             s = variant.prepare(dataclasses.replace(info, resolver=resolver))
-            assert isinstance(s, compiled_int8.Table) and s.direct is not None
+            computed = name == "mul" or (dtype == np.int8 and resolver.xnnpack)
+            assert isinstance(s, compiled_int8.Table)
+            assert (s.direct is not None) == computed, (name, resolver)
             want = s.inner.table.reshape(256, 256)
             for x, y in ((a, b), (np.repeat(a, 256, 1), np.repeat(b, 256, 0))):
                 np.testing.assert_array_equal(variant.kernel(s, x, y), want,
@@ -342,13 +347,45 @@ def test_compiled_quantize_equals_the_numpy_kernel(dtype, rng):
     assert not isinstance(variant.prepare(info), compiled_int8.Quantize)
 
 
+@needs_numba
+@pytest.mark.parametrize("name", ["logistic", "hard_swish", "tanh", "relu6", "leaky_relu"])
+def test_compiled_unary_tables_equal_the_kernels(name, monkeypatch):
+    """Every 8-bit value, in any layout and rank (strided, 0-d, reversed), through the
+    compiled lookup, against the kernel the table holds."""
+    module = _module()
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return kernel(*args)
+    kernel = module.lookup1
+    monkeypatch.setattr(module, "lookup1", counted)
+    opdef = lookup(name)
+    for dtype in (np.int8, np.uint8):
+        x = np.arange(256).astype(np.uint8).view(dtype).reshape(4, 8, 8)
+        zp = -3 if dtype == np.int8 else 120
+        qo = _qp(1 / 256 if name != "hard_swish" else 0.04, -128 if dtype == np.int8 else 0,
+                 dtype)
+        info = node_info(name, [x], {"alpha": 0.3}, [dtype], [_qp(0.05, zp, dtype)], [qo])
+        s = opdef.integer.prepare(info)
+        assert s.compiled is not None
+        plain = opdef.integer.kernel.tabulates
+        ps = plain.prepare(info)
+        for v in (x, x[:, ::2, 1:].transpose(2, 0, 1), x[1, 2, 3], x.reshape(-1)[::-3]):
+            got = opdef.integer.kernel(s, v)
+            want = plain.kernel(ps, np.asarray(v))
+            assert got.shape == np.shape(want) and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    assert calls
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
     module = _module()
     ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
-                         "lookup", "quantize"], 0)
+                         "add", "lookup", "lookup1", "quantize"], 0)
 
     def counted(name, kernel):
         def run(*args):
@@ -385,3 +422,27 @@ def test_interpreter_results_do_not_depend_on_the_compiled_kernels():
         out.append(it.get_tensor(it.get_output_details()[0]["index"]).copy())
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
+
+
+def test_numba_is_not_loaded_by_a_one_shot_int8_run():
+    """An int8 model's first run never imports numba (cold start); its second run starts
+    loading the int8 kernels in the background."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, litetrain
+x = np.load({str(ROOT / "mobilenet_v3_small" / "expected.npz")!r})["input/b1/in0"]
+it = litetrain.Interpreter(model_path={str(ROOT / "mobilenet_v3_small" / "int8.tflite")!r})
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]['index'], x)
+it.invoke()
+assert 'numba' not in sys.modules
+it.invoke()
+from litetrain.ops.fast import kernels
+loader = kernels('int8')
+print(loader is not None and loader._started)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == str(_LOADER is not None)

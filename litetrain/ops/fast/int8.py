@@ -22,6 +22,9 @@ Kernels:
   gather.
 * :func:`mean_hw`: MEAN over height and width (global average pooling), centred int64
   sums rescaled in the same pass.
+* :func:`add`: XNNPACK's ADD/SUB computed (not looked up), vectorized, over broadcast
+  operands.
+* :func:`lookup1`: a unary lookup table (activations) in one pass.
 * :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
   one pass.
 * :func:`gemm`: a small CONV_2D 1×1 / FULLY_CONNECTED product whole, int32 sums and
@@ -73,6 +76,10 @@ _MUL = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=
 _QUANTIZE = [(types.Array(types.float32, 1, "C", readonly=ro), types.float32, types.float32,
               types.float32, types.float32, types.Array(out, 1, "C"))
              for ro in (False, True) for out in (*_EIGHT, types.int16)]
+_LOOKUP1 = [(types.Array(_U8, 1, "C", readonly=ro), _U8[::1], _U8[::1]) for ro in (False, True)]
+_ADD = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=rb),
+         *(_I64,) * 13, types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
+        for rb in (False, True)]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -80,26 +87,27 @@ _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64,
 
 
 @numba.njit(inline="always", **_JIT)
-def _rescale_row(acc, out, q, scale, fp32, lo, hi, zp):
-    """``out[k]`` = accumulator ``acc[k]`` (exact integers) of channel ``k``, rescaled
-    and clamped (module doc). ``float64(acc) + bias`` is exact (both below 2**53), so
-    its ``float32`` is the one rounding of ``float32(int)``."""
+def _rescale_row(acc, ao, out, oo, n, q, scale, fp32, lo, hi, zp):
+    """``out[oo + k]`` = accumulator ``acc[ao + k]`` (exact integers) of channel ``k``,
+    rescaled and clamped (module doc), for ``k < n``; flat arrays, unsigned offsets (no
+    view per row, no negative-index checks). ``float64(acc) + bias`` is exact (both
+    below 2**53), so its ``float32`` is the one rounding of ``float32(int)``."""
     if fp32:
         flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-        for k in range(out.size):
-            f = np.float32(np.float64(acc[k]) + np.float64(q[4, k])) * scale[k]
+        for k in range(n):
+            f = np.float32(np.float64(acc[ao + _U(k)]) + np.float64(q[4, k])) * scale[k]
             if f < flo:
                 f = flo
             elif f > fhi:
                 f = fhi
-            out[k] = np.int64(np.rint(f)) + zp
+            out[oo + _U(k)] = np.int64(np.rint(f)) + zp
     else:
-        for k in range(out.size):
-            y = np.int64(acc[k]) * q[0, k] + q[1, k]
+        for k in range(n):
+            y = np.int64(acc[ao + _U(k)]) * q[0, k] + q[1, k]
             if y < q[2, k]:
                 y -= 2147483648
             y >>= q[3, k]
-            out[k] = min(max(y, lo), hi)
+            out[oo + _U(k)] = min(max(y, lo), hi)
 
 
 @numba.njit(_DEPTHWISE, **_JIT)
@@ -110,12 +118,14 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
     n, h, wd, _ = x.shape
     kh, kw, cm = w.shape
     _, oh, ow, _ = out.shape
+    flat = out.reshape(-1)
     acc = np.empty(cm, np.int32)
     z = np.int32(zx)
     for bi in range(n):
         for oy in range(oh):
             for ox in range(ow):
-                acc[:] = 0
+                for ch in range(cm):
+                    acc[ch] = 0
                 for i in range(kh):
                     iy = oy * sh + i * dh - pt
                     if iy < 0 or iy >= h:
@@ -131,7 +141,8 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
                             for ch in range(cm):
                                 acc[ch] += (np.int32(x[bi, iy, ix, ch // mult]) - z) \
                                     * w[i, j, ch]
-                _rescale_row(acc, out[bi, oy, ox], q, scale, fp32, lo, hi, zp)
+                _rescale_row(acc, _U(0), flat, _U(((bi * oh + oy) * ow + ox) * cm), cm, q,
+                             scale, fp32, lo, hi, zp)
     return out
 
 
@@ -186,8 +197,10 @@ def im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols):
 @numba.njit(_REQUANTIZE, **_JIT)
 def requantize(acc, q, scale, fp32, lo, hi, zp, out):
     """``out`` [rows, channels] from ``acc`` (exact integers in float) rescaled."""
-    for r in range(acc.shape[0]):
-        _rescale_row(acc[r], out[r], q, scale, fp32, lo, hi, zp)
+    rows, n = acc.shape
+    a, o = acc.reshape(-1), out.reshape(-1)
+    for r in range(rows):
+        _rescale_row(a, _U(r * n), o, _U(r * n), n, q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -198,12 +211,13 @@ def mean_hw(x, zx, q, scale, fp32, lo, hi, zp, out):
     n, h, wd, c = x.shape
     acc = np.empty(c, np.int64)
     for bi in range(n):
-        acc[:] = -h * wd * zx
+        for ch in range(c):
+            acc[ch] = -h * wd * zx
         for y in range(h):
             for xx in range(wd):
                 for ch in range(c):
                     acc[ch] += x[bi, y, xx, ch]
-        _rescale_row(acc, out[bi], q, scale, fp32, lo, hi, zp)
+        _rescale_row(acc, _U(0), out.reshape(-1), _U(bi * c), c, q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -231,15 +245,17 @@ def gemm(x, zx, w, q, scale, fp32, lo, hi, zp, out):
     pay off."""
     m, k = x.shape
     n = w.shape[1]
+    flat = out.reshape(-1)
     acc = np.empty(n, np.int32)
     z = np.int32(zx)
     for r in range(m):
-        acc[:] = 0
+        for c in range(n):
+            acc[c] = 0
         for p in range(k):
             v = np.int32(x[r, p]) - z
             for c in range(n):
                 acc[c] += v * w[p, c]
-        _rescale_row(acc, out[r], q, scale, fp32, lo, hi, zp)
+        _rescale_row(acc, _U(0), flat, _U(r * n), n, q, scale, fp32, lo, hi, zp)
     return out
 
 
@@ -319,4 +335,47 @@ def quantize(x, scale, zp, lo, hi, out):
         elif v > hi:
             v = hi
         out[k] = np.int64(v)
+    return out
+
+
+@numba.njit(_LOOKUP1, **_JIT)
+def lookup1(x, table, out):
+    """A unary 8-bit table over the operand's bytes: ``out[k] = table[x[k]]``."""
+    for k in range(x.size):
+        out[k] = table[x[k]]
+    return out
+
+
+@numba.njit(_ADD, **_JIT)
+def add(a, b, sa0, sa1, sa2, sb0, sb1, sb2, am, bm, shift, bias, zp, lo, hi, out):
+    """XNNPACK's 8-bit ADD/SUB (``arithmetic._add_sub``'s XNNPACK form) computed over
+    operands walked as :func:`mul` walks them: ``((bias + a * am + b * bm) >> shift) +
+    zp``, clamped, in int64 (exact)."""
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k0 in range(0, n2, _CHUNK):
+                n = min(_CHUNK, n2 - k0)
+                pa = i * sa0 + j * sa1 + k0 * sa2
+                pb = i * sb0 + j * sb1 + k0 * sb2
+                o = out[i, j, k0:k0 + n]
+                if sa2 == 1 and sb2 == 1:
+                    av, bv = a[pa:pa + n], b[pb:pb + n]
+                    for k in range(n):
+                        y = ((bias + np.int64(av[k]) * am + np.int64(bv[k]) * bm) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                elif sa2 == 1:
+                    av, v = a[pa:pa + n], bias + np.int64(b[pb]) * bm
+                    for k in range(n):
+                        y = ((v + np.int64(av[k]) * am) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                elif sb2 == 1:
+                    bv, v = b[pb:pb + n], bias + np.int64(a[pa]) * am
+                    for k in range(n):
+                        y = ((v + np.int64(bv[k]) * bm) >> shift) + zp
+                        o[k] = min(max(y, lo), hi)
+                else:
+                    y = ((bias + np.int64(a[pa]) * am + np.int64(b[pb]) * bm) >> shift) + zp
+                    for k in range(n):
+                        o[k] = min(max(y, lo), hi)
     return out

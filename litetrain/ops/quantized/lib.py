@@ -245,9 +245,14 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
             np.float32)
         q = _vector_round(x * inv[:, None])
         return np.clip(q, _Q127[0], _Q127[1], out=q), scale, np.zeros_like(scale)
-    params = [_asymmetric_params(lo, hi) for lo, hi in zip(
-        np.minimum.reduce(x, axis=1).tolist(), np.maximum.reduce(x, axis=1).tolist(),
-        strict=True)]
+    lows, highs = np.minimum.reduce(x, axis=1).tolist(), np.maximum.reduce(x, axis=1).tolist()
+    if not math.isfinite(sum(lows) + sum(highs)):
+        k = next(k for k, v in enumerate(zip(lows, highs, strict=True))
+                 if not math.isfinite(v[0] + v[1]))
+        raise ValueError(f"dynamic-range input quantization: item {k} of the float input "
+                         "holds NaN or ±inf, for which TensorFlow Lite's asymmetric int8 "
+                         "quantization has no defined result")
+    params = [_asymmetric_params(lo, hi) for lo, hi in zip(lows, highs, strict=True)]
     scale = np.array([p[0] for p in params], np.float32)
     nudged = np.array([p[1] for p in params], np.float32)
     zero = [k for k, f in enumerate(scale.tolist()) if f == 0]
@@ -273,8 +278,7 @@ def _asymmetric_params(lo: float, hi: float) -> tuple[float, int]:
     zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
     if zp <= -128 or zp >= 127:
         return scale, -128 if zp <= -128 else 127
-    # round_half_away in Python floats (NaN from a non-finite row raises ValueError here)
-    whole = math.floor(abs(zp) + 0.5)
+    whole = math.floor(abs(zp) + 0.5)  # round_half_away in Python floats
     return scale, whole if zp >= 0 else -whole
 
 
@@ -347,17 +351,16 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         args = list(inputs)
         bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
         x = args[x_pos]
-        module = compiled_hybrid.ready(s.fast)
-        if module is not None and s.fast.depthwise is not None:
-            out = compiled_hybrid.depthwise_conv_2d(s.fast, module, x, bias)
+        fast = s.fast if s.fast is not None and s.fast.ready() is not None else None
+        if fast is not None and fast.depthwise is not None:
+            out = compiled_hybrid.depthwise_conv_2d(fast, x, bias)
             if out is not None:
                 return out
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
                           else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
         dtype = np.float32 if exact else np.float64
-        done = None if module is None else compiled_hybrid.quantize(s.fast, module, x, rows,
-                                                                      dtype)
+        done = compiled_hybrid.quantize(fast, x, rows, dtype)
         if done is None:
             q, scale, offset = quantize_rows(x.reshape(rows, -1), s.asymmetric)
             if s.asymmetric:  # (q - 0.0 is q, signed zeros included)
@@ -368,7 +371,7 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         args[w_pos] = weights.astype(dtype, copy=False)
         acc = float_kernel(s.float_attrs, *args)
         if done is not None:
-            out = compiled_hybrid.epilogue(s.fast, acc, scale, rows, bias)
+            out = compiled_hybrid.epilogue(fast, acc, scale, rows, bias)
             if out is not None:
                 return out
         return _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,

@@ -134,8 +134,12 @@ class Requantizer:
                 x = acc.astype(np.int64)
             x += b
             f = np.multiply(x, self.fp32, dtype=np.float32)
-        np.clip(f, np.float32(self.lo - self.zero_point), np.float32(self.hi - self.zero_point),
-                out=f)
+        lo, hi = np.float32(self.lo - self.zero_point), np.float32(self.hi - self.zero_point)
+        if f.size > 4096:
+            np.clip(f, lo, hi, out=f)
+        else:  # np.clip's Python-level checks cost more than the work here; no NaN in f
+            np.maximum(f, lo, out=f)
+            np.minimum(f, hi, out=f)
         np.rint(f, out=f)
         if self.zero_point:
             f += np.float32(self.zero_point)

@@ -7,8 +7,9 @@ a unary op, 65536 for a binary one. :func:`tabulated` wraps an op's integer
 every possible operand value (or pair, as a 256×256 broadcast), and invoke is one gather
 ``table[a_bits]`` or ``table[a_bits << 8 | b_bits]`` (a bit-view of the operands as
 uint8, indices widened to uint16) instead of a chain of int64/float passes; a unary table
-runs as ``bytes.translate`` (C's byte-for-byte lookup, no widened index array). Results
-are the wrapped kernel's own, element for element.
+runs as ``bytes.translate`` (C's byte-for-byte lookup, no widened index array), or with
+the ``[fast]`` extra as one compiled pass (:func:`..fast.int8.lookup1`, chosen at prepare,
+loaded as :mod:`..fast` says). Results are the wrapped kernel's own, element for element.
 
 Only for ops whose output element depends on the operand elements at the same
 (broadcast) position alone — ADD, SUB, MUL, the activations, unary math; not reductions,
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fast import WithKernels, kernels
 from ..registry import NodeInfo, Variant
 
 _BYTES = (np.dtype(np.int8), np.dtype(np.uint8))
@@ -36,6 +38,9 @@ class Tabulated:
     table: np.ndarray | None
     in_dtypes: tuple[np.dtype, ...]
     translation: bytes | None = None  # a unary table's bytes, for bytes.translate
+    # a unary table's compiled lookup (``[fast]`` extra: the int8 family's loader, counted
+    # per node), None without the extra
+    compiled: WithKernels | None = None
 
 
 def _eight_bit(t) -> bool:
@@ -64,14 +69,23 @@ def tabulated(variant: Variant) -> Variant:
         if table.shape != (256,) * len(ins) or table.dtype != info.outputs[0].dtype:
             return Tabulated(inner, None, ())
         table = np.ascontiguousarray(table.reshape(-1))
-        return Tabulated(inner, table, dtypes,
-                         table.view(np.uint8).tobytes() if len(ins) == 1 else None)
+        if len(ins) == 2:
+            return Tabulated(inner, table, dtypes)
+        loader = kernels("int8")
+        return Tabulated(inner, table, dtypes, table.view(np.uint8).tobytes(),
+                         None if loader is None else WithKernels({}, loader))
 
     def kernel(s: Tabulated, *inputs):
         if s.table is None:
             return variant.kernel(s.inner, *inputs)
         if s.translation is not None:
             x = np.asarray(inputs[0])
+            module = None if s.compiled is None else s.compiled.ready()
+            if module is not None:  # one pass, no copies of the operand
+                out = np.empty(x.shape, s.table.dtype)
+                module.lookup1(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
+                               s.table.view(np.uint8), out.reshape(-1).view(np.uint8))
+                return out
             out = bytearray(x.tobytes()).translate(s.translation)  # C order, writable
             return np.frombuffer(out, s.table.dtype).reshape(x.shape)
         a = np.asarray(inputs[0]).view(np.uint8)
