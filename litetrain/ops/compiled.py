@@ -1,17 +1,22 @@
 """Prepare-time data of float CONV_2D and DEPTHWISE_CONV_2D, and the choice of their
 compiled parts.
 
-A node qualifies when its input and filter are float32 and its filter is a constant of
-the file; its settings are then a :class:`Compiled`: the node's attrs (every reader of
-attrs works unchanged) plus that constant filter and its layouts (CONV_2D's GEMM operand
-is used by the NumPy kernel too). With the ``[fast]`` extra (numba, :mod:`.fast`),
+A node qualifies when its input and its 4-D filter are float32; its settings are then a
+:class:`Compiled`: the node's attrs (every reader of attrs works unchanged) plus, when
+the filter is a constant of the file, that filter and its layouts made once (CONV_2D's
+GEMM operand is used by the NumPy kernel too). A filter that is not a constant (read
+from a variable, or computed, as the depthwise input gradient's reversed filter) is laid
+out on every call, which is cheap next to the convolution; nothing of it is kept, so
+nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
 DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps its GEMMs on BLAS and gets
 compiled patch gathering (im2col) and epilogue (bias and activation in one pass).
 
-At run time the NumPy kernel hands over only when it is given exactly the prepared
-filter array and a float32 input (an evaluation with other weights, a non-constant
-filter, another dtype take the NumPy path), so one node's prepared data never meets
-another's arrays. Results are the NumPy kernels' bits.
+At run time the NumPy kernel hands over only for a float32 input and, for a node with a
+constant filter, exactly the prepared filter array (an evaluation with other weights
+takes the NumPy path), for any other node a float32 4-D filter array; so one node's
+prepared data never meets another's arrays. A node without a constant filter multiplies
+by the filter's transposed view, as the NumPy kernel does (:func:`gemm_filter`).
+Results are the NumPy kernels' bits.
 """
 
 from __future__ import annotations
@@ -30,20 +35,23 @@ _NO_BIAS = np.zeros(0, np.float32)
 
 
 class Compiled(WithKernels):
-    """A node's attrs, plus the constant ``filter`` its kernels are for, that filter laid
-    out for them once (CONV_2D: ``gemm``, the GEMM operand ``[kh * kw * in, out]`` in C
-    order, also for the NumPy kernel; depthwise: ``[kh, kw, channels]``, C order, and per
-    output width its rows tiled along an output row: see :func:`_tiles`), the fused
-    activation as clamp bounds (``rest``: one they leave to NumPy), the window geometry
-    per input size, and the compiled kernels' loader (``None``: NumPy only)."""
+    """A node's attrs, plus the constant ``filter`` its kernels are for (``None``: the
+    filter is not a constant and is laid out per call), that filter laid out for them
+    once (CONV_2D: ``gemm``, the GEMM operand ``[kh * kw * in, out]`` in C order, also
+    for the NumPy kernel; depthwise: ``[kh, kw, channels]``, C order, and per output
+    width its rows tiled along an output row: see :func:`_tiles`), the fused activation
+    as clamp bounds (``rest``: one they leave to NumPy), the window geometry per input
+    size, and the compiled kernels' loader (``None``: NumPy only)."""
 
-    def __init__(self, attrs, filter: np.ndarray, loader: Loader | None, depthwise: bool):
+    def __init__(self, attrs, filter: np.ndarray | None, loader: Loader | None,
+                 depthwise: bool):
         super().__init__(attrs, loader)
         self.filter = filter
-        self.layout = np.array(filter[0], np.float32, order="C", copy=True) if depthwise \
-            else None
-        self.gemm = None if depthwise else np.ascontiguousarray(filter.reshape(
-            filter.shape[0], -1).T)
+        constant = filter is not None
+        self.layout = np.array(filter[0], np.float32, order="C", copy=True) \
+            if depthwise and constant else None
+        self.gemm = np.ascontiguousarray(filter.reshape(filter.shape[0], -1).T) \
+            if constant and not depthwise else None
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -57,10 +65,39 @@ def prepare(info: NodeInfo) -> object:
     """``Compiled`` settings when the node qualifies (see the module docstring), else the
     attrs unchanged."""
     x, w = info.inputs[0], info.inputs[1] if len(info.inputs) > 1 else None
-    if (x is None or w is None or w.value is None or x.dtype != np.float32
-            or w.value.dtype != np.float32 or w.value.ndim != 4):
+    if x is None or w is None or x.dtype != np.float32:
+        return info.attrs
+    dtype, shape = (w.dtype, w.shape) if w.value is None else (w.value.dtype, w.value.shape)
+    if dtype != np.float32 or shape is None or len(shape) != 4:
         return info.attrs
     return Compiled(info.attrs, w.value, kernels("conv"), info.op == "depthwise_conv_2d")
+
+
+def prepare_transpose(info: NodeInfo) -> object:
+    """TRANSPOSE_CONV's settings: with a float32 filter and input, the node's attrs and
+    the compiled kernels' loader (its taps are then added into the output by
+    :func:`col2im`); else the attrs unchanged."""
+    w, x = (*info.inputs[1:3], None, None)[:2]
+    loader = kernels("conv")
+    if (loader is None or w is None or x is None or w.dtype != np.float32
+            or x.dtype != np.float32):
+        return info.attrs
+    return WithKernels(info.attrs, loader)
+
+
+def col2im(settings, contrib: np.ndarray, out: np.ndarray,
+           geometry: tuple[int, int, int, int]) -> bool:
+    """TRANSPOSE_CONV's taps ``contrib`` [n, h, w, kh, kw, o] added into its zeroed
+    float32 output by the compiled kernel (the NumPy kernel's additions, in its order);
+    False when the node was not prepared for it, the kernels are not loaded yet (the
+    node's second run starts loading them) or the arrays are not float32 C-order."""
+    if settings.__class__ is not WithKernels or settings.ready() is None:
+        return False
+    if not (contrib.dtype == out.dtype == np.float32 and contrib.flags.c_contiguous
+            and out.flags.c_contiguous and out.flags.writeable):
+        return False
+    settings.loader.module.col2im(contrib, out, *geometry)
+    return True
 
 
 def gemm_filter(settings, w: np.ndarray) -> np.ndarray:
@@ -76,12 +113,17 @@ def gemm_filter(settings, w: np.ndarray) -> np.ndarray:
 
 def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
     """The compiled kernels are loaded and were prepared for this filter and input (the
-    node's second run starts loading them: see :mod:`.fast`)."""
+    node's second run starts loading them: see :mod:`.fast`): the node's constant filter
+    itself, or, for a node without one, any float32 4-D filter array."""
     if (settings.__class__ is not Compiled or settings.loader is None
             or settings.ready() is None):
         return False
-    return (w is settings.filter and x.__class__ is np.ndarray and x.dtype == np.float32
-            and x.ndim == 4)
+    if x.__class__ is not np.ndarray or x.dtype != np.float32 or x.ndim != 4:
+        return False
+    if w is settings.filter:
+        return True
+    return (settings.filter is None and w.__class__ is np.ndarray
+            and w.dtype == np.float32 and w.ndim == 4)
 
 
 def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
@@ -97,13 +139,24 @@ def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
 
 
 def _tiles(s: Compiled, ow: int) -> np.ndarray:
-    """The depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along its last axis
-    (``[kh, kw, ow * cm]``, one output row's worth per tap); made once per output
-    width."""
+    """The node's constant depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along
+    its last axis (``[kh, kw, ow * cm]``, one output row's worth per tap); made once per
+    output width."""
     t = s.tiles.get(ow)
     if t is None:
         t = s.tiles[ow] = np.tile(s.layout, (1, 1, ow))
     return t
+
+
+def _layouts(s: Compiled, w: np.ndarray, ow: int) -> tuple[np.ndarray, np.ndarray]:
+    """The depthwise filter's row tiles (:func:`_tiles`) and its taps times ``0.0`` (what
+    a tap on padding adds), both fresh C-order float32: prepared once for the node's
+    constant filter, else made from ``w`` now (any strides, e.g. a reversed view)."""
+    if w is s.filter:
+        return _tiles(s, ow), s.zeros
+    taps = w[0]
+    return (np.ascontiguousarray(np.tile(taps, (1, 1, ow))),
+            np.multiply(np.float32(0), taps, order="C"))
 
 
 def _epilogue(s: Compiled, channels: int, b):
@@ -141,7 +194,8 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
     sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
-    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), _tiles(s, ow), s.zeros,
+    tiles, zeros = _layouts(s, w, ow)
+    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), tiles, zeros,
                                             bias, has_bias,
                                             lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
     return _finish(out, act, late_bias)

@@ -177,7 +177,8 @@ def _in_bounds_taps(x, w, geometry, out, scratch) -> None:
 def transpose_conv(attrs, output_shape, w, x, b=None):
     """One GEMM gives every (tap, output channel) contribution of every input pixel; col2im
     adds each tap's block, a strided slice, into the output (clipped to it, so padding is
-    never computed), in tap order."""
+    never computed), in tap order (with the ``[fast]`` extra a compiled kernel does the
+    same additions: :func:`.compiled.col2im`)."""
     n, oh, ow, o = as_int_tuple(output_shape)
     _, kh, kw, ci = w.shape
     sh, sw = attrs["stride_h"], attrs["stride_w"]
@@ -189,6 +190,19 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
     contrib = (x.reshape(-1, ci) @ taps_first.reshape(ci, kh * kw * o)).reshape(
         n, h, wd, kh, kw, o)
     out = np.zeros((n, oh, ow, o), np.result_type(x, w))
+    if not compiled.col2im(attrs, contrib, out, (sh, sw, ph, pw)):
+        _col2im(contrib, out, (sh, sw, ph, pw))
+    if b is not None:
+        out += b
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _col2im(contrib: np.ndarray, out: np.ndarray, geometry: tuple[int, int, int, int]):
+    """Each tap's block of ``contrib`` [n, h, w, kh, kw, o] added into ``out`` [n, oh, ow,
+    o] (a strided slice, clipped to it), in tap order."""
+    _, h, wd, kh, kw, _ = contrib.shape
+    oh, ow = out.shape[1:3]
+    sh, sw, ph, pw = geometry
     for i in range(kh):
         y0, y1, r0 = tap_span(h, sh, i - ph, oh)
         for j in range(kw):
@@ -196,9 +210,6 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
             if y1 > y0 and x1 > x0:
                 out[:, r0:r0 + (y1 - y0 - 1) * sh + 1:sh, c0:c0 + (x1 - x0 - 1) * sw + 1:sw] \
                     += contrib[:, y0:y1, x0:x1, i, j]
-    if b is not None:
-        out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
 
 
 def tap_span(size: int, stride: int, offset: int, out_size: int) -> tuple[int, int, int]:
@@ -430,7 +441,7 @@ OPS = [
           hybrid=hybrid_conv(depthwise_conv_2d, out_axis=3), weight_axis=3, shape_inputs=(),
           fresh_output=True),
     OpDef("transpose_conv", transpose_conv, "TransposeConvOptions",
-          shape=_transpose_conv_shape,
+          prepare=compiled.prepare_transpose, shape=_transpose_conv_shape,
           integer=gemm_variant(transpose_conv, x_pos=2, w_pos=1, out_axis=0, xnnpack=False),
           vjp=_transpose_conv_vjp, hybrid=hybrid_conv(transpose_conv, x_pos=2, w_pos=1),
           shape_inputs=(0,)),

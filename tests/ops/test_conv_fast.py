@@ -200,11 +200,15 @@ def test_compiled_kernels_apply_only_to_their_constant_filter(rng):
     assert not compiled.applies(s, x.astype(np.float64), w)
     for b in (np.ones(3, np.float64), np.float32(0.5), np.ones((1, 1, 3), np.float32)):
         _same_bits(depthwise_conv_2d(s, x, w, b), depthwise_conv_2d(attrs, x, w, b))
-    # A filter that is not a constant, or not float32: plain attrs, no compiled kernel.
+    # A filter that is not a constant: compiled settings without a filter, for any
+    # float32 filter array (tests/ops/test_convnet_fast_train.py); not float32: plain
+    # attrs, no compiled kernel.
     info = node_info("depthwise_conv_2d", [x, w], attrs)
     runtime_filter = info.inputs[1].__class__(np.dtype(np.float32), w.shape)
     info = info.__class__(info.op, info.attrs, (info.inputs[0], runtime_filter), info.outputs)
-    assert not isinstance(compiled.prepare(info), compiled.Compiled)
+    prepared = compiled.prepare(info)
+    assert isinstance(prepared, compiled.Compiled) and prepared.filter is None
+    assert not compiled.applies(prepared, x, w.astype(np.float64))
     info = node_info("conv_2d", [x.astype(np.float64), w.astype(np.float64)], attrs)
     assert not isinstance(compiled.prepare(info), compiled.Compiled)
     # Kernels still loading: NumPy runs (same bits either way).

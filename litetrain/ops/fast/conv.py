@@ -8,6 +8,9 @@
   on a block of a fresh GEMM result.
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
   padded copy; a copy, so exact).
+* :func:`col2im`: TRANSPOSE_CONV's taps added into its output, each output value
+  receiving the same additions in the same tap order as the NumPy kernel's strided
+  slices, so the same bits.
 
 Activations are the clamping ones (NONE, RELU, RELU_N1_TO_1, RELU6) given as bounds
 ``lo``/``hi``, with the values and zero signs of NumPy's ``np.clip``/``np.maximum`` (NaN
@@ -30,6 +33,8 @@ _DEPTHWISE = [
     (types.Array(_F32, 4, "C", readonly=ro), _F32[:, :, ::1], _F32[:, :, ::1], _F32[::1],
      types.boolean, _F32, _F32, *_INTS) for ro in (False, True)]
 _BIAS_ACTIVATION = [(_F32[:, ::1], _F32[::1], types.boolean, _F32, _F32)]
+_COL2IM = [(types.Array(_F32, 6, "C", readonly=ro), types.Array(_F32, 4, "C"),
+            *(types.int64,) * 4) for ro in (False, True)]
 _IM2COL = [(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1], *(types.int64,) * 13)
            for ro in (False, True)]
 
@@ -197,3 +202,28 @@ def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
                                 for ch in range(c):
                                     d[j * c + ch] = src[ix * c + ch]
             r += ow
+
+
+@numba.njit(_COL2IM, **_JIT)
+def col2im(contrib, out, sh, sw, ph, pw):
+    """``out[b, y * sh + i - ph, x * sw + j - pw] += contrib[b, y, x, i, j]`` where that
+    lands in ``out`` [n, oh, ow, o], taps ``(i, j)`` in C order, in place: per output
+    value the additions of the NumPy kernel's per-tap strided slices, in its order (the
+    taps stay the outer loop of each image)."""
+    n, h, wd, kh, kw, o = contrib.shape
+    oh, ow = out.shape[1], out.shape[2]
+    for b in range(n):
+        for i in range(kh):
+            for y in range(h):
+                r = y * sh + i - ph
+                if r < 0 or r >= oh:
+                    continue
+                for j in range(kw):
+                    for x in range(wd):
+                        c = x * sw + j - pw
+                        if c < 0 or c >= ow:
+                            continue
+                        d = out[b, r, c]
+                        src = contrib[b, y, x, i, j]
+                        for k in range(o):
+                            d[k] += src[k]
