@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
+from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
 from .fast import Loader, WithKernels, kernels
 from .registry import NodeInfo
 
@@ -126,17 +126,6 @@ def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
             and w.dtype == np.float32 and w.ndim == 4)
 
 
-def _geometry(s: Compiled, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
-    """(sh, sw, dh, dw, pt, pl, oh, ow) for this input size (computed once per size)."""
-    g = s.geometry.get(x.shape[1:3])
-    if g is None:
-        sh, sw = s["stride_h"], s["stride_w"]
-        dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
-        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, s["padding"])
-        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, s["padding"])
-        g = s.geometry[x.shape[1:3]] = (sh, sw, dh, dw, pt, pl, oh, ow)
-    return g
-
 
 def _tiles(s: Compiled, ow: int) -> np.ndarray:
     """The node's constant depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along
@@ -192,7 +181,7 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
     c = x.shape[3]
     if cm % c:
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
-    sh, sw, dh, dw, pt, pl, oh, ow = _geometry(s, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
     bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
     tiles, zeros = _layouts(s, w, ow)
     out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), tiles, zeros,
