@@ -26,6 +26,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ..registry import NodeInfo, Variant
 from .fixed_point import multiply_by_quantized_multiplier
+from .lib import for_width
 from .log_softmax_int import LogSoftmax8, log_softmax_int8, log_softmax_params
 from .lut16 import (
     Softmax16,
@@ -38,14 +39,10 @@ from .lut16 import (
 from .math_int import inv_sqrt_multiplier_exp
 
 
-def _int16(info: NodeInfo) -> bool:
-    x, y = info.inputs[0], info.outputs[0]
-    return x is not None and x.dtype == np.int16 and y.dtype == np.int16
-
-
 def _require(ok: bool, info: NodeInfo, what: str) -> None:
     if not ok:
-        raise UnsupportedOpError(f"{info.where}: int16 {info.op.upper()} needs {what}")
+        raise UnsupportedOpError(f"{info.where}: {np.dtype(info.inputs[0].dtype).name} "
+                                 f"{info.op.upper()} needs {what}")
 
 
 @dataclass(frozen=True)
@@ -58,35 +55,24 @@ def sigmoid_like(eight: Variant, tanh: bool) -> Variant:
     """LOGISTIC (``tanh=False``) or TANH: TF Lite's int16 kernel, else ``eight``."""
     run16 = tanh_int16 if tanh else logistic_int16
 
-    def prepare(info: NodeInfo):
-        if not _int16(info):
-            return eight.prepare(info)
+    def prepare(info: NodeInfo) -> _Sigmoid16:
         qi, qo = info.inputs[0].quantization, info.outputs[0].quantization
         _require(qi.zp == 0 and qo.zp == 0, info, "zero points of 0")
         _require(abs(float(qo.s) * 32768 - 1) < 1e-6, info, "an output scale of 2**-15")
         return _Sigmoid16(*sigmoid_params(float(qi.s), tanh))
 
-    def kernel(s, x):
-        if s.__class__ is _Sigmoid16:
-            return run16(x, s.multiplier, s.shift)
-        return eight.kernel(s, x)
-    return Variant(kernel, prepare)
+    return for_width(np.int16, prepare, lambda s, x: run16(x, s.multiplier, s.shift),
+                     _Sigmoid16, eight)
 
 
 def softmax_variant(other: Variant) -> Variant:
     """SOFTMAX: ``SoftmaxInt16`` for int16 in and out, else ``other``."""
-    def prepare(info: NodeInfo):
-        if not _int16(info):
-            return other.prepare(info)
+    def prepare(info: NodeInfo) -> Softmax16:
         qi, qo = info.inputs[0].quantization, info.outputs[0].quantization
         _require(qi.zp == 0 and qo.zp == 0, info, "zero points of 0")
         return softmax_params(float(qi.s), float(info.attrs.get("beta", 1.0)))
 
-    def kernel(s, x):
-        if s.__class__ is Softmax16:
-            return softmax_int16(s, x)
-        return other.kernel(s, x)
-    return Variant(kernel, prepare)
+    return for_width(np.int16, prepare, softmax_int16, Softmax16, other)
 
 
 @dataclass(frozen=True)
@@ -107,31 +93,21 @@ def _l2_norm_int8(s: _L2Norm8, x):
 
 def l2_norm_variant(other: Variant) -> Variant:
     """L2_NORMALIZATION: TF Lite's int8 kernel (every resolver), else ``other``."""
-    def prepare(info: NodeInfo):
-        x, y = info.inputs[0], info.outputs[0]
-        if x is None or x.dtype != np.int8 or y.dtype != np.int8:
-            return other.prepare(info)
-        qo = y.quantization
+    def prepare(info: NodeInfo) -> _L2Norm8:
+        qo = info.outputs[0].quantization
         _require(qo.zp == 0 and abs(float(qo.s) * 128 - 1) < 1e-6, info,
                  "an int8 output with scale 1/128 and zero point 0")
-        return _L2Norm8(x.quantization.zp)
+        return _L2Norm8(info.inputs[0].quantization.zp)
 
-    def kernel(s, x):
-        return _l2_norm_int8(s, x) if s.__class__ is _L2Norm8 else other.kernel(s, x)
-    return Variant(kernel, prepare)
+    return for_width(np.int8, prepare, _l2_norm_int8, _L2Norm8, other)
 
 
 def log_softmax_variant(other: Variant) -> Variant:
     """LOG_SOFTMAX: TF Lite's int8 fixed-point kernel (every resolver), else ``other``."""
-    def prepare(info: NodeInfo):
-        x, y = info.inputs[0], info.outputs[0]
-        if x is None or x.dtype != np.int8 or y.dtype != np.int8:
-            return other.prepare(info)
-        qo = y.quantization
+    def prepare(info: NodeInfo) -> LogSoftmax8:
+        qo = info.outputs[0].quantization
         _require(qo.zp == 127 and abs(float(qo.s) * 16 - 1) < 1e-6, info,
                  "an int8 output with scale 16/256 and zero point 127")
-        return log_softmax_params(float(x.quantization.s))
+        return log_softmax_params(float(info.inputs[0].quantization.s))
 
-    def kernel(s, x):
-        return log_softmax_int8(s, x) if s.__class__ is LogSoftmax8 else other.kernel(s, x)
-    return Variant(kernel, prepare)
+    return for_width(np.int8, prepare, log_softmax_int8, LogSoftmax8, other)

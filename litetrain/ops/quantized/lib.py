@@ -214,6 +214,21 @@ def integer(kernel: Callable) -> Variant:
     return Variant(kernel, quantized)
 
 
+def for_width(dtype, prepare: Callable, kernel: Callable, settings: type, other: Variant
+              ) -> Variant:
+    """A unary op's integer variant: ``prepare``/``kernel`` (settings of type ``settings``)
+    for a node whose input and output are both ``dtype``, ``other`` for every other node."""
+    def prepare_any(info: NodeInfo):
+        x, y = info.inputs[0], info.outputs[0]
+        if x is None or x.dtype != dtype or y.dtype != dtype:
+            return other.prepare(info)
+        return prepare(info)
+
+    def kernel_any(s, x):
+        return kernel(s, x) if s.__class__ is settings else other.kernel(s, x)
+    return Variant(kernel_any, prepare_any)
+
+
 # --- hybrid (dynamic-range) -------------------------------------------------------------
 
 def _vector_round(v: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from .fixed_point import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
+from .lib import for_width
 from .params import QParams
 
 
@@ -139,11 +140,4 @@ def _rsqrt(s: _Unary, x):
 
 def rsqrt_variant(other: Variant) -> Variant:
     """RSQRT: TF Lite's int8 fixed-point kernel; ``other`` for other widths."""
-    def prepare(info: NodeInfo):
-        if info.inputs[0].dtype == np.int8 and info.outputs[0].dtype == np.int8:
-            return _rsqrt_prepare(info)
-        return other.prepare(info)
-
-    def kernel(s, x):
-        return _rsqrt(s, x) if s.__class__ is _Unary else other.kernel(s, x)
-    return Variant(kernel, prepare)
+    return for_width(np.int8, _rsqrt_prepare, _rsqrt, _Unary, other)
