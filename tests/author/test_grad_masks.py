@@ -13,6 +13,10 @@ import pytest
 
 import litetrain as lt
 
+# The inputs include IEEE specials on purpose: NumPy's overflow/invalid warnings are
+# expected here (a model run computes them silently, as TF Lite does).
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 R = np.random.default_rng(5)
 F32 = np.float32
 

@@ -15,6 +15,10 @@ from litetrain.runtime import fused
 
 from .test_simplify import _same_run, _train_infer_calls
 
+# The inputs include IEEE specials on purpose: NumPy's overflow/invalid warnings are
+# expected here (a model run computes them silently, as TF Lite does).
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 SPECIAL = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, -1.0, 1e-30, 3e38, -2.5]
 
 

@@ -14,6 +14,10 @@ from litetrain.runtime.step import Step
 
 from .test_simplify import _same_run, _train_infer_calls
 
+# The inputs include IEEE specials on purpose: NumPy's overflow/invalid warnings are
+# expected here (a model run computes them silently, as TF Lite does).
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 
 def _step(op: str, a_shape, b_shape, out_shape, a=0, b=1) -> tuple[Step, list]:
     opdef = lookup(op)
