@@ -19,6 +19,7 @@ from litetrain.ops.common import SAME, VALID, pad_before_after
 from litetrain.ops.conv import conv_2d, depthwise_conv_2d
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
+from tests.bits import same_bits, with_specials
 
 # (batch, h, w, kernel, stride, dilation, padding)
 GEOMETRIES = [
@@ -114,11 +115,11 @@ def test_depthwise_gives_the_padded_tap_sums_bits(geometry, in_bounds_form, rng,
     monkeypatch.setattr(conv, "_SMALL_INPUT", -1 if in_bounds_form else 1 << 40)
     n, h, wd, k, *_ = geometry
     for mult in (1, 2):
-        x = _special(rng, (n, h, wd, 3))
+        x = with_specials(rng, (n, h, wd, 3))
         w = rng.standard_normal((1, *k, 3 * mult)).astype(np.float32)
         w.reshape(-1)[::5] = -0.0
         attrs = _attrs((k, *geometry[4:]), depth_multiplier=mult)
-        _same_bits(depthwise_conv_2d(attrs, x, w), _padded_tap_sum(x, w, attrs))
+        same_bits(depthwise_conv_2d(attrs, x, w), _padded_tap_sum(x, w, attrs))
 
 
 # --- compiled kernels --------------------------------------------------------------------
@@ -128,18 +129,6 @@ needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
                                  reason="the [fast] extra (numba) is not installed")
 
 
-def _same_bits(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
-
-
-def _special(rng, shape):
-    """Random values with exact zeros of both signs, NaN and large values mixed in."""
-    x = rng.standard_normal(shape).astype(np.float32) * 4
-    flat = x.reshape(-1)
-    pick = rng.choice(flat.size, size=max(4, flat.size // 10), replace=False)
-    flat[pick] = rng.choice(np.array([0.0, -0.0, np.nan, 7.0, -7.0], np.float32), pick.size)
-    return x
 
 
 def _settings(op, x, w, b, attrs):
@@ -154,20 +143,20 @@ def _settings(op, x, w, b, attrs):
 def test_compiled_depthwise_gives_the_numpy_bits(geometry, act, rng):
     n, h, wd, k, *_ = geometry
     for mult, bias in ((1, True), (2, True), (1, False), (3, False)):
-        x = _special(rng, (n, h, wd, 3))
+        x = with_specials(rng, (n, h, wd, 3))
         w = rng.standard_normal((1, *k, 3 * mult)).astype(np.float32)
         b = rng.standard_normal(3 * mult).astype(np.float32) if bias else None
         attrs = _attrs((k, *geometry[4:]), act, depth_multiplier=mult)
         want = depthwise_conv_2d(attrs, x, w, b)
-        _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
+        same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
                    want)
         # The same through a non-contiguous input view, and read-only arrays.
         xv = np.concatenate([x, x], axis=3)[..., ::2]
-        _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), xv, w, b),
+        same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), xv, w, b),
                    depthwise_conv_2d(attrs, xv, w, b))
         for a in (x, w) if b is None else (x, w, b):
             a.flags.writeable = False
-        _same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
+        same_bits(depthwise_conv_2d(_settings("depthwise_conv_2d", x, w, b, attrs), x, w, b),
                    want)
 
 
@@ -177,13 +166,13 @@ def test_compiled_depthwise_gives_the_numpy_bits(geometry, act, rng):
 def test_compiled_conv_2d_epilogue_gives_the_numpy_bits(geometry, act, rng):
     n, h, wd, k, *_ = geometry
     for groups, bias in ((1, True), (1, False), (2, True)):
-        x = _special(rng, (n, h, wd, 4))
+        x = with_specials(rng, (n, h, wd, 4))
         w = rng.standard_normal((6, *k, 4 // groups)).astype(np.float32)
         b = rng.standard_normal(6).astype(np.float32) if bias else None
         attrs = _attrs((k, *geometry[4:]), act)
         plain = _settings("conv_2d", x, w, b, attrs)
         plain.loader = None  # the same prepared node (GEMM filter layout), NumPy only
-        _same_bits(conv_2d(_settings("conv_2d", x, w, b, attrs), x, w, b),
+        same_bits(conv_2d(_settings("conv_2d", x, w, b, attrs), x, w, b),
                    conv_2d(plain, x, w, b))
 
 
@@ -195,11 +184,11 @@ def test_compiled_kernels_apply_only_to_their_constant_filter(rng):
     s = _settings("depthwise_conv_2d", x, w, None, attrs)
     other = w * 2  # not the prepared filter: the NumPy kernel runs
     assert not compiled.applies(s, x, other)
-    _same_bits(depthwise_conv_2d(s, x, other), depthwise_conv_2d(attrs, x, other))
+    same_bits(depthwise_conv_2d(s, x, other), depthwise_conv_2d(attrs, x, other))
     # float64, a bias of another dtype or shape: NumPy, same results as without prepare.
     assert not compiled.applies(s, x.astype(np.float64), w)
     for b in (np.ones(3, np.float64), np.float32(0.5), np.ones((1, 1, 3), np.float32)):
-        _same_bits(depthwise_conv_2d(s, x, w, b), depthwise_conv_2d(attrs, x, w, b))
+        same_bits(depthwise_conv_2d(s, x, w, b), depthwise_conv_2d(attrs, x, w, b))
     # A filter that is not a constant: compiled settings without a filter, for any
     # float32 filter array (tests/ops/test_convnet_fast_train.py); not float32: plain
     # attrs, no compiled kernel.
@@ -216,7 +205,7 @@ def test_compiled_kernels_apply_only_to_their_constant_filter(rng):
                                                                "start": lambda self: None})(),
                                 depthwise=True)
     assert not compiled.applies(loading, x, w)
-    _same_bits(depthwise_conv_2d(loading, x, w), depthwise_conv_2d(attrs, x, w))
+    same_bits(depthwise_conv_2d(loading, x, w), depthwise_conv_2d(attrs, x, w))
 
 
 def test_jit_can_be_turned_off(monkeypatch):

@@ -25,6 +25,7 @@ from litetrain.ops.common import SAME, VALID, pad_before_after
 from litetrain.ops.conv import conv_2d, depthwise_conv_2d
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
+from tests.bits import same_bits, with_specials
 
 from ..conftest import FIXTURES
 
@@ -68,18 +69,6 @@ def _direct(x, w, attrs):
     return out
 
 
-def _same_bits(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
-
-
-def _special(rng, shape):
-    """Random values with exact zeros of both signs, NaN and large values mixed in."""
-    x = rng.standard_normal(shape).astype(np.float32) * 4
-    flat = x.reshape(-1)
-    pick = rng.choice(flat.size, size=max(4, flat.size // 10), replace=False)
-    flat[pick] = rng.choice(np.array([0.0, -0.0, np.nan, 7.0, -7.0], np.float32), pick.size)
-    return x
 
 
 def _prepared(op, x, w, b, attrs, with_kernels: bool):
@@ -131,7 +120,7 @@ def test_chunks_cover_the_output_once():
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_compiled_im2col_gives_the_numpy_patches(geometry, rng):
     n, h, wd, (kh, kw), (sh, sw), (dh, dw), padding = geometry
-    x = _special(rng, (n, h, wd, 3))
+    x = with_specials(rng, (n, h, wd, 3))
     oh, pt, _ = pad_before_after(h, kh, sh, dh, padding)
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, padding)
     s = _prepared("conv_2d", x, rng.standard_normal((2, kh, kw, 3)).astype(np.float32), None,
@@ -142,10 +131,10 @@ def test_compiled_im2col_gives_the_numpy_patches(geometry, rng):
     for span in spans:
         want = conv_gemm._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), span)
         got = compiled.im2col(s, x, scratch, span, (kh, kw, sh, sw, dh, dw, pt, pl, ow))
-        _same_bits(got, want)
+        same_bits(got, want)
     x.flags.writeable = False  # read-only inputs take the same kernel
     got = compiled.im2col(s, x, scratch, spans[0], (kh, kw, sh, sw, dh, dw, pt, pl, ow))
-    _same_bits(got, conv_gemm._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), spans[0]))
+    same_bits(got, conv_gemm._patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), spans[0]))
 
 
 @needs_numba
@@ -156,7 +145,7 @@ def test_compiled_conv_2d_gives_the_numpy_bits(geometry, act, chunk, rng, monkey
     monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     attrs = _attrs(k, stride, dilation, padding, act)
-    x = _special(rng, (n, h, wd, 3))
+    x = with_specials(rng, (n, h, wd, 3))
     w = rng.standard_normal((5, *k, 3)).astype(np.float32)
     w.reshape(-1)[::7] = -0.0
     # One prepared node run with one bias after another (its epilogue keeps the last).
@@ -165,7 +154,7 @@ def test_compiled_conv_2d_gives_the_numpy_bits(geometry, act, chunk, rng, monkey
     plain = _prepared("conv_2d", x, w, b1, attrs, with_kernels=False)
     assert compiled.applies(fast_, x, w) and not compiled.applies(plain, x, w)
     for b in (b1, None, np.ones((1, 1, 5), np.float32), np.float32(0.5), b1 * 2, b1):
-        _same_bits(conv_2d(fast_, x, w, b), conv_2d(plain, x, w, b))
+        same_bits(conv_2d(fast_, x, w, b), conv_2d(plain, x, w, b))
 
 
 @needs_numba
@@ -177,15 +166,15 @@ def test_compiled_depthwise_gives_the_numpy_bits_on_mobilenet_like_shapes(shape,
     image), multipliers."""
     k, s = k_stride
     for mult, act in ((1, 3), (2, 0), (1, 1)):
-        x = _special(rng, shape)
+        x = with_specials(rng, shape)
         w = rng.standard_normal((1, k, k, shape[3] * mult)).astype(np.float32)
         b = rng.standard_normal(shape[3] * mult).astype(np.float32)
         attrs = _attrs((k, k), (s, s), (1, 1), SAME, act, depth_multiplier=mult)
         want = depthwise_conv_2d(attrs, x, w, b)
         settings = _prepared("depthwise_conv_2d", x, w, b, attrs, with_kernels=True)
         assert compiled.applies(settings, x, w)
-        _same_bits(depthwise_conv_2d(settings, x, w, b), want)
-        _same_bits(depthwise_conv_2d(settings, x[:1, 1:], w, b),  # another input size
+        same_bits(depthwise_conv_2d(settings, x, w, b), want)
+        same_bits(depthwise_conv_2d(settings, x[:1, 1:], w, b),  # another input size
                    depthwise_conv_2d(attrs, x[:1, 1:], w, b))
 
 
@@ -215,9 +204,9 @@ def test_mobilenets_give_the_same_bits_with_and_without_compiled_kernels(path, r
         return it.get_tensor(it.get_output_details()[0]["index"])
 
     with_kernels = run()
-    _same_bits(run(experimental_preserve_all_tensors=True), with_kernels)
+    same_bits(run(experimental_preserve_all_tensors=True), with_kernels)
     monkeypatch.setattr(compiled, "applies", lambda *args: False)
-    _same_bits(run(), with_kernels)
+    same_bits(run(), with_kernels)
 
 
 @pytest.mark.parametrize("shape", [(1, 7, 5, 16), (3, 1, 1, 9), (2, 3, 4, 1), (4, 12, 12, 40)])
@@ -226,7 +215,7 @@ def test_compiled_mean_over_height_and_width_gives_the_numpy_bits(shape, rng):
     if loader is None or loader.wait() is None:
         pytest.skip("the [fast] extra (numba) is not installed")
     opdef = lookup("mean")
-    x = _special(rng, shape) * np.float32(1e3)
+    x = with_specials(rng, shape) * np.float32(1e3)
     x.reshape(-1)[1::11] = np.inf
     for axis in ([1, 2], [2, 1], [-3, -2], [1, -2]):
         a = np.array(axis, np.int32)
@@ -234,9 +223,9 @@ def test_compiled_mean_over_height_and_width_gives_the_numpy_bits(shape, rng):
             s = opdef.settings(node_info("mean", [x, a], {"keep_dims": keep}))
             assert isinstance(s, fast.WithKernels)
             want = opdef.kernel({"keep_dims": keep}, x, a)
-            _same_bits(opdef.kernel(s, x, a), want)
+            same_bits(opdef.kernel(s, x, a), want)
             xv = np.concatenate([x, x], axis=3)[..., :shape[3]]  # a strided view
-            _same_bits(opdef.kernel(s, xv, a), want)
+            same_bits(opdef.kernel(s, xv, a), want)
     # Other axes, dtypes, ranks: not prepared for the compiled mean, NumPy's results.
     for x_, a in ((x, np.array([1], np.int32)), (x.astype(np.float64), np.array([1, 2])),
                   (x[0], np.array([0, 1], np.int32))):
@@ -268,7 +257,7 @@ def test_max_pool_without_a_padded_copy_gives_the_padded_maxima(geometry, rng):
     for shape in ((2, 7, 9, 3), (1, 4, 5, 2), (1, 1, 1, 4)):
         if padding == VALID and (shape[1] < kh or shape[2] < kw):
             continue
-        x = _special(rng, shape)
+        x = with_specials(rng, shape)
         x.reshape(-1)[::7] = -np.inf
         for xv in (x, np.concatenate([x, x], axis=3)[..., :shape[3]]):
-            _same_bits(lookup("max_pool_2d").kernel(attrs, xv), _padded_max_pool(xv, attrs))
+            same_bits(lookup("max_pool_2d").kernel(attrs, xv), _padded_max_pool(xv, attrs))

@@ -25,8 +25,9 @@ from litetrain.ops.common import SAME, VALID
 from litetrain.ops.conv import conv_2d, depthwise_conv_2d, transpose_conv
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import TensorInfo, lookup
+from tests.bits import same_bits, with_specials
 
-from .test_convnet_fast import ACTIVATIONS, CHUNKS, GEOMETRIES, _attrs, _same_bits, _special
+from .test_convnet_fast import ACTIVATIONS, CHUNKS, GEOMETRIES, _attrs
 
 _LOADER = fast.kernels("conv")
 pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
@@ -63,8 +64,8 @@ def test_conv_2d_with_a_runtime_filter_gives_the_numpy_bits(geometry, act, chunk
     monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     attrs = _attrs(k, stride, dilation, padding, act)
-    x = _special(rng, (n, h, wd, 3))
-    w = _special(rng, (5, *k, 3))
+    x = with_specials(rng, (n, h, wd, 3))
+    w = with_specials(rng, (5, *k, 3))
     b1 = rng.standard_normal(5).astype(np.float32)
     fast_ = _runtime_filter("conv_2d", x, w, b1, attrs, with_kernels=True)
     plain = _runtime_filter("conv_2d", x, w, b1, attrs, with_kernels=False)
@@ -72,8 +73,8 @@ def test_conv_2d_with_a_runtime_filter_gives_the_numpy_bits(geometry, act, chunk
         assert compiled.applies(fast_, x, wv) and not compiled.applies(plain, x, wv)
         for b in (b1, None, np.ones((1, 1, 5), np.float32), np.float32(0.5)):
             want = conv_2d(attrs, x, wv, b)
-            _same_bits(conv_2d(plain, x, wv, b), want)
-            _same_bits(conv_2d(fast_, x, wv, b), want)
+            same_bits(conv_2d(plain, x, wv, b), want)
+            same_bits(conv_2d(fast_, x, wv, b), want)
 
 
 @pytest.mark.parametrize("shape", [(2, 13, 12, 16), (1, 10, 9, 8), (3, 7, 8, 3)])
@@ -82,17 +83,17 @@ def test_conv_2d_with_a_runtime_filter_gives_the_numpy_bits(geometry, act, chunk
 def test_depthwise_with_a_runtime_filter_gives_the_numpy_bits(shape, k_stride_padding, rng):
     k, s, padding = k_stride_padding
     for mult, act in ((1, 0), (2, 1), (1, 3), (3, 4)):
-        x = _special(rng, shape)
-        w = _special(rng, (1, k, k, shape[3] * mult))
+        x = with_specials(rng, shape)
+        w = with_specials(rng, (1, k, k, shape[3] * mult))
         b = rng.standard_normal(shape[3] * mult).astype(np.float32)
         attrs = _attrs((k, k), (s, s), (1, 1), padding, act, depth_multiplier=mult)
         settings = _runtime_filter("depthwise_conv_2d", x, w, b, attrs, with_kernels=True)
         for wv in _views(w):
             assert compiled.applies(settings, x, wv)
             for bias in (b, None, np.float32(0.25)):
-                _same_bits(depthwise_conv_2d(settings, x, wv, bias),
+                same_bits(depthwise_conv_2d(settings, x, wv, bias),
                            depthwise_conv_2d(attrs, x, wv, bias))
-        _same_bits(depthwise_conv_2d(settings, x[:1, 1:], w, b),  # another input size
+        same_bits(depthwise_conv_2d(settings, x[:1, 1:], w, b),  # another input size
                    depthwise_conv_2d(attrs, x[:1, 1:], w, b))
 
 
@@ -104,8 +105,8 @@ def test_depthwise_with_a_runtime_filter_gives_the_numpy_bits(shape, k_stride_pa
                                       ((2, 2), (2, 2), VALID, (11, 13))])
 def test_transpose_conv_with_compiled_col2im_gives_the_numpy_bits(geometry, rng):
     (kh, kw), (sh, sw), padding, (oh, ow) = geometry
-    x = _special(rng, (3, 5, 6, 4))
-    w = _special(rng, (7, kh, kw, 4))
+    x = with_specials(rng, (3, 5, 6, 4))
+    w = with_specials(rng, (7, kh, kw, 4))
     w.reshape(-1)[::5] = -0.0  # -0.0 products: 0.0 + -0.0 is +0.0 in both
     shape = np.array([3, oh, ow, 7], np.int32)
     for act in (0, 1, 3):
@@ -119,7 +120,7 @@ def test_transpose_conv_with_compiled_col2im_gives_the_numpy_bits(geometry, rng)
             out = np.zeros(want.shape, np.float32)
             contrib = np.ones((3, 5, 6, kh, kw, 7), np.float32)
             assert compiled.col2im(s, contrib, out, (sh, sw, 0, 0))  # it runs
-            _same_bits(transpose_conv(s, shape, w, x, b), want)
+            same_bits(transpose_conv(s, shape, w, x, b), want)
     # float64 operands: not prepared for the compiled kernel, NumPy's results.
     s = lookup("transpose_conv").settings(node_info(
         "transpose_conv", [shape, w.astype(np.float64), x.astype(np.float64)], attrs))
@@ -137,12 +138,12 @@ def test_nothing_is_kept_from_a_runtime_filter(op, rng):
     kernel = conv_2d if op == "conv_2d" else depthwise_conv_2d
     s = _runtime_filter(op, x, w, None, attrs, with_kernels=True)
     first = kernel(s, x, w)
-    _same_bits(first, kernel(attrs, x, w))
+    same_bits(first, kernel(attrs, x, w))
     replaced = w * np.float32(-0.5)
-    _same_bits(kernel(s, x, replaced), kernel(attrs, x, replaced))
+    same_bits(kernel(s, x, replaced), kernel(attrs, x, replaced))
     w *= np.float32(3)  # the same array, new values
     changed = kernel(s, x, w)
-    _same_bits(changed, kernel(attrs, x, w))
+    same_bits(changed, kernel(attrs, x, w))
     assert not np.array_equal(changed, first)
 
 
@@ -206,7 +207,7 @@ def test_cnn_train_steps_give_the_same_bits_with_and_without_compiled_kernels(rn
     monkeypatch.setattr(compiled, "col2im", lambda *args: False)
     numpy_only = _train(content, x, y, 4)
     for other in (without, numpy_only):
-        _same_bits(other[0], with_kernels[0])
+        same_bits(other[0], with_kernels[0])
         assert other[1].keys() == with_kernels[1].keys()
         for key in other[1]:
-            _same_bits(other[1][key], with_kernels[1][key])
+            same_bits(other[1][key], with_kernels[1][key])

@@ -24,6 +24,7 @@ from litetrain.ops.quantized import lib
 from litetrain.ops.quantized.lib import HybridConv, quantize_rows
 from litetrain.ops.quantized.params import QParams
 from litetrain.ops.registry import lookup
+from tests.bits import same_bits
 
 _LOADER = fast.kernels("hybrid")
 pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
@@ -41,10 +42,6 @@ GEOMETRIES = [
 ]
 ACTIVATIONS = [0, 1, 2, 3, 4, 5]  # NONE, RELU, RELU_N1_TO_1, RELU6, TANH, SIGN_BIT
 
-
-def _same_bits(a, b):
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
 def _input(rng, shape, zero_item=False):
@@ -111,7 +108,7 @@ def test_depthwise_gives_the_numpy_bits(geometry, act, rng):
         x.flags.writeable = not zp  # read-only inputs too
         b = rng.standard_normal(c * mult).astype(np.float32) if bias else None
         attrs = _attrs(geometry, act, depth_multiplier=mult)
-        _same_bits(*_both("depthwise_conv_2d", [x, w, b], attrs, [None, qw, None]))
+        same_bits(*_both("depthwise_conv_2d", [x, w, b], attrs, [None, qw, None]))
 
 
 @pytest.mark.parametrize("per_channel", [False, True])  # symmetric, asymmetric inputs
@@ -125,7 +122,7 @@ def test_depthwise_with_float64_sums_gives_the_numpy_bits(per_channel, rng):
                   [np.float32], [None, qw]))
     assert not s.exact32 and s.fast.depthwise.dtype == np.float64
     b = rng.standard_normal(6).astype(np.float32)
-    _same_bits(*_both("depthwise_conv_2d", [x, w, b], _attrs(geometry, 3, depth_multiplier=2),
+    same_bits(*_both("depthwise_conv_2d", [x, w, b], _attrs(geometry, 3, depth_multiplier=2),
                       [None, qw, None]))
 
 
@@ -142,7 +139,7 @@ def test_conv_2d_gives_the_numpy_bits(geometry, act, rng):
         w, qw = _filter(rng, (6, *k, c), 0, per_channel, zp, large)
         b = rng.standard_normal(6).astype(np.float32) if bias else None
         attrs = _attrs(geometry, act, asymmetric_quantize_inputs=asym)
-        _same_bits(*_both("conv_2d", [x, w, b], attrs, [None, qw, None]))
+        same_bits(*_both("conv_2d", [x, w, b], attrs, [None, qw, None]))
 
 
 @pytest.mark.parametrize("asymmetric", [False, True])
@@ -156,7 +153,7 @@ def test_fully_connected_gives_the_numpy_bits(asymmetric, keep_num_dims, act, rn
         b = rng.standard_normal(7).astype(np.float32) if bias else None
         attrs = {"fused_activation_function": act, "keep_num_dims": keep_num_dims,
                  "asymmetric_quantize_inputs": asymmetric}
-        _same_bits(*_both("fully_connected", [x, w, b], attrs, [None, qw, None]))
+        same_bits(*_both("fully_connected", [x, w, b], attrs, [None, qw, None]))
 
 
 @pytest.mark.parametrize("stride, padding", [((1, 1), SAME), ((2, 2), SAME), ((2, 1), VALID)])
@@ -169,7 +166,7 @@ def test_transpose_conv_gives_the_numpy_bits(stride, padding, rng):
     b = rng.standard_normal(4).astype(np.float32)
     attrs = {"stride_h": stride[0], "stride_w": stride[1], "padding": padding,
              "fused_activation_function": 1}
-    _same_bits(*_both("transpose_conv", [shape, w, x, b], attrs, [None, qw, None, None]))
+    same_bits(*_both("transpose_conv", [shape, w, x, b], attrs, [None, qw, None, None]))
 
 
 def test_quantization_gives_the_numpy_rows(rng):
@@ -191,8 +188,8 @@ def test_quantization_gives_the_numpy_rows(rng):
             assert module.quantize_rows(x, asymmetric, centred, got_scale, got_offset)
             want = (q - offset[:, None]).astype(dtype)
             np.testing.assert_array_equal(centred.view(np.uint8), want.view(np.uint8))
-            _same_bits(got_scale, scale)
-            _same_bits(got_offset, offset)
+            same_bits(got_scale, scale)
+            same_bits(got_offset, offset)
 
 
 def test_numpy_runs_where_the_compiled_path_must_not(rng):
@@ -224,7 +221,7 @@ def test_numpy_runs_where_the_compiled_path_must_not(rng):
     assert compiled_hybrid.quantize(loading, x, 2, np.float32) is None
     kernel = lookup("depthwise_conv_2d").hybrid.kernel
     # Still loading: NumPy's bits; a node's first run never starts loading, its second does.
-    _same_bits(kernel(dataclasses.replace(s, fast=loading), x, w),
+    same_bits(kernel(dataclasses.replace(s, fast=loading), x, w),
                kernel(dataclasses.replace(s, fast=None), x, w))
     assert loading.runs == 1 and not started
     kernel(dataclasses.replace(s, fast=loading), x, w)
@@ -236,7 +233,7 @@ def test_numpy_runs_where_the_compiled_path_must_not(rng):
                 with pytest.raises(ValueError, match="item 1 of the float input holds NaN"):
                     kernel(path, bad, w)
         else:
-            _same_bits(kernel(variant, bad, w), kernel(numpy_path, bad, w))
+            same_bits(kernel(variant, bad, w), kernel(numpy_path, bad, w))
         b = np.ones(3, np.float64)
         np.testing.assert_array_equal(kernel(variant, x, w, b), kernel(numpy_path, x, w, b))
 
@@ -283,7 +280,7 @@ def test_dynamic_range_models_give_the_same_bits_compiled(kind, monkeypatch):
             monkeypatch.delenv("LITETRAIN_JIT")
             fast.kernels.cache_clear()
 
-    _same_bits(run(True), run(False))
+    same_bits(run(True), run(False))
 
 
 def test_a_one_shot_dynamic_range_run_does_not_load_numba():

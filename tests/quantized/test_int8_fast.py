@@ -32,8 +32,9 @@ from litetrain.ops.quantized.params import QParams
 from litetrain.ops.quantized.requantize import requantizer
 from litetrain.ops.registry import lookup
 from litetrain.ops.resolver import OpResolverType
+from tests.quantized.fixture_runs import invoked
 from tests.quantized.test_int8_speed_paths import _decisions
-from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT, _input, _run
+from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT, _input
 
 _LOADER = fast.kernels("int8")
 needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
@@ -401,7 +402,7 @@ def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypat
         for variant in ("int8", "int8_io"):
             for name, resolver in RESOLVERS.items():
                 for batch in meta["batches"]:
-                    it = _run(ROOT / model / f"{variant}.tflite",
+                    it = invoked(ROOT / model / f"{variant}.tflite",
                               _input(expected, variant, batch), resolver)
                     got = it.get_tensor(it.get_output_details()[0]["index"])
                     want = expected[f"{variant}/{name}/b{batch}/out0"]

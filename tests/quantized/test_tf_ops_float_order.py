@@ -13,20 +13,11 @@ import pytest
 
 import litetrain as lt
 from tests.conftest import FIXTURES
+from tests.quantized.fixture_runs import fed
 
 ROOT = FIXTURES / "tf_quantized"
 RESOLVERS = {"ref": lt.OpResolverType.BUILTIN_REF,
              "builtin": lt.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-
-
-def _interpreter(path, x, resolver, preserve=False):
-    it = lt.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver,
-                        experimental_preserve_all_tensors=preserve)
-    d = it.get_input_details()[0]
-    it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(d["index"], x)
-    return it
 
 
 @pytest.mark.parametrize("resolver", list(RESOLVERS))
@@ -35,7 +26,7 @@ def _interpreter(path, x, resolver, preserve=False):
 def test_float_nodes_bit_identical_with_tensorflow(model, resolver):
     expected = dict(np.load(ROOT / "float_order" / "expected.npz"))
     x = np.load(ROOT / model / "expected.npz")["input/b1/in0"]
-    plan = _interpreter(ROOT / model / "float.tflite", x, RESOLVERS[resolver]).plan(0)
+    plan = fed(ROOT / model / "float.tflite", x, RESOLVERS[resolver]).plan(0)
     steps = {s.index: s for s in plan.steps}
     ops = set()
     for index in expected[f"{model}/nodes"]:
@@ -53,7 +44,7 @@ def test_float_nodes_bit_identical_with_tensorflow(model, resolver):
 def test_default_resolver_keeps_its_own_kernels():
     """The default resolver does not pay for TF's order: its settings stay the fast ones."""
     x = np.load(ROOT / "efficientnet_like" / "expected.npz")["input/b1/in0"]
-    plan = _interpreter(ROOT / "efficientnet_like" / "float.tflite", x,
+    plan = fed(ROOT / "efficientnet_like" / "float.tflite", x,
                         lt.OpResolverType.AUTO).plan(0)
     from litetrain.ops.builtin_float import TfOrder
     assert not any(isinstance(s.settings, TfOrder) for s in plan.steps)
@@ -61,7 +52,7 @@ def test_default_resolver_keeps_its_own_kernels():
 
 def test_mobilenet_v3_dynamic_range_batch_4_matches_builtin_kernels():
     expected = np.load(ROOT / "mobilenet_v3_small" / "expected.npz")
-    it = _interpreter(ROOT / "mobilenet_v3_small" / "dynamic_range.tflite",
+    it = fed(ROOT / "mobilenet_v3_small" / "dynamic_range.tflite",
                       expected["input/b4/in0"], RESOLVERS["builtin"])
     it.invoke()
     got = it.get_tensor(it.get_output_details()[0]["index"])

@@ -15,6 +15,7 @@ import pytest
 import litetrain as lt
 from litetrain.ops.quantized.math_int import inv_sqrt_multiplier_exp
 from tests.conftest import FIXTURES
+from tests.quantized.fixture_runs import invoked
 
 ZOO = FIXTURES / "tf_quantized" / "op_zoo"
 RESOLVERS = {"ref": lt.OpResolverType.BUILTIN_REF,
@@ -31,13 +32,7 @@ MODELS = {"": "math.tflite", "uint8/": "math_uint8.tflite"}  # key prefix -> fil
 
 
 def _run(x, resolver, preserve=False, prefix=""):
-    it = lt.Interpreter(model_path=str(ZOO / MODELS[prefix]),
-                        experimental_op_resolver_type=resolver,
-                        experimental_preserve_all_tensors=preserve)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it
+    return invoked(ZOO / MODELS[prefix], x, resolver, preserve)
 
 
 @pytest.mark.parametrize("prefix", list(MODELS))

@@ -21,6 +21,7 @@ import pytest
 
 import litetrain as lt
 from tests.conftest import FIXTURES
+from tests.quantized.fixture_runs import invoked
 
 ROOT = FIXTURES / "tf_quantized"
 KINDS = ["conv_transpose_ae", "dilated_conv1d", "efficientnet_like", "mobilenet_v3_small"]
@@ -37,17 +38,6 @@ def fixture(request):
         return kind, meta, dict(expected)
 
 
-def _run(path, x, resolver, preserve=False):
-    it = lt.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver,
-                        experimental_preserve_all_tensors=preserve)
-    d = it.get_input_details()[0]
-    it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(d["index"], x)
-    it.invoke()
-    return it
-
-
 def _input(expected, variant, batch):
     key = f"{variant}/input/b{batch}/in0"
     return expected[key] if key in expected else expected[f"input/b{batch}/in0"]
@@ -60,7 +50,7 @@ def test_int8_outputs_match_each_tensorflow_resolver(fixture, variant, resolver)
     out = meta["variants"][variant]["outputs"][0]
     lsb = out.get("lsb") or 1
     for batch in meta["batches"]:
-        it = _run(ROOT / kind / f"{variant}.tflite", _input(expected, variant, batch),
+        it = invoked(ROOT / kind / f"{variant}.tflite", _input(expected, variant, batch),
                   RESOLVERS[resolver])
         got = it.get_tensor(it.get_output_details()[0]["index"]).astype(np.float64)
         want = expected[f"{variant}/{resolver}/b{batch}/out0"].astype(np.float64)
@@ -70,7 +60,7 @@ def test_int8_outputs_match_each_tensorflow_resolver(fixture, variant, resolver)
 
 def test_int8_intermediates_match_reference_kernels(fixture):
     kind, meta, expected = fixture
-    it = _run(ROOT / kind / "int8.tflite", expected["input/b1/in0"],
+    it = invoked(ROOT / kind / "int8.tflite", expected["input/b1/in0"],
               lt.OpResolverType.BUILTIN_REF, preserve=True)
     for p in meta["variants"]["int8"]["ref_intermediates_b1"]:
         want = expected[f"int8/ref/b1/tensor/{p['tensor']}"]
@@ -80,7 +70,7 @@ def test_int8_intermediates_match_reference_kernels(fixture):
 
 def test_dynamic_range_outputs_match_builtin_kernels(fixture):
     kind, _, expected = fixture
-    it = _run(ROOT / kind / "dynamic_range.tflite", expected["input/b1/in0"],
+    it = invoked(ROOT / kind / "dynamic_range.tflite", expected["input/b1/in0"],
               lt.OpResolverType.AUTO)
     got = it.get_tensor(it.get_output_details()[0]["index"])
     want = expected["dynamic_range/builtin/b1/out0"]
@@ -90,7 +80,7 @@ def test_dynamic_range_outputs_match_builtin_kernels(fixture):
 def test_each_hybrid_node_matches_builtin_kernels(fixture):
     """Every node with int8 weights, run alone on the input TF's own previous node made."""
     kind, meta, expected = fixture
-    it = _run(ROOT / kind / "dynamic_range.tflite", expected["input/b1/in0"],
+    it = invoked(ROOT / kind / "dynamic_range.tflite", expected["input/b1/in0"],
               lt.OpResolverType.AUTO, preserve=True)
     plan = it.plan(0)
     steps = {s.index: s for s in plan.steps}
@@ -118,7 +108,7 @@ def _zoo_nodes(model: str, prefix: str, resolver: str):
     """(op, litetrain's output, TF's output) for every node of an op_zoo model, each run
     alone on the inputs TF's kernels gave it."""
     expected = dict(np.load(ZOO / "expected.npz"))
-    it = _run(ZOO / model, expected["x"], RESOLVERS[resolver], preserve=True)
+    it = invoked(ZOO / model, expected["x"], RESOLVERS[resolver], preserve=True)
     plan = it.plan(0)
     for step in plan.steps:
         key = f"{prefix}{resolver}/tensor/{step.outputs[0]}"
@@ -162,6 +152,6 @@ def test_op_zoo_16x8_nodes_match_tensorflow(resolver):
 @pytest.mark.parametrize("resolver", ["builtin", "default"])
 def test_op_zoo_outputs_match_tensorflow(resolver):
     expected = dict(np.load(ZOO / "expected.npz"))
-    it = _run(ZOO / "int8.tflite", expected["x"], RESOLVERS[resolver])
+    it = invoked(ZOO / "int8.tflite", expected["x"], RESOLVERS[resolver])
     got = it.get_tensor(it.get_output_details()[0]["index"])
     np.testing.assert_array_equal(got, expected[f"{resolver}/out"])
