@@ -47,6 +47,8 @@ class FastHybrid(WithKernels):
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
+        # the last bias seen and its writable copy (arrays are never mutated)
+        self.last_bias: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis: int,
@@ -103,7 +105,10 @@ def _bias(fast: FastHybrid, b) -> tuple[np.ndarray, bool] | None:
     if b.__class__ is not np.ndarray or b.dtype != _F32 or b.shape != fast.w_scale.shape:
         return None
     if not (b.flags.writeable and b.flags.c_contiguous):  # the kernels take one array type
-        b = b.copy()  # (a read-only constant: one small copy per run)
+        last = fast.last_bias  # a read-only constant: copied once, not on every run
+        if last is None or last[0] is not b:
+            last = fast.last_bias = (b, b.copy())
+        b = last[1]
     return b, True
 
 
