@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import builtin_float
+from . import builtin_float, xnnpack_float
 from .common import erf, fused
 from .fast import WithKernels, kernels
 from .grad import i32, mask, unary, zeros
@@ -65,9 +65,12 @@ def _hard_swish(x, out=None):
 
 
 def _compiled_prepare(info):
-    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`); else
-    compiled kernels for a float32 input when the ``[fast]`` extra is there."""
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`) or
+    XNNPACK's in a hybrid graph (:mod:`.xnnpack_float`); else compiled kernels for a
+    float32 input when the ``[fast]`` extra is there."""
     tf_order = builtin_float.prepare(info)
+    if tf_order is None:
+        tf_order = xnnpack_float.prepare(info)
     if tf_order is not None:
         return tf_order
     x = info.inputs[0]
@@ -85,6 +88,8 @@ def _hard_swish_maybe_compiled(attrs, x, out):
     (LLVM sees the arrays overlap) and would run several times slower."""
     if builtin_float.applies(attrs, x):
         return builtin_float.hard_swish(attrs, x)
+    if xnnpack_float.applies(attrs, x):
+        return xnnpack_float.hard_swish(attrs, x)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
             and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
         jit = attrs.ready()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from . import builtin_float, compiled, compiled_int8
+from . import builtin_float, compiled, compiled_int8, xnnpack_float
 from .common import (
     SAME,
     VALID,
@@ -42,13 +42,19 @@ from .windows import im2col, tap_range, windows
 
 
 def _prepare(info: NodeInfo) -> object:
-    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`), else
-    the compiled kernels' choice."""
-    chosen = builtin_float.prepare(info)
-    return compiled.prepare(info) if chosen is None else chosen
+    """TF Lite's float order under its builtin resolvers (:mod:`.builtin_float`), or
+    XNNPACK's in a hybrid graph under the default one (:mod:`.xnnpack_float`), else the
+    compiled kernels' choice."""
+    for choice in (builtin_float.prepare, xnnpack_float.prepare, compiled.prepare):
+        chosen = choice(info)
+        if chosen is not None:
+            return chosen
+    return None
 
 
 def conv_2d(attrs, x, w, b=None):
+    if xnnpack_float.applies(attrs, x, w, b):
+        return xnnpack_float.conv_2d(attrs, x, w, b)
     if builtin_float.applies(attrs, x, w, b):
         return builtin_float.conv_2d(attrs, x, w, b)
     c = x.shape[3]
@@ -82,6 +88,8 @@ def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def depthwise_conv_2d(attrs, x, w, b=None):
+    if xnnpack_float.applies(attrs, x, w, b):
+        return xnnpack_float.depthwise_conv_2d(attrs, x, w, b)
     if builtin_float.applies(attrs, x, w, b):
         return builtin_float.depthwise_conv_2d(attrs, x, w, b)
     if compiled.applies(attrs, x, w):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compiled_int8
+from . import compiled_int8, xnnpack_float
 from .common import axes
 from .fast import WithKernels, kernels
 from .grad import i32, shape_of
@@ -101,8 +101,12 @@ _plain_mean = _reducer(_mean)
 
 
 def _mean_prepare(info: NodeInfo):
-    """Compiled kernels for a float32 4-D input averaged over height and width (its axes
-    a constant) when the ``[fast]`` extra is there; else the attrs."""
+    """XNNPACK's order in a hybrid graph (:mod:`.xnnpack_float`); compiled kernels for a
+    float32 4-D input averaged over height and width (its axes a constant) when the
+    ``[fast]`` extra is there; else the attrs."""
+    xnn = xnnpack_float.prepare(info)
+    if xnn is not None:
+        return xnn
     x = info.inputs[0]
     a = info.inputs[1] if len(info.inputs) > 1 else None
     if (x is None or x.dtype != np.float32 or x.shape is None or len(x.shape) != 4
@@ -114,8 +118,10 @@ def _mean_prepare(info: NodeInfo):
 
 
 def _mean_kernel(attrs, x, axis):
-    """MEAN: the compiled mean over height and width when prepared so and loaded (same
-    bits), else NumPy's."""
+    """MEAN: XNNPACK's order when prepared so (:mod:`.xnnpack_float`); the compiled mean
+    over height and width when prepared so and loaded (same bits), else NumPy's."""
+    if xnnpack_float.applies(attrs, x):
+        return xnnpack_float.mean(attrs, x, axis)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray and x.ndim == 4
             and x.dtype == np.float32 and x.shape[1] * x.shape[2] > 0
             and axes(axis, 4) in ((1, 2), (2, 1))):

@@ -71,7 +71,9 @@ class TensorInfo:
 class NodeInfo:
     """One node as prepare sees it. ``where`` names it in errors. ``resolver`` says which
     of TensorFlow Lite's kernel sets integer and hybrid kernels reproduce (see
-    :mod:`.resolver`)."""
+    :mod:`.resolver`). ``hybrid_graph``: the node's subgraph also has hybrid
+    (dynamic-range) nodes, so float kernels reproduce the default interpreter's bits
+    where an ulp could flip an on-the-fly quantization (:mod:`.xnnpack_float`)."""
 
     op: str
     attrs: Mapping[str, object]
@@ -79,6 +81,7 @@ class NodeInfo:
     outputs: tuple[TensorInfo, ...]
     where: str = ""
     resolver: OpResolverType = OpResolverType.AUTO
+    hybrid_graph: bool = False
 
 
 @dataclass(frozen=True)

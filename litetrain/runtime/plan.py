@@ -47,6 +47,7 @@ class Plan:
         self.where = where
         self.resolver = resolver
         sg = self.subgraph
+        self.hybrid = _has_hybrid_nodes(sg)
         self.constants: list[np.ndarray | None] = [t.data for t in sg.tensors]
         aliasing = set(sg.inputs)  # tensors that may share memory with a caller's array
         steps, missing = [], []
@@ -94,7 +95,8 @@ class Plan:
                               quantized.qparams(t, dtype), i in aliasing)
 
         return NodeInfo(node.op, node.attrs, tuple(info(i) for i in node.inputs),
-                        tuple(info(i) for i in node.outputs), where, self.resolver)
+                        tuple(info(i) for i in node.outputs), where, self.resolver,
+                        self.hybrid)
 
     def run(self, ctx, feeds: dict[int, np.ndarray]) -> list[np.ndarray | None]:
         """Run the subgraph; return the value of every tensor (``None`` where never set).
@@ -186,6 +188,21 @@ def _check_arity(opdef: OpDef, node: Node, where: str) -> None:
     if opdef.num_outputs is not None and len(node.outputs) != opdef.num_outputs:
         raise ModelFormatError(f"{where}: has {len(node.outputs)} outputs, the op makes "
                                f"{opdef.num_outputs}")
+
+
+def _has_hybrid_nodes(sg: Subgraph) -> bool:
+    """Whether a node meets float32 activations with constant quantized int8 weights (a
+    dynamic-range model: ``NodeInfo.hybrid_graph``)."""
+    tensors = sg.tensors
+    for node in sg.nodes:
+        ins = [tensors[i] for i in node.inputs if i != OMITTED]
+        if not ins or dtypes.storage(ins[0].dtype) != np.float32:
+            continue
+        for t in ins[1:]:
+            dtype = dtypes.storage(t.dtype)
+            if dtype == np.int8 and t.data is not None and quantized.qparams(t, dtype) is not None:
+                return True
+    return False
 
 
 def _prepared(k: int, node: Node, opdef: OpDef, info: NodeInfo, where: str) -> Step:

@@ -1,0 +1,282 @@
+"""XNNPACK's float operation order for CONV_2D, DEPTHWISE_CONV_2D, HARD_SWISH and MEAN
+over height and width, chosen at prepare under the default resolver (``AUTO``/``BUILTIN``)
+for the float nodes of a graph that also has hybrid (dynamic-range) nodes.
+
+Why only there: TensorFlow's default interpreter hands float nodes to XNNPACK, whose
+kernels fuse multiply-adds; litetrain's BLAS float path is within an ulp or two of it,
+which is harmless for a float model but not before a hybrid kernel, which quantizes its
+float input on the fly: one ulp can flip one rounding and move a whole-model output by
+1e-3 (MobileNetV3Small dynamic-range at batch 4: 7.4e-3 before this module). Float models
+keep the fast BLAS path. ``NodeInfo.hybrid_graph`` (set by the plan) says which graphs.
+
+What TF Lite 2.18's default interpreter computes on x86-64 with AVX-512F (XNNPACK's
+``src/configs/*-config.c`` pick the kernels; tests/fixtures/tf_quantized/xnnpack_order,
+one TF-made model per op and shape, checks every bit):
+
+* CONV_2D (``f32_igemm``/``f32_gemm`` 7x16/1x16 ``avx512f_broadcast``): each output starts
+  from its bias (+0.0 without one) and adds the taps with one fused multiply-add each, in
+  the indirection buffer's order ``(ky, kx)`` row by row, each tap's input channels in
+  order; then the fused activation as a clamp.
+* DEPTHWISE_CONV_2D (``f32_dwconv`` ``9p16c``/``5f5m5l32c16s1r`` …, one accumulator): the
+  same from the bias, but the dwconv indirection buffer is column-major over the window:
+  taps ``(ky, kx)`` with ``ky`` varying fastest. Multipass kernels keep the partial sums in
+  float32, which changes nothing. With a depth multiplier above 1 XNNPACK runs a grouped
+  convolution instead (igemm): taps row by row, as CONV_2D.
+* HARD_SWISH (``f32_vhswish avx512f``): ``min(max(fma(x, 0x1.555556p-3, 0.5), 0), 1) * x``.
+* MEAN over height and width (the delegate's global average pooling, ``f32_gavgpool
+  7p7x``/``7x`` SSE): the pixels summed seven at a time, the first block as
+  ``((p0 + p1) + p6) + ((p2 + p3) + (p4 + p5))``, each later one as
+  ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + acc))`` (missing pixels read zeros),
+  times ``1.0f / n``.
+
+A fused multiply-add rounds ``a * b + c`` once. NumPy has none: :func:`fma` forms the
+product exactly in float64 (24-bit significands: 48 bits), adds ``c`` with TwoSum
+(the float64 sum and its exact error), rounds that sum to odd (the error's sign picks the
+neighbour with an odd last bit when the sum is inexact) and then to float32: rounding to
+odd at 53 bits and then to nearest at 24 is one correct rounding (Boldo & Melquiond),
+where a plain float64 sum could round twice. tests/quantized/test_xnnpack_order.py checks
+it against exact rational arithmetic. The ``[fast]`` extra's compiled forms
+(:mod:`.fast.xnnpack`) call LLVM's ``llvm.fma.f32``, also one correct rounding: the same
+bits.
+
+Nodes XNNPACK would not take (a filter or bias that is not constant, grouped
+convolutions, other fused activations, MEAN over other axes) are left to the other
+kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import RELU, RELU6, RELU_N1_TO_1, axes, pad_before_after
+from .fast import WithKernels, kernels
+from .registry import NodeInfo
+from .resolver import OpResolverType
+from .windows import windows
+
+_F32 = np.float32
+_SIXTH = _F32(float.fromhex("0x1.555556p-3"))
+_HALF = _F32(0.5)
+_CLAMPS = {0: (-np.inf, np.inf), RELU: (0, np.inf), RELU6: (0, 6), RELU_N1_TO_1: (-1, 1)}
+
+
+class XnnOrder(WithKernels):
+    """A node's settings when it runs in XNNPACK's order: the node's attrs plus, when the
+    ``[fast]`` extra is there, its compiled kernels' loader (``None`` otherwise), and what
+    the compiled kernels take, made once: the filter in their layout and the bias (for
+    the constant filter and bias prepare saw; others are laid out when they come) and,
+    per input height and width, the geometry."""
+
+    def __init__(self, attrs, loader):
+        dict.__init__(self, attrs)
+        self.loader = loader
+        self.runs = 0
+        self.laid_out: tuple | None = None  # (w, b, filter, bias) of the last call
+        self.geometries: dict[tuple[int, int], tuple[int, ...]] = {}
+        lo, hi = _CLAMPS.get(attrs.get("fused_activation_function", 0), _CLAMPS[0])
+        self.lo, self.hi = _F32(lo), _F32(hi)
+
+    def compiled(self):
+        """The compiled kernels once loaded (the node's second run starts loading)."""
+        return None if self.loader is None else self.ready()
+
+    def layout(self, w: np.ndarray, b: np.ndarray | None, depthwise: bool):
+        """``(filter, bias)`` as the compiled kernels take them: CONV_2D's filter as
+        ``[kh * kw * ci, o]``, DEPTHWISE_CONV_2D's as ``[kh, kw, c]``; the bias (zeros
+        without one) as float32 ``[o]``."""
+        last = self.laid_out
+        if last is None or last[0] is not w or last[1] is not b:
+            o = w.shape[3] if depthwise else w.shape[0]
+            filt = (np.ascontiguousarray(w[0]) if depthwise else
+                    np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(-1, o)))
+            bias = np.zeros(o, _F32) if b is None else np.ascontiguousarray(b, _F32)
+            self.laid_out = last = (w, b, filt, bias)
+        return last[2], last[3]
+
+    def geometry(self, x: np.ndarray, kh: int, kw: int) -> tuple[int, ...]:
+        """``(kh, kw, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left,
+        out_h, out_w)`` for inputs of ``x``'s height and width."""
+        key = x.shape[1], x.shape[2], kh, kw
+        g = self.geometries.get(key)
+        if g is None:
+            sh, sw = self["stride_h"], self["stride_w"]
+            dh, dw = self.get("dilation_h_factor", 1), self.get("dilation_w_factor", 1)
+            oh, pt, _ = pad_before_after(x.shape[1], kh, sh, dh, self["padding"])
+            ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, self["padding"])
+            g = self.geometries[key] = (kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
+        return g
+
+
+def prepare(info: NodeInfo) -> XnnOrder | None:
+    """``XnnOrder`` settings for a float32 node XNNPACK would take, in a hybrid graph under
+    ``AUTO``/``BUILTIN``; ``None`` otherwise."""
+    if not info.hybrid_graph or info.resolver not in (OpResolverType.AUTO,
+                                                      OpResolverType.BUILTIN):
+        return None
+    x = info.inputs[0] if info.inputs else None
+    if x is None or x.dtype != np.float32 or x.shape is None or len(x.shape) != 4:
+        return None
+    if not _delegated(info):
+        return None
+    return XnnOrder(info.attrs, kernels("xnnpack"))
+
+
+def _delegated(info: NodeInfo) -> bool:
+    """What TF Lite's XNNPACK delegate takes of these ops (float32 throughout)."""
+    ins = info.inputs
+    if info.op == "hard_swish":
+        return True
+    if info.op not in ("conv_2d", "depthwise_conv_2d", "mean"):
+        return False
+    if info.op == "mean":
+        a = ins[1] if len(ins) > 1 else None
+        return (a is not None and a.value is not None
+                and {int(v) % 4 for v in np.asarray(a.value).reshape(-1)} == {1, 2}
+                and np.asarray(a.value).size == 2)
+    w = ins[1] if len(ins) > 1 else None
+    b = ins[2] if len(ins) > 2 else None
+    if (w is None or w.value is None or w.dtype != np.float32 or w.shape is None
+            or (b is not None and (b.value is None or b.dtype != np.float32))
+            or info.attrs.get("fused_activation_function", 0) not in _CLAMPS):
+        return False
+    if info.op == "conv_2d":
+        return info.inputs[0].shape[3] in (-1, w.shape[3])  # not grouped
+    return True
+
+
+def applies(settings, *arrays) -> bool:
+    """Run-time check: prepared so, and every given array a float32 ndarray."""
+    return settings.__class__ is XnnOrder and all(
+        a is None or (a.__class__ is np.ndarray and a.dtype == np.float32) for a in arrays)
+
+
+def fma(a, b, c) -> np.ndarray:
+    """``a * b + c`` rounded once to float32 (float32 operands, broadcast)."""
+    p = np.multiply(np.asarray(a, _F32), np.asarray(b, _F32), dtype=np.float64)
+    acc = np.array(np.broadcast_to(np.asarray(c, _F32), np.broadcast_shapes(p.shape,
+                                                                             np.shape(c))))
+    if p.shape != acc.shape:
+        p = np.broadcast_to(p, acc.shape)
+    _add_product(acc, p)
+    return acc
+
+
+def _add_product(acc: np.ndarray, p: np.ndarray) -> None:
+    """``acc = round32(p + acc)`` in place: ``p`` exact float64 products (broadcast to
+    ``acc``), ``acc`` a C-contiguous float32 array."""
+    p = np.broadcast_to(p, acc.shape).reshape(-1)
+    acc = acc.reshape(-1)  # a view: 1-D, so every step below writes arrays, not scalars
+    c = acc.astype(np.float64)
+    s = p + c
+    bb = s - p
+    e = np.subtract(c, bb, out=c)  # TwoSum: p + c == s + e exactly
+    np.subtract(s, bb, out=bb)
+    e += np.subtract(p, bb, out=bb)
+    # Round to odd: an inexact sum with an even last bit steps one ulp towards the error,
+    # i.e. +1 on its bits if the error has the sum's sign, else -1 (NaN errors, from
+    # infinite sums, compare false: no step).
+    bits = s.view(np.int64)
+    negative = s < 0
+    step = np.not_equal(e > 0, negative).astype(np.int64)  # away from 0
+    step -= np.not_equal(e < 0, negative)  # towards 0
+    step[(e == 0) | np.isnan(e) | ((bits & 1) == 1)] = 0
+    bits += step
+    np.copyto(acc, s, casting="same_kind")
+
+
+def _clamp(out: np.ndarray, code: int) -> np.ndarray:
+    lo, hi = _CLAMPS[code]
+    if lo != -np.inf:
+        np.maximum(out, _F32(lo), out=out)
+    if hi != np.inf:
+        np.minimum(out, _F32(hi), out=out)
+    return out
+
+
+def _start(b: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Accumulators holding the bias (+0.0 without one), as XNNPACK's packed weights."""
+    out = np.zeros(shape, _F32)
+    if b is not None:
+        out += b
+    return out
+
+
+def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
+    """CONV_2D as XNNPACK's f32 (i)gemm computes it (module docstring)."""
+    jit = settings.compiled()
+    o, kh, kw, ci = w.shape
+    geometry = settings.geometry(x, kh, kw)
+    if jit is not None and x.flags.c_contiguous:
+        return jit.conv(x, *settings.layout(w, b, False), settings.lo, settings.hi,
+                        *geometry)
+    out = _start(b, (x.shape[0], *geometry[-2:], o))
+    dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)
+    for (i, j), win in windows(x, kh, kw, settings, dh, dw):
+        for c in range(ci):
+            _add_product(out, np.multiply(win[..., c:c + 1], w[:, i, j, c], dtype=np.float64))
+    return _clamp(out, settings.get("fused_activation_function", 0))
+
+
+def depthwise_conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray,
+                      b: np.ndarray | None):
+    """DEPTHWISE_CONV_2D as XNNPACK computes it: taps column by column (its dwconv
+    kernels), or row by row with a depth multiplier (a grouped convolution there)."""
+    jit = settings.compiled()
+    _, kh, kw, cm = w.shape
+    mult = cm // x.shape[3]
+    geometry = settings.geometry(x, kh, kw)
+    if jit is not None and mult == 1 and x.flags.c_contiguous:
+        return jit.depthwise(x, *settings.layout(w, b, True), settings.lo, settings.hi,
+                             *geometry)
+    out = _start(b, (x.shape[0], *geometry[-2:], cm))
+    dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)
+    taps = dict(windows(x, kh, kw, settings, dh, dw))
+    order = list(taps)  # row by row: a grouped convolution's (igemm) order
+    if mult == 1:  # XNNPACK's dwconv kernels: column by column
+        order = [(i, j) for j in range(kw) for i in range(kh)]
+    for i, j in order:
+        win = taps[i, j] if mult == 1 else np.repeat(taps[i, j], mult, axis=3)
+        _add_product(out, np.multiply(win, w[0, i, j], dtype=np.float64))
+    return _clamp(out, settings.get("fused_activation_function", 0))
+
+
+def hard_swish(settings: XnnOrder, x: np.ndarray) -> np.ndarray:
+    """HARD_SWISH as XNNPACK's f32 vhswish computes it."""
+    jit = settings.compiled()
+    if jit is not None and x.flags.c_contiguous:
+        out = np.empty_like(x)
+        jit.hard_swish(x.reshape(-1), out.reshape(-1))
+        return out
+    out = fma(x, _SIXTH, _HALF)
+    np.maximum(out, _F32(0), out=out)
+    np.minimum(out, _F32(1), out=out)
+    return np.multiply(out, x, out=out)
+
+
+def mean(settings: XnnOrder, x: np.ndarray, axis) -> np.ndarray:
+    """MEAN over height and width as XNNPACK's f32 global average pooling computes it."""
+    if axes(axis, 4) not in ((1, 2), (2, 1)) or x.shape[1] * x.shape[2] == 0:
+        raise ValueError(f"prepared for a mean over axes 1 and 2, got axes {axis}")
+    n, h, wd, c = x.shape
+    jit = settings.compiled()
+    if jit is not None:
+        out = jit.mean_hw(np.ascontiguousarray(x))
+    else:
+        out = _gavgpool(x.reshape(n, h * wd, c))
+    return out.reshape(n, 1, 1, c) if settings.get("keep_dims") else out
+
+
+def _gavgpool(rows: np.ndarray) -> np.ndarray:
+    """``[n, c]``: the sum over axis 1 of ``rows`` [n, pixels, c] in the 7p7x order, times
+    ``1.0f / pixels``."""
+    pixels = rows.shape[1]
+    zero = np.zeros_like(rows[:, 0])
+
+    def row(k: int) -> np.ndarray:
+        return rows[:, k] if k < pixels else zero
+
+    total = ((row(0) + row(1)) + row(6)) + ((row(2) + row(3)) + (row(4) + row(5)))
+    for k in range(7, pixels, 7):  # middle passes, then the last (zeros past the end)
+        total = (((row(k) + row(k + 1)) + (row(k + 2) + row(k + 3)))
+                 + ((row(k + 4) + row(k + 5)) + (row(k + 6) + total)))
+    return total * (_F32(1) / _F32(pixels))
