@@ -161,27 +161,46 @@ def fma(a, b, c) -> np.ndarray:
     return acc
 
 
+# A float64 sum rounds to float32 as the exact sum would unless it lands exactly on a
+# float32 midpoint (rounding is monotonic and midpoints are float64 numbers): low 29
+# significand bits 1 followed by 28 zeros, for float32's normal range; sums below 2**-125
+# (float32's subnormals, where midpoints sit elsewhere) take the exact path too.
+_LOW29, _MIDPOINT = np.int64((1 << 29) - 1), np.int64(1 << 28)
+_MAGNITUDE = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+_TINY = np.float64(2.0 ** -125).view(np.int64)
+
+
 def _add_product(acc: np.ndarray, p: np.ndarray) -> None:
     """``acc = round32(p + acc)`` in place: ``p`` exact float64 products (broadcast to
     ``acc``), ``acc`` a C-contiguous float32 array."""
     p = np.broadcast_to(p, acc.shape).reshape(-1)
     acc = acc.reshape(-1)  # a view: 1-D, so every step below writes arrays, not scalars
-    c = acc.astype(np.float64)
-    s = p + c
+    s = np.add(p, acc, dtype=np.float64)
+    bits = s.view(np.int64)
+    hazard = (bits & _LOW29) == _MIDPOINT
+    magnitude = bits & _MAGNITUDE
+    magnitude -= 1  # zero sums are exact: they wrap to the top
+    hazard |= magnitude.view(np.uint64) < np.uint64(_TINY - 1)
+    if hazard.any():
+        k = np.flatnonzero(hazard)
+        s[k] = _rounded_to_odd(p[k], acc[k].astype(np.float64), s[k])
+    np.copyto(acc, s, casting="same_kind")
+
+
+def _rounded_to_odd(p: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``p + c`` rounded to odd (1-D float64 arrays, ``s`` their rounded sum): the exact
+    sum's neighbour with an odd last bit when it is not a float64 (TwoSum gives the
+    error), which then rounds to float32 as the exact sum does."""
     bb = s - p
-    e = np.subtract(c, bb, out=c)  # TwoSum: p + c == s + e exactly
-    np.subtract(s, bb, out=bb)
-    e += np.subtract(p, bb, out=bb)
-    # Round to odd: an inexact sum with an even last bit steps one ulp towards the error,
-    # i.e. +1 on its bits if the error has the sum's sign, else -1 (NaN errors, from
-    # infinite sums, compare false: no step).
+    e = (p - (s - bb)) + (c - bb)  # p + c == s + e exactly
     bits = s.view(np.int64)
     negative = s < 0
-    step = np.not_equal(e > 0, negative).astype(np.int64)  # away from 0
-    step -= np.not_equal(e < 0, negative)  # towards 0
-    step[(e == 0) | np.isnan(e) | ((bits & 1) == 1)] = 0
+    # +1 on the bits moves away from zero: where the error has the sum's sign.
+    step = np.not_equal(e > 0, negative).astype(np.int64)
+    step -= np.not_equal(e < 0, negative)
+    step[(e == 0) | np.isnan(e) | ((bits & 1) == 1)] = 0  # exact, infinite or odd
     bits += step
-    np.copyto(acc, s, casting="same_kind")
+    return s
 
 
 def _clamp(out: np.ndarray, code: int) -> np.ndarray:
@@ -211,10 +230,32 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
                         *geometry)
     out = _start(b, (x.shape[0], *geometry[-2:], o))
     dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)
-    for (i, j), win in windows(x, kh, kw, settings, dh, dw):
-        for c in range(ci):
-            _add_product(out, np.multiply(win[..., c:c + 1], w[:, i, j, c], dtype=np.float64))
+    taps = list(windows(x, kh, kw, settings, dh, dw))
+    for part in _chunks(out.shape):
+        acc = out[part]
+        for (i, j), win in taps:
+            for c in range(ci):
+                _add_product(acc, np.multiply(win[part][..., c:c + 1], w[:, i, j, c],
+                                              dtype=np.float64))
     return _clamp(out, settings.get("fused_activation_function", 0))
+
+
+_CHUNK = 1 << 14  # outputs a pass of the NumPy forms works on (their float64 in cache)
+
+
+def _chunks(shape: tuple[int, ...]):
+    """Index tuples cutting an ``[n, oh, ow, c]`` output into contiguous parts of about
+    ``_CHUNK`` values: whole images, or rows of one image."""
+    n, oh, ow, c = shape
+    rows = max(1, _CHUNK // max(1, ow * c))
+    if rows >= oh:
+        images = max(1, rows // oh)
+        for b0 in range(0, n, images):
+            yield (slice(b0, b0 + images),)
+        return
+    for b in range(n):
+        for y0 in range(0, oh, rows):
+            yield slice(b, b + 1), slice(y0, y0 + rows)
 
 
 def depthwise_conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray,
@@ -234,9 +275,13 @@ def depthwise_conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray,
     order = list(taps)  # row by row: a grouped convolution's (igemm) order
     if mult == 1:  # XNNPACK's dwconv kernels: column by column
         order = [(i, j) for j in range(kw) for i in range(kh)]
-    for i, j in order:
-        win = taps[i, j] if mult == 1 else np.repeat(taps[i, j], mult, axis=3)
-        _add_product(out, np.multiply(win, w[0, i, j], dtype=np.float64))
+    for part in _chunks(out.shape):
+        acc = out[part]
+        for i, j in order:
+            win = taps[i, j][part]
+            if mult > 1:
+                win = np.repeat(win, mult, axis=3)
+            _add_product(acc, np.multiply(win, w[0, i, j], dtype=np.float64))
     return _clamp(out, settings.get("fused_activation_function", 0))
 
 

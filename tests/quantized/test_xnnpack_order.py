@@ -46,6 +46,10 @@ def test_fma_rounds_once_where_a_float64_sum_rounds_twice():
     for sign in (1, -1):
         got = xnnpack_float.fma(F32(sign) * a, b, F32(sign))
         assert got == F32(sign * (1 + 2.0 ** -23))
+    # Exact ties round to even.
+    tiny = F32(2.0 ** -12)
+    assert xnnpack_float.fma(tiny, tiny, F32(1)) == F32(1)
+    assert xnnpack_float.fma(tiny, tiny, F32(1 + 2.0 ** -23)) == F32(1 + 2.0 ** -22)
 
 
 def test_fma_matches_exact_rational_arithmetic(rng):

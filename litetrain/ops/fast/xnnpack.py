@@ -101,7 +101,16 @@ def conv(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
             bj = bias[j]
             for q in range(pb):
                 a[q] = bj
-        for k in range(k_all):
+        full = k_all - k_all % 4
+        for k in range(0, full, 4):  # four taps a pass over the block, still in order
+            s0, s1, s2, s3 = patch[k], patch[k + 1], patch[k + 2], patch[k + 3]
+            for j in range(o):
+                a = acc[j]
+                w0, w1, w2, w3 = wt[k, j], wt[k + 1, j], wt[k + 2, j], wt[k + 3, j]
+                for q in range(pb):
+                    a[q] = _fma(s3[q], w3, _fma(s2[q], w2, _fma(s1[q], w1,
+                                                                _fma(s0[q], w0, a[q]))))
+        for k in range(full, k_all):
             src = patch[k]
             wk = wt[k]
             for j in range(o):
