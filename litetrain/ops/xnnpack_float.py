@@ -27,7 +27,7 @@ one TF-made model per op and shape, checks every bit):
   7p7x``/``7x`` SSE): the pixels summed seven at a time, the first block as
   ``((p0 + p1) + p6) + ((p2 + p3) + (p4 + p5))``, each later one as
   ``((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + acc))`` (missing pixels read zeros),
-  times ``1.0f / n``.
+  times ``1.0f / n``, then clamped as ``max(mean, -inf)``, which makes a NaN mean -inf.
 
 A fused multiply-add rounds ``a * b + c`` once. NumPy has none: :func:`fma` forms the
 product exactly in float64 (24-bit significands: 48 bits), adds ``c`` with TwoSum
@@ -204,19 +204,21 @@ def _rounded_to_odd(p: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def _clamp(out: np.ndarray, code: int) -> np.ndarray:
+    """The fused activation as XNNPACK's convolutions clamp: ``max(lo, acc)`` then
+    ``min(hi, acc)``, which keep the accumulator when it is NaN or a zero equal to the
+    bound (-0.0 stays -0.0 under RELU, unlike NumPy's ``maximum``)."""
     lo, hi = _CLAMPS[code]
     if lo != -np.inf:
-        np.maximum(out, _F32(lo), out=out)
+        np.copyto(out, _F32(lo), where=out < lo)
     if hi != np.inf:
-        np.minimum(out, _F32(hi), out=out)
+        np.copyto(out, _F32(hi), where=out > hi)
     return out
 
 
 def _start(b: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     """Accumulators holding the bias (+0.0 without one), as XNNPACK's packed weights."""
-    out = np.zeros(shape, _F32)
-    if b is not None:
-        out += b
+    out = np.empty(shape, _F32)
+    out[...] = _F32(0) if b is None else b
     return out
 
 
@@ -324,4 +326,8 @@ def _gavgpool(rows: np.ndarray) -> np.ndarray:
     for k in range(7, pixels, 7):  # middle passes, then the last (zeros past the end)
         total = (((row(k) + row(k + 1)) + (row(k + 2) + row(k + 3)))
                  + ((row(k + 4) + row(k + 5)) + (row(k + 6) + total)))
-    return total * (_F32(1) / _F32(pixels))
+    total = total * (_F32(1) / _F32(pixels))
+    # Its clamp to [-inf, inf] is max(mean, -inf): that is the second operand when the
+    # first is NaN, so a NaN mean comes out as -inf (as TF's default interpreter gives).
+    np.copyto(total, _F32(-np.inf), where=np.isnan(total))
+    return total

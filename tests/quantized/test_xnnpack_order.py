@@ -18,7 +18,7 @@ from litetrain.ops import xnnpack_float
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
 from litetrain.tflite.reader import read_model
-from tests.bits import same_bits
+from tests.bits import same_bits, with_specials
 from tests.conftest import FIXTURES
 from tests.quantized.fixture_runs import invoked
 
@@ -155,6 +155,34 @@ def test_compiled_forms_give_the_numpy_bits(rng):
         x = (rng.standard_normal(shape) * 3).astype(F32)
         same_bits(xnnpack_float.mean(plain, x, np.array([1, 2])),
                   loader.module.mean_hw(x))
+
+
+def test_compiled_convolutions_keep_specials_and_signed_zeros(rng):
+    """NaN, infinities and signed zeros (bias -0.0, products -0.0) through the compiled
+    convolutions and their clamps give the NumPy forms' bits."""
+    from litetrain.ops import fast
+
+    loader = fast.kernels("xnnpack")
+    if loader is None or loader.wait() is None:
+        pytest.skip("the [fast] extra (numba) is not installed")
+    x = with_specials(rng, (2, 7, 6, 5))
+    x[1, 2:5] = -0.0
+    for op, w in (("conv_2d", np.abs(rng.standard_normal((4, 3, 3, 5))).astype(F32)),
+                  ("depthwise_conv_2d", np.abs(rng.standard_normal((1, 3, 3, 5))).astype(F32))):
+        b = np.zeros(w.shape[0] if op == "conv_2d" else 5, F32)
+        b[::2] = -0.0
+        for act in (0, 1, 3):
+            attrs = {"padding": 0, "stride_h": 2, "stride_w": 1,
+                     "fused_activation_function": act}
+            if op == "depthwise_conv_2d":
+                attrs["depth_multiplier"] = 1
+            settings = prepared(op, attrs, [x, w, b])
+            assert isinstance(settings, xnnpack_float.XnnOrder)
+            settings.runs = 2
+            plain = xnnpack_float.XnnOrder(settings, None)
+            kernel = lookup(op).kernel
+            with np.errstate(invalid="ignore"):
+                same_bits(kernel(settings, x, w, b), kernel(plain, x, w, b))
 
 
 @pytest.mark.parametrize("batch", [1, 4])

@@ -204,5 +204,6 @@ def mean_hw(x):
                 total[k] = (((r[s, k] + r[s + 1, k]) + (r[s + 2, k] + r[s + 3, k]))
                             + ((r[s + 4, k] + r[s + 5, k]) + (r[s + 6, k] + total[k])))
         for k in range(c):
-            total[k] = total[k] * scale
+            v = total[k] * scale
+            total[k] = v if v > -np.inf else -np.inf  # max(mean, -inf): NaN becomes -inf
     return out
