@@ -81,15 +81,25 @@ class XnnOrder(WithKernels):
         return None if self.loader is None else self.ready()
 
     def layout(self, w: np.ndarray, b: np.ndarray | None, depthwise: bool):
-        """``(filter, bias)`` as the compiled kernels take them: CONV_2D's filter as
-        ``[kh * kw * ci, o]``, DEPTHWISE_CONV_2D's as ``[kh, kw, c]``; the bias (zeros
-        without one) as float32 ``[o]``."""
+        """``(filter, bias)`` as the compiled kernels take them: CONV_2D's filter packed
+        per sixteen output channels as ``[ceil(o / 16), kh * kw * ci * 16]`` and its bias
+        padded to as many lanes; DEPTHWISE_CONV_2D's filter as ``[kh, kw, c]`` and its
+        bias as ``[c]`` (zeros without one)."""
         last = self.laid_out
         if last is None or last[0] is not w or last[1] is not b:
             o = w.shape[3] if depthwise else w.shape[0]
-            filt = (np.ascontiguousarray(w[0]) if depthwise else
-                    np.ascontiguousarray(w.transpose(1, 2, 3, 0).reshape(-1, o)))
             bias = np.zeros(o, _F32) if b is None else np.ascontiguousarray(b, _F32)
+            if depthwise:
+                filt = np.ascontiguousarray(w[0])
+            else:  # per sixteen output channels: [patch value, lane], zeros past o
+                tiles = -(-o // 16)
+                rows = w.transpose(1, 2, 3, 0).reshape(-1, o)
+                filt = np.zeros((tiles, rows.shape[0], 16), _F32)
+                padded = np.zeros((rows.shape[0], tiles * 16), _F32)
+                padded[:, :o] = rows
+                filt[...] = padded.reshape(rows.shape[0], tiles, 16).transpose(1, 0, 2)
+                filt = filt.reshape(tiles, -1)
+                bias = np.concatenate([bias, np.zeros(tiles * 16 - o, _F32)])
             self.laid_out = last = (w, b, filt, bias)
         return last[2], last[3]
 
@@ -228,7 +238,7 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
     o, kh, kw, ci = w.shape
     geometry = settings.geometry(x, kh, kw)
     if jit is not None and x.flags.c_contiguous:
-        return jit.conv(x, *settings.layout(w, b, False), settings.lo, settings.hi,
+        return jit.conv(x, *settings.layout(w, b, False), o, settings.lo, settings.hi,
                         *geometry)
     out = _start(b, (x.shape[0], *geometry[-2:], o))
     dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)

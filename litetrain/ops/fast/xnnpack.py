@@ -16,7 +16,8 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
@@ -34,6 +35,77 @@ def _fma(typingctx, a, b, c):
                                               ir.FunctionType(f32, [f32, f32, f32]))
         return builder.call(fn, args)
     return sig, codegen
+
+
+_V16 = ir.VectorType(ir.FloatType(), 16)
+
+
+class Vec16(types.Type):
+    """Sixteen float32 lanes held in a register (LLVM's ``<16 x float>``): the
+    accumulators of the CONV_2D tile kernel, as XNNPACK's own."""
+
+    def __init__(self):
+        super().__init__(name="Vec16f32")
+
+
+_VEC16 = Vec16()
+
+
+@register_model(Vec16)
+class _Vec16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _V16)
+
+
+def _lanes_at(context, builder, aryty, ary, index):
+    data = context.make_array(aryty)(context, builder, ary).data
+    return builder.bitcast(builder.gep(data, [index]), _V16.as_pointer())
+
+
+def _splat(builder, x):
+    one = builder.insert_element(ir.Constant(_V16, ir.Undefined), x,
+                                 ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_V16, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+
+
+@intrinsic
+def _load16(typingctx, arr, index):
+    """``arr[index:index + 16]`` (a 1-D float32 array; the caller keeps it in bounds)."""
+    def codegen(context, builder, signature, args):
+        return builder.load(_lanes_at(context, builder, signature.args[0], *args), align=4)
+    return _VEC16(arr, types.intp), codegen
+
+
+@intrinsic
+def _store16(typingctx, arr, index, v):
+    """``arr[index:index + 16] = v``."""
+    def codegen(context, builder, signature, args):
+        builder.store(args[2], _lanes_at(context, builder, signature.args[0], *args[:2]),
+                      align=4)
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, _VEC16), codegen
+
+
+@intrinsic
+def _fma16(typingctx, x, w, acc):
+    """``x * w + acc`` per lane (``x`` a float32 broadcast), one rounding each."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
+                                            "llvm.fma.v16f32")
+        return builder.call(fn, [_splat(builder, args[0]), args[1], args[2]])
+    return _VEC16(_F32, _VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _clamp16(typingctx, v, lo, hi):
+    """XNNPACK's ``max(lo, v)`` then ``min(hi, v)`` per lane: ``lo > v ? lo : v``, then
+    ``hi < v ? hi : v`` (NaN and zeros equal to a bound keep ``v``)."""
+    def codegen(context, builder, signature, args):
+        v, lo, hi = args[0], _splat(builder, args[1]), _splat(builder, args[2])
+        v = builder.select(builder.fcmp_ordered(">", lo, v), lo, v)
+        return builder.select(builder.fcmp_ordered("<", hi, v), hi, v)
+    return _VEC16(_VEC16, _F32, _F32), codegen
 
 
 def _arrays(*ndims):
@@ -61,28 +133,80 @@ def _clamp(v, lo, hi):
     return v
 
 
-@numba.njit([(x, w, b, _F32, _F32, *_INTS) for x, w, b in
+@numba.njit(inline="always", **_JIT)
+def _tiles(patch, rows, wpack, bpack, lo, hi, out, row0, scratch):
+    """``out[row0 + r]`` for ``r < rows``: the bias, then per patch value ``k`` in order
+    one fused multiply-add with the filter row ``k``, then the clamp; four rows by sixteen
+    output channels a tile, their sums in registers (XNNPACK's microkernel shape)."""
+    k_all = patch.shape[1]
+    o = out.shape[1]
+    tiles = wpack.shape[0]
+    for t in range(tiles):
+        wt = wpack[t]
+        b0 = bpack[t * 16:t * 16 + 16]
+        width = min(16, o - t * 16)
+        for r in range(0, rows - rows % 4, 4):
+            p0, p1, p2, p3 = patch[r], patch[r + 1], patch[r + 2], patch[r + 3]
+            a0 = _load16(b0, 0)
+            a1, a2, a3 = a0, a0, a0
+            for k in range(k_all):
+                wv = _load16(wt, k * 16)
+                a0 = _fma16(p0[k], wv, a0)
+                a1 = _fma16(p1[k], wv, a1)
+                a2 = _fma16(p2[k], wv, a2)
+                a3 = _fma16(p3[k], wv, a3)
+            _put16(out, row0 + r, t, width, _clamp16(a0, lo, hi), scratch)
+            _put16(out, row0 + r + 1, t, width, _clamp16(a1, lo, hi), scratch)
+            _put16(out, row0 + r + 2, t, width, _clamp16(a2, lo, hi), scratch)
+            _put16(out, row0 + r + 3, t, width, _clamp16(a3, lo, hi), scratch)
+        for r in range(rows - rows % 4, rows):
+            pr = patch[r]
+            a0 = _load16(b0, 0)
+            for k in range(k_all):
+                a0 = _fma16(pr[k], _load16(wt, k * 16), a0)
+            _put16(out, row0 + r, t, width, _clamp16(a0, lo, hi), scratch)
+
+
+@numba.njit(inline="always", **_JIT)
+def _put16(out, row, t, width, v, scratch):
+    """The first ``width`` lanes of ``v`` into ``out[row, 16 t:]``."""
+    if width == 16:
+        _store16(out[row], t * 16, v)
+    else:
+        _store16(scratch, 0, v)
+        dst = out[row]
+        for i in range(width):
+            dst[t * 16 + i] = scratch[i]
+
+
+@numba.njit([(x, w, b, types.intp, _F32, _F32, *_INTS) for x, w, b in
              itertools.product(*[[types.Array(_F32, n, "C", readonly=ro) for ro in
                                   (False, True)] for n in (4, 2, 1)])], **_JIT)
-def conv(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
-    """CONV_2D of ``x`` [n, h, w, ci] with ``wt`` [kh * kw * ci, o] (the filter, taps row
-    by row then input channels, output channels last) and ``bias`` [o]: per output, the
-    bias, then one fused multiply-add per tap and input channel in that order (taps in
-    the padding multiply zeros, as XNNPACK's zero buffer and the NumPy form's padded
-    copy), then the clamp to ``[lo, hi]``. Output pixels go in blocks, their patches
-    transposed so each fused multiply-add runs along a block."""
+def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
+    """CONV_2D of ``x`` [n, h, w, ci] with the filter packed as ``wpack`` [ceil(o / 16),
+    kh * kw * ci * 16] (per sixteen output channels, the patch values in order: taps row
+    by row, then input channels; zeros past ``o``) and the bias as ``bpack``: per output,
+    the bias, then one fused multiply-add per tap and input channel in that order (taps
+    in the padding multiply zeros, as XNNPACK's zero buffer and the NumPy form's padded
+    copy), then the clamp to ``[lo, hi]``. A 1×1 stride-1 convolution reads its input as
+    the patches; others gather ``_BLOCK`` patches at a time."""
     n, h, w, ci = x.shape
-    k_all, o = wt.shape
+    k_all = kh * kw * ci
     pixels = n * oh * ow
     out = np.empty((pixels, o), np.float32)
-    patch = np.empty((k_all, _BLOCK), np.float32)
-    acc = np.empty((o, _BLOCK), np.float32)
+    scratch = np.empty(16, np.float32)
+    if kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and oh == h \
+            and ow == w:
+        _tiles(x.reshape(pixels, ci), pixels, wpack, bpack, lo, hi, out, 0, scratch)
+        return out.reshape(n, oh, ow, o)
+    patch = np.empty((_BLOCK, k_all), np.float32)
     zero = np.float32(0.0)
     for p0 in range(0, pixels, _BLOCK):
-        pb = min(_BLOCK, pixels - p0)
-        for q in range(pb):
+        rows = min(_BLOCK, pixels - p0)
+        for q in range(rows):
             b, r = divmod(p0 + q, oh * ow)
             oy, ox = divmod(r, ow)
+            dst = patch[q]
             k = 0
             for ky in range(kh):
                 iy = oy * sh + ky * dh - pt
@@ -91,37 +215,12 @@ def conv(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
                     if 0 <= iy < h and 0 <= ix < w:
                         src = x[b, iy, ix]
                         for c in range(ci):
-                            patch[k + c, q] = src[c]
+                            dst[k + c] = src[c]
                     else:
                         for c in range(ci):
-                            patch[k + c, q] = zero
+                            dst[k + c] = zero
                     k += ci
-        for j in range(o):
-            a = acc[j]
-            bj = bias[j]
-            for q in range(pb):
-                a[q] = bj
-        full = k_all - k_all % 4
-        for k in range(0, full, 4):  # four taps a pass over the block, still in order
-            s0, s1, s2, s3 = patch[k], patch[k + 1], patch[k + 2], patch[k + 3]
-            for j in range(o):
-                a = acc[j]
-                w0, w1, w2, w3 = wt[k, j], wt[k + 1, j], wt[k + 2, j], wt[k + 3, j]
-                for q in range(pb):
-                    a[q] = _fma(s3[q], w3, _fma(s2[q], w2, _fma(s1[q], w1,
-                                                                _fma(s0[q], w0, a[q]))))
-        for k in range(full, k_all):
-            src = patch[k]
-            wk = wt[k]
-            for j in range(o):
-                a = acc[j]
-                wv = wk[j]
-                for q in range(pb):
-                    a[q] = _fma(src[q], wv, a[q])
-        for q in range(pb):
-            dst = out[p0 + q]
-            for j in range(o):
-                dst[j] = _clamp(acc[j, q], lo, hi)
+        _tiles(patch, rows, wpack, bpack, lo, hi, out, p0, scratch)
     return out.reshape(n, oh, ow, o)
 
 
