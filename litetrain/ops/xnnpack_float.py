@@ -88,9 +88,11 @@ class XnnOrder(WithKernels):
         last = self.laid_out
         if last is None or last[0] is not w or last[1] is not b:
             o = w.shape[3] if depthwise else w.shape[0]
-            bias = np.zeros(o, _F32) if b is None else np.ascontiguousarray(b, _F32)
+            bias = np.zeros(o, _F32)  # copies: the compiled kernels take writable arrays
+            if b is not None:
+                bias[:] = b
             if depthwise:
-                filt = np.ascontiguousarray(w[0])
+                filt = np.array(w[0], _F32, order="C")
             else:  # per sixteen output channels: [patch value, lane], zeros past o
                 tiles = -(-o // 16)
                 rows = w.transpose(1, 2, 3, 0).reshape(-1, o)

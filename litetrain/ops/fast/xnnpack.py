@@ -10,7 +10,7 @@ vectorise across channels without reordering any sum.
 
 from __future__ import annotations
 
-import itertools
+import functools
 
 import numba
 import numpy as np
@@ -108,13 +108,9 @@ def _clamp16(typingctx, v, lo, hi):
     return _VEC16(_VEC16, _F32, _F32), codegen
 
 
-def _arrays(*ndims):
-    """Signatures: C-contiguous float32 arrays of these ranks, each input (all but the
-    last, written) read-only or not."""
-    *ins, last = ndims
-    return [(*(types.Array(_F32, n, "C", readonly=ro) for n, ro in zip(ins, flags, strict=True)),
-             types.Array(_F32, last, "C")) for flags in itertools.product((False, True),
-                                                                         repeat=len(ins))]
+# The input may be read-only (a constant, a caller's array); the packed filters and biases
+# are the settings' own, writable.
+_INPUTS = [functools.partial(types.Array, _F32, layout="C", readonly=ro) for ro in (False, True)]
 
 
 _BLOCK = 128  # output pixels a pass: their patches and sums stay in the L1 cache
@@ -179,9 +175,8 @@ def _put16(out, row, t, width, v, scratch):
             dst[t * 16 + i] = scratch[i]
 
 
-@numba.njit([(x, w, b, types.intp, _F32, _F32, *_INTS) for x, w, b in
-             itertools.product(*[[types.Array(_F32, n, "C", readonly=ro) for ro in
-                                  (False, True)] for n in (4, 2, 1)])], **_JIT)
+@numba.njit([(_input(4), _F32[:, ::1], _F32[::1], types.intp, _F32, _F32, *_INTS)
+             for _input in _INPUTS], **_JIT)
 def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     """CONV_2D of ``x`` [n, h, w, ci] with the filter packed as ``wpack`` [ceil(o / 16),
     kh * kw * ci * 16] (per sixteen output channels, the patch values in order: taps row
@@ -224,9 +219,8 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     return out.reshape(n, oh, ow, o)
 
 
-@numba.njit([(x, w, b, _F32, _F32, *_INTS) for x, w, b in
-             itertools.product(*[[types.Array(_F32, n, "C", readonly=ro) for ro in
-                                  (False, True)] for n in (4, 3, 1)])], **_JIT)
+@numba.njit([(_input(4), _F32[:, :, ::1], _F32[::1], _F32, _F32, *_INTS)
+             for _input in _INPUTS], **_JIT)
 def depthwise(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     """DEPTHWISE_CONV_2D (depth multiplier 1) of ``x`` [n, h, w, c] with ``wt`` [kh, kw,
     c] and ``bias`` [c]: per output, the bias, then one fused multiply-add per tap, taps
