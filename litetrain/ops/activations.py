@@ -335,6 +335,10 @@ def _relu_into(operand: int):
     return lambda attrs, x: np.maximum(x, 0, out=x)
 
 
+def _relu_into_out(attrs, x, out):
+    return np.maximum(x, 0, out=out)
+
+
 def _tanh_into(operand: int):
     return lambda attrs, x: np.tanh(x, out=x)
 
@@ -349,7 +353,7 @@ def _hard_swish_into(operand: int):
 
 OPS = [
     _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
-        integer=_relu_x(0.0, None)),
+        into=_relu_into_out, integer=_relu_x(0.0, None)),
     _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp, integer=_relu_x(0.0, 6.0)),
     _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1)), integer=_relu_x(-1.0, 1.0)),
     _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1)), integer=_relu_x(0.0, 1.0)),

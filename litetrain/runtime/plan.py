@@ -195,12 +195,14 @@ def _prepared(k: int, node: Node, opdef: OpDef, info: NodeInfo, where: str) -> S
         variant = None if opdef.stateful else quantized.select(opdef, info)
         if variant is None:
             kernel, settings = opdef.kernel, opdef.settings(info)
-            fresh, in_place = opdef.fresh_output, opdef.in_place
+            fresh, in_place, into = opdef.fresh_output, opdef.in_place, opdef.into
         else:
-            kernel, settings, fresh, in_place = variant.kernel, variant.prepare(info), False, None
+            kernel, settings, fresh, in_place, into = (variant.kernel, variant.prepare(info),
+                                                       False, None, None)
     except LitetrainError:
         raise
     except Exception as e:
         raise ModelFormatError(f"{where}: cannot be prepared: {e or type(e).__name__}") from None
     return Step(k, node.op, kernel, opdef.stateful, node.inputs, node.outputs,
-                tuple(t.dtype for t in info.outputs), settings, fresh, in_place)
+                tuple(t.dtype for t in info.outputs), settings, fresh, in_place,
+                into=into, into_for=kernel if into is not None else None)

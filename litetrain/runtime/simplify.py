@@ -12,8 +12,9 @@ Passes, in the order a plan applies them:
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   masked, LOGISTIC and TANH gradient chains of gradient rules run as one step each (see
   :mod:`.fused`), a per-channel vector broadcast over a large array runs over long tiled rows (see
-  :mod:`.channels`), and elementwise steps write into an operand that dies there (see
-  :mod:`.inplace`).
+  :mod:`.channels`), elementwise steps write into an operand that dies there (see
+  :mod:`.inplace`), and large results are written into buffers kept from run to run
+  (see :mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
+from .arena import reuse_buffers
 from .channels import tile_channel_vectors
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
@@ -72,7 +74,8 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
     steps = tile_channel_vectors(steps, values)
-    return in_place_steps(steps, values, outputs)
+    steps = in_place_steps(steps, values, outputs)
+    return reuse_buffers(steps, values, outputs)
 
 
 def _sole_consumer(uses: dict[int, list[int]], tensor: int, outputs: set[int]) -> int | None:
@@ -152,12 +155,17 @@ def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> li
             return None
         return replace(mul, op="mul(neg)", kernel=_mul_by_negated,
                        inputs=(neg.inputs[0], other), fresh=True,
-                       in_place=_mul_by_negated_into)
+                       in_place=_mul_by_negated_into, into=_mul_by_negated_out,
+                       into_for=_mul_by_negated)
     return _fuse_pairs(steps, values, outputs, "neg", "mul", build)
 
 
 def _mul_by_negated(attrs, x, s):
     return np.multiply(x, np.negative(s))
+
+
+def _mul_by_negated_out(attrs, x, s, out):
+    return np.multiply(x, np.negative(s), out=out)
 
 
 def _mul_by_negated_into(operand: int):
