@@ -10,8 +10,9 @@ Passes, in the order a plan applies them:
   identity RESHAPEs are dropped, ``MUL(NEG(x), s)`` with a scalar ``s`` becomes
   ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
   matmul's bias ADD and fused activation run in place on the matmul's result, the
-  masked, LOGISTIC and TANH gradient chains of gradient rules run as one step each (see
-  :mod:`.fused`), a per-channel vector broadcast over a large array runs over long tiled rows (see
+  tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
+  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
+  per-channel vector broadcast over a large array runs over long tiled rows (see
   :mod:`.channels`), elementwise steps write into an operand that dies there (see
   :mod:`.inplace`), and large results are written into buffers kept from run to run
   (see :mod:`.arena`).
@@ -35,6 +36,7 @@ from .arena import reuse_buffers
 from .channels import tile_channel_vectors
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
+from .pool_grad import fuse_max_pool_grads
 from .step import Step
 
 T = TypeVar("T")
@@ -72,6 +74,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _drop_identities(steps, values, outputs)
     steps = _fold_neg_into_mul(steps, values, outputs)
     steps = _fuse_bias_into_matmul(steps, values, outputs)
+    steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
     steps = tile_channel_vectors(steps, values)
     steps = in_place_steps(steps, values, outputs)
