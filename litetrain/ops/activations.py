@@ -264,7 +264,10 @@ def _positive(g, x):
 
 
 def _relu_vjp(g, attrs, ins, outs, dy):
-    return [mask(g, _positive(g, ins[0]), dy)]
+    """``dy`` where the output is positive, as TensorFlow's ReluGrad is given it
+    (``max(x, 0) > 0`` exactly where ``x > 0``, NaN included): the input then dies at the
+    RELU, which can write over it."""
+    return [mask(g, _positive(g, outs[0]), dy)]
 
 
 def _relu6_vjp(g, attrs, ins, outs, dy):
