@@ -1,5 +1,5 @@
-"""Large intermediate results written into buffers kept from run to run (the last
-:func:`.simplify.specialise` pass, once per input shapes).
+"""Large intermediate results written into buffers kept from run to run (once per input
+shapes, after :func:`.simplify.specialise`).
 
 A train step at batch 32 makes dozens of 0.25-2.5 MB arrays and frees each after its
 last reader (:mod:`.liveness`). glibc hands such memory back to the OS (arrays above its
@@ -25,8 +25,9 @@ Invariants:
   specialised on (shapes downstream of data-dependent ops) runs its plain kernel.
 * ``experimental_preserve_all_tensors`` plans are never specialised, so never use slots.
 
-A plan's steps are run by one caller at a time (as TF Lite's interpreter, an interpreter
-is not to be invoked from two threads at once).
+The plan applies this pass (:class:`.plan.Plan`) and keeps the steps without slots too:
+a run that starts while another run of the same plan holds the buffers (another thread,
+or a re-entry) runs those, with fresh arrays.
 """
 
 from __future__ import annotations

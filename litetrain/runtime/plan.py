@@ -11,6 +11,7 @@ the steps for those shapes (:mod:`.simplify`); later runs with the same shapes r
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..errors import InvokeError, LitetrainError, ModelFormatError, UnsupportedO
 from ..ir import OMITTED, Model, Node, Subgraph
 from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
+from .arena import reuse_buffers
 from .fold import foldable_nodes, shape_key
 from .liveness import is_stand_in, release_points, stand_in
 from .program import Instruction, compile_steps
@@ -75,10 +77,13 @@ class Plan:
         self.foldable = foldable_nodes(sg)
         # Per input shapes: the specialised steps, the constants folded for them, per
         # step the values that can be dropped after it (see .liveness), and the steps
-        # compiled for the loop (see .program).
-        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list, list]] = \
+        # compiled for the loop (see .program): with large results in kept buffers (see
+        # .arena), and without, for a run that starts while another one of this plan
+        # is under way (another thread; the buffers are the running one's).
+        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list, list, list]] = \
             OrderedDict()
         self._whole: list[Instruction] | None = None  # self.steps compiled, no drops
+        self._buffers_free = threading.Lock()
 
     def _node_info(self, node: Node, where: str, aliasing: set[int]) -> NodeInfo:
         """What prepare may know about a node: types, static shapes (-1 where dynamic),
@@ -107,7 +112,12 @@ class Plan:
         cached = self._per_shapes.get(key)
         if cached is not None:
             self._per_shapes.move_to_end(key)
-            return self._execute(cached[3], cached[1], ctx, feeds)
+            if not self._buffers_free.acquire(blocking=False):
+                return self._execute(cached[4], cached[1], ctx, feeds)
+            try:
+                return self._execute(cached[3], cached[1], ctx, feeds)
+            finally:
+                self._buffers_free.release()
         if self.keep_all_tensors:
             if self._whole is None:
                 self._whole = compile_steps(self.steps, None)
@@ -124,7 +134,9 @@ class Plan:
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
         drops = release_points(steps, kept)
-        self._per_shapes[key] = (steps, constants, drops, compile_steps(steps, drops))
+        kept_buffers = reuse_buffers(steps, values, self.subgraph.outputs)
+        self._per_shapes[key] = (kept_buffers, constants, drops,
+                                 compile_steps(kept_buffers, drops), compile_steps(steps, drops))
         if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
             self._per_shapes.popitem(last=False)
         return [None if is_stand_in(v) else v for v in values]

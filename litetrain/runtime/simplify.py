@@ -13,9 +13,9 @@ Passes, in the order a plan applies them:
   tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
   gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
   per-channel vector broadcast over a large array runs over long tiled rows (see
-  :mod:`.channels`), elementwise steps write into an operand that dies there (see
-  :mod:`.inplace`), and large results are written into buffers kept from run to run
-  (see :mod:`.arena`).
+  :mod:`.channels`), and elementwise steps write into an operand that dies there (see
+  :mod:`.inplace`). The plan then writes large results into buffers kept from run to
+  run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -32,7 +32,6 @@ import numpy as np
 
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
-from .arena import reuse_buffers
 from .channels import tile_channel_vectors
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
@@ -77,8 +76,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
     steps = tile_channel_vectors(steps, values)
-    steps = in_place_steps(steps, values, outputs)
-    return reuse_buffers(steps, values, outputs)
+    return in_place_steps(steps, values, outputs)
 
 
 def _sole_consumer(uses: dict[int, list[int]], tensor: int, outputs: set[int]) -> int | None:

@@ -140,20 +140,20 @@ def tanh_grad_of_product(a, b, y, s, out):
 def max_pool_grad(x, y, dy, kh, kw, out):
     """MAX_POOL_2D's gradient over tiling ``kh × kw`` windows: each window's cotangent
     ``dy`` times 1.0 at the first tap (row-major) equal to the window's maximum ``y``,
-    times 0.0 at the others (``runtime/pool_grad.py``'s chain, in one pass)."""
+    times 0.0 at the others (``runtime/pool_grad.py``'s chain, in one pass, writing the
+    output row by row)."""
     n, oh, ow, c = dy.shape
     one, zero = np.float32(1.0), np.float32(0.0)
-    taken = np.empty(c, np.bool_)
+    taken = np.empty((ow, c), np.bool_)
     for b in range(n):
         for r in range(oh):
-            for q in range(ow):
-                taken[:] = False
-                for i in range(kh):
+            taken[:, :] = False
+            for i in range(kh):
+                xr, orow = x[b, r * kh + i], out[b, r * kh + i]
+                for q in range(ow):
                     for j in range(kw):
                         for ch in range(c):
-                            hit = x[b, r * kh + i, q * kw + j, ch] == y[b, r, q, ch] \
-                                and not taken[ch]
-                            taken[ch] = taken[ch] or hit
-                            out[b, r * kh + i, q * kw + j, ch] = dy[b, r, q, ch] * (
-                                one if hit else zero)
+                            hit = (xr[q * kw + j, ch] == y[b, r, q, ch]) and not taken[q, ch]
+                            taken[q, ch] = taken[q, ch] or hit
+                            orow[q * kw + j, ch] = dy[b, r, q, ch] * (one if hit else zero)
     return out
