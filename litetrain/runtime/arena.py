@@ -40,9 +40,10 @@ import numpy as np
 from .inplace import _AliasGroups
 from .step import Step
 
-# Results smaller than this keep fresh arrays: below the allocator's thresholds they do
-# not fault, and at batch 1 the wrapper's call would cost more than it saves.
-SMALLEST = 1 << 16
+# Results smaller than this keep fresh arrays: below glibc's initial mmap threshold
+# (128 KB) the heap reuses them without faults, and the wrapper's check and call (~1 us)
+# would cost more than they save.
+SMALLEST = 1 << 17
 
 
 class Slot:
@@ -62,18 +63,20 @@ class Reused:
     """A step's kernel writing its result into its slot (a view made once); the plain
     kernel when the operands' shapes are not the ones planned for."""
 
-    __slots__ = ("dtype", "into", "kernel", "operand_shapes", "shape", "slot", "view")
+    __slots__ = ("checks", "dtype", "into", "kernel", "shape", "slot", "view")
 
     def __init__(self, kernel: Callable, into: Callable, slot: Slot, dtype: np.dtype,
                  shape: tuple[int, ...], operand_shapes: tuple):
         self.kernel, self.into, self.slot = kernel, into, slot
-        self.dtype, self.shape, self.operand_shapes = dtype, shape, operand_shapes
+        self.dtype, self.shape = dtype, shape
+        # (position, shape) of each array operand (a plan's operands keep their types)
+        self.checks = tuple((k, s) for k, s in enumerate(operand_shapes) if s is not None)
         self.view: np.ndarray | None = None
 
     def __call__(self, settings, *args):
-        if tuple(a.shape if a.__class__ is np.ndarray else None for a in args) \
-                != self.operand_shapes:
-            return self.kernel(settings, *args)
+        for k, shape in self.checks:
+            if args[k].shape != shape:
+                return self.kernel(settings, *args)
         view = self.view
         if view is None:
             nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
