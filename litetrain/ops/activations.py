@@ -269,7 +269,10 @@ def _positive(g, x):
 
 
 def _relu_vjp(g, attrs, ins, outs, dy):
-    return [mask(g, _positive(g, ins[0]), dy)]
+    """``dy`` where the output is positive, as TensorFlow's ReluGrad is given it
+    (``max(x, 0) > 0`` exactly where ``x > 0``, NaN included): the input then dies at the
+    RELU, which can write over it."""
+    return [mask(g, _positive(g, outs[0]), dy)]
 
 
 def _relu6_vjp(g, attrs, ins, outs, dy):
@@ -340,6 +343,10 @@ def _relu_into(operand: int):
     return lambda attrs, x: np.maximum(x, 0, out=x)
 
 
+def _relu_into_out(attrs, x, out):
+    return np.maximum(x, 0, out=out)
+
+
 def _tanh_into(operand: int):
     return lambda attrs, x: np.tanh(x, out=x)
 
@@ -354,7 +361,7 @@ def _hard_swish_into(operand: int):
 
 OPS = [
     _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
-        integer=_relu_x(0.0, None)),
+        into=_relu_into_out, integer=_relu_x(0.0, None)),
     _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp, integer=_relu_x(0.0, 6.0)),
     _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1)), integer=_relu_x(-1.0, 1.0)),
     _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1)), integer=_relu_x(0.0, 1.0)),
