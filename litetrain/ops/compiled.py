@@ -134,7 +134,16 @@ def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
 def _span(channels: int, taps: int) -> int:
     """The depthwise kernel's chunk length: a multiple of the output channels near
     :data:`_SPAN` floats (fewer for big filters, so a chunk's filter tiles stay in L1)."""
-    return channels * max(1, _SPAN // (channels * (1 + (taps > 9))))
+    return channels * max(1, _SPAN // channels)
+
+
+def _aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros (float32, C order) starting on a 64-byte boundary: the compiled kernels'
+    vector loads then never straddle two cache lines."""
+    size = int(np.prod(shape))
+    buf = np.zeros(size + 16, np.float32)
+    start = (-(buf.ctypes.data // 4)) % 16
+    return buf[start:start + size].reshape(shape)
 
 
 def _taps(w: np.ndarray, span: int) -> np.ndarray:
@@ -143,7 +152,7 @@ def _taps(w: np.ndarray, span: int) -> np.ndarray:
     the kernel's constant row stride when it fits, which its unrolled forms need)."""
     _, kh, kw, cm = w.shape
     stride = _STRIDE if span <= _STRIDE else span
-    t = np.zeros((kh * kw, stride), np.float32)
+    t = _aligned((kh * kw, stride))
     t[:, :span] = np.tile(w.reshape(kh * kw, cm), (1, span // cm))
     return t
 
@@ -199,7 +208,8 @@ def _bias_tiles(s: Compiled, b, cm: int, span: int):
     if last is not None and last[0] is b and last[1] == span:
         return last[2]
     bias, has_bias, lo, hi, act, late_bias = _make_epilogue(s, cm, b)
-    tiles = np.tile(bias, span // cm) if has_bias else np.full(span, -0.0, np.float32)
+    tiles = _aligned((span,))
+    tiles[:] = np.tile(bias, span // cm) if has_bias else -0.0
     made = (tiles, lo, hi, act, late_bias)
     s.last_bias = (b, span, made)
     return made

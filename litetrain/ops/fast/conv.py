@@ -61,6 +61,15 @@ _U = np.uint64
 
 
 @numba.njit(inline="always", **_JIT)
+def _aligned(n, fill):
+    """A float32 array of ``n`` values ``fill`` starting on a 64-byte boundary (a vector
+    load that straddles two cache lines costs two)."""
+    buf = np.full(n + 16, fill, np.float32)
+    start = (16 - (buf.ctypes.data // 4) % 16) % 16
+    return buf[start:start + n]
+
+
+@numba.njit(inline="always", **_JIT)
 def _load_row(src, s0, dst, d0, c, mult, sw, pl, seg, wd):
     """Input row ``src[s0:s0 + wd * c]`` into the ring row at ``dst[d0:]`` (``sw * seg``
     long): padded column ``X = ix + pl`` at ``(X % sw) * seg + (X // sw) * c * mult``,
@@ -85,16 +94,16 @@ def _load_row(src, s0, dst, d0, c, mult, sw, pl, seg, wd):
 
 
 @numba.njit(inline="always", **_JIT)
-def _ring_row(xf, s0, ring, tags, iy, h, rl, c, mult, sw, pl, seg, wd):
-    """Offset in ``ring`` of padded input row ``iy`` of the image at ``xf[s0:]`` (copied
-    into the ring on first use); the ring's last row (all +0.0) above and below the
-    image."""
-    if iy < 0 or iy >= h:
+def _ring_row(xf, ring, tags, bi, iy, n, h, rl, c, mult, sw, pl, seg, wd):
+    """Offset in ``ring`` of padded input row ``iy`` of image ``bi`` (copied into the ring
+    on first use); the ring's last row (all +0.0) above and below the images."""
+    if iy < 0 or iy >= h or bi >= n:
         return tags.size * rl
-    slot = iy % tags.size
-    if tags[slot] != iy:
-        _load_row(xf, s0 + iy * wd * c, ring, slot * rl, c, mult, sw, pl, seg, wd)
-        tags[slot] = iy
+    key = bi * h + iy
+    slot = key % tags.size
+    if tags[slot] != key:
+        _load_row(xf, key * wd * c, ring, slot * rl, c, mult, sw, pl, seg, wd)
+        tags[slot] = key
     return slot * rl
 
 
@@ -197,6 +206,21 @@ def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
+def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
+    """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``); as in
+    :func:`_rows3x3` (two rows' fifty input runs at once are more than LLVM vectorises)."""
+    span = bt.size
+    for f0 in range(0, n, span):
+        m = min(span, n - f0)
+        a, b, c = _taps5(rows[0], f0, off), _taps5(rows[1], f0, off), _taps5(rows[2], f0, off)
+        d, e = _taps5(rows[3], f0, off), _taps5(rows[4], f0, off)
+        for k in range(m):
+            u = _add5(_add5(_add5(_add5(_first5(x, a, w, k), x, b, w, 5, k), x, c, w, 10, k),
+                            x, d, w, 15, k), x, e, w, 20, k)
+            out[_U(o + f0 + k)] = _clamp(u + bt[_U(k)], lo, hi)
+
+
+@numba.njit(inline="always", **_JIT)
 def _row_taps(out, o, x, rows, off, w, stride, bt, n, lo, hi):
     """Any filter, one output row at ``out[o:]``: tap by tap over each chunk (in L1), then
     bias and clamp; ``rows[i]`` is filter row i's input row."""
@@ -238,13 +262,19 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
         g[6], g[7], g[8], g[9], g[10]
     cm = c * mult
     rowlen = ow * cm
-    # Rows are computed in pairs: with an odd height the second of the last pair lands on
-    # the next image's first row (computed right after) or on the spare row at the end.
-    out = np.empty((n * oh + 1) * rowlen, np.float32)
+    rows_out = n * oh
+    # Output rows are computed in pairs, in order over all images (a pair may span two);
+    # an odd count leaves a spare row at the end.
+    out = _aligned((rows_out + 1) * rowlen, np.float32(0))
     seg = (ow + ((kw - 1) * dw) // sw) * cm
     rl = sw * seg
-    tags = np.empty(sh + (kh - 1) * dh + 1, np.int64)  # the input row in each ring slot
-    ring = np.zeros((tags.size + 1) * rl, np.float32)
+    # Ring slots: enough that the input rows one pair reads never share a slot (within
+    # an image: a window and a stride; across two: the first's last rows, the second's
+    # first); a row still there from the previous pair is not copied again.
+    tags = np.empty(max(sh + (kh - 1) * dh + 1, h + (kh - 1) * dh - (oh - 1) * sh + 1),
+                    np.int64)
+    tags[:] = -1
+    ring = _aligned((tags.size + 1) * rl, np.float32(0))
     off = np.empty(kw, np.int64)
     for j in range(kw):
         q = j * dw // sw
@@ -253,29 +283,34 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     unrolled = stride == STRIDE
     wf = w.reshape(w.size)
     xf = x.reshape(x.size)
-    im = h * wd * c
     rows = np.empty(2 * kh, np.int64)
-    for bi in range(n):
-        tags[:] = -1
-        for oy in range(0, oh, 2):
-            o, p = (bi * oh + oy) * rowlen, (bi * oh + oy + 1) * rowlen
-            for i in range(2 * kh):
-                iy = (oy + i // kh) * sh - pt + (i % kh) * dh
-                rows[i] = _ring_row(xf, bi * im, ring, tags, iy, h, rl, c, mult, sw, pl,
-                                    seg, wd)
-            if unrolled and kh == 3 and kw == 3:
-                if sh == 1 and dh == 1:
-                    r = (rows[0], rows[1], rows[2], rows[5])
-                    _rows3x3_s1(out, o, p, ring, r, off, wf, bt, rowlen, lo, hi)
-                else:
-                    r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
-                    _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
-            elif unrolled and kh == 5 and kw == 5 and sh == 1 and dh == 1:
+    for r0 in range(0, rows_out, 2):
+        for i in range(2 * kh):
+            r = r0 + i // kh
+            iy = (r % oh) * sh - pt + (i % kh) * dh
+            rows[i] = _ring_row(xf, ring, tags, r // oh, iy, n, h, rl, c, mult, sw, pl, seg,
+                                wd)
+        o, p = r0 * rowlen, (r0 + 1) * rowlen
+        shared = sh == 1 and dh == 1 and r0 % oh + 1 < oh  # one image, overlapping windows
+        if unrolled and kh == 3 and kw == 3:
+            if shared:
+                r4 = (rows[0], rows[1], rows[2], rows[5])
+                _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi)
+            else:
+                r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
+                _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
+        elif unrolled and kh == 5 and kw == 5:
+            if shared:
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[9])
                 _rows5x5_s1(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
             else:
-                _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
-                _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
+                r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
+                _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
+                r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
+                _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
+        else:
+            _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
+            _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
     return out[:n * oh * rowlen].reshape(n, oh, ow, cm)
 
 
