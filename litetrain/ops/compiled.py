@@ -59,9 +59,9 @@ class Compiled(WithKernels):
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
         self.last_epilogue: tuple | None = None
         # depthwise: the constant filter's taps (made on first use: see _taps), the
-        # kernel's geometry array per input shape, the last bias seen and its tiles.
+        # kernel's geometry and chunk length per shapes, the last bias seen and its tiles.
         self.taps: np.ndarray | None = None
-        self.windows: dict[tuple[int, ...], np.ndarray] = {}
+        self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
         self.last_bias: tuple | None = None
 
 
@@ -131,9 +131,9 @@ def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
 
 
 
-def _span(channels: int, taps: int) -> int:
+def _span(channels: int) -> int:
     """The depthwise kernel's chunk length: a multiple of the output channels near
-    :data:`_SPAN` floats (fewer for big filters, so a chunk's filter tiles stay in L1)."""
+    :data:`_SPAN` floats."""
     return channels * max(1, _SPAN // channels)
 
 
@@ -185,28 +185,24 @@ def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
     return fused(out, act)
 
 
-def _window(s: Compiled, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The kernel's geometry ``[sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw]`` for this
-    input shape, made once per shape."""
-    _, h, wd, c = x.shape
-    _, kh, kw, cm = w.shape
-    key = (h, wd, c, kh, kw, cm)
-    g = s.windows.get(key)
-    if g is None:
+def _plan(s: Compiled, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
+    """The kernel's geometry ``[sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw]`` and chunk
+    length for these input and filter shapes, made once per shapes."""
+    key = (x.shape, w.shape)
+    plan = s.windows.get(key)
+    if plan is None:
+        c, (_, kh, kw, cm) = x.shape[3], w.shape
         if cm % c:
             raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
         geometry = window_geometry(s.geometry, s, x, kh, kw)
-        g = s.windows[key] = np.array([*geometry, cm // c, kh, kw], np.int64)
-    return g
+        plan = s.windows[key] = (np.array([*geometry, cm // c, kh, kw], np.int64), _span(cm))
+    return plan
 
 
 def _bias_tiles(s: Compiled, b, cm: int, span: int):
-    """(bias repeated to ``span``, clamp bounds, activation and bias left for NumPy), kept for
-    the last bias seen (the node's constant: arrays are never mutated). No bias tiles as
+    """(bias repeated to ``span``, clamp bounds, activation and bias left for NumPy), kept
+    as the node's last bias (its constant: arrays are never mutated). No bias tiles as
     -0.0, which adds nothing to any sum's bits."""
-    last = s.last_bias
-    if last is not None and last[0] is b and last[1] == span:
-        return last[2]
     bias, has_bias, lo, hi, act, late_bias = _make_epilogue(s, cm, b)
     tiles = _aligned((span,))
     tiles[:] = np.tile(bias, span // cm) if has_bias else -0.0
@@ -216,15 +212,18 @@ def _bias_tiles(s: Compiled, b, cm: int, span: int):
 
 
 def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
-    g = _window(s, x, w)
-    span = _span(int(w.shape[3]), int(g[9] * g[10]))
+    g, span = _plan(s, x, w)
     if w is s.filter:
         taps = s.taps
         if taps is None:
             taps = s.taps = _taps(w, span)
     else:
         taps = _taps(w, span)
-    bt, lo, hi, act, late_bias = _bias_tiles(s, b, w.shape[3], span)
+    last = s.last_bias
+    if last is not None and last[0] is b and last[1] == span:
+        bt, lo, hi, act, late_bias = last[2]
+    else:
+        bt, lo, hi, act, late_bias = _bias_tiles(s, b, w.shape[3], span)
     out = s.loader.module.depthwise_conv_2d(
         x if x.flags.c_contiguous else np.ascontiguousarray(x), taps, bt, lo, hi, g)
     return out if act == NONE and late_bias is None else _finish(out, act, late_bias)

@@ -61,10 +61,10 @@ _U = np.uint64
 
 
 @numba.njit(inline="always", **_JIT)
-def _aligned(n, fill):
-    """A float32 array of ``n`` values ``fill`` starting on a 64-byte boundary (a vector
-    load that straddles two cache lines costs two)."""
-    buf = np.full(n + 16, fill, np.float32)
+def _aligned(n):
+    """An uninitialised float32 array of ``n`` values starting on a 64-byte boundary (a
+    vector load that straddles two cache lines costs two)."""
+    buf = np.empty(n + 16, np.float32)
     start = (16 - (buf.ctypes.data // 4) % 16) % 16
     return buf[start:start + n]
 
@@ -80,6 +80,11 @@ def _load_row(src, s0, dst, d0, c, mult, sw, pl, seg, wd):
     for ph in range(sw):
         q0 = (pl - ph + sw - 1) // sw  # first q whose column q * sw + ph - pl is >= 0
         q1 = min(qlen, (wd - 1 - ph + pl) // sw + 1)
+        if sw == 1 and mult == 1:  # one contiguous run
+            o, i = d0 + q0 * c, s0 + (q0 - pl) * c
+            for k in range((q1 - q0) * c):
+                dst[_U(o + k)] = src[_U(i + k)]
+            return
         for q in range(q0, q1):
             o = d0 + ph * seg + q * cm
             i = s0 + (q * sw + ph - pl) * c
@@ -190,25 +195,9 @@ def _rows3x3_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
-    """:func:`_rows3x3_s1` for a 5×5 filter: input rows ``rows[0:5]`` and ``rows[1:6]``."""
-    span = bt.size
-    for f0 in range(0, n, span):
-        m = min(span, n - f0)
-        a, b, c = _taps5(rows[0], f0, off), _taps5(rows[1], f0, off), _taps5(rows[2], f0, off)
-        d, e, f = _taps5(rows[3], f0, off), _taps5(rows[4], f0, off), _taps5(rows[5], f0, off)
-        for k in range(m):
-            u = _add5(_add5(_add5(_add5(_first5(x, a, w, k), x, b, w, 5, k), x, c, w, 10, k),
-                            x, d, w, 15, k), x, e, w, 20, k)
-            v = _add5(_add5(_add5(_add5(_first5(x, b, w, k), x, c, w, 5, k), x, d, w, 10, k),
-                            x, e, w, 15, k), x, f, w, 20, k)
-            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
-
-
-@numba.njit(inline="always", **_JIT)
 def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
-    """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``); as in
-    :func:`_rows3x3` (two rows' fifty input runs at once are more than LLVM vectorises)."""
+    """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``), as in
+    :func:`_rows3x3` (two rows at once, sharing rows at stride 1, measured no faster)."""
     span = bt.size
     for f0 in range(0, n, span):
         m = min(span, n - f0)
@@ -255,8 +244,8 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     then the clamp. Input rows are copied once each into a small ring of zero-padded rows
     (columns split by phase for strides, channels repeated for multipliers) so that a
     tap's inputs for a whole output row are one contiguous run at a fixed offset, padding
-    included (``+0.0 * w`` is what a padding tap adds); 3×3 and 5×5 filters then sum all
-    their taps in registers, two output rows at a time, over runs LLVM vectorises."""
+    included (``+0.0 * w`` is what a padding tap adds); 3×3 filters (two output rows at a
+    time) and 5×5 ones then sum all their taps in registers over runs LLVM vectorises."""
     n, h, wd, c = x.shape
     sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw = g[0], g[1], g[2], g[3], g[4], g[5], \
         g[6], g[7], g[8], g[9], g[10]
@@ -265,7 +254,7 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     rows_out = n * oh
     # Output rows are computed in pairs, in order over all images (a pair may span two);
     # an odd count leaves a spare row at the end.
-    out = _aligned((rows_out + 1) * rowlen, np.float32(0))
+    out = _aligned((rows_out + 1) * rowlen)
     seg = (ow + ((kw - 1) * dw) // sw) * cm
     rl = sw * seg
     # Ring slots: enough that the input rows one pair reads never share a slot (within
@@ -274,7 +263,8 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     tags = np.empty(max(sh + (kh - 1) * dh + 1, h + (kh - 1) * dh - (oh - 1) * sh + 1),
                     np.int64)
     tags[:] = -1
-    ring = _aligned((tags.size + 1) * rl, np.float32(0))
+    ring = _aligned((tags.size + 1) * rl)
+    ring[:] = 0.0
     off = np.empty(kw, np.int64)
     for j in range(kw):
         q = j * dw // sw
@@ -300,14 +290,10 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
                 _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
         elif unrolled and kh == 5 and kw == 5:
-            if shared:
-                r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[9])
-                _rows5x5_s1(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
-            else:
-                r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
-                _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
-                r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
-                _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
+            r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
+            _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
+            r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
+            _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
         else:
             _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
             _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
