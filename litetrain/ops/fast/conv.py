@@ -195,6 +195,21 @@ def _rows3x3_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
+def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi):
+    """:func:`_rows3x3` at vertical stride 2 (undilated): input rows ``rows[0:3]`` and
+    ``rows[2:5]``, the shared one loaded once."""
+    span = bt.size
+    for f0 in range(0, n, span):
+        m = min(span, n - f0)
+        a, b, c = _taps3(rows[0], f0, off), _taps3(rows[1], f0, off), _taps3(rows[2], f0, off)
+        d, e = _taps3(rows[3], f0, off), _taps3(rows[4], f0, off)
+        for k in range(m):
+            u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
+            v = _add3(_add3(_first3(x, c, w, k), x, d, w, 3, k), x, e, w, 6, k)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+
+
+@numba.njit(inline="always", **_JIT)
 def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
     """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``), as in
     :func:`_rows3x3` (two rows at once, sharing rows at stride 1, measured no faster)."""
@@ -281,19 +296,23 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
             rows[i] = _ring_row(xf, ring, tags, r // oh, iy, n, h, rl, c, mult, sw, pl, seg,
                                 wd)
         o, p = r0 * rowlen, (r0 + 1) * rowlen
-        shared = sh == 1 and dh == 1 and r0 % oh + 1 < oh  # one image, overlapping windows
+        shared = dh == 1 and r0 % oh + 1 < oh  # one image: windows overlap at strides 1, 2
         if unrolled and kh == 3 and kw == 3:
-            if shared:
+            if shared and sh == 1:
                 r4 = (rows[0], rows[1], rows[2], rows[5])
                 _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi)
+            elif shared and sh == 2:
+                r5 = (rows[0], rows[1], rows[2], rows[4], rows[5])
+                _rows3x3_s2(out, o, p, ring, r5, off, wf, bt, rowlen, lo, hi)
             else:
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
                 _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
         elif unrolled and kh == 5 and kw == 5:
             r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
             _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
-            r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
-            _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
+            if r0 + 1 < rows_out:  # not the spare row
+                r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
+                _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
         else:
             _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
             _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
