@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
 from .fast import Loader, WithKernels, kernels
 from .registry import NodeInfo
@@ -170,10 +171,13 @@ def _make_epilogue(s: Compiled, channels: int, b):
     return b, True, s.lo, s.hi, s.rest, None
 
 
-def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
+def _finish(out: np.ndarray, act: int, late_bias, hard_swish=None) -> np.ndarray:
+    """What the compiled epilogue left: an odd bias, an activation other than a clamp,
+    then a fused HARD_SWISH (``hard_swish``: that node's settings)."""
     if late_bias is not None:
         out += late_bias
-    return fused(out, act)
+    out = fused(out, act)
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
 
 
 def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
@@ -192,24 +196,29 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
 
 class ConvEpilogue:
     """CONV_2D's epilogue on each block of its GEMM result, in place: bias and clamping
-    activation in one compiled pass; what the compiled pass leaves (another activation,
-    an odd bias) applied by NumPy to the whole output at the end."""
+    activation (then a fused HARD_SWISH: ``hard_swish``, that node's settings) in one
+    compiled pass; what the compiled pass leaves (another activation, an odd bias, and
+    then the HARD_SWISH) applied to the whole output at the end."""
 
-    def __init__(self, s: Compiled, channels: int, b):
+    def __init__(self, s: Compiled, channels: int, b, hard_swish=None):
         self.module = s.loader.module
         (self.bias, self.has_bias, self.lo, self.hi, self.act,
          self.late_bias) = _epilogue(s, channels, b)
+        self.pass_ = self.module.bias_activation
+        self.hard_swish = hard_swish
+        if hard_swish is not None and self.act == NONE and self.late_bias is None:
+            self.pass_, self.hard_swish = self.module.bias_activation_hard_swish, None
 
     def block(self, block: np.ndarray) -> None:
-        self.module.bias_activation(block.reshape(-1, block.shape[-1]), self.bias,
-                                    self.has_bias, self.lo, self.hi)
+        self.pass_(block.reshape(-1, block.shape[-1]), self.bias, self.has_bias, self.lo,
+                   self.hi)
 
     def rest(self, out: np.ndarray) -> np.ndarray:
-        return _finish(out, self.act, self.late_bias)
+        return _finish(out, self.act, self.late_bias, self.hard_swish)
 
 
-def conv_epilogue(s: Compiled, channels: int, b) -> ConvEpilogue:
-    return ConvEpilogue(s, channels, b)
+def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None) -> ConvEpilogue:
+    return ConvEpilogue(s, channels, b, hard_swish)
 
 
 def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
@@ -225,13 +234,12 @@ def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int
     return patches
 
 
-def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
+def bias_activation(s: Compiled, out: np.ndarray, b, hard_swish=None) -> np.ndarray:
     """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
-    activation in one pass, in place."""
-    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
+    activation (and a fused HARD_SWISH) in one pass, in place."""
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        s.loader.module.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo,
-                                        hi)
-    else:  # not the GEMM result this was made for: NumPy does it all
-        late_bias, act = b, s.get("fused_activation_function", 0)
-    return _finish(out, act, late_bias)
+        epilogue = ConvEpilogue(s, out.shape[-1], b, hard_swish)
+        epilogue.block(out)
+        return epilogue.rest(out)
+    # not the GEMM result this was made for: NumPy does it all
+    return _finish(out, s.get("fused_activation_function", 0), b, hard_swish)

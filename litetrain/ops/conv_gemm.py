@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import compiled
+from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
 from .windows import padded
 
@@ -51,13 +52,15 @@ def chunks(n: int, oh: int, lines: int):
                 yield b0, b0 + 1, y0, min(oh, y0 + lines)
 
 
-def chunked_conv(attrs, x, w, b, fast: bool):
+def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None):
     """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
     patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
     times the filter in one GEMM written into the output, then bias and clamping
     activation on that block. ``fast``: the patches gathered and the epilogue applied by
     compiled kernels (:mod:`.compiled`) — same patch values, same GEMM calls, same
-    elementwise operations, so the same bits."""
+    elementwise operations, so the same bits. ``hard_swish``: the settings of a
+    HARD_SWISH node fused after the convolution (:mod:`litetrain.runtime.epilogue`),
+    applied in place, in the compiled epilogue when it can be."""
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
     filt = compiled.gemm_filter(attrs, w)
@@ -68,10 +71,10 @@ def chunked_conv(attrs, x, w, b, fast: bool):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
-            return compiled.bias_activation(attrs, out, b)
+            return compiled.bias_activation(attrs, out, b, hard_swish)
         if b is not None:
             out += b
-        return activate(out, attrs.get("fused_activation_function", 0))
+        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish)
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
@@ -79,7 +82,7 @@ def chunked_conv(attrs, x, w, b, fast: bool):
     k = kh * kw * c
     if fast:
         x = np.ascontiguousarray(x)
-        finish = compiled.conv_epilogue(attrs, o, b)
+        finish = compiled.conv_epilogue(attrs, o, b, hard_swish)
         scratch = None
     else:
         finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
@@ -98,7 +101,14 @@ def chunked_conv(attrs, x, w, b, fast: bool):
                                   (b0, b1, y0, y1))
         np.matmul(patches, filt, out=block.reshape(-1, o))
         finish.block(block)
-    return finish.rest(out)
+    out = finish.rest(out)
+    return out if fast else then(out, hard_swish)
+
+
+def then(out: np.ndarray, hard_swish) -> np.ndarray:
+    """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none) applied in
+    place."""
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
 
 
 def _patch_rows(x, geometry, span) -> np.ndarray:

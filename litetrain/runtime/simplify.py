@@ -11,9 +11,10 @@ Passes, in the order a plan applies them:
   ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   masked, LOGISTIC and TANH gradient chains of gradient rules run as one step each (see
-  :mod:`.fused`), a per-channel vector broadcast over a large array runs over long tiled rows (see
-  :mod:`.channels`), and elementwise steps write into an operand that dies there (see
-  :mod:`.inplace`).
+  :mod:`.fused`), a HARD_SWISH runs inside the convolution or ADD making its input (see
+  :mod:`.epilogue`), a per-channel vector broadcast over a large array runs over long
+  tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that
+  dies there (see :mod:`.inplace`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -31,6 +32,7 @@ import numpy as np
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
 from .channels import tile_channel_vectors
+from .epilogue import fuse_activations
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
 from .step import Step
@@ -71,6 +73,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fold_neg_into_mul(steps, values, outputs)
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_activations(steps, values, outputs)
     steps = tile_channel_vectors(steps, values)
     return in_place_steps(steps, values, outputs)
 

@@ -5,7 +5,8 @@
   channels cost no per-pixel loop), bias and activation applied before moving on. Same
   products added in the same tap order as the NumPy kernel, so the same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
-  on a block of a fresh GEMM result.
+  on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
+  HARD_SWISH fused into the convolution (:mod:`litetrain.runtime.epilogue`).
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
   padded copy; a copy, so exact).
 * :func:`col2im`: TRANSPOSE_CONV's taps added into its output, each output value
@@ -22,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+
+from .activations import hard_swish_value
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 # Compiled (or loaded from the disk cache) when this module is imported, so a run never
@@ -164,43 +167,100 @@ def bias_activation(out, b, has_bias, lo, hi):
     return out
 
 
+@numba.njit(_BIAS_ACTIVATION, **_JIT)
+def bias_activation_hard_swish(out, b, has_bias, lo, hi):
+    """:func:`bias_activation`, then HARD_SWISH (:func:`.activations.hard_swish_value`)
+    on each result, in the same pass: the values a separate HARD_SWISH node computes
+    from the stored float32 results."""
+    rows, cols = out.shape
+    for r in range(rows):
+        o = out[r]
+        if has_bias:
+            for k in range(cols):
+                o[k] = hard_swish_value(_clamp(o[k] + b[k], lo, hi))
+        else:
+            for k in range(cols):
+                o[k] = hard_swish_value(_clamp(o[k], lo, hi))
+    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _copy_runs(dst, d, src, s, count, step_d, step_s, run):
+    """``count`` runs of ``run`` values: ``dst[d + p * step_d + q] = src[s + p * step_s +
+    q]`` over flat arrays. The indices are unsigned, so numba adds no negative-index
+    wraparound to each access, and the run copies vectorise."""
+    u = np.uint64
+    ud, us, sd, ss = u(d), u(s), u(step_d), u(step_s)
+    for p in range(u(count)):
+        a, b = ud + p * sd, us + p * ss
+        for q in range(u(run)):
+            dst[a + q] = src[b + q]
+
+
+@numba.njit(inline="always", **_JIT)
+def _zero_runs(dst, d, count, step_d, run):
+    """``count`` runs of ``run`` zeros: ``dst[d + p * step_d + q] = 0.0``."""
+    zero = np.float32(0.0)
+    u = np.uint64
+    ud, sd = u(d), u(step_d)
+    for p in range(u(count)):
+        a = ud + p * sd
+        for q in range(u(run)):
+            dst[a + q] = zero
+
+
+@numba.njit(inline="always", **_JIT)
+def _border_window_row(dst, d, src, s, ix0, kw, dw, c, wd):
+    """One window row of an output column whose window leaves the input: per tap ``c``
+    values from input column ``ix0 + j * dw`` of the row at ``src[s:]``, or zeros."""
+    for j in range(kw):
+        ix = ix0 + j * dw
+        if ix < 0 or ix >= wd:
+            _zero_runs(dst, d + j * c, 1, 0, c)
+        else:
+            _copy_runs(dst, d + j * c, src, s + ix * c, 1, 0, 0, c)
+
+
 @numba.njit(_IM2COL, **_JIT)
 def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
     """``out[r, (i * kw + j) * c + ch]`` = ``x[b, oy * sh + i * dh - pt, ox * sw + j * dw
     - pl, ch]`` (0.0 off the input) for the outputs ``r = (b, oy, ox)`` of ``[b0:b1,
-    y0:y1]``, in C order: the patch rows of those outputs (a copy, exact). A window row
-    inside the input (undilated columns) is one contiguous run of ``kw * c`` values."""
+    y0:y1]``, in C order: the patch rows of those outputs (a copy, exact).
+
+    Per output row and window row ``i``: a window row off the input is zeros; else the
+    output columns whose window row lies inside the input (``lo <= ox < hi``, found once)
+    copy it as one run of ``kw * c`` values (``kw`` runs of ``c`` when dilated) without
+    any test per value, and only the few border columns go tap by tap."""
     n, h, wd, c = x.shape
-    rows = x.reshape(n, h, wd * c)
-    zero = np.float32(0.0)
-    run = kw * c
-    k = kh * run
-    flat = out.reshape(out.shape[0] * k)
+    src = x.reshape(n * h * wd * c)
+    run = kw * c  # one window row
+    k = kh * run  # one patch row
+    dst = out.reshape(out.shape[0] * k)
+    lo = min(ow, (pl + sw - 1) // sw)  # first column with ox * sw - pl >= 0
+    last = wd - 1 - (kw - 1) * dw + pl  # ... and ox * sw <= last
+    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
+    rowlen = wd * c
     r = 0
     for bi in range(b0, b1):
         for oy in range(y0, y1):
             for i in range(kh):
                 iy = oy * sh + i * dh - pt
-                for ox in range(ow):
-                    d = flat[(r + ox) * k + i * run:(r + ox) * k + (i + 1) * run]
-                    ix0 = ox * sw - pl
-                    if iy < 0 or iy >= h:
-                        for q in range(run):
-                            d[q] = zero
-                    elif dw == 1 and ix0 >= 0 and ix0 + kw <= wd:
-                        src = rows[bi, iy, ix0 * c:ix0 * c + run]
-                        for q in range(run):
-                            d[q] = src[q]
-                    else:
-                        src = rows[bi, iy]
-                        for j in range(kw):
-                            ix = ix0 + j * dw
-                            if ix < 0 or ix >= wd:
-                                for ch in range(c):
-                                    d[j * c + ch] = zero
-                            else:
-                                for ch in range(c):
-                                    d[j * c + ch] = src[ix * c + ch]
+                d = r * k + i * run
+                if iy < 0 or iy >= h:
+                    _zero_runs(dst, d, ow, k, run)
+                    continue
+                s = (bi * h + iy) * rowlen
+                for ox in range(lo):
+                    _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+                for ox in range(hi, ow):
+                    _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+                first = s + (lo * sw - pl) * c  # column lo's window row
+                if dw == 1:
+                    _copy_runs(dst, d + lo * k, src, first, hi - lo, k, sw * c, run)
+                else:
+                    for j in range(kw):
+                        _copy_runs(dst, d + lo * k + j * c, src, first + j * dw * c, hi - lo,
+                                   k, sw * c, c)
             r += ow
 
 

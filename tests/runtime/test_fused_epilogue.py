@@ -1,0 +1,152 @@
+"""HARD_SWISH fused into the CONV_2D / DEPTHWISE_CONV_2D / ADD making its input
+(:mod:`litetrain.runtime.epilogue`) changes nothing but speed.
+
+* Kernel level: CONV_2D with a fused HARD_SWISH (compiled epilogue per GEMM block, or
+  NumPy) against the two kernels run one after the other, bit for bit, over geometries,
+  chunk sizes, activations, bias forms and IEEE specials.
+* Model level: an authored model with every fusable and non-fusable pattern gives the
+  bits of ``experimental_preserve_all_tensors`` (no rewrites), and the fusions happen
+  exactly where they may; the MobileNetV3 fixture fuses its 18 HARD_SWISH nodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import litetrain as lt
+from litetrain.ops import compiled, conv_gemm, fast
+from litetrain.ops.common import SAME, VALID
+from litetrain.ops.conv import conv_2d
+from litetrain.ops.evaluate import node_info
+from litetrain.ops.registry import lookup
+from tests.bits import same_bits, with_specials
+
+from ..conftest import FIXTURES
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # specials on purpose
+
+_CONV = fast.kernels("conv")
+_ACT = fast.kernels("activations")
+HAVE_NUMBA = _CONV is not None and _CONV.wait() is not None and _ACT.wait() is not None
+
+
+def _attrs(k, stride, padding, act):
+    return {"stride_h": stride, "stride_w": stride, "dilation_h_factor": 1,
+            "dilation_w_factor": 1, "padding": padding, "fused_activation_function": act}
+
+
+def _settings(op, inputs, attrs, with_kernels: bool):
+    s = lookup(op).settings(node_info(op, inputs, attrs))
+    if not with_kernels:
+        if isinstance(s, compiled.Compiled):
+            s.loader = None
+            return s
+        return dict(attrs)  # HARD_SWISH: its attrs, NumPy
+    if with_kernels:
+        assert s.loader.wait() is not None
+    return s
+
+
+def _hard_swish(settings, y):
+    return lookup("hard_swish").kernel(settings, y)
+
+
+# (batch, h, w, c, out, kernel, stride, padding): the stem, pointwise in one chunk and in
+# several, a strided 1x1, a 5x5, a grouped convolution (c = 2 * filter depth).
+CASES = [(2, 20, 18, 3, 16, 3, 2, SAME), (1, 6, 6, 24, 72, 1, 1, SAME),
+         (3, 30, 30, 16, 64, 1, 1, SAME), (2, 9, 9, 8, 12, 1, 2, SAME),
+         (2, 11, 10, 5, 7, 5, 1, VALID), (2, 7, 7, 6, 4, 3, 1, SAME)]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("act", [0, 1, 3, 4])  # NONE, RELU, RELU6, TANH
+@pytest.mark.parametrize("with_kernels", [True, False] if HAVE_NUMBA else [False])
+def test_conv_2d_with_fused_hard_swish_gives_the_two_kernels_bits(case, act, with_kernels,
+                                                                  rng, monkeypatch):
+    n, h, wd, c, o, k, stride, padding = case
+    x = with_specials(rng, (n, h, wd, c))
+    ci = 3 if (k, c) == (3, 6) else c  # the grouped case
+    w = rng.standard_normal((o, k, k, ci)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) * 3
+    attrs = _attrs(k, stride, padding, act)
+    s = _settings("conv_2d", [x, w, b], attrs, with_kernels)
+    y = conv_2d(s, x, w, b)
+    hs = _settings("hard_swish", [y], {}, with_kernels)
+    for chunk in (600, 1 << 19):
+        monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+        for bias in (b, None, np.float32(0.5)):
+            want = _hard_swish(hs, conv_2d(s, x, w, bias))
+            same_bits(conv_2d(s, x, w, bias, hard_swish=hs), want)
+            same_bits(want, _hard_swish({}, conv_2d(attrs, x, w, bias)))  # plain NumPy
+
+
+def _conv(g, x, o, k, stride=1, act=0, seed=0):
+    r = np.random.default_rng(seed)
+    w = r.standard_normal((o, k, k, x.shape[3])).astype(np.float32) / k
+    b = r.standard_normal(o).astype(np.float32)
+    return g.op("conv_2d", x, g.const(w), g.const(b), padding=SAME, stride_h=stride,
+                stride_w=stride, fused_activation_function=act)
+
+
+def _depthwise(g, x, seed=1):
+    r = np.random.default_rng(seed)
+    c = x.shape[3]
+    return g.op("depthwise_conv_2d", x, g.const(r.standard_normal((1, 3, 3, c)).astype(
+        np.float32)), g.const(r.standard_normal(c).astype(np.float32)), padding=SAME,
+        stride_h=1, stride_w=1, depth_multiplier=1)
+
+
+class _Blocks(lt.Module):
+    """Every pattern: fusable (conv, depthwise whose HARD_SWISH is read twice, add) and
+    not (a conv result read twice, a conv result that is a signature output)."""
+
+    @lt.signature(lt.TensorSpec([None, 12, 12, 3], name="x"))
+    def infer(self, x):
+        g = x.graph
+        stem = g.op("hard_swish", _conv(g, x, 8, 3, stride=2))  # fused (stem)
+        dw = g.op("hard_swish", _depthwise(g, stem))  # fused, then read twice
+        pooled = g.op("mean", dw, g.const(np.array([1, 2], np.int32)), keep_dims=True)
+        se = g.op("mul", dw, g.op("logistic", pooled))
+        pw = _conv(g, se, 8, 1, act=3, seed=2)
+        added = g.op("hard_swish", g.op("add", pw, stem))  # fused ADD
+        twice = _conv(g, added, 8, 1, seed=3)  # read by HARD_SWISH and ADD: not fused
+        mixed = g.op("add", g.op("hard_swish", twice), twice)
+        last = _conv(g, mixed, 4, 1, seed=4)  # a signature output: not fused
+        return {"y": g.op("hard_swish", last), "last": last}
+
+
+def _fused_ops(it) -> list[str]:
+    (plan,) = it._plans.values()
+    steps = next(iter(plan._per_shapes.values()))[0]  # the first input shapes' steps
+    return [s.op for s in steps if "hard_swish" in s.op]
+
+
+@pytest.mark.parametrize("jit", [True, False] if HAVE_NUMBA else [False])
+def test_fused_hard_swish_gives_the_unrewritten_bits(jit, rng, monkeypatch):
+    if not jit:
+        monkeypatch.setattr(compiled, "applies", lambda *args: False)
+    data = lt.convert(_Blocks())
+    fast_it = lt.Interpreter(model_content=data)
+    plain = lt.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    for n in (3, 3, 1, 3, 1):
+        x = with_specials(rng, (n, 12, 12, 3))
+        a = fast_it.get_signature_runner("infer")(x=x)
+        b = plain.get_signature_runner("infer")(x=x)
+        for name in b:
+            same_bits(a[name], b[name])
+    assert sorted(_fused_ops(fast_it)) == sorted([
+        "conv_2d+hard_swish", "depthwise_conv_2d+hard_swish", "add+hard_swish",
+        "hard_swish", "hard_swish"])
+
+
+def test_mobilenet_v3_fuses_every_hard_swish():
+    it = lt.Interpreter(model_path=FIXTURES / "tf_quantized" / "mobilenet_v3_small" /
+                        "float.tflite")
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.zeros((1, 96, 96, 3), np.float32))
+    it.invoke()
+    ops = _fused_ops(it)
+    assert ops.count("conv_2d+hard_swish") == 10
+    assert ops.count("depthwise_conv_2d+hard_swish") == 8
+    assert "hard_swish" not in ops
