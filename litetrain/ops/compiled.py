@@ -59,6 +59,7 @@ class Compiled(WithKernels):
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
         self.tiles: dict[int, np.ndarray] = {}
         self.last_epilogue: tuple | None = None
+        self.pointwise: tuple | None = None  # see pointwise_conv
         self.zeros = None if self.layout is None else np.multiply(np.float32(0), self.layout)
 
 

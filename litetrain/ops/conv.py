@@ -32,7 +32,7 @@ from .common import (
     fused,
     pad_before_after,
 )
-from .conv_gemm import activate, chunked_conv, then
+from .conv_gemm import activate, chunked_conv, pointwise_conv, then
 from .grad import i32
 from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import hybrid_conv
@@ -51,6 +51,10 @@ def _prepare(info: NodeInfo) -> object:
 def conv_2d(attrs, x, w, b=None, *, hard_swish=None):
     """``hard_swish``: the settings of a HARD_SWISH node fused after this one
     (:mod:`litetrain.runtime.epilogue`; the same bits as running it separately)."""
+    if attrs.__class__ is compiled.Compiled:
+        out = pointwise_conv(attrs, x, w, b, hard_swish)
+        if out is not None:
+            return out
     if builtin_float.applies(attrs, x, w, b):
         return then(builtin_float.conv_2d(attrs, x, w, b), hard_swish)
     c = x.shape[3]

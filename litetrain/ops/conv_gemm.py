@@ -67,7 +67,7 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None):
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     pointwise = kh == kw == sh == sw == 1
     dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
-    if pointwise and n * h * wd * (c + o) * dtype.itemsize <= _CHUNK_BYTES:
+    if pointwise and _one_chunk(x, o, dtype):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
@@ -109,6 +109,49 @@ def then(out: np.ndarray, hard_swish) -> np.ndarray:
     """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none) applied in
     place."""
     return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+
+
+def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
+    """CONV_2D's result when it is :func:`chunked_conv`'s one-chunk 1×1 stride-1 case
+    (most convolutions at batch 1) on a node prepared with compiled kernels, loaded, whose
+    epilogue leaves nothing to NumPy; else ``None`` (the general path then runs).
+
+    The same calls as that path — ``x.reshape(-1, c) @ gemm``, then the epilogue kernel
+    on the result — without redoing per call what the node's input shape, bias and fused
+    HARD_SWISH decide: that is worked out once and kept for the last ones seen."""
+    if x.__class__ is not np.ndarray or x.dtype != np.float32 or w is not s.filter:
+        return None
+    p = s.pointwise
+    if p is None or p[0] != x.shape or p[1] is not b or p[2] is not hard_swish:
+        if s.loader is None or s.loader.module is None:
+            return None  # (the general path's check starts loading them)
+        p = s.pointwise = (x.shape, b, hard_swish, _pointwise(s, x, b, hard_swish),
+                           (*x.shape[:3], s.gemm.shape[1]))
+    e = p[3]
+    if e is None:
+        return None
+    out = x.reshape(-1, x.shape[3]) @ s.gemm
+    e.pass_(out, e.bias, e.has_bias, e.lo, e.hi)
+    return out.reshape(p[4])
+
+
+def _pointwise(s, x: np.ndarray, b, hard_swish) -> compiled.ConvEpilogue | None:
+    """The epilogue :func:`pointwise_conv` applies for this input shape, bias and fused
+    HARD_SWISH, or ``None`` when the general path must run."""
+    if s.gemm is None or x.ndim != 4:
+        return None
+    o, kh, kw, ci = s.filter.shape
+    if ((kh, kw, s["stride_h"], s["stride_w"], x.shape[3]) != (1, 1, 1, 1, ci)
+            or not _one_chunk(x, o, np.float32)):
+        return None
+    e = compiled.conv_epilogue(s, o, b, hard_swish)
+    return e if e.act == NONE and e.late_bias is None and e.hard_swish is None else None
+
+
+def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:
+    """A 1×1 stride-1 convolution of ``x`` to ``o`` channels runs as one chunk."""
+    n, h, wd, c = x.shape
+    return n * h * wd * (c + o) * np.dtype(dtype).itemsize <= _CHUNK_BYTES
 
 
 def _patch_rows(x, geometry, span) -> np.ndarray:
