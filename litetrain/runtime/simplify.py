@@ -12,9 +12,10 @@ Passes, in the order a plan applies them:
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   masked, LOGISTIC and TANH gradient chains of gradient rules run as one step each (see
   :mod:`.fused`), a HARD_SWISH runs inside the convolution or ADD making its input (see
-  :mod:`.epilogue`), a per-channel vector broadcast over a large array runs over long
-  tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that
-  dies there (see :mod:`.inplace`).
+  :mod:`.epilogue`), a squeeze-and-excitation MUL by a per-image channel vector runs
+  compiled (see :mod:`.se_scale`), a per-channel vector broadcast over a large array runs
+  over long tiled rows (see :mod:`.channels`), and elementwise steps write into an
+  operand that dies there (see :mod:`.inplace`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -35,6 +36,7 @@ from .channels import tile_channel_vectors
 from .epilogue import fuse_activations
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
+from .se_scale import scale_per_image_channels
 from .step import Step
 
 T = TypeVar("T")
@@ -74,6 +76,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
     steps = fuse_activations(steps, values, outputs)
+    steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)
     return in_place_steps(steps, values, outputs)
 

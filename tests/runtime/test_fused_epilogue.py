@@ -7,6 +7,8 @@
 * Model level: an authored model with every fusable and non-fusable pattern gives the
   bits of ``experimental_preserve_all_tensors`` (no rewrites), and the fusions happen
   exactly where they may; the MobileNetV3 fixture fuses its 18 HARD_SWISH nodes.
+* Squeeze-and-excitation MULs ``[n, h, w, c] * [n, 1, 1, c]`` run compiled
+  (:mod:`litetrain.runtime.se_scale`): the MUL's bits, either operand order, in place.
 """
 
 from __future__ import annotations
@@ -116,10 +118,14 @@ class _Blocks(lt.Module):
         return {"y": g.op("hard_swish", last), "last": last}
 
 
-def _fused_ops(it) -> list[str]:
+def _ops(it) -> list[str]:
     (plan,) = it._plans.values()
     steps = next(iter(plan._per_shapes.values()))[0]  # the first input shapes' steps
-    return [s.op for s in steps if "hard_swish" in s.op]
+    return [s.op for s in steps]
+
+
+def _fused_ops(it) -> list[str]:
+    return [op for op in _ops(it) if "hard_swish" in op]
 
 
 @pytest.mark.parametrize("jit", [True, False] if HAVE_NUMBA else [False])
@@ -140,7 +146,7 @@ def test_fused_hard_swish_gives_the_unrewritten_bits(jit, rng, monkeypatch):
         "hard_swish", "hard_swish"])
 
 
-def test_mobilenet_v3_fuses_every_hard_swish():
+def test_mobilenet_v3_fuses_every_hard_swish_and_compiles_its_se_scaling():
     it = lt.Interpreter(model_path=FIXTURES / "tf_quantized" / "mobilenet_v3_small" /
                         "float.tflite")
     it.allocate_tensors()
@@ -150,3 +156,41 @@ def test_mobilenet_v3_fuses_every_hard_swish():
     assert ops.count("conv_2d+hard_swish") == 10
     assert ops.count("depthwise_conv_2d+hard_swish") == 8
     assert "hard_swish" not in ops
+    if HAVE_NUMBA:  # the nine squeeze-and-excitation products
+        assert _ops(it).count("mul[per_image_channels]") == 9
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the [fast] extra (numba) is not installed")
+@pytest.mark.parametrize("shape", [(3, 5, 4, 16), (1, 3, 3, 7), (2, 1, 2, 33)])
+def test_squeeze_and_excitation_mul_gives_the_mul_bits(shape, rng):
+    from litetrain.runtime import se_scale
+    from litetrain.runtime.step import Step
+
+    mul = lookup("mul")
+    n, c = shape[0], shape[3]
+    x, v = with_specials(rng, shape), with_specials(rng, (n, 1, 1, max(c, 4)))[..., :c].copy()
+    for big_pos in (0, 1):
+        values = [x, v, np.zeros(shape, np.float32)]
+        step = Step(0, "mul", mul.kernel, False, (0, 1)[::1 - 2 * big_pos], (2,),
+                    (np.dtype(np.float32),), {"fused_activation_function": 0}, True,
+                    mul.in_place)
+        scaled = se_scale.scale_per_image_channels([step], values)[0]
+        assert scaled.op == "mul[per_image_channels]"
+        args = (x, v) if big_pos == 0 else (v, x)
+        for _ in range(3):  # before and after the compiled kernel is used
+            same_bits(scaled.kernel(scaled.settings, *args), mul.kernel({}, *args))
+        into = scaled.in_place(big_pos)
+        assert scaled.in_place(1 - big_pos) is None
+        copy = x.copy()
+        args = (copy, v) if big_pos == 0 else (v, copy)
+        got = into(scaled.settings, *args)
+        assert got is copy
+        same_bits(got, mul.kernel({}, *((x, v) if big_pos == 0 else (v, x))))
+        # other arrays than prepared for: the MUL's own kernel
+        other = (x[:, :1], v) if big_pos == 0 else (v, x[:, :1])
+        same_bits(scaled.kernel(scaled.settings, *other), mul.kernel({}, *other))
+    # one pixel per image: a plain elementwise MUL, left alone
+    values = [x[:, :1, :1].copy(), v, np.zeros((n, 1, 1, c), np.float32)]
+    step = Step(0, "mul", mul.kernel, False, (0, 1), (2,), (np.dtype(np.float32),),
+                {"fused_activation_function": 0}, True, mul.in_place)
+    assert se_scale.scale_per_image_channels([step], values)[0] is step

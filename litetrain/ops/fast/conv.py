@@ -9,6 +9,8 @@
   HARD_SWISH fused into the convolution (:mod:`litetrain.runtime.epilogue`).
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
   padded copy; a copy, so exact).
+* :func:`mul_per_image_channels`: a squeeze-and-excitation MUL ``[n, h, w, c] * [n, 1,
+  1, c]`` in one pass (:mod:`litetrain.runtime.se_scale`).
 * :func:`col2im`: TRANSPOSE_CONV's taps added into its output, each output value
   receiving the same additions in the same tap order as the NumPy kernel's strided
   slices, so the same bits.
@@ -262,6 +264,53 @@ def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
                         _copy_runs(dst, d + lo * k + j * c, src, first + j * dw * c, hi - lo,
                                    k, sw * c, c)
             r += ow
+
+
+_A4 = [types.Array(_F32, 4, "C", readonly=ro) for ro in (False, True)]
+_PER_IMAGE = [(x, v, _F32[:, :, :, ::1], types.boolean) for x in _A4 for v in _A4]
+_PER_IMAGE_IN_PLACE = [(_A4[0], v, types.boolean) for v in _A4]
+
+
+@numba.njit(inline="always", **_JIT)
+def _scale_images(xf, of, vf, n, m, c, x_first):
+    """``of[(b * m + p) * c + k] = xf[...] * vf[b * c + k]`` (or ``vf * xf``) over flat
+    arrays: ``n`` images of ``m`` pixels of ``c`` channels."""
+    u = np.uint64
+    cu, mu = u(c), u(m)
+    for b in range(u(n)):
+        vb = vf[b * cu:(b + u(1)) * cu]
+        for p in range(mu):
+            base = (b * mu + p) * cu
+            if x_first:
+                for k in range(cu):
+                    of[base + k] = xf[base + k] * vb[k]
+            else:
+                for k in range(cu):
+                    of[base + k] = vb[k] * xf[base + k]
+
+
+@numba.njit(_PER_IMAGE, **_JIT)
+def mul_per_image_channels(x, v, out, x_first):
+    """``out = x * v`` (``v * x`` when not ``x_first``: the MUL's operand order) for ``x``
+    [n, h, w, c] and a per-image channel vector ``v`` [n, 1, 1, c] (squeeze-and-
+    excitation blocks), all float32 C order. One float32 product per element, as
+    NumPy's broadcast computes it, in one pass with long vectorised loops (NumPy's inner
+    loop would be one pixel's ``c`` values)."""
+    n, h, w, c = x.shape
+    size = n * h * w * c
+    _scale_images(x.reshape(size), out.reshape(size), v.reshape(n * c), n, h * w, c,
+                  x_first)
+    return out
+
+
+@numba.njit(_PER_IMAGE_IN_PLACE, **_JIT)
+def mul_per_image_channels_in_place(x, v, x_first):
+    """:func:`mul_per_image_channels` written into ``x`` (one array: the loop vectorises;
+    two that may overlap would not)."""
+    n, h, w, c = x.shape
+    xf = x.reshape(n * h * w * c)
+    _scale_images(xf, xf, v.reshape(n * c), n, h * w, c, x_first)
+    return x
 
 
 @numba.njit(_COL2IM, **_JIT)
