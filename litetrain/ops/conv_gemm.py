@@ -125,27 +125,31 @@ def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
     if p is None or p[0] != x.shape or p[1] is not b or p[2] is not hard_swish:
         if s.loader is None or s.loader.module is None:
             return None  # (the general path's check starts loading them)
-        p = s.pointwise = (x.shape, b, hard_swish, _pointwise(s, x, b, hard_swish),
-                           (*x.shape[:3], s.gemm.shape[1]))
-    e = p[3]
-    if e is None:
+        p = s.pointwise = (x.shape, b, hard_swish, *_pointwise(s, x, b, hard_swish))
+    kernel, args, rows, shape = p[3:]
+    if kernel is None:
         return None
-    out = x.reshape(-1, x.shape[3]) @ s.gemm
-    e.pass_(out, e.bias, e.has_bias, e.lo, e.hi)
-    return out.reshape(p[4])
+    out = x.reshape(rows) @ s.gemm
+    kernel(out, *args)
+    return out.reshape(shape)
 
 
-def _pointwise(s, x: np.ndarray, b, hard_swish) -> compiled.ConvEpilogue | None:
-    """The epilogue :func:`pointwise_conv` applies for this input shape, bias and fused
-    HARD_SWISH, or ``None`` when the general path must run."""
+def _pointwise(s, x: np.ndarray, b, hard_swish) -> tuple:
+    """What :func:`pointwise_conv` does for this input shape, bias and fused HARD_SWISH:
+    (epilogue kernel, its arguments after the output, the input's GEMM shape, the
+    output's shape), or ``(None,) * 4`` when the general path must run."""
+    none = (None,) * 4
     if s.gemm is None or x.ndim != 4:
-        return None
+        return none
     o, kh, kw, ci = s.filter.shape
     if ((kh, kw, s["stride_h"], s["stride_w"], x.shape[3]) != (1, 1, 1, 1, ci)
             or not _one_chunk(x, o, np.float32)):
-        return None
+        return none
     e = compiled.conv_epilogue(s, o, b, hard_swish)
-    return e if e.act == NONE and e.late_bias is None and e.hard_swish is None else None
+    if e.act != NONE or e.late_bias is not None or e.hard_swish is not None:
+        return none
+    n, h, wd, c = x.shape
+    return e.pass_, (e.bias, e.has_bias, e.lo, e.hi), (n * h * wd, c), (n, h, wd, o)
 
 
 def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:

@@ -73,7 +73,9 @@ def _kernel(big_pos: int, shape: tuple[int, ...], settings: WithKernels, a, b):
     if ops is None:
         return lookup("mul").kernel(settings, a, b)
     x, v = ops
-    return module.mul_per_image_channels(x, v, np.empty_like(x), big_pos == 0)
+    out = np.empty_like(x)
+    module.mul_per_image_channels(x, v, out, big_pos == 0)
+    return out
 
 
 def _in_place(big_pos: int, shape: tuple[int, ...], mul_in_place, operand: int):
@@ -87,6 +89,7 @@ def _in_place(big_pos: int, shape: tuple[int, ...], mul_in_place, operand: int):
         ops = None if module is None else _operands(big_pos, shape, a, b)
         if ops is None or not ops[0].flags.writeable:
             return fallback(settings, a, b)
-        return module.mul_per_image_channels_in_place(*ops, big_pos == 0)
+        module.mul_per_image_channels_in_place(*ops, big_pos == 0)
+        return ops[0]
 
     return kernel

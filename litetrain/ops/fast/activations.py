@@ -5,6 +5,8 @@
   :func:`hard_swish_in_place` the same over one array, written back.
 * :func:`hard_swish_value`: that arithmetic on one value, for the convolution epilogues
   of :mod:`.conv` that apply a fused HARD_SWISH.
+
+The kernels return nothing: boxing a returned array costs a call about 0.3 µs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ def hard_swish(x, out):
     ``x``, but then :func:`hard_swish_in_place` is the fast form)."""
     for k in range(x.size):
         out[k] = hard_swish_value(x[k])
-    return out
 
 
 @numba.njit([(_F32[::1],)], **_JIT)
@@ -46,4 +47,3 @@ def hard_swish_in_place(x):
     arguments that may overlap keep LLVM from vectorising the loop)."""
     for k in range(x.size):
         x[k] = hard_swish_value(x[k])
-    return x

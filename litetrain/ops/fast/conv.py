@@ -166,7 +166,6 @@ def bias_activation(out, b, has_bias, lo, hi):
         else:
             for k in range(cols):
                 o[k] = _clamp(o[k], lo, hi)
-    return out
 
 
 @numba.njit(_BIAS_ACTIVATION, **_JIT)
@@ -183,7 +182,6 @@ def bias_activation_hard_swish(out, b, has_bias, lo, hi):
         else:
             for k in range(cols):
                 o[k] = hard_swish_value(_clamp(o[k], lo, hi))
-    return out
 
 
 @numba.njit(inline="always", **_JIT)
@@ -300,7 +298,6 @@ def mul_per_image_channels(x, v, out, x_first):
     size = n * h * w * c
     _scale_images(x.reshape(size), out.reshape(size), v.reshape(n * c), n, h * w, c,
                   x_first)
-    return out
 
 
 @numba.njit(_PER_IMAGE_IN_PLACE, **_JIT)
@@ -310,7 +307,6 @@ def mul_per_image_channels_in_place(x, v, x_first):
     n, h, w, c = x.shape
     xf = x.reshape(n * h * w * c)
     _scale_images(xf, xf, v.reshape(n * c), n, h * w, c, x_first)
-    return x
 
 
 @numba.njit(_COL2IM, **_JIT)
