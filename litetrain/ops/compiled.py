@@ -223,15 +223,19 @@ def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None) -> ConvEpilogu
 
 
 def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
-           geometry: tuple[int, ...]) -> np.ndarray:
+           geometry: tuple[int, ...], rescale: tuple | None = None) -> np.ndarray:
     """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
     float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
-    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``."""
+    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``.
+    ``rescale``: float32 ``(scale, shift)``, the rows of ``x * scale + shift`` instead."""
     kh, kw = geometry[:2]
     b0, b1, y0, y1 = span
     rows = (b1 - b0) * (y1 - y0) * geometry[-1]
     patches = scratch[:rows * kh * kw * x.shape[3]].reshape(rows, -1)
-    s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    if rescale is None:
+        s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    else:
+        s.loader.module.im2col_affine(x, patches, b0, b1, y0, y1, *geometry, *rescale)
     return patches
 
 

@@ -52,7 +52,7 @@ def chunks(n: int, oh: int, lines: int):
                 yield b0, b0 + 1, y0, min(oh, y0 + lines)
 
 
-def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None):
+def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None):
     """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
     patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
     times the filter in one GEMM written into the output, then bias and clamping
@@ -60,12 +60,17 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None):
     compiled kernels (:mod:`.compiled`) — same patch values, same GEMM calls, same
     elementwise operations, so the same bits. ``hard_swish``: the settings of a
     HARD_SWISH node fused after the convolution (:mod:`litetrain.runtime.epilogue`),
-    applied in place, in the compiled epilogue when it can be."""
+    applied in place, in the compiled epilogue when it can be. ``rescale``: float32
+    ``(scale, shift)`` of an input rescaling fused before it (:mod:`litetrain.runtime.
+    prologue`): the patches of ``x * scale + shift``; only with ``fast`` and a window
+    that needs patches (not 1×1 stride 1)."""
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
     filt = compiled.gemm_filter(attrs, w)
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     pointwise = kh == kw == sh == sw == 1
+    if rescale is not None and (pointwise or not fast):
+        raise ValueError("an input rescaling is fused only into compiled patch gathering")
     dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
     if pointwise and _one_chunk(x, o, dtype):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
@@ -95,7 +100,7 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None):
             if scratch is None:
                 scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
             patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
-                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow))
+                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow), rescale)
         else:
             patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
                                   (b0, b1, y0, y1))

@@ -54,3 +54,22 @@ def test_compiled_im2col_of_a_mobilenet_stem(rng):
     out = np.empty((48 * 48, 27), np.float32)
     _LOADER.module.im2col(x, out, 1, 2, 0, 48, 3, 3, 2, 2, 1, 1, 0, 0, 48)
     same_bits(out, conv_gemm._patch_rows(x, (3, 3, 2, 2, 1, 1, 0, 0, 1, 48), (1, 2, 0, 48)))
+
+
+@pytest.mark.parametrize("case", list(_geometries(12, seed=11)), ids=str)
+def test_compiled_im2col_of_a_rescaled_input_gives_the_rescaled_patch_rows(case, rng):
+    """``im2col_affine``: the patch rows of ``x * scale + shift`` (NumPy's two float32
+    ufuncs), zeros on padding."""
+    n, h, wd, c, (kh, kw, sh, sw, dh, dw), padding = case
+    x = with_specials(rng, (n, h, wd, c)) if n * h * wd * c >= 4 else \
+        -rng.random((n, h, wd, c)).astype(np.float32)
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, padding)
+    ow, pl, pr = pad_before_after(wd, kw, sw, dw, padding)
+    for scale, shift in ((1 / 127.5, -1.0), (-3.0, 0.25), (1.0, -0.0)):
+        scale, shift = np.float32(scale), np.float32(shift)
+        rescaled = np.add(np.multiply(x, scale), shift)
+        out = np.full((n * oh * ow, kh * kw * c), np.float32(5))
+        _LOADER.module.im2col_affine(x, out, 0, n, 0, oh, kh, kw, sh, sw, dh, dw, pt, pl, ow,
+                                     scale, shift)
+        same_bits(out, conv_gemm._patch_rows(
+            rescaled, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow), (0, n, 0, oh)))

@@ -9,6 +9,9 @@
   exactly where they may; the MobileNetV3 fixture fuses its 18 HARD_SWISH nodes.
 * Squeeze-and-excitation MULs ``[n, h, w, c] * [n, 1, 1, c]`` run compiled
   (:mod:`litetrain.runtime.se_scale`): the MUL's bits, either operand order, in place.
+* An input rescaling (MUL/ADD by constants) fused into the patch gathering of the
+  convolution reading it (:mod:`litetrain.runtime.prologue`): the unrewritten bits, and
+  fused exactly where it may be.
 """
 
 from __future__ import annotations
@@ -146,14 +149,17 @@ def test_fused_hard_swish_gives_the_unrewritten_bits(jit, rng, monkeypatch):
         "hard_swish", "hard_swish"])
 
 
-def test_mobilenet_v3_fuses_every_hard_swish_and_compiles_its_se_scaling():
+def test_mobilenet_v3_fuses_its_hard_swish_rescaling_and_se_scaling():
     it = lt.Interpreter(model_path=FIXTURES / "tf_quantized" / "mobilenet_v3_small" /
                         "float.tflite")
     it.allocate_tensors()
     it.set_tensor(it.get_input_details()[0]["index"], np.zeros((1, 96, 96, 3), np.float32))
     it.invoke()
     ops = _fused_ops(it)
-    assert ops.count("conv_2d+hard_swish") == 10
+    # the stem also takes the input's Rescaling (with the [fast] extra: see .prologue)
+    stem = "mul+add+conv_2d+hard_swish" if HAVE_NUMBA else "conv_2d+hard_swish"
+    assert ops.count(stem) == 1
+    assert ops.count("conv_2d+hard_swish") == 9 + (not HAVE_NUMBA)
     assert ops.count("depthwise_conv_2d+hard_swish") == 8
     assert "hard_swish" not in ops
     if HAVE_NUMBA:  # the nine squeeze-and-excitation products
@@ -194,3 +200,46 @@ def test_squeeze_and_excitation_mul_gives_the_mul_bits(shape, rng):
     step = Step(0, "mul", mul.kernel, False, (0, 1), (2,), (np.dtype(np.float32),),
                 {"fused_activation_function": 0}, True, mul.in_place)
     assert se_scale.scale_per_image_channels([step], values)[0] is step
+
+
+def _scalar(g, v):
+    return g.const(np.array(v, np.float32))
+
+
+class _Rescaled(lt.Module):
+    """Input rescalings before convolutions: MUL then ADD (Keras' Rescaling) into a
+    3×3 stride-2 stem with a fused HARD_SWISH, MUL alone and ADD alone into 3×3
+    convolutions; left alone: a rescaling read twice, one before a 1×1 convolution."""
+
+    @lt.signature(lt.TensorSpec([None, 13, 12, 3], name="x"))
+    def infer(self, x):
+        g = x.graph
+        stem = g.op("hard_swish", _conv(g, g.op("add", g.op("mul", x, _scalar(g, 1 / 127.5)),
+                                                _scalar(g, [-1.0])), 8, 3, stride=2))
+        scaled = _conv(g, g.op("mul", stem, _scalar(g, [[[[0.5]]]])), 4, 3, seed=5)
+        shifted = _conv(g, g.op("add", stem, _scalar(g, -0.0)), 4, 3, act=1, seed=6)
+        twice = g.op("mul", stem, _scalar(g, 3.0))
+        kept = _conv(g, twice, 4, 3, seed=7)  # its MUL's result is also an output
+        pointwise = _conv(g, g.op("mul", stem, _scalar(g, 2.0)), 4, 1, seed=8)
+        return {"scaled": scaled, "shifted": shifted, "twice": twice, "kept": kept,
+                "pointwise": pointwise}
+
+
+@pytest.mark.parametrize("jit", [True, False] if HAVE_NUMBA else [False])
+def test_input_rescaling_fused_into_the_patches_gives_the_unrewritten_bits(jit, rng,
+                                                                           monkeypatch):
+    if not jit:
+        monkeypatch.setattr(compiled, "applies", lambda *args: False)
+    data = lt.convert(_Rescaled())
+    fast_it = lt.Interpreter(model_content=data)
+    plain = lt.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    for n in (2, 2, 1, 2):
+        x = with_specials(rng, (n, 13, 12, 3)) * np.float32(40)
+        a = fast_it.get_signature_runner("infer")(x=x)
+        b = plain.get_signature_runner("infer")(x=x)
+        for name in b:
+            same_bits(a[name], b[name])
+    ops = _ops(fast_it)
+    assert sorted(op for op in ops if "+conv_2d" in op) == [
+        "add+conv_2d", "mul+add+conv_2d+hard_swish", "mul+conv_2d"]
+    assert ops.count("conv_2d") == 2 and ops.count("mul") == 2

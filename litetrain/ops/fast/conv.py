@@ -8,7 +8,7 @@
   on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
   HARD_SWISH fused into the convolution (:mod:`litetrain.runtime.epilogue`).
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
-  padded copy; a copy, so exact).
+  padded copy; a copy, so exact); :func:`im2col_affine` of the input rescaled on the way.
 * :func:`mul_per_image_channels`: a squeeze-and-excitation MUL ``[n, h, w, c] * [n, 1,
   1, c]`` in one pass (:mod:`litetrain.runtime.se_scale`).
 * :func:`col2im`: TRANSPOSE_CONV's taps added into its output, each output value
@@ -221,6 +221,59 @@ def _border_window_row(dst, d, src, s, ix0, kw, dw, c, wd):
             _copy_runs(dst, d + j * c, src, s + ix * c, 1, 0, 0, c)
 
 
+@numba.njit(inline="always", **_JIT)
+def _window_row(dst, d, src, s, geometry):
+    """Window row ``(d, s)`` of every output column of an output row: the columns whose
+    window row lies inside the input (``lo <= ox < hi``) copy it as one run of ``kw * c``
+    values (``kw`` runs of ``c`` when dilated), the border columns tap by tap."""
+    k, kw, sw, dw, pl, ow, c, wd, lo, hi = geometry
+    for ox in range(lo):
+        _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+    for ox in range(hi, ow):
+        _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+    first = s + (lo * sw - pl) * c  # column lo's window row
+    if dw == 1:
+        _copy_runs(dst, d + lo * k, src, first, hi - lo, k, sw * c, kw * c)
+    else:
+        for j in range(kw):
+            _copy_runs(dst, d + lo * k + j * c, src, first + j * dw * c, hi - lo, k, sw * c,
+                       c)
+
+
+@numba.njit(inline="always", **_JIT)
+def _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift,
+            affine):
+    """:func:`im2col`; with ``affine`` (a literal at each call) :func:`im2col_affine`,
+    which rescales each input row it reads into a one-row buffer first."""
+    n, h, wd, c = x.shape
+    src = x.reshape(n * h * wd * c)
+    run = kw * c  # one window row
+    k = kh * run  # one patch row
+    dst = out.reshape(out.shape[0] * k)
+    lo = min(ow, (pl + sw - 1) // sw)  # first column with ox * sw - pl >= 0
+    last = wd - 1 - (kw - 1) * dw + pl  # ... and ox * sw <= last
+    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
+    geometry = (k, kw, sw, dw, pl, ow, c, wd, lo, hi)
+    rowlen = wd * c
+    row = np.empty(rowlen if affine else 0, np.float32)
+    r = 0
+    for bi in range(b0, b1):
+        for oy in range(y0, y1):
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                d = r * k + i * run
+                if iy < 0 or iy >= h:
+                    _zero_runs(dst, d, ow, k, run)
+                elif affine:
+                    s = np.uint64((bi * h + iy) * rowlen)
+                    for q in range(np.uint64(rowlen)):
+                        row[q] = src[s + q] * scale + shift
+                    _window_row(dst, d, row, 0, geometry)
+                else:
+                    _window_row(dst, d, src, (bi * h + iy) * rowlen, geometry)
+            r += ow
+
+
 @numba.njit(_IM2COL, **_JIT)
 def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
     """``out[r, (i * kw + j) * c + ch]`` = ``x[b, oy * sh + i * dh - pt, ox * sw + j * dw
@@ -231,37 +284,20 @@ def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
     output columns whose window row lies inside the input (``lo <= ox < hi``, found once)
     copy it as one run of ``kw * c`` values (``kw`` runs of ``c`` when dilated) without
     any test per value, and only the few border columns go tap by tap."""
-    n, h, wd, c = x.shape
-    src = x.reshape(n * h * wd * c)
-    run = kw * c  # one window row
-    k = kh * run  # one patch row
-    dst = out.reshape(out.shape[0] * k)
-    lo = min(ow, (pl + sw - 1) // sw)  # first column with ox * sw - pl >= 0
-    last = wd - 1 - (kw - 1) * dw + pl  # ... and ox * sw <= last
-    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
-    rowlen = wd * c
-    r = 0
-    for bi in range(b0, b1):
-        for oy in range(y0, y1):
-            for i in range(kh):
-                iy = oy * sh + i * dh - pt
-                d = r * k + i * run
-                if iy < 0 or iy >= h:
-                    _zero_runs(dst, d, ow, k, run)
-                    continue
-                s = (bi * h + iy) * rowlen
-                for ox in range(lo):
-                    _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
-                for ox in range(hi, ow):
-                    _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
-                first = s + (lo * sw - pl) * c  # column lo's window row
-                if dw == 1:
-                    _copy_runs(dst, d + lo * k, src, first, hi - lo, k, sw * c, run)
-                else:
-                    for j in range(kw):
-                        _copy_runs(dst, d + lo * k + j * c, src, first + j * dw * c, hi - lo,
-                                   k, sw * c, c)
-            r += ow
+    one = np.float32(1.0)
+    _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, one, one, False)
+
+
+_IM2COL_AFFINE = [(*sig, _F32, _F32) for sig in _IM2COL]
+
+
+@numba.njit(_IM2COL_AFFINE, **_JIT)
+def im2col_affine(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift):
+    """:func:`im2col` of ``x * scale + shift`` (float32, multiply then add, two roundings:
+    the MUL and ADD nodes that rescale a model's input, fused into its first convolution
+    by :mod:`litetrain.runtime.prologue`) without making that array; padding stays 0.0
+    (it pads the rescaled input)."""
+    _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift, True)
 
 
 _A4 = [types.Array(_F32, 4, "C", readonly=ro) for ro in (False, True)]
