@@ -76,12 +76,16 @@ def _float_hard_swish(step: Step, values: list) -> bool:
 def _fusable_producer(step: Step, values: list, y: np.ndarray) -> bool:
     """A pure single-output step of a producer op with its float kernel (not an integer
     or hybrid variant, not already fused), whose fresh float32 result has ``y``'s
-    shape."""
+    shape, with float32 operands."""
     if (step.op not in _PRODUCERS or step.stateful or not step.fresh
             or len(step.outputs) != 1 or step.kernel is not lookup(step.op).kernel):
         return False
     v = values[step.outputs[0]]
-    return isinstance(v, np.ndarray) and v.dtype == _F32 and v.shape == y.shape
+    # every operand float32 too: the kernel's own result is then float32 (a float64
+    # one would get HARD_SWISH in float64 before the plan's cast to the declared type)
+    operands = [values[i] for i in step.inputs if i >= 0]
+    return (isinstance(v, np.ndarray) and v.dtype == _F32 and v.shape == y.shape
+            and all(isinstance(a, np.ndarray) and a.dtype == _F32 for a in operands))
 
 
 def _fused(first: Step, hard_swish: Step):

@@ -243,3 +243,33 @@ def test_input_rescaling_fused_into_the_patches_gives_the_unrewritten_bits(jit, 
     assert sorted(op for op in ops if "+conv_2d" in op) == [
         "add+conv_2d", "mul+add+conv_2d+hard_swish", "mul+conv_2d"]
     assert ops.count("conv_2d") == 2 and ops.count("mul") == 2
+
+
+def test_tf_lite_float_order_and_mixed_types_are_left_alone(rng):
+    """Under TF Lite's own float order (builtin resolvers) HARD_SWISH and the
+    convolutions keep their kernels; nothing is fused, results as without rewrites."""
+    data = lt.convert(_Blocks())
+    kw = {"experimental_op_resolver_type": lt.OpResolverType.BUILTIN_REF}
+    fast_it = lt.Interpreter(model_content=data, **kw)
+    plain = lt.Interpreter(model_content=data, experimental_preserve_all_tensors=True, **kw)
+    for n in (2, 2):
+        x = with_specials(rng, (n, 12, 12, 3))
+        a = fast_it.get_signature_runner("infer")(x=x)
+        b = plain.get_signature_runner("infer")(x=x)
+        for name in b:
+            same_bits(a[name], b[name])
+    assert not [op for op in _ops(fast_it) if "+" in op]
+    # an ADD of a float64 operand is not fused (its kernel's result is float64)
+    from litetrain.runtime import epilogue
+    from litetrain.runtime.step import Step
+
+    add, hs = lookup("add"), lookup("hard_swish")
+    f32 = np.dtype(np.float32)
+    values = [np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float64),
+              np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)]
+    steps = [Step(0, "add", add.kernel, False, (0, 1), (2,), (f32,), {}, True, add.in_place),
+             Step(1, "hard_swish", hs.kernel, False, (2,), (3,), (f32,), {}, True,
+                  hs.in_place)]
+    assert epilogue.fuse_activations(steps, values, {3}) == steps
+    values[1] = values[1].astype(np.float32)
+    assert [s.op for s in epilogue.fuse_activations(steps, values, {3})] == ["add+hard_swish"]
