@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
 from .fast import Loader, WithKernels, kernels
 from .registry import NodeInfo
@@ -63,6 +64,7 @@ class Compiled(WithKernels):
         self.taps: np.ndarray | None = None
         self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
         self.last_bias: tuple | None = None
+        self.pointwise: tuple | None = None  # see pointwise_conv
 
 
 def prepare(info: NodeInfo) -> object:
@@ -179,10 +181,13 @@ def _make_epilogue(s: Compiled, channels: int, b):
     return b, True, s.lo, s.hi, s.rest, None
 
 
-def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
+def _finish(out: np.ndarray, act: int, late_bias, hard_swish=None) -> np.ndarray:
+    """What the compiled epilogue left: an odd bias, an activation other than a clamp,
+    then a fused HARD_SWISH (``hard_swish``: that node's settings)."""
     if late_bias is not None:
         out += late_bias
-    return fused(out, act)
+    out = fused(out, act)
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
 
 
 def _plan(s: Compiled, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
@@ -231,46 +236,54 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
 
 class ConvEpilogue:
     """CONV_2D's epilogue on each block of its GEMM result, in place: bias and clamping
-    activation in one compiled pass; what the compiled pass leaves (another activation,
-    an odd bias) applied by NumPy to the whole output at the end."""
+    activation (then a fused HARD_SWISH: ``hard_swish``, that node's settings) in one
+    compiled pass; what the compiled pass leaves (another activation, an odd bias, and
+    then the HARD_SWISH) applied to the whole output at the end."""
 
-    def __init__(self, s: Compiled, channels: int, b):
+    def __init__(self, s: Compiled, channels: int, b, hard_swish=None):
         self.module = s.loader.module
         (self.bias, self.has_bias, self.lo, self.hi, self.act,
          self.late_bias) = _epilogue(s, channels, b)
+        self.pass_ = self.module.bias_activation
+        self.hard_swish = hard_swish
+        if hard_swish is not None and self.act == NONE and self.late_bias is None:
+            self.pass_, self.hard_swish = self.module.bias_activation_hard_swish, None
 
     def block(self, block: np.ndarray) -> None:
-        self.module.bias_activation(block.reshape(-1, block.shape[-1]), self.bias,
-                                    self.has_bias, self.lo, self.hi)
+        self.pass_(block.reshape(-1, block.shape[-1]), self.bias, self.has_bias, self.lo,
+                   self.hi)
 
     def rest(self, out: np.ndarray) -> np.ndarray:
-        return _finish(out, self.act, self.late_bias)
+        return _finish(out, self.act, self.late_bias, self.hard_swish)
 
 
-def conv_epilogue(s: Compiled, channels: int, b) -> ConvEpilogue:
-    return ConvEpilogue(s, channels, b)
+def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None) -> ConvEpilogue:
+    return ConvEpilogue(s, channels, b, hard_swish)
 
 
 def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
-           geometry: tuple[int, ...]) -> np.ndarray:
+           geometry: tuple[int, ...], rescale: tuple | None = None) -> np.ndarray:
     """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
     float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
-    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``."""
+    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``.
+    ``rescale``: float32 ``(scale, shift)``, the rows of ``x * scale + shift`` instead."""
     kh, kw = geometry[:2]
     b0, b1, y0, y1 = span
     rows = (b1 - b0) * (y1 - y0) * geometry[-1]
     patches = scratch[:rows * kh * kw * x.shape[3]].reshape(rows, -1)
-    s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    if rescale is None:
+        s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    else:
+        s.loader.module.im2col_affine(x, patches, b0, b1, y0, y1, *geometry, *rescale)
     return patches
 
 
-def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
+def bias_activation(s: Compiled, out: np.ndarray, b, hard_swish=None) -> np.ndarray:
     """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
-    activation in one pass, in place."""
-    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
+    activation (and a fused HARD_SWISH) in one pass, in place."""
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        s.loader.module.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo,
-                                        hi)
-    else:  # not the GEMM result this was made for: NumPy does it all
-        late_bias, act = b, s.get("fused_activation_function", 0)
-    return _finish(out, act, late_bias)
+        epilogue = ConvEpilogue(s, out.shape[-1], b, hard_swish)
+        epilogue.block(out)
+        return epilogue.rest(out)
+    # not the GEMM result this was made for: NumPy does it all
+    return _finish(out, s.get("fused_activation_function", 0), b, hard_swish)

@@ -7,9 +7,12 @@
   and activation in the same pass. Same products added in the same tap order as the
   NumPy kernel, so the same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
-  on a block of a fresh GEMM result.
+  on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
+  HARD_SWISH fused into the convolution (:mod:`litetrain.runtime.epilogue`).
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
-  padded copy; a copy, so exact).
+  padded copy; a copy, so exact); :func:`im2col_affine` of the input rescaled on the way.
+* :func:`mul_per_image_channels`: a squeeze-and-excitation MUL ``[n, h, w, c] * [n, 1,
+  1, c]`` in one pass (:mod:`litetrain.runtime.se_scale`).
 * :func:`col2im`: TRANSPOSE_CONV's taps added into its output, each output value
   receiving the same additions in the same tap order as the NumPy kernel's strided
   slices, so the same bits.
@@ -24,6 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+
+from .activations import hard_swish_value
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 # Compiled (or loaded from the disk cache) when this module is imported, so a run never
@@ -331,47 +336,183 @@ def bias_activation(out, b, has_bias, lo, hi):
         else:
             for k in range(cols):
                 o[k] = _clamp(o[k], lo, hi)
-    return out
+
+
+@numba.njit(_BIAS_ACTIVATION, **_JIT)
+def bias_activation_hard_swish(out, b, has_bias, lo, hi):
+    """:func:`bias_activation`, then HARD_SWISH (:func:`.activations.hard_swish_value`)
+    on each result, in the same pass: the values a separate HARD_SWISH node computes
+    from the stored float32 results."""
+    rows, cols = out.shape
+    for r in range(rows):
+        o = out[r]
+        if has_bias:
+            for k in range(cols):
+                o[k] = hard_swish_value(_clamp(o[k] + b[k], lo, hi))
+        else:
+            for k in range(cols):
+                o[k] = hard_swish_value(_clamp(o[k], lo, hi))
+
+
+@numba.njit(inline="always", **_JIT)
+def _copy_runs(dst, d, src, s, count, step_d, step_s, run):
+    """``count`` runs of ``run`` values: ``dst[d + p * step_d + q] = src[s + p * step_s +
+    q]`` over flat arrays. The indices are unsigned, so numba adds no negative-index
+    wraparound to each access, and the run copies vectorise."""
+    u = np.uint64
+    ud, us, sd, ss = u(d), u(s), u(step_d), u(step_s)
+    for p in range(u(count)):
+        a, b = ud + p * sd, us + p * ss
+        for q in range(u(run)):
+            dst[a + q] = src[b + q]
+
+
+@numba.njit(inline="always", **_JIT)
+def _zero_runs(dst, d, count, step_d, run):
+    """``count`` runs of ``run`` zeros: ``dst[d + p * step_d + q] = 0.0``."""
+    zero = np.float32(0.0)
+    u = np.uint64
+    ud, sd = u(d), u(step_d)
+    for p in range(u(count)):
+        a = ud + p * sd
+        for q in range(u(run)):
+            dst[a + q] = zero
+
+
+@numba.njit(inline="always", **_JIT)
+def _border_window_row(dst, d, src, s, ix0, kw, dw, c, wd):
+    """One window row of an output column whose window leaves the input: per tap ``c``
+    values from input column ``ix0 + j * dw`` of the row at ``src[s:]``, or zeros."""
+    for j in range(kw):
+        ix = ix0 + j * dw
+        if ix < 0 or ix >= wd:
+            _zero_runs(dst, d + j * c, 1, 0, c)
+        else:
+            _copy_runs(dst, d + j * c, src, s + ix * c, 1, 0, 0, c)
+
+
+@numba.njit(inline="always", **_JIT)
+def _window_row(dst, d, src, s, geometry):
+    """Window row ``(d, s)`` of every output column of an output row: the columns whose
+    window row lies inside the input (``lo <= ox < hi``) copy it as one run of ``kw * c``
+    values (``kw`` runs of ``c`` when dilated), the border columns tap by tap."""
+    k, kw, sw, dw, pl, ow, c, wd, lo, hi = geometry
+    for ox in range(lo):
+        _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+    for ox in range(hi, ow):
+        _border_window_row(dst, d + ox * k, src, s, ox * sw - pl, kw, dw, c, wd)
+    first = s + (lo * sw - pl) * c  # column lo's window row
+    if dw == 1:
+        _copy_runs(dst, d + lo * k, src, first, hi - lo, k, sw * c, kw * c)
+    else:
+        for j in range(kw):
+            _copy_runs(dst, d + lo * k + j * c, src, first + j * dw * c, hi - lo, k, sw * c,
+                       c)
+
+
+@numba.njit(inline="always", **_JIT)
+def _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift,
+            affine):
+    """:func:`im2col`; with ``affine`` (a literal at each call) :func:`im2col_affine`,
+    which rescales each input row it reads into a one-row buffer first."""
+    n, h, wd, c = x.shape
+    src = x.reshape(n * h * wd * c)
+    run = kw * c  # one window row
+    k = kh * run  # one patch row
+    dst = out.reshape(out.shape[0] * k)
+    lo = min(ow, (pl + sw - 1) // sw)  # first column with ox * sw - pl >= 0
+    last = wd - 1 - (kw - 1) * dw + pl  # ... and ox * sw <= last
+    hi = max(lo, min(ow, last // sw + 1)) if last >= 0 else lo
+    geometry = (k, kw, sw, dw, pl, ow, c, wd, lo, hi)
+    rowlen = wd * c
+    row = np.empty(rowlen if affine else 0, np.float32)
+    r = 0
+    for bi in range(b0, b1):
+        for oy in range(y0, y1):
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                d = r * k + i * run
+                if iy < 0 or iy >= h:
+                    _zero_runs(dst, d, ow, k, run)
+                elif affine:
+                    s = np.uint64((bi * h + iy) * rowlen)
+                    for q in range(np.uint64(rowlen)):
+                        row[q] = src[s + q] * scale + shift
+                    _window_row(dst, d, row, 0, geometry)
+                else:
+                    _window_row(dst, d, src, (bi * h + iy) * rowlen, geometry)
+            r += ow
 
 
 @numba.njit(_IM2COL, **_JIT)
 def im2col(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow):
     """``out[r, (i * kw + j) * c + ch]`` = ``x[b, oy * sh + i * dh - pt, ox * sw + j * dw
     - pl, ch]`` (0.0 off the input) for the outputs ``r = (b, oy, ox)`` of ``[b0:b1,
-    y0:y1]``, in C order: the patch rows of those outputs (a copy, exact). A window row
-    inside the input (undilated columns) is one contiguous run of ``kw * c`` values."""
-    n, h, wd, c = x.shape
-    rows = x.reshape(n, h, wd * c)
-    zero = np.float32(0.0)
-    run = kw * c
-    k = kh * run
-    flat = out.reshape(out.shape[0] * k)
-    r = 0
-    for bi in range(b0, b1):
-        for oy in range(y0, y1):
-            for i in range(kh):
-                iy = oy * sh + i * dh - pt
-                for ox in range(ow):
-                    d = flat[(r + ox) * k + i * run:(r + ox) * k + (i + 1) * run]
-                    ix0 = ox * sw - pl
-                    if iy < 0 or iy >= h:
-                        for q in range(run):
-                            d[q] = zero
-                    elif dw == 1 and ix0 >= 0 and ix0 + kw <= wd:
-                        src = rows[bi, iy, ix0 * c:ix0 * c + run]
-                        for q in range(run):
-                            d[q] = src[q]
-                    else:
-                        src = rows[bi, iy]
-                        for j in range(kw):
-                            ix = ix0 + j * dw
-                            if ix < 0 or ix >= wd:
-                                for ch in range(c):
-                                    d[j * c + ch] = zero
-                            else:
-                                for ch in range(c):
-                                    d[j * c + ch] = src[ix * c + ch]
-            r += ow
+    y0:y1]``, in C order: the patch rows of those outputs (a copy, exact).
+
+    Per output row and window row ``i``: a window row off the input is zeros; else the
+    output columns whose window row lies inside the input (``lo <= ox < hi``, found once)
+    copy it as one run of ``kw * c`` values (``kw`` runs of ``c`` when dilated) without
+    any test per value, and only the few border columns go tap by tap."""
+    one = np.float32(1.0)
+    _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, one, one, False)
+
+
+_IM2COL_AFFINE = [(*sig, _F32, _F32) for sig in _IM2COL]
+
+
+@numba.njit(_IM2COL_AFFINE, **_JIT)
+def im2col_affine(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift):
+    """:func:`im2col` of ``x * scale + shift`` (float32, multiply then add, two roundings:
+    the MUL and ADD nodes that rescale a model's input, fused into its first convolution
+    by :mod:`litetrain.runtime.prologue`) without making that array; padding stays 0.0
+    (it pads the rescaled input)."""
+    _gather(x, out, b0, b1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow, scale, shift, True)
+
+
+_A4 = [types.Array(_F32, 4, "C", readonly=ro) for ro in (False, True)]
+_PER_IMAGE = [(x, v, _F32[:, :, :, ::1], types.boolean) for x in _A4 for v in _A4]
+_PER_IMAGE_IN_PLACE = [(_A4[0], v, types.boolean) for v in _A4]
+
+
+@numba.njit(inline="always", **_JIT)
+def _scale_images(xf, of, vf, n, m, c, x_first):
+    """``of[(b * m + p) * c + k] = xf[...] * vf[b * c + k]`` (or ``vf * xf``) over flat
+    arrays: ``n`` images of ``m`` pixels of ``c`` channels."""
+    u = np.uint64
+    cu, mu = u(c), u(m)
+    for b in range(u(n)):
+        vb = vf[b * cu:(b + u(1)) * cu]
+        for p in range(mu):
+            base = (b * mu + p) * cu
+            if x_first:
+                for k in range(cu):
+                    of[base + k] = xf[base + k] * vb[k]
+            else:
+                for k in range(cu):
+                    of[base + k] = vb[k] * xf[base + k]
+
+
+@numba.njit(_PER_IMAGE, **_JIT)
+def mul_per_image_channels(x, v, out, x_first):
+    """``out = x * v`` (``v * x`` when not ``x_first``: the MUL's operand order) for ``x``
+    [n, h, w, c] and a per-image channel vector ``v`` [n, 1, 1, c] (squeeze-and-
+    excitation blocks), all float32 C order. One float32 product per element, as
+    NumPy's broadcast computes it, in one pass with long vectorised loops (NumPy's inner
+    loop would be one pixel's ``c`` values)."""
+    n, h, w, c = x.shape
+    size = n * h * w * c
+    _scale_images(x.reshape(size), out.reshape(size), v.reshape(n * c), n, h * w, c,
+                  x_first)
+
+
+@numba.njit(_PER_IMAGE_IN_PLACE, **_JIT)
+def mul_per_image_channels_in_place(x, v, x_first):
+    """:func:`mul_per_image_channels` written into ``x`` (one array: the loop vectorises;
+    two that may overlap would not)."""
+    n, h, w, c = x.shape
+    xf = x.reshape(n * h * w * c)
+    _scale_images(xf, xf, v.reshape(n * c), n, h * w, c, x_first)
 
 
 @numba.njit(_COL2IM, **_JIT)
