@@ -18,12 +18,14 @@ the compiled kernels of fused gradient chains have loaded.
 
     python benchmarks/cnn_training.py [--quick] [--profile] [--threads N] [--model NAME]
 
-``--profile`` also prints, per model, the ten ops the litetrain step spends most in.
+``--profile`` also prints, per model, the ten ops the litetrain step spends most in and
+the step's minor page faults.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 from collections import Counter
@@ -125,8 +127,10 @@ def _runner(interpreter, feeds):
     return lambda: run(**feeds)
 
 
-def profile(content: bytes, feeds: dict, threads: int, calls: int = 5) -> list[tuple]:
-    """(op, ms per step, nodes) of the ten ops a litetrain step spends most in."""
+def profile(content: bytes, feeds: dict, threads: int, calls: int = 5
+            ) -> tuple[list[tuple], float]:
+    """(op, ms per step, nodes) of the ten ops a litetrain step spends most in, and the
+    minor page faults per step (memory the step gets from the OS again each time)."""
     from litetrain.runtime import plan as planmod
 
     spent, nodes = Counter(), Counter()
@@ -147,13 +151,20 @@ def profile(content: bytes, feeds: dict, threads: int, calls: int = 5) -> list[t
         return original(self, [wrap(i) for i in program], *rest, **kw)
 
     run = _runner(lt.Interpreter(model_content=content, num_threads=threads), feeds)
+    for _ in range(calls):  # the kept buffers and every kernel's first-time memory
+        run()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        run()
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / calls
     planmod.Plan._execute = timed
     try:
         for _ in range(calls):
             run()
     finally:
         planmod.Plan._execute = original
-    return [(op, t / calls * 1e3, nodes[op] // calls) for op, t in spent.most_common(10)]
+    return [(op, t / calls * 1e3, nodes[op] // calls) for op, t in spent.most_common(10)], \
+        faults
 
 
 def _cpu_samples(fn, repeats: int) -> list[float]:
@@ -250,8 +261,9 @@ def report(rows: list[dict]) -> str:
              "measure the work rather than the neighbours (with one thread)."]
     for r in rows:
         if "profile" in r:
-            lines.append(f"\n{r['model']}: " + ", ".join(
-                f"{op} {ms:.2f} ms ×{n}" for op, ms, n in r["profile"]))
+            ops, faults = r["profile"]
+            lines.append(f"\n{r['model']} ({faults:.0f} page faults a step): " + ", ".join(
+                f"{op} {ms:.2f} ms ×{n}" for op, ms, n in ops))
     return "\n".join(lines)
 
 

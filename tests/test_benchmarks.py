@@ -76,6 +76,7 @@ def test_cnn_training_profile_times_the_ops_of_a_step():
         sys.path.remove(str(ROOT / "benchmarks"))
     model, content = cnn_training.exported("lstm")
     x, y = cnn_training._data(model, 2)
-    rows = cnn_training.profile(content, {"x": x, "y": y}, threads=1, calls=1)
+    rows, faults = cnn_training.profile(content, {"x": x, "y": y}, threads=1, calls=1)
+    assert faults >= 0
     assert rows and all(ms >= 0 and nodes >= 1 for _, ms, nodes in rows)
     assert any(op == "batch_matmul" or op == "fully_connected" for op, _, _ in rows)
