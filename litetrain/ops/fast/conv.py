@@ -210,6 +210,19 @@ def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
+def _row3x3(out, o, x, rows, off, w, bt, n, lo, hi):
+    """One output row of a 3×3 filter at ``out[o:]`` (input rows ``rows``): the last of
+    an odd row count."""
+    span = bt.size
+    for f0 in range(0, n, span):
+        m = min(span, n - f0)
+        a, b, c = _taps3(rows[0], f0, off), _taps3(rows[1], f0, off), _taps3(rows[2], f0, off)
+        for k in range(m):
+            u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
+            out[_U(o + f0 + k)] = _clamp(u + bt[_U(k)], lo, hi)
+
+
+@numba.njit(inline="always", **_JIT)
 def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
     """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``), as in
     :func:`_rows3x3` (two rows at once, sharing rows at stride 1, measured no faster)."""
@@ -268,7 +281,7 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     rowlen = ow * cm
     rows_out = n * oh
     # Output rows are computed in pairs, in order over all images (a pair may span two);
-    # an odd count leaves a spare row at the end.
+    # an odd count leaves a spare row at the end (unwritten but by the any-size form).
     out = _aligned((rows_out + 1) * rowlen)
     seg = (ow + ((kw - 1) * dw) // sw) * cm
     rl = sw * seg
@@ -298,7 +311,10 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
         o, p = r0 * rowlen, (r0 + 1) * rowlen
         shared = dh == 1 and r0 % oh + 1 < oh  # one image: windows overlap at strides 1, 2
         if unrolled and kh == 3 and kw == 3:
-            if shared and sh == 1:
+            if r0 + 1 == rows_out:
+                r3 = (rows[0], rows[1], rows[2])
+                _row3x3(out, o, ring, r3, off, wf, bt, rowlen, lo, hi)
+            elif shared and sh == 1:
                 r4 = (rows[0], rows[1], rows[2], rows[5])
                 _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi)
             elif shared and sh == 2:
