@@ -30,8 +30,9 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 # waits for a compilation: float32 C-order arrays (the input may be read-only), flags,
 # clamp bounds, then int64 geometry.
 _F32 = types.float32
-_DEPTHWISE = [(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1], _F32[::1], _F32, _F32,
-               types.int64[::1]) for ro in (False, True)]
+# (The depthwise input typed read-only takes writable arrays too: one compiled form.)
+_DEPTHWISE = [(types.Array(_F32, 4, "C", readonly=True), _F32[:, ::1], _F32[::1], _F32, _F32,
+               types.int64[::1])]
 _BIAS_ACTIVATION = [(_F32[:, ::1], _F32[::1], types.boolean, _F32, _F32)]
 _COL2IM = [(types.Array(_F32, 6, "C", readonly=ro), types.Array(_F32, 4, "C"),
             *(types.int64,) * 4) for ro in (False, True)]
@@ -323,15 +324,14 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
             else:
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
                 _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
-        elif unrolled and kh == 5 and kw == 5:
-            r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
-            _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
-            if r0 + 1 < rows_out:  # not the spare row
-                r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
-                _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
         else:
-            _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
-            _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
+            for t in range(min(2, rows_out - r0)):  # one row at a time, no spare row
+                if unrolled and kh == 5 and kw == 5:
+                    _row5x5(out, o + t * rowlen, ring, rows[t * 5:t * 5 + 5], off, wf, bt,
+                            rowlen, lo, hi)
+                else:
+                    _row_taps(out, o + t * rowlen, ring, rows[t * kh:(t + 1) * kh], off, wf,
+                              stride, bt, rowlen, lo, hi)
     return out[:n * oh * rowlen].reshape(n, oh, ow, cm)
 
 
