@@ -35,8 +35,9 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 # waits for a compilation: float32 C-order arrays (the input may be read-only), flags,
 # clamp bounds, then int64 geometry.
 _F32 = types.float32
-_DEPTHWISE = [(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1], _F32[::1], _F32, _F32,
-               types.int64[::1]) for ro in (False, True)]
+# (The depthwise input typed read-only takes writable arrays too: one compiled form.)
+_DEPTHWISE = [(types.Array(_F32, 4, "C", readonly=True), _F32[:, ::1], _F32[::1], _F32, _F32,
+               types.int64[::1])]
 _BIAS_ACTIVATION = [(_F32[:, ::1], _F32[::1], types.boolean, _F32, _F32)]
 _COL2IM = [(types.Array(_F32, 6, "C", readonly=ro), types.Array(_F32, 4, "C"),
             *(types.int64,) * 4) for ro in (False, True)]
@@ -215,9 +216,39 @@ def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi):
 
 
 @numba.njit(inline="always", **_JIT)
+def _row3x3(out, o, x, rows, off, w, bt, n, lo, hi):
+    """One output row of a 3×3 filter at ``out[o:]`` (input rows ``rows``): the last of
+    an odd row count."""
+    span = bt.size
+    for f0 in range(0, n, span):
+        m = min(span, n - f0)
+        a, b, c = _taps3(rows[0], f0, off), _taps3(rows[1], f0, off), _taps3(rows[2], f0, off)
+        for k in range(m):
+            u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
+            out[_U(o + f0 + k)] = _clamp(u + bt[_U(k)], lo, hi)
+
+
+@numba.njit(inline="always", **_JIT)
+def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
+    """:func:`_rows3x3_s1` for a 5×5 filter: input rows ``rows[0:5]`` and ``rows[1:6]``."""
+    span = bt.size
+    for f0 in range(0, n, span):
+        m = min(span, n - f0)
+        a, b, c = _taps5(rows[0], f0, off), _taps5(rows[1], f0, off), _taps5(rows[2], f0, off)
+        d, e, f = _taps5(rows[3], f0, off), _taps5(rows[4], f0, off), _taps5(rows[5], f0, off)
+        for k in range(m):
+            u = _add5(_add5(_add5(_add5(_first5(x, a, w, k), x, b, w, 5, k), x, c, w, 10, k),
+                            x, d, w, 15, k), x, e, w, 20, k)
+            v = _add5(_add5(_add5(_add5(_first5(x, b, w, k), x, c, w, 5, k), x, d, w, 10, k),
+                            x, e, w, 15, k), x, f, w, 20, k)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+
+
+@numba.njit(inline="always", **_JIT)
 def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
     """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``), as in
-    :func:`_rows3x3` (two rows at once, sharing rows at stride 1, measured no faster)."""
+    :func:`_rows3x3` (two rows' fifty input runs at once, unshared, are more than LLVM
+    vectorises)."""
     span = bt.size
     for f0 in range(0, n, span):
         m = min(span, n - f0)
@@ -264,8 +295,9 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     then the clamp. Input rows are copied once each into a small ring of zero-padded rows
     (columns split by phase for strides, channels repeated for multipliers) so that a
     tap's inputs for a whole output row are one contiguous run at a fixed offset, padding
-    included (``+0.0 * w`` is what a padding tap adds); 3×3 filters (two output rows at a
-    time) and 5×5 ones then sum all their taps in registers over runs LLVM vectorises."""
+    included (``+0.0 * w`` is what a padding tap adds); 3×3 and 5×5 filters then sum all
+    their taps in registers, two output rows at a time where their inputs overlap, over
+    runs LLVM vectorises."""
     n, h, wd, c = x.shape
     sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw = g[0], g[1], g[2], g[3], g[4], g[5], \
         g[6], g[7], g[8], g[9], g[10]
@@ -273,7 +305,7 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
     rowlen = ow * cm
     rows_out = n * oh
     # Output rows are computed in pairs, in order over all images (a pair may span two);
-    # an odd count leaves a spare row at the end.
+    # an odd count leaves a spare row at the end (unwritten but by the any-size form).
     out = _aligned((rows_out + 1) * rowlen)
     seg = (ow + ((kw - 1) * dw) // sw) * cm
     rl = sw * seg
@@ -303,7 +335,10 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
         o, p = r0 * rowlen, (r0 + 1) * rowlen
         shared = dh == 1 and r0 % oh + 1 < oh  # one image: windows overlap at strides 1, 2
         if unrolled and kh == 3 and kw == 3:
-            if shared and sh == 1:
+            if r0 + 1 == rows_out:
+                r3 = (rows[0], rows[1], rows[2])
+                _row3x3(out, o, ring, r3, off, wf, bt, rowlen, lo, hi)
+            elif shared and sh == 1:
                 r4 = (rows[0], rows[1], rows[2], rows[5])
                 _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi)
             elif shared and sh == 2:
@@ -312,15 +347,17 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
             else:
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
                 _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
-        elif unrolled and kh == 5 and kw == 5:
-            r5 = (rows[0], rows[1], rows[2], rows[3], rows[4])
-            _row5x5(out, o, ring, r5, off, wf, bt, rowlen, lo, hi)
-            if r0 + 1 < rows_out:  # not the spare row
-                r5 = (rows[5], rows[6], rows[7], rows[8], rows[9])
-                _row5x5(out, p, ring, r5, off, wf, bt, rowlen, lo, hi)
+        elif unrolled and kh == 5 and kw == 5 and shared and sh == 1 and r0 + 1 < rows_out:
+            r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[9])
+            _rows5x5_s1(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
         else:
-            _row_taps(out, o, ring, rows[:kh], off, wf, stride, bt, rowlen, lo, hi)
-            _row_taps(out, p, ring, rows[kh:], off, wf, stride, bt, rowlen, lo, hi)
+            for t in range(min(2, rows_out - r0)):  # one row at a time, no spare row
+                if unrolled and kh == 5 and kw == 5:
+                    _row5x5(out, o + t * rowlen, ring, rows[t * 5:t * 5 + 5], off, wf, bt,
+                            rowlen, lo, hi)
+                else:
+                    _row_taps(out, o + t * rowlen, ring, rows[t * kh:(t + 1) * kh], off, wf,
+                              stride, bt, rowlen, lo, hi)
     return out[:n * oh * rowlen].reshape(n, oh, ow, cm)
 
 
