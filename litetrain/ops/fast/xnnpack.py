@@ -3,9 +3,14 @@
 Each computes exactly what its NumPy form does: the same float32 operations in the same
 order. The fused multiply-adds call LLVM's ``llvm.fma.f32`` (one rounding of ``a * b +
 c``, as the NumPy form's round-to-odd emulation); nothing else is fused (no fast-math, so
-LLVM contracts no other product and sum). Loops run over output channels innermost, each
-output's chain of fused multiply-adds in the NumPy form's tap order, so LLVM can
-vectorise across channels without reordering any sum.
+LLVM contracts no other product and sum). Each output's chain of fused multiply-adds runs
+in the NumPy form's tap order; only independent outputs go side by side:
+
+* :func:`conv`: XNNPACK's own microkernel shape — four output pixels by sixteen output
+  channels of accumulators held in registers (:class:`Vec16`, LLVM's ``<16 x float>``,
+  with ``llvm.fma.v16f32``), the filter packed per sixteen channels at prepare;
+* :func:`depthwise`: an output row at a time, channels innermost (LLVM vectorises them);
+* :func:`hard_swish`, :func:`mean_hw`: one pass each.
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ def _clamp16(typingctx, v, lo, hi):
 _INPUTS = [functools.partial(types.Array, _F32, layout="C", readonly=ro) for ro in (False, True)]
 
 
-_BLOCK = 128  # output pixels a pass: their patches and sums stay in the L1 cache
+_BLOCK = 128  # patches gathered at a time (in the L1 cache)
 _INTS = (types.intp,) * 10  # kh, kw, stride_h, stride_w, dilation_h, dilation_w,
 #                             pad_top, pad_left, out_h, out_w
 
