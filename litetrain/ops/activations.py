@@ -83,13 +83,14 @@ def _hard_swish_kernel(attrs, x):
 
 
 def _hard_swish_maybe_compiled(attrs, x, out):
-    """Compiled when prepared so and loaded (same bits), else NumPy. The compiled kernel
-    always writes a new array: with ``out`` being ``x`` its loop could not be vectorised
-    (LLVM sees the arrays overlap) and would run several times slower."""
+    """Compiled when prepared so and loaded (same bits), else NumPy; into ``out`` when
+    it is ``x`` (:func:`hard_swish_in_place`), else into a new array."""
     if builtin_float.applies(attrs, x):
         return builtin_float.hard_swish(attrs, x)
     if xnnpack_float.applies(attrs, x):
         return xnnpack_float.hard_swish(attrs, x)
+    if out is x:
+        return hard_swish_in_place(attrs, x)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray
             and x.dtype == np.float32 and x.ndim and x.flags.c_contiguous):
         jit = attrs.ready()
@@ -98,6 +99,20 @@ def _hard_swish_maybe_compiled(attrs, x, out):
             jit.hard_swish(x.reshape(-1), fresh.reshape(-1))
             return fresh
     return _hard_swish(x, out=out)
+
+
+def hard_swish_in_place(settings, x: np.ndarray) -> np.ndarray:
+    """HARD_SWISH of a float array nothing else reads any more, written into it: the
+    compiled one-array pass when ``settings`` (a float HARD_SWISH node's, not TF Lite's
+    order) has the compiled kernels loaded and ``x`` is C-order float32, else NumPy's
+    ufuncs in place. The bits of the separate node either way."""
+    if (settings.__class__ is WithKernels and x.dtype == np.float32 and x.ndim
+            and x.flags.c_contiguous):
+        jit = settings.ready()
+        if jit is not None:
+            jit.hard_swish_in_place(x.reshape(-1))
+            return x
+    return _hard_swish(x, out=x)
 
 
 def _softmax(attrs, x):
@@ -269,7 +284,10 @@ def _positive(g, x):
 
 
 def _relu_vjp(g, attrs, ins, outs, dy):
-    return [mask(g, _positive(g, ins[0]), dy)]
+    """``dy`` where the output is positive, as TensorFlow's ReluGrad is given it
+    (``max(x, 0) > 0`` exactly where ``x > 0``, NaN included): the input then dies at the
+    RELU, which can write over it."""
+    return [mask(g, _positive(g, outs[0]), dy)]
 
 
 def _relu6_vjp(g, attrs, ins, outs, dy):
@@ -340,6 +358,10 @@ def _relu_into(operand: int):
     return lambda attrs, x: np.maximum(x, 0, out=x)
 
 
+def _relu_into_out(attrs, x, out):
+    return np.maximum(x, 0, out=out)
+
+
 def _tanh_into(operand: int):
     return lambda attrs, x: np.tanh(x, out=x)
 
@@ -354,7 +376,7 @@ def _hard_swish_into(operand: int):
 
 OPS = [
     _op("relu", _kernel(lambda x: np.maximum(x, 0)), vjp=_relu_vjp, in_place=_relu_into,
-        integer=_relu_x(0.0, None)),
+        into=_relu_into_out, integer=_relu_x(0.0, None)),
     _op("relu6", _kernel(lambda x: np.clip(x, 0, 6)), vjp=_relu6_vjp, integer=_relu_x(0.0, 6.0)),
     _op("relu_n1_to_1", _kernel(lambda x: np.clip(x, -1, 1)), integer=_relu_x(-1.0, 1.0)),
     _op("relu_0_to_1", _kernel(lambda x: np.clip(x, 0, 1)), integer=_relu_x(0.0, 1.0)),

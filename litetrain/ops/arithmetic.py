@@ -1,5 +1,6 @@
 """Binary arithmetic: ADD, SUB, MUL, DIV, SQUARED_DIFFERENCE, POW, MAXIMUM, MINIMUM,
-FLOOR_DIV, FLOOR_MOD, ADD_N — kernels, gradients, integer kernels, in-place forms.
+FLOOR_DIV, FLOOR_MOD, ADD_N — kernels, gradients, integer kernels, in-place forms and
+forms writing into a given array.
 
 Operands broadcast as NumPy does (TFLite's rule is the same). Integer DIV truncates toward
 zero, FLOOR_DIV/FLOOR_MOD round toward -inf, as in TFLite. Integer ADD/SUB use TFLite's
@@ -53,6 +54,15 @@ def _into(ufunc: np.ufunc):
             return fused(out, code) if code else out
         return kernel
     return factory
+
+
+def _into_out(ufunc: np.ufunc):
+    """``into`` for a ufunc op: the result is written into a given array."""
+    def kernel(attrs, a, b, out):
+        result = ufunc(a, b, out=out)
+        code = attrs.get("fused_activation_function", 0)
+        return fused(result, code) if code else result
+    return kernel
 
 
 def _div(a, b):
@@ -210,6 +220,7 @@ def _raw(fn):
 def _op(name, fn, options=None, *, ufunc=None, vjp=None, integer=None, **facts) -> OpDef:
     return OpDef(name, _binary(fn), options, shape=elementwise, vjp=vjp, fresh_output=True,
                  shape_inputs=(), in_place=None if ufunc is None else _into(ufunc),
+                 into=None if ufunc is None else _into_out(ufunc),
                  integer=None if integer is None else compiled_int8.table(tabulated(integer)),
                  **facts)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
 from .fast import Loader, WithKernels, kernels
 from .registry import NodeInfo
@@ -32,14 +33,17 @@ _INF = np.float32(np.inf)
 _CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
            RELU_N1_TO_1: (np.float32(-1), np.float32(1)), RELU6: (np.float32(0), np.float32(6))}
 _NO_BIAS = np.zeros(0, np.float32)
+# The depthwise kernel's chunk length target (floats) and the row stride of its filter
+# tiles (``fast.conv.STRIDE``, repeated here so choosing needs no numba import).
+_SPAN = 512
+_STRIDE = 1040
 
 
 class Compiled(WithKernels):
     """A node's attrs, plus the constant ``filter`` its kernels are for (``None``: the
     filter is not a constant and is laid out per call), that filter laid out for them
     once (CONV_2D: ``gemm``, the GEMM operand ``[kh * kw * in, out]`` in C order, also
-    for the NumPy kernel; depthwise: ``[kh, kw, channels]``, C order, and per output
-    width its rows tiled along an output row: see :func:`_tiles`), the fused activation
+    for the NumPy kernel; depthwise: ``taps``, see :func:`_taps`), the fused activation
     as clamp bounds (``rest``: one they leave to NumPy), the window geometry per input
     size, and the compiled kernels' loader (``None``: NumPy only)."""
 
@@ -48,17 +52,19 @@ class Compiled(WithKernels):
         super().__init__(attrs, loader)
         self.filter = filter
         constant = filter is not None
-        self.layout = np.array(filter[0], np.float32, order="C", copy=True) \
-            if depthwise and constant else None
         self.gemm = np.ascontiguousarray(filter.reshape(filter.shape[0], -1).T) \
             if constant and not depthwise else None
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
-        self.tiles: dict[int, np.ndarray] = {}
         self.last_epilogue: tuple | None = None
-        self.zeros = None if self.layout is None else np.multiply(np.float32(0), self.layout)
+        # depthwise: the constant filter's taps (made on first use: see _taps), the
+        # kernel's geometry and chunk length per shapes, the last bias seen and its tiles.
+        self.taps: np.ndarray | None = None
+        self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
+        self.last_bias: tuple | None = None
+        self.pointwise: tuple | None = None  # see pointwise_conv
 
 
 def prepare(info: NodeInfo) -> object:
@@ -127,25 +133,30 @@ def applies(settings, x: np.ndarray, w: np.ndarray) -> bool:
 
 
 
-def _tiles(s: Compiled, ow: int) -> np.ndarray:
-    """The node's constant depthwise filter ``[kh, kw, cm]`` repeated ``ow`` times along
-    its last axis (``[kh, kw, ow * cm]``, one output row's worth per tap); made once per
-    output width."""
-    t = s.tiles.get(ow)
-    if t is None:
-        t = s.tiles[ow] = np.tile(s.layout, (1, 1, ow))
+def _span(channels: int) -> int:
+    """The depthwise kernel's chunk length: a multiple of the output channels near
+    :data:`_SPAN` floats."""
+    return channels * max(1, _SPAN // channels)
+
+
+def _aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros (float32, C order) starting on a 64-byte boundary: the compiled kernels'
+    vector loads then never straddle two cache lines."""
+    size = int(np.prod(shape))
+    buf = np.zeros(size + 16, np.float32)
+    start = (-(buf.ctypes.data // 4)) % 16
+    return buf[start:start + size].reshape(shape)
+
+
+def _taps(w: np.ndarray, span: int) -> np.ndarray:
+    """Depthwise filter ``[1, kh, kw, cm]`` as the kernel's ``[kh * kw, stride]`` tiles:
+    each tap's ``cm`` values repeated to ``span`` (fresh C-order float32; ``stride`` is
+    the kernel's constant row stride when it fits, which its unrolled forms need)."""
+    _, kh, kw, cm = w.shape
+    stride = _STRIDE if span <= _STRIDE else span
+    t = _aligned((kh * kw, stride))
+    t[:, :span] = np.tile(w.reshape(kh * kw, cm), (1, span // cm))
     return t
-
-
-def _layouts(s: Compiled, w: np.ndarray, ow: int) -> tuple[np.ndarray, np.ndarray]:
-    """The depthwise filter's row tiles (:func:`_tiles`) and its taps times ``0.0`` (what
-    a tap on padding adds), both fresh C-order float32: prepared once for the node's
-    constant filter, else made from ``w`` now (any strides, e.g. a reversed view)."""
-    if w is s.filter:
-        return _tiles(s, ow), s.zeros
-    taps = w[0]
-    return (np.ascontiguousarray(np.tile(taps, (1, 1, ow))),
-            np.multiply(np.float32(0), taps, order="C"))
 
 
 def _epilogue(s: Compiled, channels: int, b):
@@ -170,68 +181,109 @@ def _make_epilogue(s: Compiled, channels: int, b):
     return b, True, s.lo, s.hi, s.rest, None
 
 
-def _finish(out: np.ndarray, act: int, late_bias) -> np.ndarray:
+def _finish(out: np.ndarray, act: int, late_bias, hard_swish=None) -> np.ndarray:
+    """What the compiled epilogue left: an odd bias, an activation other than a clamp,
+    then a fused HARD_SWISH (``hard_swish``: that node's settings)."""
     if late_bias is not None:
         out += late_bias
-    return fused(out, act)
+    out = fused(out, act)
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+
+
+def _plan(s: Compiled, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
+    """The kernel's geometry ``[sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw]`` and chunk
+    length for these input and filter shapes, made once per shapes."""
+    key = (x.shape, w.shape)
+    plan = s.windows.get(key)
+    if plan is None:
+        c, (_, kh, kw, cm) = x.shape[3], w.shape
+        if cm % c:
+            raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
+        geometry = window_geometry(s.geometry, s, x, kh, kw)
+        plan = s.windows[key] = (np.array([*geometry, cm // c, kh, kw], np.int64), _span(cm))
+    return plan
+
+
+def _bias_tiles(s: Compiled, b, cm: int, span: int):
+    """(bias repeated to ``span``, clamp bounds, activation and bias left for NumPy), kept
+    as the node's last bias (its constant: arrays are never mutated). No bias tiles as
+    -0.0, which adds nothing to any sum's bits."""
+    bias, has_bias, lo, hi, act, late_bias = _make_epilogue(s, cm, b)
+    tiles = _aligned((span,))
+    tiles[:] = np.tile(bias, span // cm) if has_bias else -0.0
+    made = (tiles, lo, hi, act, late_bias)
+    s.last_bias = (b, span, made)
+    return made
 
 
 def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
-    _, kh, kw, cm = w.shape
-    c = x.shape[3]
-    if cm % c:
-        raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")
-    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
-    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, cm, b)
-    tiles, zeros = _layouts(s, w, ow)
-    out = s.loader.module.depthwise_conv_2d(np.ascontiguousarray(x), tiles, zeros,
-                                            bias, has_bias,
-                                            lo, hi, sh, sw, dh, dw, pt, pl, oh, ow, cm // c)
-    return _finish(out, act, late_bias)
+    g, span = _plan(s, x, w)
+    if w is s.filter:
+        taps = s.taps
+        if taps is None:
+            taps = s.taps = _taps(w, span)
+    else:
+        taps = _taps(w, span)
+    last = s.last_bias
+    if last is not None and last[0] is b and last[1] == span:
+        bt, lo, hi, act, late_bias = last[2]
+    else:
+        bt, lo, hi, act, late_bias = _bias_tiles(s, b, w.shape[3], span)
+    out = s.loader.module.depthwise_conv_2d(
+        x if x.flags.c_contiguous else np.ascontiguousarray(x), taps, bt, lo, hi, g)
+    return out if act == NONE and late_bias is None else _finish(out, act, late_bias)
 
 
 class ConvEpilogue:
     """CONV_2D's epilogue on each block of its GEMM result, in place: bias and clamping
-    activation in one compiled pass; what the compiled pass leaves (another activation,
-    an odd bias) applied by NumPy to the whole output at the end."""
+    activation (then a fused HARD_SWISH: ``hard_swish``, that node's settings) in one
+    compiled pass; what the compiled pass leaves (another activation, an odd bias, and
+    then the HARD_SWISH) applied to the whole output at the end."""
 
-    def __init__(self, s: Compiled, channels: int, b):
+    def __init__(self, s: Compiled, channels: int, b, hard_swish=None):
         self.module = s.loader.module
         (self.bias, self.has_bias, self.lo, self.hi, self.act,
          self.late_bias) = _epilogue(s, channels, b)
+        self.pass_ = self.module.bias_activation
+        self.hard_swish = hard_swish
+        if hard_swish is not None and self.act == NONE and self.late_bias is None:
+            self.pass_, self.hard_swish = self.module.bias_activation_hard_swish, None
 
     def block(self, block: np.ndarray) -> None:
-        self.module.bias_activation(block.reshape(-1, block.shape[-1]), self.bias,
-                                    self.has_bias, self.lo, self.hi)
+        self.pass_(block.reshape(-1, block.shape[-1]), self.bias, self.has_bias, self.lo,
+                   self.hi)
 
     def rest(self, out: np.ndarray) -> np.ndarray:
-        return _finish(out, self.act, self.late_bias)
+        return _finish(out, self.act, self.late_bias, self.hard_swish)
 
 
-def conv_epilogue(s: Compiled, channels: int, b) -> ConvEpilogue:
-    return ConvEpilogue(s, channels, b)
+def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None) -> ConvEpilogue:
+    return ConvEpilogue(s, channels, b, hard_swish)
 
 
 def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
-           geometry: tuple[int, ...]) -> np.ndarray:
+           geometry: tuple[int, ...], rescale: tuple | None = None) -> np.ndarray:
     """The im2col rows ``[rows, kh * kw * c]`` of the outputs ``[b0:b1, y0:y1]`` of a
     float32 C-order ``x``, gathered into the start of ``scratch`` straight from ``x``
-    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``."""
+    (zeros where the window is on padding): the values of ``conv_gemm._patch_rows``.
+    ``rescale``: float32 ``(scale, shift)``, the rows of ``x * scale + shift`` instead."""
     kh, kw = geometry[:2]
     b0, b1, y0, y1 = span
     rows = (b1 - b0) * (y1 - y0) * geometry[-1]
     patches = scratch[:rows * kh * kw * x.shape[3]].reshape(rows, -1)
-    s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    if rescale is None:
+        s.loader.module.im2col(x, patches, b0, b1, y0, y1, *geometry)
+    else:
+        s.loader.module.im2col_affine(x, patches, b0, b1, y0, y1, *geometry, *rescale)
     return patches
 
 
-def bias_activation(s: Compiled, out: np.ndarray, b) -> np.ndarray:
+def bias_activation(s: Compiled, out: np.ndarray, b, hard_swish=None) -> np.ndarray:
     """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
-    activation in one pass, in place."""
-    bias, has_bias, lo, hi, act, late_bias = _epilogue(s, out.shape[-1], b)
+    activation (and a fused HARD_SWISH) in one pass, in place."""
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        s.loader.module.bias_activation(out.reshape(-1, out.shape[-1]), bias, has_bias, lo,
-                                        hi)
-    else:  # not the GEMM result this was made for: NumPy does it all
-        late_bias, act = b, s.get("fused_activation_function", 0)
-    return _finish(out, act, late_bias)
+        epilogue = ConvEpilogue(s, out.shape[-1], b, hard_swish)
+        epilogue.block(out)
+        return epilogue.rest(out)
+    # not the GEMM result this was made for: NumPy does it all
+    return _finish(out, s.get("fused_activation_function", 0), b, hard_swish)

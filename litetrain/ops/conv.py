@@ -32,7 +32,7 @@ from .common import (
     fused,
     pad_before_after,
 )
-from .conv_gemm import activate, chunked_conv
+from .conv_gemm import activate, chunked_conv, pointwise_conv, then
 from .grad import i32
 from .quantized.gemm import exact_depthwise, gemm_variant
 from .quantized.lib import hybrid_conv
@@ -52,11 +52,17 @@ def _prepare(info: NodeInfo) -> object:
     return None
 
 
-def conv_2d(attrs, x, w, b=None):
+def conv_2d(attrs, x, w, b=None, *, hard_swish=None):
+    """``hard_swish``: the settings of a HARD_SWISH node fused after this one
+    (:mod:`litetrain.runtime.epilogue`; the same bits as running it separately)."""
     if xnnpack_float.applies(attrs, x, w, b):
-        return xnnpack_float.conv_2d(attrs, x, w, b)
+        return then(xnnpack_float.conv_2d(attrs, x, w, b), hard_swish)
+    if attrs.__class__ is compiled.Compiled:
+        out = pointwise_conv(attrs, x, w, b, hard_swish)
+        if out is not None:
+            return out
     if builtin_float.applies(attrs, x, w, b):
-        return builtin_float.conv_2d(attrs, x, w, b)
+        return then(builtin_float.conv_2d(attrs, x, w, b), hard_swish)
     c = x.shape[3]
     _, kh, kw, ci = w.shape
     if c % ci:
@@ -67,8 +73,8 @@ def conv_2d(attrs, x, w, b=None):
         out = _patch_gemm(im2col(x, kh, kw, attrs, dh, dw), w, groups)
         if b is not None:
             out += b
-        return activate(out, attrs.get("fused_activation_function", 0))
-    return chunked_conv(attrs, x, w, b, compiled.applies(attrs, x, w))
+        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish)
+    return chunked_conv(attrs, x, w, b, compiled.applies(attrs, x, w), hard_swish)
 
 
 def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import compiled
+from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
 from .windows import padded
 
@@ -51,27 +52,34 @@ def chunks(n: int, oh: int, lines: int):
                 yield b0, b0 + 1, y0, min(oh, y0 + lines)
 
 
-def chunked_conv(attrs, x, w, b, fast: bool):
+def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None):
     """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
     patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
     times the filter in one GEMM written into the output, then bias and clamping
     activation on that block. ``fast``: the patches gathered and the epilogue applied by
     compiled kernels (:mod:`.compiled`) — same patch values, same GEMM calls, same
-    elementwise operations, so the same bits."""
+    elementwise operations, so the same bits. ``hard_swish``: the settings of a
+    HARD_SWISH node fused after the convolution (:mod:`litetrain.runtime.epilogue`),
+    applied in place, in the compiled epilogue when it can be. ``rescale``: float32
+    ``(scale, shift)`` of an input rescaling fused before it (:mod:`litetrain.runtime.
+    prologue`): the patches of ``x * scale + shift``; only with ``fast`` and a window
+    that needs patches (not 1×1 stride 1)."""
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
     filt = compiled.gemm_filter(attrs, w)
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     pointwise = kh == kw == sh == sw == 1
+    if rescale is not None and (pointwise or not fast):
+        raise ValueError("an input rescaling is fused only into compiled patch gathering")
     dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
-    if pointwise and n * h * wd * (c + o) * dtype.itemsize <= _CHUNK_BYTES:
+    if pointwise and _one_chunk(x, o, dtype):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
-            return compiled.bias_activation(attrs, out, b)
+            return compiled.bias_activation(attrs, out, b, hard_swish)
         if b is not None:
             out += b
-        return activate(out, attrs.get("fused_activation_function", 0))
+        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish)
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
@@ -79,7 +87,7 @@ def chunked_conv(attrs, x, w, b, fast: bool):
     k = kh * kw * c
     if fast:
         x = np.ascontiguousarray(x)
-        finish = compiled.conv_epilogue(attrs, o, b)
+        finish = compiled.conv_epilogue(attrs, o, b, hard_swish)
         scratch = None
     else:
         finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
@@ -92,13 +100,67 @@ def chunked_conv(attrs, x, w, b, fast: bool):
             if scratch is None:
                 scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
             patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
-                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow))
+                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow), rescale)
         else:
             patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
                                   (b0, b1, y0, y1))
         np.matmul(patches, filt, out=block.reshape(-1, o))
         finish.block(block)
-    return finish.rest(out)
+    out = finish.rest(out)
+    return out if fast else then(out, hard_swish)
+
+
+def then(out: np.ndarray, hard_swish) -> np.ndarray:
+    """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none) applied in
+    place."""
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+
+
+def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
+    """CONV_2D's result when it is :func:`chunked_conv`'s one-chunk 1×1 stride-1 case
+    (most convolutions at batch 1) on a node prepared with compiled kernels, loaded, whose
+    epilogue leaves nothing to NumPy; else ``None`` (the general path then runs).
+
+    The same calls as that path — ``x.reshape(-1, c) @ gemm``, then the epilogue kernel
+    on the result — without redoing per call what the node's input shape, bias and fused
+    HARD_SWISH decide: that is worked out once and kept for the last ones seen."""
+    if x.__class__ is not np.ndarray or x.dtype != np.float32 or w is not s.filter:
+        return None
+    p = s.pointwise
+    if p is None or p[0] != x.shape or p[1] is not b or p[2] is not hard_swish:
+        if s.loader is None or s.loader.module is None:
+            return None  # (the general path's check starts loading them)
+        p = s.pointwise = (x.shape, b, hard_swish, *_pointwise(s, x, b, hard_swish))
+    kernel, args, rows, shape = p[3:]
+    if kernel is None:
+        return None
+    out = x.reshape(rows) @ s.gemm
+    kernel(out, *args)
+    return out.reshape(shape)
+
+
+def _pointwise(s, x: np.ndarray, b, hard_swish) -> tuple:
+    """What :func:`pointwise_conv` does for this input shape, bias and fused HARD_SWISH:
+    (epilogue kernel, its arguments after the output, the input's GEMM shape, the
+    output's shape), or ``(None,) * 4`` when the general path must run."""
+    none = (None,) * 4
+    if s.gemm is None or x.ndim != 4:
+        return none
+    o, kh, kw, ci = s.filter.shape
+    if ((kh, kw, s["stride_h"], s["stride_w"], x.shape[3]) != (1, 1, 1, 1, ci)
+            or not _one_chunk(x, o, np.float32)):
+        return none
+    e = compiled.conv_epilogue(s, o, b, hard_swish)
+    if e.act != NONE or e.late_bias is not None or e.hard_swish is not None:
+        return none
+    n, h, wd, c = x.shape
+    return e.pass_, (e.bias, e.has_bias, e.lo, e.hi), (n * h * wd, c), (n, h, wd, o)
+
+
+def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:
+    """A 1×1 stride-1 convolution of ``x`` to ``o`` channels runs as one chunk."""
+    n, h, wd, c = x.shape
+    return n * h * wd * (c + o) * np.dtype(dtype).itemsize <= _CHUNK_BYTES
 
 
 def _patch_rows(x, geometry, span) -> np.ndarray:

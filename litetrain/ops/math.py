@@ -23,6 +23,10 @@ def _into(ufunc: np.ufunc):
     return lambda operand: (lambda attrs, x: ufunc(x, out=x))
 
 
+def _into_out(ufunc: np.ufunc):
+    return lambda attrs, x, out: ufunc(x, out=out)
+
+
 def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False,
         integer=None) -> OpDef:
     """``integer``: a builder of the op's own integer variant from the lookup-table one."""
@@ -32,7 +36,8 @@ def _op(name, fn, options=None, *, vjp=None, ufunc=None, quantized=False,
         variant = lut(kernel) if integer is None else integer(lut(kernel))
     return OpDef(name, kernel, options, shape=same_as(0), vjp=None if vjp is None else unary(vjp),
                  fresh_output=True, shape_inputs=(), in_place=None if ufunc is None else
-                 _into(ufunc), integer=None if variant is None else tabulated(variant))
+                 _into(ufunc), into=None if ufunc is None else _into_out(ufunc),
+                 integer=None if variant is None else tabulated(variant))
 
 
 OPS = [

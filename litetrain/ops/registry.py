@@ -15,7 +15,8 @@ by op name. It declares
 * its **integer** and **hybrid** kernels (:class:`Variant`, each with its own prepare that
   computes multipliers and shifts once), or ``passthrough`` when it moves integers
   unchanged, and the quantizer's facts (``weight_axis``, ``output_quantization``);
-* planning facts: ``stateful``, ``fresh_output``, ``shape_inputs``, ``in_place``.
+* planning facts: ``stateful``, ``fresh_output``, ``shape_inputs``, ``in_place``,
+  ``into``.
 
 Kernel convention: ``kernel(settings, *inputs) -> array | tuple[array, ...]``, where
 ``settings`` is the node's attrs (exactly what the file says, read-only) unless the op
@@ -130,6 +131,10 @@ class OpDef:
     # ``in_place(operand)`` returns a kernel that writes its result into input
     # ``operand`` (same values, bit for bit); ``None`` when the op cannot.
     in_place: Callable[[int], Callable | None] | None = None
+    # ``into(settings, *inputs, out=array)``: the float kernel writing its one result into
+    # ``out`` (C-contiguous, the result's shape and dtype) and returning it, bit for bit
+    # the kernel's result (the runtime then reuses that memory from run to run).
+    into: Callable | None = None
     # Input positions whose *values* (not just shapes) decide the output shape, e.g. the
     # shape operand of RESHAPE. ``None`` means "not declared": prepare-time folding then
     # assumes every non-float input may matter, which is safe but folds less.

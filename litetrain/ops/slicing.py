@@ -120,6 +120,24 @@ def pad(attrs, x, paddings, constant=None):
     return np.pad(x, p, constant_values=value)
 
 
+def _pad_into(attrs, x, paddings, constant=None, *, out):
+    """PAD writing into ``out``: the borders set to the constant, the input copied in
+    (np.pad's values: the constant is cast to the output's type either way)."""
+    p = np.asarray(paddings).reshape(-1, 2).tolist()
+    if len(p) != x.ndim or min(min(r) for r in p) < 0 or out.shape != tuple(
+            s + b + a for s, (b, a) in zip(x.shape, p, strict=True)):
+        return pad(attrs, x, paddings, constant)
+    value = constant.reshape(()).item() if constant is not None else 0
+    for axis, (before, after) in enumerate(p):
+        lead = (slice(None),) * axis
+        if before:
+            out[(*lead, slice(0, before))] = value
+        if after:
+            out[(*lead, slice(out.shape[axis] - after, None))] = value
+    out[tuple(slice(b, b + s) for (b, _), s in zip(p, x.shape, strict=True))] = x
+    return out
+
+
 def mirror_pad(attrs, x, paddings):
     p = np.asarray(paddings).reshape(-1, 2).tolist()
     return np.pad(x, p, mode="reflect" if attrs.get("mode", 0) == 0 else "symmetric")
@@ -417,10 +435,10 @@ OPS = [
     OpDef("split_v", split_v, "SplitVOptions", shape=_split_v_shape, shape_inputs=(1, 2),
           num_outputs=None, **_MOVES),
     OpDef("pad", pad, "PadOptions", shape=_pad_shape, vjp=_pad_vjp,
-          integer=integer(_pad_integer),
+          integer=integer(_pad_integer), fresh_output=True, into=_pad_into,
           output_quantization="same_as_input", shape_inputs=(1,)),
     OpDef("padv2", pad, "PadV2Options", shape=_pad_shape, vjp=_pad_vjp,
-          integer=integer(_pad_integer),
+          integer=integer(_pad_integer), fresh_output=True, into=_pad_into,
           shape_inputs=(1,)),
     OpDef("mirror_pad", mirror_pad, "MirrorPadOptions", shape=_pad_shape, shape_inputs=(1,),
           **_MOVES),

@@ -14,7 +14,8 @@ the operands' elements at its broadcast position — run by their float kernel; 
 element meets the same vector element as before, in the same operand order. A big
 operand that arrives non-contiguous (no reshape view of it exists) takes the op's kernel
 unchanged. In-place forms (:mod:`.inplace`) write through the reshaped view, i.e. into
-the big operand itself.
+the big operand itself, and forms writing into a kept buffer (:mod:`.arena`) through
+the buffer's.
 """
 
 from __future__ import annotations
@@ -65,7 +66,11 @@ def _tiled_step(step: Step, values: list) -> Step | None:
     kernel = functools.partial(_tiled, step.kernel, big_pos, reps, big.shape, shape2d)
     in_place = None if step.in_place is None else functools.partial(
         _tiled_in_place, step.in_place, big_pos, reps, big.shape, shape2d)
-    return replace(step, kernel=kernel, in_place=in_place)
+    into = step.out_form()
+    if into is not None:
+        into = functools.partial(_tiled_into, into, big_pos, reps, big.shape, shape2d)
+    return replace(step, kernel=kernel, in_place=in_place, into=into,
+                   into_for=kernel if into is not None else None)
 
 
 def _repeats(big: np.ndarray, small: np.ndarray) -> int | None:
@@ -98,6 +103,16 @@ def _tiled(kernel: Callable, big_pos: int, reps: int, shape: tuple[int, ...],
     if ops is None:
         return kernel(attrs, a, b)
     return kernel(attrs, *ops).reshape(shape)
+
+
+def _tiled_into(into: Callable, big_pos: int, reps: int, shape: tuple[int, ...],
+                shape2d: tuple[int, int], attrs, a, b, *, out):
+    """The form writing into ``out`` (see :mod:`.arena`), through its ``[rows, c·k]``
+    view."""
+    ops = _operands(big_pos, reps, shape, shape2d, a, b)
+    if ops is None:
+        return into(attrs, a, b, out=out)
+    return into(attrs, *ops, out=out.reshape(shape2d)).reshape(shape)
 
 
 def _tiled_in_place(in_place: Callable[[int], Callable | None], big_pos: int, reps: int,

@@ -203,7 +203,8 @@ def fuse_gradient_chains(steps: list[Step], values: list, outputs: set[int]) -> 
                                    chain)
         out[pos] = replace(step, op=f"{step.op}[{chain.name}]", kernel=kernel, inputs=inputs,
                            settings=settings, fresh=True,
-                           in_place=functools.partial(_in_place, chain, kernel))
+                           in_place=functools.partial(_in_place, chain, kernel),
+                           into=kernel, into_for=kernel)
         dropped.update(inner)
         taken.update((pos, *inner))
     return [s for p, s in enumerate(out) if p not in dropped]

@@ -62,7 +62,8 @@ def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> l
     for pos, step in enumerate(steps):
         operand = _reusable_operand(step, pos, values, fresh, groups, last_read, escaped)
         kernel = None if operand is None or step.in_place is None else step.in_place(operand)
-        rewritten.append(step if kernel is None else replace(step, kernel=kernel))
+        rewritten.append(step if kernel is None else
+                         replace(step, kernel=kernel, writes_into=step.inputs[operand]))
     return rewritten
 
 

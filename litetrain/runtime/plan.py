@@ -11,6 +11,7 @@ the steps for those shapes (:mod:`.simplify`); later runs with the same shapes r
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..errors import InvokeError, LitetrainError, ModelFormatError, UnsupportedO
 from ..ir import OMITTED, Model, Node, Subgraph
 from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
+from .arena import reuse_buffers
 from .fold import foldable_nodes, shape_key
 from .liveness import is_stand_in, release_points, stand_in
 from .program import Instruction, compile_steps
@@ -76,10 +78,13 @@ class Plan:
         self.foldable = foldable_nodes(sg)
         # Per input shapes: the specialised steps, the constants folded for them, per
         # step the values that can be dropped after it (see .liveness), and the steps
-        # compiled for the loop (see .program).
-        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list, list]] = \
+        # compiled for the loop (see .program): with large results in kept buffers (see
+        # .arena), and without, for a run that starts while another one of this plan
+        # is under way (another thread; the buffers are the running one's).
+        self._per_shapes: OrderedDict[tuple, tuple[list[Step], list, list, list, list]] = \
             OrderedDict()
         self._whole: list[Instruction] | None = None  # self.steps compiled, no drops
+        self._buffers_free = threading.Lock()
 
     def _node_info(self, node: Node, where: str, aliasing: set[int]) -> NodeInfo:
         """What prepare may know about a node: types, static shapes (-1 where dynamic),
@@ -109,7 +114,12 @@ class Plan:
         cached = self._per_shapes.get(key)
         if cached is not None:
             self._per_shapes.move_to_end(key)
-            return self._execute(cached[3], cached[1], ctx, feeds)
+            if not self._buffers_free.acquire(blocking=False):
+                return self._execute(cached[4], cached[1], ctx, feeds)
+            try:
+                return self._execute(cached[3], cached[1], ctx, feeds)
+            finally:
+                self._buffers_free.release()
         if self.keep_all_tensors:
             if self._whole is None:
                 self._whole = compile_steps(self.steps, None)
@@ -126,7 +136,9 @@ class Plan:
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
         drops = release_points(steps, kept)
-        self._per_shapes[key] = (steps, constants, drops, compile_steps(steps, drops))
+        kept_buffers = reuse_buffers(steps, values, self.subgraph.outputs)
+        self._per_shapes[key] = (kept_buffers, constants, drops,
+                                 compile_steps(kept_buffers, drops), compile_steps(steps, drops))
         if len(self._per_shapes) > _FOLDED_SHAPES_KEPT:
             self._per_shapes.popitem(last=False)
         return [None if is_stand_in(v) else v for v in values]
@@ -212,12 +224,14 @@ def _prepared(k: int, node: Node, opdef: OpDef, info: NodeInfo, where: str) -> S
         variant = None if opdef.stateful else quantized.select(opdef, info)
         if variant is None:
             kernel, settings = opdef.kernel, opdef.settings(info)
-            fresh, in_place = opdef.fresh_output, opdef.in_place
+            fresh, in_place, into = opdef.fresh_output, opdef.in_place, opdef.into
         else:
-            kernel, settings, fresh, in_place = variant.kernel, variant.prepare(info), False, None
+            kernel, settings, fresh, in_place, into = (variant.kernel, variant.prepare(info),
+                                                       False, None, None)
     except LitetrainError:
         raise
     except Exception as e:
         raise ModelFormatError(f"{where}: cannot be prepared: {e or type(e).__name__}") from None
     return Step(k, node.op, kernel, opdef.stateful, node.inputs, node.outputs,
-                tuple(t.dtype for t in info.outputs), settings, fresh, in_place)
+                tuple(t.dtype for t in info.outputs), settings, fresh, in_place,
+                into=into, into_for=kernel if into is not None else None)

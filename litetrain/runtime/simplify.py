@@ -10,10 +10,15 @@ Passes, in the order a plan applies them:
   identity RESHAPEs are dropped, ``MUL(NEG(x), s)`` with a scalar ``s`` becomes
   ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
   matmul's bias ADD and fused activation run in place on the matmul's result, the
-  masked, LOGISTIC and TANH gradient chains of gradient rules run as one step each (see
-  :mod:`.fused`), a per-channel vector broadcast over a large array runs over long tiled rows (see
-  :mod:`.channels`), and elementwise steps write into an operand that dies there (see
-  :mod:`.inplace`).
+  tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
+  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
+  HARD_SWISH runs inside the convolution or ADD making its input (see :mod:`.epilogue`),
+  an input's rescaling (MUL and ADD by constants) is applied while the convolution reading
+  it gathers its patches (see :mod:`.prologue`), a squeeze-and-excitation MUL by a
+  per-image channel vector runs compiled (see :mod:`.se_scale`), a per-channel vector
+  broadcast over a large array runs over long tiled rows (see :mod:`.channels`), and
+  elementwise steps write into an operand that dies there (see :mod:`.inplace`). The plan
+  then writes large results into buffers kept from run to run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -31,8 +36,12 @@ import numpy as np
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
 from .channels import tile_channel_vectors
+from .epilogue import fuse_activations
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
+from .pool_grad import fuse_max_pool_grads
+from .prologue import fuse_input_rescaling
+from .se_scale import scale_per_image_channels
 from .step import Step
 
 T = TypeVar("T")
@@ -70,7 +79,11 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _drop_identities(steps, values, outputs)
     steps = _fold_neg_into_mul(steps, values, outputs)
     steps = _fuse_bias_into_matmul(steps, values, outputs)
+    steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_activations(steps, values, outputs)
+    steps = fuse_input_rescaling(steps, values, outputs)
+    steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)
     return in_place_steps(steps, values, outputs)
 
@@ -152,12 +165,17 @@ def _fold_neg_into_mul(steps: list[Step], values: list, outputs: set[int]) -> li
             return None
         return replace(mul, op="mul(neg)", kernel=_mul_by_negated,
                        inputs=(neg.inputs[0], other), fresh=True,
-                       in_place=_mul_by_negated_into)
+                       in_place=_mul_by_negated_into, into=_mul_by_negated_out,
+                       into_for=_mul_by_negated)
     return _fuse_pairs(steps, values, outputs, "neg", "mul", build)
 
 
 def _mul_by_negated(attrs, x, s):
     return np.multiply(x, np.negative(s))
+
+
+def _mul_by_negated_out(attrs, x, s, out):
+    return np.multiply(x, np.negative(s), out=out)
 
 
 def _mul_by_negated_into(operand: int):

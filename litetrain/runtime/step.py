@@ -33,3 +33,10 @@ class Step:
     settings: object
     fresh: bool = False
     in_place: Callable[[int], Callable | None] | None = None
+    writes_into: int | None = None
+    into: Callable | None = None
+    into_for: Callable | None = None
+
+    def out_form(self) -> Callable | None:
+        """The kernel's form writing into a given array, if it has one."""
+        return self.into if self.into is not None and self.into_for is self.kernel else None

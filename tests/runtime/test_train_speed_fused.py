@@ -154,7 +154,8 @@ def test_relu_max_pool_cnn_is_identical_and_fused(monkeypatch):
     m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
                      optimizer=lt.optimizers.SGD(0.1))
     _same_run(lt.convert(m), _train_infer_calls((24, 24, 2), 3, [40, 40, 1, 40]))
-    assert {"masked", "masked_greater"} <= set(seen)
+    # the max-pool gradient's masks are fused with it (tests/runtime/test_pool_grad.py)
+    assert "masked_greater" in seen
 
 
 def test_batch_norm_cnn_is_identical_and_fused(monkeypatch):

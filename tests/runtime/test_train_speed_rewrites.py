@@ -25,7 +25,8 @@ def _step(op: str, a_shape, b_shape, out_shape, a=0, b=1) -> tuple[Step, list]:
               np.zeros(out_shape, np.float32)]
     return Step(index=0, op=op, kernel=opdef.kernel, stateful=False, inputs=(a, b),
                 outputs=(2,), out_dtypes=(np.dtype(np.float32),), settings={},
-                fresh=True, in_place=opdef.in_place), values
+                fresh=True, in_place=opdef.in_place, into=opdef.into,
+                into_for=opdef.kernel), values
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
@@ -75,6 +76,27 @@ def test_tiled_in_place_form_writes_into_the_big_operand(op, rng):
     got = tiled.in_place(0)({}, target, v)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(target, want)  # written into operand 0 itself
+
+
+@pytest.mark.parametrize("op", ["sub", "mul"])
+@pytest.mark.parametrize("big_first", [True, False])
+def test_tiled_into_form_writes_into_the_given_buffer(op, big_first, rng):
+    """The form a kept buffer (runtime/arena.py) takes: the op's bits, in that buffer."""
+    shapes = ((8, 16, 16, 16), (16,)) if big_first else ((16,), (8, 16, 16, 16))
+    step, values = _step(op, *shapes, (8, 16, 16, 16))
+    tiled = channels._tiled_step(step, values)
+    ops = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    want = step.kernel({}, *ops)
+    out = np.full(want.shape, np.nan, np.float32)
+    got = tiled.out_form()({}, *ops, out=out)
+    assert np.shares_memory(got, out) and got.shape == want.shape
+    np.testing.assert_array_equal(_bits(out), _bits(want))
+    wide = np.zeros((8, 16, 16, 32), np.float32)  # a strided big operand: the op's kernel
+    wide[..., ::2] = ops[0 if big_first else 1]
+    strided = [wide[..., ::2], ops[1]] if big_first else [ops[0], wide[..., ::2]]
+    out[...] = np.nan
+    np.testing.assert_array_equal(_bits(tiled.out_form()({}, *strided, out=out)),
+                                  _bits(want))
 
 
 @pytest.mark.parametrize(("big", "small"), [((2, 4, 4, 16), (16,)),      # too small to pay

@@ -9,7 +9,9 @@
   ``dy = a * b`` (a recurrent step's gate cotangents);
 * :func:`affine`: ``(x * s) + b`` per channel — batch norm's output;
 * :func:`batch_norm_grad`: ``(dy * s) + ((xc * k1) + k0)`` per channel — batch norm's
-  input gradient.
+  input gradient;
+* :func:`max_pool_grad`: MAX_POOL_2D's gradient over tiling windows
+  (:mod:`litetrain.runtime.pool_grad`).
 
 Flat float32 (``mask``: bool) arrays of one size, or (per channel) ``[rows, channels]``
 arrays and ``[channels]`` vectors; ``s`` and ``t`` are float32 scalars; ``out`` may be
@@ -40,6 +42,15 @@ def _arrays(*kinds):
 
 
 _B = types.boolean
+
+
+def _arrays4(*kinds):
+    """As :func:`_arrays`, for C-contiguous 4-D arrays."""
+    sigs = []
+    for mask in range(1 << len(kinds)):
+        sigs.append(tuple(types.Array(k, 4, "C", readonly=bool(mask >> n & 1))
+                          for n, k in enumerate(kinds)))
+    return sigs
 
 
 @numba.njit([(*a, _F32[::1]) for a in _arrays(_F32, _B)], **_JIT)
@@ -121,4 +132,28 @@ def tanh_grad_of_product(a, b, y, s, out):
     for k in range(a.size):
         v = y[k]
         out[k] = (a[k] * b[k]) * (s - v * v)
+    return out
+
+
+@numba.njit([(*a, types.int64, types.int64, _F32[:, :, :, ::1])
+             for a in _arrays4(_F32, _F32, _F32)], **_JIT)
+def max_pool_grad(x, y, dy, kh, kw, out):
+    """MAX_POOL_2D's gradient over tiling ``kh × kw`` windows: each window's cotangent
+    ``dy`` times 1.0 at the first tap (row-major) equal to the window's maximum ``y``,
+    times 0.0 at the others (``runtime/pool_grad.py``'s chain, in one pass, writing the
+    output row by row)."""
+    n, oh, ow, c = dy.shape
+    one, zero = np.float32(1.0), np.float32(0.0)
+    taken = np.empty((ow, c), np.bool_)
+    for b in range(n):
+        for r in range(oh):
+            taken[:, :] = False
+            for i in range(kh):
+                xr, orow = x[b, r * kh + i], out[b, r * kh + i]
+                for q in range(ow):
+                    for j in range(kw):
+                        for ch in range(c):
+                            hit = (xr[q * kw + j, ch] == y[b, r, q, ch]) and not taken[q, ch]
+                            taken[q, ch] = taken[q, ch] or hit
+                            orow[q * kw + j, ch] = dy[b, r, q, ch] * (one if hit else zero)
     return out

@@ -1,0 +1,99 @@
+"""Activations fused into the step that makes their input (a :func:`.simplify.specialise`
+pass, once per input shapes).
+
+A float HARD_SWISH node whose input is the float32 result of a CONV_2D,
+DEPTHWISE_CONV_2D or ADD step that nothing else reads (MobileNetV3 has one after nearly
+every convolution) runs inside that step: one step instead of two, no second output
+array, and for CONV_2D in the epilogue its GEMM blocks already get (bias, clamp, then
+HARD_SWISH on each block while it is in cache: :class:`litetrain.ops.compiled.ConvEpilogue`).
+Other producers' results get HARD_SWISH in place right after they are made
+(:func:`litetrain.ops.activations.hard_swish_in_place`).
+
+Invariant: the same bits as the two steps. HARD_SWISH is elementwise and reads only the
+producer's stored float32 results, and the fused forms compute each result from that
+value with the separate node's float32 operations in its order (NumPy's ufuncs in place,
+or the same arithmetic compiled: :func:`litetrain.ops.fast.activations.hard_swish_value`).
+The fused step runs where the producer ran and writes the HARD_SWISH node's output; the
+producer's own output tensor gets no value (nothing read it).
+
+Left alone: HARD_SWISH in TF Lite's float order (the builtin resolvers), integer
+kernels (either step), producers whose result is a subgraph output, read twice, not
+float32 or not of the HARD_SWISH output's shape. ``experimental_preserve_all_tensors``
+skips every specialisation, so each tensor keeps its own value there.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+
+import numpy as np
+
+from ..ops import builtin_float, lookup, xnnpack_float
+from ..ops.activations import hard_swish_in_place
+from ..ops.conv import conv_2d
+from .step import Step
+
+_F32 = np.dtype(np.float32)
+_PRODUCERS = ("conv_2d", "depthwise_conv_2d", "add")
+
+
+def fuse_activations(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``steps`` with each HARD_SWISH step described above run inside its producer's."""
+    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
+    readers: dict[int, int] = {}
+    for s in steps:
+        for i in s.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    out, dropped = list(steps), set()
+    for pos, step in enumerate(steps):
+        if not _float_hard_swish(step, values):
+            continue
+        (x,) = step.inputs
+        p = producer.get(x)
+        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
+            continue
+        first = out[p]
+        if not _fusable_producer(first, values, values[step.outputs[0]]):
+            continue
+        out[p] = replace(first, op=f"{first.op}+hard_swish", kernel=_fused(first, step),
+                         outputs=step.outputs, out_dtypes=step.out_dtypes, fresh=True,
+                         in_place=None)
+        dropped.add(pos)
+    return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _float_hard_swish(step: Step, values: list) -> bool:
+    """A HARD_SWISH step with its float kernel, not in TF Lite's or XNNPACK's order,
+    float32 out."""
+    if (step.op != "hard_swish" or len(step.inputs) != 1 or len(step.outputs) != 1
+            or step.kernel is not lookup("hard_swish").kernel
+            or step.settings.__class__ in (builtin_float.TfOrder, xnnpack_float.XnnOrder)):
+        return False
+    y = values[step.outputs[0]]
+    return isinstance(y, np.ndarray) and y.dtype == _F32
+
+
+def _fusable_producer(step: Step, values: list, y: np.ndarray) -> bool:
+    """A pure single-output step of a producer op with its float kernel (not an integer
+    or hybrid variant, not already fused), whose fresh float32 result has ``y``'s
+    shape, with float32 operands."""
+    if (step.op not in _PRODUCERS or step.stateful or not step.fresh
+            or len(step.outputs) != 1 or step.kernel is not lookup(step.op).kernel):
+        return False
+    v = values[step.outputs[0]]
+    # every operand float32 too: the kernel's own result is then float32 (a float64
+    # one would get HARD_SWISH in float64 before the plan's cast to the declared type)
+    operands = [values[i] for i in step.inputs if i >= 0]
+    return (isinstance(v, np.ndarray) and v.dtype == _F32 and v.shape == y.shape
+            and all(isinstance(a, np.ndarray) and a.dtype == _F32 for a in operands))
+
+
+def _fused(first: Step, hard_swish: Step):
+    if first.op == "conv_2d":
+        return functools.partial(conv_2d, hard_swish=hard_swish.settings)
+    return functools.partial(_then_hard_swish, first.kernel, hard_swish.settings)
+
+
+def _then_hard_swish(kernel, hard_swish, settings, *inputs):
+    return hard_swish_in_place(hard_swish, kernel(settings, *inputs))
