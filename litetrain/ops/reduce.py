@@ -120,7 +120,7 @@ def _mean_prepare(info: NodeInfo):
 def _mean_kernel(attrs, x, axis):
     """MEAN: XNNPACK's order when prepared so (:mod:`.xnnpack_float`); the compiled mean
     over height and width when prepared so and loaded (same bits), else NumPy's."""
-    if xnnpack_float.applies(attrs, x):
+    if xnnpack_float.applies(attrs, x) and x.ndim == 4 and x.shape[1] * x.shape[2]:
         return xnnpack_float.mean(attrs, x, axis)
     if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray and x.ndim == 4
             and x.dtype == np.float32 and x.shape[1] * x.shape[2] > 0

@@ -313,8 +313,9 @@ def hard_swish(settings: XnnOrder, x: np.ndarray) -> np.ndarray:
 
 
 def mean(settings: XnnOrder, x: np.ndarray, axis) -> np.ndarray:
-    """MEAN over height and width as XNNPACK's f32 global average pooling computes it."""
-    if axes(axis, 4) not in ((1, 2), (2, 1)) or x.shape[1] * x.shape[2] == 0:
+    """MEAN over height and width (``h * w > 0``) as XNNPACK's f32 global average pooling
+    computes it."""
+    if axes(axis, 4) not in ((1, 2), (2, 1)):
         raise ValueError(f"prepared for a mean over axes 1 and 2, got axes {axis}")
     n, h, wd, c = x.shape
     jit = settings.compiled()

@@ -3,9 +3,14 @@
 Each computes exactly what its NumPy form does: the same float32 operations in the same
 order. The fused multiply-adds call LLVM's ``llvm.fma.f32`` (one rounding of ``a * b +
 c``, as the NumPy form's round-to-odd emulation); nothing else is fused (no fast-math, so
-LLVM contracts no other product and sum). Loops run over output channels innermost, each
-output's chain of fused multiply-adds in the NumPy form's tap order, so LLVM can
-vectorise across channels without reordering any sum.
+LLVM contracts no other product and sum). Each output's chain of fused multiply-adds runs
+in the NumPy form's tap order; only independent outputs go side by side:
+
+* :func:`conv`: XNNPACK's own microkernel shape — four output pixels by sixteen output
+  channels of accumulators held in registers (:class:`Vec16`, LLVM's ``<16 x float>``,
+  with ``llvm.fma.v16f32``), the filter packed per sixteen channels at prepare;
+* :func:`depthwise`: an output row at a time, channels innermost (LLVM vectorises them);
+* :func:`hard_swish`, :func:`mean_hw`: one pass each.
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ def _clamp16(typingctx, v, lo, hi):
 _INPUTS = [functools.partial(types.Array, _F32, layout="C", readonly=ro) for ro in (False, True)]
 
 
-_BLOCK = 128  # output pixels a pass: their patches and sums stay in the L1 cache
+_BLOCK = 128  # patches gathered at a time (in the L1 cache)
 _INTS = (types.intp,) * 10  # kh, kw, stride_h, stride_w, dilation_h, dilation_w,
 #                             pad_top, pad_left, out_h, out_w
 
@@ -184,7 +189,8 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     the bias, then one fused multiply-add per tap and input channel in that order (taps
     in the padding multiply zeros, as XNNPACK's zero buffer and the NumPy form's padded
     copy), then the clamp to ``[lo, hi]``. A 1×1 stride-1 convolution reads its input as
-    the patches; others gather ``_BLOCK`` patches at a time."""
+    the patches; others gather ``_BLOCK`` patches at a time (a row of taps inside the
+    input, undilated, as one contiguous run)."""
     n, h, w, ci = x.shape
     k_all = kh * kw * ci
     pixels = n * oh * ow
@@ -195,6 +201,7 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
         _tiles(x.reshape(pixels, ci), pixels, wpack, bpack, lo, hi, out, 0, scratch)
         return out.reshape(n, oh, ow, o)
     patch = np.empty((_BLOCK, k_all), np.float32)
+    xf = x.reshape(-1)
     zero = np.float32(0.0)
     for p0 in range(0, pixels, _BLOCK):
         rows = min(_BLOCK, pixels - p0)
@@ -202,11 +209,19 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
             b, r = divmod(p0 + q, oh * ow)
             oy, ox = divmod(r, ow)
             dst = patch[q]
+            x0 = ox * sw - pl
+            run = dw == 1 and x0 >= 0 and x0 + kw <= w  # the taps of a row: one run
             k = 0
             for ky in range(kh):
                 iy = oy * sh + ky * dh - pt
+                if run and 0 <= iy < h:
+                    src = xf[((b * h + iy) * w + x0) * ci:((b * h + iy) * w + x0 + kw) * ci]
+                    for t in range(kw * ci):
+                        dst[k + t] = src[t]
+                    k += kw * ci
+                    continue
                 for kx in range(kw):
-                    ix = ox * sw + kx * dw - pl
+                    ix = x0 + kx * dw
                     if 0 <= iy < h and 0 <= ix < w:
                         src = x[b, iy, ix]
                         for c in range(ci):
