@@ -11,7 +11,7 @@ import pytest
 
 import litetrain as lt
 from litetrain.ir import Quantization
-from litetrain.ops.evaluate import evaluate
+from litetrain.ops.evaluate import evaluate, node_info
 from litetrain.ops.quantized.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
@@ -19,7 +19,9 @@ from litetrain.ops.quantized.fixed_point import (
 )
 from litetrain.ops.quantized.lib import requantize_float
 from litetrain.ops.quantized.params import QParams
+from litetrain.ops.registry import lookup
 from litetrain.tflite.writer import write_model
+from tests.bits import same_bits
 from tests.conftest import FIXTURES, run_kernel
 
 INFERENCE = FIXTURES / "inference"
@@ -199,3 +201,26 @@ def test_missing_per_channel_axis_fails_at_load():
         t.quantization.scale, t.quantization.zero_point, 7))
     with pytest.raises(lt.ModelFormatError, match="quantized_dimension 7 does not exist"):
         lt.Interpreter(model_content=write_model(model))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])  # symmetric, asymmetric inputs
+@pytest.mark.parametrize("act", [0, 1, 3])
+def test_hybrid_pointwise_conv_as_one_gemm_gives_the_float_kernels_bits(per_channel, act, rng):
+    """A 1×1 stride-1 hybrid CONV_2D multiplies its quantized input by the filter laid out
+    once (exact float32 sums): the same bits as the float kernel's chunked GEMM."""
+    variant = lookup("conv_2d").hybrid
+    for n, h, w, c, o, zp in ((1, 5, 7, 16, 24, 0), (3, 4, 4, 40, 8, 2), (2, 1, 1, 96, 16, 0)):
+        x = (rng.standard_normal((n, h, w, c)) * 3).astype(np.float32)
+        x[0, 0, 0, :3] = [0.0, -0.0, 0.125]
+        wq = rng.integers(-127, 128, (o, 1, 1, c)).astype(np.int8)
+        scales = rng.uniform(0.001, 0.05, o if per_channel else 1).astype(np.float32)
+        qw = QParams(scales, np.full(scales.size, zp), 0, np.dtype(np.int8))
+        b = rng.standard_normal(o).astype(np.float32)
+        attrs = {"stride_h": 1, "stride_w": 1, "dilation_h_factor": 1,
+                 "dilation_w_factor": 1, "padding": 1, "fused_activation_function": act}
+        s = variant.prepare(node_info("conv_2d", [x, wq, b], attrs, [np.float32],
+                                      [None, qw, None]))
+        assert s.gemm is not None and s.gemm.flags.c_contiguous
+        plain = dataclasses.replace(s, gemm=None, fast=None)
+        same_bits(variant.kernel(dataclasses.replace(s, fast=None), x, wq, b),
+                  variant.kernel(plain, x, wq, b))

@@ -325,6 +325,18 @@ class HybridConv(Quantized):
     float_attrs: Mapping[str, object]
     activation: int
     fast: FastHybrid | None = None
+    gemm: np.ndarray | None = None
+
+
+def _pointwise_gemm(op: str, attrs, weights: np.ndarray | None, exact: bool):
+    """A 1×1 stride-1 CONV_2D's constant centred filter ``[out, 1, 1, in]`` as the C-order
+    GEMM operand ``[in, out]`` (its input rows are its patches: the convolution is one
+    GEMM), when float32 sums of its products are exact (then any summation order, this
+    layout's included, gives the float kernel's bits); else ``None``."""
+    if (op != "conv_2d" or weights is None or not exact or weights.shape[1:3] != (1, 1)
+            or attrs.get("stride_h", 1) != 1 or attrs.get("stride_w", 1) != 1):
+        return None
+    return np.ascontiguousarray(weights.reshape(weights.shape[0], -1).T)
 
 
 def _centred_filter(w: np.ndarray, qw: QParams, out_axis: int) -> tuple[np.ndarray, bool]:
@@ -360,7 +372,8 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
                                        info.op == "depthwise_conv_2d", asymmetric)
         return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact, asymmetric,
                           without_activation(q.attrs),
-                          int(q.attrs.get("fused_activation_function", 0)), fast)
+                          int(q.attrs.get("fused_activation_function", 0)), fast,
+                          _pointwise_gemm(info.op, q.attrs, weights, exact))
 
     def kernel(s: HybridConv, *inputs):
         args = list(inputs)
@@ -383,8 +396,13 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
             args[x_pos] = q.astype(dtype, copy=False).reshape(x.shape)
         else:
             args[x_pos], scale = done
-        args[w_pos] = weights.astype(dtype, copy=False)
-        acc = float_kernel(s.float_attrs, *args)
+        q = args[x_pos]
+        if s.gemm is not None and q.ndim == 4 and q.shape[3] == s.gemm.shape[0]:
+            # one GEMM (exact sums: the float kernel's bits, see _pointwise_gemm)
+            acc = (q.reshape(-1, q.shape[3]) @ s.gemm).reshape(*q.shape[:3], -1)
+        else:
+            args[w_pos] = weights.astype(dtype, copy=False)
+            acc = float_kernel(s.float_attrs, *args)
         if done is not None:
             out = compiled_hybrid.epilogue(fast, acc, scale, rows, bias)
             if out is not None:
