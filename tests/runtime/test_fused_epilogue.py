@@ -62,7 +62,7 @@ def _hard_swish(settings, y):
 # (batch, h, w, c, out, kernel, stride, padding): the stem, pointwise in one chunk and in
 # several, a strided 1x1, a 5x5, a grouped convolution (c = 2 * filter depth).
 CASES = [(2, 20, 18, 3, 16, 3, 2, SAME), (1, 6, 6, 24, 72, 1, 1, SAME),
-         (3, 30, 30, 16, 64, 1, 1, SAME), (2, 9, 9, 8, 12, 1, 2, SAME),
+         (2, 16, 16, 16, 48, 1, 1, SAME), (2, 9, 9, 8, 12, 1, 2, SAME),
          (2, 11, 10, 5, 7, 5, 1, VALID), (2, 7, 7, 6, 4, 3, 1, SAME)]
 
 
