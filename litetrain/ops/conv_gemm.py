@@ -87,29 +87,56 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scal
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
     out = np.empty((n, oh, ow, o), dtype)
     k = kh * kw * c
-    if fast:
-        x = np.ascontiguousarray(x)
-        finish = compiled.conv_epilogue(attrs, o, b, hard_swish, scale)
-        scratch = None
-    else:
-        finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
     lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
+    if fast:
+        finish = compiled.conv_epilogue(attrs, o, b, hard_swish, scale)
+        _compiled_chunks(attrs, np.ascontiguousarray(x), filt, out, finish,
+                         (kh, kw, sh, sw, dh, dw, pt, pl, ow), lines, rescale)
+        return finish.rest(out)
+    finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
     for b0, b1, y0, y1 in chunks(n, oh, lines):
         block = out[b0:b1, y0:y1]
         if pointwise:
             patches = x[b0:b1, y0:y1].reshape(-1, c)
-        elif fast:
-            if scratch is None:
-                scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
-            patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
-                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow), rescale)
         else:
             patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
                                   (b0, b1, y0, y1))
         np.matmul(patches, filt, out=block.reshape(-1, o))
         finish.block(block)
-    out = finish.rest(out)
-    return out if fast else then(out, hard_swish, scale)
+    return then(finish.rest(out), hard_swish, scale)
+
+
+def _compiled_chunks(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
+                     finish: compiled.ConvEpilogue, geometry: tuple[int, ...], lines: int,
+                     rescale) -> None:
+    """:func:`chunked_conv`'s loop with compiled kernels, little Python per chunk: a
+    chunk's patch rows and output rows are row ranges of 2-D views (its patches those of
+    the C-order input for a 1×1 stride-1 convolution, else gathered into one scratch
+    array by ``im2col``), the same GEMM calls on the same arrays as the NumPy loop, then
+    the epilogue kernel on the block, all called directly."""
+    n, oh, ow, o = out.shape
+    kh, kw, sh, sw = geometry[:4]
+    out2d = out.reshape(-1, o)
+    module = s.loader.module
+    pointwise = kh == kw == sh == sw == 1
+    if pointwise:
+        src = x.reshape(-1, x.shape[3])
+    else:
+        scratch = np.empty((min(n * oh, lines) * ow, kh * kw * x.shape[3]), np.float32)
+        gather, extra = ((module.im2col, ()) if rescale is None else
+                         (module.im2col_affine, tuple(rescale)))
+    epilogue = finish.pass_
+    args = (finish.bias, finish.has_bias, finish.lo, finish.hi, *finish.extra)
+    for b0, b1, y0, y1 in chunks(n, oh, lines):
+        r0, r1 = (b0 * oh + y0) * ow, ((b1 - 1) * oh + y1) * ow  # a contiguous block
+        if pointwise:
+            patches = src[r0:r1]
+        else:
+            patches = scratch[:r1 - r0]
+            gather(x, patches, b0, b1, y0, y1, *geometry, *extra)
+        block = out2d[r0:r1]
+        np.matmul(patches, filt, out=block)
+        epilogue(block, *args)
 
 
 def then(out: np.ndarray, hard_swish, scale=None) -> np.ndarray:
