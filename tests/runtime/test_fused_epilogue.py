@@ -159,9 +159,8 @@ def test_mobilenet_v3_fuses_its_hard_swish_rescaling_and_se_scaling():
     it.invoke()
     ops = _fused_ops(it)
     # the stem also takes the input's Rescaling (with the [fast] extra: see .prologue)
-    stem = "mul+add+conv_2d+hard_swish" if HAVE_NUMBA else "conv_2d+hard_swish"
-    assert ops.count(stem) == 1
-    assert ops.count("conv_2d+hard_swish") == 9 + (not HAVE_NUMBA)
+    assert ops.count("mul+add+conv_2d+hard_swish") == (1 if HAVE_NUMBA else 0)
+    assert ops.count("conv_2d+hard_swish") == (9 if HAVE_NUMBA else 10)
     assert ops.count("depthwise_conv_2d+hard_swish") == 8
     assert "hard_swish" not in ops
     assert _ops(it).count("conv_2d+mul") == 9  # the hard-sigmoids' / 6
@@ -243,6 +242,9 @@ def test_input_rescaling_fused_into_the_patches_gives_the_unrewritten_bits(jit, 
         for name in b:
             same_bits(a[name], b[name])
     ops = _ops(fast_it)
+    if not HAVE_NUMBA:  # (fused only where compiled patch gathering can run)
+        assert not [op for op in ops if "+conv_2d" in op]
+        return
     assert sorted(op for op in ops if "+conv_2d" in op) == [
         "add+conv_2d", "mul+add+conv_2d+hard_swish", "mul+conv_2d"]
     assert ops.count("conv_2d") == 2 and ops.count("mul") == 2
