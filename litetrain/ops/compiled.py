@@ -181,13 +181,17 @@ def _make_epilogue(s: Compiled, channels: int, b):
     return b, True, s.lo, s.hi, s.rest, None
 
 
-def _finish(out: np.ndarray, act: int, late_bias, hard_swish=None) -> np.ndarray:
+def _finish(out: np.ndarray, act: int, late_bias, hard_swish=None, scale=None
+            ) -> np.ndarray:
     """What the compiled epilogue left: an odd bias, an activation other than a clamp,
-    then a fused HARD_SWISH (``hard_swish``: that node's settings)."""
+    then a fused HARD_SWISH (``hard_swish``: that node's settings), then a fused MUL by
+    the one-element float32 array ``scale``."""
     if late_bias is not None:
         out += late_bias
     out = fused(out, act)
-    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+    if hard_swish is not None:
+        out = hard_swish_in_place(hard_swish, out)
+    return out if scale is None else np.multiply(out, scale, out=out)
 
 
 def _plan(s: Compiled, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
@@ -236,29 +240,35 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
 
 class ConvEpilogue:
     """CONV_2D's epilogue on each block of its GEMM result, in place: bias and clamping
-    activation (then a fused HARD_SWISH: ``hard_swish``, that node's settings) in one
-    compiled pass; what the compiled pass leaves (another activation, an odd bias, and
-    then the HARD_SWISH) applied to the whole output at the end."""
+    activation (then a fused HARD_SWISH: ``hard_swish``, that node's settings, or a
+    fused MUL by the one-element float32 array ``scale``) in one compiled pass; what
+    the compiled pass leaves (another activation, an odd bias, and then the HARD_SWISH
+    and the MUL) applied to the whole output at the end."""
 
-    def __init__(self, s: Compiled, channels: int, b, hard_swish=None):
+    def __init__(self, s: Compiled, channels: int, b, hard_swish=None, scale=None):
         self.module = s.loader.module
         (self.bias, self.has_bias, self.lo, self.hi, self.act,
          self.late_bias) = _epilogue(s, channels, b)
-        self.pass_ = self.module.bias_activation
-        self.hard_swish = hard_swish
-        if hard_swish is not None and self.act == NONE and self.late_bias is None:
-            self.pass_, self.hard_swish = self.module.bias_activation_hard_swish, None
+        self.pass_, self.extra = self.module.bias_activation, ()
+        self.hard_swish, self.scale = hard_swish, scale
+        if self.act == NONE and self.late_bias is None:
+            if hard_swish is not None:
+                self.pass_, self.hard_swish = self.module.bias_activation_hard_swish, None
+            elif scale is not None:
+                self.pass_, self.scale = self.module.bias_activation_scale, None
+                self.extra = (scale.reshape(-1)[0],)
 
     def block(self, block: np.ndarray) -> None:
         self.pass_(block.reshape(-1, block.shape[-1]), self.bias, self.has_bias, self.lo,
-                   self.hi)
+                   self.hi, *self.extra)
 
     def rest(self, out: np.ndarray) -> np.ndarray:
-        return _finish(out, self.act, self.late_bias, self.hard_swish)
+        return _finish(out, self.act, self.late_bias, self.hard_swish, self.scale)
 
 
-def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None) -> ConvEpilogue:
-    return ConvEpilogue(s, channels, b, hard_swish)
+def conv_epilogue(s: Compiled, channels: int, b, hard_swish=None, scale=None
+                  ) -> ConvEpilogue:
+    return ConvEpilogue(s, channels, b, hard_swish, scale)
 
 
 def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int, int, int],
@@ -278,12 +288,13 @@ def im2col(s: Compiled, x: np.ndarray, scratch: np.ndarray, span: tuple[int, int
     return patches
 
 
-def bias_activation(s: Compiled, out: np.ndarray, b, hard_swish=None) -> np.ndarray:
+def bias_activation(s: Compiled, out: np.ndarray, b, hard_swish=None, scale=None
+                    ) -> np.ndarray:
     """CONV_2D's epilogue on its fresh GEMM result ``out`` [n, oh, ow, o]: bias and
-    activation (and a fused HARD_SWISH) in one pass, in place."""
+    activation (and a fused HARD_SWISH or MUL) in one pass, in place."""
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        epilogue = ConvEpilogue(s, out.shape[-1], b, hard_swish)
+        epilogue = ConvEpilogue(s, out.shape[-1], b, hard_swish, scale)
         epilogue.block(out)
         return epilogue.rest(out)
     # not the GEMM result this was made for: NumPy does it all
-    return _finish(out, s.get("fused_activation_function", 0), b, hard_swish)
+    return _finish(out, s.get("fused_activation_function", 0), b, hard_swish, scale)

@@ -52,17 +52,18 @@ def _prepare(info: NodeInfo) -> object:
     return None
 
 
-def conv_2d(attrs, x, w, b=None, *, hard_swish=None):
-    """``hard_swish``: the settings of a HARD_SWISH node fused after this one
-    (:mod:`litetrain.runtime.epilogue`; the same bits as running it separately)."""
+def conv_2d(attrs, x, w, b=None, *, hard_swish=None, scale=None):
+    """``hard_swish``: the settings of a HARD_SWISH node fused after this one; ``scale``:
+    the one-element float32 array of a MUL fused after it (:mod:`litetrain.runtime.
+    epilogue`; the same bits as running those nodes separately)."""
     if xnnpack_float.applies(attrs, x, w, b):
-        return then(xnnpack_float.conv_2d(attrs, x, w, b), hard_swish)
+        return then(xnnpack_float.conv_2d(attrs, x, w, b), hard_swish, scale)
     if attrs.__class__ is compiled.Compiled:
-        out = pointwise_conv(attrs, x, w, b, hard_swish)
+        out = pointwise_conv(attrs, x, w, b, hard_swish, scale)
         if out is not None:
             return out
     if builtin_float.applies(attrs, x, w, b):
-        return then(builtin_float.conv_2d(attrs, x, w, b), hard_swish)
+        return then(builtin_float.conv_2d(attrs, x, w, b), hard_swish, scale)
     c = x.shape[3]
     _, kh, kw, ci = w.shape
     if c % ci:
@@ -73,8 +74,10 @@ def conv_2d(attrs, x, w, b=None, *, hard_swish=None):
         out = _patch_gemm(im2col(x, kh, kw, attrs, dh, dw), w, groups)
         if b is not None:
             out += b
-        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish)
-    return chunked_conv(attrs, x, w, b, compiled.applies(attrs, x, w), hard_swish)
+        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish,
+                    scale)
+    return chunked_conv(attrs, x, w, b, compiled.applies(attrs, x, w), hard_swish,
+                        scale=scale)
 
 
 def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:

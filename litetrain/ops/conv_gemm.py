@@ -52,7 +52,7 @@ def chunks(n: int, oh: int, lines: int):
                 yield b0, b0 + 1, y0, min(oh, y0 + lines)
 
 
-def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None):
+def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scale=None):
     """Ungrouped CONV_2D chunk by chunk of output rows (:func:`chunks`): each chunk's
     patch rows (none for a 1×1 stride-1 convolution: the input rows are its patches)
     times the filter in one GEMM written into the output, then bias and clamping
@@ -63,7 +63,8 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None):
     applied in place, in the compiled epilogue when it can be. ``rescale``: float32
     ``(scale, shift)`` of an input rescaling fused before it (:mod:`litetrain.runtime.
     prologue`): the patches of ``x * scale + shift``; only with ``fast`` and a window
-    that needs patches (not 1×1 stride 1)."""
+    that needs patches (not 1×1 stride 1). ``scale``: the one-element float32 array of
+    a MUL fused after the convolution (:mod:`litetrain.runtime.epilogue`)."""
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
     filt = compiled.gemm_filter(attrs, w)
@@ -76,47 +77,77 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
-            return compiled.bias_activation(attrs, out, b, hard_swish)
+            return compiled.bias_activation(attrs, out, b, hard_swish, scale)
         if b is not None:
             out += b
-        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish)
+        return then(activate(out, attrs.get("fused_activation_function", 0)), hard_swish,
+                    scale)
     dh, dw = attrs.get("dilation_h_factor", 1), attrs.get("dilation_w_factor", 1)
     oh, pt, _ = pad_before_after(h, kh, sh, dh, attrs["padding"])
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
     out = np.empty((n, oh, ow, o), dtype)
     k = kh * kw * c
-    if fast:
-        x = np.ascontiguousarray(x)
-        finish = compiled.conv_epilogue(attrs, o, b, hard_swish)
-        scratch = None
-    else:
-        finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
     lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
+    if fast:
+        finish = compiled.conv_epilogue(attrs, o, b, hard_swish, scale)
+        _compiled_chunks(attrs, np.ascontiguousarray(x), filt, out, finish,
+                         (kh, kw, sh, sw, dh, dw, pt, pl, ow), lines, rescale)
+        return finish.rest(out)
+    finish = _NumpyEpilogue(b, attrs.get("fused_activation_function", 0))
     for b0, b1, y0, y1 in chunks(n, oh, lines):
         block = out[b0:b1, y0:y1]
         if pointwise:
             patches = x[b0:b1, y0:y1].reshape(-1, c)
-        elif fast:
-            if scratch is None:
-                scratch = np.empty(min(n * oh, lines) * ow * k, np.float32)
-            patches = compiled.im2col(attrs, x, scratch, (b0, b1, y0, y1),
-                                      (kh, kw, sh, sw, dh, dw, pt, pl, ow), rescale)
         else:
             patches = _patch_rows(x, (kh, kw, sh, sw, dh, dw, pt, pl, pr, ow),
                                   (b0, b1, y0, y1))
         np.matmul(patches, filt, out=block.reshape(-1, o))
         finish.block(block)
-    out = finish.rest(out)
-    return out if fast else then(out, hard_swish)
+    return then(finish.rest(out), hard_swish, scale)
 
 
-def then(out: np.ndarray, hard_swish) -> np.ndarray:
-    """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none) applied in
-    place."""
-    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+def _compiled_chunks(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
+                     finish: compiled.ConvEpilogue, geometry: tuple[int, ...], lines: int,
+                     rescale) -> None:
+    """:func:`chunked_conv`'s loop with compiled kernels, little Python per chunk: a
+    chunk's patch rows and output rows are row ranges of 2-D views (its patches those of
+    the C-order input for a 1×1 stride-1 convolution, else gathered into one scratch
+    array by ``im2col``), the same GEMM calls on the same arrays as the NumPy loop, then
+    the epilogue kernel on the block, all called directly."""
+    n, oh, ow, o = out.shape
+    kh, kw, sh, sw = geometry[:4]
+    out2d = out.reshape(-1, o)
+    module = s.loader.module
+    pointwise = kh == kw == sh == sw == 1
+    if pointwise:
+        src = x.reshape(-1, x.shape[3])
+    else:
+        scratch = np.empty((min(n * oh, lines) * ow, kh * kw * x.shape[3]), np.float32)
+        gather, extra = ((module.im2col, ()) if rescale is None else
+                         (module.im2col_affine, tuple(rescale)))
+    epilogue = finish.pass_
+    args = (finish.bias, finish.has_bias, finish.lo, finish.hi, *finish.extra)
+    for b0, b1, y0, y1 in chunks(n, oh, lines):
+        r0, r1 = (b0 * oh + y0) * ow, ((b1 - 1) * oh + y1) * ow  # a contiguous block
+        if pointwise:
+            patches = src[r0:r1]
+        else:
+            patches = scratch[:r1 - r0]
+            gather(x, patches, b0, b1, y0, y1, *geometry, *extra)
+        block = out2d[r0:r1]
+        np.matmul(patches, filt, out=block)
+        epilogue(block, *args)
 
 
-def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
+def then(out: np.ndarray, hard_swish, scale=None) -> np.ndarray:
+    """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none), then a
+    fused MUL by the one-element array ``scale``, applied in place."""
+    if hard_swish is not None:
+        out = hard_swish_in_place(hard_swish, out)
+    return out if scale is None else np.multiply(out, scale, out=out)
+
+
+def pointwise_conv(s, x, w, b, hard_swish=None, scale=None) -> np.ndarray | None:
     """CONV_2D's result when it is :func:`chunked_conv`'s one-chunk 1×1 stride-1 case
     (most convolutions at batch 1) on a node prepared with compiled kernels, loaded, whose
     epilogue leaves nothing to NumPy; else ``None`` (the general path then runs).
@@ -127,11 +158,13 @@ def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
     if x.__class__ is not np.ndarray or x.dtype != np.float32 or w is not s.filter:
         return None
     p = s.pointwise
-    if p is None or p[0] != x.shape or p[1] is not b or p[2] is not hard_swish:
+    if (p is None or p[0] != x.shape or p[1] is not b or p[2] is not hard_swish
+            or p[3] is not scale):
         if s.loader is None or s.loader.module is None:
             return None  # (the general path's check starts loading them)
-        p = s.pointwise = (x.shape, b, hard_swish, *_pointwise(s, x, b, hard_swish))
-    kernel, args, rows, shape = p[3:]
+        p = s.pointwise = (x.shape, b, hard_swish, scale,
+                           *_pointwise(s, x, b, hard_swish, scale))
+    kernel, args, rows, shape = p[4:]
     if kernel is None:
         return None
     out = x.reshape(rows) @ s.gemm
@@ -139,7 +172,7 @@ def pointwise_conv(s, x, w, b, hard_swish=None) -> np.ndarray | None:
     return out.reshape(shape)
 
 
-def _pointwise(s, x: np.ndarray, b, hard_swish) -> tuple:
+def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
     """What :func:`pointwise_conv` does for this input shape, bias and fused HARD_SWISH:
     (epilogue kernel, its arguments after the output, the input's GEMM shape, the
     output's shape), or ``(None,) * 4`` when the general path must run."""
@@ -150,11 +183,13 @@ def _pointwise(s, x: np.ndarray, b, hard_swish) -> tuple:
     if ((kh, kw, s["stride_h"], s["stride_w"], x.shape[3]) != (1, 1, 1, 1, ci)
             or not _one_chunk(x, o, np.float32)):
         return none
-    e = compiled.conv_epilogue(s, o, b, hard_swish)
-    if e.act != NONE or e.late_bias is not None or e.hard_swish is not None:
+    e = compiled.conv_epilogue(s, o, b, hard_swish, scale)
+    if (e.act != NONE or e.late_bias is not None or e.hard_swish is not None
+            or e.scale is not None):
         return none
     n, h, wd, c = x.shape
-    return e.pass_, (e.bias, e.has_bias, e.lo, e.hi), (n * h * wd, c), (n, h, wd, o)
+    return (e.pass_, (e.bias, e.has_bias, e.lo, e.hi, *e.extra), (n * h * wd, c),
+            (n, h, wd, o))
 
 
 def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:

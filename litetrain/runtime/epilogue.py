@@ -16,6 +16,11 @@ or the same arithmetic compiled: :func:`litetrain.ops.fast.activations.hard_swis
 The fused step runs where the producer ran and writes the HARD_SWISH node's output; the
 producer's own output tensor gets no value (nothing read it).
 
+The same for a MUL of a CONV_2D result read by nothing else and a one-element float32
+value (MobileNetV3's hard-sigmoid ``/ 6``): the product in the convolution's epilogue
+(``bias_activation_scale``), the MUL's float32 product of the stored result, in its
+operand order.
+
 Left alone: HARD_SWISH in TF Lite's float order (the builtin resolvers), integer
 kernels (either step), producers whose result is a subgraph output, read twice, not
 float32 or not of the HARD_SWISH output's shape. ``experimental_preserve_all_tensors``
@@ -87,6 +92,48 @@ def _fusable_producer(step: Step, values: list, y: np.ndarray) -> bool:
     operands = [values[i] for i in step.inputs if i >= 0]
     return (isinstance(v, np.ndarray) and v.dtype == _F32 and v.shape == y.shape
             and all(isinstance(a, np.ndarray) and a.dtype == _F32 for a in operands))
+
+
+def fuse_epilogues(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """:func:`fuse_activations`, then :func:`fuse_scales`."""
+    return fuse_scales(fuse_activations(steps, values, outputs), values, outputs)
+
+
+def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``steps`` with each float MUL of a CONV_2D result read by nothing else and a
+    one-element float32 value (in that order; MobileNetV3's hard-sigmoid ``/ 6`` after
+    its squeeze-and-excitation convolutions) run inside the convolution's step."""
+    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
+    readers: dict[int, int] = {}
+    for s in steps:
+        for i in s.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    mul = lookup("mul")
+    out, dropped = list(steps), set()
+    for pos, step in enumerate(steps):
+        if (step.op != "mul" or step.kernel is not mul.kernel or len(step.inputs) != 2
+                or len(step.outputs) != 1 or step.settings.get("fused_activation_function", 0)):
+            continue
+        (x, k), y = step.inputs, values[step.outputs[0]]
+        p = producer.get(x)
+        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
+            continue
+        first, kv = out[p], values[k] if k >= 0 else None
+        if (first.op != "conv_2d" or not isinstance(y, np.ndarray) or y.dtype != _F32
+                or not _fusable_producer(first, values, y) or not isinstance(kv, np.ndarray)
+                or kv.dtype != _F32 or kv.size != 1 or kv.ndim > y.ndim):
+            continue
+        out[p] = replace(first, op="conv_2d+mul", kernel=functools.partial(_conv_scaled, step),
+                         inputs=(*(*first.inputs, -1)[:3], k), outputs=step.outputs,
+                         out_dtypes=step.out_dtypes, fresh=True, in_place=None)
+        dropped.add(pos)
+    return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _conv_scaled(mul: Step, settings, x, w, b, k):
+    if k.__class__ is np.ndarray and k.dtype == _F32 and k.size == 1 and k.ndim <= 4:
+        return conv_2d(settings, x, w, b, scale=k)
+    return mul.kernel(mul.settings, conv_2d(settings, x, w, b), k)
 
 
 def _fused(first: Step, hard_swish: Step):

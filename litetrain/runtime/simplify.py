@@ -12,13 +12,14 @@ Passes, in the order a plan applies them:
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
   gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
-  HARD_SWISH runs inside the convolution or ADD making its input (see :mod:`.epilogue`),
-  an input's rescaling (MUL and ADD by constants) is applied while the convolution reading
-  it gathers its patches (see :mod:`.prologue`), a squeeze-and-excitation MUL by a
-  per-image channel vector runs compiled (see :mod:`.se_scale`), a per-channel vector
-  broadcast over a large array runs over long tiled rows (see :mod:`.channels`), and
-  elementwise steps write into an operand that dies there (see :mod:`.inplace`). The plan
-  then writes large results into buffers kept from run to run (:mod:`.arena`).
+  HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
+  (see :mod:`.epilogue`), an input's rescaling (MUL and ADD by constants) is applied
+  while the convolution reading it gathers its patches (see :mod:`.prologue`), a
+  squeeze-and-excitation MUL by a per-image channel vector runs compiled (see
+  :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
+  tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that
+  dies there (see :mod:`.inplace`). The plan then writes large results into buffers kept
+  from run to run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -36,7 +37,7 @@ import numpy as np
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
 from .channels import tile_channel_vectors
-from .epilogue import fuse_activations
+from .epilogue import fuse_epilogues
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
 from .pool_grad import fuse_max_pool_grads
@@ -81,7 +82,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
-    steps = fuse_activations(steps, values, outputs)
+    steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
     steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)

@@ -9,6 +9,8 @@
   exactly where they may; the MobileNetV3 fixture fuses its 18 HARD_SWISH nodes.
 * Squeeze-and-excitation MULs ``[n, h, w, c] * [n, 1, 1, c]`` run compiled
   (:mod:`litetrain.runtime.se_scale`): the MUL's bits, either operand order, in place.
+* A MUL by one value fused into the CONV_2D making its other operand: the bits of the
+  two kernels, on every path; only in that operand order, only for a result read once.
 * An input rescaling (MUL/ADD by constants) fused into the patch gathering of the
   convolution reading it (:mod:`litetrain.runtime.prologue`): the unrewritten bits, and
   fused exactly where it may be.
@@ -60,7 +62,7 @@ def _hard_swish(settings, y):
 # (batch, h, w, c, out, kernel, stride, padding): the stem, pointwise in one chunk and in
 # several, a strided 1x1, a 5x5, a grouped convolution (c = 2 * filter depth).
 CASES = [(2, 20, 18, 3, 16, 3, 2, SAME), (1, 6, 6, 24, 72, 1, 1, SAME),
-         (3, 30, 30, 16, 64, 1, 1, SAME), (2, 9, 9, 8, 12, 1, 2, SAME),
+         (2, 16, 16, 16, 48, 1, 1, SAME), (2, 9, 9, 8, 12, 1, 2, SAME),
          (2, 11, 10, 5, 7, 5, 1, VALID), (2, 7, 7, 6, 4, 3, 1, SAME)]
 
 
@@ -157,11 +159,11 @@ def test_mobilenet_v3_fuses_its_hard_swish_rescaling_and_se_scaling():
     it.invoke()
     ops = _fused_ops(it)
     # the stem also takes the input's Rescaling (with the [fast] extra: see .prologue)
-    stem = "mul+add+conv_2d+hard_swish" if HAVE_NUMBA else "conv_2d+hard_swish"
-    assert ops.count(stem) == 1
-    assert ops.count("conv_2d+hard_swish") == 9 + (not HAVE_NUMBA)
+    assert ops.count("mul+add+conv_2d+hard_swish") == (1 if HAVE_NUMBA else 0)
+    assert ops.count("conv_2d+hard_swish") == (9 if HAVE_NUMBA else 10)
     assert ops.count("depthwise_conv_2d+hard_swish") == 8
     assert "hard_swish" not in ops
+    assert _ops(it).count("conv_2d+mul") == 9  # the hard-sigmoids' / 6
     if HAVE_NUMBA:  # the nine squeeze-and-excitation products
         assert _ops(it).count("mul[per_image_channels]") == 9
 
@@ -240,6 +242,9 @@ def test_input_rescaling_fused_into_the_patches_gives_the_unrewritten_bits(jit, 
         for name in b:
             same_bits(a[name], b[name])
     ops = _ops(fast_it)
+    if not HAVE_NUMBA:  # (fused only where compiled patch gathering can run)
+        assert not [op for op in ops if "+conv_2d" in op]
+        return
     assert sorted(op for op in ops if "+conv_2d" in op) == [
         "add+conv_2d", "mul+add+conv_2d+hard_swish", "mul+conv_2d"]
     assert ops.count("conv_2d") == 2 and ops.count("mul") == 2
@@ -273,3 +278,58 @@ def test_tf_lite_float_order_and_mixed_types_are_left_alone(rng):
     assert epilogue.fuse_activations(steps, values, {3}) == steps
     values[1] = values[1].astype(np.float32)
     assert [s.op for s in epilogue.fuse_activations(steps, values, {3})] == ["add+hard_swish"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("act", [0, 3, 4])  # NONE, RELU6, TANH
+@pytest.mark.parametrize("with_kernels", [True, False] if HAVE_NUMBA else [False])
+def test_conv_2d_with_fused_scale_gives_the_conv_then_mul_bits(case, act, with_kernels,
+                                                               rng, monkeypatch):
+    n, h, wd, c, o, k, stride, padding = case
+    x = with_specials(rng, (n, h, wd, c))
+    ci = 3 if (k, c) == (3, 6) else c  # the grouped case
+    w = rng.standard_normal((o, k, k, ci)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) * 3
+    attrs = _attrs(k, stride, padding, act)
+    s = _settings("conv_2d", [x, w, b], attrs, with_kernels)
+    mul = lookup("mul").kernel
+    for chunk in (600, 1 << 19):
+        monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+        for scale in (np.array([1 / 6], np.float32), np.array(-0.0, np.float32),
+                      np.full((1, 1, 1, 1), np.nan, np.float32)):
+            for bias in (b, None, np.float32(0.5)):
+                want = mul({}, conv_2d(s, x, w, bias), scale)
+                same_bits(conv_2d(s, x, w, bias, scale=scale), want)
+                same_bits(want, mul({}, conv_2d(attrs, x, w, bias), scale))  # plain NumPy
+
+
+class _Scaled(lt.Module):
+    """MUL by one value after a convolution: fused (a 1×1 squeeze-and-excitation-like
+    convolution with RELU6 and ``/ 6``, a 3×3 one by -0.0); left alone: the other operand
+    order, a convolution result read twice."""
+
+    @lt.signature(lt.TensorSpec([None, 6, 5, 4], name="x"))
+    def infer(self, x):
+        g = x.graph
+        pooled = g.op("mean", x, g.const(np.array([1, 2], np.int32)), keep_dims=True)
+        gate = g.op("mul", _conv(g, pooled, 4, 1, act=3), _scalar(g, 1 / 6))
+        spatial = g.op("mul", _conv(g, g.op("mul", x, gate), 6, 3, seed=3),
+                       _scalar(g, [[[[-0.0]]]]))
+        flipped = g.op("mul", _scalar(g, 2.0), _conv(g, spatial, 4, 1, seed=4))
+        twice = _conv(g, flipped, 4, 1, seed=5)
+        return {"y": g.op("add", g.op("mul", twice, _scalar(g, 3.0)), twice)}
+
+
+@pytest.mark.parametrize("jit", [True, False] if HAVE_NUMBA else [False])
+def test_fused_scale_gives_the_unrewritten_bits(jit, rng, monkeypatch):
+    if not jit:
+        monkeypatch.setattr(compiled, "applies", lambda *args: False)
+    data = lt.convert(_Scaled())
+    fast_it = lt.Interpreter(model_content=data)
+    plain = lt.Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    for n in (2, 2, 1, 2):
+        x = with_specials(rng, (n, 6, 5, 4))
+        same_bits(fast_it.get_signature_runner("infer")(x=x)["y"],
+                  plain.get_signature_runner("infer")(x=x)["y"])
+    ops = _ops(fast_it)
+    assert ops.count("conv_2d+mul") == 2 and ops.count("conv_2d") == 2

@@ -8,7 +8,8 @@
   NumPy kernel, so the same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
   on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
-  HARD_SWISH fused into the convolution (:mod:`litetrain.runtime.epilogue`).
+  HARD_SWISH, :func:`bias_activation_scale` a MUL by a one-element value, fused into the
+  convolution (:mod:`litetrain.runtime.epilogue`).
 * :func:`im2col`: a block of CONV_2D's patch rows gathered straight from the input (no
   padded copy; a copy, so exact); :func:`im2col_affine` of the input rescaled on the way.
 * :func:`mul_per_image_channels`: a squeeze-and-excitation MUL ``[n, h, w, c] * [n, 1,
@@ -389,6 +390,21 @@ def bias_activation_hard_swish(out, b, has_bias, lo, hi):
         else:
             for k in range(cols):
                 o[k] = hard_swish_value(_clamp(o[k], lo, hi))
+
+
+@numba.njit([(*_BIAS_ACTIVATION[0], _F32)], **_JIT)
+def bias_activation_scale(out, b, has_bias, lo, hi, k):
+    """:func:`bias_activation`, then each result times ``k`` (float32): a MUL by a
+    one-element value fused into the convolution (:mod:`litetrain.runtime.epilogue`)."""
+    rows, cols = out.shape
+    for r in range(rows):
+        o = out[r]
+        if has_bias:
+            for c in range(cols):
+                o[c] = _clamp(o[c] + b[c], lo, hi) * k
+        else:
+            for c in range(cols):
+                o[c] = _clamp(o[c], lo, hi) * k
 
 
 @numba.njit(inline="always", **_JIT)
