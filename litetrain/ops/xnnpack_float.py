@@ -240,8 +240,11 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
     o, kh, kw, ci = w.shape
     geometry = settings.geometry(x, kh, kw)
     if jit is not None and x.flags.c_contiguous:
-        return jit.conv(x, *settings.layout(w, b, False), o, settings.lo, settings.hi,
-                        *geometry)
+        filt, bias = settings.layout(w, b, False)
+        gather = _im2col()
+        if gather is not None and not (kh == kw == geometry[2] == geometry[3] == 1):
+            return _conv_by_blocks(jit, gather, x, filt, bias, o, settings, geometry)
+        return jit.conv(x, filt, bias, o, settings.lo, settings.hi, *geometry)
     out = _start(b, (x.shape[0], *geometry[-2:], o))
     dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)
     taps = list(windows(x, kh, kw, settings, dh, dw))
@@ -252,6 +255,36 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
                 _add_product(acc, np.multiply(win[part][..., c:c + 1], w[:, i, j, c],
                                               dtype=np.float64))
     return _clamp(out, settings.get("fused_activation_function", 0))
+
+
+def _im2col():
+    """The conv family's compiled patch gathering once it is loaded (the float
+    convolutions' second runs start loading it), else ``None``."""
+    loader = kernels("conv")
+    return None if loader is None or loader.module is None else loader.module.im2col
+
+
+# Patch rows gathered at a time by :func:`_conv_by_blocks` (about 512 KB of patches).
+_PATCH_BYTES = 1 << 19
+
+
+def _conv_by_blocks(jit, gather, x, filt, bias, o: int, settings: XnnOrder, geometry):
+    """The compiled CONV_2D with its patches gathered by the conv family's ``im2col``
+    (faster than the kernel's own gathering; the same patch values in the same order, so
+    the same sums), output rows a block at a time."""
+    kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geometry
+    n, k = x.shape[0], kh * kw * x.shape[3]
+    out = np.empty((n, oh, ow, o), _F32)
+    lines = max(1, _PATCH_BYTES // (ow * k * 4))
+    scratch = np.empty(min(lines, oh) * ow * k, _F32)
+    for b0 in range(n):
+        for y0 in range(0, oh, lines):
+            y1 = min(oh, y0 + lines)
+            patches = scratch[:(y1 - y0) * ow * k].reshape(-1, k)
+            gather(x, patches, b0, b0 + 1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow)
+            jit.conv_patches(patches, filt, bias, settings.lo, settings.hi,
+                             out[b0, y0:y1].reshape(-1, o))
+    return out
 
 
 _CHUNK = 1 << 14  # outputs a pass of the NumPy forms works on (their float64 in cache)

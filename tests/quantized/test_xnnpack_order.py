@@ -185,6 +185,38 @@ def test_compiled_convolutions_keep_specials_and_signed_zeros(rng):
                 same_bits(kernel(settings, x, w, b), kernel(plain, x, w, b))
 
 
+def test_patches_gathered_by_the_conv_family_give_the_same_sums(rng):
+    """The compiled CONV_2D with its patches gathered by the conv family's im2col, block
+    by block, gives the bits of its own gathering (and of the NumPy form), specials and
+    padding included."""
+    from litetrain.ops import fast
+
+    loader, conv = fast.kernels("xnnpack"), fast.kernels("conv")
+    if loader is None or loader.wait() is None or conv.wait() is None:
+        pytest.skip("the [fast] extra (numba) is not installed")
+    jit = loader.module
+    for shape, k, stride, padding, act in (((1, 96, 96, 3), 3, 2, 1, 3),
+                                           ((3, 17, 13, 5), 3, 1, 1, 0),
+                                           ((2, 20, 20, 8), 5, 2, 0, 1),
+                                           ((2, 7, 6, 5), 3, 2, 0, 0)):
+        x = with_specials(rng, shape)
+        w = rng.standard_normal((20, k, k, shape[3])).astype(F32)
+        b = rng.standard_normal(20).astype(F32)
+        settings = xnnpack_float.XnnOrder({"stride_h": stride, "stride_w": stride,
+                                           "padding": padding,
+                                           "fused_activation_function": act}, loader)
+        geometry = settings.geometry(x, k, k)
+        filt, bias = settings.layout(w, b, False)
+        with np.errstate(invalid="ignore"):
+            own = jit.conv(x, filt, bias, 20, settings.lo, settings.hi, *geometry)
+            blocks = xnnpack_float._conv_by_blocks(jit, conv.module.im2col, x, filt, bias,
+                                                   20, settings, geometry)
+            same_bits(own, blocks)
+            if shape[0] * shape[1] < 64:
+                same_bits(blocks, lookup("conv_2d").kernel(
+                    xnnpack_float.XnnOrder(settings, None), x, w, b))
+
+
 @pytest.mark.parametrize("batch", [1, 4])
 def test_mobilenet_v3_dynamic_range_matches_default_interpreter(batch):
     expected = np.load(ROOT / "mobilenet_v3_small" / "expected.npz")

@@ -180,6 +180,15 @@ def _put16(out, row, t, width, v, scratch):
             dst[t * 16 + i] = scratch[i]
 
 
+@numba.njit([(_F32[:, ::1], _F32[:, ::1], _F32[::1], _F32, _F32, _F32[:, ::1])], **_JIT)
+def conv_patches(patch, wpack, bpack, lo, hi, out):
+    """``out`` [rows, o] from gathered patch rows ``patch`` [rows, kh * kw * ci] (the
+    values :func:`conv` gathers, in its order): the same sums as :func:`conv`, for
+    patches gathered elsewhere (the conv family's ``im2col``)."""
+    scratch = np.empty(16, np.float32)
+    _tiles(patch, patch.shape[0], wpack, bpack, lo, hi, out, 0, scratch)
+
+
 @numba.njit([(_input(4), _F32[:, ::1], _F32[::1], types.intp, _F32, _F32, *_INTS)
              for _input in _INPUTS], **_JIT)
 def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
