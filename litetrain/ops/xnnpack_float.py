@@ -258,10 +258,16 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
 
 
 def _im2col():
-    """The conv family's compiled patch gathering once it is loaded (the float
-    convolutions' second runs start loading it), else ``None``."""
+    """The conv family's compiled patch gathering once it is loaded, else ``None`` (and
+    it starts loading: this runs only once this node's own compiled kernels are loaded,
+    so never in a one-shot run)."""
     loader = kernels("conv")
-    return None if loader is None or loader.module is None else loader.module.im2col
+    if loader is None:
+        return None
+    if loader.module is None:
+        loader.start()
+        return None
+    return loader.module.im2col
 
 
 # Patch rows gathered at a time by :func:`_conv_by_blocks` (about 512 KB of patches).
