@@ -37,7 +37,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .inplace import _AliasGroups
+from .inplace import AliasGroups, alias_groups, lifetimes
 from .step import Step
 
 # Results smaller than this keep fresh arrays: below glibc's initial mmap threshold
@@ -87,23 +87,8 @@ class Reused:
 def reuse_buffers(steps: list[Step], values: list, outputs: Iterable[int]) -> list[Step]:
     """``steps`` with each eligible large result (see the module docstring) written into
     a slot planned by liveness."""
-    groups = _AliasGroups()
-    for step in steps:
-        if step.writes_into is not None:
-            groups.union(step.outputs[0], step.writes_into)
-        elif not step.fresh and not step.stateful:
-            for o in step.outputs:
-                for i in step.inputs:
-                    if i >= 0:
-                        groups.union(o, i)
-    escaped = {groups.find(o) for o in outputs}
-    last_read: dict[int, int] = {}
-    for pos, step in enumerate(steps):
-        for i in step.inputs:
-            if i >= 0:
-                last_read[groups.find(i)] = pos
-                if step.stateful:
-                    escaped.add(groups.find(i))
+    groups = alias_groups(steps)
+    last_read, escaped = lifetimes(steps, groups, outputs)
     free: list[Slot] = []
     busy: list[tuple[int, Slot]] = []  # (last position reading the occupant, slot)
     out = list(steps)
@@ -129,7 +114,7 @@ def reuse_buffers(steps: list[Step], values: list, outputs: Iterable[int]) -> li
     return out
 
 
-def _plan(step: Step, values: list, groups: _AliasGroups, escaped: set[int]):
+def _plan(step: Step, values: list, groups: AliasGroups, escaped: set[int]):
     """(bytes, operand shapes) when the step's result can take a slot, else ``None``."""
     if (step.stateful or not step.fresh or step.writes_into is not None
             or len(step.outputs) != 1 or step.out_form() is None):

@@ -37,7 +37,7 @@ import numpy as np
 from ..ops import builtin_float, lookup, xnnpack_float
 from ..ops.activations import hard_swish_in_place
 from ..ops.conv import conv_2d
-from .step import Step
+from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
 _PRODUCERS = ("conv_2d", "depthwise_conv_2d", "add")
@@ -45,11 +45,7 @@ _PRODUCERS = ("conv_2d", "depthwise_conv_2d", "add")
 
 def fuse_activations(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each HARD_SWISH step described above run inside its producer's."""
-    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
-    readers: dict[int, int] = {}
-    for s in steps:
-        for i in s.inputs:
-            readers[i] = readers.get(i, 0) + 1
+    producer, readers = producers_and_readers(steps)
     out, dropped = list(steps), set()
     for pos, step in enumerate(steps):
         if not _float_hard_swish(step, values):
@@ -103,11 +99,7 @@ def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step
     """``steps`` with each float MUL of a CONV_2D result read by nothing else and a
     one-element float32 value (in that order; MobileNetV3's hard-sigmoid ``/ 6`` after
     its squeeze-and-excitation convolutions) run inside the convolution's step."""
-    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
-    readers: dict[int, int] = {}
-    for s in steps:
-        for i in s.inputs:
-            readers[i] = readers.get(i, 0) + 1
+    producer, readers = producers_and_readers(steps)
     mul = lookup("mul")
     out, dropped = list(steps), set()
     for pos, step in enumerate(steps):

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..ops import lookup
 from ..ops.fast import WithKernels, kernels
-from .step import Step
+from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
 # Below this many elements a compiled call's dispatch costs more than the passes it saves
@@ -177,11 +177,7 @@ def _in_place(chain: Chain, kernel: Callable, operand: int) -> Callable | None:
 
 def fuse_gradient_chains(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each chain of the table above replaced by one step."""
-    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
-    readers: dict[int, int] = {}
-    for s in steps:
-        for i in s.inputs:
-            readers[i] = readers.get(i, 0) + 1
+    producer, readers = producers_and_readers(steps)
     loader = kernels("train")
     out, dropped, taken = list(steps), set(), set()
     for pos in range(len(steps) - 1, -1, -1):  # from the end: the longest chain wins

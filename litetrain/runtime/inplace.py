@@ -23,7 +23,7 @@ import numpy as np
 from .step import Step
 
 
-class _AliasGroups:
+class AliasGroups:
     """Union-find over tensor indices: tensors that may share memory."""
 
     def __init__(self) -> None:
@@ -40,15 +40,26 @@ class _AliasGroups:
         self.parent[self.find(a)] = self.find(b)
 
 
-def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> list[Step]:
-    """``steps`` with eligible elementwise steps replaced by in-place versions."""
-    groups = _AliasGroups()
+def alias_groups(steps: list[Step]) -> AliasGroups:
+    """The tensors that may share memory: each pure step that does not promise a fresh
+    result with its operands, and each step writing into an operand with that operand."""
+    groups = AliasGroups()
     for step in steps:
-        if not step.fresh and not step.stateful:
+        if step.writes_into is not None:
+            groups.union(step.outputs[0], step.writes_into)
+        elif not step.fresh and not step.stateful:
             for o in step.outputs:
                 for i in step.inputs:
                     if i >= 0:
                         groups.union(o, i)
+    return groups
+
+
+def lifetimes(steps: list[Step], groups: AliasGroups, outputs: Iterable[int]
+              ) -> tuple[dict[int, int], set[int]]:
+    """(the last position reading each alias group, the groups whose memory escapes a
+    run: the subgraph's outputs and every stateful step's operands — variables keep
+    arrays as they are, control flow hands them to other subgraphs)."""
     last_read: dict[int, int] = {}
     escaped = {groups.find(o) for o in outputs}
     for pos, step in enumerate(steps):
@@ -57,6 +68,13 @@ def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> l
                 last_read[groups.find(i)] = pos
                 if step.stateful:
                     escaped.add(groups.find(i))
+    return last_read, escaped
+
+
+def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> list[Step]:
+    """``steps`` with eligible elementwise steps replaced by in-place versions."""
+    groups = alias_groups(steps)
+    last_read, escaped = lifetimes(steps, groups, outputs)
     fresh = {o for s in steps if s.fresh for o in s.outputs}
     rewritten = []
     for pos, step in enumerate(steps):
@@ -68,7 +86,7 @@ def in_place_steps(steps: list[Step], values: list, outputs: Iterable[int]) -> l
 
 
 def _reusable_operand(step: Step, pos: int, values: list, fresh: set[int],
-                      groups: _AliasGroups, last_read: dict[int, int],
+                      groups: AliasGroups, last_read: dict[int, int],
                       escaped: set[int]) -> int | None:
     if step.stateful or len(step.outputs) != 1:
         return None

@@ -29,7 +29,7 @@ import numpy as np
 from ..ops import compiled, lookup
 from ..ops.conv import conv_2d
 from ..ops.conv_gemm import chunked_conv
-from .step import Step
+from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
 _ONE, _MINUS_ZERO = np.float32(1.0), np.float32(-0.0)
@@ -37,11 +37,7 @@ _ONE, _MINUS_ZERO = np.float32(1.0), np.float32(-0.0)
 
 def fuse_input_rescaling(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each chain described above fused into its convolution's step."""
-    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
-    readers: dict[int, int] = {}
-    for s in steps:
-        for i in s.inputs:
-            readers[i] = readers.get(i, 0) + 1
+    producer, readers = producers_and_readers(steps)
 
     def link(tensor: int, op: str) -> int | None:
         """The position of the plain ``op`` step making ``tensor`` (read once, not an

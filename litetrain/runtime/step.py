@@ -40,3 +40,14 @@ class Step:
     def out_form(self) -> Callable | None:
         """The kernel's form writing into a given array, if it has one."""
         return self.into if self.into is not None and self.into_for is self.kernel else None
+
+
+def producers_and_readers(steps: list[Step]) -> tuple[dict[int, int], dict[int, int]]:
+    """(the position of the step making each tensor, how many step operands read each
+    tensor): what the fusing passes ask before folding a step into its producer."""
+    producer = {o: pos for pos, s in enumerate(steps) for o in s.outputs}
+    readers: dict[int, int] = {}
+    for s in steps:
+        for i in s.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    return producer, readers

@@ -113,6 +113,7 @@ def test_one_node_over_batches_sizes_and_biases(rng):
     assert out.flags.writeable and out.flags.c_contiguous and out.base is not x
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 def test_infinities_give_the_numpy_values(rng):
     """±inf in inputs and filters: the same values and zero signs; NaN where NumPy has
     NaN (their payloads may differ: a sum of two NaNs keeps either one's)."""

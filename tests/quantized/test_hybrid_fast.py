@@ -169,6 +169,7 @@ def test_transpose_conv_gives_the_numpy_bits(stride, padding, rng):
     same_bits(*_both("transpose_conv", [shape, w, x, b], attrs, [None, qw, None, None]))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 def test_quantization_gives_the_numpy_rows(rng):
     """Every row rule: symmetric and asymmetric, ties in the blocks of 8 and on the tail,
     all-zero rows, a range below float32's smallest scale, one-sign rows, signed zeros."""

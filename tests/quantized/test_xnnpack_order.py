@@ -70,6 +70,7 @@ def test_fma_matches_exact_rational_arithmetic(rng):
         assert got[k] == rounded(exact), (a[k], b[k], c[k])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 def test_fma_keeps_specials():
     inf, nan = F32(np.inf), F32(np.nan)
     got = xnnpack_float.fma(np.array([inf, 1, 0, nan, -0.0], F32),
@@ -96,6 +97,7 @@ def prepared(op: str, attrs, inputs, hybrid_graph: bool = True,
     return lookup(op).settings(info)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 @pytest.mark.parametrize("case", CASES)
 def test_kernels_give_tensorflow_default_bits(case):
     """Each single-op model's node, prepared for a hybrid graph under AUTO, gives the bits
@@ -127,6 +129,7 @@ def test_only_hybrid_graphs_under_the_default_resolvers_choose_it():
     assert xnnpack_float.prepare(info) is None
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 def test_compiled_forms_give_the_numpy_bits(rng):
     from litetrain.ops import fast
 
