@@ -43,6 +43,19 @@ def _attrs(k, stride, padding, act):
             "dilation_w_factor": 1, "padding": padding, "fused_activation_function": act}
 
 
+def _conv_case(case, act, with_kernels: bool, rng):
+    """A CONV_2D node of ``CASES``' geometry (input with IEEE specials, random filter and
+    bias; the grouped case's filter has half the input's depth): (settings, attrs, x, w,
+    b)."""
+    n, h, wd, c, o, k, stride, padding = case
+    x = with_specials(rng, (n, h, wd, c))
+    ci = 3 if (k, c) == (3, 6) else c  # the grouped case
+    w = rng.standard_normal((o, k, k, ci)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) * 3
+    attrs = _attrs(k, stride, padding, act)
+    return _settings("conv_2d", [x, w, b], attrs, with_kernels), attrs, x, w, b
+
+
 def _settings(op, inputs, attrs, with_kernels: bool):
     s = lookup(op).settings(node_info(op, inputs, attrs))
     if not with_kernels:
@@ -71,13 +84,7 @@ CASES = [(2, 20, 18, 3, 16, 3, 2, SAME), (1, 6, 6, 24, 72, 1, 1, SAME),
 @pytest.mark.parametrize("with_kernels", [True, False] if HAVE_NUMBA else [False])
 def test_conv_2d_with_fused_hard_swish_gives_the_two_kernels_bits(case, act, with_kernels,
                                                                   rng, monkeypatch):
-    n, h, wd, c, o, k, stride, padding = case
-    x = with_specials(rng, (n, h, wd, c))
-    ci = 3 if (k, c) == (3, 6) else c  # the grouped case
-    w = rng.standard_normal((o, k, k, ci)).astype(np.float32)
-    b = rng.standard_normal(o).astype(np.float32) * 3
-    attrs = _attrs(k, stride, padding, act)
-    s = _settings("conv_2d", [x, w, b], attrs, with_kernels)
+    s, attrs, x, w, b = _conv_case(case, act, with_kernels, rng)
     y = conv_2d(s, x, w, b)
     hs = _settings("hard_swish", [y], {}, with_kernels)
     for chunk in (600, 1 << 19):
@@ -285,13 +292,7 @@ def test_tf_lite_float_order_and_mixed_types_are_left_alone(rng):
 @pytest.mark.parametrize("with_kernels", [True, False] if HAVE_NUMBA else [False])
 def test_conv_2d_with_fused_scale_gives_the_conv_then_mul_bits(case, act, with_kernels,
                                                                rng, monkeypatch):
-    n, h, wd, c, o, k, stride, padding = case
-    x = with_specials(rng, (n, h, wd, c))
-    ci = 3 if (k, c) == (3, 6) else c  # the grouped case
-    w = rng.standard_normal((o, k, k, ci)).astype(np.float32)
-    b = rng.standard_normal(o).astype(np.float32) * 3
-    attrs = _attrs(k, stride, padding, act)
-    s = _settings("conv_2d", [x, w, b], attrs, with_kernels)
+    s, attrs, x, w, b = _conv_case(case, act, with_kernels, rng)
     mul = lookup("mul").kernel
     for chunk in (600, 1 << 19):
         monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
