@@ -11,7 +11,9 @@ Passes, in the order a plan applies them:
   ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
-  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
+  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a RELU
+  or RELU6 after a convolution runs as its fused activation (see
+  :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
   (see :mod:`.epilogue`), an input's rescaling (MUL and ADD by constants) is applied
   while the convolution reading it gathers its patches (see :mod:`.prologue`), a
@@ -37,6 +39,7 @@ import numpy as np
 from ..ops.common import fused
 from ..ops.matmul import batch_matmul
 from .channels import tile_channel_vectors
+from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
@@ -82,6 +85,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
     steps = scale_per_image_channels(steps, values)
