@@ -15,12 +15,15 @@ TANH gradient                 ``MUL(dy, SUB(s, MUL(y, y)))``             ``tanh_
 either, of a product          ``dy`` above is ``MUL(a, b)``              ``…_of_product``
 batch norm, output            ``ADD(MUL(x, s), b)``                      ``affine``
 batch norm, input gradient    ``ADD(MUL(dy, s), ADD(MUL(xc, k1), k0))``  ``batch_norm_grad``
+… through a ReLU              ``MUL(that, CAST(GREATER(x, t)))``          ``…_masked``
 ============================  =========================================  ================
 
 (``t``, ``s``: one-element values, 0 and 1 in the rules; in the batch-norm chains ``s``,
 ``b``, ``k1``, ``k0`` are per-channel vectors, broadcast along the last axis, and those
 chains are fused only where the compiled form will run: their NumPy form would give up
-:mod:`.channels`' long rows.) Each inner result must be read by the chain alone. The
+:mod:`.channels`' long rows. ``batch_norm_grad_masked`` is a convolution → ReLU →
+batch norm block's gradient reaching the convolution: one pass instead of two over the
+largest maps of a CNN step.) Each inner result must be read by the chain alone. The
 fused step runs where the chain's last op ran and reads the chain's operands (values
 never change once made, so reading them later is the same).
 
@@ -112,6 +115,12 @@ def _batch_norm_grad(dy, s, xc, k1, k0, out=None):
     return np.add(scaled, shifted, out=scaled)
 
 
+def _batch_norm_grad_masked(dy, s, xc, k1, k0, x, t, out=None):
+    mask = np.greater(x, t)  # first: ``out`` may be ``x``
+    grad = _batch_norm_grad(dy, s, xc, k1, k0, out=out)
+    return np.multiply(grad, mask, out=grad, dtype=_F32)
+
+
 MASKED = Chain("masked", _masked, ("array", "mask"))
 MASKED_GREATER = Chain("masked_greater", _masked_greater, ("array", "array", "scalar"))
 SIGMOID_GRAD = Chain("sigmoid_grad", _sigmoid_grad, ("array", "array", "scalar"))
@@ -123,6 +132,9 @@ TANH_GRAD_OF_PRODUCT = Chain("tanh_grad_of_product", _tanh_grad_of_product,
 AFFINE = Chain("affine", _affine, ("array", "vector", "vector"))
 BATCH_NORM_GRAD = Chain("batch_norm_grad", _batch_norm_grad,
                         ("array", "vector", "array", "vector", "vector"))
+BATCH_NORM_GRAD_MASKED = Chain("batch_norm_grad_masked", _batch_norm_grad_masked,
+                               ("array", "vector", "array", "vector", "vector", "array",
+                                "scalar"))
 
 
 def run(chain: Chain, settings, *operands, out=None):
@@ -184,13 +196,13 @@ def fuse_gradient_chains(steps: list[Step], values: list, outputs: set[int]) -> 
         step = steps[pos]
         if pos in taken or not (_plain(step, "mul") or _plain(step, "add")):
             continue
-        found = _match(steps, pos, outputs, producer, readers)
+        compiled = loader is not None and values[step.outputs[0]].size >= _COMPILED_FROM
+        found = _match(steps, pos, outputs, producer, readers, compiled)
         if found is None or taken.intersection(found[2]) or \
                 not _all_typed(found[0], found[1], values, values[step.outputs[0]]):
             continue
         chain, inputs, inner = found
-        settings, compiled = step.settings, (
-            loader is not None and values[step.outputs[0]].size >= _COMPILED_FROM)
+        settings = step.settings
         if "vector" in chain.kinds and not compiled:
             continue
         if compiled:
@@ -213,8 +225,9 @@ def _plain(step: Step, op: str, arity: int = 2) -> bool:
             and not step.settings.get("fused_activation_function", 0))
 
 
-def _match(steps, pos, outputs, producer, readers):
-    """(chain, fused step's inputs, positions of the chain's inner steps) or ``None``."""
+def _match(steps, pos, outputs, producer, readers, vectors: bool = True):
+    """(chain, fused step's inputs, positions of the chain's inner steps) or ``None``;
+    ``vectors``: the per-channel chains may be taken in (they will run compiled)."""
     a, b = steps[pos].inputs
 
     def inner(tensor: int, op: str) -> int | None:
@@ -243,6 +256,11 @@ def _match(steps, pos, outputs, producer, readers):
         (mask,) = steps[cast].inputs
         greater = inner(mask, "greater")
         if greater is not None:
+            norm = inner(a, "add") if vectors else None
+            found = None if norm is None else _match(steps, norm, outputs, producer, readers)
+            if found is not None and found[0] is BATCH_NORM_GRAD:
+                return BATCH_NORM_GRAD_MASKED, (*found[1], *steps[greater].inputs), (
+                    cast, greater, norm, *found[2])
             return MASKED_GREATER, (a, *steps[greater].inputs), (cast, greater)
         return MASKED, (a, mask), (cast,)
     sub = inner(b, "sub")

@@ -39,11 +39,13 @@ REFERENCE = {
     "affine": lambda x, s, b: _op("add", _op("mul", x, s), b),
     "batch_norm_grad": lambda dy, s, xc, k1, k0: _op("add", _op("mul", dy, s), _op(
         "add", _op("mul", xc, k1), k0)),
+    "batch_norm_grad_masked": lambda dy, s, xc, k1, k0, x, t: REFERENCE["masked_greater"](
+        REFERENCE["batch_norm_grad"](dy, s, xc, k1, k0), x, t),
 }
 CHAINS = {c.name: c for c in (fused.MASKED, fused.MASKED_GREATER, fused.SIGMOID_GRAD,
                               fused.TANH_GRAD, fused.SIGMOID_GRAD_OF_PRODUCT,
                               fused.TANH_GRAD_OF_PRODUCT, fused.AFFINE,
-                              fused.BATCH_NORM_GRAD)}
+                              fused.BATCH_NORM_GRAD, fused.BATCH_NORM_GRAD_MASKED)}
 
 
 def _operands(name, shape, rng):
@@ -54,12 +56,16 @@ def _operands(name, shape, rng):
         return v
     dy = special(rng.standard_normal(shape).astype(np.float32))
     second = special(rng.standard_normal(shape).astype(np.float32)[::-1].copy())
-    if name in ("affine", "batch_norm_grad"):
+    if name in ("affine", "batch_norm_grad", "batch_norm_grad_masked"):
         vectors = [special(rng.standard_normal(shape[-1]).astype(np.float32))
                    for _ in range(3)]
         if name == "affine":
             return dy, vectors[0], vectors[1]
-        return dy, vectors[0], second, vectors[1], vectors[2]
+        if name == "batch_norm_grad":
+            return dy, vectors[0], second, vectors[1], vectors[2]
+        x = special(rng.standard_normal(shape).astype(np.float32)[:, ::-1].copy())
+        return (dy, vectors[0], second, vectors[1], vectors[2], x,
+                np.array(0.0, np.float32))
     if name == "masked":
         return dy, second > 0
     if name.endswith("_of_product"):
@@ -159,8 +165,9 @@ def test_relu_max_pool_cnn_is_identical_and_fused(monkeypatch):
 
 
 def test_batch_norm_cnn_is_identical_and_fused(monkeypatch):
-    """Batch norm's output and input-gradient chains are fused where compiled (large
-    enough, the [fast] extra installed), and the step stays bit-identical."""
+    """Batch norm's output and input-gradient chains (with and without a ReLU before the
+    batch norm) are fused where compiled (large enough, the [fast] extra installed), and
+    the step stays bit-identical."""
     if fast.kernels("train") is None:
         pytest.skip("the [fast] extra (numba) is not installed")
     fast.kernels("train").wait()
@@ -168,13 +175,16 @@ def test_batch_norm_cnn_is_identical_and_fused(monkeypatch):
     model = lt.nn.Sequential([
         lt.nn.Conv2D(16, 3, padding="same", activation="relu", input_shape=(16, 16, 3)),
         lt.nn.BatchNormalization(),
+        lt.nn.Conv2D(8, 1),
+        lt.nn.BatchNormalization(),
         lt.nn.Flatten(),
         lt.nn.Dense(5),
     ])
     m = lt.trainable(model, loss=lt.losses.CategoricalCrossentropy(from_logits=True),
                      optimizer=lt.optimizers.SGD(0.05))
     _same_run(lt.convert(m), _train_infer_calls((16, 16, 3), 5, [70, 70, 1, 70]))
-    assert {"affine", "batch_norm_grad"} <= set(seen)
+    # the first batch norm's input gradient goes through the ReLU before it
+    assert {"affine", "batch_norm_grad", "batch_norm_grad_masked"} <= set(seen)
 
 
 def test_chains_read_elsewhere_or_not_float32_are_left_alone():

@@ -9,7 +9,8 @@
   ``dy = a * b`` (a recurrent step's gate cotangents);
 * :func:`affine`: ``(x * s) + b`` per channel — batch norm's output;
 * :func:`batch_norm_grad`: ``(dy * s) + ((xc * k1) + k0)`` per channel — batch norm's
-  input gradient;
+  input gradient; :func:`batch_norm_grad_masked`: that times ``cast(x > t)`` (through a
+  ReLU);
 * :func:`max_pool_grad`: MAX_POOL_2D's gradient over tiling windows
   (:mod:`litetrain.runtime.pool_grad`).
 
@@ -114,6 +115,22 @@ def batch_norm_grad(dy, s, xc, k1, k0, out):
     for r in range(rows):
         for ch in range(c):
             out[r, ch] = (dy[r, ch] * s[ch]) + ((xc[r, ch] * k1[ch]) + k0[ch])
+    return out
+
+
+# Inputs typed read-only take writable arrays too: one compiled form.
+@numba.njit([(*(types.Array(_F32, 2 if k == "A" else 1, "C", readonly=True)
+                for k in "AVAVVA"), _F32, _F32[:, ::1])], **_JIT)
+def batch_norm_grad_masked(dy, s, xc, k1, k0, x, t, out):
+    """``((dy * s) + ((xc * k1) + k0)) * cast(x > t)``: batch norm's input gradient
+    through the ReLU before it (the mask read before ``out`` is written: it may be
+    ``x``)."""
+    rows, c = dy.shape
+    one, zero = np.float32(1.0), np.float32(0.0)
+    for r in range(rows):
+        for ch in range(c):
+            m = one if x[r, ch] > t else zero
+            out[r, ch] = ((dy[r, ch] * s[ch]) + ((xc[r, ch] * k1[ch]) + k0[ch])) * m
     return out
 
 
