@@ -102,7 +102,7 @@ def _max_pool_integer(s: Quantized, x):
 
 # --- gradient rules ----------------------------------------------------------------------
 # Builtin ops only. Windows that do not overlap (stride == size, the common 2×2 case) take
-# a cheap form (AVERAGE_POOL: upsample; MAX_POOL: per tap over the window grid,
+# a cheap form (AVERAGE_POOL: one broadcast MUL; MAX_POOL: per tap over the window grid,
 # interleaved back); any other stride and padding the general one: AVERAGE_POOL
 # is the input gradient of a depthwise convolution with a ones filter, on the cotangent
 # divided by each window's in-bounds count; MAX_POOL sends each window's cotangent to its
@@ -121,11 +121,18 @@ def _non_overlapping(attrs, x) -> bool:
         attrs["padding"] == SAME and (x.shape[1] % kh or x.shape[2] % kw))
 
 
-def _upsample(g, v, kh: int, kw: int, x):
-    """Repeat each pixel kh×kw times, then zero-pad to x's spatial size (VALID drops the
-    rows and columns no window covers; they get no gradient)."""
-    up = g.op("resize_nearest_neighbor", v, i32(g, [v.shape[1] * kh, v.shape[2] * kw]))
-    extra_h, extra_w = x.shape[1] - up.shape[1], x.shape[2] - up.shape[2]
+def _upsample_share(g, dy, kh: int, kw: int, x):
+    """Each window's share of its cotangent, ``dy · (1 / (kh·kw))``, repeated over the
+    window's kh×kw pixels by one broadcast MUL (``[n·oh, 1, ow, 1, c]`` times a
+    ``[1, kh, 1, kw, 1]`` constant of the share: the same float32 product per pixel as
+    scaling then upsampling, in one pass over the input's size), then zero-padded to x's
+    spatial size (VALID drops the rows and columns no window covers; they get no
+    gradient)."""
+    _, oh, ow, c = dy.shape
+    share = g.const(np.full((1, kh, 1, kw, 1), 1.0 / (kh * kw), dy.dtype))
+    up = g.op("mul", g.op("reshape", dy, i32(g, [-1, 1, ow, 1, c])), share)
+    up = g.op("reshape", up, i32(g, [-1, oh * kh, ow * kw, c]))
+    extra_h, extra_w = x.shape[1] - oh * kh, x.shape[2] - ow * kw
     if extra_h or extra_w:
         up = g.op("pad", up, i32(g, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]]))
     return up
@@ -203,7 +210,7 @@ def _average_pool_vjp(g, attrs, ins, outs, dy):
     x = ins[0]
     kh, kw = _plain(attrs)
     if _non_overlapping(attrs, x):
-        return [_upsample(g, dy, kh, kw, x) * (1.0 / (kh * kw))]
+        return [_upsample_share(g, dy, kh, kw, x)]
     c = x.shape[3]
     counts = _counts(x.shape, kh, kw, attrs, np.float32)  # [1, oh, ow, 1] in-bounds taps
     ones = g.const(np.ones((1, kh, kw, c), x.dtype))
