@@ -314,7 +314,11 @@ def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padd
     ``i·wp + j`` on, against ``dy`` zero-padded to the same ``hp × wp`` grid: pixels
     outside the output carry zero cotangent, so what the shifted ranges wrap around to
     adds nothing. Copies are then contiguous (a 3-channel input's im2col would move 3
-    floats at a time)."""
+    floats at a time).
+
+    Otherwise each tap's window is a strided slice of the input, zero-padded only where
+    that tap reads the padding (the padded input's values, without a copy of the whole
+    input: ~0.15 ms of a batch-32 CNN step)."""
     (kh, kw), (sh, sw) = size, strides
     (_, h, w, c), o = x.shape, dy.shape[3]
     oh, pt, pb = pad_before_after(h, kh, sh, 1, padding)
@@ -336,17 +340,47 @@ def _filter_grad(g, x, dy, size: tuple[int, int], strides: tuple[int, int], padd
                   i32(g, [1]), keep_dims=False)
         return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
     else:
-        xp = _pad_input(g, x, pt, pb, pl, pr)
-        wins = [xp if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow) else
-                g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
-                     i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
-                     i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
-                for i in range(kh) for j in range(kw)]
+        if (kh, kw, sh, sw, hp, wp) == (1, 1, 1, 1, oh, ow):
+            wins = [x]
+        else:
+            spans = [(_span(i, pt, sh, oh, h), _span(j, pl, sw, ow, w))
+                     for i in range(kh) for j in range(kw)]
+            if all(rows[1] > rows[0] and cols[1] > cols[0] for rows, cols in spans):
+                wins = [_window(g, x, rows, cols, (sh, sw), (oh, ow)) for rows, cols in spans]
+            else:  # a tap entirely in the padding (a degenerate size): the padded input
+                xp = _pad_input(g, x, pt, pb, pl, pr)
+                wins = [g.op("strided_slice", xp, i32(g, [0, i, j, 0]),
+                             i32(g, [0, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, 0]),
+                             i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+                        for i in range(kh) for j in range(kw)]
         wins = [g.op("reshape", v, i32(g, [-1, c])) for v in wins]
         d = g.op("reshape", dy, i32(g, [-1, o]))
     taps = [g.op("batch_matmul", v, d, adj_x=True) for v in wins]
     dw = taps[0] if len(taps) == 1 else g.op("pack", *taps, axis=0, values_count=len(taps))
     return _perm(g, g.op("reshape", dw, i32(g, [kh, kw, c, o])), (3, 0, 1, 2))
+
+
+def _span(tap: int, before: int, stride: int, out: int, size: int) -> tuple[int, int, int]:
+    """Along one axis, the outputs ``[lo, hi)`` whose tap ``tap`` reads the unpadded input
+    (``before`` padding rows first), and the input row the first of them reads."""
+    first = tap - before  # the input row output 0 reads
+    lo = min(out, max(0, -(first // stride)))  # ceil(-first / stride)
+    hi = min(out, (size - 1 - first) // stride + 1) if size - 1 - first >= 0 else 0
+    return lo, max(lo, hi), first + stride * lo
+
+
+def _window(g, x, rows, cols, strides: tuple[int, int], out: tuple[int, int]):
+    """A strided convolution tap's input values ``[n, oh, ow, c]``, the padding's zeros
+    included: the taken rows and columns of ``x`` (a strided slice), zero-padded where the
+    tap reads the padding (the values of a strided slice of the padded input, without
+    padding the whole input first)."""
+    (y0, y1, r0), (x0, x1, c0), (sh, sw), (oh, ow) = rows, cols, strides, out
+    win = g.op("strided_slice", x, i32(g, [0, r0, c0, 0]),
+               i32(g, [0, r0 + (y1 - y0 - 1) * sh + 1, c0 + (x1 - x0 - 1) * sw + 1, 0]),
+               i32(g, [1, sh, sw, 1]), begin_mask=9, end_mask=9)
+    if (y0, y1, x0, x1) != (0, oh, 0, ow):
+        win = g.op("pad", win, i32(g, [[0, 0], [y0, oh - y1], [x0, ow - x1], [0, 0]]))
+    return win
 
 
 def _rows(g, v, start: int, span: int):
