@@ -298,8 +298,14 @@ def _conv_2d_vjp(g, attrs, ins, outs, dy):
     if x.shape[3] != ci:
         raise TraceError(f"{user_frame()}: gradients of grouped convolutions are not supported")
     sh, sw, padding = attrs["stride_h"], attrs["stride_w"], attrs["padding"]
-    dx = g.op("transpose_conv", g.op("shape", x, out_type=2), _perm(g, w, (3, 1, 2, 0)), dy,
-              padding=padding, stride_h=sh, stride_w=sw)
+    if (kh, kw, sh, sw) == (1, 1, 1, 1):  # pointwise: dx = dy @ w, one plain GEMM
+        o, (_, h, wd, _) = w.shape[0], x.shape
+        dx = g.op("batch_matmul", g.op("reshape", dy, i32(g, [-1, o])),
+                  g.op("reshape", w, i32(g, [o, ci])))
+        dx = g.op("reshape", dx, i32(g, [-1, h, wd, ci]))
+    else:
+        dx = g.op("transpose_conv", g.op("shape", x, out_type=2), _perm(g, w, (3, 1, 2, 0)),
+                  dy, padding=padding, stride_h=sh, stride_w=sw)
     return [dx, _filter_grad(g, x, dy, (kh, kw), (sh, sw), padding),
             *_bias_grad(g, ins, dy)]
 
