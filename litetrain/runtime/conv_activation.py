@@ -89,5 +89,9 @@ def _with_activation(step: Step, values: list, y: np.ndarray, code: int):
     if s.__class__ in _PLAIN:
         return MappingProxyType(attrs)
     if s.__class__ is compiled.Compiled:
-        return compiled.Compiled(attrs, s.filter, s.loader, step.op == "depthwise_conv_2d")
+        # the clamp bounds follow the new attrs; the constant filter and its GEMM layout
+        # are the prepared ones (not laid out again per specialisation)
+        fused = compiled.Compiled(attrs, None, s.loader, step.op == "depthwise_conv_2d")
+        fused.filter, fused.gemm = s.filter, s.gemm
+        return fused
     return None  # TF Lite's or XNNPACK's float order: left as the file has it

@@ -83,3 +83,28 @@ def test_results_read_elsewhere_or_not_float32_are_left_alone():
     assert len(conv_activation.fuse_conv_activations(act, values, set())) == 2
     wide = [x.astype(np.float64), w, y, y, y]
     assert len(conv_activation.fuse_conv_activations(steps, wide, set())) == 2
+
+
+def test_constant_filter_keeps_its_layout_and_the_bits(rng):
+    from litetrain.ops import compiled
+
+    x = rng.standard_normal((2, 6, 5, 3)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    x[0, 0, 0] = np.nan
+    attrs = {"padding": 0, "stride_h": 1, "stride_w": 1}
+    settings = compiled.Compiled(attrs, w, fast.kernels("conv"), False)
+    conv = lookup("conv_2d")
+    y = conv.kernel(settings, x, w, b)
+    values = [x, w, b, y, y]
+    steps = [Step(index=3, op="conv_2d", kernel=conv.kernel, stateful=False, inputs=(0, 1, 2),
+                  outputs=(3,), out_dtypes=(np.dtype(np.float32),), settings=settings,
+                  fresh=True), _step("relu", (3,), 4)]
+    (fused,) = conv_activation.fuse_conv_activations(steps, values, set())
+    assert fused.settings.gemm is settings.gemm and fused.settings.filter is w
+    want = lookup("relu").kernel({}, y)
+    got = fused.kernel(fused.settings, x, w, b)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    if fast.kernels("conv") is not None and fast.kernels("conv").wait() is not None:
+        got = fused.kernel(fused.settings, x, w, b)  # the compiled kernels' epilogue
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
