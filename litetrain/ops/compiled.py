@@ -65,6 +65,11 @@ class Compiled(WithKernels):
         self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
         self.last_bias: tuple | None = None
         self.pointwise: tuple | None = None  # see pointwise_conv
+        # CONV_2D in BLAS's order (conv_exact): verdict per (input shape, BLAS threads),
+        # the filter packed for fast.gemm (made on first use), the last bias packed.
+        self.exact: dict[tuple, bool] = {}
+        self.wpack: np.ndarray | None = None
+        self.last_bpack: tuple | None = None
 
 
 def prepare(info: NodeInfo) -> object:
