@@ -230,11 +230,17 @@ def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mo
         _store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
 
 
-@numba.njit(inline="always", **_JIT)
+_FLAT_IN = types.Array(_F32, 1, "C", readonly=True)
+
+
+@numba.njit([(_FLAT_IN, types.int64, types.int64, types.int64, _F32[::1], _F32[::1],
+              types.int64, types.int64, _VEC16, _F32[::1], _F32, _F32, types.int64, _F32)],
+            **_JIT)
 def _block(af, a0, rows, k_all, wf, of, o0, o, zero, bf, lo, hi, mode, scale):
     """``of[o0 + r * o + c]`` = the epilogue of the sum over ``k`` of ``af[a0 + r * k_all
     + k] * filter[k, c]`` in BLAS's order, for ``r < rows``: channel tiles outer (the
-    block's patch rows stay in cache), eight rows a register tile."""
+    block's patch rows stay in cache), eight rows a register tile. Called, not inlined:
+    one compiled copy serves both kernels."""
     tiles = (o + 15) // 16
     for t in range(0, tiles, 2):
         w0 = t * 16 * k_all
@@ -254,8 +260,9 @@ def _rows(k_all):
     return max(_ROWS, min(_MAX_ROWS, rows - rows % _ROWS))
 
 
-_A2 = [types.Array(_F32, 2, "C", readonly=ro) for ro in (False, True)]
-_A4 = [types.Array(_F32, 4, "C", readonly=ro) for ro in (False, True)]
+# The input typed read-only takes writable arrays too: one compiled form each.
+_A2 = [types.Array(_F32, 2, "C", readonly=True)]
+_A4 = [types.Array(_F32, 4, "C", readonly=True)]
 # packed filter, output, packed bias, lo, hi, mode, scale
 _PACKED = (_F32[:, ::1], _F32[:, ::1], _F32[::1], _F32, _F32, types.int64, _F32)
 
