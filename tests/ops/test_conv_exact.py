@@ -96,16 +96,21 @@ def test_blas_order_conv_gives_the_numpy_bits(case, rng):
         assert adopted  # this machine's BLAS sums in the kernel's order: it was used
 
 
-def test_the_mobilenet_stem_with_its_rescaling_gives_the_numpy_bits(rng):
-    """[n, 96, 96, 3], 3×3 stride 2 SAME, 16 out, HARD_SWISH fused, the input rescaling
-    ``x * (1 / 127.5) - 1`` fused into the patches: the plain path's bits, adopted."""
+@pytest.mark.parametrize("geometry", [((3, 3), 2, 1, SAME, (2, 96, 96, 3)),
+                                      ((3, 3), 1, 1, SAME, (1, 13, 11, 3)),
+                                      ((5, 5), 1, 2, VALID, (2, 14, 15, 4))], ids=str)
+def test_a_conv_with_its_input_rescaling_fused_gives_the_numpy_bits(geometry, rng):
+    """The MobileNet stem ([n, 96, 96, 3], 3×3 stride 2 SAME, 16 out, HARD_SWISH fused) and
+    others, the input rescaling ``x * (1 / 127.5) - 1`` fused into the patches: the plain
+    path's bits (the rescaled input, then the convolution), adopted."""
     from litetrain.ops.conv_gemm import chunked_conv
 
-    x = rng.uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
+    k, st, d, padding, shape = geometry
+    x = rng.uniform(0, 255, shape).astype(np.float32)
     x.reshape(-1)[:5] = [np.nan, -0.0, 0.0, np.inf, -np.inf]
-    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((16, *k, shape[3])).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
-    attrs = _attrs((3, 3), 2, 1, SAME)
+    attrs = _attrs(k, st, d, padding)
     rescale = (np.float32(1 / 127.5), np.float32(-1.0))
     hard_swish = {"fused_activation_function": 0}
     s = _prepared(x, w, b, attrs)
@@ -113,7 +118,20 @@ def test_the_mobilenet_stem_with_its_rescaling_gives_the_numpy_bits(rng):
     want = _numpy(np.add(np.multiply(x, rescale[0]), rescale[1]), w, b, attrs,
                   hard_swish=hard_swish)
     same_bits(got, want)
-    if conv_exact.proven([2304], 27, 16):
+    if shape[0] * 48 * 48 == 4608 and conv_exact.proven([2304], 27, 16):
+        assert any(s.exact.values())
+
+
+def test_a_1x1_conv_of_many_chunks_gives_the_numpy_bits(rng):
+    """[4, 48, 48, 16] to 96 channels: several chunks of rows on the NumPy path (each its
+    own GEMM shape, all checked), one compiled call here."""
+    x = with_specials(rng, (4, 48, 48, 16))
+    w = rng.standard_normal((96, 1, 1, 16)).astype(np.float32)
+    b = rng.standard_normal(96).astype(np.float32)
+    attrs = _attrs((1, 1), 1, 1, SAME, 3)
+    s = _prepared(x, w, b, attrs)
+    same_bits(conv_2d(s, x, w, b), _numpy(x, w, b, attrs))
+    if conv_exact.proven([1152], 16, 96):
         assert any(s.exact.values())
 
 
