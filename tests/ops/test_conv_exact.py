@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from litetrain.ops import compiled, conv_exact, fast
-from litetrain.ops.common import SAME, VALID
+from litetrain.ops.common import SAME, VALID, pad_before_after
 from litetrain.ops.conv import conv_2d
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
@@ -92,7 +92,10 @@ def test_blas_order_conv_gives_the_numpy_bits(case, rng):
     scale = np.array([0.37], np.float32)
     same_bits(conv_2d(s, x, w, bias, scale=scale), _numpy(x, w, bias, attrs, scale=scale))
     adopted += _adopted(s)
-    if o % 16 == 0 and conv_exact.proven([64], k[0] * k[1] * ci, o):
+    oh = pad_before_after(h, k[0], st, d, padding)[0]
+    rows = n * oh * pad_before_after(wd, k[1], st, d, padding)[0]  # one chunk
+    if (o % 16 == 0 and conv_exact.faster([rows])
+            and conv_exact.proven([64], k[0] * k[1] * ci, o)):
         assert adopted  # this machine's BLAS sums in the kernel's order: it was used
 
 
@@ -151,6 +154,11 @@ def test_a_kernel_in_another_order_is_refused_and_numpy_runs(rng, monkeypatch):
         s = _prepared(x, wk, b, attrs)
         same_bits(conv_2d(s, x, wk, b), _numpy(x, wk, b, attrs))
         assert s.exact and not _adopted(s)  # checked, refused
+
+
+def test_row_counts_that_leave_tiles_mostly_empty_are_not_adopted():
+    assert conv_exact.faster([8, 36, 2304]) and not conv_exact.faster([9])
+    assert not conv_exact.faster([2304, 1]) and not conv_exact.faster([4])
 
 
 def test_k_beyond_one_blas_block_is_never_adopted(rng):
