@@ -230,6 +230,73 @@ def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mo
         _store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
 
 
+@numba.njit(inline="always", **_JIT)
+def _tail32(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, hi, mode,
+            scale):
+    """:func:`_rows32`'s last ``r`` ≤ 4 rows as one four-row tile (an eight-row one would
+    spend twice the multiply-adds on repeated rows)."""
+    k = _U(k_all)
+    wa0 = _U(w0)
+    wb0 = wa0 + _U(16) * k
+    ba, bb = _load16(bf, 16 * t), _load16(bf, 16 * t + 16)
+    s0, s1, s2, s3 = _steps(k, r)[:4]
+    x0 = x1 = x2 = x3 = y0 = y1 = y2 = y3 = zero
+    a = _U(a0)
+    for i in range(k):
+        wa = _load16(wf, wa0 + _U(16) * i)
+        wv = _load16(wf, wb0 + _U(16) * i)
+        p = a + i
+        v = af[p + s0]
+        x0 = _fma16(v, wa, x0)
+        y0 = _fma16(v, wv, y0)
+        v = af[p + s1]
+        x1 = _fma16(v, wa, x1)
+        y1 = _fma16(v, wv, y1)
+        v = af[p + s2]
+        x2 = _fma16(v, wa, x2)
+        y2 = _fma16(v, wv, y2)
+        v = af[p + s3]
+        x3 = _fma16(v, wa, x3)
+        y3 = _fma16(v, wv, y3)
+    _store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+    _store_first(of, o0 + 16, _finish16(y0, bb, lo, hi, mode, scale), w_b)
+    _store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+    _store_first(of, o0 + o + 16, _finish16(y1, bb, lo, hi, mode, scale),
+                 w_b if r > 1 else 0)
+    _store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
+                 w_a if r > 2 else 0)
+    _store_first(of, o0 + 2 * o + 16, _finish16(y2, bb, lo, hi, mode, scale),
+                 w_b if r > 2 else 0)
+    _store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
+                 w_a if r > 3 else 0)
+    _store_first(of, o0 + 3 * o + 16, _finish16(y3, bb, lo, hi, mode, scale),
+                 w_b if r > 3 else 0)
+
+
+@numba.njit(inline="always", **_JIT)
+def _tail16(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mode, scale):
+    """:func:`_tail32` for the last sixteen channels."""
+    k = _U(k_all)
+    wa0 = _U(w0)
+    ba = _load16(bf, 16 * t)
+    s0, s1, s2, s3 = _steps(k, r)[:4]
+    x0 = x1 = x2 = x3 = zero
+    a = _U(a0)
+    for i in range(k):
+        wa = _load16(wf, wa0 + _U(16) * i)
+        p = a + i
+        x0 = _fma16(af[p + s0], wa, x0)
+        x1 = _fma16(af[p + s1], wa, x1)
+        x2 = _fma16(af[p + s2], wa, x2)
+        x3 = _fma16(af[p + s3], wa, x3)
+    _store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+    _store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+    _store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
+                 w_a if r > 2 else 0)
+    _store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
+                 w_a if r > 3 else 0)
+
+
 _FLAT_IN = types.Array(_F32, 1, "C", readonly=True)
 
 
@@ -239,18 +306,29 @@ _FLAT_IN = types.Array(_F32, 1, "C", readonly=True)
 def _block(af, a0, rows, k_all, wf, of, o0, o, zero, bf, lo, hi, mode, scale):
     """``of[o0 + r * o + c]`` = the epilogue of the sum over ``k`` of ``af[a0 + r * k_all
     + k] * filter[k, c]`` in BLAS's order, for ``r < rows``: channel tiles outer (the
-    block's patch rows stay in cache), eight rows a register tile. Called, not inlined:
+    block's patch rows stay in cache), eight rows a register tile (the last one to four
+    rows a four-row tile). Called, not inlined:
     one compiled copy serves both kernels."""
     tiles = (o + 15) // 16
+    tail = rows % _ROWS if rows % _ROWS <= 4 else 0  # rows left to a four-row tile
+    main = rows - tail
+    ta, to = a0 + main * k_all, o0 + main * o
     for t in range(0, tiles, 2):
         w0 = t * 16 * k_all
+        w_a = min(16, o - 16 * t)
         if t + 1 < tiles:
-            _rows32(af, a0, rows, k_all, wf, w0, of, o0 + 16 * t, o, zero,
-                    min(16, o - 16 * t), min(16, o - 16 * (t + 1)), bf, t, lo, hi, mode,
-                    scale)
+            w_b = min(16, o - 16 * (t + 1))
+            _rows32(af, a0, main, k_all, wf, w0, of, o0 + 16 * t, o, zero, w_a, w_b, bf, t,
+                    lo, hi, mode, scale)
+            if tail:
+                _tail32(af, ta, tail, k_all, wf, w0, of, to + 16 * t, o, zero, w_a, w_b, bf,
+                        t, lo, hi, mode, scale)
         else:
-            _rows16(af, a0, rows, k_all, wf, w0, of, o0 + 16 * t, o, zero,
-                    min(16, o - 16 * t), bf, t, lo, hi, mode, scale)
+            _rows16(af, a0, main, k_all, wf, w0, of, o0 + 16 * t, o, zero, w_a, bf, t, lo,
+                    hi, mode, scale)
+            if tail:
+                _tail16(af, ta, tail, k_all, wf, w0, of, to + 16 * t, o, zero, w_a, bf, t,
+                        lo, hi, mode, scale)
 
 
 @numba.njit(inline="always", **_JIT)
