@@ -25,11 +25,11 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .conv import _gather
-from .xnnpack import _V16, _VEC16, _fma16, _lanes_at, _load16
+from .lanes import lanes_at, masked_store
+from .xnnpack import _V16, _VEC16, _fma16, _load16
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
@@ -44,25 +44,13 @@ _ROWS = 8  # rows of one register tile
 
 
 @intrinsic
-def _store_first(typingctx, arr, index, v, width):
+def store_first(typingctx, arr, index, v, width):
     """``arr[index:index + width] = v[:width]`` (``width`` clipped to 0..16) as one masked
     store: no lane past ``width`` is touched."""
     def codegen(context, builder, signature, args):
         ary, index, v, width = args
-        ptr = _lanes_at(context, builder, signature.args[0], ary, index)
-        i32 = ir.IntType(32)
-        lanes = ir.Constant(ir.VectorType(i32, 16), list(range(16)))
-        n = builder.trunc(width, i32)
-        splat = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(ir.VectorType(i32, 16), ir.Undefined), n,
-                                   ir.Constant(i32, 0)),
-            ir.Constant(ir.VectorType(i32, 16), ir.Undefined),
-            ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-        mask = builder.icmp_signed("<", lanes, splat)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [_V16, ptr.type, i32, mask.type]),
-            "llvm.masked.store.v16f32.p0")
-        builder.call(fn, [v, ptr, ir.Constant(i32, 4), mask])
+        masked_store(builder, v, lanes_at(context, builder, signature.args[0], ary, index),
+                     width)
         return context.get_dummy_value()
     return types.void(arr, types.intp, _VEC16, types.intp), codegen
 
@@ -172,27 +160,27 @@ def _rows32(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, h
             x7 = _fma16(v, wa, x7)
             y7 = _fma16(v, wv, y7)
         d = o0 + r0 * o
-        _store_first(of, d, _finish16(x0, ba, lo, hi, mode, scale), w_a)
-        _store_first(of, d + 16, _finish16(y0, bb, lo, hi, mode, scale), w_b)
-        _store_first(of, d + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
-        _store_first(of, d + o + 16, _finish16(y1, bb, lo, hi, mode, scale), w_b if r > 1 else 0)
-        _store_first(of, d + 2 * o, _finish16(x2, ba, lo, hi, mode, scale), w_a if r > 2 else 0)
-        _store_first(of, d + 2 * o + 16, _finish16(y2, bb, lo, hi, mode, scale),
+        store_first(of, d, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+        store_first(of, d + 16, _finish16(y0, bb, lo, hi, mode, scale), w_b)
+        store_first(of, d + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+        store_first(of, d + o + 16, _finish16(y1, bb, lo, hi, mode, scale), w_b if r > 1 else 0)
+        store_first(of, d + 2 * o, _finish16(x2, ba, lo, hi, mode, scale), w_a if r > 2 else 0)
+        store_first(of, d + 2 * o + 16, _finish16(y2, bb, lo, hi, mode, scale),
                      w_b if r > 2 else 0)
-        _store_first(of, d + 3 * o, _finish16(x3, ba, lo, hi, mode, scale), w_a if r > 3 else 0)
-        _store_first(of, d + 3 * o + 16, _finish16(y3, bb, lo, hi, mode, scale),
+        store_first(of, d + 3 * o, _finish16(x3, ba, lo, hi, mode, scale), w_a if r > 3 else 0)
+        store_first(of, d + 3 * o + 16, _finish16(y3, bb, lo, hi, mode, scale),
                      w_b if r > 3 else 0)
-        _store_first(of, d + 4 * o, _finish16(x4, ba, lo, hi, mode, scale), w_a if r > 4 else 0)
-        _store_first(of, d + 4 * o + 16, _finish16(y4, bb, lo, hi, mode, scale),
+        store_first(of, d + 4 * o, _finish16(x4, ba, lo, hi, mode, scale), w_a if r > 4 else 0)
+        store_first(of, d + 4 * o + 16, _finish16(y4, bb, lo, hi, mode, scale),
                      w_b if r > 4 else 0)
-        _store_first(of, d + 5 * o, _finish16(x5, ba, lo, hi, mode, scale), w_a if r > 5 else 0)
-        _store_first(of, d + 5 * o + 16, _finish16(y5, bb, lo, hi, mode, scale),
+        store_first(of, d + 5 * o, _finish16(x5, ba, lo, hi, mode, scale), w_a if r > 5 else 0)
+        store_first(of, d + 5 * o + 16, _finish16(y5, bb, lo, hi, mode, scale),
                      w_b if r > 5 else 0)
-        _store_first(of, d + 6 * o, _finish16(x6, ba, lo, hi, mode, scale), w_a if r > 6 else 0)
-        _store_first(of, d + 6 * o + 16, _finish16(y6, bb, lo, hi, mode, scale),
+        store_first(of, d + 6 * o, _finish16(x6, ba, lo, hi, mode, scale), w_a if r > 6 else 0)
+        store_first(of, d + 6 * o + 16, _finish16(y6, bb, lo, hi, mode, scale),
                      w_b if r > 6 else 0)
-        _store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
-        _store_first(of, d + 7 * o + 16, _finish16(y7, bb, lo, hi, mode, scale),
+        store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
+        store_first(of, d + 7 * o + 16, _finish16(y7, bb, lo, hi, mode, scale),
                      w_b if r > 7 else 0)
 
 
@@ -220,14 +208,14 @@ def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mo
             x6 = _fma16(af[p + s6], wa, x6)
             x7 = _fma16(af[p + s7], wa, x7)
         d = o0 + r0 * o
-        _store_first(of, d, _finish16(x0, ba, lo, hi, mode, scale), w_a)
-        _store_first(of, d + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
-        _store_first(of, d + 2 * o, _finish16(x2, ba, lo, hi, mode, scale), w_a if r > 2 else 0)
-        _store_first(of, d + 3 * o, _finish16(x3, ba, lo, hi, mode, scale), w_a if r > 3 else 0)
-        _store_first(of, d + 4 * o, _finish16(x4, ba, lo, hi, mode, scale), w_a if r > 4 else 0)
-        _store_first(of, d + 5 * o, _finish16(x5, ba, lo, hi, mode, scale), w_a if r > 5 else 0)
-        _store_first(of, d + 6 * o, _finish16(x6, ba, lo, hi, mode, scale), w_a if r > 6 else 0)
-        _store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
+        store_first(of, d, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+        store_first(of, d + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+        store_first(of, d + 2 * o, _finish16(x2, ba, lo, hi, mode, scale), w_a if r > 2 else 0)
+        store_first(of, d + 3 * o, _finish16(x3, ba, lo, hi, mode, scale), w_a if r > 3 else 0)
+        store_first(of, d + 4 * o, _finish16(x4, ba, lo, hi, mode, scale), w_a if r > 4 else 0)
+        store_first(of, d + 5 * o, _finish16(x5, ba, lo, hi, mode, scale), w_a if r > 5 else 0)
+        store_first(of, d + 6 * o, _finish16(x6, ba, lo, hi, mode, scale), w_a if r > 6 else 0)
+        store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -258,18 +246,18 @@ def _tail32(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, hi, 
         v = af[p + s3]
         x3 = _fma16(v, wa, x3)
         y3 = _fma16(v, wv, y3)
-    _store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
-    _store_first(of, o0 + 16, _finish16(y0, bb, lo, hi, mode, scale), w_b)
-    _store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
-    _store_first(of, o0 + o + 16, _finish16(y1, bb, lo, hi, mode, scale),
+    store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+    store_first(of, o0 + 16, _finish16(y0, bb, lo, hi, mode, scale), w_b)
+    store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+    store_first(of, o0 + o + 16, _finish16(y1, bb, lo, hi, mode, scale),
                  w_b if r > 1 else 0)
-    _store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
+    store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
                  w_a if r > 2 else 0)
-    _store_first(of, o0 + 2 * o + 16, _finish16(y2, bb, lo, hi, mode, scale),
+    store_first(of, o0 + 2 * o + 16, _finish16(y2, bb, lo, hi, mode, scale),
                  w_b if r > 2 else 0)
-    _store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
+    store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
                  w_a if r > 3 else 0)
-    _store_first(of, o0 + 3 * o + 16, _finish16(y3, bb, lo, hi, mode, scale),
+    store_first(of, o0 + 3 * o + 16, _finish16(y3, bb, lo, hi, mode, scale),
                  w_b if r > 3 else 0)
 
 
@@ -289,11 +277,11 @@ def _tail16(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mode,
         x1 = _fma16(af[p + s1], wa, x1)
         x2 = _fma16(af[p + s2], wa, x2)
         x3 = _fma16(af[p + s3], wa, x3)
-    _store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
-    _store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
-    _store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
+    store_first(of, o0, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+    store_first(of, o0 + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+    store_first(of, o0 + 2 * o, _finish16(x2, ba, lo, hi, mode, scale),
                  w_a if r > 2 else 0)
-    _store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
+    store_first(of, o0 + 3 * o, _finish16(x3, ba, lo, hi, mode, scale),
                  w_a if r > 3 else 0)
 
 
