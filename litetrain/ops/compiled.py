@@ -8,8 +8,11 @@ GEMM operand is used by the NumPy kernel too). A filter that is not a constant (
 from a variable, or computed, as the depthwise input gradient's reversed filter) is laid
 out on every call, which is cheap next to the convolution; nothing of it is kept, so
 nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
-DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps its GEMMs on BLAS and gets
-compiled patch gathering (im2col) and epilogue (bias and activation in one pass).
+DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D gets compiled patch gathering
+(im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, for a
+constant filter where :mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes,
+runs wholly compiled in that order (``fast.gemm``; :attr:`Compiled.exact` keeps the
+verdicts).
 
 At run time the NumPy kernel hands over only for a float32 input and, for a node with a
 constant filter, exactly the prepared filter array (an evaluation with other weights

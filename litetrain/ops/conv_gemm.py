@@ -8,7 +8,10 @@ while it is in cache. The patch matrix of a whole batch, and a padded copy of th
 never exist. The filter operand is the node's prepared C-order ``[kh * kw * in, out]``
 (:func:`.compiled.gemm_filter`). With the ``[fast]`` extra the patches are gathered and
 the epilogue applied by compiled kernels: the same patch values, the same GEMM calls and
-the same elementwise operations, so the same bits.
+the same elementwise operations, so the same bits. Where :mod:`.conv_exact` has proven,
+for the node's GEMM shapes, that BLAS sums in the order ``fast.gemm`` computes, the whole
+convolution is instead one compiled call (patches, GEMM, epilogue; the output written
+once): :func:`_exact_conv`, and :func:`pointwise_conv` at batch 1.
 """
 
 from __future__ import annotations
