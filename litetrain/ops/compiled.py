@@ -8,8 +8,11 @@ GEMM operand is used by the NumPy kernel too). A filter that is not a constant (
 from a variable, or computed, as the depthwise input gradient's reversed filter) is laid
 out on every call, which is cheap next to the convolution; nothing of it is kept, so
 nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
-DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D keeps its GEMMs on BLAS and gets
-compiled patch gathering (im2col) and epilogue (bias and activation in one pass).
+DEPTHWISE_CONV_2D then runs wholly compiled; CONV_2D gets compiled patch gathering
+(im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, for a
+constant filter where :mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes,
+runs wholly compiled in that order (``fast.gemm``; :attr:`Compiled.exact` keeps the
+verdicts).
 
 At run time the NumPy kernel hands over only for a float32 input and, for a node with a
 constant filter, exactly the prepared filter array (an evaluation with other weights
@@ -65,6 +68,11 @@ class Compiled(WithKernels):
         self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
         self.last_bias: tuple | None = None
         self.pointwise: tuple | None = None  # see pointwise_conv
+        # CONV_2D in BLAS's order (conv_exact): verdict per (input shape, BLAS threads),
+        # the filter packed for fast.gemm (made on first use), the last bias packed.
+        self.exact: dict[tuple, bool] = {}
+        self.wpack: np.ndarray | None = None
+        self.last_bpack: tuple | None = None
 
 
 def prepare(info: NodeInfo) -> object:

@@ -8,7 +8,10 @@ while it is in cache. The patch matrix of a whole batch, and a padded copy of th
 never exist. The filter operand is the node's prepared C-order ``[kh * kw * in, out]``
 (:func:`.compiled.gemm_filter`). With the ``[fast]`` extra the patches are gathered and
 the epilogue applied by compiled kernels: the same patch values, the same GEMM calls and
-the same elementwise operations, so the same bits.
+the same elementwise operations, so the same bits. Where :mod:`.conv_exact` has proven,
+for the node's GEMM shapes, that BLAS sums in the order ``fast.gemm`` computes, the whole
+convolution is instead one compiled call (patches, GEMM, epilogue; the output written
+once): :func:`_exact_conv`, and :func:`pointwise_conv` at batch 1.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import compiled
+from . import compiled, conv_exact
 from .activations import hard_swish_in_place
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, pad_before_after
 from .windows import padded
@@ -90,6 +93,9 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scal
     lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
     if fast:
         finish = compiled.conv_epilogue(attrs, o, b, hard_swish, scale)
+        if _exact_conv(attrs, x, filt, out, finish, (kh, kw, sh, sw, dh, dw, pt, pl, ow),
+                       lines, rescale):
+            return finish.rest(out)
         _compiled_chunks(attrs, np.ascontiguousarray(x), filt, out, finish,
                          (kh, kw, sh, sw, dh, dw, pt, pl, ow), lines, rescale)
         return finish.rest(out)
@@ -139,6 +145,68 @@ def _compiled_chunks(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
         epilogue(block, *args)
 
 
+def _exact_conv(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
+                finish: compiled.ConvEpilogue, geometry: tuple[int, ...], lines: int,
+                rescale) -> bool:
+    """:func:`chunked_conv`'s compiled loop as one ``fast.gemm`` call — patches, GEMM in
+    BLAS's order and the epilogue fused, the output written once — when
+    :mod:`.conv_exact` has proven that order for every GEMM shape of that loop (its
+    chunks' row counts) and the node's constant filter; False (nothing done) otherwise,
+    or when the epilogue leaves more than a fused HARD_SWISH or MUL to NumPy."""
+    verdict = _adopted(s, x, filt, finish, lambda: {
+        (b1 - b0) * (y1 - y0) * geometry[-1] for b0, b1, y0, y1 in chunks(
+            out.shape[0], out.shape[1], lines)})
+    if verdict is None:
+        return False
+    module, wpack, bpack, mode, k = verdict
+    out2d = out.reshape(-1, out.shape[3])
+    xc = np.ascontiguousarray(x)
+    if geometry[:4] == (1, 1, 1, 1):
+        module.pointwise(xc.reshape(-1, x.shape[3]), wpack, out2d, bpack, finish.lo,
+                         finish.hi, mode, k)
+    else:
+        affine = rescale is not None
+        mul, add = rescale if affine else (np.float32(1), np.float32(0))
+        module.conv_2d(xc, wpack, out2d, bpack, finish.lo, finish.hi, mode, k, *geometry,
+                       affine, mul, add)
+    return True
+
+
+def _adopted(s, x: np.ndarray, filt: np.ndarray, finish: compiled.ConvEpilogue, rows
+             ) -> tuple | None:
+    """(``fast.gemm`` module, packed filter, packed bias, epilogue mode, its scale) when
+    this node's convolution of an input of ``x``'s shape runs in BLAS's order: the
+    node's constant filter, an epilogue the kernel applies itself, the kernels loaded and
+    the GEMM shapes (``rows()``: the NumPy loop's row counts) proven; else ``None``."""
+    if (s.__class__ is not compiled.Compiled or filt is not s.gemm or filt is None
+            or finish.act != NONE or finish.late_bias is not None
+            or x.dtype != np.float32):
+        return None
+    module = conv_exact.module()
+    if module is None:
+        return None
+    key = (x.shape, conv_exact.blas_threads())
+    verdict = s.exact.get(key)
+    if verdict is None:
+        counts = rows()
+        verdict = s.exact[key] = (conv_exact.faster(counts)
+                                  and conv_exact.proven(counts, *filt.shape))
+    if not verdict:
+        return None
+    if s.wpack is None:
+        s.wpack = module.pack(filt)
+    last = s.last_bpack
+    bias = finish.bias if finish.has_bias else None
+    if last is None or last[0] is not bias:
+        last = s.last_bpack = (bias, module.pack_bias(bias, filt.shape[1]))
+    mode, k = module.PLAIN, np.float32(1)
+    if finish.pass_ is finish.module.bias_activation_hard_swish:
+        mode = module.HARD_SWISH
+    elif finish.pass_ is finish.module.bias_activation_scale:
+        mode, k = module.SCALE, finish.extra[0]
+    return module, s.wpack, last[1], mode, k
+
+
 def then(out: np.ndarray, hard_swish, scale=None) -> np.ndarray:
     """``out`` with a fused HARD_SWISH (that node's settings; ``None``: none), then a
     fused MUL by the one-element array ``scale``, applied in place."""
@@ -164,9 +232,19 @@ def pointwise_conv(s, x, w, b, hard_swish=None, scale=None) -> np.ndarray | None
             return None  # (the general path's check starts loading them)
         p = s.pointwise = (x.shape, b, hard_swish, scale,
                            *_pointwise(s, x, b, hard_swish, scale))
-    kernel, args, rows, shape = p[4:]
+    kernel, args, rows, shape = p[4:8]
     if kernel is None:
         return None
+    if p[9] < 0 and conv_exact.module() is not None:
+        s.pointwise = None  # the BLAS-order kernels are there now: plan again
+        return pointwise_conv(s, x, w, b, hard_swish, scale)
+    if p[8]:  # in BLAS's order, epilogue fused (conv_exact): one compiled call
+        if p[9] != conv_exact.blas_threads():
+            s.pointwise = None
+            return None
+        out = np.empty(shape, np.float32)
+        kernel(x.reshape(rows), args[0], out.reshape(rows[0], shape[3]), *args[1:])
+        return out
     out = x.reshape(rows) @ s.gemm
     kernel(out, *args)
     return out.reshape(shape)
@@ -174,9 +252,12 @@ def pointwise_conv(s, x, w, b, hard_swish=None, scale=None) -> np.ndarray | None
 
 def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
     """What :func:`pointwise_conv` does for this input shape, bias and fused HARD_SWISH:
-    (epilogue kernel, its arguments after the output, the input's GEMM shape, the
-    output's shape), or ``(None,) * 4`` when the general path must run."""
-    none = (None,) * 4
+    (kernel, its arguments after the output, the input's GEMM shape, the output's shape,
+    whether the kernel is the whole convolution in BLAS's order (``fast.gemm.pointwise``,
+    called with the input rows, its first argument, the output, the rest; else the
+    epilogue kernel on the BLAS result), the BLAS thread count that was proven at), or
+    ``(None,) * 6`` when the general path must run."""
+    none = (None,) * 6
     if s.gemm is None or x.ndim != 4:
         return none
     o, kh, kw, ci = s.filter.shape
@@ -188,8 +269,15 @@ def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
             or e.scale is not None):
         return none
     n, h, wd, c = x.shape
-    return (e.pass_, (e.bias, e.has_bias, e.lo, e.hi, *e.extra), (n * h * wd, c),
-            (n, h, wd, o))
+    rows, shape = (n * h * wd, c), (n, h, wd, o)
+    exact = _adopted(s, x, s.gemm, e, lambda: {rows[0]})
+    if exact is not None:
+        module, wpack, bpack, mode, k = exact
+        return (module.pointwise, (wpack, bpack, e.lo, e.hi, mode, k), rows, shape, True,
+                conv_exact.blas_threads())
+    # -1: the BLAS-order kernels were not loaded yet (asked again on a later call)
+    retry = -1 if conv_exact.module() is None else 0
+    return (e.pass_, (e.bias, e.has_bias, e.lo, e.hi, *e.extra), rows, shape, False, retry)
 
 
 def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:

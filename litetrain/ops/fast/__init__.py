@@ -23,7 +23,7 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack")
+FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm")
 
 
 class Loader:
