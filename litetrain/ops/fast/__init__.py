@@ -2,9 +2,13 @@
 NumPy cannot run near the machine's speed.
 
 Each compiled kernel is named like the NumPy reference kernel it replaces and computes
-the same values bit for bit (same operations in the same order, no fast-math, no fused
-multiply-add), so results never depend on whether, or since when, it is used. The NumPy
-kernels stay the default and the reference in tests.
+the same values bit for bit (same operations in the same order, no fast-math), so results
+never depend on whether, or since when, it is used. A fused multiply-add appears only
+where the reference's own order has one: the ``xnnpack`` family reproduces XNNPACK's FMA
+kernels (the NumPy form emulates them exactly), and the ``gemm`` family OpenBLAS's
+sgemm, adopted per GEMM shape only after a bit-pattern check against BLAS itself
+(:mod:`litetrain.ops.conv_exact`). The NumPy kernels stay the default and the reference
+in tests.
 
 Loading costs about a second (importing numba, loading the machine code cached on disk
 by ``cache=True``; compiling it the first time ever takes longer), so it never happens on
