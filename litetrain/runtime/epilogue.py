@@ -36,7 +36,7 @@ import numpy as np
 
 from ..ops import builtin_float, lookup, xnnpack_float
 from ..ops.activations import hard_swish_in_place
-from ..ops.conv import conv_2d
+from ..ops.conv import conv_2d, depthwise_conv_2d
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -131,6 +131,8 @@ def _conv_scaled(mul: Step, settings, x, w, b, k):
 def _fused(first: Step, hard_swish: Step):
     if first.op == "conv_2d":
         return functools.partial(conv_2d, hard_swish=hard_swish.settings)
+    if first.op == "depthwise_conv_2d":  # in the compiled kernel's store when it runs
+        return functools.partial(depthwise_conv_2d, hard_swish=hard_swish.settings)
     return functools.partial(_then_hard_swish, first.kernel, hard_swish.settings)
 
 
