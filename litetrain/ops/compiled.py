@@ -33,7 +33,6 @@ _INF = np.float32(np.inf)
 _CLAMPS = {NONE: (-_INF, _INF), RELU: (np.float32(0), _INF),
            RELU_N1_TO_1: (np.float32(-1), np.float32(1)), RELU6: (np.float32(0), np.float32(6))}
 _NO_BIAS = np.zeros(0, np.float32)
-_F32 = np.dtype(np.float32)
 # The depthwise kernel's chunk length target (floats) and the row stride of its filter
 # tiles (``fast.conv.STRIDE``, repeated here so choosing needs no numba import).
 _SPAN = 512
@@ -229,9 +228,9 @@ def run_depthwise(s: Compiled, x, w, b, hard_swish=None) -> np.ndarray | None:
     C-order float32 input) goes straight to the kernel with that call's arguments."""
     last = s.last_run
     if (last is not None and w is last[0] and b is last[1] and hard_swish is last[2]
-            and x.__class__ is np.ndarray and x.shape == last[3] and x.dtype is _F32
+            and x.__class__ is np.ndarray and x.shape == last[3] and x.dtype is last[4]
             and x.flags.c_contiguous):
-        return last[4](x, *last[5])
+        return last[5](x, *last[6])
     if not applies(s, x, w):
         return None
     return depthwise_conv_2d(s, x, w, b, hard_swish)
@@ -257,7 +256,9 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None, hard_sw
         kernel = (module.depthwise_conv_2d if hard_swish is None
                   else module.depthwise_conv_2d_hard_swish)
         if w is s.filter:  # the arguments for the node's next calls (see run_depthwise)
-            s.last_run = (w, b, hard_swish, x.shape, kernel, (taps, bt, lo, hi, g))
+            # (x's dtype object, float32 as checked by applies: one object per tensor
+            # in a run, not always numpy's own float32 instance)
+            s.last_run = (w, b, hard_swish, x.shape, x.dtype, kernel, (taps, bt, lo, hi, g))
         return kernel(x, taps, bt, lo, hi, g)
     out = module.depthwise_conv_2d(x, taps, bt, lo, hi, g)
     return _finish(out, act, late_bias, hard_swish)

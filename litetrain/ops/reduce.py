@@ -135,7 +135,7 @@ def _mean_kernel(attrs, x, axis):
     """MEAN: the compiled mean over height and width when prepared so and loaded (same
     bits), XNNPACK's order when prepared so (:mod:`.xnnpack_float`), else NumPy's."""
     if attrs.__class__ is _MeanHW:
-        if (x.__class__ is np.ndarray and x.dtype is _F32 and x.ndim == 4
+        if (x.__class__ is np.ndarray and x.dtype == _F32 and x.ndim == 4
                 and x.shape[1] * x.shape[2] > 0
                 and (axis is attrs.axis or axes(axis, 4) in ((1, 2), (2, 1)))):
             jit = attrs.ready()
