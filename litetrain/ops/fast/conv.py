@@ -4,8 +4,9 @@
   rows (phase-split for strides, channels repeated for multipliers), so each tap's inputs
   for a whole output row are one contiguous run; 3×3 and 5×5 filters sum all their taps
   in registers, two output rows at a time, in vectorised loops over the rows' runs, bias
-  and activation in the same pass. Same products added in the same tap order as the
-  NumPy kernel, so the same bits.
+  and activation in the same pass (:func:`depthwise_conv_2d_hard_swish`: then a fused
+  HARD_SWISH too). Same products added in the same tap order as the NumPy kernel, so the
+  same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
   on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
   HARD_SWISH, :func:`bias_activation_scale` a MUL by a one-element value, fused into the
