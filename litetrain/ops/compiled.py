@@ -67,6 +67,7 @@ class Compiled(WithKernels):
         self.taps: np.ndarray | None = None
         self.windows: dict[tuple, tuple[np.ndarray, int]] = {}
         self.last_bias: tuple | None = None
+        self.last_run: tuple | None = None  # see run_depthwise
         self.pointwise: tuple | None = None  # see pointwise_conv
         # CONV_2D in BLAS's order (conv_exact): verdict per (input shape, BLAS threads),
         # the filter packed for fast.gemm (made on first use), the last bias packed.
@@ -228,7 +229,23 @@ def _bias_tiles(s: Compiled, b, cm: int, span: int):
     return made
 
 
-def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.ndarray:
+def run_depthwise(s: Compiled, x, w, b, hard_swish=None) -> np.ndarray | None:
+    """DEPTHWISE_CONV_2D (then a fused HARD_SWISH: ``hard_swish``, that node's settings)
+    by the compiled kernel when it applies (else ``None``): a call with the same
+    constant filter, bias array, HARD_SWISH and input shape as the node's last one (a
+    C-order float32 input) goes straight to the kernel with that call's arguments."""
+    last = s.last_run
+    if (last is not None and w is last[0] and b is last[1] and hard_swish is last[2]
+            and x.__class__ is np.ndarray and x.shape == last[3] and x.dtype is last[4]
+            and x.flags.c_contiguous):
+        return last[5](x, *last[6])
+    if not applies(s, x, w):
+        return None
+    return depthwise_conv_2d(s, x, w, b, hard_swish)
+
+
+def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None, hard_swish=None
+                      ) -> np.ndarray:
     g, span = _plan(s, x, w)
     if w is s.filter:
         taps = s.taps
@@ -241,9 +258,18 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None) -> np.n
         bt, lo, hi, act, late_bias = last[2]
     else:
         bt, lo, hi, act, late_bias = _bias_tiles(s, b, w.shape[3], span)
-    out = s.loader.module.depthwise_conv_2d(
-        x if x.flags.c_contiguous else np.ascontiguousarray(x), taps, bt, lo, hi, g)
-    return out if act == NONE and late_bias is None else _finish(out, act, late_bias)
+    x = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+    module = s.loader.module
+    if act == NONE and late_bias is None:
+        kernel = (module.depthwise_conv_2d if hard_swish is None
+                  else module.depthwise_conv_2d_hard_swish)
+        if w is s.filter:  # the arguments for the node's next calls (see run_depthwise)
+            # (x's dtype object, float32 as checked by applies: one object per tensor
+            # in a run, not always numpy's own float32 instance)
+            s.last_run = (w, b, hard_swish, x.shape, x.dtype, kernel, (taps, bt, lo, hi, g))
+        return kernel(x, taps, bt, lo, hi, g)
+    out = module.depthwise_conv_2d(x, taps, bt, lo, hi, g)
+    return _finish(out, act, late_bias, hard_swish)
 
 
 class ConvEpilogue:

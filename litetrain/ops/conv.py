@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import TraceError, user_frame
 from . import builtin_float, compiled, compiled_int8, xnnpack_float
+from .activations import hard_swish_in_place
 from .common import (
     SAME,
     VALID,
@@ -96,13 +97,20 @@ def _patch_gemm(cols: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
     return out
 
 
-def depthwise_conv_2d(attrs, x, w, b=None):
+def depthwise_conv_2d(attrs, x, w, b=None, hard_swish=None):
+    """DEPTHWISE_CONV_2D; ``hard_swish`` (a float HARD_SWISH node's settings, fused into
+    this step by :mod:`litetrain.runtime.epilogue`): then that node's HARD_SWISH on the
+    result, in the compiled kernel's store when it runs, else in place afterwards."""
+    if attrs.__class__ is compiled.Compiled:
+        out = compiled.run_depthwise(attrs, x, w, b, hard_swish)
+        if out is not None:
+            return out
+    if hard_swish is not None:
+        return hard_swish_in_place(hard_swish, depthwise_conv_2d(attrs, x, w, b))
     if xnnpack_float.applies(attrs, x, w, b):
         return xnnpack_float.depthwise_conv_2d(attrs, x, w, b)
     if builtin_float.applies(attrs, x, w, b):
         return builtin_float.depthwise_conv_2d(attrs, x, w, b)
-    if compiled.applies(attrs, x, w):
-        return compiled.depthwise_conv_2d(attrs, x, w, b)
     c, cm = x.shape[3], w.shape[3]
     if cm % c:
         raise ValueError(f"filter depth {cm} is not a multiple of the {c} input channels")

@@ -100,6 +100,17 @@ def _mean(x, axis, keepdims):
 _plain_mean = _reducer(_mean)
 
 
+class _MeanHW(WithKernels):
+    """MEAN settings for a float32 4-D input averaged over height and width: the attrs,
+    the compiled kernels' loader, the constant ``axis`` array prepared for (the run
+    passes that same array: then no check of its values) and ``keep`` (``keep_dims``)."""
+
+    def __init__(self, attrs, loader, axis: np.ndarray):
+        super().__init__(attrs, loader)
+        self.axis = axis
+        self.keep = bool(attrs.get("keep_dims", False))
+
+
 def _mean_prepare(info: NodeInfo):
     """XNNPACK's order in a hybrid graph (:mod:`.xnnpack_float`); compiled kernels for a
     float32 4-D input averaged over height and width (its axes a constant) when the
@@ -114,21 +125,27 @@ def _mean_prepare(info: NodeInfo):
             or {int(v) % 4 for v in np.asarray(a.value).reshape(-1)} != {1, 2}):
         return info.attrs
     loader = kernels("reduce")
-    return info.attrs if loader is None else WithKernels(info.attrs, loader)
+    return info.attrs if loader is None else _MeanHW(info.attrs, loader, a.value)
+
+
+_F32 = np.dtype(np.float32)
 
 
 def _mean_kernel(attrs, x, axis):
-    """MEAN: XNNPACK's order when prepared so (:mod:`.xnnpack_float`); the compiled mean
-    over height and width when prepared so and loaded (same bits), else NumPy's."""
-    if xnnpack_float.applies(attrs, x) and x.ndim == 4 and x.shape[1] * x.shape[2]:
+    """MEAN: the compiled mean over height and width when prepared so and loaded (same
+    bits), XNNPACK's order when prepared so (:mod:`.xnnpack_float`), else NumPy's."""
+    if attrs.__class__ is _MeanHW:
+        if (x.__class__ is np.ndarray and x.dtype == _F32 and x.ndim == 4
+                and x.shape[1] * x.shape[2] > 0
+                and (axis is attrs.axis or axes(axis, 4) in ((1, 2), (2, 1)))):
+            jit = attrs.ready()
+            if jit is not None:
+                n, c = x.shape[0], x.shape[3]
+                out = np.empty((n, 1, 1, c) if attrs.keep else (n, c), _F32)
+                jit.mean_hw(x if x.flags.c_contiguous else np.ascontiguousarray(x), out)
+                return out
+    elif xnnpack_float.applies(attrs, x) and x.ndim == 4 and x.shape[1] * x.shape[2]:
         return xnnpack_float.mean(attrs, x, axis)
-    if (attrs.__class__ is WithKernels and x.__class__ is np.ndarray and x.ndim == 4
-            and x.dtype == np.float32 and x.shape[1] * x.shape[2] > 0
-            and axes(axis, 4) in ((1, 2), (2, 1))):
-        jit = attrs.ready()
-        if jit is not None:
-            out = jit.mean_hw(np.ascontiguousarray(x))
-            return out.reshape(x.shape[0], 1, 1, x.shape[3]) if attrs.get("keep_dims") else out
     return _plain_mean(attrs, x, axis)
 
 

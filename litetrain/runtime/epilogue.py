@@ -5,9 +5,10 @@ A float HARD_SWISH node whose input is the float32 result of a CONV_2D,
 DEPTHWISE_CONV_2D or ADD step that nothing else reads (MobileNetV3 has one after nearly
 every convolution) runs inside that step: one step instead of two, no second output
 array, and for CONV_2D in the epilogue its GEMM blocks already get (bias, clamp, then
-HARD_SWISH on each block while it is in cache: :class:`litetrain.ops.compiled.ConvEpilogue`).
-Other producers' results get HARD_SWISH in place right after they are made
-(:func:`litetrain.ops.activations.hard_swish_in_place`).
+HARD_SWISH on each block while it is in cache: :class:`litetrain.ops.compiled.ConvEpilogue`),
+for DEPTHWISE_CONV_2D in the compiled kernel's store when that runs
+(``depthwise_conv_2d_hard_swish``). Other results get HARD_SWISH in place right after
+they are made (:func:`litetrain.ops.activations.hard_swish_in_place`).
 
 Invariant: the same bits as the two steps. HARD_SWISH is elementwise and reads only the
 producer's stored float32 results, and the fused forms compute each result from that
@@ -36,7 +37,7 @@ import numpy as np
 
 from ..ops import builtin_float, lookup, xnnpack_float
 from ..ops.activations import hard_swish_in_place
-from ..ops.conv import conv_2d
+from ..ops.conv import conv_2d, depthwise_conv_2d
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -131,6 +132,8 @@ def _conv_scaled(mul: Step, settings, x, w, b, k):
 def _fused(first: Step, hard_swish: Step):
     if first.op == "conv_2d":
         return functools.partial(conv_2d, hard_swish=hard_swish.settings)
+    if first.op == "depthwise_conv_2d":  # in the compiled kernel's store when it runs
+        return functools.partial(depthwise_conv_2d, hard_swish=hard_swish.settings)
     return functools.partial(_then_hard_swish, first.kernel, hard_swish.settings)
 
 

@@ -104,7 +104,9 @@ def test_one_node_over_batches_sizes_and_biases(rng):
     it), a non-contiguous and a read-only input."""
     x, w, b, attrs = _case(rng, 3, 10, 10, 24, (3, 3), (2, 2), (1, 1), SAME, 3, 1, True)
     s = _prepared(x, w, b, attrs)
-    for xi in (x, x[:1], x[:, 1:, 2:], np.concatenate([x, x], axis=3)[..., ::2]):
+    # (a float32 dtype that is not numpy's own instance, as some tensors of a run have)
+    le = x.view(np.dtype(np.float32).newbyteorder("<"))
+    for xi in (x, x[:1], x[:, 1:, 2:], np.concatenate([x, x], axis=3)[..., ::2], le, le):
         for bi in (b, b * 2, None, b.astype(np.float64), b):
             same_bits(depthwise_conv_2d(s, xi, w, bi), depthwise_conv_2d(attrs, xi, w, bi))
     x.flags.writeable = False
@@ -131,3 +133,23 @@ def test_infinities_give_the_numpy_values(rng):
 
 def test_the_kernels_and_their_layouts_agree_on_the_row_stride():
     assert compiled._STRIDE == _LOADER.module.STRIDE
+
+
+@pytest.mark.parametrize("window", [WINDOWS[0], WINDOWS[1], WINDOWS[4], WINDOWS[7]])
+def test_fused_hard_swish_gives_the_two_nodes_bits(window, rng):
+    """A HARD_SWISH fused into the step (``hard_swish``: that node's settings) is applied
+    in the compiled kernel's store: the bits of the depthwise node's result put through
+    the HARD_SWISH node, for clamping activations and others (applied afterwards), with
+    the node's repeated calls (its last arguments kept) and a bias or input changing."""
+    hs_op = lookup("hard_swish")
+    k, stride, dilation = window
+    for act in (0, 3, 1, 4):
+        x, w, b, attrs = _case(rng, 2, 7, 6, 16, k, stride, dilation, SAME, act, 1, True)
+        hs = hs_op.settings(node_info("hard_swish", [x], {}))
+        s = _prepared(x, w, b, attrs)
+        for xi, bi in ((x, b), (x, b), (x[:1], b), (x, b * 2), (x, None)):
+            want = hs_op.kernel(hs, depthwise_conv_2d(attrs, xi, w, bi))
+            same_bits(depthwise_conv_2d(s, xi, w, bi, hard_swish=hs), want)
+            same_bits(depthwise_conv_2d(s, xi, w, bi), depthwise_conv_2d(attrs, xi, w, bi))
+        # the last arguments are kept for clamping activations (TANH: NumPy finishes)
+        assert (s.last_run is not None) == (act != 4)

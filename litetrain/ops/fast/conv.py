@@ -4,8 +4,9 @@
   rows (phase-split for strides, channels repeated for multipliers), so each tap's inputs
   for a whole output row are one contiguous run; 3×3 and 5×5 filters sum all their taps
   in registers, two output rows at a time, in vectorised loops over the rows' runs, bias
-  and activation in the same pass. Same products added in the same tap order as the
-  NumPy kernel, so the same bits.
+  and activation in the same pass (:func:`depthwise_conv_2d_hard_swish`: then a fused
+  HARD_SWISH too). Same products added in the same tap order as the NumPy kernel, so the
+  same bits.
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
   on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
   HARD_SWISH, :func:`bias_activation_scale` a MUL by a one-element value, fused into the
@@ -164,14 +165,23 @@ def _taps5(row, f0, off):
 
 
 @numba.njit(inline="always", **_JIT)
-def _finish2(out, o, p, u, v, bt, k, lo, hi):
-    bk = bt[_U(k)]
-    out[_U(o + k)] = _clamp(u + bk, lo, hi)
-    out[_U(p + k)] = _clamp(v + bk, lo, hi)
+def _act(v, lo, hi, hs):
+    """The clamp, then (``hs``: a literal at each kernel) HARD_SWISH."""
+    v = _clamp(v, lo, hi)
+    if hs:
+        return hard_swish_value(v)
+    return v
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows3x3(out, o, p, x, rows, off, w, bt, n, lo, hi):
+def _finish2(out, o, p, u, v, bt, k, lo, hi, hs):
+    bk = bt[_U(k)]
+    out[_U(o + k)] = _act(u + bk, lo, hi, hs)
+    out[_U(p + k)] = _act(v + bk, lo, hi, hs)
+
+
+@numba.njit(inline="always", **_JIT)
+def _rows3x3(out, o, p, x, rows, off, w, bt, n, lo, hi, hs):
     """Output rows at ``out[o:]`` (input rows ``rows[0:3]``) and ``out[p:]``
     (``rows[3:6]``) of a 3×3 filter, chunk by chunk of the filter tiles' length: the nine
     products summed in registers, then bias and clamp."""
@@ -183,11 +193,11 @@ def _rows3x3(out, o, p, x, rows, off, w, bt, n, lo, hi):
         for k in range(m):
             u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
             v = _add3(_add3(_first3(x, d, w, k), x, e, w, 3, k), x, f, w, 6, k)
-            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows3x3_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
+def _rows3x3_s1(out, o, p, x, rows, off, w, bt, n, lo, hi, hs):
     """:func:`_rows3x3` at vertical stride 1 (undilated): input rows ``rows[0:3]`` and
     ``rows[1:4]``, the shared ones loaded once."""
     span = bt.size
@@ -198,11 +208,11 @@ def _rows3x3_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
         for k in range(m):
             u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
             v = _add3(_add3(_first3(x, b, w, k), x, c, w, 3, k), x, d, w, 6, k)
-            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi):
+def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi, hs):
     """:func:`_rows3x3` at vertical stride 2 (undilated): input rows ``rows[0:3]`` and
     ``rows[2:5]``, the shared one loaded once."""
     span = bt.size
@@ -213,11 +223,11 @@ def _rows3x3_s2(out, o, p, x, rows, off, w, bt, n, lo, hi):
         for k in range(m):
             u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
             v = _add3(_add3(_first3(x, c, w, k), x, d, w, 3, k), x, e, w, 6, k)
-            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _row3x3(out, o, x, rows, off, w, bt, n, lo, hi):
+def _row3x3(out, o, x, rows, off, w, bt, n, lo, hi, hs):
     """One output row of a 3×3 filter at ``out[o:]`` (input rows ``rows``): the last of
     an odd row count."""
     span = bt.size
@@ -226,11 +236,11 @@ def _row3x3(out, o, x, rows, off, w, bt, n, lo, hi):
         a, b, c = _taps3(rows[0], f0, off), _taps3(rows[1], f0, off), _taps3(rows[2], f0, off)
         for k in range(m):
             u = _add3(_add3(_first3(x, a, w, k), x, b, w, 3, k), x, c, w, 6, k)
-            out[_U(o + f0 + k)] = _clamp(u + bt[_U(k)], lo, hi)
+            out[_U(o + f0 + k)] = _act(u + bt[_U(k)], lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
+def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi, hs):
     """:func:`_rows3x3_s1` for a 5×5 filter: input rows ``rows[0:5]`` and ``rows[1:6]``."""
     span = bt.size
     for f0 in range(0, n, span):
@@ -242,11 +252,11 @@ def _rows5x5_s1(out, o, p, x, rows, off, w, bt, n, lo, hi):
                             x, d, w, 15, k), x, e, w, 20, k)
             v = _add5(_add5(_add5(_add5(_first5(x, b, w, k), x, c, w, 5, k), x, d, w, 10, k),
                             x, e, w, 15, k), x, f, w, 20, k)
-            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi)
+            _finish2(out, o + f0, p + f0, u, v, bt, k, lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
+def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi, hs):
     """One output row of a 5×5 filter at ``out[o:]`` (input rows ``rows``), as in
     :func:`_rows3x3` (two rows' fifty input runs at once, unshared, are more than LLVM
     vectorises)."""
@@ -258,11 +268,11 @@ def _row5x5(out, o, x, rows, off, w, bt, n, lo, hi):
         for k in range(m):
             u = _add5(_add5(_add5(_add5(_first5(x, a, w, k), x, b, w, 5, k), x, c, w, 10, k),
                             x, d, w, 15, k), x, e, w, 20, k)
-            out[_U(o + f0 + k)] = _clamp(u + bt[_U(k)], lo, hi)
+            out[_U(o + f0 + k)] = _act(u + bt[_U(k)], lo, hi, hs)
 
 
 @numba.njit(inline="always", **_JIT)
-def _row_taps(out, o, x, rows, off, w, stride, bt, n, lo, hi):
+def _row_taps(out, o, x, rows, off, w, stride, bt, n, lo, hi, hs):
     """Any filter, one output row at ``out[o:]``: tap by tap over each chunk (in L1), then
     bias and clamp; ``rows[i]`` is filter row i's input row."""
     span = bt.size
@@ -280,11 +290,11 @@ def _row_taps(out, o, x, rows, off, w, stride, bt, n, lo, hi):
                 for k in range(m):
                     out[_U(oc + k)] += x[_U(xi + k)] * w[_U(wi + k)]
         for k in range(m):
-            out[_U(oc + k)] = _clamp(out[_U(oc + k)] + bt[_U(k)], lo, hi)
+            out[_U(oc + k)] = _act(out[_U(oc + k)] + bt[_U(k)], lo, hi, hs)
 
 
-@numba.njit(_DEPTHWISE, **_JIT)
-def depthwise_conv_2d(x, w, bt, lo, hi, g):
+@numba.njit(inline="always", **_JIT)
+def _depthwise(x, w, bt, lo, hi, g, hs):
     """``x`` [n, h, w, c] float32; ``w`` [kh * kw, stride]: each tap's filter values
     (``c * mult``) repeated along its row to a chunk length ``span`` (``bt.size``, a
     multiple of ``c * mult``); ``bt`` the bias repeated likewise (-0.0 without a bias:
@@ -338,28 +348,42 @@ def depthwise_conv_2d(x, w, bt, lo, hi, g):
         if unrolled and kh == 3 and kw == 3:
             if r0 + 1 == rows_out:
                 r3 = (rows[0], rows[1], rows[2])
-                _row3x3(out, o, ring, r3, off, wf, bt, rowlen, lo, hi)
+                _row3x3(out, o, ring, r3, off, wf, bt, rowlen, lo, hi, hs)
             elif shared and sh == 1:
                 r4 = (rows[0], rows[1], rows[2], rows[5])
-                _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi)
+                _rows3x3_s1(out, o, p, ring, r4, off, wf, bt, rowlen, lo, hi, hs)
             elif shared and sh == 2:
                 r5 = (rows[0], rows[1], rows[2], rows[4], rows[5])
-                _rows3x3_s2(out, o, p, ring, r5, off, wf, bt, rowlen, lo, hi)
+                _rows3x3_s2(out, o, p, ring, r5, off, wf, bt, rowlen, lo, hi, hs)
             else:
                 r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
-                _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
+                _rows3x3(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi, hs)
         elif unrolled and kh == 5 and kw == 5 and shared and sh == 1 and r0 + 1 < rows_out:
             r6 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[9])
-            _rows5x5_s1(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi)
+            _rows5x5_s1(out, o, p, ring, r6, off, wf, bt, rowlen, lo, hi, hs)
         else:
             for t in range(min(2, rows_out - r0)):  # one row at a time, no spare row
                 if unrolled and kh == 5 and kw == 5:
                     _row5x5(out, o + t * rowlen, ring, rows[t * 5:t * 5 + 5], off, wf, bt,
-                            rowlen, lo, hi)
+                            rowlen, lo, hi, hs)
                 else:
                     _row_taps(out, o + t * rowlen, ring, rows[t * kh:(t + 1) * kh], off, wf,
-                              stride, bt, rowlen, lo, hi)
+                              stride, bt, rowlen, lo, hi, hs)
     return out[:n * oh * rowlen].reshape(n, oh, ow, cm)
+
+
+@numba.njit(_DEPTHWISE, **_JIT)
+def depthwise_conv_2d(x, w, bt, lo, hi, g):
+    """See :func:`_depthwise`."""
+    return _depthwise(x, w, bt, lo, hi, g, False)
+
+
+@numba.njit(_DEPTHWISE, **_JIT)
+def depthwise_conv_2d_hard_swish(x, w, bt, lo, hi, g):
+    """:func:`depthwise_conv_2d`, then HARD_SWISH (:func:`.activations.hard_swish_value`)
+    on each result as it is stored: the values a separate HARD_SWISH node computes from
+    the stored float32 results, without a second pass over them."""
+    return _depthwise(x, w, bt, lo, hi, g, True)
 
 
 @numba.njit(_BIAS_ACTIVATION, **_JIT)

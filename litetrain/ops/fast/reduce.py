@@ -16,19 +16,23 @@ from numba import types
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
-_MEAN_HW = [(types.Array(_F32, 4, "C", readonly=ro),) for ro in (False, True)]
+# Into a given output [n, 1, 1, c] (keep_dims) or [n, c]: a fresh array made here would
+# cost more to hand back to Python than a small mean takes.
+_MEAN_HW = [(types.Array(_F32, 4, "C", readonly=ro), types.Array(_F32, nd, "C"))
+            for ro in (False, True) for nd in (4, 2)]
 
 
 @numba.njit(_MEAN_HW, **_JIT)
-def mean_hw(x):
-    """``[n, c]`` = the mean of ``x`` [n, h, w, c] (``h * w > 0``) over ``h`` and ``w``."""
+def mean_hw(x, out):
+    """``out`` (``n * c`` values, C order) = the mean of ``x`` [n, h, w, c] (``h * w >
+    0``) over ``h`` and ``w``."""
     n, h, w, c = x.shape
     pixels = x.reshape(n, h * w, c)
-    out = np.empty((n, c), np.float32)
+    o2 = out.reshape(n, c)
     count = np.float32(h * w)
     zero = np.float32(0.0)
     for b in range(n):
-        o = out[b]
+        o = o2[b]
         for ch in range(c):
             o[ch] = zero
         for p in range(h * w):
@@ -37,4 +41,3 @@ def mean_hw(x):
                 o[ch] += row[ch]
         for ch in range(c):
             o[ch] = o[ch] / count
-    return out
