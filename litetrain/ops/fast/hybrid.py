@@ -13,6 +13,14 @@
 * :func:`depthwise_conv_2d`: the whole hybrid depthwise convolution: each batch item
   quantized into a scratch row, the tap products summed per output pixel while it is in
   cache, then the epilogue.
+* :func:`pointwise`: the whole hybrid 1×1 stride-1 CONV_2D or FULLY_CONNECTED (a GEMM
+  of quantized rows and the filter): each row quantized into a scratch row, the integer
+  sums in registers (the filter packed per sixteen output channels at prepare), then the
+  epilogue on each block of sums while it is in cache.
+
+Both whole-op kernels can end with XNNPACK's HARD_SWISH on each result
+(:func:`.xnnpack.hard_swish_value`, the separate node's formula), when a plan fuses that
+node into them.
 
 Every float operation is the NumPy path's, in its order and precision. Sums of the
 integer products are exact (prepare proves every partial sum < 2**24 in float32, float64
@@ -29,6 +37,7 @@ import numpy as np
 from numba import types
 
 from .conv import _clamp  # the float kernels' clamp: the same bits for activations
+from .xnnpack import _fma16, _load16, _store16, hard_swish_value
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32, _F64 = types.float32, types.float64
@@ -47,8 +56,10 @@ _EPILOGUE = [(_F32[:, ::1], types.int64, _F32[::1], _F32[::1], _F32[::1], _B, _F
 _EPILOGUE64 = [(_F64[:, ::1], types.int64, _F32[::1], _F32[::1], _F32[::1], _B, _F32, _F32,
                 _F32[:, ::1])]
 _DEPTHWISE = [(_x(4, ro), _B, types.Array(d, 3, "C"), _F32[::1], _F32[::1], _B, _F32, _F32,
-               *(types.int64,) * 9, _F32[:, :, :, ::1])
+               *(types.int64,) * 9, _B, _F32[:, :, :, ::1])
               for ro in (False, True) for d in (_F32, _F64)]
+_POINTWISE = [(_x(2, ro), _F32[:, ::1], _F32[:, ::1], _F32, _F32, _B, _B, _F32[:, ::1])
+              for ro in (False, True)]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -227,10 +238,11 @@ def epilogue64(acc, pixels, scale, w_scale, b, has_bias, lo, hi, out):
 
 @numba.njit(_DEPTHWISE, **_JIT)
 def depthwise_conv_2d(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl,
-                      oh, ow, mult, out):
+                      oh, ow, mult, hswish, out):
     """``x`` [n, h, w, c] float32, ``w`` the centred filter [kh, kw, c * mult] (float32 or
     float64: the precision of the sums), into ``out`` [n, oh, ow, c * mult]. Taps on
-    padding add ``0.0 * w`` as NumPy's padded input does."""
+    padding add ``0.0 * w`` as NumPy's padded input does. ``hswish``: then XNNPACK's
+    HARD_SWISH on each result."""
     n, h, wd, c = x.shape
     kh, kw, cm = w.shape
     row = np.empty(h * wd * c, w.dtype)
@@ -270,4 +282,96 @@ def depthwise_conv_2d(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, dh
                 else:
                     for ch in range(cm):
                         o[ch] = _clamp(np.float32(acc[ch] * m[ch]), lo, hi)
+                if hswish:
+                    for ch in range(cm):
+                        o[ch] = hard_swish_value(o[ch])
+    return True
+
+
+_ROWS = 64  # pixels whose sums :func:`pointwise` keeps at a time (scratch in cache)
+
+
+@numba.njit(inline="always", **_JIT)
+def _sums(qm, p0, n, wpack, acc, zeros):
+    """``acc[p] = qm[p0 + p] @ filter`` for ``p < n``, all ``16 * tiles`` lanes (exact
+    float32 sums from +0.0)."""
+    depth = qm.shape[1]
+    tiles = wpack.shape[0]
+    z = _load16(zeros, 0)
+    for t in range(tiles):
+        wt = wpack[t]
+        for p in range(0, n - n % 4, 4):
+            x0, x1, x2, x3 = qm[p0 + p], qm[p0 + p + 1], qm[p0 + p + 2], qm[p0 + p + 3]
+            a0, a1, a2, a3 = z, z, z, z
+            for k in range(depth):
+                wv = _load16(wt, k * 16)
+                a0 = _fma16(x0[k], wv, a0)
+                a1 = _fma16(x1[k], wv, a1)
+                a2 = _fma16(x2[k], wv, a2)
+                a3 = _fma16(x3[k], wv, a3)
+            _store16(acc[p], t * 16, a0)
+            _store16(acc[p + 1], t * 16, a1)
+            _store16(acc[p + 2], t * 16, a2)
+            _store16(acc[p + 3], t * 16, a3)
+    for p in range(n - n % 4, n):  # single pixels: four tiles side by side
+        xr, dst = qm[p0 + p], acc[p]
+        for t in range(0, tiles - tiles % 4, 4):
+            w0, w1, w2, w3 = wpack[t], wpack[t + 1], wpack[t + 2], wpack[t + 3]
+            a0, a1, a2, a3 = z, z, z, z
+            for k in range(depth):
+                v = xr[k]
+                a0 = _fma16(v, _load16(w0, k * 16), a0)
+                a1 = _fma16(v, _load16(w1, k * 16), a1)
+                a2 = _fma16(v, _load16(w2, k * 16), a2)
+                a3 = _fma16(v, _load16(w3, k * 16), a3)
+            _store16(dst, t * 16, a0)
+            _store16(dst, t * 16 + 16, a1)
+            _store16(dst, t * 16 + 32, a2)
+            _store16(dst, t * 16 + 48, a3)
+        for t in range(tiles - tiles % 4, tiles):
+            wt = wpack[t]
+            a0 = z
+            for k in range(depth):
+                a0 = _fma16(xr[k], _load16(wt, k * 16), a0)
+            _store16(dst, t * 16, a0)
+
+
+@numba.njit(_POINTWISE, **_JIT)
+def pointwise(x, wpack, ep, lo, hi, asymmetric, hswish, out):
+    """``out`` [rows * pixels, o] from ``x`` [rows, pixels * depth] (each row quantized
+    alone: a batch item of a 1×1 CONV_2D, a FULLY_CONNECTED row) and the centred filter
+    packed as ``wpack`` [ceil(o / 16), depth * 16] (per sixteen output channels, the
+    filter row of each input channel in order, zeros past ``o``): per output
+    ``clamp(float32(sum * (row_scale * filter_scale)) + bias)``, then XNNPACK's
+    HARD_SWISH when ``hswish``. ``ep`` [2, >= o]: the filter's scales and the bias (-0.0
+    without one: ``v + -0.0`` is ``v``, signs of zero included).
+
+    The sums start from +0.0, as BLAS's: exact (prepare checked every partial sum stays
+    below 2**24), so their order is free, the sign of a zero sum included (+0.0 from any
+    start of +0.0). Four pixels by sixteen channels a tile, a single pixel by up to four
+    tiles: independent accumulators in registers."""
+    depth = wpack.shape[1] // 16
+    tiles, o = wpack.shape[0], out.shape[1]
+    pixels = x.shape[1] // depth
+    q = np.empty(x.shape[1], np.float32)
+    qm = q.reshape((pixels, depth))
+    acc = np.empty((min(_ROWS, pixels), tiles * 16), np.float32)
+    m = np.empty(o, np.float32)
+    zeros = np.zeros(16, np.float32)
+    for r in range(x.shape[0]):
+        ok, s, _ = _quantize_row(x[r], asymmetric, q)
+        if not ok:
+            return False
+        for c in range(o):
+            m[c] = s * ep[0, c]
+        for p0 in range(0, pixels, _ROWS):
+            n = min(_ROWS, pixels - p0)
+            _sums(qm, p0, n, wpack, acc, zeros)
+            for p in range(n):
+                a, dst = acc[p], out[r * pixels + p0 + p]
+                for c in range(o):
+                    dst[c] = _clamp(np.float32(a[c] * m[c]) + ep[1, c], lo, hi)
+                if hswish:
+                    for c in range(o):
+                        dst[c] = hard_swish_value(dst[c])
     return True

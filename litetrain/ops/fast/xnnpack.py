@@ -281,21 +281,27 @@ def depthwise(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     return out
 
 
+@numba.njit(inline="always", **_JIT)
+def hard_swish_value(v):
+    """XNNPACK's f32 vhswish of one float32: ``min(max(fma(v, 0x1.555556p-3, 0.5), 0), 1)
+    * v`` (NaN stays NaN); also what the hybrid kernels fuse after their epilogue."""
+    t = _fma(v, _SIXTH, np.float32(0.5))
+    if t < np.float32(0.0):
+        t = np.float32(0.0)
+    elif t > np.float32(1.0):
+        t = np.float32(1.0)
+    return t * v
+
+
 @numba.njit([(types.Array(_F32, 1, "C", readonly=ro), _F32[::1]) for ro in (False, True)],
             **_JIT)
 def hard_swish(x, out):
     """``out[:] = min(max(fma(x, 0x1.555556p-3, 0.5), 0), 1) * x`` (NaN stays NaN, as
     NumPy's maximum/minimum keep it)."""
-    half, zero, one = np.float32(0.5), np.float32(0.0), np.float32(1.0)
     for k in range(x.size):
-        v = x[k]
-        t = _fma(v, _SIXTH, half)
-        if t < zero:
-            t = zero
-        elif t > one:
-            t = one
-        out[k] = t * v
+        out[k] = hard_swish_value(x[k])
     return out
+
 
 
 @numba.njit([(types.Array(_F32, 4, "C", readonly=ro),) for ro in (False, True)], **_JIT)
