@@ -9,7 +9,7 @@ in the NumPy form's tap order; only independent outputs go side by side:
 * :func:`conv`: XNNPACK's own microkernel shape — four output pixels by sixteen output
   channels of accumulators held in registers (:class:`Vec16`, LLVM's ``<16 x float>``,
   with ``llvm.fma.v16f32``), the filter packed per sixteen channels at prepare;
-* :func:`depthwise`: an output row at a time, channels innermost (LLVM vectorises them);
+* :func:`depthwise`: sixteen channels of four output pixels at a time in registers;
 * :func:`hard_swish`, :func:`mean_hw`: one pass each.
 """
 
@@ -92,6 +92,49 @@ def _store16(typingctx, arr, index, v):
     return types.void(arr, types.intp, _VEC16), codegen
 
 
+_MASK = ir.VectorType(ir.IntType(1), 16)
+_LANES = ir.VectorType(ir.IntType(64), 16)
+
+
+def _first(builder, n):
+    """The mask of the first ``n`` lanes (an int64)."""
+    splat = builder.shuffle_vector(
+        builder.insert_element(ir.Constant(_LANES, ir.Undefined), n,
+                               ir.Constant(ir.IntType(32), 0)),
+        ir.Constant(_LANES, ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+    return builder.icmp_signed("<", ir.Constant(_LANES, list(range(16))), splat)
+
+
+@intrinsic
+def _load16m(typingctx, arr, index, n):
+    """``arr[index:index + n]`` in the first ``n <= 16`` lanes, zeros in the others
+    (nothing past them is read: ``llvm.masked.load``)."""
+    def codegen(context, builder, signature, args):
+        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_V16, [ptr.type, ir.IntType(32), _MASK, _V16]),
+            "llvm.masked.load.v16f32.p0")
+        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 4),
+                                 _first(builder, args[2]), ir.Constant(_V16, None)])
+    return _VEC16(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _store16m(typingctx, arr, index, v, n):
+    """``arr[index:index + n] = v[:n]`` (nothing past them is written)."""
+    def codegen(context, builder, signature, args):
+        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [_V16, ptr.type, ir.IntType(32), _MASK]),
+            "llvm.masked.store.v16f32.p0")
+        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 4),
+                          _first(builder, args[3])])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, _VEC16, types.intp), codegen
+
+
 @intrinsic
 def _fma16(typingctx, x, w, acc):
     """``x * w + acc`` per lane (``x`` a float32 broadcast), one rounding each."""
@@ -100,6 +143,16 @@ def _fma16(typingctx, x, w, acc):
                                             "llvm.fma.v16f32")
         return builder.call(fn, [_splat(builder, args[0]), args[1], args[2]])
     return _VEC16(_F32, _VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _fma16v(typingctx, x, w, acc):
+    """``x * w + acc`` per lane (three vectors), one rounding each."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
+                                            "llvm.fma.v16f32")
+        return builder.call(fn, list(args))
+    return _VEC16(_VEC16, _VEC16, _VEC16), codegen
 
 
 @intrinsic
@@ -243,41 +296,64 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     return out.reshape(n, oh, ow, o)
 
 
+@numba.njit(inline="always", **_JIT)
+def _tap16(xf, offset, inside, m, zero):
+    """``m`` input channels at ``offset`` (zeros in the other lanes), or zeros for a tap
+    in the padding."""
+    return _load16m(xf, offset, m) if inside else zero
+
+
 @numba.njit([(_input(4), _F32[:, :, ::1], _F32[::1], _F32, _F32, *_INTS)
              for _input in _INPUTS], **_JIT)
 def depthwise(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     """DEPTHWISE_CONV_2D (depth multiplier 1) of ``x`` [n, h, w, c] with ``wt`` [kh, kw,
     c] and ``bias`` [c]: per output, the bias, then one fused multiply-add per tap, taps
     column by column (XNNPACK's dwconv order; taps in the padding multiply zeros), then
-    the clamp. An output row at a time: each tap one pass along it."""
+    the clamp. Sixteen channels (fewer at the end: masked lanes) of four output pixels at
+    a time in registers (four independent chains), then the remaining pixels one by one."""
     n, h, w, c = x.shape
     out = np.empty((n, oh, ow, c), np.float32)
-    zero = np.float32(0.0)
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
+    z = _load16(np.zeros(16, np.float32), 0)
+    ow4 = ow - ow % 4
     for b in range(n):
         for oy in range(oh):
-            row = out[b, oy]
-            for ox in range(ow):
-                dst = row[ox]
-                for k in range(c):
-                    dst[k] = bias[k]
-            for kx in range(kw):
-                for ky in range(kh):
-                    iy = oy * sh + ky * dh - pt
-                    wk = wt[ky, kx]
-                    for ox in range(ow):
+            for c0 in range(0, c, 16):
+                m = min(16, c - c0)
+                bv = _load16m(bias, c0, m)
+                for ox in range(0, ow4, 4):
+                    a0, a1, a2, a3 = bv, bv, bv, bv
+                    for kx in range(kw):
+                        i0 = ox * sw + kx * dw - pl
+                        i1, i2, i3 = i0 + sw, i0 + 2 * sw, i0 + 3 * sw
+                        for ky in range(kh):
+                            iy = oy * sh + ky * dh - pt
+                            wv = _load16m(wf, (ky * kw + kx) * c + c0, m)
+                            row, inside = (b * h + iy) * w, 0 <= iy < h
+                            a0 = _fma16v(_tap16(xf, (row + i0) * c + c0,
+                                                inside and 0 <= i0 < w, m, z), wv, a0)
+                            a1 = _fma16v(_tap16(xf, (row + i1) * c + c0,
+                                                inside and 0 <= i1 < w, m, z), wv, a1)
+                            a2 = _fma16v(_tap16(xf, (row + i2) * c + c0,
+                                                inside and 0 <= i2 < w, m, z), wv, a2)
+                            a3 = _fma16v(_tap16(xf, (row + i3) * c + c0,
+                                                inside and 0 <= i3 < w, m, z), wv, a3)
+                    at = ((b * oh + oy) * ow + ox) * c + c0
+                    _store16m(of, at, _clamp16(a0, lo, hi), m)
+                    _store16m(of, at + c, _clamp16(a1, lo, hi), m)
+                    _store16m(of, at + 2 * c, _clamp16(a2, lo, hi), m)
+                    _store16m(of, at + 3 * c, _clamp16(a3, lo, hi), m)
+                for ox in range(ow4, ow):
+                    a0 = bv
+                    for kx in range(kw):
                         ix = ox * sw + kx * dw - pl
-                        dst = row[ox]
-                        if 0 <= iy < h and 0 <= ix < w:
-                            src = x[b, iy, ix]
-                            for k in range(c):
-                                dst[k] = _fma(src[k], wk[k], dst[k])
-                        else:
-                            for k in range(c):
-                                dst[k] = _fma(zero, wk[k], dst[k])
-            for ox in range(ow):
-                dst = row[ox]
-                for k in range(c):
-                    dst[k] = _clamp(dst[k], lo, hi)
+                        for ky in range(kh):
+                            iy = oy * sh + ky * dh - pt
+                            a0 = _fma16v(_tap16(xf, ((b * h + iy) * w + ix) * c + c0,
+                                                0 <= iy < h and 0 <= ix < w, m, z),
+                                         _load16m(wf, (ky * kw + kx) * c + c0, m), a0)
+                    _store16m(of, ((b * oh + oy) * ow + ox) * c + c0, _clamp16(a0, lo, hi),
+                              m)
     return out
 
 
