@@ -23,6 +23,8 @@ pass, so results are the NumPy kernel's bits in every case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .common import NONE, RELU, RELU6, RELU_N1_TO_1, fused, window_geometry
@@ -54,6 +56,8 @@ class FastHybrid(WithKernels):
         self.per_row = False  # FULLY_CONNECTED: each row of ``depth`` quantized alone
         self.keep_dims = bool(attrs.get("keep_num_dims", False))
         self.last_ep: tuple[np.ndarray | None, np.ndarray] | None = None
+        # the whole-op kernel (:func:`depthwise_conv_2d`, :func:`pointwise`) or None
+        self.whole: Callable | None = None
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -84,6 +88,8 @@ def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis:
     fast = FastHybrid(attrs, loader, scales, layout, asymmetric,
                       None if gemm is None else _packed(gemm))
     fast.per_row = per_row
+    fast.whole = (depthwise_conv_2d if layout is not None
+                  else pointwise if fast.pointwise is not None else None)
     return fast
 
 
@@ -175,9 +181,16 @@ def depthwise_conv_2d(fast: FastHybrid | None, x, b, hard_swish: bool = False
         return None  # NumPy says what is wrong
     sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(fast.geometry, fast, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), np.float32)
-    if not module.depthwise_conv_2d(x, fast.asymmetric, fast.depthwise, fast.w_scale, bias[0],
-                                    bias[1], fast.lo, fast.hi, sh, sw, dh, dw, pt, pl, oh, ow,
-                                    cm // c, hard_swish and fast.rest == NONE, out):
+    swish = hard_swish and fast.rest == NONE
+    if cm == c and fast.depthwise.dtype == _F32:
+        done = module.depthwise_conv_2d32(x, fast.asymmetric, fast.depthwise, fast.w_scale,
+                                          bias[0], bias[1], fast.lo, fast.hi, sh, sw, dh, dw,
+                                          pt, pl, oh, ow, swish, out)
+    else:
+        done = module.depthwise_conv_2d(x, fast.asymmetric, fast.depthwise, fast.w_scale,
+                                        bias[0], bias[1], fast.lo, fast.hi, sh, sw, dh, dw, pt,
+                                        pl, oh, ow, cm // c, swish, out)
+    if not done:
         return None
     return fused(out, fast.rest)
 
@@ -188,9 +201,9 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
     kernel's result; then XNNPACK's HARD_SWISH when ``hard_swish`` (only with no
     activation left to NumPy). The caller asked ``fast.ready()``."""
     depth = fast.depth
-    if (x.__class__ is not np.ndarray or x.dtype != _F32 or not x.flags.c_contiguous
+    if (x.__class__ is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous
             or x.size == 0 or x.size % depth):
-        return None
+        return None  # (a float32 dtype that is not the native one: NumPy's path)
     last = fast.last_ep
     ep = last[1] if last is not None and last[0] is b else _epilogue_operand(fast, b)
     if ep is None:

@@ -359,7 +359,8 @@ def mean(settings: XnnOrder, x: np.ndarray, axis) -> np.ndarray:
     n, h, wd, c = x.shape
     jit = settings.compiled()
     if jit is not None:
-        out = jit.mean_hw(np.ascontiguousarray(x))
+        out = jit.mean_hw(x if x.flags.c_contiguous else np.ascontiguousarray(x),
+                          np.empty((n, c), np.float32))
     else:
         out = _gavgpool(x.reshape(n, h * wd, c))
     return out.reshape(n, 1, 1, c) if settings.get("keep_dims") else out

@@ -40,3 +40,16 @@ def test_compiled_depthwise_gives_the_numpy_bits(channels, rng):
         settings.runs = 2  # loaded: the compiled form runs
         plain = xnnpack_float.XnnOrder(attrs, None)
         same_bits(kernel(settings, x, w, b), kernel(plain, x, w, b))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
+def test_compiled_mean_gives_the_numpy_bits(rng):
+    """Whole and partial seven-pixel passes (the zeros past the last pixel turn a -0.0
+    sum into +0.0), NaN (then -inf) and infinities."""
+    plain = xnnpack_float.XnnOrder({"keep_dims": True}, None)
+    for shape in [(2, 1, 1, 5), (2, 2, 3, 17), (1, 7, 1, 5), (2, 3, 5, 33), (1, 6, 6, 40)]:
+        x = with_specials(rng, shape)
+        x[0] = -0.0
+        out = np.empty((shape[0], shape[3]), F32)
+        same_bits(xnnpack_float.mean(plain, x, np.array([1, 2])).reshape(out.shape),
+                  _LOADER.module.mean_hw(x, out))

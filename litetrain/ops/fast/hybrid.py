@@ -12,7 +12,8 @@
   compiler vectorizes them (integer reductions, no choice inside a loop).
 * :func:`depthwise_conv_2d`: the whole hybrid depthwise convolution: each batch item
   quantized into a scratch row, the tap products summed per output pixel while it is in
-  cache, then the epilogue.
+  cache, then the epilogue (:func:`depthwise_conv_2d32`: the same with float32 sums and
+  no depth multiplier, sixteen channels of four output pixels at a time in registers).
 * :func:`pointwise`: the whole hybrid 1×1 stride-1 CONV_2D or FULLY_CONNECTED (a GEMM
   of quantized rows and the filter): each row quantized into a scratch row, the integer
   sums in registers (the filter packed per sixteen output channels at prepare), then the
@@ -37,7 +38,16 @@ import numpy as np
 from numba import types
 
 from .conv import _clamp  # the float kernels' clamp: the same bits for activations
-from .xnnpack import _fma16, _load16, _store16, hard_swish_value
+from .xnnpack import (
+    _fma16,
+    _fma16v,
+    _load16,
+    _load16m,
+    _store16,
+    _store16m,
+    _tap16,
+    hard_swish_value,
+)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32, _F64 = types.float32, types.float64
@@ -58,6 +68,8 @@ _EPILOGUE64 = [(_F64[:, ::1], types.int64, _F32[::1], _F32[::1], _F32[::1], _B, 
 _DEPTHWISE = [(_x(4, ro), _B, types.Array(d, 3, "C"), _F32[::1], _F32[::1], _B, _F32, _F32,
                *(types.int64,) * 9, _B, _F32[:, :, :, ::1])
               for ro in (False, True) for d in (_F32, _F64)]
+_DEPTHWISE32 = [(_x(4, ro), _B, _F32[:, :, ::1], _F32[::1], _F32[::1], _B, _F32, _F32,
+                 *(types.int64,) * 8, _B, _F32[:, :, :, ::1]) for ro in (False, True)]
 _POINTWISE = [(_x(2, ro), _F32[:, ::1], _F32[:, ::1], _F32, _F32, _B, _B, _F32[:, ::1])
               for ro in (False, True)]
 
@@ -285,6 +297,65 @@ def depthwise_conv_2d(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, dh
                 if hswish:
                     for ch in range(cm):
                         o[ch] = hard_swish_value(o[ch])
+    return True
+
+
+@numba.njit(_DEPTHWISE32, **_JIT)
+def depthwise_conv_2d32(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, dh, dw, pt, pl,
+                        oh, ow, hswish, out):
+    """:func:`depthwise_conv_2d` for float32 sums and a depth multiplier of 1: the sums of
+    sixteen channels (fewer at the end: masked lanes) of four output pixels in registers,
+    each from -0.0 (as NumPy's), the taps in any order (the sums are exact), then the
+    epilogue of those pixels."""
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    row = np.empty(h * wd * c, np.float32)
+    wf = w.reshape(-1)
+    sums = np.empty(4 * c, np.float32)
+    m = np.empty(c, np.float32)
+    start = _load16(np.full(16, -0.0, np.float32), 0)
+    zero = _load16(np.zeros(16, np.float32), 0)
+    for bi in range(n):
+        ok, s, _ = _quantize_row(x[bi].reshape(h * wd * c), asymmetric, row)
+        if not ok:
+            return False
+        for ch in range(c):
+            m[ch] = s * w_scale[ch]
+        for oy in range(oh):
+            for ox in range(0, ow, 4):
+                for c0 in range(0, c, 16):
+                    k = min(16, c - c0)
+                    a0, a1, a2, a3 = start, start, start, start
+                    for i in range(kh):
+                        iy = oy * sh + i * dh - pt
+                        line, inside = iy * wd, 0 <= iy < h
+                        for j in range(kw):
+                            wv = _load16m(wf, (i * kw + j) * c + c0, k)
+                            i0 = ox * sw + j * dw - pl
+                            i1, i2, i3 = i0 + sw, i0 + 2 * sw, i0 + 3 * sw
+                            a0 = _fma16v(_tap16(row, (line + i0) * c + c0,
+                                                inside and 0 <= i0 < wd, k, zero), wv, a0)
+                            a1 = _fma16v(_tap16(row, (line + i1) * c + c0,
+                                                inside and 0 <= i1 < wd, k, zero), wv, a1)
+                            a2 = _fma16v(_tap16(row, (line + i2) * c + c0,
+                                                inside and 0 <= i2 < wd, k, zero), wv, a2)
+                            a3 = _fma16v(_tap16(row, (line + i3) * c + c0,
+                                                inside and 0 <= i3 < wd, k, zero), wv, a3)
+                    _store16m(sums, c0, a0, k)
+                    _store16m(sums, c + c0, a1, k)
+                    _store16m(sums, 2 * c + c0, a2, k)
+                    _store16m(sums, 3 * c + c0, a3, k)
+                for p in range(min(4, ow - ox)):  # pixels past ``ow`` are not stored
+                    o, a = out[bi, oy, ox + p], sums[p * c:(p + 1) * c]
+                    if has_bias:
+                        for ch in range(c):
+                            o[ch] = _clamp(np.float32(a[ch] * m[ch]) + b[ch], lo, hi)
+                    else:
+                        for ch in range(c):
+                            o[ch] = _clamp(np.float32(a[ch] * m[ch]), lo, hi)
+                    if hswish:
+                        for ch in range(c):
+                            o[ch] = hard_swish_value(o[ch])
     return True
 
 

@@ -380,28 +380,46 @@ def hard_swish(x, out):
 
 
 
-@numba.njit([(types.Array(_F32, 4, "C", readonly=ro),) for ro in (False, True)], **_JIT)
-def mean_hw(x):
-    """``[n, c]``: the mean of ``x`` [n, h, w, c] over ``h * w > 0`` pixels in XNNPACK's
+@numba.njit(inline="always", **_JIT)
+def _px(r, k, ch, pixels):
+    """Pixel ``k``'s value of channel ``ch``, zero past the last pixel."""
+    return r[k, ch] if k < pixels else np.float32(0.0)
+
+
+@numba.njit([(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1]) for ro in (False, True)],
+            **_JIT)
+def mean_hw(x, out):
+    """``out`` [n, c]: the mean of ``x`` [n, h, w, c] over ``h * w > 0`` pixels in XNNPACK's
     global average pooling order (seven pixels a pass, zeros past the last:
-    :func:`..xnnpack_float._gavgpool`)."""
+    :func:`..xnnpack_float._gavgpool`); whole passes read the pixels unchecked."""
     n, h, w, c = x.shape
     pixels = h * w
-    padded = max(7, -(-pixels // 7) * 7)
-    rows = np.zeros((n, padded, c), np.float32)
-    rows[:, :pixels] = x.reshape(n, pixels, c)
-    out = np.empty((n, c), np.float32)
     scale = np.float32(1.0) / np.float32(pixels)
     for b in range(n):
-        r = rows[b]
+        r = x[b].reshape((pixels, c))
         total = out[b]
-        for k in range(c):
-            total[k] = ((r[0, k] + r[1, k]) + r[6, k]) + ((r[2, k] + r[3, k])
-                                                        + (r[4, k] + r[5, k]))
-        for s in range(7, pixels, 7):
+        if pixels >= 7:
             for k in range(c):
-                total[k] = (((r[s, k] + r[s + 1, k]) + (r[s + 2, k] + r[s + 3, k]))
-                            + ((r[s + 4, k] + r[s + 5, k]) + (r[s + 6, k] + total[k])))
+                total[k] = ((r[0, k] + r[1, k]) + r[6, k]) + ((r[2, k] + r[3, k])
+                                                            + (r[4, k] + r[5, k]))
+        else:
+            for k in range(c):
+                total[k] = ((_px(r, 0, k, pixels) + _px(r, 1, k, pixels))
+                            + _px(r, 6, k, pixels)) + ((_px(r, 2, k, pixels)
+                                                        + _px(r, 3, k, pixels))
+                                                       + (_px(r, 4, k, pixels)
+                                                          + _px(r, 5, k, pixels)))
+        for s in range(7, pixels, 7):
+            if s + 7 <= pixels:
+                for k in range(c):
+                    total[k] = (((r[s, k] + r[s + 1, k]) + (r[s + 2, k] + r[s + 3, k]))
+                                + ((r[s + 4, k] + r[s + 5, k]) + (r[s + 6, k] + total[k])))
+            else:
+                for k in range(c):
+                    total[k] = (((_px(r, s, k, pixels) + _px(r, s + 1, k, pixels))
+                                 + (_px(r, s + 2, k, pixels) + _px(r, s + 3, k, pixels)))
+                                + ((_px(r, s + 4, k, pixels) + _px(r, s + 5, k, pixels))
+                                   + (_px(r, s + 6, k, pixels) + total[k])))
         for k in range(c):
             v = total[k] * scale
             total[k] = v if v > -np.inf else -np.inf  # max(mean, -inf): NaN becomes -inf

@@ -382,18 +382,21 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
                           without_activation(q.attrs),
                           int(q.attrs.get("fused_activation_function", 0)), fast, gemm)
 
+    operands = max(x_pos, w_pos) + 1  # then the bias, if given
+
     def kernel(s: HybridConv, *inputs):
-        args = list(inputs)
-        bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
-        x = args[x_pos]
-        fast = s.fast if s.fast is not None and s.fast.ready() is not None else None
-        if fast is not None and (fast.depthwise is not None or fast.pointwise is not None):
+        fast = s.fast
+        if fast is not None and fast.ready() is None:  # (counts the node's runs)
+            fast = None
+        if fast is not None and fast.whole is not None:
             swish = s.hard_swish is not None and fast.rest == NONE  # in the compiled pass
-            whole = (compiled_hybrid.depthwise_conv_2d if fast.depthwise is not None
-                     else compiled_hybrid.pointwise)
-            out = whole(fast, x, bias, swish)
+            out = fast.whole(fast, inputs[x_pos],
+                             inputs[operands] if len(inputs) > operands else None, swish)
             if out is not None:
                 return out if swish else _then_hard_swish(s, out)
+        args = list(inputs)
+        bias = args.pop() if len(args) > operands else None
+        x = args[x_pos]
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
                           else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
