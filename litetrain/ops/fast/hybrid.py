@@ -39,6 +39,7 @@ from numba import types
 
 from .conv import _clamp  # the float kernels' clamp: the same bits for activations
 from .xnnpack import (
+    _add16,
     _fma16,
     _fma16v,
     _load16,
@@ -364,8 +365,10 @@ _ROWS = 64  # pixels whose sums :func:`pointwise` keeps at a time (scratch in ca
 
 @numba.njit(inline="always", **_JIT)
 def _sums(qm, p0, n, wpack, acc, zeros):
-    """``acc[p] = qm[p0 + p] @ filter`` for ``p < n``, all ``16 * tiles`` lanes (exact
-    float32 sums from +0.0)."""
+    """``acc[p] = qm[p0 + p] @ filter`` for ``p < n``, all ``16 * tiles`` lanes: exact
+    float32 sums from +0.0, so in any order. Four pixels by sixteen channels a tile; a
+    pixel left over sums its inputs in four interleaved parts (four independent chains),
+    then adds the parts (exact too; +0.0 parts keep a zero sum +0.0)."""
     depth = qm.shape[1]
     tiles = wpack.shape[0]
     z = _load16(zeros, 0)
@@ -384,27 +387,20 @@ def _sums(qm, p0, n, wpack, acc, zeros):
             _store16(acc[p + 1], t * 16, a1)
             _store16(acc[p + 2], t * 16, a2)
             _store16(acc[p + 3], t * 16, a3)
-    for p in range(n - n % 4, n):  # single pixels: four tiles side by side
+    k4 = depth - depth % 4
+    for p in range(n - n % 4, n):
         xr, dst = qm[p0 + p], acc[p]
-        for t in range(0, tiles - tiles % 4, 4):
-            w0, w1, w2, w3 = wpack[t], wpack[t + 1], wpack[t + 2], wpack[t + 3]
-            a0, a1, a2, a3 = z, z, z, z
-            for k in range(depth):
-                v = xr[k]
-                a0 = _fma16(v, _load16(w0, k * 16), a0)
-                a1 = _fma16(v, _load16(w1, k * 16), a1)
-                a2 = _fma16(v, _load16(w2, k * 16), a2)
-                a3 = _fma16(v, _load16(w3, k * 16), a3)
-            _store16(dst, t * 16, a0)
-            _store16(dst, t * 16 + 16, a1)
-            _store16(dst, t * 16 + 32, a2)
-            _store16(dst, t * 16 + 48, a3)
-        for t in range(tiles - tiles % 4, tiles):
+        for t in range(tiles):
             wt = wpack[t]
-            a0 = z
-            for k in range(depth):
+            a0, a1, a2, a3 = z, z, z, z
+            for k in range(0, k4, 4):
                 a0 = _fma16(xr[k], _load16(wt, k * 16), a0)
-            _store16(dst, t * 16, a0)
+                a1 = _fma16(xr[k + 1], _load16(wt, k * 16 + 16), a1)
+                a2 = _fma16(xr[k + 2], _load16(wt, k * 16 + 32), a2)
+                a3 = _fma16(xr[k + 3], _load16(wt, k * 16 + 48), a3)
+            for k in range(k4, depth):
+                a0 = _fma16(xr[k], _load16(wt, k * 16), a0)
+            _store16(dst, t * 16, _add16(_add16(a0, a1), _add16(a2, a3)))
 
 
 @numba.njit(_POINTWISE, **_JIT)
@@ -417,32 +413,35 @@ def pointwise(x, wpack, ep, lo, hi, asymmetric, hswish, out):
     HARD_SWISH when ``hswish``. ``ep`` [2, >= o]: the filter's scales and the bias (-0.0
     without one: ``v + -0.0`` is ``v``, signs of zero included).
 
-    The sums start from +0.0, as BLAS's: exact (prepare checked every partial sum stays
-    below 2**24), so their order is free, the sign of a zero sum included (+0.0 from any
-    start of +0.0). Four pixels by sixteen channels a tile, a single pixel by up to four
-    tiles: independent accumulators in registers."""
+    Every row is quantized first (into one scratch array), then the sums of all pixels
+    ``_ROWS`` at a time (:func:`_sums`; across rows, so single-pixel rows share tiles),
+    then the epilogue of those pixels while their sums are in cache. The sums start from
+    +0.0, as BLAS's: exact (prepare checked every partial sum stays below 2**24), so
+    their order is free, the sign of a zero sum included."""
     depth = wpack.shape[1] // 16
     tiles, o = wpack.shape[0], out.shape[1]
-    pixels = x.shape[1] // depth
-    q = np.empty(x.shape[1], np.float32)
-    qm = q.reshape((pixels, depth))
-    acc = np.empty((min(_ROWS, pixels), tiles * 16), np.float32)
-    m = np.empty(o, np.float32)
-    zeros = np.zeros(16, np.float32)
-    for r in range(x.shape[0]):
-        ok, s, _ = _quantize_row(x[r], asymmetric, q)
+    rows, width = x.shape
+    pixels = width // depth
+    total = rows * pixels
+    q = np.empty(rows * width, np.float32)
+    m = np.empty((rows, o), np.float32)
+    for r in range(rows):
+        ok, s, _ = _quantize_row(x[r], asymmetric, q[r * width:(r + 1) * width])
         if not ok:
             return False
         for c in range(o):
-            m[c] = s * ep[0, c]
-        for p0 in range(0, pixels, _ROWS):
-            n = min(_ROWS, pixels - p0)
-            _sums(qm, p0, n, wpack, acc, zeros)
-            for p in range(n):
-                a, dst = acc[p], out[r * pixels + p0 + p]
+            m[r, c] = s * ep[0, c]
+    qm = q.reshape((total, depth))
+    acc = np.empty((min(_ROWS, total), tiles * 16), np.float32)
+    zeros = np.zeros(16, np.float32)
+    for p0 in range(0, total, _ROWS):
+        n = min(_ROWS, total - p0)
+        _sums(qm, p0, n, wpack, acc, zeros)
+        for p in range(n):
+            a, dst, mr = acc[p], out[p0 + p], m[(p0 + p) // pixels]
+            for c in range(o):
+                dst[c] = _clamp(np.float32(a[c] * mr[c]) + ep[1, c], lo, hi)
+            if hswish:
                 for c in range(o):
-                    dst[c] = _clamp(np.float32(a[c] * m[c]) + ep[1, c], lo, hi)
-                if hswish:
-                    for c in range(o):
-                        dst[c] = hard_swish_value(dst[c])
+                    dst[c] = hard_swish_value(dst[c])
     return True

@@ -156,6 +156,14 @@ def _fma16v(typingctx, x, w, acc):
 
 
 @intrinsic
+def _add16(typingctx, a, b):
+    """``a + b`` per lane."""
+    def codegen(context, builder, signature, args):
+        return builder.fadd(*args)
+    return _VEC16(_VEC16, _VEC16), codegen
+
+
+@intrinsic
 def _clamp16(typingctx, v, lo, hi):
     """XNNPACK's ``max(lo, v)`` then ``min(hi, v)`` per lane: ``lo > v ? lo : v``, then
     ``hi < v ? hi : v`` (NaN and zeros equal to a bound keep ``v``)."""
@@ -223,14 +231,12 @@ def _tiles(patch, rows, wpack, bpack, lo, hi, out, row0, scratch):
 
 @numba.njit(inline="always", **_JIT)
 def _put16(out, row, t, width, v, scratch):
-    """The first ``width`` lanes of ``v`` into ``out[row, 16 t:]``."""
+    """The first ``width`` lanes of ``v`` into ``out[row, 16 t:]`` (a masked store past
+    the last channel; ``scratch`` is unused)."""
     if width == 16:
         _store16(out[row], t * 16, v)
     else:
-        _store16(scratch, 0, v)
-        dst = out[row]
-        for i in range(width):
-            dst[t * 16 + i] = scratch[i]
+        _store16m(out[row], t * 16, v, width)
 
 
 @numba.njit([(_F32[:, ::1], _F32[:, ::1], _F32[::1], _F32, _F32, _F32[:, ::1])], **_JIT)
