@@ -201,14 +201,14 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
     kernel's result; then XNNPACK's HARD_SWISH when ``hard_swish`` (only with no
     activation left to NumPy). The caller asked ``fast.ready()``."""
     depth = fast.depth
-    if (x.__class__ is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous
+    if (x.__class__ is not np.ndarray or x.dtype != _F32 or not x.flags.c_contiguous
             or x.size == 0 or x.size % depth):
-        return None  # (a float32 dtype that is not the native one: NumPy's path)
+        return None
     last = fast.last_ep
     ep = last[1] if last is not None and last[0] is b else _epilogue_operand(fast, b)
     if ep is None:
         return None
-    o = ep.shape[1]
+    o = fast.w_scale.size
     if fast.per_row and not (fast.keep_dims and x.shape[-1] != depth):
         rows = x.size // depth
         shape = (*x.shape[:-1], o) if fast.keep_dims else (rows, o)
@@ -226,15 +226,16 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
 
 
 def _epilogue_operand(fast: FastHybrid, b) -> np.ndarray | None:
-    """``[2, o]``: the filter's scales and ``b`` (-0.0 without one), kept for the next
-    call with the same ``b``; ``None`` for an odd bias."""
+    """``[2, 16 * tiles]``: the filter's scales and ``b`` (-0.0 without one), zeros past
+    the last channel, kept for the next call with the same ``b``; ``None`` for an odd
+    bias."""
     o = fast.w_scale.size
     if b is not None and (b.__class__ is not np.ndarray or b.dtype != _F32
                           or b.shape != (o,)):
         return None
-    ep = np.empty((2, o), np.float32)
-    ep[0] = fast.w_scale
-    ep[1] = np.float32(-0.0) if b is None else b
+    ep = np.zeros((2, fast.pointwise.shape[0] * 16), np.float32)  # padded to the tiles
+    ep[0, :o] = fast.w_scale
+    ep[1, :o] = np.float32(-0.0) if b is None else b
     fast.last_ep = (b, ep)
     return ep
 

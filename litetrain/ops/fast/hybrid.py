@@ -40,10 +40,13 @@ from numba import types
 from .conv import _clamp  # the float kernels' clamp: the same bits for activations
 from .xnnpack import (
     _add16,
+    _clip16,
     _fma16,
     _fma16v,
+    _hard_swish16,
     _load16,
     _load16m,
+    _mul16,
     _store16,
     _store16m,
     _tap16,
@@ -347,16 +350,16 @@ def depthwise_conv_2d32(x, asymmetric, w, w_scale, b, has_bias, lo, hi, sh, sw, 
                     _store16m(sums, 2 * c + c0, a2, k)
                     _store16m(sums, 3 * c + c0, a3, k)
                 for p in range(min(4, ow - ox)):  # pixels past ``ow`` are not stored
-                    o, a = out[bi, oy, ox + p], sums[p * c:(p + 1) * c]
-                    if has_bias:
-                        for ch in range(c):
-                            o[ch] = _clamp(np.float32(a[ch] * m[ch]) + b[ch], lo, hi)
-                    else:
-                        for ch in range(c):
-                            o[ch] = _clamp(np.float32(a[ch] * m[ch]), lo, hi)
-                    if hswish:
-                        for ch in range(c):
-                            o[ch] = hard_swish_value(o[ch])
+                    o = out[bi, oy, ox + p]
+                    for c0 in range(0, c, 16):  # the epilogue, sixteen lanes at a time
+                        k = min(16, c - c0)
+                        v = _mul16(_load16m(sums, p * c + c0, k), _load16m(m, c0, k))
+                        if has_bias:
+                            v = _add16(v, _load16m(b, c0, k))
+                        v = _clip16(v, lo, hi)
+                        if hswish:
+                            v = _hard_swish16(v)
+                        _store16m(o, c0, v, k)
     return True
 
 
@@ -410,8 +413,8 @@ def pointwise(x, wpack, ep, lo, hi, asymmetric, hswish, out):
     packed as ``wpack`` [ceil(o / 16), depth * 16] (per sixteen output channels, the
     filter row of each input channel in order, zeros past ``o``): per output
     ``clamp(float32(sum * (row_scale * filter_scale)) + bias)``, then XNNPACK's
-    HARD_SWISH when ``hswish``. ``ep`` [2, >= o]: the filter's scales and the bias (-0.0
-    without one: ``v + -0.0`` is ``v``, signs of zero included).
+    HARD_SWISH when ``hswish``. ``ep`` [2, 16 * ceil(o / 16)]: the filter's scales and
+    the bias (-0.0 without one: ``v + -0.0`` is ``v``, signs of zero included), padded.
 
     Every row is quantized first (into one scratch array), then the sums of all pixels
     ``_ROWS`` at a time (:func:`_sums`; across rows, so single-pixel rows share tiles),
@@ -424,7 +427,7 @@ def pointwise(x, wpack, ep, lo, hi, asymmetric, hswish, out):
     pixels = width // depth
     total = rows * pixels
     q = np.empty(rows * width, np.float32)
-    m = np.empty((rows, o), np.float32)
+    m = np.zeros((rows, tiles * 16), np.float32)
     for r in range(rows):
         ok, s, _ = _quantize_row(x[r], asymmetric, q[r * width:(r + 1) * width])
         if not ok:
@@ -434,14 +437,16 @@ def pointwise(x, wpack, ep, lo, hi, asymmetric, hswish, out):
     qm = q.reshape((total, depth))
     acc = np.empty((min(_ROWS, total), tiles * 16), np.float32)
     zeros = np.zeros(16, np.float32)
+    bias = ep[1]
     for p0 in range(0, total, _ROWS):
         n = min(_ROWS, total - p0)
         _sums(qm, p0, n, wpack, acc, zeros)
-        for p in range(n):
+        for p in range(n):  # the epilogue, sixteen lanes at a time
             a, dst, mr = acc[p], out[p0 + p], m[(p0 + p) // pixels]
-            for c in range(o):
-                dst[c] = _clamp(np.float32(a[c] * mr[c]) + ep[1, c], lo, hi)
-            if hswish:
-                for c in range(o):
-                    dst[c] = hard_swish_value(dst[c])
+            for c0 in range(0, o, 16):
+                v = _clip16(_add16(_mul16(_load16(a, c0), _load16(mr, c0)),
+                                   _load16(bias, c0)), lo, hi)
+                if hswish:
+                    v = _hard_swish16(v)
+                _store16m(dst, c0, v, min(16, o - c0))
     return True

@@ -164,6 +164,55 @@ def _add16(typingctx, a, b):
 
 
 @intrinsic
+def _mul16(typingctx, a, b):
+    """``a * b`` per lane."""
+    def codegen(context, builder, signature, args):
+        return builder.fmul(*args)
+    return _VEC16(_VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _clip16(typingctx, v, lo, hi):
+    """The float kernels' clamp (``fast.conv._clamp``: ``np.clip``'s values and signs,
+    -0.0 becoming +0.0 under RELU, ``lo == 0, hi == inf``) per lane."""
+    def codegen(context, builder, signature, args):
+        v, lo_s, hi_s = args
+        lo, hi = _splat(builder, lo_s), _splat(builder, hi_s)
+        relu = builder.fcmp_ordered("==", hi_s, ir.Constant(ir.FloatType(), float("inf")))
+        low = builder.or_(builder.fcmp_ordered("<", v, lo),
+                          builder.and_(builder.fcmp_ordered("==", v, lo),
+                                       _splat_bool(builder, relu)))
+        v = builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
+        return builder.select(low, lo, v)
+    return _VEC16(_VEC16, _F32, _F32), codegen
+
+
+def _splat_bool(builder, b):
+    one = builder.insert_element(ir.Constant(_MASK, ir.Undefined), b,
+                                 ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_MASK, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+
+
+@intrinsic
+def _hard_swish16(typingctx, v):
+    """:func:`hard_swish_value` per lane: ``fma(v, 0x1.555556p-3, 0.5)``, below 0 -> 0,
+    else above 1 -> 1 (NaN stays NaN), times ``v``."""
+    def codegen(context, builder, signature, args):
+        (v,) = args
+        f32 = ir.FloatType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
+                                            "llvm.fma.v16f32")
+        t = builder.call(fn, [v, _splat(builder, ir.Constant(f32, float(_SIXTH))),
+                              _splat(builder, ir.Constant(f32, 0.5))])
+        zero, one = _splat(builder, ir.Constant(f32, 0.0)), _splat(builder, ir.Constant(f32, 1.0))
+        t = builder.select(builder.fcmp_ordered("<", t, zero), zero,
+                           builder.select(builder.fcmp_ordered(">", t, one), one, t))
+        return builder.fmul(t, v)
+    return _VEC16(_VEC16), codegen
+
+
+@intrinsic
 def _clamp16(typingctx, v, lo, hi):
     """XNNPACK's ``max(lo, v)`` then ``min(hi, v)`` per lane: ``lo > v ? lo : v``, then
     ``hi < v ? hi : v`` (NaN and zeros equal to a bound keep ``v``)."""
