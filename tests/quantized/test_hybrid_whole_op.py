@@ -210,3 +210,20 @@ def test_mobilenet_hard_swish_fused_into_hybrid_steps_gives_the_unrewritten_bits
     with pytest.raises(lt.errors.InvokeError,
                        match=r"node 18 \(conv_2d(\+hard_swish)?\).*item 1 .*NaN"):
         it.invoke()
+
+
+@pytest.mark.parametrize("act", [0, 1, 2, 3])
+def test_depthwise_zero_sums_keep_their_sign(act, rng):
+    """No bias, an all-zero item and channels whose taps are all <= 0: sums of -0.0
+    products stay -0.0 (NumPy's sums start from -0.0) through the scaling and each
+    clamp, as in the NumPy path; 20 channels (a masked second block)."""
+    x = _input(rng, (2, 5, 6, 20), zero_item=True)
+    x[0] = 0.0
+    wq = rng.integers(-127, 128, (1, 3, 3, 20)).astype(np.int8)
+    wq[..., ::3] = -np.abs(wq[..., ::3]).astype(np.int8)
+    qw = QParams(rng.uniform(0.001, 0.05, 20).astype(np.float32), np.zeros(20, np.int64), 3,
+                 np.dtype(np.int8))
+    attrs = {"stride_h": 1, "stride_w": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
+             "padding": SAME, "depth_multiplier": 1, "fused_activation_function": act}
+    for swish in (None, _hard_swish_settings()):
+        _compare("depthwise_conv_2d", [x, wq, None], attrs, [None, qw, None], swish)
