@@ -29,7 +29,8 @@ HARD_SWISH node's settings (``HybridConv.hard_swish``); its whole-op compiled ke
 apply XNNPACK's formula to each result as they store it
 (:func:`litetrain.ops.fast.xnnpack.hard_swish_value`, the separate node's compiled
 arithmetic), its other paths call the node's kernel on their result: the same bits
-either way.
+either way. After an XNNPACK-order float CONV_2D or DEPTHWISE_CONV_2D (a fresh result)
+that HARD_SWISH runs in place on the result, inside the convolution's step.
 
 Left alone: HARD_SWISH in TF Lite's float order (the builtin resolvers), integer
 kernels (either step), producers whose result is a subgraph output, read twice, not
@@ -130,16 +131,24 @@ def fuse_hybrid_hard_swish(steps: list[Step], values: list, outputs: set[int]) -
         first = out[p]
         v, y = values[x], values[step.outputs[0]]
         if (first.op not in _HYBRID_PRODUCERS or first.stateful or len(first.outputs) != 1
-                or first.settings.__class__ is not HybridConv
-                or first.settings.hard_swish is not None
                 or not all(isinstance(a, np.ndarray) and a.dtype == _F32 and a.shape == y.shape
                            for a in (v, y))):
             continue
-        # the result is always a new array (the compiled pass's, or HARD_SWISH's)
-        out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
-                         out_dtypes=step.out_dtypes, fresh=True, in_place=None, into=None,
-                         into_for=None, settings=dataclasses.replace(
-                             first.settings, hard_swish=step.settings))
+        if first.settings.__class__ is HybridConv and first.settings.hard_swish is None:
+            # the result is always a new array (the compiled pass's, or HARD_SWISH's)
+            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                             out_dtypes=step.out_dtypes, fresh=True, in_place=None,
+                             into=None, into_for=None, settings=dataclasses.replace(
+                                 first.settings, hard_swish=step.settings))
+        elif (first.settings.__class__ is xnnpack_float.XnnOrder and first.fresh
+              and first.op != "fully_connected" and first.kernel is lookup(first.op).kernel):
+            # an XNNPACK-order float convolution: HARD_SWISH in place on its fresh result
+            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                             out_dtypes=step.out_dtypes, in_place=None, into=None,
+                             into_for=None, kernel=functools.partial(
+                                 _then_xnnpack_hard_swish, first.kernel, step.settings))
+        else:
+            continue
         dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
 
@@ -169,6 +178,10 @@ def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step
                          out_dtypes=step.out_dtypes, fresh=True, in_place=None)
         dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):
+    return xnnpack_float.hard_swish_in_place(hard_swish, kernel(settings, *inputs))
 
 
 def _conv_scaled(mul: Step, settings, x, w, b, k):
