@@ -56,8 +56,10 @@ class FastHybrid(WithKernels):
         self.per_row = False  # FULLY_CONNECTED: each row of ``depth`` quantized alone
         self.keep_dims = bool(attrs.get("keep_num_dims", False))
         self.last_ep: tuple[np.ndarray | None, np.ndarray] | None = None
-        # the whole-op kernel (:func:`depthwise_conv_2d`, :func:`pointwise`) or None
+        # the whole-op kernel (:func:`depthwise_conv_2d`, :func:`pointwise`) or None, and
+        # per input shape :func:`pointwise`'s shapes
         self.whole: Callable | None = None
+        self.shapes: dict[tuple[int, ...], tuple] = {}
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -200,29 +202,41 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
     of ``x`` [..., depth] (rows of ``depth`` each quantized alone), shaped as the float
     kernel's result; then XNNPACK's HARD_SWISH when ``hard_swish`` (only with no
     activation left to NumPy). The caller asked ``fast.ready()``."""
-    depth = fast.depth
-    if (x.__class__ is not np.ndarray or x.dtype != _F32 or not x.flags.c_contiguous
-            or x.size == 0 or x.size % depth):
+    if x.__class__ is not np.ndarray or x.dtype != _F32 or not x.flags.c_contiguous:
         return None
+    shapes = fast.shapes.get(x.shape)
+    if shapes is None:
+        shapes = _pointwise_shapes(fast, x)
+        if shapes is None:
+            return None  # NumPy says what is wrong
     last = fast.last_ep
     ep = last[1] if last is not None and last[0] is b else _epilogue_operand(fast, b)
     if ep is None:
         return None
-    o = fast.w_scale.size
+    out = np.empty(shapes[1], np.float32)
+    if not fast.loader.module.pointwise(x.reshape(shapes[0]), fast.pointwise, ep, fast.lo,
+                                        fast.hi, fast.asymmetric,
+                                        hard_swish and fast.rest == NONE, out):
+        return None
+    out = out.reshape(shapes[2])
+    return out if fast.rest == NONE else fused(out, fast.rest)
+
+
+def _pointwise_shapes(fast: FastHybrid, x: np.ndarray) -> tuple | None:
+    """(``x`` as quantized rows, the GEMM result, the float kernel's result) for inputs of
+    ``x``'s shape, kept on the node; ``None`` where the node does not apply."""
+    depth, o = fast.depth, fast.w_scale.size
+    if x.size == 0 or x.size % depth:
+        return None
     if fast.per_row and not (fast.keep_dims and x.shape[-1] != depth):
         rows = x.size // depth
         shape = (*x.shape[:-1], o) if fast.keep_dims else (rows, o)
     elif not fast.per_row and x.ndim == 4 and x.shape[3] == depth:
         rows, shape = x.shape[0], (*x.shape[:3], o)
     else:
-        return None  # NumPy says what is wrong
-    out = np.empty((x.size // depth, o), np.float32)
-    if not fast.loader.module.pointwise(x.reshape(rows, -1), fast.pointwise, ep, fast.lo,
-                                        fast.hi, fast.asymmetric,
-                                        hard_swish and fast.rest == NONE, out):
         return None
-    out = out.reshape(shape)
-    return out if fast.rest == NONE else fused(out, fast.rest)
+    shapes = fast.shapes[x.shape] = ((rows, x.size // rows), (x.size // depth, o), shape)
+    return shapes
 
 
 def _epilogue_operand(fast: FastHybrid, b) -> np.ndarray | None:
