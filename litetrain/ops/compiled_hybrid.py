@@ -6,9 +6,13 @@ A node qualifies when its filter is a constant of the file and the ``[fast]`` ex
 (numba, :mod:`.fast`) is available; its hybrid settings then carry a :class:`FastHybrid`:
 the filter's scales as one float32 per output channel, the centred depthwise filter laid
 out ``[kh, kw, channels]``, the fused activation as clamp bounds (``rest``: one left to
-NumPy), and the kernels' loader. DEPTHWISE_CONV_2D then runs wholly compiled; the others
-keep NumPy's im2col and GEMM between a compiled input quantization and a compiled
-epilogue (scale, bias, activation in one pass).
+NumPy), and the kernels' loader. DEPTHWISE_CONV_2D, a 1×1 stride-1 CONV_2D and
+FULLY_CONNECTED then run wholly compiled, in one call each (the latter two when float32
+sums of their products are exact: the filter packed for the compiled GEMM, and its
+scales and the bias as one array, made once); the others keep NumPy's im2col and GEMM
+between a compiled input quantization and a compiled epilogue (scale, bias, activation
+in one pass). The whole-op kernels can also apply an XNNPACK-order HARD_SWISH fused
+after the node (``hard_swish``, see :mod:`litetrain.runtime.epilogue`).
 
 The kernel asks ``FastHybrid.ready()`` once per run (that count starts loading the kernels
 at a node's second run) and passes ``None`` while they are loading. Each function here
@@ -18,6 +22,8 @@ pass, so results are the NumPy kernel's bits in every case.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,11 +44,22 @@ class FastHybrid(WithKernels):
     precision (float32 when they are exact in it, else float64), or ``None``."""
 
     def __init__(self, attrs, loader: Loader, w_scale: np.ndarray, depthwise: np.ndarray | None,
-                 asymmetric: bool):
+                 asymmetric: bool, pointwise: np.ndarray | None = None):
         super().__init__(attrs, loader)
         self.asymmetric = asymmetric
         self.w_scale = w_scale
         self.depthwise = depthwise
+        # the whole-op GEMM (:func:`pointwise`): the packed filter, its depth, and per
+        # bias array seen last, the scales and that bias as one array
+        self.pointwise = pointwise
+        self.depth = 0 if pointwise is None else pointwise.shape[1] // 16
+        self.per_row = False  # FULLY_CONNECTED: each row of ``depth`` quantized alone
+        self.keep_dims = bool(attrs.get("keep_num_dims", False))
+        self.last_ep: tuple[np.ndarray | None, np.ndarray] | None = None
+        # the whole-op kernel (:func:`depthwise_conv_2d`, :func:`pointwise`) or None, and
+        # per input shape :func:`pointwise`'s shapes
+        self.whole: Callable | None = None
+        self.shapes: dict[tuple[int, ...], tuple] = {}
         act = attrs.get("fused_activation_function", 0)
         self.lo, self.hi = _CLAMPS.get(act, _CLAMPS[NONE])
         self.rest = NONE if act in _CLAMPS else act
@@ -52,10 +69,13 @@ class FastHybrid(WithKernels):
 
 
 def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis: int,
-            depthwise: bool, asymmetric: bool) -> FastHybrid | None:
+            depthwise: bool, asymmetric: bool, gemm: np.ndarray | None = None,
+            per_row: bool = False) -> FastHybrid | None:
     """The node's :class:`FastHybrid` when it qualifies. ``weights``: the centred
     constant filter (float32 integers), ``None`` when the filter is not a constant;
-    ``asymmetric``: how inputs are quantized."""
+    ``asymmetric``: how inputs are quantized; ``gemm``: the filter as the ``[depth,
+    channels]`` operand of a convolution that is one GEMM with exact float32 sums (a 1×1
+    stride-1 CONV_2D, or FULLY_CONNECTED: ``per_row``), else ``None``."""
     if weights is None or (depthwise and weights.ndim != 4):
         return None
     loader = kernels("hybrid")
@@ -67,7 +87,23 @@ def prepare(attrs, weights: np.ndarray | None, w_scale, exact32: bool, out_axis:
     layout = None
     if depthwise:
         layout = np.array(weights[0], np.float32 if exact32 else np.float64, order="C")
-    return FastHybrid(attrs, loader, scales, layout, asymmetric)
+    fast = FastHybrid(attrs, loader, scales, layout, asymmetric,
+                      None if gemm is None else _packed(gemm))
+    fast.per_row = per_row
+    fast.whole = (depthwise_conv_2d if layout is not None
+                  else pointwise if fast.pointwise is not None else None)
+    return fast
+
+
+def _packed(gemm: np.ndarray) -> np.ndarray:
+    """``[depth, o]`` as ``[ceil(o / 16), depth * 16]``: per sixteen output channels, the
+    filter row of each input channel in order, zeros past ``o``."""
+    depth, o = gemm.shape
+    tiles = -(-o // 16)
+    padded = np.zeros((depth, tiles * 16), np.float32)
+    padded[:, :o] = gemm
+    return np.ascontiguousarray(padded.reshape(depth, tiles, 16).transpose(1, 0, 2)
+                                ).reshape(tiles, depth * 16)
 
 
 def _module(fast: FastHybrid | None):
@@ -132,8 +168,10 @@ def epilogue(fast: FastHybrid, acc: np.ndarray, scale: np.ndarray, rows: int, b
     return fused(out.reshape(acc.shape), fast.rest)
 
 
-def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
-    """The whole hybrid DEPTHWISE_CONV_2D of float32 ``x`` [n, h, w, c]."""
+def depthwise_conv_2d(fast: FastHybrid | None, x, b, hard_swish: bool = False
+                      ) -> np.ndarray | None:
+    """The whole hybrid DEPTHWISE_CONV_2D of float32 ``x`` [n, h, w, c], then XNNPACK's
+    HARD_SWISH when ``hard_swish`` (only with no activation left to NumPy)."""
     module = _module(fast)
     x = None if module is None or fast.depthwise is None else _float32(x)
     bias = None if x is None or x.ndim != 4 else _bias(fast, b)
@@ -145,9 +183,73 @@ def depthwise_conv_2d(fast: FastHybrid | None, x, b) -> np.ndarray | None:
         return None  # NumPy says what is wrong
     sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(fast.geometry, fast, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), np.float32)
-    if not module.depthwise_conv_2d(x, fast.asymmetric, fast.depthwise, fast.w_scale, bias[0],
-                                    bias[1], fast.lo, fast.hi, sh, sw, dh, dw, pt, pl, oh, ow,
-                                    cm // c, out):
+    swish = hard_swish and fast.rest == NONE
+    if cm == c and fast.depthwise.dtype == _F32:
+        done = module.depthwise_conv_2d32(x, fast.asymmetric, fast.depthwise, fast.w_scale,
+                                          bias[0], bias[1], fast.lo, fast.hi, sh, sw, dh, dw,
+                                          pt, pl, oh, ow, swish, out)
+    else:
+        done = module.depthwise_conv_2d(x, fast.asymmetric, fast.depthwise, fast.w_scale,
+                                        bias[0], bias[1], fast.lo, fast.hi, sh, sw, dh, dw, pt,
+                                        pl, oh, ow, cm // c, swish, out)
+    if not done:
         return None
     return fused(out, fast.rest)
+
+
+def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | None:
+    """The whole hybrid 1×1 stride-1 CONV_2D of ``x`` [n, h, w, depth] or FULLY_CONNECTED
+    of ``x`` [..., depth] (rows of ``depth`` each quantized alone), shaped as the float
+    kernel's result; then XNNPACK's HARD_SWISH when ``hard_swish`` (only with no
+    activation left to NumPy). The caller asked ``fast.ready()``."""
+    if x.__class__ is not np.ndarray or x.dtype != _F32 or not x.flags.c_contiguous:
+        return None
+    shapes = fast.shapes.get(x.shape)
+    if shapes is None:
+        shapes = _pointwise_shapes(fast, x)
+        if shapes is None:
+            return None  # NumPy says what is wrong
+    last = fast.last_ep
+    ep = last[1] if last is not None and last[0] is b else _epilogue_operand(fast, b)
+    if ep is None:
+        return None
+    out = np.empty(shapes[1], np.float32)
+    if not fast.loader.module.pointwise(x.reshape(shapes[0]), fast.pointwise, ep, fast.lo,
+                                        fast.hi, fast.asymmetric,
+                                        hard_swish and fast.rest == NONE, out):
+        return None
+    out = out.reshape(shapes[2])
+    return out if fast.rest == NONE else fused(out, fast.rest)
+
+
+def _pointwise_shapes(fast: FastHybrid, x: np.ndarray) -> tuple | None:
+    """(``x`` as quantized rows, the GEMM result, the float kernel's result) for inputs of
+    ``x``'s shape, kept on the node; ``None`` where the node does not apply."""
+    depth, o = fast.depth, fast.w_scale.size
+    if x.size == 0 or x.size % depth:
+        return None
+    if fast.per_row and not (fast.keep_dims and x.shape[-1] != depth):
+        rows = x.size // depth
+        shape = (*x.shape[:-1], o) if fast.keep_dims else (rows, o)
+    elif not fast.per_row and x.ndim == 4 and x.shape[3] == depth:
+        rows, shape = x.shape[0], (*x.shape[:3], o)
+    else:
+        return None
+    shapes = fast.shapes[x.shape] = ((rows, x.size // rows), (x.size // depth, o), shape)
+    return shapes
+
+
+def _epilogue_operand(fast: FastHybrid, b) -> np.ndarray | None:
+    """``[2, 16 * tiles]``: the filter's scales and ``b`` (-0.0 without one), zeros past
+    the last channel, kept for the next call with the same ``b``; ``None`` for an odd
+    bias."""
+    o = fast.w_scale.size
+    if b is not None and (b.__class__ is not np.ndarray or b.dtype != _F32
+                          or b.shape != (o,)):
+        return None
+    ep = np.zeros((2, fast.pointwise.shape[0] * 16), np.float32)  # padded to the tiles
+    ep[0, :o] = fast.w_scale
+    ep[1, :o] = np.float32(-0.0) if b is None else b
+    fast.last_ep = (b, ep)
+    return ep
 

@@ -351,6 +351,17 @@ def hard_swish(settings: XnnOrder, x: np.ndarray) -> np.ndarray:
     return np.multiply(out, x, out=out)
 
 
+def hard_swish_in_place(settings: XnnOrder, x: np.ndarray) -> np.ndarray:
+    """:func:`hard_swish` of a fresh float32 array nothing else reads, written into it
+    when the compiled kernels are loaded (else a new array): the same bits."""
+    jit = settings.compiled()
+    if jit is not None and x.dtype == np.float32 and x.flags.c_contiguous:
+        flat = x.reshape(-1)
+        jit.hard_swish(flat, flat)
+        return x
+    return hard_swish(settings, x)
+
+
 def mean(settings: XnnOrder, x: np.ndarray, axis) -> np.ndarray:
     """MEAN over height and width (``h * w > 0``) as XNNPACK's f32 global average pooling
     computes it."""
@@ -359,7 +370,8 @@ def mean(settings: XnnOrder, x: np.ndarray, axis) -> np.ndarray:
     n, h, wd, c = x.shape
     jit = settings.compiled()
     if jit is not None:
-        out = jit.mean_hw(np.ascontiguousarray(x))
+        out = jit.mean_hw(x if x.flags.c_contiguous else np.ascontiguousarray(x),
+                          np.empty((n, c), np.float32))
     else:
         out = _gavgpool(x.reshape(n, h * wd, c))
     return out.reshape(n, 1, 1, c) if settings.get("keep_dims") else out

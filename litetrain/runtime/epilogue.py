@@ -22,6 +22,17 @@ value (MobileNetV3's hard-sigmoid ``/ 6``): the product in the convolution's epi
 (``bias_activation_scale``), the MUL's float32 product of the stored result, in its
 operand order.
 
+In a dynamic-range model (XNNPACK's order for its float nodes:
+:mod:`litetrain.ops.xnnpack_float`) an XNNPACK-order HARD_SWISH whose input is the result
+of a hybrid CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED step that nothing else reads
+runs inside that step (:func:`fuse_hybrid_hard_swish`): the hybrid step gets the
+HARD_SWISH node's settings (``HybridConv.hard_swish``); its whole-op compiled kernels
+apply XNNPACK's formula to each result as they store it
+(:func:`litetrain.ops.fast.xnnpack.hard_swish_value`, the separate node's compiled
+arithmetic), its other paths call the node's kernel on their result: the same bits
+either way. After an XNNPACK-order float CONV_2D or DEPTHWISE_CONV_2D (a fresh result)
+that HARD_SWISH runs in place on the result, inside the convolution's step.
+
 Left alone: HARD_SWISH in TF Lite's float order (the builtin resolvers), integer
 kernels (either step), producers whose result is a subgraph output, read twice, not
 float32 or not of the HARD_SWISH output's shape. ``experimental_preserve_all_tensors``
@@ -30,6 +41,7 @@ skips every specialisation, so each tensor keeps its own value there.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import replace
 
@@ -38,6 +50,7 @@ import numpy as np
 from ..ops import builtin_float, lookup, xnnpack_float
 from ..ops.activations import hard_swish_in_place
 from ..ops.conv import conv_2d, depthwise_conv_2d
+from ..ops.quantized.lib import HybridConv
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -92,8 +105,53 @@ def _fusable_producer(step: Step, values: list, y: np.ndarray) -> bool:
 
 
 def fuse_epilogues(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
-    """:func:`fuse_activations`, then :func:`fuse_scales`."""
-    return fuse_scales(fuse_activations(steps, values, outputs), values, outputs)
+    """:func:`fuse_activations`, :func:`fuse_hybrid_hard_swish`, then :func:`fuse_scales`."""
+    steps = fuse_hybrid_hard_swish(fuse_activations(steps, values, outputs), values, outputs)
+    return fuse_scales(steps, values, outputs)
+
+
+_HYBRID_PRODUCERS = ("conv_2d", "depthwise_conv_2d", "fully_connected")
+
+
+def fuse_hybrid_hard_swish(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``steps`` with each XNNPACK-order HARD_SWISH step whose float32 input is made by a
+    hybrid step (read by nothing else, of the HARD_SWISH output's shape) run inside that
+    step (module docstring)."""
+    producer, readers = producers_and_readers(steps)
+    hard_swish = lookup("hard_swish").kernel
+    out, dropped = list(steps), set()
+    for pos, step in enumerate(steps):
+        if (step.op != "hard_swish" or step.kernel is not hard_swish
+                or step.settings.__class__ is not xnnpack_float.XnnOrder
+                or len(step.inputs) != 1 or len(step.outputs) != 1):
+            continue
+        (x,) = step.inputs
+        p = producer.get(x)
+        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
+            continue
+        first = out[p]
+        v, y = values[x], values[step.outputs[0]]
+        if (first.op not in _HYBRID_PRODUCERS or first.stateful or len(first.outputs) != 1
+                or not all(isinstance(a, np.ndarray) and a.dtype == _F32 and a.shape == y.shape
+                           for a in (v, y))):
+            continue
+        if first.settings.__class__ is HybridConv and first.settings.hard_swish is None:
+            # the result is always a new array (the compiled pass's, or HARD_SWISH's)
+            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                             out_dtypes=step.out_dtypes, fresh=True, in_place=None,
+                             into=None, into_for=None, settings=dataclasses.replace(
+                                 first.settings, hard_swish=step.settings))
+        elif (first.settings.__class__ is xnnpack_float.XnnOrder and first.fresh
+              and first.op != "fully_connected" and first.kernel is lookup(first.op).kernel):
+            # an XNNPACK-order float convolution: HARD_SWISH in place on its fresh result
+            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                             out_dtypes=step.out_dtypes, in_place=None, into=None,
+                             into_for=None, kernel=functools.partial(
+                                 _then_xnnpack_hard_swish, first.kernel, step.settings))
+        else:
+            continue
+        dropped.add(pos)
+    return [s for p, s in enumerate(out) if p not in dropped]
 
 
 def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
@@ -121,6 +179,10 @@ def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step
                          out_dtypes=step.out_dtypes, fresh=True, in_place=None)
         dropped.add(pos)
     return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):
+    return xnnpack_float.hard_swish_in_place(hard_swish, kernel(settings, *inputs))
 
 
 def _conv_scaled(mul: Step, settings, x, w, b, k):

@@ -9,7 +9,7 @@ in the NumPy form's tap order; only independent outputs go side by side:
 * :func:`conv`: XNNPACK's own microkernel shape — four output pixels by sixteen output
   channels of accumulators held in registers (:class:`Vec16`, LLVM's ``<16 x float>``,
   with ``llvm.fma.v16f32``), the filter packed per sixteen channels at prepare;
-* :func:`depthwise`: an output row at a time, channels innermost (LLVM vectorises them);
+* :func:`depthwise`: sixteen channels of four output pixels at a time in registers;
 * :func:`hard_swish`, :func:`mean_hw`: one pass each.
 """
 
@@ -92,6 +92,49 @@ def _store16(typingctx, arr, index, v):
     return types.void(arr, types.intp, _VEC16), codegen
 
 
+_MASK = ir.VectorType(ir.IntType(1), 16)
+_LANES = ir.VectorType(ir.IntType(64), 16)
+
+
+def _first(builder, n):
+    """The mask of the first ``n`` lanes (an int64)."""
+    splat = builder.shuffle_vector(
+        builder.insert_element(ir.Constant(_LANES, ir.Undefined), n,
+                               ir.Constant(ir.IntType(32), 0)),
+        ir.Constant(_LANES, ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+    return builder.icmp_signed("<", ir.Constant(_LANES, list(range(16))), splat)
+
+
+@intrinsic
+def _load16m(typingctx, arr, index, n):
+    """``arr[index:index + n]`` in the first ``n <= 16`` lanes, zeros in the others
+    (nothing past them is read: ``llvm.masked.load``)."""
+    def codegen(context, builder, signature, args):
+        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_V16, [ptr.type, ir.IntType(32), _MASK, _V16]),
+            "llvm.masked.load.v16f32.p0")
+        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 4),
+                                 _first(builder, args[2]), ir.Constant(_V16, None)])
+    return _VEC16(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _store16m(typingctx, arr, index, v, n):
+    """``arr[index:index + n] = v[:n]`` (nothing past them is written)."""
+    def codegen(context, builder, signature, args):
+        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
+        fn = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [_V16, ptr.type, ir.IntType(32), _MASK]),
+            "llvm.masked.store.v16f32.p0")
+        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 4),
+                          _first(builder, args[3])])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, _VEC16, types.intp), codegen
+
+
 @intrinsic
 def _fma16(typingctx, x, w, acc):
     """``x * w + acc`` per lane (``x`` a float32 broadcast), one rounding each."""
@@ -100,6 +143,73 @@ def _fma16(typingctx, x, w, acc):
                                             "llvm.fma.v16f32")
         return builder.call(fn, [_splat(builder, args[0]), args[1], args[2]])
     return _VEC16(_F32, _VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _fma16v(typingctx, x, w, acc):
+    """``x * w + acc`` per lane (three vectors), one rounding each."""
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
+                                            "llvm.fma.v16f32")
+        return builder.call(fn, list(args))
+    return _VEC16(_VEC16, _VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _add16(typingctx, a, b):
+    """``a + b`` per lane."""
+    def codegen(context, builder, signature, args):
+        return builder.fadd(*args)
+    return _VEC16(_VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _mul16(typingctx, a, b):
+    """``a * b`` per lane."""
+    def codegen(context, builder, signature, args):
+        return builder.fmul(*args)
+    return _VEC16(_VEC16, _VEC16), codegen
+
+
+@intrinsic
+def _clip16(typingctx, v, lo, hi):
+    """The float kernels' clamp (``fast.conv._clamp``: ``np.clip``'s values and signs,
+    -0.0 becoming +0.0 under RELU, ``lo == 0, hi == inf``) per lane."""
+    def codegen(context, builder, signature, args):
+        v, lo_s, hi_s = args
+        lo, hi = _splat(builder, lo_s), _splat(builder, hi_s)
+        relu = builder.fcmp_ordered("==", hi_s, ir.Constant(ir.FloatType(), float("inf")))
+        low = builder.or_(builder.fcmp_ordered("<", v, lo),
+                          builder.and_(builder.fcmp_ordered("==", v, lo),
+                                       _splat_bool(builder, relu)))
+        v = builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
+        return builder.select(low, lo, v)
+    return _VEC16(_VEC16, _F32, _F32), codegen
+
+
+def _splat_bool(builder, b):
+    one = builder.insert_element(ir.Constant(_MASK, ir.Undefined), b,
+                                 ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_MASK, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
+
+
+@intrinsic
+def _hard_swish16(typingctx, v):
+    """:func:`hard_swish_value` per lane: ``fma(v, 0x1.555556p-3, 0.5)``, below 0 -> 0,
+    else above 1 -> 1 (NaN stays NaN), times ``v``."""
+    def codegen(context, builder, signature, args):
+        (v,) = args
+        f32 = ir.FloatType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
+                                            "llvm.fma.v16f32")
+        t = builder.call(fn, [v, _splat(builder, ir.Constant(f32, float(_SIXTH))),
+                              _splat(builder, ir.Constant(f32, 0.5))])
+        zero, one = _splat(builder, ir.Constant(f32, 0.0)), _splat(builder, ir.Constant(f32, 1.0))
+        t = builder.select(builder.fcmp_ordered("<", t, zero), zero,
+                           builder.select(builder.fcmp_ordered(">", t, one), one, t))
+        return builder.fmul(t, v)
+    return _VEC16(_VEC16), codegen
 
 
 @intrinsic
@@ -170,14 +280,12 @@ def _tiles(patch, rows, wpack, bpack, lo, hi, out, row0, scratch):
 
 @numba.njit(inline="always", **_JIT)
 def _put16(out, row, t, width, v, scratch):
-    """The first ``width`` lanes of ``v`` into ``out[row, 16 t:]``."""
+    """The first ``width`` lanes of ``v`` into ``out[row, 16 t:]`` (a masked store past
+    the last channel; ``scratch`` is unused)."""
     if width == 16:
         _store16(out[row], t * 16, v)
     else:
-        _store16(scratch, 0, v)
-        dst = out[row]
-        for i in range(width):
-            dst[t * 16 + i] = scratch[i]
+        _store16m(out[row], t * 16, v, width)
 
 
 @numba.njit([(_F32[:, ::1], _F32[:, ::1], _F32[::1], _F32, _F32, _F32[:, ::1])], **_JIT)
@@ -243,42 +351,77 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     return out.reshape(n, oh, ow, o)
 
 
+@numba.njit(inline="always", **_JIT)
+def _tap16(xf, offset, inside, m, zero):
+    """``m`` input channels at ``offset`` (zeros in the other lanes), or zeros for a tap
+    in the padding."""
+    return _load16m(xf, offset, m) if inside else zero
+
+
 @numba.njit([(_input(4), _F32[:, :, ::1], _F32[::1], _F32, _F32, *_INTS)
              for _input in _INPUTS], **_JIT)
 def depthwise(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
     """DEPTHWISE_CONV_2D (depth multiplier 1) of ``x`` [n, h, w, c] with ``wt`` [kh, kw,
     c] and ``bias`` [c]: per output, the bias, then one fused multiply-add per tap, taps
     column by column (XNNPACK's dwconv order; taps in the padding multiply zeros), then
-    the clamp. An output row at a time: each tap one pass along it."""
+    the clamp. Sixteen channels (fewer at the end: masked lanes) of four output pixels at
+    a time in registers (four independent chains), then the remaining pixels one by one."""
     n, h, w, c = x.shape
     out = np.empty((n, oh, ow, c), np.float32)
-    zero = np.float32(0.0)
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
+    z = _load16(np.zeros(16, np.float32), 0)
+    ow4 = ow - ow % 4
     for b in range(n):
         for oy in range(oh):
-            row = out[b, oy]
-            for ox in range(ow):
-                dst = row[ox]
-                for k in range(c):
-                    dst[k] = bias[k]
-            for kx in range(kw):
-                for ky in range(kh):
-                    iy = oy * sh + ky * dh - pt
-                    wk = wt[ky, kx]
-                    for ox in range(ow):
+            for c0 in range(0, c, 16):
+                m = min(16, c - c0)
+                bv = _load16m(bias, c0, m)
+                for ox in range(0, ow4, 4):
+                    a0, a1, a2, a3 = bv, bv, bv, bv
+                    for kx in range(kw):
+                        i0 = ox * sw + kx * dw - pl
+                        i1, i2, i3 = i0 + sw, i0 + 2 * sw, i0 + 3 * sw
+                        for ky in range(kh):
+                            iy = oy * sh + ky * dh - pt
+                            wv = _load16m(wf, (ky * kw + kx) * c + c0, m)
+                            row, inside = (b * h + iy) * w, 0 <= iy < h
+                            a0 = _fma16v(_tap16(xf, (row + i0) * c + c0,
+                                                inside and 0 <= i0 < w, m, z), wv, a0)
+                            a1 = _fma16v(_tap16(xf, (row + i1) * c + c0,
+                                                inside and 0 <= i1 < w, m, z), wv, a1)
+                            a2 = _fma16v(_tap16(xf, (row + i2) * c + c0,
+                                                inside and 0 <= i2 < w, m, z), wv, a2)
+                            a3 = _fma16v(_tap16(xf, (row + i3) * c + c0,
+                                                inside and 0 <= i3 < w, m, z), wv, a3)
+                    at = ((b * oh + oy) * ow + ox) * c + c0
+                    _store16m(of, at, _clamp16(a0, lo, hi), m)
+                    _store16m(of, at + c, _clamp16(a1, lo, hi), m)
+                    _store16m(of, at + 2 * c, _clamp16(a2, lo, hi), m)
+                    _store16m(of, at + 3 * c, _clamp16(a3, lo, hi), m)
+                for ox in range(ow4, ow):
+                    a0 = bv
+                    for kx in range(kw):
                         ix = ox * sw + kx * dw - pl
-                        dst = row[ox]
-                        if 0 <= iy < h and 0 <= ix < w:
-                            src = x[b, iy, ix]
-                            for k in range(c):
-                                dst[k] = _fma(src[k], wk[k], dst[k])
-                        else:
-                            for k in range(c):
-                                dst[k] = _fma(zero, wk[k], dst[k])
-            for ox in range(ow):
-                dst = row[ox]
-                for k in range(c):
-                    dst[k] = _clamp(dst[k], lo, hi)
+                        for ky in range(kh):
+                            iy = oy * sh + ky * dh - pt
+                            a0 = _fma16v(_tap16(xf, ((b * h + iy) * w + ix) * c + c0,
+                                                0 <= iy < h and 0 <= ix < w, m, z),
+                                         _load16m(wf, (ky * kw + kx) * c + c0, m), a0)
+                    _store16m(of, ((b * oh + oy) * ow + ox) * c + c0, _clamp16(a0, lo, hi),
+                              m)
     return out
+
+
+@numba.njit(inline="always", **_JIT)
+def hard_swish_value(v):
+    """XNNPACK's f32 vhswish of one float32: ``min(max(fma(v, 0x1.555556p-3, 0.5), 0), 1)
+    * v`` (NaN stays NaN); also what the hybrid kernels fuse after their epilogue."""
+    t = _fma(v, _SIXTH, np.float32(0.5))
+    if t < np.float32(0.0):
+        t = np.float32(0.0)
+    elif t > np.float32(1.0):
+        t = np.float32(1.0)
+    return t * v
 
 
 @numba.njit([(types.Array(_F32, 1, "C", readonly=ro), _F32[::1]) for ro in (False, True)],
@@ -286,40 +429,52 @@ def depthwise(x, wt, bias, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
 def hard_swish(x, out):
     """``out[:] = min(max(fma(x, 0x1.555556p-3, 0.5), 0), 1) * x`` (NaN stays NaN, as
     NumPy's maximum/minimum keep it)."""
-    half, zero, one = np.float32(0.5), np.float32(0.0), np.float32(1.0)
     for k in range(x.size):
-        v = x[k]
-        t = _fma(v, _SIXTH, half)
-        if t < zero:
-            t = zero
-        elif t > one:
-            t = one
-        out[k] = t * v
+        out[k] = hard_swish_value(x[k])
     return out
 
 
-@numba.njit([(types.Array(_F32, 4, "C", readonly=ro),) for ro in (False, True)], **_JIT)
-def mean_hw(x):
-    """``[n, c]``: the mean of ``x`` [n, h, w, c] over ``h * w > 0`` pixels in XNNPACK's
+
+@numba.njit(inline="always", **_JIT)
+def _px(r, k, ch, pixels):
+    """Pixel ``k``'s value of channel ``ch``, zero past the last pixel."""
+    return r[k, ch] if k < pixels else np.float32(0.0)
+
+
+@numba.njit([(types.Array(_F32, 4, "C", readonly=ro), _F32[:, ::1]) for ro in (False, True)],
+            **_JIT)
+def mean_hw(x, out):
+    """``out`` [n, c]: the mean of ``x`` [n, h, w, c] over ``h * w > 0`` pixels in XNNPACK's
     global average pooling order (seven pixels a pass, zeros past the last:
-    :func:`..xnnpack_float._gavgpool`)."""
+    :func:`..xnnpack_float._gavgpool`); whole passes read the pixels unchecked."""
     n, h, w, c = x.shape
     pixels = h * w
-    padded = max(7, -(-pixels // 7) * 7)
-    rows = np.zeros((n, padded, c), np.float32)
-    rows[:, :pixels] = x.reshape(n, pixels, c)
-    out = np.empty((n, c), np.float32)
     scale = np.float32(1.0) / np.float32(pixels)
     for b in range(n):
-        r = rows[b]
+        r = x[b].reshape((pixels, c))
         total = out[b]
-        for k in range(c):
-            total[k] = ((r[0, k] + r[1, k]) + r[6, k]) + ((r[2, k] + r[3, k])
-                                                        + (r[4, k] + r[5, k]))
-        for s in range(7, pixels, 7):
+        if pixels >= 7:
             for k in range(c):
-                total[k] = (((r[s, k] + r[s + 1, k]) + (r[s + 2, k] + r[s + 3, k]))
-                            + ((r[s + 4, k] + r[s + 5, k]) + (r[s + 6, k] + total[k])))
+                total[k] = ((r[0, k] + r[1, k]) + r[6, k]) + ((r[2, k] + r[3, k])
+                                                            + (r[4, k] + r[5, k]))
+        else:
+            for k in range(c):
+                total[k] = ((_px(r, 0, k, pixels) + _px(r, 1, k, pixels))
+                            + _px(r, 6, k, pixels)) + ((_px(r, 2, k, pixels)
+                                                        + _px(r, 3, k, pixels))
+                                                       + (_px(r, 4, k, pixels)
+                                                          + _px(r, 5, k, pixels)))
+        for s in range(7, pixels, 7):
+            if s + 7 <= pixels:
+                for k in range(c):
+                    total[k] = (((r[s, k] + r[s + 1, k]) + (r[s + 2, k] + r[s + 3, k]))
+                                + ((r[s + 4, k] + r[s + 5, k]) + (r[s + 6, k] + total[k])))
+            else:
+                for k in range(c):
+                    total[k] = (((_px(r, s, k, pixels) + _px(r, s + 1, k, pixels))
+                                 + (_px(r, s + 2, k, pixels) + _px(r, s + 3, k, pixels)))
+                                + ((_px(r, s + 4, k, pixels) + _px(r, s + 5, k, pixels))
+                                   + (_px(r, s + 6, k, pixels) + total[k])))
         for k in range(c):
             v = total[k] * scale
             total[k] = v if v > -np.inf else -np.inf  # max(mean, -inf): NaN becomes -inf

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import compiled_hybrid
-from ..common import RELU6, RELU_N1_TO_1, fused
+from .. import compiled_hybrid, xnnpack_float
+from ..common import NONE, RELU6, RELU_N1_TO_1, fused
 from ..compiled_hybrid import FastHybrid
 from ..registry import NodeInfo, Variant
 from .fixed_point import (
@@ -315,8 +315,10 @@ class HybridConv(Quantized):
     integers (``None`` when the filter is not a constant), its scales shaped for the
     output's channel axis, whether float32 sums of its products with any int8 input
     are exact (every partial sum below 2**24), how inputs are quantized, the attrs the
-    float kernel gets (no activation), the fused activation, and the compiled kernels'
-    data when prepare chose them (:mod:`..compiled_hybrid`)."""
+    float kernel gets (no activation), the fused activation, the compiled kernels'
+    data when prepare chose them (:mod:`..compiled_hybrid`), the 1×1 CONV_2D's GEMM
+    operand (:func:`_pointwise_gemm`) and, when a plan fused an XNNPACK-order HARD_SWISH
+    after the node (:mod:`litetrain.runtime.epilogue`), that node's settings."""
 
     weights: np.ndarray | None
     w_scale: np.ndarray
@@ -326,6 +328,7 @@ class HybridConv(Quantized):
     activation: int
     fast: FastHybrid | None = None
     gemm: np.ndarray | None = None
+    hard_swish: xnnpack_float.XnnOrder | None = None
 
 
 def _pointwise_gemm(op: str, attrs, weights: np.ndarray | None, exact: bool):
@@ -368,22 +371,32 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         scale = qw.scale.astype(np.float32).reshape(-1) if qw.per_channel else np.float32(qw.s)
         asymmetric = bool(q.attrs.get("asymmetric_quantize_inputs", False)) or (
             qw.per_channel and not per_row)
+        gemm = _pointwise_gemm(info.op, q.attrs, weights, exact)
+        fc = (info.op == "fully_connected" and weights is not None and exact
+              and weights.ndim == 2)
         fast = compiled_hybrid.prepare(q.attrs, weights, scale, exact, out_axis,
-                                       info.op == "depthwise_conv_2d", asymmetric)
+                                       info.op == "depthwise_conv_2d", asymmetric,
+                                       np.ascontiguousarray(weights.T) if fc else gemm,
+                                       per_row)
         return HybridConv(q.attrs, q.qin, q.qout, weights, scale, exact, asymmetric,
                           without_activation(q.attrs),
-                          int(q.attrs.get("fused_activation_function", 0)), fast,
-                          _pointwise_gemm(info.op, q.attrs, weights, exact))
+                          int(q.attrs.get("fused_activation_function", 0)), fast, gemm)
+
+    operands = max(x_pos, w_pos) + 1  # then the bias, if given
 
     def kernel(s: HybridConv, *inputs):
-        args = list(inputs)
-        bias = args.pop() if len(args) > max(x_pos, w_pos) + 1 else None
-        x = args[x_pos]
-        fast = s.fast if s.fast is not None and s.fast.ready() is not None else None
-        if fast is not None and fast.depthwise is not None:
-            out = compiled_hybrid.depthwise_conv_2d(fast, x, bias)
+        fast = s.fast
+        if fast is not None and fast.ready() is None:  # (counts the node's runs)
+            fast = None
+        if fast is not None and fast.whole is not None:
+            swish = s.hard_swish is not None and fast.rest == NONE  # in the compiled pass
+            out = fast.whole(fast, inputs[x_pos],
+                             inputs[operands] if len(inputs) > operands else None, swish)
             if out is not None:
-                return out
+                return out if swish else _then_hard_swish(s, out)
+        args = list(inputs)
+        bias = args.pop() if len(args) > operands else None
+        x = args[x_pos]
         weights, exact = ((s.weights, s.exact32) if s.weights is not None
                           else _centred_filter(args[w_pos], s.qin[w_pos], out_axis))
         rows = x.size // weights.shape[1] if per_row else x.shape[0]
@@ -403,13 +416,17 @@ def hybrid_conv(float_kernel: Callable, x_pos: int = 0, w_pos: int = 1,
         else:
             args[w_pos] = weights.astype(dtype, copy=False)
             acc = float_kernel(s.float_attrs, *args)
-        if done is not None:
-            out = compiled_hybrid.epilogue(fast, acc, scale, rows, bias)
-            if out is not None:
-                return out
-        return _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,
-                                s.activation)
+        out = None if done is None else compiled_hybrid.epilogue(fast, acc, scale, rows, bias)
+        if out is None:
+            out = _hybrid_epilogue(acc, scale[:, None, None] * s.w_scale, rows, bias,
+                                   s.activation)
+        return _then_hard_swish(s, out)
     return Variant(kernel, prepare)
+
+
+def _then_hard_swish(s: HybridConv, out: np.ndarray) -> np.ndarray:
+    """The fused XNNPACK-order HARD_SWISH node's result on ``out``, if there is one."""
+    return out if s.hard_swish is None else xnnpack_float.hard_swish(s.hard_swish, out)
 
 
 def _hybrid_epilogue(acc: np.ndarray, multiplier: np.ndarray, rows: int, bias,
