@@ -102,6 +102,7 @@ def test_blas_order_conv_gives_the_numpy_bits(case, rng):
 @pytest.mark.parametrize("geometry", [((3, 3), 2, 1, SAME, (2, 96, 96, 3)),
                                       ((3, 3), 1, 1, SAME, (1, 13, 11, 3)),
                                       ((5, 5), 1, 2, VALID, (2, 14, 15, 4))], ids=str)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
 def test_a_conv_with_its_input_rescaling_fused_gives_the_numpy_bits(geometry, rng):
     """The MobileNet stem ([n, 96, 96, 3], 3×3 stride 2 SAME, 16 out, HARD_SWISH fused) and
     others, the input rescaling ``x * (1 / 127.5) - 1`` fused into the patches: the plain
