@@ -120,12 +120,20 @@ def exported(name: str) -> tuple[lt.nn.Sequential, bytes]:
 def _runner(interpreter, feeds):
     run = interpreter.get_signature_runner("train")
     run(**feeds)  # the init subgraph and the per-shape preparation happen here
-    run(**feeds)  # steps with compiled forms start loading them (the [fast] extra) ...
-    for family in FAMILIES:  # ... and a training loop soon runs them: time that
-        loader = kernels(family)
-        if loader is not None and loader._started:
-            loader.wait()
-    return lambda: run(**feeds)
+    # Steps with compiled forms start loading them (the [fast] extra) from their second
+    # run, and fused steps once the kernels they build on are there: a training loop soon
+    # runs them all, so time that — run and wait until a run starts no more loading.
+    started = None
+    while True:
+        run(**feeds)
+        loaders = [kernels(family) for family in FAMILIES]
+        now = {loader.family for loader in loaders if loader is not None and loader._started}
+        for loader in loaders:
+            if loader is not None and loader._started:
+                loader.wait()
+        if now == started:
+            return lambda: run(**feeds)
+        started = now
 
 
 def profile(content: bytes, feeds: dict, threads: int, calls: int = 5
