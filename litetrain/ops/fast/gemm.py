@@ -115,15 +115,16 @@ def _steps(k, r):
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows32(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, hi,
-            mode, scale):
+def _rows32(af, a0, rows, k_all, wf, w0, ks, step, of, o0, o, zero, w_a, w_b, bf, t,
+            lo, hi, mode, scale):
     """``rows`` rows from ``af[a0:]`` (row stride ``k_all``) by 32 channels, eight rows a
-    register tile: filter tiles at ``wf[w0:]`` and ``wf[w0 + 16 k_all:]``, outputs at
+    register tile: filter tiles at ``wf[w0:]`` and ``wf[w0 + step:]``, ``k``'s sixteen
+    values of a tile ``ks`` apart (the layout :func:`pack` chose), outputs at
     ``of[o0:]`` (row stride ``o``; ``w_a``, ``w_b`` valid lanes of each half). One
     function body, so nothing is called (nor any reference counted) per tile."""
     k = _U(k_all)
     wa0 = _U(w0)
-    wb0 = wa0 + _U(16) * k
+    wb0 = wa0 + _U(step)
     ba, bb = _load16(bf, 16 * t), _load16(bf, 16 * t + 16)
     for r0 in range(0, rows, _ROWS):
         r = min(_ROWS, rows - r0)
@@ -132,8 +133,8 @@ def _rows32(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, h
         y0 = y1 = y2 = y3 = y4 = y5 = y6 = y7 = zero
         a = _U(a0 + r0 * k_all)
         for i in range(k):
-            wa = _load16(wf, wa0 + _U(16) * i)
-            wv = _load16(wf, wb0 + _U(16) * i)
+            wa = _load16(wf, wa0 + _U(ks) * i)
+            wv = _load16(wf, wb0 + _U(ks) * i)
             p = a + i
             v = af[p + s0]
             x0 = _fma16(v, wa, x0)
@@ -185,8 +186,8 @@ def _rows32(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, h
 
 
 @numba.njit(inline="always", **_JIT)
-def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mode,
-            scale):
+def _rows16(af, a0, rows, k_all, wf, w0, ks, step, of, o0, o, zero, w_a, bf, t, lo,
+            hi, mode, scale):
     """:func:`_rows32` for the last sixteen channels."""
     k = _U(k_all)
     wa0 = _U(w0)
@@ -197,7 +198,7 @@ def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mo
         x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = zero
         a = _U(a0 + r0 * k_all)
         for i in range(k):
-            wa = _load16(wf, wa0 + _U(16) * i)
+            wa = _load16(wf, wa0 + _U(ks) * i)
             p = a + i
             x0 = _fma16(af[p + s0], wa, x0)
             x1 = _fma16(af[p + s1], wa, x1)
@@ -219,20 +220,20 @@ def _rows16(af, a0, rows, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mo
 
 
 @numba.njit(inline="always", **_JIT)
-def _tail32(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, hi, mode,
-            scale):
+def _tail32(af, a0, r, k_all, wf, w0, ks, step, of, o0, o, zero, w_a, w_b, bf, t, lo,
+            hi, mode, scale):
     """:func:`_rows32`'s last ``r`` ≤ 4 rows as one four-row tile (an eight-row one would
     spend twice the multiply-adds on repeated rows)."""
     k = _U(k_all)
     wa0 = _U(w0)
-    wb0 = wa0 + _U(16) * k
+    wb0 = wa0 + _U(step)
     ba, bb = _load16(bf, 16 * t), _load16(bf, 16 * t + 16)
     s0, s1, s2, s3 = _steps(k, r)[:4]
     x0 = x1 = x2 = x3 = y0 = y1 = y2 = y3 = zero
     a = _U(a0)
     for i in range(k):
-        wa = _load16(wf, wa0 + _U(16) * i)
-        wv = _load16(wf, wb0 + _U(16) * i)
+        wa = _load16(wf, wa0 + _U(ks) * i)
+        wv = _load16(wf, wb0 + _U(ks) * i)
         p = a + i
         v = af[p + s0]
         x0 = _fma16(v, wa, x0)
@@ -262,7 +263,8 @@ def _tail32(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, w_b, bf, t, lo, hi, 
 
 
 @numba.njit(inline="always", **_JIT)
-def _tail16(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mode, scale):
+def _tail16(af, a0, r, k_all, wf, w0, ks, step, of, o0, o, zero, w_a, bf, t, lo, hi,
+            mode, scale):
     """:func:`_tail32` for the last sixteen channels."""
     k = _U(k_all)
     wa0 = _U(w0)
@@ -271,7 +273,7 @@ def _tail16(af, a0, r, k_all, wf, w0, of, o0, o, zero, w_a, bf, t, lo, hi, mode,
     x0 = x1 = x2 = x3 = zero
     a = _U(a0)
     for i in range(k):
-        wa = _load16(wf, wa0 + _U(16) * i)
+        wa = _load16(wf, wa0 + _U(ks) * i)
         p = a + i
         x0 = _fma16(af[p + s0], wa, x0)
         x1 = _fma16(af[p + s1], wa, x1)
@@ -301,22 +303,25 @@ def _block(af, a0, rows, k_all, wf, of, o0, o, zero, bf, lo, hi, mode, scale):
     tail = rows % _ROWS if rows % _ROWS <= 4 else 0  # rows left to a four-row tile
     main = rows - tail
     ta, to = a0 + main * k_all, o0 + main * o
+    # The filter's layout (see pack): [k, o] as BLAS reads it when o is a multiple of
+    # sixteen, else per sixteen channels [tiles, k * 16].
+    ks, step = (o, 16) if o % 16 == 0 else (16, 16 * k_all)
     for t in range(0, tiles, 2):
-        w0 = t * 16 * k_all
+        w0 = t * step
         w_a = min(16, o - 16 * t)
         if t + 1 < tiles:
             w_b = min(16, o - 16 * (t + 1))
-            _rows32(af, a0, main, k_all, wf, w0, of, o0 + 16 * t, o, zero, w_a, w_b, bf, t,
-                    lo, hi, mode, scale)
+            _rows32(af, a0, main, k_all, wf, w0, ks, step, of, o0 + 16 * t, o, zero, w_a,
+                    w_b, bf, t, lo, hi, mode, scale)
             if tail:
-                _tail32(af, ta, tail, k_all, wf, w0, of, to + 16 * t, o, zero, w_a, w_b, bf,
-                        t, lo, hi, mode, scale)
+                _tail32(af, ta, tail, k_all, wf, w0, ks, step, of, to + 16 * t, o, zero, w_a,
+                        w_b, bf, t, lo, hi, mode, scale)
         else:
-            _rows16(af, a0, main, k_all, wf, w0, of, o0 + 16 * t, o, zero, w_a, bf, t, lo,
-                    hi, mode, scale)
+            _rows16(af, a0, main, k_all, wf, w0, ks, step, of, o0 + 16 * t, o, zero, w_a, bf,
+                    t, lo, hi, mode, scale)
             if tail:
-                _tail16(af, ta, tail, k_all, wf, w0, of, to + 16 * t, o, zero, w_a, bf, t,
-                        lo, hi, mode, scale)
+                _tail16(af, ta, tail, k_all, wf, w0, ks, step, of, to + 16 * t, o, zero, w_a,
+                        bf, t, lo, hi, mode, scale)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -385,9 +390,14 @@ def pack_bias(bias: np.ndarray | None, channels: int) -> np.ndarray:
 
 
 def pack(gemm_filter: np.ndarray) -> np.ndarray:
-    """The GEMM filter ``[k, o]`` as :func:`gemm`'s ``[ceil(o / 16), k * 16]``: per
-    sixteen output channels, each ``k``'s sixteen values (zeros past ``o``)."""
+    """The GEMM filter ``[k, o]`` as the kernels read it: when ``o`` is a multiple of
+    sixteen, that C-order array itself (each ``k``'s sixteen values of a channel tile are
+    contiguous there: no second copy of the filter is kept); else ``[ceil(o / 16), k *
+    16]``, per sixteen output channels each ``k``'s sixteen values (zeros past ``o``)."""
     k, o = gemm_filter.shape
+    if (o % 16 == 0 and gemm_filter.dtype == np.float32 and gemm_filter.flags.c_contiguous
+            and gemm_filter.flags.writeable):
+        return gemm_filter
     tiles = -(-o // 16)
     padded = np.zeros((k, tiles * 16), np.float32)
     padded[:, :o] = gemm_filter
