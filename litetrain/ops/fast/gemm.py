@@ -28,7 +28,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .conv import _gather
-from .lanes import lanes_at, masked_store
+from .lanes import lanes_at, masked_store, splat
 from .xnnpack import _V16, _VEC16, _fma16, _load16
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -55,14 +55,6 @@ def store_first(typingctx, arr, index, v, width):
     return types.void(arr, types.intp, _VEC16, types.intp), codegen
 
 
-def _splat_of(builder, x, n=16):
-    vec = ir.VectorType(x.type, n)
-    one = builder.insert_element(ir.Constant(vec, ir.Undefined), x,
-                                 ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
-
-
 @intrinsic
 def _finish16(typingctx, v, b, lo, hi, mode, scale):
     """CONV_2D's epilogue on sixteen sums in registers, lane by lane the float32
@@ -73,7 +65,7 @@ def _finish16(typingctx, v, b, lo, hi, mode, scale):
     def codegen(context, builder, signature, args):
         v, b, lo, hi, mode, scale = args
         f32 = ir.FloatType()
-        lo_v, hi_v = _splat_of(builder, lo), _splat_of(builder, hi)
+        lo_v, hi_v = splat(builder, lo), splat(builder, hi)
         x = builder.fadd(v, b)
         # _clamp: lo if x < lo or (x == lo and hi == inf); else hi if x > hi; else x
         relu = builder.fcmp_ordered("==", hi, ir.Constant(f32, float("inf")))
@@ -88,15 +80,15 @@ def _finish16(typingctx, v, b, lo, hi, mode, scale):
             with then:
                 # hard_swish_value: t = x + 3; t = 0 if t < 0 else (6 if t > 6 else t);
                 # x * t / 6
-                zero = _splat_of(builder, ir.Constant(f32, 0.0))
-                six = _splat_of(builder, ir.Constant(f32, 6.0))
-                t = builder.fadd(x, _splat_of(builder, ir.Constant(f32, 3.0)))
+                zero = splat(builder, ir.Constant(f32, 0.0))
+                six = splat(builder, ir.Constant(f32, 6.0))
+                t = builder.fadd(x, splat(builder, ir.Constant(f32, 3.0)))
                 t = builder.select(builder.fcmp_ordered("<", t, zero), zero,
                                    builder.select(builder.fcmp_ordered(">", t, six), six, t))
                 swished = builder.fdiv(builder.fmul(x, t), six)
                 from_then = builder.block
             with otherwise:
-                scaled = builder.select(is_sc, builder.fmul(x, _splat_of(builder, scale)), x)
+                scaled = builder.select(is_sc, builder.fmul(x, splat(builder, scale)), x)
                 from_otherwise = builder.block
         out = builder.phi(_V16)
         out.add_incoming(swished, from_then)

@@ -24,6 +24,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
+from .lanes import V16, lanes_at, masked_load, masked_store, splat
+
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
 _SIXTH = np.float32(float.fromhex("0x1.555556p-3"))
@@ -42,7 +44,7 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
-_V16 = ir.VectorType(ir.FloatType(), 16)
+_V16 = V16
 
 
 class Vec16(types.Type):
@@ -62,23 +64,11 @@ class _Vec16Model(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _V16)
 
 
-def _lanes_at(context, builder, aryty, ary, index):
-    data = context.make_array(aryty)(context, builder, ary).data
-    return builder.bitcast(builder.gep(data, [index]), _V16.as_pointer())
-
-
-def _splat(builder, x):
-    one = builder.insert_element(ir.Constant(_V16, ir.Undefined), x,
-                                 ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(_V16, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
-
-
 @intrinsic
 def _load16(typingctx, arr, index):
     """``arr[index:index + 16]`` (a 1-D float32 array; the caller keeps it in bounds)."""
     def codegen(context, builder, signature, args):
-        return builder.load(_lanes_at(context, builder, signature.args[0], *args), align=4)
+        return builder.load(lanes_at(context, builder, signature.args[0], *args), align=4)
     return _VEC16(arr, types.intp), codegen
 
 
@@ -86,24 +76,10 @@ def _load16(typingctx, arr, index):
 def _store16(typingctx, arr, index, v):
     """``arr[index:index + 16] = v``."""
     def codegen(context, builder, signature, args):
-        builder.store(args[2], _lanes_at(context, builder, signature.args[0], *args[:2]),
+        builder.store(args[2], lanes_at(context, builder, signature.args[0], *args[:2]),
                       align=4)
         return context.get_dummy_value()
     return types.void(arr, types.intp, _VEC16), codegen
-
-
-_MASK = ir.VectorType(ir.IntType(1), 16)
-_LANES = ir.VectorType(ir.IntType(64), 16)
-
-
-def _first(builder, n):
-    """The mask of the first ``n`` lanes (an int64)."""
-    splat = builder.shuffle_vector(
-        builder.insert_element(ir.Constant(_LANES, ir.Undefined), n,
-                               ir.Constant(ir.IntType(32), 0)),
-        ir.Constant(_LANES, ir.Undefined),
-        ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
-    return builder.icmp_signed("<", ir.Constant(_LANES, list(range(16))), splat)
 
 
 @intrinsic
@@ -111,12 +87,8 @@ def _load16m(typingctx, arr, index, n):
     """``arr[index:index + n]`` in the first ``n <= 16`` lanes, zeros in the others
     (nothing past them is read: ``llvm.masked.load``)."""
     def codegen(context, builder, signature, args):
-        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(_V16, [ptr.type, ir.IntType(32), _MASK, _V16]),
-            "llvm.masked.load.v16f32.p0")
-        return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), 4),
-                                 _first(builder, args[2]), ir.Constant(_V16, None)])
+        ptr = lanes_at(context, builder, signature.args[0], *args[:2])
+        return masked_load(builder, ptr, args[2])
     return _VEC16(arr, types.intp, types.intp), codegen
 
 
@@ -124,13 +96,8 @@ def _load16m(typingctx, arr, index, n):
 def _store16m(typingctx, arr, index, v, n):
     """``arr[index:index + n] = v[:n]`` (nothing past them is written)."""
     def codegen(context, builder, signature, args):
-        ptr = _lanes_at(context, builder, signature.args[0], *args[:2])
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [_V16, ptr.type, ir.IntType(32), _MASK]),
-            "llvm.masked.store.v16f32.p0")
-        builder.call(fn, [args[2], ptr, ir.Constant(ir.IntType(32), 4),
-                          _first(builder, args[3])])
+        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
+                                                *args[:2]), args[3])
         return context.get_dummy_value()
     return types.void(arr, types.intp, _VEC16, types.intp), codegen
 
@@ -141,7 +108,7 @@ def _fma16(typingctx, x, w, acc):
     def codegen(context, builder, signature, args):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
                                             "llvm.fma.v16f32")
-        return builder.call(fn, [_splat(builder, args[0]), args[1], args[2]])
+        return builder.call(fn, [splat(builder, args[0]), args[1], args[2]])
     return _VEC16(_F32, _VEC16, _VEC16), codegen
 
 
@@ -177,21 +144,14 @@ def _clip16(typingctx, v, lo, hi):
     -0.0 becoming +0.0 under RELU, ``lo == 0, hi == inf``) per lane."""
     def codegen(context, builder, signature, args):
         v, lo_s, hi_s = args
-        lo, hi = _splat(builder, lo_s), _splat(builder, hi_s)
+        lo, hi = splat(builder, lo_s), splat(builder, hi_s)
         relu = builder.fcmp_ordered("==", hi_s, ir.Constant(ir.FloatType(), float("inf")))
         low = builder.or_(builder.fcmp_ordered("<", v, lo),
                           builder.and_(builder.fcmp_ordered("==", v, lo),
-                                       _splat_bool(builder, relu)))
+                                       splat(builder, relu)))
         v = builder.select(builder.fcmp_ordered(">", v, hi), hi, v)
         return builder.select(low, lo, v)
     return _VEC16(_VEC16, _F32, _F32), codegen
-
-
-def _splat_bool(builder, b):
-    one = builder.insert_element(ir.Constant(_MASK, ir.Undefined), b,
-                                 ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(_MASK, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), 16), [0] * 16))
 
 
 @intrinsic
@@ -203,9 +163,9 @@ def _hard_swish16(typingctx, v):
         f32 = ir.FloatType()
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V16] * 3),
                                             "llvm.fma.v16f32")
-        t = builder.call(fn, [v, _splat(builder, ir.Constant(f32, float(_SIXTH))),
-                              _splat(builder, ir.Constant(f32, 0.5))])
-        zero, one = _splat(builder, ir.Constant(f32, 0.0)), _splat(builder, ir.Constant(f32, 1.0))
+        t = builder.call(fn, [v, splat(builder, ir.Constant(f32, float(_SIXTH))),
+                              splat(builder, ir.Constant(f32, 0.5))])
+        zero, one = splat(builder, ir.Constant(f32, 0.0)), splat(builder, ir.Constant(f32, 1.0))
         t = builder.select(builder.fcmp_ordered("<", t, zero), zero,
                            builder.select(builder.fcmp_ordered(">", t, one), one, t))
         return builder.fmul(t, v)
@@ -217,7 +177,7 @@ def _clamp16(typingctx, v, lo, hi):
     """XNNPACK's ``max(lo, v)`` then ``min(hi, v)`` per lane: ``lo > v ? lo : v``, then
     ``hi < v ? hi : v`` (NaN and zeros equal to a bound keep ``v``)."""
     def codegen(context, builder, signature, args):
-        v, lo, hi = args[0], _splat(builder, args[1]), _splat(builder, args[2])
+        v, lo, hi = args[0], splat(builder, args[1]), splat(builder, args[2])
         v = builder.select(builder.fcmp_ordered(">", lo, v), lo, v)
         return builder.select(builder.fcmp_ordered("<", hi, v), hi, v)
     return _VEC16(_VEC16, _F32, _F32), codegen
