@@ -29,7 +29,7 @@ import numpy as np
 
 from ..ops import compiled, lookup
 from ..ops.common import RELU, RELU6
-from .step import Step, producers_and_readers
+from .step import Step, fuse_into_producers
 
 _F32 = np.dtype(np.float32)
 _ACTIVATIONS = {"relu": RELU, "relu6": RELU6}
@@ -40,24 +40,17 @@ _PLAIN = (dict, MappingProxyType)  # a node's attrs as the plan gives them
 def fuse_conv_activations(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each RELU / RELU6 described above run as its convolution's fused
     activation."""
-    producer, readers = producers_and_readers(steps)
-    out, dropped = list(steps), set()
-    for pos, step in enumerate(steps):
+    def fuse(first: Step, step: Step) -> Step | None:
         code = _float_activation(step, values)
         if code is None:
-            continue
-        (x,) = step.inputs
-        p = producer.get(x)
-        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
-            continue
-        settings = _with_activation(out[p], values, values[step.outputs[0]], code)
+            return None
+        settings = _with_activation(first, values, values[step.outputs[0]], code)
         if settings is None:
-            continue
-        first = out[p]
-        out[p] = replace(first, op=f"{first.op}+{step.op}", settings=settings,
-                         outputs=step.outputs, out_dtypes=step.out_dtypes)
-        dropped.add(pos)
-    return [s for p, s in enumerate(out) if p not in dropped]
+            return None
+        return replace(first, op=f"{first.op}+{step.op}", settings=settings,
+                       outputs=step.outputs, out_dtypes=step.out_dtypes)
+
+    return fuse_into_producers(steps, outputs, fuse)
 
 
 def _float_activation(step: Step, values: list) -> int | None:

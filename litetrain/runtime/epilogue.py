@@ -51,7 +51,7 @@ from ..ops import builtin_float, lookup, xnnpack_float
 from ..ops.activations import hard_swish_in_place
 from ..ops.conv import conv_2d, depthwise_conv_2d
 from ..ops.quantized.lib import HybridConv
-from .step import Step, producers_and_readers
+from .step import Step, fuse_into_producers
 
 _F32 = np.dtype(np.float32)
 _PRODUCERS = ("conv_2d", "depthwise_conv_2d", "add")
@@ -59,23 +59,15 @@ _PRODUCERS = ("conv_2d", "depthwise_conv_2d", "add")
 
 def fuse_activations(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each HARD_SWISH step described above run inside its producer's."""
-    producer, readers = producers_and_readers(steps)
-    out, dropped = list(steps), set()
-    for pos, step in enumerate(steps):
-        if not _float_hard_swish(step, values):
-            continue
-        (x,) = step.inputs
-        p = producer.get(x)
-        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
-            continue
-        first = out[p]
-        if not _fusable_producer(first, values, values[step.outputs[0]]):
-            continue
-        out[p] = replace(first, op=f"{first.op}+hard_swish", kernel=_fused(first, step),
-                         outputs=step.outputs, out_dtypes=step.out_dtypes, fresh=True,
-                         in_place=None)
-        dropped.add(pos)
-    return [s for p, s in enumerate(out) if p not in dropped]
+    def fuse(first: Step, step: Step) -> Step | None:
+        if (not _float_hard_swish(step, values)
+                or not _fusable_producer(first, values, values[step.outputs[0]])):
+            return None
+        return replace(first, op=f"{first.op}+hard_swish", kernel=_fused(first, step),
+                       outputs=step.outputs, out_dtypes=step.out_dtypes, fresh=True,
+                       in_place=None)
+
+    return fuse_into_producers(steps, outputs, fuse)
 
 
 def _float_hard_swish(step: Step, values: list) -> bool:
@@ -117,68 +109,57 @@ def fuse_hybrid_hard_swish(steps: list[Step], values: list, outputs: set[int]) -
     """``steps`` with each XNNPACK-order HARD_SWISH step whose float32 input is made by a
     hybrid step (read by nothing else, of the HARD_SWISH output's shape) run inside that
     step (module docstring)."""
-    producer, readers = producers_and_readers(steps)
     hard_swish = lookup("hard_swish").kernel
-    out, dropped = list(steps), set()
-    for pos, step in enumerate(steps):
+
+    def fuse(first: Step, step: Step) -> Step | None:
         if (step.op != "hard_swish" or step.kernel is not hard_swish
                 or step.settings.__class__ is not xnnpack_float.XnnOrder
                 or len(step.inputs) != 1 or len(step.outputs) != 1):
-            continue
-        (x,) = step.inputs
-        p = producer.get(x)
-        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
-            continue
-        first = out[p]
-        v, y = values[x], values[step.outputs[0]]
+            return None
+        v, y = values[step.inputs[0]], values[step.outputs[0]]
         if (first.op not in _HYBRID_PRODUCERS or first.stateful or len(first.outputs) != 1
                 or not all(isinstance(a, np.ndarray) and a.dtype == _F32 and a.shape == y.shape
                            for a in (v, y))):
-            continue
+            return None
         if first.settings.__class__ is HybridConv and first.settings.hard_swish is None:
             # the result is always a new array (the compiled pass's, or HARD_SWISH's)
-            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
-                             out_dtypes=step.out_dtypes, fresh=True, in_place=None,
-                             into=None, into_for=None, settings=dataclasses.replace(
-                                 first.settings, hard_swish=step.settings))
-        elif (first.settings.__class__ is xnnpack_float.XnnOrder and first.fresh
-              and first.op != "fully_connected" and first.kernel is lookup(first.op).kernel):
+            return replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                           out_dtypes=step.out_dtypes, fresh=True, in_place=None,
+                           into=None, into_for=None, settings=dataclasses.replace(
+                               first.settings, hard_swish=step.settings))
+        if (first.settings.__class__ is xnnpack_float.XnnOrder and first.fresh
+                and first.op != "fully_connected" and first.kernel is lookup(first.op).kernel):
             # an XNNPACK-order float convolution: HARD_SWISH in place on its fresh result
-            out[p] = replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
-                             out_dtypes=step.out_dtypes, in_place=None, into=None,
-                             into_for=None, kernel=functools.partial(
-                                 _then_xnnpack_hard_swish, first.kernel, step.settings))
-        else:
-            continue
-        dropped.add(pos)
-    return [s for p, s in enumerate(out) if p not in dropped]
+            return replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
+                           out_dtypes=step.out_dtypes, in_place=None, into=None,
+                           into_for=None, kernel=functools.partial(
+                               _then_xnnpack_hard_swish, first.kernel, step.settings))
+        return None
+
+    return fuse_into_producers(steps, outputs, fuse)
 
 
 def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each float MUL of a CONV_2D result read by nothing else and a
     one-element float32 value (in that order; MobileNetV3's hard-sigmoid ``/ 6`` after
     its squeeze-and-excitation convolutions) run inside the convolution's step."""
-    producer, readers = producers_and_readers(steps)
     mul = lookup("mul")
-    out, dropped = list(steps), set()
-    for pos, step in enumerate(steps):
+
+    def fuse(first: Step, step: Step) -> Step | None:
         if (step.op != "mul" or step.kernel is not mul.kernel or len(step.inputs) != 2
                 or len(step.outputs) != 1 or step.settings.get("fused_activation_function", 0)):
-            continue
-        (x, k), y = step.inputs, values[step.outputs[0]]
-        p = producer.get(x)
-        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
-            continue
-        first, kv = out[p], values[k] if k >= 0 else None
+            return None
+        k, y = step.inputs[1], values[step.outputs[0]]
+        kv = values[k] if k >= 0 else None
         if (first.op != "conv_2d" or not isinstance(y, np.ndarray) or y.dtype != _F32
                 or not _fusable_producer(first, values, y) or not isinstance(kv, np.ndarray)
                 or kv.dtype != _F32 or kv.size != 1 or kv.ndim > y.ndim):
-            continue
-        out[p] = replace(first, op="conv_2d+mul", kernel=functools.partial(_conv_scaled, step),
-                         inputs=(*(*first.inputs, -1)[:3], k), outputs=step.outputs,
-                         out_dtypes=step.out_dtypes, fresh=True, in_place=None)
-        dropped.add(pos)
-    return [s for p, s in enumerate(out) if p not in dropped]
+            return None
+        return replace(first, op="conv_2d+mul", kernel=functools.partial(_conv_scaled, step),
+                       inputs=(*(*first.inputs, -1)[:3], k), outputs=step.outputs,
+                       out_dtypes=step.out_dtypes, fresh=True, in_place=None)
+
+    return fuse_into_producers(steps, outputs, fuse)
 
 
 def _then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):

@@ -42,6 +42,29 @@ class Step:
         return self.into if self.into is not None and self.into_for is self.kernel else None
 
 
+def fuse_into_producers(steps: list[Step], outputs: set[int],
+                        fuse: Callable[[Step, Step], Step | None]) -> list[Step]:
+    """``steps`` with consumers run inside the step making their first operand: for each
+    step whose first operand is made by an earlier step, read by nothing else and not
+    one of ``outputs``, ``fuse(producer, step)`` returns the producer's replacement
+    (making ``step``'s outputs), and ``step`` is dropped; or ``None``, and both stay.
+    What the fusing passes share; ``fuse`` says which pairs fuse and how."""
+    producer, readers = producers_and_readers(steps)
+    out, dropped = list(steps), set()
+    for pos, step in enumerate(steps):
+        if not step.inputs:
+            continue
+        x = step.inputs[0]
+        p = producer.get(x)
+        if p is None or readers.get(x) != 1 or x in outputs or p in dropped:
+            continue
+        fused = fuse(out[p], step)
+        if fused is not None:
+            out[p] = fused
+            dropped.add(pos)
+    return [s for q, s in enumerate(out) if q not in dropped]
+
+
 def producers_and_readers(steps: list[Step]) -> tuple[dict[int, int], dict[int, int]]:
     """(the position of the step making each tensor, how many step operands read each
     tensor): what the fusing passes ask before folding a step into its producer."""
