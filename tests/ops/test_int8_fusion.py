@@ -23,7 +23,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-import litetrain as lt
 from litetrain.errors import LitetrainError
 from litetrain.ops import compiled_int8, fast
 from litetrain.ops.evaluate import node_info
