@@ -31,6 +31,8 @@ the wrapped kernel.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .common import window_geometry
@@ -45,12 +47,17 @@ _EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
 _OUT = (*_EIGHT, np.dtype(np.int16))
 _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
+_FLOAT32_EXACT = 1 << 24
 _NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # kernels' "no table" (read-only)
 for _t in _NO_TABLE.values():
     _t.flags.writeable = False
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
+# Stride-1 depthwise convolutions with fewer channels than this take the row kernel
+# (per-pixel loops of a few channels cost more than their work); from here on the
+# per-pixel kernel is as fast.
+ROWS_BELOW = 64
 # Patch-matrix blocks of about this many floats (256 KiB: they and their sums stay in
 # cache between the gather, the GEMM and the rescaling).
 BLOCK = 1 << 16
@@ -71,6 +78,26 @@ class Int8(_Wrapping):
     ``rescaling`` (see :func:`rescaling`), the input zero point ``zx``, the output type,
     the ``filter`` as the kernel takes it, and the window geometry per input size."""
 
+    # DEPTHWISE_CONV_2D: a unary 8-bit table its results are looked up in as they are
+    # stored (a fused activation: :mod:`litetrain.runtime.int8_fusion`; 256 entries of the
+    # output type, run by :func:`depthwise_with_table`), or none
+    table: np.ndarray | None = None
+    rows: list | None = None  # DEPTHWISE_CONV_2D: see _depthwise
+
+    def with_table(self, table: np.ndarray) -> Int8:
+        """These settings with ``table`` applied to every result (a new object: the
+        node's own settings stay as they are): a depthwise node's ``table``, a VNNI
+        plan's output table (CONV_2D / FULLY_CONNECTED, :mod:`.compiled_vnni`)."""
+        fused = Int8.__new__(Int8)
+        dict.update(fused, self)
+        fused.__dict__.update(self.__dict__)
+        fused.table = np.array(table, self.out_dtype)
+        fused.table.flags.writeable = False
+        plan = getattr(self, "vnni", None)
+        if plan is not None:
+            fused.vnni = dataclasses.replace(plan, table=fused.table.view(np.uint8))
+        return fused
+
     def __init__(self, inner: Gemm, loader: Loader, kind: str, channels: int,
                  filter: np.ndarray):
         super().__init__(inner.attrs, loader)
@@ -82,19 +109,6 @@ class Int8(_Wrapping):
         self.small = (np.ascontiguousarray(filter, np.int32)
                       if kind != "depthwise" and self.out_dtype in _EIGHT else None)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
-        # a unary 8-bit table the results are looked up in as they are stored (a fused
-        # activation: :mod:`litetrain.runtime.int8_fusion`), 256 entries of the output type
-        self.table: np.ndarray | None = None
-
-    def with_table(self, table: np.ndarray) -> Int8:
-        """These settings with ``table`` applied to every result (a new object: the
-        node's own settings stay as they are)."""
-        fused = Int8.__new__(Int8)
-        dict.update(fused, self)
-        fused.__dict__.update(self.__dict__)
-        fused.table = np.array(table, self.out_dtype)
-        fused.table.flags.writeable = False
-        return fused
 
 
 def rescaling(r: Requantizer, channels: int) -> tuple:
@@ -132,7 +146,11 @@ def _depthwise(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     bound = max_centred(s.qin[s.x_pos]) * int(np.abs(w).sum(axis=(0, 1, 2)).max(initial=0))
     if bound >= _INT32_LIMIT:
         return None
-    return Int8(s, loader, "depthwise", w.shape[3], np.ascontiguousarray(w[0], np.int32))
+    d = Int8(s, loader, "depthwise", w.shape[3], np.ascontiguousarray(w[0], np.int32))
+    # stride 1, multiplier 1: sums exact in float32 take the row kernel, its tiled operands
+    # made on first use (None: the bound is too large for it)
+    d.rows = [] if bound < _FLOAT32_EXACT else None
+    return d
 
 
 def _conv(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
@@ -168,14 +186,11 @@ def gemm(variant: Variant) -> Variant:
             return variant.kernel(s, *inputs)
         module = s.ready()
         x = inputs[0]
-        out = None
-        if (module is not None and x.__class__ is np.ndarray
-                and x.dtype == s.inner.qin[0].dtype):
-            out = _RUN[s.kind](s, module, x)
-            if out is not None:
-                return out
-        out = variant.kernel(s.inner, *inputs)
-        return out if s.table is None else s.table[out.view(np.uint8)]
+        if (module is None or x.__class__ is not np.ndarray
+                or x.dtype != s.inner.qin[0].dtype):
+            return variant.kernel(s.inner, *inputs)
+        out = _RUN[s.kind](s, module, x)
+        return variant.kernel(s.inner, *inputs) if out is None else out
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 
@@ -224,9 +239,39 @@ def _run_depthwise(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
         return None
     sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), x.dtype)
+    table = _NO_TABLE[s.out_dtype] if s.table is None else s.table
+    if sh == sw == 1 and cm == x.shape[3] and cm < ROWS_BELOW and s.rows is not None:
+        if not s.rows:
+            s.rows.append(_tiled(s))
+        return module.depthwise_conv_2d_rows(np.ascontiguousarray(x), s.zx, s.rows[0][0], dh,
+                                             dw, pt, pl, *s.rows[0][1:], table, out)
     return module.depthwise_conv_2d(np.ascontiguousarray(x), s.zx, s.filter, sh, sw, dh, dw,
-                                    pt, pl, cm // x.shape[3], *s.rescaling,
-                                    _NO_TABLE[s.out_dtype] if s.table is None else s.table, out)
+                                    pt, pl, cm // x.shape[3], *s.rescaling, table, out)
+
+
+def _tiled(s: Int8) -> tuple:
+    """The row kernel's operands (:func:`.fast.int8.depthwise_conv_2d_rows`): the filter
+    in float32 and the rescaling's per-channel rows, each tiled along chunks of about
+    1024 values (whole pixels)."""
+    cm = s.filter.shape[2]
+    reps = max(1, 1024 // cm)
+    q, scale, *rest = s.rescaling
+    return (np.ascontiguousarray(np.tile(s.filter.astype(np.float32), (1, 1, reps))),
+            np.ascontiguousarray(np.tile(q, (1, reps))), np.tile(scale, reps), *rest)
+
+
+def depthwise_with_table(variant: Variant, s: Int8, *inputs) -> np.ndarray:
+    """The kernel of a DEPTHWISE_CONV_2D step whose settings carry a ``table``
+    (``variant`` the node's NumPy integer variant): compiled with the lookup in its store
+    once loaded, else the NumPy kernel and then the lookup."""
+    module = s.ready()
+    x = inputs[0]
+    if module is not None and x.__class__ is np.ndarray and x.dtype == s.inner.qin[0].dtype:
+        out = _run_depthwise(s, module, x)
+        if out is not None:
+            return out
+    out = variant.kernel(s.inner, *inputs)
+    return s.table[out.view(np.uint8)]
 
 
 def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
@@ -305,6 +350,8 @@ def mean(variant: Variant) -> Variant:
                 or x.ndim != 4:
             return variant.kernel(s.inner, x, axis)
         n, h, w, c = x.shape
+        if h * w >= 1 << 23:  # the kernel's int32 partial sums need fewer pixels
+            return variant.kernel(s.inner, x, axis)
         out = module.mean_hw(np.ascontiguousarray(x), s.zx, *s.rescaling(h * w, c),
                              np.empty((n, c), np.int8))
         return out.reshape(n, 1, 1, c) if s.keep else out
@@ -424,6 +471,18 @@ def table(variant: Variant) -> Variant:
             return variant.kernel(s.inner, *inputs)
         shape, dims, sa, sb = walk
         if s.direct is not None and a.dtype == b.dtype:
+            n, pixels, c = dims
+            big = (pixels * c, c, 1)
+            if (s.computes == "mul" and pixels > 1 and c < 128 and big in (sa, sb)
+                    and (c, 0, 1) in (sa, sb)):
+                # a feature map times a per-item channel vector: long runs, no walk (from
+                # 128 channels on the walk's per-pixel rows are as long)
+                x, g, zx, zg = (a, b, *s.direct[:2]) if sa == big else (b, a, *s.direct[1::-1])
+                out = np.empty((n, pixels * c), a.dtype)
+                module.mul_channels(np.ascontiguousarray(x).reshape(n, -1),
+                                    np.ascontiguousarray(g).reshape(n, c), zx, zg,
+                                    *s.direct[2:], out)
+                return out.reshape(shape)
             out = np.empty(dims, a.dtype)
             getattr(module, s.computes)(np.ascontiguousarray(a).reshape(-1),
                                         np.ascontiguousarray(b).reshape(-1), *sa, *sb,

@@ -16,7 +16,9 @@ Passes, in the order a plan applies them:
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
   (see :mod:`.epilogue`), an input's rescaling (MUL and ADD by constants) is applied
-  while the convolution reading it gathers its patches (see :mod:`.prologue`), a
+  while the convolution reading it gathers its patches (see :mod:`.prologue`), 8-bit
+  swish pairs become one lookup table and unary 8-bit tables run inside the step
+  making their operand (see :mod:`.int8_fusion`), a
   squeeze-and-excitation MUL by a per-image channel vector runs compiled (see
   :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
   tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that

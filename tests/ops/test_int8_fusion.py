@@ -169,9 +169,8 @@ def test_tables_fused_into_producers_equal_the_two_steps(resolver, dtype, rng):
             np.testing.assert_array_equal(
                 compiled_int8._RUN["depthwise"](fused[0].settings, _LOADER.module, x),
                 values[3])
-            wraps = lookup("depthwise_conv_2d").integer.kernel
-            np.testing.assert_array_equal(wraps(_not_loaded(fused[0].settings), x, w, b),
-                                          values[3])
+            np.testing.assert_array_equal(
+                fused[0].kernel(_not_loaded(fused[0].settings), x, w, b), values[3])
 
 
 def _not_loaded(s):

@@ -179,6 +179,38 @@ def test_compiled_kernels_equal_the_numpy_integer_kernels(op, dtype, resolver, r
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_depthwise_row_kernel_and_its_limits(dtype, rng, monkeypatch):
+    """Stride 1, multiplier 1: the row kernel (float32 sums) for every channel count up to
+    ``ROWS_BELOW`` and, forced, beyond; a filter whose sums may reach 2**24 keeps the
+    per-pixel kernel (int32 sums). Both equal the NumPy kernel."""
+    module = _module()
+    variant = lookup("depthwise_conv_2d").integer
+    monkeypatch.setattr(compiled_int8, "ROWS_BELOW", 1 << 20)
+    for trial in range(6):
+        c = (3, 16, 70, 1100, 5, 9)[trial]
+        k = 17 if trial >= 4 else 3
+        x = _ints(rng, (2, 18, 17, c), dtype)
+        w = _ints(rng, (1, k, k, c), dtype)
+        if trial >= 4:
+            w[...] = np.iinfo(dtype).max if dtype == np.uint8 else 127
+        lo = np.iinfo(dtype).min
+        wq = _qp(1e-3, lo if dtype == np.uint8 else 0, dtype, axis=3)  # |w - zw| up to 255
+        attrs = {"padding": trial % 2, "stride_h": 1, "stride_w": 1, "depth_multiplier": 1,
+                 "dilation_h_factor": 1 + (trial < 4) * (trial % 2), "dilation_w_factor": 1,
+                 "fused_activation_function": 0}
+        info = node_info("depthwise_conv_2d", [x, w], attrs, [dtype],
+                         [_qp(0.02, lo if trial >= 4 else int(rng.integers(lo, lo + 256)),
+                              dtype), wq],
+                         [_qp(0.5, int(rng.integers(lo, lo + 256)), dtype)])
+        s = variant.prepare(info)
+        assert isinstance(s, compiled_int8.Int8)
+        assert (s.rows is None) == (trial >= 4 and dtype == np.uint8), trial
+        got = compiled_int8._RUN["depthwise"](s, module, x)
+        np.testing.assert_array_equal(got, variant.kernel.wraps.kernel(s.inner, x, w), str(c))
+
+
+@needs_numba
 def test_what_does_not_qualify_keeps_the_numpy_kernel(rng):
     inputs, qin, oq, attrs = _case(rng, "conv_2d", np.int8, True)
     auto = OpResolverType.AUTO
@@ -240,7 +272,8 @@ def test_jit_off_keeps_numpy_settings(monkeypatch, rng):
 def test_compiled_mean_equals_the_numpy_kernel(axis, keep, rng):
     module = _module()
     variant = lookup("mean").integer
-    for shape in ((1, 1, 1, 1), (1, 3, 3, 288), (3, 7, 5, 17), (2, 24, 24, 16)):
+    for shape in ((1, 1, 1, 1), (1, 3, 3, 288), (3, 7, 5, 17), (2, 24, 24, 16), (2, 7, 5, 3),
+                  (1, 1, 2, 1500), (2, 9, 9, 1024)):
         x = _ints(rng, shape)
         qi = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
         qo = _qp(rng.uniform(1e-3, 5e-2), int(rng.integers(-128, 128)))
@@ -317,6 +350,37 @@ def test_computed_ops_equal_their_tables_on_every_operand_pair(name, dtype, rng)
             for x, y in ((a, b), (np.repeat(a, 256, 1), np.repeat(b, 256, 0))):
                 np.testing.assert_array_equal(variant.kernel(s, x, y), want,
                                               err_msg=f"{resolver} {trial}")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_squeeze_excite_mul_equals_the_table(dtype, rng):
+    """MUL of a feature map by a per-item channel vector (``mul_channels``), either operand
+    order, one or many items, channels below and above a run, every resolver."""
+    module = _module()
+    calls = []
+    kernel = module.mul_channels
+    variant = lookup("mul").integer
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for resolver in OpResolverType:
+        for n, h, w, c in ((1, 16, 16, 16), (3, 8, 8, 96), (2, 5, 3, 1), (2, 4, 4, 127)):
+            x, g = _ints(rng, (n, h, w, c), dtype), _ints(rng, (n, 1, 1, c), dtype)
+            qa, qb, qo = (_qp(rng.uniform(1e-3, 0.2), int(rng.integers(lo, hi + 1)), dtype)
+                          for _ in range(3))
+            for a, b, q in ((x, g, [qa, qb]), (g, x, [qb, qa])):
+                info = node_info("mul", [a, b], {"fused_activation_function": c % 2}, [dtype],
+                                 q, [qo])
+                s = variant.prepare(dataclasses.replace(info, resolver=resolver))
+                assert isinstance(s, compiled_int8.Table) and s.direct is not None
+                want = variant.kernel.wraps.kernel(s.inner, a, b)
+                module.mul_channels = lambda *args: calls.append(1) or kernel(*args)
+                try:
+                    got = variant.kernel(s, a, b)
+                finally:
+                    module.mul_channels = kernel
+                assert got.shape == want.shape and got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want, err_msg=f"{resolver} {(n, h, w, c)}")
+    assert calls
 
 
 @needs_numba
@@ -411,6 +475,21 @@ def test_compiled_softmax_equals_the_numpy_kernel(dtype, rng):
     x = _ints(rng, (2, 10), dtype)
     info = node_info("softmax", [x], {"beta": -1.0}, [dtype], [qi], [qo])
     assert not isinstance(variant.prepare(info), Softmax8)
+
+
+@needs_numba
+def test_unary_lookup_64_bytes_at_a_time_equals_numpy(rng):
+    """``lookup1`` (VBMI: 64 bytes per step, where the CPU has it) and the in-place row
+    lookup of the fused depthwise store, every length around the 64-byte steps, operands
+    read-only or not."""
+    module = _module()
+    table = rng.integers(0, 256, 256).astype(np.uint8)
+    for n in (*range(0, 200), 4096 + 63):
+        x = rng.integers(0, 256, n).astype(np.uint8)
+        for v in (x, x.copy()):
+            v.flags.writeable = v is x
+            out = np.empty(n, np.uint8)
+            np.testing.assert_array_equal(module.lookup1(v, table, out), table[x], str(n))
 
 
 # --- TensorFlow-made fixtures ------------------------------------------------------------

@@ -17,6 +17,11 @@ Kernels:
 * :func:`depthwise_conv_2d`: from the raw 8-bit input, each output pixel's int32 sums
   ``Σ (x - zx) * w`` over its in-bounds taps (a tap on padding adds ``(zx - zx) * w =
   0``), rescaled into the 8-bit output before moving on: one pass, no padded copy.
+* :func:`depthwise_conv_2d_rows`: the same for stride 1 and depth multiplier 1 when
+  every sum is below 2**24: a chunk of an output row at a time, each tap row's centred
+  input row (float32, exact) built once as one run, the taps' products summed over the
+  whole chunk in float32 (exact integers) against the filter tiled along it: long
+  vectorised loops instead of one short one per pixel and tap.
 * :func:`im2col`: a convolution's centred patch matrix ``x - zx`` in float32 (exact)
   straight from the 8-bit input, zeros on padding: one pass instead of pad, subtract,
   gather.
@@ -24,16 +29,19 @@ Kernels:
   sums rescaled in the same pass.
 * :func:`add`: XNNPACK's ADD/SUB computed (not looked up), vectorized, over broadcast
   operands.
-* :func:`lookup1`: a unary lookup table (activations) in one pass.
+* :func:`lookup1`: a unary lookup table (activations) in one pass (:mod:`.lut8`: 64
+  bytes per step with AVX-512 VBMI).
 * :func:`lookup`: a binary lookup table (ADD, SUB, MUL, ...) over broadcast operands in
   one pass.
 * :func:`gemm`: a small CONV_2D 1×1 / FULLY_CONNECTED product whole, int32 sums and
   rescaling, no float copy of the input.
 * :func:`mul`: MUL computed (not looked up), vectorized: exact int32 products rescaled
   per tensor, over broadcast operands.
+* :func:`mul_channels`: MUL of a feature map by a per-item channel vector
+  (squeeze-and-excitation), computed as :func:`mul` computes it, over long runs.
 * :func:`quantize`: QUANTIZE float32 → integer in one pass.
 * :func:`softmax`: 8-bit SOFTMAX (``activations._softmax_integer``'s float32 operations,
-  NumPy's pairwise row sums) in one pass per row.
+  NumPy's pairwise row sums) in one pass per row (:mod:`.int8_softmax`).
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -43,6 +51,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+
+from .int8_softmax import softmax  # noqa: F401  (the family's kernels: one module)
+from .lut8 import look_up, lookup1  # noqa: F401
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _U = np.uint64  # offsets numba need not check for negative (wrap-around) indexing
@@ -61,6 +72,10 @@ _DEPTHWISE = [(_x4(dt, ro), _I64, types.int32[:, :, ::1], *(_I64,) * 7, _Q, _SCA
                types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C", readonly=True),
                types.Array(dt, 4, "C"))
               for dt in _EIGHT for ro in (False, True)]
+_DEPTHWISE_ROWS = [(_x4(dt, ro), _I64, types.float32[:, :, ::1], *(_I64,) * 4, _Q, _SCALE,
+                    types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C", readonly=True),
+                    types.Array(dt, 4, "C"))
+                   for dt in _EIGHT for ro in (False, True)]
 _IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 11, types.float32[:, ::1])
            for dt in _EIGHT for ro in (False, True)]
 _MEAN = [(_x4(types.int8, ro), _I64, _Q, _SCALE, types.boolean, _I64, _I64, _I64,
@@ -76,16 +91,16 @@ _MUL = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=
          *(_I64,) * 12, types.float32, types.boolean, _I64, _I64, _I64,
          types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
         for rb in (False, True)]
+_MUL_CHANNELS = [(types.Array(dt, 2, "C", readonly=ra), types.Array(dt, 2, "C", readonly=rb),
+                  *(_I64,) * 6, types.float32, types.boolean, _I64, _I64, _I64,
+                  types.Array(dt, 2, "C")) for dt in _EIGHT for ra in (False, True)
+                 for rb in (False, True)]
 _QUANTIZE = [(types.Array(types.float32, 1, "C", readonly=ro), types.float32, types.float32,
               types.float32, types.float32, types.Array(out, 1, "C"))
              for ro in (False, True) for out in (*_EIGHT, types.int16)]
-_LOOKUP1 = [(types.Array(_U8, 1, "C", readonly=ro), _U8[::1], _U8[::1]) for ro in (False, True)]
 _ADD = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=rb),
          *(_I64,) * 13, types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
         for rb in (False, True)]
-_SOFTMAX = [(types.Array(dt, 2, "C", readonly=ro), types.float32[::1], types.float32, _I64,
-             _I64, _I64, types.Array(out, 2, "C"))
-            for dt in _EIGHT for ro in (False, True) for out in _EIGHT]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -148,11 +163,87 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
                             for ch in range(cm):
                                 acc[ch] += (np.int32(x[bi, iy, ix, ch // mult]) - z) \
                                     * w[i, j, ch]
-                o = _U(((bi * oh + oy) * ow + ox) * cm)
-                _rescale_row(acc, _U(0), flat, o, cm, q, scale, fp32, lo, hi, zp)
+                _rescale_row(acc, _U(0), flat, _U(((bi * oh + oy) * ow + ox) * cm), cm, q,
+                             scale, fp32, lo, hi, zp)
+            if table.size:  # the output row, while in cache
+                look_up(flat, (bi * oh + oy) * ow * cm, ow * cm, table)
+    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _rescale_run(a, o, q, scale, fp32, lo, hi, zp):
+    """:func:`_rescale_row` over slices (``a`` exact integers in float32, ``q`` and
+    ``scale`` per element): the same operations, in loops LLVM vectorises.
+    ``int64(a) + bias`` is exact, so its ``float32`` is the one rounding of
+    ``float32(int)``, as there."""
+    n = a.size
+    if fp32:
+        b, s = q[4, :n], scale[:n]
+        flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
+        for e in range(n):
+            f = np.float32(np.int64(a[e]) + b[e]) * s[e]
+            o[e] = np.int64(np.rint(min(max(f, flo), fhi))) + zp
+    else:
+        m, c, d, t = q[0, :n], q[1, :n], q[2, :n], q[3, :n]
+        for e in range(n):
+            y = np.int64(a[e]) * m[e] + c[e]
+            if y < d[e]:
+                y -= 2147483648
+            y >>= t[e]
+            o[e] = min(max(y, lo), hi)
+
+
+@numba.njit(_DEPTHWISE_ROWS, **_JIT)
+def depthwise_conv_2d_rows(x, zx, wt, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp, table,
+                           out):
+    """:func:`depthwise_conv_2d` for stride 1 and depth multiplier 1: ``wt`` [kh, kw, run]
+    the centred filter in float32 tiled ``run / c`` times, ``q``/``scale`` the rescaling
+    tiled alike; sums exact in float32 (the caller's bound: below 2**24)."""
+    n, h, wd, c = x.shape
+    kh, kw, run = wt.shape
+    _, oh, ow, _ = out.shape
+    cw = run // c  # output pixels per chunk
+    src, dst = x.reshape(-1), out.reshape(-1)
+    z = np.float32(zx)
+    span = (kw - 1) * dw
+    rows = np.empty((cw + span) * c, np.float32)
+    acc = np.empty(run, np.float32)
+    for bi in range(n):
+        for oy in range(oh):
+            for ox0 in range(0, ow, cw):
+                nx = min(cw, ow - ox0)
+                size, width = nx * c, (nx + span) * c
+                a = acc[:size]
+                a[:] = 0
+                m0, m1 = max(0, pl - ox0), min(nx + span, wd + pl - ox0)  # in-bounds pixels
+                for i in range(kh):
+                    iy = oy + i * dh - pt
+                    if iy < 0 or iy >= h or m1 <= m0:
+                        continue  # padding rows add (zx - zx) * w = 0
+                    rows[:m0 * c] = 0
+                    rows[m1 * c:width] = 0
+                    s0 = ((bi * h + iy) * wd + ox0 - pl + m0) * c
+                    seg, rr = src[s0:s0 + (m1 - m0) * c], rows[m0 * c:m1 * c]
+                    for e in range(rr.size):
+                        rr[e] = np.float32(seg[e]) - z
+                    j = 0
+                    while j < kw:
+                        r0, w0 = rows[j * dw * c:j * dw * c + size], wt[i, j, :size]
+                        if j + 2 < kw:
+                            r1 = rows[(j + 1) * dw * c:(j + 1) * dw * c + size]
+                            r2 = rows[(j + 2) * dw * c:(j + 2) * dw * c + size]
+                            w1, w2 = wt[i, j + 1, :size], wt[i, j + 2, :size]
+                            for e in range(size):
+                                a[e] += r0[e] * w0[e] + r1[e] * w1[e] + r2[e] * w2[e]
+                            j += 3
+                        else:
+                            for e in range(size):
+                                a[e] += r0[e] * w0[e]
+                            j += 1
+                base = ((bi * oh + oy) * ow + ox0) * c
+                _rescale_run(a, dst[base:base + size], q, scale, fp32, lo, hi, zp)
                 if table.size:
-                    for ch in range(cm):
-                        flat[o + _U(ch)] = table[np.uint8(flat[o + _U(ch)])]
+                    look_up(dst, base, size, table)
     return out
 
 
@@ -217,16 +308,32 @@ def requantize(acc, q, scale, fp32, lo, hi, zp, out):
 @numba.njit(_MEAN, **_JIT)
 def mean_hw(x, zx, q, scale, fp32, lo, hi, zp, out):
     """``out`` [n, c]: each item's and channel's centred sum over height and width,
-    ``Σ x - h * w * zx`` (int64, exact), rescaled."""
+    ``Σ x - h * w * zx`` (exact: int32 partial sums of ``k`` pixels' channels side by
+    side over long runs, then int64), rescaled."""
     n, h, wd, c = x.shape
+    px = h * wd
+    k = max(1, 1024 // c)
+    run = k * c
+    part = np.empty(run, np.int32)  # |partial sums| <= 255 * h * w: no overflow
     acc = np.empty(c, np.int64)
+    flat = x.reshape(n, px * c)
+    whole = (px // k) * run
     for bi in range(n):
+        part[:] = 0
+        xi = flat[bi]
+        for p0 in range(0, whole, run):
+            seg = xi[p0:p0 + run]
+            for e in range(run):
+                part[e] += seg[e]
+        rest = xi[whole:]
+        for e in range(rest.size):
+            part[e] += rest[e]
         for ch in range(c):
-            acc[ch] = -h * wd * zx
-        for y in range(h):
-            for xx in range(wd):
-                for ch in range(c):
-                    acc[ch] += x[bi, y, xx, ch]
+            acc[ch] = -px * zx
+        for j in range(k):
+            pj = part[j * c:(j + 1) * c]
+            for ch in range(c):
+                acc[ch] += pj[ch]
         _rescale_row(acc, _U(0), out.reshape(-1), _U(bi * c), c, q, scale, fp32, lo, hi, zp)
     return out
 
@@ -329,6 +436,34 @@ def mul(a, b, sa0, sa1, sa2, sb0, sb1, sb2, za, zb, m, c, d, t, scale, fp32, lo,
     return out
 
 
+@numba.njit(_MUL_CHANNELS, **_JIT)
+def mul_channels(a, g, za, zg, m, c, d, t, scale, fp32, lo, hi, zp, out):
+    """:func:`mul` of ``a`` [n, pixels * channels] and ``g`` [n, channels] broadcast over
+    the pixels (``MUL([n, h, w, c], [n, 1, 1, c])``, either operand order: integer
+    products commute): ``(a - za) * (g - zg)`` (int32, exact) rescaled per tensor, over
+    runs of whole pixels against the item's centred vector tiled once."""
+    n, r = a.shape
+    ch = g.shape[1]
+    run = ch * max(1, _CHUNK // ch)
+    tiled = np.empty(run, np.int32)
+    acc = np.empty(run, np.int32)
+    a_z = np.int32(za)
+    for i in range(n):
+        gi = g[i]
+        for p in range(0, min(run, r), ch):
+            t_p = tiled[p:p + ch]
+            for k in range(ch):
+                t_p[k] = np.int32(gi[k]) - np.int32(zg)
+        for k0 in range(0, r, run):
+            size = min(run, r - k0)
+            av, gv, sums = a[i, k0:k0 + size], tiled[:size], acc[:size]
+            for k in range(size):
+                sums[k] = (np.int32(av[k]) - a_z) * gv[k]
+            _rescale_tensor(sums, size, out[i, k0:k0 + size], m, c, d, t, scale, fp32, lo,
+                            hi, zp)
+    return out
+
+
 @numba.njit(_QUANTIZE, **_JIT)
 def quantize(x, scale, zp, lo, hi, out):
     """QUANTIZE float32 → integer (:func:`..quantized.lib.requantize_float`) in one pass,
@@ -345,14 +480,6 @@ def quantize(x, scale, zp, lo, hi, out):
         elif v > hi:
             v = hi
         out[k] = np.int64(v)
-    return out
-
-
-@numba.njit(_LOOKUP1, **_JIT)
-def lookup1(x, table, out):
-    """A unary 8-bit table over the operand's bytes: ``out[k] = table[x[k]]``."""
-    for k in range(x.size):
-        out[k] = table[x[k]]
     return out
 
 
@@ -388,90 +515,4 @@ def add(a, b, sa0, sa1, sa2, sb0, sb1, sb2, am, bm, shift, bias, zp, lo, hi, out
                     y = ((bias + np.int64(a[pa]) * am + np.int64(b[pb]) * bm) >> shift) + zp
                     for k in range(n):
                         o[k] = min(max(y, lo), hi)
-    return out
-
-
-@numba.njit(inline="always", **_JIT)
-def _block_sum(a, lo, n):
-    """NumPy's float32 sum of ``a[lo:lo + n]``, ``n <= 128`` (``@TYPE@_pairwise_sum``'s
-    leaves: fewer than 8 values in order, else eight interleaved partial sums)."""
-    if n < 8:
-        res = np.float32(0.0)
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@numba.njit(**_JIT)
-def _pairwise_sum(a, lo, n):
-    """NumPy's float32 pairwise sum of ``a[lo:lo + n]``, the order ``ndarray.sum`` adds a
-    contiguous row in: more than 128 values are split at ``n / 2`` rounded down to a
-    multiple of 8 and the halves' sums added. NumPy recurses; this walks the same tree
-    with an explicit stack (numba's disk cache does not take recursive functions)."""
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    starts = np.empty(64, np.int64)
-    sizes = np.empty(64, np.int64)
-    state = np.empty(64, np.int64)  # 0: left half next, 1: right half next, 2: both done
-    left = np.empty(64, np.float32)
-    top, ret = 0, np.float32(0.0)
-    starts[0], sizes[0], state[0] = lo, n, 0
-    while top >= 0:
-        start, size = starts[top], sizes[top]
-        if size <= 128:
-            ret = _block_sum(a, start, size)
-            top -= 1
-            continue
-        half = size // 2 - (size // 2) % 8
-        if state[top] == 0:
-            state[top] = 1
-            top += 1
-            starts[top], sizes[top], state[top] = start, half, 0
-        elif state[top] == 1:
-            left[top], state[top] = ret, 2
-            top += 1
-            starts[top], sizes[top], state[top] = start + half, size - half, 0
-        else:
-            ret = left[top] + ret
-            top -= 1
-    return ret
-
-
-@numba.njit(_SOFTMAX, **_JIT)
-def softmax(x, table, scale, zp, lo, hi, out):
-    """Each row of ``x`` [rows, n] (8-bit): ``e = table[x - max + 255]`` (the float32
-    exponentials), ``inv = 1 / ((0 + Σ e) * scale)``, ``round_half_away(e * inv) + zp``
-    clamped to ``[lo, hi]``, all in float32 as the NumPy kernel computes them."""
-    rows, n = x.shape
-    e = np.empty(n, np.float32)
-    half = np.float32(0.5)
-    for r in range(rows):
-        m = np.int64(x[r, 0])
-        for k in range(1, n):
-            m = max(m, np.int64(x[r, k]))
-        for k in range(n):
-            e[k] = table[np.int64(x[r, k]) - m + 255]
-        inv = np.float32(1.0) / ((np.float32(0.0) + _pairwise_sum(e, 0, n)) * scale)
-        for k in range(n):
-            v = e[k] * inv  # >= 0: round_half_away is floor(v + 0.5) (0 for 0)
-            y = np.int64(np.floor(v + half)) if v > 0 else np.int64(0)
-            out[r, k] = min(max(y + zp, lo), hi)
     return out
