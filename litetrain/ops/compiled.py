@@ -72,6 +72,8 @@ class Compiled(WithKernels):
         # CONV_2D in BLAS's order (conv_exact): verdict per (input shape, BLAS threads),
         # the filter packed for fast.gemm (made on first use), the last bias packed.
         self.exact: dict[tuple, bool] = {}
+        # ... and whether it reads patches in place (conv_exact.direct), per input shape
+        self.direct: dict[tuple, bool] = {}
         self.wpack: np.ndarray | None = None
         self.last_bpack: tuple | None = None
 
