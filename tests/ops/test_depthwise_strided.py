@@ -1,0 +1,124 @@
+"""The compiled strided DEPTHWISE_CONV_2D that reads its input in place
+(``ops/fast/depthwise.py``, chosen by ``compiled.in_place``) against the NumPy kernel:
+the same bits.
+
+* Through the node, strided 3×3 windows of up to sixteen channels (the ones it is chosen
+  for): strides 2 and 3, unequal strides, SAME and VALID, widths that leave single
+  pixels after the eight-pixel tiles, every fused activation, with and without a bias,
+  a fused HARD_SWISH; NaN and signed zeros in input and filter.
+* The kernel itself on any window (5×5, 1×4, dilated, a window wider than the image:
+  every pixel a border pixel or none) and channel count (a multiple of sixteen, or not:
+  the last channel group overlapping the one before).
+* Infinities: the same values and zero signs, NaN where NumPy has NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from litetrain.ops import compiled, fast
+from litetrain.ops.common import SAME, VALID
+from litetrain.ops.conv import depthwise_conv_2d
+from litetrain.ops.evaluate import node_info
+from litetrain.ops.registry import lookup
+from tests.bits import same_bits, with_specials
+
+_LOADER = fast.kernels("conv")
+pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
+                                reason="the [fast] extra (numba) is not installed")
+
+
+def _attrs(stride, dilation, padding, act):
+    return {"stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dilation[0],
+            "dilation_w_factor": dilation[1], "padding": padding,
+            "fused_activation_function": act, "depth_multiplier": 1}
+
+
+def _prepared(x, w, b, attrs) -> compiled.Compiled:
+    s = lookup("depthwise_conv_2d").settings(node_info("depthwise_conv_2d", [x, w, b], attrs))
+    assert isinstance(s, compiled.Compiled) and compiled.applies(s, x, w)
+    return s
+
+
+def _inputs(rng, n, h, wd, c, k):
+    x = with_specials(rng, (n, h, wd, c))
+    w = rng.standard_normal((1, *k, c)).astype(np.float32)
+    w.reshape(-1)[::5] = -0.0
+    w.reshape(-1)[1::7] = np.nan
+    return x, w, rng.standard_normal(c).astype(np.float32)
+
+
+# (n, h, w, c, stride, padding)
+SHAPES = [(2, 48, 48, 16, (2, 2), SAME), (1, 24, 21, 16, (2, 2), SAME),
+          (2, 13, 11, 8, (2, 2), SAME), (1, 17, 29, 12, (2, 2), VALID),
+          (1, 12, 14, 3, (3, 3), SAME), (2, 9, 23, 1, (1, 2), SAME),
+          (1, 10, 9, 16, (2, 1), VALID)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_strided_3x3_reads_in_place_and_gives_the_numpy_bits(shape, rng):
+    n, h, wd, c, stride, padding = shape
+    x, w, b = _inputs(rng, n, h, wd, c, (3, 3))
+    hs_op = lookup("hard_swish")
+    hs = hs_op.settings(node_info("hard_swish", [x], {}))
+    for act in (0, 1, 2, 3, 4):
+        attrs = _attrs(stride, (1, 1), padding, act)
+        s = _prepared(x, w, b, attrs)
+        assert compiled.in_place(compiled._plan(s, x, w)[0], c)
+        for bi in (b, None, b):  # the third call: the node's kept arguments
+            same_bits(depthwise_conv_2d(s, x, w, bi), depthwise_conv_2d(attrs, x, w, bi))
+            want = hs_op.kernel(hs, depthwise_conv_2d(attrs, x, w, bi))
+            same_bits(depthwise_conv_2d(s, x, w, bi, hard_swish=hs), want)
+        assert s.strided_taps is not None
+
+
+WINDOWS = [((5, 5), (2, 2), (1, 1), SAME, (1, 12, 12, 64)),
+           ((5, 5), (2, 2), (1, 1), SAME, (2, 6, 6, 24)),
+           ((1, 4), (1, 3), (1, 1), VALID, (1, 7, 31, 16)),
+           ((3, 3), (1, 1), (2, 2), SAME, (1, 15, 19, 12)),
+           ((7, 7), (2, 2), (1, 1), SAME, (1, 5, 6, 17)),
+           ((3, 3), (1, 1), (1, 1), SAME, (2, 10, 10, 32)),
+           ((3, 3), (2, 2), (1, 1), SAME, (1, 24, 21, 40)),
+           ((3, 3), (2, 1), (1, 1), VALID, (2, 9, 23, 33))]
+
+
+@pytest.mark.parametrize("window", WINDOWS, ids=str)
+def test_the_kernel_on_any_window_gives_the_numpy_bits(window, rng):
+    k, stride, dilation, padding, shape = window
+    x, w, b = _inputs(rng, *shape, k)
+    module = _LOADER.module
+    for act, bias in ((3, b), (0, None)):
+        attrs = _attrs(stride, dilation, padding, act)
+        s = _prepared(x, w, b, attrs)
+        g = compiled._plan(s, x, w)[0]
+        lo, hi = compiled._CLAMPS[act]
+        bv = bias if bias is not None else np.full(shape[3], -0.0, np.float32)
+        taps = w.reshape(-1, shape[3]).copy()
+        same_bits(module.depthwise_strided(x, taps, bv, lo, hi, g),
+                  depthwise_conv_2d(attrs, x, w, bias))
+
+
+def test_wide_windows_many_channels_and_stride_1_keep_the_ring_kernel(rng):
+    for k, stride, c in (((5, 5), (2, 2), 16), ((3, 3), (1, 1), 16), ((3, 3), (2, 2), 24)):
+        x, w, b = _inputs(rng, 1, 12, 12, c, (5, 5))
+        wk = np.ascontiguousarray(w[:, :k[0], :k[1]])
+        attrs = _attrs(stride, (1, 1), SAME, 0)
+        s = _prepared(x, wk, b, attrs)
+        assert not compiled.in_place(compiled._plan(s, x, wk)[0], c)
+        same_bits(depthwise_conv_2d(s, x, wk, b), depthwise_conv_2d(attrs, x, wk, b))
+        assert s.strided_taps is None
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
+def test_infinities_give_the_numpy_values(rng):
+    x, w, b = _inputs(rng, 2, 11, 14, 16, (3, 3))
+    x.reshape(-1)[::13] = np.inf
+    x.reshape(-1)[5::17] = -np.inf
+    w.reshape(-1)[3::11] = np.inf
+    attrs = _attrs((2, 2), (1, 1), SAME, 0)
+    got = depthwise_conv_2d(_prepared(x, w, b, attrs), x, w, b)
+    want = depthwise_conv_2d(attrs, x, w, b)
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    same_bits(np.where(nan, 0, got), np.where(nan, 0, want))
