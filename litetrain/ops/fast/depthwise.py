@@ -1,22 +1,21 @@
-"""Compiled DEPTHWISE_CONV_2D (depth multiplier 1) reading its input in place, for strided
-windows (part of the ``conv`` family's kernels: :mod:`.conv` re-exports them).
+"""Compiled strided DEPTHWISE_CONV_2D (depth multiplier 1) by register tiles over a padded
+image (part of the ``conv`` family's kernels: :mod:`.conv` re-exports them).
 
 :func:`.conv.depthwise_conv_2d` copies each input row into a ring of padded rows, split
 by phase for strides, so that a tap's inputs for a whole output row are one contiguous
-run; at stride 2 that copy moves four input values per output (a pixel's few channels at
-a time) and took as long as the arithmetic. Here sixteen channels of eight output pixels
-at a time are held in registers and each tap's input vectors are loaded straight from
-the input, ``stride * c`` floats apart: nothing is copied. Pixels whose window reaches
-into the padding go one at a time (zeros loaded for the padding taps), so small images
-with wide windows are left to the ring kernel (:func:`litetrain.ops.compiled.in_place`).
+run; at stride 2 that copy moves a pixel's channels one short run at a time and took as
+long as the arithmetic. Here each image is copied once, whole rows at a time, into a
+zero-padded buffer, and sixteen channels of eight output pixels at a time are held in
+registers, each tap's input vectors loaded from the buffer ``stride * c`` floats apart.
 
 The NumPy kernel's operations, per output, in its order: the first tap's product, then
 each other tap's product added in tap order (row by row, then column), a tap on the
-padding multiplying +0.0 (a masked load's zeros) by its weight, then the bias (-0.0
-without one: adds nothing), the clamp with ``np.clip``'s values and signs, then
-optionally HARD_SWISH (``v * clip(v + 3, 0, 6) / 6``). No fused multiply-add. Channel
-groups of sixteen: with at least sixteen channels, the last group overlaps the one
-before (its channels computed twice, the same bits stored twice); fewer are masked.
+padding multiplying +0.0 by its weight, then the bias (-0.0 without one: adds nothing),
+the clamp with ``np.clip``'s values and signs, then optionally HARD_SWISH (``v *
+clip(v + 3, 0, 6) / 6``). No fused multiply-add. Channel groups of sixteen: with at
+least sixteen channels, the last group overlaps the one before (its channels computed
+twice, the same bits stored twice); fewer are masked. A tile past a row's last pixel
+repeats it (computed, never stored).
 """
 
 from __future__ import annotations
@@ -109,125 +108,121 @@ def _finish(typingctx, v, b, lo, hi, hs):
 
 
 @numba.njit(inline="always", **_JIT)
-def _pixels8(xf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs):
-    """Eight output pixels (window corners ``p + q * step`` in ``xf``, all taps inside the
-    input) of channels ``c0 .. c0 + m``, stored at ``of[o + q * c]``: eight independent
-    sums, enough to hide the additions' latency."""
-    s1 = step
-    s2 = s1 + step
-    s3 = s2 + step
-    s4 = s3 + step
-    s5 = s4 + step
-    s6 = s5 + step
-    s7 = s6 + step
+def _tile(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """``r`` ≤ 8 output pixels (window corners ``p + q * step`` in the padded image
+    ``pf``) of channels ``c0 .. c0 + m``, stored at ``of[o + q * c]``: eight independent
+    sums (past the ``r`` real pixels the tile repeats the last one, computed, never
+    stored)."""
+    s1 = _U(min(1, r - 1)) * step
+    s2 = _U(min(2, r - 1)) * step
+    s3 = _U(min(3, r - 1)) * step
+    s4 = _U(min(4, r - 1)) * step
+    s5 = _U(min(5, r - 1)) * step
+    s6 = _U(min(6, r - 1)) * step
+    s7 = _U(min(7, r - 1)) * step
     w = _load(wf, c0, m)
     a = p + _U(toff[0])
-    u0 = _mul(_load(xf, a, m), w)
-    u1 = _mul(_load(xf, a + s1, m), w)
-    u2 = _mul(_load(xf, a + s2, m), w)
-    u3 = _mul(_load(xf, a + s3, m), w)
-    u4 = _mul(_load(xf, a + s4, m), w)
-    u5 = _mul(_load(xf, a + s5, m), w)
-    u6 = _mul(_load(xf, a + s6, m), w)
-    u7 = _mul(_load(xf, a + s7, m), w)
+    u0 = _mul(_load(pf, a, m), w)
+    u1 = _mul(_load(pf, a + s1, m), w)
+    u2 = _mul(_load(pf, a + s2, m), w)
+    u3 = _mul(_load(pf, a + s3, m), w)
+    u4 = _mul(_load(pf, a + s4, m), w)
+    u5 = _mul(_load(pf, a + s5, m), w)
+    u6 = _mul(_load(pf, a + s6, m), w)
+    u7 = _mul(_load(pf, a + s7, m), w)
     for t in range(1, taps):
         w = _load(wf, t * c + c0, m)
         a = p + _U(toff[t])
-        u0 = _add(u0, _mul(_load(xf, a, m), w))
-        u1 = _add(u1, _mul(_load(xf, a + s1, m), w))
-        u2 = _add(u2, _mul(_load(xf, a + s2, m), w))
-        u3 = _add(u3, _mul(_load(xf, a + s3, m), w))
-        u4 = _add(u4, _mul(_load(xf, a + s4, m), w))
-        u5 = _add(u5, _mul(_load(xf, a + s5, m), w))
-        u6 = _add(u6, _mul(_load(xf, a + s6, m), w))
-        u7 = _add(u7, _mul(_load(xf, a + s7, m), w))
+        u0 = _add(u0, _mul(_load(pf, a, m), w))
+        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
+        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
+        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
+        u4 = _add(u4, _mul(_load(pf, a + s4, m), w))
+        u5 = _add(u5, _mul(_load(pf, a + s5, m), w))
+        u6 = _add(u6, _mul(_load(pf, a + s6, m), w))
+        u7 = _add(u7, _mul(_load(pf, a + s7, m), w))
     _store(of, o, _finish(u0, bv, lo, hi, hs), m)
-    _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m)
-    _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m)
-    _store(of, o + 3 * c, _finish(u3, bv, lo, hi, hs), m)
-    _store(of, o + 4 * c, _finish(u4, bv, lo, hi, hs), m)
-    _store(of, o + 5 * c, _finish(u5, bv, lo, hi, hs), m)
-    _store(of, o + 6 * c, _finish(u6, bv, lo, hi, hs), m)
-    _store(of, o + 7 * c, _finish(u7, bv, lo, hi, hs), m)
+    _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
+    _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
+    _store(of, o + 3 * c, _finish(u3, bv, lo, hi, hs), m if r > 3 else 0)
+    _store(of, o + 4 * c, _finish(u4, bv, lo, hi, hs), m if r > 4 else 0)
+    _store(of, o + 5 * c, _finish(u5, bv, lo, hi, hs), m if r > 5 else 0)
+    _store(of, o + 6 * c, _finish(u6, bv, lo, hi, hs), m if r > 6 else 0)
+    _store(of, o + 7 * c, _finish(u7, bv, lo, hi, hs), m if r > 7 else 0)
 
 
 @numba.njit(inline="always", **_JIT)
-def _pixels1(xf, wf, of, p, toff, taps, c, c0, m, bv, o, lo, hi, hs):
-    """One output pixel (window corner ``p``, all taps inside the input)."""
-    u = _mul(_load(xf, p + _U(toff[0]), m), _load(wf, c0, m))
+def _tile4(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """:func:`_tile` of four pixels (``r`` ≤ 4): a row's last few, at half the wasted
+    work of an eight-pixel tile."""
+    s1 = _U(min(1, r - 1)) * step
+    s2 = _U(min(2, r - 1)) * step
+    s3 = _U(min(3, r - 1)) * step
+    w = _load(wf, c0, m)
+    a = p + _U(toff[0])
+    u0 = _mul(_load(pf, a, m), w)
+    u1 = _mul(_load(pf, a + s1, m), w)
+    u2 = _mul(_load(pf, a + s2, m), w)
+    u3 = _mul(_load(pf, a + s3, m), w)
     for t in range(1, taps):
-        u = _add(u, _mul(_load(xf, p + _U(toff[t]), m), _load(wf, t * c + c0, m)))
-    _store(of, o, _finish(u, bv, lo, hi, hs), m)
-
-
-@numba.njit(inline="always", **_JIT)
-def _pixel(xf, wf, of, row0, rows, ix0, g, c, c0, m, bv, o, lo, hi, hs):
-    """One output pixel anywhere (taps on the padding load zeros): window rows starting at
-    input row ``row0`` of an image whose first value is ``xf[rows]``, first column
-    ``ix0``."""
-    dh, dw, h, wd, kh, kw = g
-    u = _load(wf, 0, 0)  # zeros, replaced by the first product
-    for i in range(kh):
-        iy = row0 + i * dh
-        for j in range(kw):
-            ix = ix0 + j * dw
-            inside = 0 <= iy < h and 0 <= ix < wd
-            at = rows + (iy * wd + ix) * c + c0 if inside else 0
-            p = _mul(_load(xf, at, m if inside else 0), _load(wf, (i * kw + j) * c + c0, m))
-            u = p if i == 0 and j == 0 else _add(u, p)
-    _store(of, o, _finish(u, bv, lo, hi, hs), m)
+        w = _load(wf, t * c + c0, m)
+        a = p + _U(toff[t])
+        u0 = _add(u0, _mul(_load(pf, a, m), w))
+        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
+        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
+        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
+    _store(of, o, _finish(u0, bv, lo, hi, hs), m)
+    _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
+    _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
+    _store(of, o + 3 * c, _finish(u3, bv, lo, hi, hs), m if r > 3 else 0)
 
 
 @numba.njit(inline="always", **_JIT)
 def _depthwise(x, wt, bias, lo, hi, g, hs):
     """``x`` [n, h, w, c]; ``wt`` [kh * kw, c] the filter's taps; ``bias`` [c] (-0.0
     for none); ``g`` the geometry ``sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw`` (as
-    :func:`.conv.depthwise_conv_2d`'s, ``mult`` 1)."""
+    :func:`.conv.depthwise_conv_2d`'s, ``mult`` 1). Each image is copied once, row by
+    row, into a zero-padded buffer; each output row then goes by tiles of eight pixels
+    (four for its last few)."""
     n, h, wd, c = x.shape
     sh, sw, dh, dw, pt, pl, oh, ow, kh, kw = g[0], g[1], g[2], g[3], g[4], g[5], g[6], \
         g[7], g[9], g[10]
     out = np.empty((n, oh, ow, c), np.float32)
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    rowlen = wp * c
+    pf = np.zeros(hp * rowlen, np.float32)  # the padding stays +0.0
     xf, wf, of = x.reshape(x.size), wt.reshape(wt.size), out.reshape(out.size)
     taps = kh * kw
     toff = np.empty(taps, np.int64)
     for i in range(kh):
         for j in range(kw):
-            toff[i * kw + j] = (i * dh * wd + j * dw) * c
-    # output columns whose window lies inside the input's columns
-    x_lo = min(ow, (pl + sw - 1) // sw)
-    last = wd - 1 - (kw - 1) * dw + pl
-    x_hi = max(x_lo, min(ow, last // sw + 1)) if last >= 0 else x_lo
-    geometry = (dh, dw, h, wd, kh, kw)
+            toff[i * kw + j] = (i * dh * wp + j * dw) * c
+    iy0, iy1 = max(0, -pt), min(h, hp - pt)  # input rows and columns inside the buffer
+    ix0, ix1 = max(0, -pl), min(wd, wp - pl)
+    run = max(0, ix1 - ix0) * c
     step = _U(sw * c)
     groups = max(1, (c + 15) // 16)
+    m = min(16, c)
     for bi in range(n):
-        rows = bi * h * wd * c
+        for iy in range(iy0, iy1):
+            src = _U(((bi * h + iy) * wd + ix0) * c)
+            dst = _U((iy + pt) * rowlen + (ix0 + pl) * c)
+            for q in range(_U(run)):
+                pf[dst + q] = xf[src + q]
         for oy in range(oh):
-            row0 = oy * sh - pt
-            inside = row0 >= 0 and row0 + (kh - 1) * dh < h
             o_row = (bi * oh + oy) * ow * c
             for gi in range(groups):
                 c0 = min(16 * gi, c - 16) if c >= 16 else 0
-                m = min(16, c)
                 bv = _load(bias, c0, m)
-                q0, q1 = (x_lo, x_hi) if inside else (0, 0)
-                for ox in range(0, q0):
-                    _pixel(xf, wf, of, row0, rows, ox * sw - pl, geometry, c, c0, m, bv,
-                           o_row + ox * c + c0, lo, hi, hs)
-                ox = q0
-                while ox + 8 <= q1:
-                    p = _U(rows + (row0 * wd + ox * sw - pl) * c + c0)
-                    _pixels8(xf, wf, of, p, step, toff, taps, c, c0, m, bv,
-                             o_row + ox * c + c0, lo, hi, hs)
+                p = oy * sh * rowlen + c0
+                ox = 0
+                while ow - ox > 4:
+                    _tile(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
+                          o_row + ox * c + c0, lo, hi, hs, min(8, ow - ox))
                     ox += 8
-                while ox < q1:
-                    p = _U(rows + (row0 * wd + ox * sw - pl) * c + c0)
-                    _pixels1(xf, wf, of, p, toff, taps, c, c0, m, bv, o_row + ox * c + c0,
-                             lo, hi, hs)
-                    ox += 1
-                for ox_b in range(ox, ow):
-                    _pixel(xf, wf, of, row0, rows, ox_b * sw - pl, geometry, c, c0, m, bv,
-                           o_row + ox_b * c + c0, lo, hi, hs)
+                if ox < ow:
+                    _tile4(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
+                           o_row + ox * c + c0, lo, hi, hs, ow - ox)
     return out
 
 
