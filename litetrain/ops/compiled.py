@@ -8,8 +8,8 @@ GEMM operand is used by the NumPy kernel too). A filter that is not a constant (
 from a variable, or computed, as the depthwise input gradient's reversed filter) is laid
 out on every call, which is cheap next to the convolution; nothing of it is kept, so
 nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
-DEPTHWISE_CONV_2D then runs wholly compiled (strided ones by ``fast.depthwise``:
-:func:`strided_tiles`); CONV_2D gets compiled patch gathering
+DEPTHWISE_CONV_2D then runs wholly compiled (strided and tiny ones by
+``fast.depthwise``: :func:`strided_tiles`); CONV_2D gets compiled patch gathering
 (im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, for a
 constant filter where :mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes,
 runs wholly compiled in that order (``fast.gemm``; :attr:`Compiled.exact` keeps the
@@ -41,6 +41,9 @@ _NO_BIAS = np.zeros(0, np.float32)
 # tiles (``fast.conv.STRIDE``, repeated here so choosing needs no numba import).
 _SPAN = 512
 _STRIDE = 1040
+# Output pixels (all images) up to which a stride-1 depthwise convolution takes
+# fast.depthwise's tiles (see strided_tiles).
+_FEW_PIXELS = 100
 
 
 class Compiled(WithKernels):
@@ -251,7 +254,7 @@ def run_depthwise(s: Compiled, x, w, b, hard_swish=None) -> np.ndarray | None:
 def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None, hard_swish=None
                       ) -> np.ndarray:
     g, span = _plan(s, x, w)
-    if strided_tiles(g):
+    if strided_tiles(g, x.shape[0]):
         return _strided(s, x, w, b, g, hard_swish)
     if w is s.filter:
         taps = s.taps
@@ -278,20 +281,22 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None, hard_sw
     return _finish(out, act, late_bias, hard_swish)
 
 
-def strided_tiles(g: np.ndarray) -> bool:
-    """Whether a depthwise convolution of geometry ``g`` (see :func:`_plan`) runs
-    ``fast.depthwise``'s tiles over a padded image instead of the ring kernel: strided,
-    multiplier 1. Measured interleaved against the ring kernel on MobileNetV2/V3's
-    strided layers (3×3 and 5×5, 16 to 192 channels, batch 32 and 1): 0.69–0.99× its
-    time; at stride 1 it measured 0.8–1.15×, so those keep the ring kernel."""
-    return bool(g[8] == 1 and (g[0] > 1 or g[1] > 1))
+def strided_tiles(g: np.ndarray, images: int) -> bool:
+    """Whether a depthwise convolution of geometry ``g`` (see :func:`_plan`) of
+    ``images`` images runs ``fast.depthwise``'s tiles over a padded image instead of the
+    ring kernel: multiplier 1, strided or at most :data:`_FEW_PIXELS` output pixels in
+    all. Measured interleaved against the ring kernel on MobileNetV2/V3's layers:
+    strided (3×3 and 5×5, 16 to 192 channels, batch 32 and 1) 0.69–0.99× its time;
+    stride 1 on 3×3 and 6×6 outputs at batch 1 to 4 0.46–0.83× (the ring's setup per
+    call), on larger outputs 0.8–1.15×, so those keep the ring kernel."""
+    return bool(g[8] == 1 and (g[0] > 1 or g[1] > 1 or images * g[6] * g[7] <= _FEW_PIXELS))
 
 
 def _strided(s: Compiled, x: np.ndarray, w: np.ndarray, b, g: np.ndarray, hard_swish
              ) -> np.ndarray:
-    """A strided DEPTHWISE_CONV_2D of multiplier 1 by ``fast.depthwise`` (the ring's
-    phase-split copy cost as much as the arithmetic), the filter's taps ``[kh * kw, c]``
-    made once for the node's constant filter."""
+    """DEPTHWISE_CONV_2D of multiplier 1 by ``fast.depthwise`` (see
+    :func:`strided_tiles`), the filter's taps ``[kh * kw, c]`` made once for the node's
+    constant filter."""
     c = w.shape[3]
     if w is s.filter:
         taps = s.strided_taps

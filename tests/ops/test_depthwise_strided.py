@@ -8,7 +8,8 @@ kernel: the same bits.
   overlapping the one before), widths that leave a four-pixel tile or a partial one,
   every fused activation, with and without a bias, a fused HARD_SWISH; NaN and signed
   zeros in input and filter.
-* The kernel itself at stride 1 and dilated (not chosen there, but any geometry works).
+* At stride 1 only for few output pixels (batch 1 of small images); the kernel itself
+  at stride 1 and dilated on larger ones (any geometry works).
 * Infinities: the same values and zero signs, NaN where NumPy has NaN.
 """
 
@@ -68,7 +69,7 @@ def test_strided_depthwise_takes_the_tiles_and_gives_the_numpy_bits(shape, rng):
     for act in (0, 1, 2, 3, 4):
         attrs = _attrs(stride, (1, 1), padding, act)
         s = _prepared(x, w, b, attrs)
-        assert compiled.strided_tiles(compiled._plan(s, x, w)[0])
+        assert compiled.strided_tiles(compiled._plan(s, x, w)[0], n)
         for bi in (b, None, b):  # the third call: the node's kept arguments
             same_bits(depthwise_conv_2d(s, x, w, bi), depthwise_conv_2d(attrs, x, w, bi))
             want = hs_op.kernel(hs, depthwise_conv_2d(attrs, x, w, bi))
@@ -97,14 +98,16 @@ def test_the_kernel_on_any_window_gives_the_numpy_bits(window, rng):
                   depthwise_conv_2d(attrs, x, w, bias))
 
 
-def test_stride_1_keeps_the_ring_kernel(rng):
-    for k in ((3, 3), (5, 5)):
-        x, w, b = _inputs(rng, 1, 12, 12, 16, k)
-        attrs = _attrs((1, 1), (1, 1), SAME, 0)
+def test_stride_1_keeps_the_ring_kernel_but_for_few_pixels(rng):
+    for n, h, k, tiles in ((1, 12, (3, 3), False), (1, 11, (5, 5), False),
+                           (3, 6, (5, 5), False), (1, 6, (5, 5), True), (2, 3, (3, 3), True),
+                           (1, 10, (3, 3), True)):
+        x, w, b = _inputs(rng, n, h, h, 24, k)
+        attrs = _attrs((1, 1), (1, 1), SAME, 3)
         s = _prepared(x, w, b, attrs)
-        assert not compiled.strided_tiles(compiled._plan(s, x, w)[0])
+        assert compiled.strided_tiles(compiled._plan(s, x, w)[0], n) == tiles
         same_bits(depthwise_conv_2d(s, x, w, b), depthwise_conv_2d(attrs, x, w, b))
-        assert s.strided_taps is None
+        assert (s.strided_taps is not None) == tiles
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # IEEE specials on purpose
