@@ -23,7 +23,7 @@ from common import interleaved  # noqa: E402
 
 import litetrain  # noqa: E402
 from litetrain.ops import fast  # noqa: E402
-from litetrain.runtime import int8_encode, plan  # noqa: E402
+from litetrain.runtime import plan  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
 MODELS = ("efficientnet_like", "mobilenet_v3_small")
@@ -55,11 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--blas-from", type=int, default=None,
-                    help="try another int8_encode.BLAS_FROM (multiply-adds)")
     args = ap.parse_args()
-    if args.blas_from is not None:
-        int8_encode.BLAS_FROM = args.blas_from
     for family in fast.FAMILIES:
         loader = fast.kernels(family)
         if loader is None:

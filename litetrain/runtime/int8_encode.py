@@ -30,10 +30,6 @@ from ..ops.quantized.lib import Quantized
 from ..ops.quantized.tables import Tabulated
 from .step import Step
 
-# A CONV_2D or FULLY_CONNECTED product of at least this many multiply-adds stays a step:
-# there float32 BLAS (the per-step path) beats the compiled int32 loops by more than the
-# program's boundary costs (``benchmarks/int8_program.py``).
-BLAS_FROM = 1 << 18
 _INT8 = np.dtype(np.int8)
 _F32 = np.dtype(np.float32)
 ALIGN = 64
@@ -126,12 +122,11 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
     xi, yi = step.inputs[0], step.outputs[0]
     if s.kind == "fully_connected":
         units, depth = s.inner.weights.shape
-        if (s.small is None or x.size % depth or out.size != x.size // depth * units
-                or x.size * units >= BLAS_FROM):
+        if s.small is None or x.size % depth or out.size != x.size // depth * units:
             return None
         return Template([codes.OP_GEMM, Ref(xi), x.size // depth, depth, s.zx,
                          consts.add(s.small), units, *_rescaling(consts, s.rescaling),
-                         Ref(yi)], (xi,), (yi,))
+                         Ref(yi), *_packed(consts, s)], (xi,), (yi,))
     if x.ndim != 4:
         return None
     n, h, w, c = x.shape
@@ -151,13 +146,35 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
         return None
     geometry = window_geometry(s.geometry, s, x, kh, kw)
     sh, sw, _, _, pt, pl, oh, ow = geometry
-    if out.shape != (n, oh, ow, o) or n * oh * ow * kh * kw * c * o >= BLAS_FROM:
+    if out.shape != (n, oh, ow, o):
         return None
     if kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, w):
         return Template([codes.OP_GEMM, Ref(xi), n * h * w, c, s.zx, consts.add(s.small), o,
-                         *_rescaling(consts, s.rescaling), Ref(yi)], (xi,), (yi,))
+                         *_rescaling(consts, s.rescaling), Ref(yi), *_packed(consts, s)],
+                        (xi,), (yi,))
     return Template([codes.OP_CONV, Ref(xi), n, h, w, c, s.zx, consts.add(s.small), kh, kw, o,
-                     *geometry, *_rescaling(consts, s.rescaling), Ref(yi)], (xi,), (yi,))
+                     *geometry, *_rescaling(consts, s.rescaling), Ref(yi),
+                     *_packed(consts, s)], (xi,), (yi,))
+
+
+def _packed(consts: Consts, s: Int8) -> list:
+    """The float32 ``[k, o]`` filter as :func:`litetrain.ops.fast.gemm.pack` lays it out
+    (offset, rows, columns) and a -0.0 bias (offset, size), for many rows' products."""
+    filter = np.ascontiguousarray(s.filter, np.float32)
+    packed = filter if filter.shape[1] % 16 == 0 else _pack(filter)
+    bias = np.full(-(-filter.shape[1] // 32) * 32, -0.0, np.float32)
+    return [consts.add(packed), *packed.shape, consts.add(bias), bias.size]
+
+
+def _pack(filter: np.ndarray) -> np.ndarray:
+    """``gemm.pack``'s layout for ``o`` not a multiple of sixteen: per sixteen output
+    channels, each ``k``'s sixteen values (zeros past ``o``)."""
+    k, o = filter.shape
+    tiles = -(-o // 16)
+    padded = np.zeros((k, tiles * 16), np.float32)
+    padded[:, :o] = filter
+    return np.ascontiguousarray(padded.reshape(k, tiles, 16).transpose(1, 0, 2)).reshape(
+        tiles, k * 16)
 
 
 def _mean(step: Step, s: Mean, ins: list, out: np.ndarray, consts: Consts):

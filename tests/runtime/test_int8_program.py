@@ -23,8 +23,7 @@ from litetrain.ops import fast
 from litetrain.ops.activations import _softmax_integer
 from litetrain.ops.quantized.lib import Quantized
 from litetrain.ops.quantized.params import QParams
-from litetrain.runtime import int8_program, plan
-from litetrain.runtime import int8_encode
+from litetrain.runtime import int8_encode, int8_program, plan
 from litetrain.runtime.int8_encode import Consts, encode
 from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT
 
@@ -88,10 +87,8 @@ def _same(a: list, b: list) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_programs_give_the_steps_bits(kind, resolver, batch, monkeypatch):
     """Programs (executor loaded), step by step, and every tensor kept: the same bits,
-    on a recorded input and on noise (every rounding and clamp gets exercised). Every
-    product is encoded here, however large."""
+    on a recorded input and on noise (every rounding and clamp gets exercised)."""
     _module()
-    monkeypatch.setattr(int8_encode, "BLAS_FROM", 1 << 62)
     x = _input(kind, batch)
     rng = np.random.default_rng(batch)
     noise = (x + rng.normal(0, 1, x.shape) * x.std()).astype(np.float32)
@@ -108,33 +105,21 @@ def test_programs_give_the_steps_bits(kind, resolver, batch, monkeypatch):
         assert _steps(it) == ["int8_program"]  # QUANTIZE ... SOFTMAX, DEQUANTIZE
 
 
-def test_unencodable_steps_stay_steps(monkeypatch):
-    """TRANSPOSE_CONV and RESIZE_NEAREST_NEIGHBOR have no instruction, and products of
-    ``BLAS_FROM`` multiply-adds or more are left to BLAS: they run as steps between
-    programs, with the same bits."""
+def test_unencodable_steps_stay_steps():
+    """TRANSPOSE_CONV and RESIZE_NEAREST_NEIGHBOR have no instruction: they run as steps
+    between programs."""
     _module()
     x = _input("conv_transpose_ae", 1)
     it, index, out = _interpreter("conv_transpose_ae", x, lt.OpResolverType.AUTO)
     _outputs(it, index, out, [x])
     ops = _steps(it)
     assert "transpose_conv" in ops and ops.count("int8_program") >= 2
-    kind = "efficientnet_like"
-    x = _input(kind, 1)
-    inputs = [x, x[:, ::-1].copy()]
-    whole = _outputs(*_interpreter(kind, x, lt.OpResolverType.AUTO), inputs)
-    monkeypatch.setattr(int8_encode, "BLAS_FROM", 1)
-    it, index, out = _interpreter(kind, x, lt.OpResolverType.AUTO)
-    _same(_outputs(it, index, out, inputs), whole)
-    ops = _steps(it)
-    assert ops.count("conv_2d") == 11 and ops.count("fully_connected") == 11
-    assert ops.count("int8_program") > 10
 
 
-def test_fused_or_in_place_kernels_are_refused(monkeypatch):
+def test_fused_or_in_place_kernels_are_refused():
     """A step whose kernel is not the op's own integer variant (a fusion, an in-place
     form) is not encoded, even with the variant's settings."""
     _module()
-    monkeypatch.setattr(int8_encode, "BLAS_FROM", 1 << 62)
     kind = "efficientnet_like"
     x = _input(kind, 1)
     it, index, out = _interpreter(kind, x, lt.OpResolverType.AUTO)
@@ -152,10 +137,9 @@ def test_fused_or_in_place_kernels_are_refused(monkeypatch):
             assert encode(changed, values, Consts()) is None, step.op
 
 
-def test_resizing_encodes_again(monkeypatch):
+def test_resizing_encodes_again():
     """Batch 1, then 3, then 1: a program per input shapes, each the steps' bits."""
     _module()
-    monkeypatch.setattr(int8_encode, "BLAS_FROM", 1 << 62)
     kind = "efficientnet_like"
     x1, x3 = _input(kind, 1), _input(kind, 3)
     it, index, out = _interpreter(kind, x1, lt.OpResolverType.AUTO)
@@ -172,11 +156,10 @@ def test_resizing_encodes_again(monkeypatch):
     assert len(_programs(it)) == 2 and len(arenas) == 2
 
 
-def test_loading_and_busy_arena_give_the_same_bits(monkeypatch):
+def test_loading_and_busy_arena_give_the_same_bits():
     """The program's steps one by one (while the executor loads), and a run while another
     holds the arena (it works in a copy), equal the executor's results."""
     module = _module()
-    monkeypatch.setattr(int8_encode, "BLAS_FROM", 1 << 62)
     kind = "mobilenet_v3_small"
     x = _input(kind, 1)
     it, index, out = _interpreter(kind, x, lt.OpResolverType.AUTO)
@@ -214,3 +197,68 @@ def test_softmax_equals_the_numpy_kernel(n):
         got = module.softmax(x, table, np.float32(1 / 256), -128, -128, 127,
                              np.empty_like(x))
         np.testing.assert_array_equal(got, _softmax_integer(s, x))
+
+
+def _rescaling(rng, n):
+    if rng.integers(2):
+        return (np.zeros((5, n), np.int64), rng.uniform(1e-4, 1e-2, n).astype(np.float32),
+                True, -128, 127, int(rng.integers(-20, 20)))
+    q = np.zeros((5, n), np.int64)
+    q[0] = rng.integers(1 << 20, 1 << 22, n)
+    q[1] = 1 << 33
+    q[2] = np.iinfo(np.int64).min
+    q[3] = 34
+    return q, np.zeros(n, np.float32), False, -128, 127, int(rng.integers(-20, 20))
+
+
+def test_tiled_kernels_equal_the_int8_kernels():
+    """The executor's own GEMM, CONV_2D (four rows at a time) and depthwise (row at a
+    time) kernels against ``fast.int8``'s on random shapes, strides, dilations,
+    paddings and zero points (ragged row counts included)."""
+    module, int8 = _module(), fast.kernels("int8").wait()
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        m, k, n = int(rng.integers(1, 11)), int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        x = rng.integers(-128, 128, (m, k)).astype(np.int8)
+        w = rng.integers(-127, 128, (k, n)).astype(np.int32)
+        r = _rescaling(rng, n)
+        zx = int(rng.integers(-128, 128))
+        np.testing.assert_array_equal(
+            module.gemm(x, zx, w, *r, np.empty((m, n), np.int8)),
+            int8.gemm(x, zx, w, *r, np.empty((m, n), np.int8)))
+        b, h, wd, c = (int(rng.integers(1, 3)), int(rng.integers(1, 9)),
+                       int(rng.integers(1, 9)), int(rng.integers(1, 20)))
+        kh, kw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        sh, sw, dh, dw = (int(v) for v in rng.integers(1, 3, 4))
+        pt, pl = int(rng.integers(0, kh)), int(rng.integers(0, kw))
+        oh = max(1, (h + 2 * pt - (kh - 1) * dh - 1) // sh + 1)
+        ow = max(1, (wd + 2 * pl - (kw - 1) * dw - 1) // sw + 1)
+        x = rng.integers(-128, 128, (b, h, wd, c)).astype(np.int8)
+        o = int(rng.integers(1, 20))
+        wc = rng.integers(-127, 128, (kh, kw, c, o)).astype(np.int32)
+        r = _rescaling(rng, o)
+        got = module.conv_2d(x, zx, wc.reshape(-1, o), kh, kw, sh, sw, dh, dw, pt, pl, *r,
+                             np.empty((b, oh, ow, o), np.int8))
+        # the reference: float32 patches from fast.int8.im2col (exact), int64 sums
+        cols = int8.im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, 0,
+                           np.empty((b * oh * ow, kh * kw * c), np.float32))
+        acc = cols.astype(np.int64) @ wc.reshape(-1, o).astype(np.int64)
+        want = int8.requantize(acc.astype(np.float64), *r, np.empty(acc.shape, np.int8))
+        np.testing.assert_array_equal(got.reshape(-1, o), want, err_msg=f"conv {trial}")
+        wdw = rng.integers(-127, 128, (kh, kw, c)).astype(np.int32)
+        r = _rescaling(rng, c)
+        got = module.depthwise_conv_2d(x, zx, wdw, sh, sw, dh, dw, pt, pl, *r,
+                                       np.empty((b, oh, ow, c), np.int8))
+        want = int8.depthwise_conv_2d(x, zx, wdw, sh, sw, dh, dw, pt, pl, 1, *r,
+                                      np.empty((b, oh, ow, c), np.int8))
+        np.testing.assert_array_equal(got, want, err_msg=f"depthwise {trial}")
+
+
+@pytest.mark.parametrize("shape", [(3, 16), (7, 32), (5, 24), (9, 40), (1, 1), (27, 8)])
+def test_packed_filters_are_laid_out_as_fast_gemm_packs_them(shape):
+    """The encoder lays filters out for ``fast.gemm.pointwise`` without importing numba:
+    the layout must be ``fast.gemm.pack``'s."""
+    gemm = fast.kernels("gemm").wait()
+    w = np.random.default_rng(0).integers(-127, 128, shape).astype(np.float32)
+    np.testing.assert_array_equal(int8_encode._pack(w) if shape[1] % 16 else w,
+                                  gemm.pack(w.copy()))

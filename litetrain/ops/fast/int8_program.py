@@ -16,9 +16,10 @@ Python in between:
   liveness-planned offsets, and the constant operands of elementwise ops.
 
 Each instruction calls the compiled 8-bit kernel the per-step path calls
-(:mod:`.int8`) on views of the arena, or :func:`conv_2d` (a convolution with int32 sums
-straight from the 8-bit input, for a batch-1 map too small for BLAS): exact integer sums
-and the same rescaling, so the same bits as the per-step path. The executor is generic
+(:mod:`.int8`) on views of the arena, or one of this module's for products too small
+for BLAS (:func:`gemm`, :func:`conv_2d`: int32 sums straight from the 8-bit input, four
+rows at a time): exact integer sums and the same rescaling, so the same bits as the
+per-step path. The executor is generic
 (the model is data), so it is compiled once per machine and cached on disk, not per
 model.
 """
@@ -29,16 +30,18 @@ import numba
 import numpy as np
 from numba import types
 
+from . import int8
+from .gemm import pointwise
 from .int8 import (
     _rescale_row,
     add,
-    depthwise_conv_2d,
-    gemm,
+    im2col,
     lookup,
     lookup1,
     mean_hw,
     mul,
     quantize,
+    requantize,
 )
 from .int8_codes import (
     OP_ADD,
@@ -59,6 +62,60 @@ _U = np.uint64
 _I64 = types.int64
 
 
+# Rows (output pixels) multiplied together: each filter value loaded once for four.
+_ROWS = 4
+
+
+@numba.njit(inline="always", **_JIT)
+def _sums(src, s0, rows, k, z, wf, n, acc):
+    """``acc[j * n + c] = Σ_p (src[s0 + j * k + p] - z) * wf[p * n + c]`` (int32, exact:
+    the caller's bound) for ``j < rows``; four rows share each filter load."""
+    for c in range(rows * n):
+        acc[c] = 0
+    if rows == _ROWS:
+        for p in range(k):
+            v0 = np.int32(src[s0 + _U(p)]) - z
+            v1 = np.int32(src[s0 + _U(k + p)]) - z
+            v2 = np.int32(src[s0 + _U(2 * k + p)]) - z
+            v3 = np.int32(src[s0 + _U(3 * k + p)]) - z
+            base = _U(p * n)
+            for c in range(n):
+                wv = wf[base + _U(c)]
+                acc[_U(c)] += v0 * wv
+                acc[_U(n + c)] += v1 * wv
+                acc[_U(2 * n + c)] += v2 * wv
+                acc[_U(3 * n + c)] += v3 * wv
+    else:
+        for j in range(rows):
+            for p in range(k):
+                v = np.int32(src[s0 + _U(j * k + p)]) - z
+                base = _U(p * n)
+                for c in range(n):
+                    acc[_U(j * n + c)] += v * wf[base + _U(c)]
+
+
+_GEMM = [(types.Array(types.int8, 2, "C"), _I64, types.int32[:, ::1], _I64[:, ::1],
+          types.float32[::1], types.boolean, _I64, _I64, _I64, types.Array(types.int8, 2, "C"))]
+
+
+@numba.njit(_GEMM, **_JIT)
+def gemm(x, zx, w, q, scale, fp32, lo, hi, zp, out):
+    """``out`` [m, n] = ``(x - zx) @ w`` rescaled (as :func:`.int8.gemm`), four rows at a
+    time."""
+    m, k = x.shape
+    n = w.shape[1]
+    src, wf, flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    acc = np.empty(_ROWS * n, np.int32)
+    z = np.int32(zx)
+    for r in range(0, m, _ROWS):
+        rows = min(_ROWS, m - r)
+        _sums(src, _U(r * k), rows, k, z, wf, n, acc)
+        for j in range(rows):
+            _rescale_row(acc, _U(j * n), flat, _U((r + j) * n), n, q, scale, fp32, lo, hi,
+                         zp)
+    return out
+
+
 _CONV = [(types.Array(types.int8, 4, "C"), _I64, types.int32[:, ::1], *(_I64,) * 8,
           _I64[:, ::1], types.float32[::1], types.boolean, _I64, _I64, _I64,
           types.Array(types.int8, 4, "C"))]
@@ -67,36 +124,152 @@ _CONV = [(types.Array(types.int8, 4, "C"), _I64, types.int32[:, ::1], *(_I64,) *
 @numba.njit(_CONV, **_JIT)
 def conv_2d(x, zx, w, kh, kw, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp, out):
     """``out`` [n, oh, ow, o] int8: each output pixel's int32 sums ``Σ (x - zx) * w`` over
-    its in-bounds taps (a tap on padding adds ``(zx - zx) * w = 0``), ``w`` [kh * kw * c,
-    o] centred int32 in tap-major, channel-minor order, rescaled before moving on.
-    Exact: the caller bounds the sums below 2**31."""
+    its taps, ``w`` [kh * kw * c, o] centred int32 in tap-major, channel-minor order,
+    rescaled. Four pixels' patches are gathered (the raw 8-bit values, ``zx`` on padding:
+    ``(zx - zx) * w = 0``) and multiplied at a time (:func:`_sums`)."""
     n, h, wd, c = x.shape
     _, oh, ow, o = out.shape
+    k = kh * kw * c
     src, wf, flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
-    acc = np.empty(o, np.int32)
+    patches = np.empty(_ROWS * k, np.int8)
+    acc = np.empty(_ROWS * o, np.int32)
+    z = np.int32(zx)
+    pixels = n * oh * ow
+    for r in range(0, pixels, _ROWS):
+        rows = min(_ROWS, pixels - r)
+        for j in range(rows):
+            pix = r + j
+            bi, oy, ox = pix // (oh * ow), (pix // ow) % oh, pix % ow
+            d = _U(j * k)
+            x0 = ox * sw - pl
+            whole = dw == 1 and x0 >= 0 and x0 + kw <= wd  # a filter row: one input run
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                if iy < 0 or iy >= h:
+                    for e in range(kw * c):
+                        patches[d + _U(e)] = zx
+                elif whole:
+                    p = _U(((bi * h + iy) * wd + x0) * c)
+                    for e in range(kw * c):
+                        patches[d + _U(e)] = src[p + _U(e)]
+                else:
+                    for jj in range(kw):
+                        ix = x0 + jj * dw
+                        dj = d + _U(jj * c)
+                        if ix < 0 or ix >= wd:
+                            for ch in range(c):
+                                patches[dj + _U(ch)] = zx
+                        else:
+                            p = _U(((bi * h + iy) * wd + ix) * c)
+                            for ch in range(c):
+                                patches[dj + _U(ch)] = src[p + _U(ch)]
+                d += _U(kw * c)
+        _sums(patches, _U(0), rows, k, z, wf, o, acc)
+        for j in range(rows):
+            _rescale_row(acc, _U(j * o), flat, _U((r + j) * o), o, q, scale, fp32, lo, hi,
+                         zp)
+    return out
+
+
+_DEPTHWISE = [(types.Array(types.int8, 4, "C"), _I64, types.int32[:, :, ::1], *(_I64,) * 6,
+               _I64[:, ::1], types.float32[::1], types.boolean, _I64, _I64, _I64,
+               types.Array(types.int8, 4, "C"))]
+
+
+@numba.njit(_DEPTHWISE, **_JIT)
+def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp, out):
+    """DEPTHWISE_CONV_2D with a depth multiplier of 1 (as :func:`.int8.depthwise_conv_2d`
+    computes it, int32 sums): a whole output row's sums at a time, tap by tap over the
+    row's in-bounds pixels (vector loops over their channels), then rescaled."""
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    _, oh, ow, _ = out.shape
+    src, wf, flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
+    acc = np.empty(ow * c, np.int32)
     z = np.int32(zx)
     for bi in range(n):
         for oy in range(oh):
+            for e in range(ow * c):
+                acc[e] = 0
+            for i in range(kh):
+                iy = oy * sh + i * dh - pt
+                if iy < 0 or iy >= h:
+                    continue
+                row = (bi * h + iy) * wd
+                for j in range(kw):
+                    off = j * dw - pl  # ix = ox * sw + off
+                    first = 0 if off >= 0 else (-off + sw - 1) // sw
+                    last = min(ow, (wd - 1 - off) // sw + 1) if wd - 1 - off >= 0 else 0
+                    tap = _U((i * kw + j) * c)
+                    for ox in range(first, last):
+                        p = _U((row + ox * sw + off) * c)
+                        a = _U(ox * c)
+                        for ch in range(c):
+                            acc[a + _U(ch)] += (np.int32(src[p + _U(ch)]) - z) \
+                                * wf[tap + _U(ch)]
+            base = (bi * oh + oy) * ow * c
             for ox in range(ow):
-                for k in range(o):
-                    acc[k] = 0
-                for i in range(kh):
-                    iy = oy * sh + i * dh - pt
-                    if iy < 0 or iy >= h:
-                        continue
-                    for j in range(kw):
-                        ix = ox * sw + j * dw - pl
-                        if ix < 0 or ix >= wd:
-                            continue
-                        p = _U(((bi * h + iy) * wd + ix) * c)
-                        r = _U((i * kw + j) * c * o)
-                        for ci in range(c):
-                            v = np.int32(src[p + _U(ci)]) - z
-                            row = r + _U(ci * o)
-                            for k in range(o):
-                                acc[k] += v * wf[row + _U(k)]
-                _rescale_row(acc, _U(0), flat, _U(((bi * oh + oy) * ow + ox) * o), o, q,
-                             scale, fp32, lo, hi, zp)
+                _rescale_row(acc, _U(ox * c), flat, _U(base + ox * c), c, q, scale, fp32,
+                             lo, hi, zp)
+    return out
+
+
+# Products of more rows than this run on the float32 register tiles of :mod:`.gemm`.
+SMALL_ROWS = 4
+_INF = np.float32(np.inf)
+
+
+@numba.njit(inline="always", **_JIT)
+def _block_rows(k, n, m):
+    """Rows of a block whose float32 patches and sums stay in cache (about 64 KiB)."""
+    return max(8, min(m, (1 << 14) // max(k, n, 1)))
+
+
+@numba.njit(**_JIT)
+def gemm_f32(x, zx, wp, bp, q, scale, fp32, lo, hi, zp, out):
+    """``out`` [m, n] = ``(x - zx) @ w`` rescaled, as the per-step path computes it for
+    many rows: the centred rows in float32 (exact), :func:`.gemm.pointwise`'s register
+    tiles (``wp``: the centred filter as :func:`.gemm.pack` lays it out, ``bp``: -0.0;
+    integer sums below 2**24, the node's bound, are exact in any order), the rescaling
+    of :func:`.int8.requantize`; a block of rows at a time."""
+    m, k = x.shape
+    n = out.shape[1]
+    block = _block_rows(k, n, m)
+    cols, acc = np.empty(block * k, np.float32), np.empty(block * n, np.float32)
+    src, dst = x.reshape(-1), out.reshape(-1)
+    z = np.float32(zx)
+    for r0 in range(0, m, block):
+        rows = min(block, m - r0)
+        for e in range(rows * k):
+            cols[e] = np.float32(src[r0 * k + e]) - z
+        a = acc[:rows * n].reshape((rows, n))
+        pointwise(cols[:rows * k].reshape((rows, k)), wp, a, bp, -_INF, _INF, 0,
+                  np.float32(0))
+        requantize(a, q, scale, fp32, lo, hi, zp, dst[r0 * n:(r0 + rows) * n].reshape(
+            (rows, n)))
+    return out
+
+
+@numba.njit(**_JIT)
+def conv_2d_f32(x, zx, wp, bp, kh, kw, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp,
+                out):
+    """CONV_2D as the per-step path computes it: a block of output pixels' centred patches
+    (:func:`.int8.im2col`), then as :func:`gemm_f32`."""
+    c = x.shape[3]
+    _, oh, ow, n = out.shape
+    k = kh * kw * c
+    m = out.size // n
+    block = _block_rows(k, n, m)
+    cols, acc = np.empty(block * k, np.float32), np.empty(block * n, np.float32)
+    dst = out.reshape(-1)
+    for r0 in range(0, m, block):
+        rows = min(block, m - r0)
+        c2 = cols[:rows * k].reshape((rows, k))
+        im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, c2)
+        a = acc[:rows * n].reshape((rows, n))
+        pointwise(c2, wp, a, bp, -_INF, _INF, 0, np.float32(0))
+        requantize(a, q, scale, fp32, lo, hi, zp, dst[r0 * n:(r0 + rows) * n].reshape(
+            (rows, n)))
     return out
 
 
@@ -176,6 +349,11 @@ def _rescaling(consts, qo, so, c):
 
 
 @numba.njit(inline="always", **_JIT)
+def _packed(consts, off, rows, cols):
+    return consts[off:off + 4 * rows * cols].view(np.float32).reshape((rows, cols))
+
+
+@numba.njit(inline="always", **_JIT)
 def _f32(consts, off):
     return consts[off:off + 4].view(np.float32)[0]
 
@@ -188,7 +366,8 @@ def run(code, consts, arena):
         op = f[0]
         if op == OP_CONV:
             # x, n, h, w, c, zx, w_off, kh, kw, o, sh, sw, dh, dw, pt, pl, oh, ow, q, scale,
-            # fp32, lo, hi, zp, out
+            # fp32, lo, hi, zp, out, packed filter (offset, rows, columns), packed bias
+            # (offset, size)
             n, h, wd, c, o, kh, kw, oh, ow = f[2], f[3], f[4], f[5], f[10], f[8], f[9], \
                 f[17], f[18]
             x = _i8(arena, f[1], n * h * wd * c).reshape((n, h, wd, c))
@@ -196,8 +375,14 @@ def run(code, consts, arena):
                 (kh * kw * c, o))
             q, scale = _rescaling(consts, f[19], f[20], o)
             out = _i8(arena, f[25], n * oh * ow * o).reshape((n, oh, ow, o))
-            conv_2d(x, f[6], w, kh, kw, f[11], f[12], f[13], f[14], f[15], f[16], q, scale,
-                    f[21] != 0, f[22], f[23], f[24], out)
+            if n * oh * ow <= SMALL_ROWS:
+                conv_2d(x, f[6], w, kh, kw, f[11], f[12], f[13], f[14], f[15], f[16], q,
+                        scale, f[21] != 0, f[22], f[23], f[24], out)
+            else:
+                conv_2d_f32(x, f[6], _packed(consts, f[26], f[27], f[28]),
+                            consts[f[29]:f[29] + 4 * f[30]].view(np.float32), kh, kw, f[11],
+                            f[12], f[13], f[14], f[15], f[16], q, scale, f[21] != 0, f[22],
+                            f[23], f[24], out)
         elif op == OP_DEPTHWISE:
             # x, n, h, w, c, zx, w_off, kh, kw, cm, sh, sw, dh, dw, pt, pl, oh, ow, q, scale,
             # fp32, lo, hi, zp, out
@@ -207,16 +392,27 @@ def run(code, consts, arena):
             w = consts[f[7]:f[7] + 4 * kh * kw * cm].view(np.int32).reshape((kh, kw, cm))
             q, scale = _rescaling(consts, f[19], f[20], cm)
             out = _i8(arena, f[25], n * oh * ow * cm).reshape((n, oh, ow, cm))
-            depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16], cm // c,
-                              q, scale, f[21] != 0, f[22], f[23], f[24], out)
+            if cm == c:
+                depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16], q,
+                                  scale, f[21] != 0, f[22], f[23], f[24], out)
+            else:
+                int8.depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16],
+                                       cm // c, q, scale, f[21] != 0, f[22], f[23], f[24],
+                                       out)
         elif op == OP_GEMM:
-            # x, m, k, zx, w_off, n, q, scale, fp32, lo, hi, zp, out
+            # x, m, k, zx, w_off, n, q, scale, fp32, lo, hi, zp, out, packed filter (offset,
+            # rows, columns), packed bias (offset, size)
             m, k, n = f[2], f[3], f[6]
             x = _i8(arena, f[1], m * k).reshape((m, k))
             w = consts[f[5]:f[5] + 4 * k * n].view(np.int32).reshape((k, n))
             q, scale = _rescaling(consts, f[7], f[8], n)
             out = _i8(arena, f[13], m * n).reshape((m, n))
-            gemm(x, f[4], w, q, scale, f[9] != 0, f[10], f[11], f[12], out)
+            if m <= SMALL_ROWS:
+                gemm(x, f[4], w, q, scale, f[9] != 0, f[10], f[11], f[12], out)
+            else:
+                gemm_f32(x, f[4], _packed(consts, f[14], f[15], f[16]),
+                         consts[f[17]:f[17] + 4 * f[18]].view(np.float32), q, scale,
+                         f[9] != 0, f[10], f[11], f[12], out)
         elif op == OP_MEAN:
             # x, n, h, w, c, zx, q, scale, fp32, lo, hi, zp, out
             n, h, wd, c = f[2], f[3], f[4], f[5]
