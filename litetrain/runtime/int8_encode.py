@@ -108,6 +108,31 @@ def encode(step: Step, values: list, consts: Consts) -> Template | None:
     return how(step, s, ins, out, consts)
 
 
+# The template of a step folded into the next one's instruction (it still runs as a step
+# while the executor loads).
+ABSORBED = Template([], (), ())
+
+
+def compose(unary: Step, binary: Step, values: list, consts: Consts) -> Template | None:
+    """``BINARY(x, UNARY(x))`` (swish: ``MUL(x, LOGISTIC(x))``), both encodable, as one
+    unary table over ``x``: the binary table's entry at ``(x, unary table[x])``, which is
+    what the two steps compute (their tables' entries, see :mod:`.quantized.tables`).
+    ``None`` unless the binary step reads exactly ``x`` and the unary's result, whole."""
+    s1, s2 = unary.settings, binary.settings
+    x, y = unary.inputs[0], unary.outputs[0]
+    if (s1.__class__ is not Tabulated or s2.__class__ is not Table or x == y
+            or sorted(binary.inputs) != sorted((x, y))
+            or values[x].shape != values[binary.outputs[0]].shape):
+        return None
+    bits = np.arange(256)
+    lut = s1.table.view(np.uint8).astype(np.int64)
+    pairs = s2.rows[bits, lut] if binary.inputs[0] == x else s2.rows[lut, bits]
+    table = np.ascontiguousarray(pairs).view(np.int8)
+    out = binary.outputs[0]
+    return Template([codes.OP_LOOKUP1, Ref(x), values[x].size, consts.add(table), Ref(out)],
+                    (x,), (out,))
+
+
 def _rescaling(consts: Consts, rescaling: tuple) -> list:
     """``q, scale`` offsets and ``fp32, lo, hi, zp`` of a :func:`compiled_int8.rescaling`."""
     q, scale, fp32, lo, hi, zp = rescaling
@@ -158,12 +183,19 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
 
 
 def _packed(consts: Consts, s: Int8) -> list:
-    """The float32 ``[k, o]`` filter as :func:`litetrain.ops.fast.gemm.pack` lays it out
-    (offset, rows, columns) and a -0.0 bias (offset, size), for many rows' products."""
+    """For many rows' products: the float32 ``[k, o]`` filter as
+    :func:`litetrain.ops.fast.gemm.pack` lays it out (offset, rows, columns), the bias its
+    tiles add (offset, size), and whether that is the node's (XNNPACK's float32
+    rescaling, every bias exact in float32: see ``fast.int8_program._rescale``) or -0.0."""
     filter = np.ascontiguousarray(s.filter, np.float32)
     packed = filter if filter.shape[1] % 16 == 0 else _pack(filter)
-    bias = np.full(-(-filter.shape[1] // 32) * 32, -0.0, np.float32)
-    return [consts.add(packed), *packed.shape, consts.add(bias), bias.size]
+    o = filter.shape[1]
+    bias = np.full(-(-o // 32) * 32, -0.0, np.float32)
+    q, _, fp32 = s.rescaling[:3]
+    biased = bool(fp32) and bool((q[4].astype(np.float32).astype(np.int64) == q[4]).all())
+    if biased:
+        bias[:o] = q[4]
+    return [consts.add(packed), *packed.shape, consts.add(bias), bias.size, int(biased)]
 
 
 def _pack(filter: np.ndarray) -> np.ndarray:

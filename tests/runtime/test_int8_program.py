@@ -21,6 +21,7 @@ import pytest
 import litetrain as lt
 from litetrain.ops import fast
 from litetrain.ops.activations import _softmax_integer
+from litetrain.ops.fast import int8_codes as codes
 from litetrain.ops.quantized.lib import Quantized
 from litetrain.ops.quantized.params import QParams
 from litetrain.runtime import int8_encode, int8_program, plan
@@ -103,6 +104,12 @@ def test_programs_give_the_steps_bits(kind, resolver, batch, monkeypatch):
     assert _programs(it)
     if kind in ("efficientnet_like", "mobilenet_v3_small") and resolver == "default":
         assert _steps(it) == ["int8_program"]  # QUANTIZE ... SOFTMAX, DEQUANTIZE
+    if kind == "efficientnet_like" and resolver == "default":
+        # 16 swish and 5 squeeze-excite swish: LOGISTIC and MUL(x, LOGISTIC(x)) as one
+        # table; the 5 MULs by the excitation stay
+        (program,) = _programs(it)
+        ops = list(program.settings.code[:, 0])
+        assert ops.count(codes.OP_MUL) == 5 and ops.count(codes.OP_LOOKUP1) == 21
 
 
 def test_unencodable_steps_stay_steps():

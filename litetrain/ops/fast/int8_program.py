@@ -225,13 +225,37 @@ def _block_rows(k, n, m):
     return max(8, min(m, (1 << 14) // max(k, n, 1)))
 
 
+@numba.njit(inline="always", **_JIT)
+def _rescale(acc, q, scale, fp32, lo, hi, zp, biased, out):
+    """``out`` [rows, n] from the exact sums ``acc`` as :func:`.int8.requantize` computes
+    it; ``biased``: XNNPACK's float32 form whose bias :func:`.gemm.pointwise` already
+    added (``float32(acc + bias)`` correctly rounded, which is the requantizer's
+    ``float32(float64(acc) + bias)`` for a bias float32 holds exactly), so only
+    ``* scale``, the clamp and the rounding are left: float32 and int32 lanes throughout."""
+    if not biased:
+        requantize(acc, q, scale, fp32, lo, hi, zp, out)
+        return
+    rows, n = acc.shape
+    a, o = acc.reshape(-1), out.reshape(-1)
+    flo, fhi, z = np.float32(lo - zp), np.float32(hi - zp), np.int32(zp)
+    for r in range(rows):
+        base = _U(r * n)
+        for k in range(n):
+            f = a[base + _U(k)] * scale[k]
+            if f < flo:
+                f = flo
+            elif f > fhi:
+                f = fhi
+            o[base + _U(k)] = np.int32(np.rint(f)) + z
+
+
 @numba.njit(**_JIT)
-def gemm_f32(x, zx, wp, bp, q, scale, fp32, lo, hi, zp, out):
+def gemm_f32(x, zx, wp, bp, q, scale, fp32, lo, hi, zp, biased, out):
     """``out`` [m, n] = ``(x - zx) @ w`` rescaled, as the per-step path computes it for
     many rows: the centred rows in float32 (exact), :func:`.gemm.pointwise`'s register
-    tiles (``wp``: the centred filter as :func:`.gemm.pack` lays it out, ``bp``: -0.0;
-    integer sums below 2**24, the node's bound, are exact in any order), the rescaling
-    of :func:`.int8.requantize`; a block of rows at a time."""
+    tiles (``wp``: the centred filter as :func:`.gemm.pack` lays it out, ``bp``: -0.0, or
+    the bias when ``biased``; integer sums below 2**24, the node's bound, are exact in any
+    order), the rescaling (:func:`_rescale`); a block of rows at a time."""
     m, k = x.shape
     n = out.shape[1]
     block = _block_rows(k, n, m)
@@ -245,14 +269,14 @@ def gemm_f32(x, zx, wp, bp, q, scale, fp32, lo, hi, zp, out):
         a = acc[:rows * n].reshape((rows, n))
         pointwise(cols[:rows * k].reshape((rows, k)), wp, a, bp, -_INF, _INF, 0,
                   np.float32(0))
-        requantize(a, q, scale, fp32, lo, hi, zp, dst[r0 * n:(r0 + rows) * n].reshape(
-            (rows, n)))
+        _rescale(a, q, scale, fp32, lo, hi, zp, biased,
+                 dst[r0 * n:(r0 + rows) * n].reshape((rows, n)))
     return out
 
 
 @numba.njit(**_JIT)
 def conv_2d_f32(x, zx, wp, bp, kh, kw, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp,
-                out):
+                biased, out):
     """CONV_2D as the per-step path computes it: a block of output pixels' centred patches
     (:func:`.int8.im2col`), then as :func:`gemm_f32`."""
     c = x.shape[3]
@@ -268,8 +292,8 @@ def conv_2d_f32(x, zx, wp, bp, kh, kw, sh, sw, dh, dw, pt, pl, q, scale, fp32, l
         im2col(x, zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, c2)
         a = acc[:rows * n].reshape((rows, n))
         pointwise(c2, wp, a, bp, -_INF, _INF, 0, np.float32(0))
-        requantize(a, q, scale, fp32, lo, hi, zp, dst[r0 * n:(r0 + rows) * n].reshape(
-            (rows, n)))
+        _rescale(a, q, scale, fp32, lo, hi, zp, biased,
+                 dst[r0 * n:(r0 + rows) * n].reshape((rows, n)))
     return out
 
 
@@ -367,7 +391,7 @@ def run(code, consts, arena):
         if op == OP_CONV:
             # x, n, h, w, c, zx, w_off, kh, kw, o, sh, sw, dh, dw, pt, pl, oh, ow, q, scale,
             # fp32, lo, hi, zp, out, packed filter (offset, rows, columns), packed bias
-            # (offset, size)
+            # (offset, size), biased
             n, h, wd, c, o, kh, kw, oh, ow = f[2], f[3], f[4], f[5], f[10], f[8], f[9], \
                 f[17], f[18]
             x = _i8(arena, f[1], n * h * wd * c).reshape((n, h, wd, c))
@@ -382,7 +406,7 @@ def run(code, consts, arena):
                 conv_2d_f32(x, f[6], _packed(consts, f[26], f[27], f[28]),
                             consts[f[29]:f[29] + 4 * f[30]].view(np.float32), kh, kw, f[11],
                             f[12], f[13], f[14], f[15], f[16], q, scale, f[21] != 0, f[22],
-                            f[23], f[24], out)
+                            f[23], f[24], f[31] != 0, out)
         elif op == OP_DEPTHWISE:
             # x, n, h, w, c, zx, w_off, kh, kw, cm, sh, sw, dh, dw, pt, pl, oh, ow, q, scale,
             # fp32, lo, hi, zp, out
@@ -401,7 +425,7 @@ def run(code, consts, arena):
                                        out)
         elif op == OP_GEMM:
             # x, m, k, zx, w_off, n, q, scale, fp32, lo, hi, zp, out, packed filter (offset,
-            # rows, columns), packed bias (offset, size)
+            # rows, columns), packed bias (offset, size), biased
             m, k, n = f[2], f[3], f[6]
             x = _i8(arena, f[1], m * k).reshape((m, k))
             w = consts[f[5]:f[5] + 4 * k * n].view(np.int32).reshape((k, n))
@@ -412,7 +436,7 @@ def run(code, consts, arena):
             else:
                 gemm_f32(x, f[4], _packed(consts, f[14], f[15], f[16]),
                          consts[f[17]:f[17] + 4 * f[18]].view(np.float32), q, scale,
-                         f[9] != 0, f[10], f[11], f[12], out)
+                         f[9] != 0, f[10], f[11], f[12], f[19] != 0, out)
         elif op == OP_MEAN:
             # x, n, h, w, c, zx, q, scale, fp32, lo, hi, zp, out
             n, h, wd, c = f[2], f[3], f[4], f[5]
