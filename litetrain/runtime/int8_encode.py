@@ -163,9 +163,12 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
         oh, ow = geometry[6:]
         if out.shape != (n, oh, ow, cm):
             return None
+        q, scale = s.rescaling[:2]
+        along = [consts.add(np.tile(q, (1, ow))), consts.add(np.tile(scale, ow))] \
+            if cm == c else []  # the rescaling along a row, as the kernel takes it
         return Template([codes.OP_DEPTHWISE, Ref(xi), n, h, w, c, s.zx, consts.add(s.filter),
-                         kh, kw, cm, *geometry, *_rescaling(consts, s.rescaling), Ref(yi)],
-                        (xi,), (yi,))
+                         kh, kw, cm, *geometry, *_rescaling(consts, s.rescaling), Ref(yi),
+                         *along], (xi,), (yi,))
     o, kh, kw, ci = s.inner.weights.shape
     if s.small is None or c != ci:
         return None

@@ -254,7 +254,8 @@ def test_tiled_kernels_equal_the_int8_kernels():
         np.testing.assert_array_equal(got.reshape(-1, o), want, err_msg=f"conv {trial}")
         wdw = rng.integers(-127, 128, (kh, kw, c)).astype(np.int32)
         r = _rescaling(rng, c)
-        got = module.depthwise_conv_2d(x, zx, wdw, sh, sw, dh, dw, pt, pl, *r,
+        along = (np.tile(r[0], (1, ow)), np.tile(r[1], ow), *r[2:])
+        got = module.depthwise_conv_2d(x, zx, wdw, sh, sw, dh, dw, pt, pl, *along,
                                        np.empty((b, oh, ow, c), np.int8))
         want = int8.depthwise_conv_2d(x, zx, wdw, sh, sw, dh, dw, pt, pl, 1, *r,
                                       np.empty((b, oh, ow, c), np.int8))

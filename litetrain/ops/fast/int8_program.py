@@ -180,7 +180,9 @@ _DEPTHWISE = [(types.Array(types.int8, 4, "C"), _I64, types.int32[:, :, ::1], *(
 def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, zp, out):
     """DEPTHWISE_CONV_2D with a depth multiplier of 1 (as :func:`.int8.depthwise_conv_2d`
     computes it, int32 sums): a whole output row's sums at a time, tap by tap over the
-    row's in-bounds pixels (vector loops over their channels), then rescaled."""
+    row's in-bounds pixels (vector loops over their channels), then rescaled in one loop
+    over the row: ``q`` and ``scale`` are the per-channel ones repeated ``ow`` times (a
+    loop over one pixel's few channels would not be vectorized)."""
     n, h, wd, c = x.shape
     kh, kw, _ = w.shape
     _, oh, ow, _ = out.shape
@@ -207,10 +209,8 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, q, scale, fp32, lo, hi, 
                         for ch in range(c):
                             acc[a + _U(ch)] += (np.int32(src[p + _U(ch)]) - z) \
                                 * wf[tap + _U(ch)]
-            base = (bi * oh + oy) * ow * c
-            for ox in range(ow):
-                _rescale_row(acc, _U(ox * c), flat, _U(base + ox * c), c, q, scale, fp32,
-                             lo, hi, zp)
+            _rescale_row(acc, _U(0), flat, _U((bi * oh + oy) * ow * c), ow * c, q, scale,
+                         fp32, lo, hi, zp)
     return out
 
 
@@ -238,15 +238,20 @@ def _rescale(acc, q, scale, fp32, lo, hi, zp, biased, out):
     rows, n = acc.shape
     a, o = acc.reshape(-1), out.reshape(-1)
     flo, fhi, z = np.float32(lo - zp), np.float32(hi - zp), np.int32(zp)
-    for r in range(rows):
-        base = _U(r * n)
-        for k in range(n):
-            f = a[base + _U(k)] * scale[k]
+    # eight rows per loop, over the scales repeated eight times: a loop over one row's
+    # few channels would not be vectorized
+    along = np.empty(8 * n, np.float32)
+    for e in range(8 * n):
+        along[e] = scale[e % n]
+    for r0 in range(0, rows, 8):
+        base = _U(r0 * n)
+        for e in range(min(8, rows - r0) * n):
+            f = a[base + _U(e)] * along[e]
             if f < flo:
                 f = flo
             elif f > fhi:
                 f = fhi
-            o[base + _U(k)] = np.int32(np.rint(f)) + z
+            o[base + _U(e)] = np.int32(np.rint(f)) + z
 
 
 @numba.njit(**_JIT)
@@ -409,7 +414,7 @@ def run(code, consts, arena):
                             f[23], f[24], f[31] != 0, out)
         elif op == OP_DEPTHWISE:
             # x, n, h, w, c, zx, w_off, kh, kw, cm, sh, sw, dh, dw, pt, pl, oh, ow, q, scale,
-            # fp32, lo, hi, zp, out
+            # fp32, lo, hi, zp, out, q and scale repeated ow times (multiplier 1)
             n, h, wd, c, cm, kh, kw, oh, ow = f[2], f[3], f[4], f[5], f[10], f[8], f[9], \
                 f[17], f[18]
             x = _i8(arena, f[1], n * h * wd * c).reshape((n, h, wd, c))
@@ -417,8 +422,9 @@ def run(code, consts, arena):
             q, scale = _rescaling(consts, f[19], f[20], cm)
             out = _i8(arena, f[25], n * oh * ow * cm).reshape((n, oh, ow, cm))
             if cm == c:
-                depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16], q,
-                                  scale, f[21] != 0, f[22], f[23], f[24], out)
+                qt, st = _rescaling(consts, f[26], f[27], ow * c)
+                depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16], qt,
+                                  st, f[21] != 0, f[22], f[23], f[24], out)
             else:
                 int8.depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16],
                                        cm // c, q, scale, f[21] != 0, f[22], f[23], f[24],
