@@ -23,6 +23,7 @@ from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .arena import reuse_buffers
 from .fold import foldable_nodes, shape_key
+from .int8_program import int8_programs
 from .liveness import is_stand_in, release_points, stand_in
 from .program import Instruction, compile_steps
 from .simplify import drop_unused, specialise
@@ -135,6 +136,7 @@ class Plan:
             constants[i] = values[i]
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
+        steps = int8_programs(steps, values, self.subgraph.inputs, self.subgraph.outputs)
         drops = release_points(steps, kept)
         kept_buffers = reuse_buffers(steps, values, self.subgraph.outputs)
         self._per_shapes[key] = (kept_buffers, constants, drops,
