@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compiled_vnni
 from .common import window_geometry
 from .fast import Loader, WithKernels, kernels
 from .quantized.fixed_point import activation_range
@@ -123,14 +124,24 @@ def _conv(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [o, kh, kw, ci], centred
     if w.ndim != 4 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "conv", w.shape[0], np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
+    return _with_vnni(Int8(s, loader, "conv", w.shape[0],
+                           np.ascontiguousarray(w.reshape(w.shape[0], -1).T)), info)
 
 
 def _fully_connected(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [units, depth], centred
     if w.ndim != 2 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "fully_connected", w.shape[0], np.ascontiguousarray(w.T))
+    return _with_vnni(Int8(s, loader, "fully_connected", w.shape[0], np.ascontiguousarray(w.T)),
+                      info)
+
+
+def _with_vnni(s: Int8, info: NodeInfo) -> Int8:
+    """``s`` with its AVX-512 VNNI plan (:mod:`.compiled_vnni`; ``None`` where the CPU or
+    the node does not qualify)."""
+    s.vnni = compiled_vnni.plan(s.filter, s.rescaling, s.zx, info.inputs[s.x_pos].dtype,
+                                s.out_dtype, max_centred(s.inner.qin[s.x_pos]))
+    return s
 
 
 _CHOOSE = {"depthwise_conv_2d": _depthwise, "conv_2d": _conv,
@@ -213,8 +224,15 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     o, kh, kw, ci = s.inner.weights.shape
     if x.ndim != 4 or x.shape[3] != ci:
         return None  # grouped (or malformed): the wrapped kernel handles or reports it
-    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
+    geometry = window_geometry(s.geometry, s, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = geometry
     n = x.shape[0]
+    if s.vnni is not None:
+        out = (compiled_vnni.run_gemm(s.vnni, x.reshape(-1, ci))
+               if kh == kw == 1 and sh == sw == 1 and pt == pl == 0
+               else compiled_vnni.run_conv(s.vnni, x, kh, kw, geometry))
+        if out is not None:
+            return out.reshape(n, oh, ow, o)
     if kh == kw == 1 and sh == sw == 1:
         return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
     x = np.ascontiguousarray(x)
@@ -228,7 +246,11 @@ def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     units, depth = s.inner.weights.shape
     if x.size % depth:
         return None
-    out = _product(s, module, x.reshape(-1, depth))
+    out = None
+    if s.vnni is not None and x.size // depth > SMALL_ROWS:
+        out = compiled_vnni.run_gemm(s.vnni, x.reshape(-1, depth))
+    if out is None:
+        out = _product(s, module, x.reshape(-1, depth))
     if s.get("keep_num_dims", False):
         out = out.reshape(*x.shape[:-1], units)
     return out
