@@ -80,6 +80,7 @@ class Int8(_Wrapping):
         self.small = (np.ascontiguousarray(filter, np.int32)
                       if kind != "depthwise" and self.out_dtype in _EIGHT else None)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.vnni: compiled_vnni.Plan | None = None  # CONV_2D / FULLY_CONNECTED: _with_vnni
 
 
 def rescaling(r: Requantizer, channels: int) -> tuple:
@@ -136,6 +137,16 @@ def _fully_connected(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
                       info)
 
 
+def _tabled(s: Int8, out: np.ndarray) -> np.ndarray:
+    """``out`` through the node's fused output table (``s.vnni.table``, see
+    :mod:`.compiled_vnni`) when it has one: the VNNI kernels apply it as they store, every
+    other path here."""
+    p = s.vnni
+    if p is None or p.table.size != 256:
+        return out
+    return p.table[out.view(np.uint8)].view(out.dtype)
+
+
 def _with_vnni(s: Int8, info: NodeInfo) -> Int8:
     """``s`` with its AVX-512 VNNI plan (:mod:`.compiled_vnni`; ``None`` where the CPU or
     the node does not qualify)."""
@@ -165,9 +176,9 @@ def gemm(variant: Variant) -> Variant:
         x = inputs[0]
         if (module is None or x.__class__ is not np.ndarray
                 or x.dtype != s.inner.qin[0].dtype):
-            return variant.kernel(s.inner, *inputs)
+            return _tabled(s, variant.kernel(s.inner, *inputs))
         out = _RUN[s.kind](s, module, x)
-        return variant.kernel(s.inner, *inputs) if out is None else out
+        return _tabled(s, variant.kernel(s.inner, *inputs)) if out is None else out
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 
@@ -234,12 +245,12 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
         if out is not None:
             return out.reshape(n, oh, ow, o)
     if kh == kw == 1 and sh == sw == 1:
-        return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
+        return _tabled(s, _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o))
     x = np.ascontiguousarray(x)
 
     def patches(cols, r0):
         module.im2col(x, s.zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols)
-    return _blocked(s, module, n * oh * ow, patches).reshape(n, oh, ow, o)
+    return _tabled(s, _blocked(s, module, n * oh * ow, patches).reshape(n, oh, ow, o))
 
 
 def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
@@ -250,7 +261,7 @@ def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     if s.vnni is not None and x.size // depth > SMALL_ROWS:
         out = compiled_vnni.run_gemm(s.vnni, x.reshape(-1, depth))
     if out is None:
-        out = _product(s, module, x.reshape(-1, depth))
+        out = _tabled(s, _product(s, module, x.reshape(-1, depth)))
     if s.get("keep_num_dims", False):
         out = out.reshape(*x.shape[:-1], units)
     return out

@@ -20,8 +20,11 @@ int8 kernels (so never in a one-shot run); until then, and where a run does not 
 (another input type or shape), :mod:`.compiled_int8`'s own path runs. Results are the
 same exact integers, rescaled alike, either way.
 
-``table`` (a 256-entry ``uint8`` array, empty for none) is the output lookup fused into
-the kernels' store: ``out = table[byte of the rescaled output]`` (see :mod:`.fast.vnni`).
+``Plan.table`` (a 256-entry ``uint8`` array; empty, the default, for none) is an
+elementwise op fused into the node (e.g. int8 swish): set it, and the node's kernel
+returns ``table[b]`` for each rescaled output byte ``b`` (its bits: ``out.view(uint8)``)
+on every path — the VNNI kernels as they store, :mod:`.compiled_int8`'s other paths
+after (``_tabled``).
 """
 
 from __future__ import annotations

@@ -155,18 +155,31 @@ def test_both_rescaling_forms_are_exercised(rng):
 
 
 @needs_vnni
+@pytest.mark.parametrize("op", ["conv_2d", "fully_connected"])
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-def test_output_table_is_applied_to_the_output_bytes(dtype, rng):
-    """``out = table[byte]`` with the identity and a random permutation, 1×1 and 3×3."""
+def test_output_table_is_applied_to_the_output_bytes(op, dtype, rng, monkeypatch,
+                                                     vnni_calls):
+    """``out = table[byte]`` with the identity and a random permutation (the stem, 1×1
+    and k×k), through the VNNI kernels and through every other path of the node's
+    kernel (VNNI or int8 kernels not loaded)."""
     module = _loaded("int8")
+    kernel = lookup(op).integer.kernel
     for trial in (0, 1, 2, 4):
-        inputs, qin, oq, attrs = _case(rng, "conv_2d", dtype, trial)
-        s = _prepared("conv_2d", inputs, qin, oq, attrs, OpResolverType.AUTO)
+        inputs, qin, oq, attrs = _case(rng, op, dtype, trial)
+        s = _prepared(op, inputs, qin, oq, attrs, OpResolverType.AUTO)
         plain = compiled_int8._RUN[s.kind](s, module, inputs[0])
         for table in (np.arange(256, dtype=np.uint8), rng.permutation(256).astype(np.uint8)):
+            want = table[plain.view(np.uint8)].view(plain.dtype)
             s.vnni.table = table
-            got = compiled_int8._RUN[s.kind](s, module, inputs[0])
-            np.testing.assert_array_equal(got.view(np.uint8), table[plain.view(np.uint8)])
+            before = dict(vnni_calls)
+            np.testing.assert_array_equal(kernel(s, *inputs), want)
+            assert vnni_calls != before
+            with monkeypatch.context() as m:
+                m.setattr(compiled_vnni.Plan, "module", lambda self: None)
+                np.testing.assert_array_equal(kernel(s, *inputs), want)
+                m.setattr(s.loader, "module", None)
+                np.testing.assert_array_equal(kernel(s, *inputs), want)
+            assert vnni_calls != before
         s.vnni.table = compiled_vnni.NO_TABLE
 
 

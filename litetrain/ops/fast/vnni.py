@@ -56,6 +56,8 @@ _FEATURES = _ll.get_host_cpu_features()
 if not all(_FEATURES.get(f, False) for f in ("avx512f", "avx512bw", "avx512vnni")):
     raise ImportError("this CPU has no AVX-512 VNNI")
 
+# VBMI (vpermi2b) looks the output table up in registers; without it, byte by byte
+_VBMI = bool(_FEATURES.get("avx512vbmi", False))
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _U = np.uint64
 _I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -161,15 +163,46 @@ def _rescaled(context, builder, sig, acc, q, qs, scale, ch, fp32, lo, hi, zp):
     return out
 
 
+def _looked_up(context, builder, tty, table, v):
+    """``table[v]`` per lane (``v`` <16 x i8>, ``table`` 256 bytes) with AVX-512 VBMI:
+    two 128-entry ``vpermi2b`` lookups, picked by each byte's top bit."""
+    v64 = ir.VectorType(_I8, 64)
+    base = _at(context, builder, tty, table, ir.Constant(_I64, 0), v64.as_pointer())
+    quarters = [builder.load(builder.gep(base, [ir.Constant(_I32, k)]), align=1)
+                for k in range(4)]
+    wide = builder.shuffle_vector(v, ir.Constant(_VI8, None),
+                                  ir.Constant(ir.VectorType(_I32, 64), list(range(16)) * 4))
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v64, [v64] * 3),
+                                        "llvm.x86.avx512.vpermi2var.qi.512")
+    first = ir.Constant(ir.VectorType(_I32, 16), list(range(16)))
+    low = builder.shuffle_vector(builder.call(fn, [quarters[0], wide, quarters[1]]),
+                                 ir.Constant(v64, None), first)
+    high = builder.shuffle_vector(builder.call(fn, [quarters[2], wide, quarters[3]]),
+                                  ir.Constant(v64, None), first)
+    return builder.select(builder.icmp_signed("<", v, ir.Constant(_VI8, None)), high, low)
+
+
 @intrinsic
-def _finish(typingctx, acc, q, qs, scale, ch, fp32, lo, hi, zp, out, index, width):
+def _finish(typingctx, acc, q, qs, scale, ch, fp32, lo, hi, zp, table, out, index, width):
     """``out[index:index + width]`` (bytes; ``width`` ≤ 16, 0 stores nothing) = the
-    rescaled accumulators ``acc`` of channels ``ch, ...`` (module doc)."""
+    rescaled accumulators ``acc`` of channels ``ch, ...`` (module doc), looked up in
+    ``table`` when it has 256 entries and the CPU has VBMI (else :func:`_store` does)."""
     def codegen(context, builder, signature, args):
-        acc, q, qs, scale, ch, fp32, lo, hi, zp, out, index, width = args
+        acc, q, qs, scale, ch, fp32, lo, hi, zp, table, out, index, width = args
         v = builder.trunc(_rescaled(context, builder, signature, acc, q, qs, scale, ch,
                                     fp32, lo, hi, zp), _VI8)
-        ptr = _at(context, builder, signature.args[9], out, index, _VI8.as_pointer())
+        if _VBMI:
+            tty = signature.args[9]
+            n = context.make_array(tty)(context, builder, table).nitems
+            before = builder.block
+            with builder.if_then(builder.icmp_signed("==", n, ir.Constant(n.type, 256))):
+                looked = _looked_up(context, builder, tty, table, v)
+                from_table = builder.block
+            plain = v
+            v = builder.phi(_VI8)
+            v.add_incoming(looked, from_table)
+            v.add_incoming(plain, before)
+        ptr = _at(context, builder, signature.args[10], out, index, _VI8.as_pointer())
         full = builder.icmp_signed(">=", width, ir.Constant(width.type, 16))
         with builder.if_else(full, likely=True) as (whole, part):
             with whole:
@@ -183,14 +216,14 @@ def _finish(typingctx, acc, q, qs, scale, ch, fp32, lo, hi, zp, out, index, widt
                 builder.call(fn, [v, ptr, ir.Constant(_I32, 1), m])
         return context.get_dummy_value()
     i64 = types.int64
-    return (types.void(_VEC, q, i64, scale, i64, types.boolean, i64, i64, i64, out, i64,
-                       i64), codegen)
+    return (types.void(_VEC, q, i64, scale, i64, types.boolean, i64, i64, i64, table, out,
+                       i64, i64), codegen)
 
 
 @numba.njit(inline="always", **_JIT)
 def _store(acc, q, qs, scale, ch, fp32, lo, hi, zp, table, of, index, width):
-    _finish(acc, q, qs, scale, ch, fp32, lo, hi, zp, of, index, width)
-    if table.size == 256:
+    _finish(acc, q, qs, scale, ch, fp32, lo, hi, zp, table, of, index, width)
+    if not _VBMI and table.size == 256:
         for j in range(width):
             of[_U(index + j)] = table[of[_U(index + j)]]
 
