@@ -150,8 +150,13 @@ def _tabled(s: Int8, out: np.ndarray) -> np.ndarray:
 def _with_vnni(s: Int8, info: NodeInfo) -> Int8:
     """``s`` with its AVX-512 VNNI plan (:mod:`.compiled_vnni`; ``None`` where the CPU or
     the node does not qualify)."""
+    direct = 0
+    if s.kind == "conv":  # k×k (or strided) without dilation along the width: in place
+        _, kh, kw, _ = s.inner.weights.shape
+        if int(info.attrs.get("dilation_w_factor", 1)) == 1 and kh * kw > 1:
+            direct = kh
     s.vnni = compiled_vnni.plan(s.filter, s.rescaling, s.zx, info.inputs[s.x_pos].dtype,
-                                s.out_dtype, max_centred(s.inner.qin[s.x_pos]))
+                                s.out_dtype, max_centred(s.inner.qin[s.x_pos]), direct)
     return s
 
 

@@ -70,6 +70,7 @@ class Plan:
     pad: int  # the unsigned byte of a padding tap: zx + off
     channels: int
     out_dtype: np.dtype
+    direct: bool  # wpack in conv_2d_direct's layout (filter rows padded to whole words)
     table: np.ndarray = field(default_factory=lambda: NO_TABLE)
 
     def module(self):
@@ -97,11 +98,25 @@ def pack_filter(w: np.ndarray) -> np.ndarray:
                                 ).reshape(tiles, k4, 64)
 
 
+def direct_filter(w: np.ndarray, kh: int) -> np.ndarray:
+    """The GEMM filter ``[kh * run, o]`` (taps row by row) as ``[kh * run4, o]``: each
+    filter row's ``run`` values padded with zeros to whole words (``run4``), the layout
+    :func:`.fast.vnni.conv_2d_direct` reads."""
+    k, o = w.shape
+    run = k // kh
+    run4 = -(-run // 4) * 4
+    out = np.zeros((kh, run4, o), w.dtype)
+    out[:, :run] = w.reshape(kh, run, o)
+    return out.reshape(kh * run4, o)
+
+
 def plan(w: np.ndarray, rescaling: tuple, zx: int, x_dtype: np.dtype, out_dtype: np.dtype,
-         x_max: int) -> Plan | None:
+         x_max: int, direct_rows: int = 0) -> Plan | None:
     """The node's :class:`Plan`, or ``None`` when it does not qualify (module doc): ``w``
     the centred GEMM filter ``[k, o]`` (integer values), ``rescaling`` as
-    :func:`.compiled_int8.rescaling` gives it, ``x_max`` the largest ``|x - zx|``."""
+    :func:`.compiled_int8.rescaling` gives it, ``x_max`` the largest ``|x - zx|``;
+    ``direct_rows`` the filter's height ``kh`` when a CONV_2D runs in place
+    (:func:`.fast.vnni.conv_2d_direct`: no dilation along the width), else 0."""
     if not host_has_vnni() or np.dtype(x_dtype) not in _EIGHT \
             or np.dtype(out_dtype) not in _EIGHT:
         return None
@@ -128,9 +143,10 @@ def plan(w: np.ndarray, rescaling: tuple, zx: int, x_dtype: np.dtype, out_dtype:
     padded_scale[:o] = scale
     # the start values wrap as the kernel's sums do: only the final value must fit
     init32 = (init & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
-    return Plan(loader, pack_filter(wi), init32, q, padded_scale, bool(fp32), int(lo),
-                int(hi), int(zp), 0x80 if off else 0, (zx + off) & 0xFF, o,
-                np.dtype(out_dtype))
+    packed = pack_filter(direct_filter(wi, direct_rows) if direct_rows else wi)
+    return Plan(loader, packed, init32, q, padded_scale, bool(fp32), int(lo), int(hi),
+                int(zp), 0x80 if off else 0, (zx + off) & 0xFF, o, np.dtype(out_dtype),
+                bool(direct_rows))
 
 
 def run_gemm(p: Plan, x: np.ndarray) -> np.ndarray | None:
@@ -153,6 +169,13 @@ def run_conv(p: Plan, x: np.ndarray, kh: int, kw: int, geometry: tuple) -> np.nd
         return None
     sh, sw, dh, dw, pt, pl, oh, ow = geometry
     out = np.empty((x.shape[0] * oh * ow, p.channels), p.out_dtype)
-    module.conv_2d(np.ascontiguousarray(x).view(np.uint8), p.flip, p.pad, kh, kw, sh, sw,
-                   dh, dw, pt, pl, oh, ow, *p.constants(), out.view(np.uint8))
+    x = np.ascontiguousarray(x).view(np.uint8)
+    if p.direct:
+        if dw != 1:
+            return None
+        module.conv_2d_direct(x, p.flip, p.pad, kh, kw, sh, sw, dh, pt, pl, oh, ow,
+                              *p.constants(), out.view(np.uint8))
+    else:
+        module.conv_2d(x, p.flip, p.pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
+                       *p.constants(), out.view(np.uint8))
     return out

@@ -131,17 +131,20 @@ def vnni_calls(monkeypatch):
 def test_vnni_equals_the_numpy_integer_kernel(op, dtype, resolver, rng, vnni_calls):
     module = _loaded("int8")
     variant = lookup(op).integer
+    direct = set()
     for trial in range(10):
         inputs, qin, oq, attrs = _case(rng, op, dtype, trial)
         s = _prepared(op, inputs, qin, oq, attrs, resolver)
         assert isinstance(s, compiled_int8.Int8) and s.vnni is not None, (op, trial)
+        if op == "conv_2d" and inputs[1].shape[1] * inputs[1].shape[2] > 1:
+            direct.add(s.vnni.direct)  # in place, or patch rows gathered (dilated)
         want = variant.kernel.wraps.kernel(s.inner, *inputs)  # the NumPy kernel
         got = compiled_int8._RUN[s.kind](s, module, inputs[0])
         assert got.dtype == want.dtype == oq.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want, err_msg=f"{op} {trial} {attrs}")
     assert vnni_calls["gemm"] + vnni_calls["conv"] == 10
     if op == "conv_2d":
-        assert vnni_calls["gemm"] and vnni_calls["conv"]
+        assert vnni_calls["gemm"] and vnni_calls["conv"] and direct == {True, False}
 
 
 @needs_vnni

@@ -229,30 +229,30 @@ def _store(acc, q, qs, scale, ch, fp32, lo, hi, zp, table, of, index, width):
 
 
 @numba.njit(inline="always", **_JIT)
-def _steps(kb, r):
-    """Offsets of a tile's eight rows (row stride ``kb``); past the ``r`` real rows the
-    tile repeats the last one (computed, never stored)."""
-    return (0, min(1, r - 1) * kb, min(2, r - 1) * kb, min(3, r - 1) * kb,
-            min(4, r - 1) * kb, min(5, r - 1) * kb, min(6, r - 1) * kb, min(7, r - 1) * kb)
+def _rows8(bases, r0, r):
+    """Offsets of a tile's eight rows; past the ``r`` real rows the tile repeats the
+    last one (computed, never stored)."""
+    return (bases[r0], bases[r0 + min(1, r - 1)], bases[r0 + min(2, r - 1)],
+            bases[r0 + min(3, r - 1)], bases[r0 + min(4, r - 1)], bases[r0 + min(5, r - 1)],
+            bases[r0 + min(6, r - 1)], bases[r0 + min(7, r - 1)])
 
 
 @numba.njit(inline="always", **_JIT)
-def _pair(af, rows, kb, wf, w0, init, q, qs, scale, ch, fp32, lo, hi, zp, table, of, o0,
-          o, w_a, w_b):
-    """``rows`` patch rows (``af``, row stride ``kb``) by the 32 channels ``ch, ...``
-    (filter tiles at ``wf[w0:]``, then ``wf[w0 + 16 * kb:]``), eight rows a register
-    tile; outputs at ``of[o0:]`` (row stride ``o``; ``w_a``, ``w_b`` valid channels of
-    each half)."""
-    w1 = w0 + 16 * kb
-    for r0 in range(0, rows, _ROWS):
-        r = min(_ROWS, rows - r0)
-        s0, s1, s2, s3, s4, s5, s6, s7 = _steps(kb, r)
-        x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
-        y0 = y1 = y2 = y3 = y4 = y5 = y6 = y7 = _load(init, ch + 16)
-        a = r0 * kb
-        for i in range(0, kb, 4):
-            wa = _load(wf, w0 + 16 * i)
-            wb = _load(wf, w1 + 16 * i)
+def _pair(af, bases, r0, r, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale, ch, fp32,
+          lo, hi, zp, table, of, d, o, w_a, w_b):
+    """One register tile: rows ``r0 .. r0 + r`` (``r`` ≤ 8) by the 32 channels ``ch, ...``
+    (filter tiles at ``wf[w0:]`` and ``wf[w1:]``). Row ``j``'s patch is ``nseg`` runs of
+    ``slen`` bytes of ``af``, ``sstride`` apart, from ``bases[j]``; outputs at ``of[d:]``
+    (row stride ``o``; ``w_a``, ``w_b`` valid channels of each half)."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = _rows8(bases, r0, r)
+    x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
+    y0 = y1 = y2 = y3 = y4 = y5 = y6 = y7 = _load(init, ch + 16)
+    for g in range(nseg):
+        a = g * sstride
+        k = g * slen
+        for i in range(0, slen, 4):
+            wa = _load(wf, w0 + 16 * (k + i))
+            wb = _load(wf, w1 + 16 * (k + i))
             p = a + i
             x0 = _dot(x0, af, p + s0, wa)
             y0 = _dot(y0, af, p + s0, wb)
@@ -270,50 +270,43 @@ def _pair(af, rows, kb, wf, w0, init, q, qs, scale, ch, fp32, lo, hi, zp, table,
             y6 = _dot(y6, af, p + s6, wb)
             x7 = _dot(x7, af, p + s7, wa)
             y7 = _dot(y7, af, p + s7, wb)
-        d = o0 + r0 * o
-        c2 = ch + 16
-        _store(x0, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d, w_a)
-        _store(y0, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 16, w_b)
-        _store(x1, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + o, w_a if r > 1 else 0)
-        _store(y1, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + o + 16,
-               w_b if r > 1 else 0)
-        _store(x2, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 2 * o,
-               w_a if r > 2 else 0)
-        _store(y2, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 2 * o + 16,
-               w_b if r > 2 else 0)
-        _store(x3, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 3 * o,
-               w_a if r > 3 else 0)
-        _store(y3, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 3 * o + 16,
-               w_b if r > 3 else 0)
-        _store(x4, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 4 * o,
-               w_a if r > 4 else 0)
-        _store(y4, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 4 * o + 16,
-               w_b if r > 4 else 0)
-        _store(x5, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 5 * o,
-               w_a if r > 5 else 0)
-        _store(y5, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 5 * o + 16,
-               w_b if r > 5 else 0)
-        _store(x6, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 6 * o,
-               w_a if r > 6 else 0)
-        _store(y6, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 6 * o + 16,
-               w_b if r > 6 else 0)
-        _store(x7, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 7 * o,
-               w_a if r > 7 else 0)
-        _store(y7, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 7 * o + 16,
-               w_b if r > 7 else 0)
+    c2 = ch + 16
+    _store(x0, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d, w_a)
+    _store(y0, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 16, w_b)
+    _store(x1, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + o, w_a if r > 1 else 0)
+    _store(y1, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + o + 16,
+           w_b if r > 1 else 0)
+    _store(x2, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 2 * o, w_a if r > 2 else 0)
+    _store(y2, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 2 * o + 16,
+           w_b if r > 2 else 0)
+    _store(x3, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 3 * o, w_a if r > 3 else 0)
+    _store(y3, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 3 * o + 16,
+           w_b if r > 3 else 0)
+    _store(x4, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 4 * o, w_a if r > 4 else 0)
+    _store(y4, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 4 * o + 16,
+           w_b if r > 4 else 0)
+    _store(x5, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 5 * o, w_a if r > 5 else 0)
+    _store(y5, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 5 * o + 16,
+           w_b if r > 5 else 0)
+    _store(x6, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 6 * o, w_a if r > 6 else 0)
+    _store(y6, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 6 * o + 16,
+           w_b if r > 6 else 0)
+    _store(x7, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 7 * o, w_a if r > 7 else 0)
+    _store(y7, q, qs, scale, c2, fp32, lo, hi, zp, table, of, d + 7 * o + 16,
+           w_b if r > 7 else 0)
 
 
 @numba.njit(inline="always", **_JIT)
-def _single(af, rows, kb, wf, w0, init, q, qs, scale, ch, fp32, lo, hi, zp, table, of, o0,
-            o, w_a):
+def _single(af, bases, r0, r, nseg, sstride, slen, wf, w0, init, q, qs, scale, ch, fp32, lo,
+            hi, zp, table, of, d, o, w_a):
     """:func:`_pair` for the last sixteen channels."""
-    for r0 in range(0, rows, _ROWS):
-        r = min(_ROWS, rows - r0)
-        s0, s1, s2, s3, s4, s5, s6, s7 = _steps(kb, r)
-        x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
-        a = r0 * kb
-        for i in range(0, kb, 4):
-            wa = _load(wf, w0 + 16 * i)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _rows8(bases, r0, r)
+    x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
+    for g in range(nseg):
+        a = g * sstride
+        k = g * slen
+        for i in range(0, slen, 4):
+            wa = _load(wf, w0 + 16 * (k + i))
             p = a + i
             x0 = _dot(x0, af, p + s0, wa)
             x1 = _dot(x1, af, p + s1, wa)
@@ -323,47 +316,46 @@ def _single(af, rows, kb, wf, w0, init, q, qs, scale, ch, fp32, lo, hi, zp, tabl
             x5 = _dot(x5, af, p + s5, wa)
             x6 = _dot(x6, af, p + s6, wa)
             x7 = _dot(x7, af, p + s7, wa)
-        d = o0 + r0 * o
-        _store(x0, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d, w_a)
-        _store(x1, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + o, w_a if r > 1 else 0)
-        _store(x2, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 2 * o,
-               w_a if r > 2 else 0)
-        _store(x3, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 3 * o,
-               w_a if r > 3 else 0)
-        _store(x4, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 4 * o,
-               w_a if r > 4 else 0)
-        _store(x5, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 5 * o,
-               w_a if r > 5 else 0)
-        _store(x6, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 6 * o,
-               w_a if r > 6 else 0)
-        _store(x7, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 7 * o,
-               w_a if r > 7 else 0)
+    _store(x0, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d, w_a)
+    _store(x1, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + o, w_a if r > 1 else 0)
+    _store(x2, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 2 * o, w_a if r > 2 else 0)
+    _store(x3, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 3 * o, w_a if r > 3 else 0)
+    _store(x4, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 4 * o, w_a if r > 4 else 0)
+    _store(x5, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 5 * o, w_a if r > 5 else 0)
+    _store(x6, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 6 * o, w_a if r > 6 else 0)
+    _store(x7, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 7 * o, w_a if r > 7 else 0)
 
 
 _BYTES = types.uint8[::1]
+_I64S = types.int64
 _CONSTS = (types.int8[:, :, ::1], types.int32[::1], types.int64[:, ::1], types.float32[::1],
-           types.boolean, types.int64, types.int64, types.int64, _BYTES)
+           types.boolean, _I64S, _I64S, _I64S, _BYTES)
 
 
-@numba.njit([(_BYTES, types.int64, types.int64, *_CONSTS, _BYTES, types.int64, types.int64)],
+@numba.njit([(_BYTES, types.int64[::1], *(_I64S,) * 4, *_CONSTS, _BYTES, _I64S, _I64S)],
             **_JIT)
-def _block(af, rows, kb, wpack, init, q, scale, fp32, lo, hi, zp, table, of, o0, o):
-    """``of[o0 + r * o + c]`` = the rescaled product of patch row ``r < rows`` (``af``,
-    row stride ``kb``) with the packed filter, channel tiles outer (the block's patches
-    stay in cache). Called, not inlined: one compiled copy serves every kernel."""
+def _block(af, bases, rows, nseg, sstride, slen, wpack, init, q, scale, fp32, lo, hi, zp,
+           table, of, o0, o):
+    """``of[o0 + j * o + c]`` = the rescaled product of patch row ``j < rows`` (see
+    :func:`_pair`) with the packed filter, channel tiles outer (the block's patches stay
+    in cache). Called, not inlined: one compiled copy serves every kernel."""
     tiles = wpack.shape[0]
     wf = wpack.reshape(wpack.size)
     qf = q.reshape(q.size)
     qs = q.shape[1]
-    step = 16 * kb
+    step = 16 * nseg * slen
     for t in range(0, tiles, 2):
         w_a = min(16, o - 16 * t)
-        if t + 1 < tiles:
-            _pair(af, rows, kb, wf, t * step, init, qf, qs, scale, 16 * t, fp32, lo, hi, zp,
-                  table, of, o0 + 16 * t, o, w_a, min(16, o - 16 * t - 16))
-        else:
-            _single(af, rows, kb, wf, t * step, init, qf, qs, scale, 16 * t, fp32, lo, hi,
-                    zp, table, of, o0 + 16 * t, o, w_a)
+        w_b = min(16, o - 16 * t - 16)
+        for r0 in range(0, rows, _ROWS):
+            r = min(_ROWS, rows - r0)
+            d = o0 + r0 * o + 16 * t
+            if t + 1 < tiles:
+                _pair(af, bases, r0, r, nseg, sstride, slen, wf, t * step, t * step + step,
+                      init, qf, qs, scale, 16 * t, fp32, lo, hi, zp, table, of, d, o, w_a, w_b)
+            else:
+                _single(af, bases, r0, r, nseg, sstride, slen, wf, t * step, init, qf, qs,
+                        scale, 16 * t, fp32, lo, hi, zp, table, of, d, o, w_a)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -415,18 +407,20 @@ def _gather(src, h, wd, c, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0
 @numba.njit(inline="always", **_JIT)
 def _conv(src, n, h, wd, c, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, wpack, init,
           q, scale, fp32, lo, hi, zp, table, of):
+    """CONV_2D through patch rows gathered a block at a time (any geometry)."""
     o = of.size // max(1, n * oh * ow)
     kb = wpack.shape[1] * 4
     rows_all = n * oh * ow
     block = max(_ROWS, min(_MAX_ROWS, _BLOCK_BYTES // kb))
     block -= block % _ROWS
     scratch = np.empty(min(block, rows_all) * kb, np.uint8)
+    bases = np.arange(min(block, rows_all)) * kb
     for r0 in range(0, rows_all, block):
         rows = min(block, rows_all - r0)
         _gather(src, h, wd, c, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, rows,
                 kb, scratch)
-        _block(scratch, rows, kb, wpack, init, q, scale, fp32, lo, hi, zp, table, of,
-               r0 * o, o)
+        _block(scratch, bases, rows, 1, 0, kb, wpack, init, q, scale, fp32, lo, hi, zp,
+               table, of, r0 * o, o)
 
 
 _X4 = types.Array(types.uint8, 4, "C", readonly=True)
@@ -434,20 +428,20 @@ _X2 = types.Array(types.uint8, 2, "C", readonly=True)
 _OUT = types.uint8[:, ::1]
 
 
-@numba.njit([(_X4, types.int64, types.int64, *(types.int64,) * 10, *_CONSTS, _OUT)], **_JIT)
+@numba.njit([(_X4, _I64S, _I64S, *(_I64S,) * 10, *_CONSTS, _OUT)], **_JIT)
 def conv_2d(x, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, wpack, init, q, scale,
             fp32, lo, hi, zp, table, out):
     """``out`` [n * oh * ow, o] (bytes) = CONV_2D of ``x`` [n, h, w, c] (the 8-bit input's
     bytes; ``flip`` 0x80 for int8, 0 for uint8; ``pad`` the byte ``zx + off`` of a
-    padding tap) with the packed filter ``wpack`` [tiles, K4, 64], rescaled (module
-    doc)."""
+    padding tap) with the filter packed as ``[tiles, K4, 64]`` from ``[k, o]`` (taps
+    ``(i, j)`` then channels), rescaled (module doc); gathers patch rows (any dilation)."""
     n, h, wd, c = x.shape
     _conv(x.reshape(x.size), n, h, wd, c, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow,
           wpack, init, q, scale, fp32, lo, hi, zp, table, out.reshape(out.size))
     return out
 
 
-@numba.njit([(_X2, types.int64, *_CONSTS, _OUT)], **_JIT)
+@numba.njit([(_X2, _I64S, *_CONSTS, _OUT)], **_JIT)
 def gemm(a, flip, wpack, init, q, scale, fp32, lo, hi, zp, table, out):
     """``out`` [m, o] (bytes) = ``a`` [m, k] (the 8-bit input's bytes, ``flip`` as in
     :func:`conv_2d`) times the packed filter, rescaled: FULLY_CONNECTED, or a 1×1
@@ -455,4 +449,50 @@ def gemm(a, flip, wpack, init, q, scale, fp32, lo, hi, zp, table, out):
     m, k = a.shape
     _conv(a.reshape(a.size), m, 1, 1, k, flip, 0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, wpack, init,
           q, scale, fp32, lo, hi, zp, table, out.reshape(out.size))
+    return out
+
+
+_DIRECT_ROWS = 256  # output rows per block of the direct kernel
+
+
+@numba.njit([(_X4, _I64S, _I64S, *(_I64S,) * 9, *_CONSTS, _OUT)], **_JIT)
+def conv_2d_direct(x, flip, pad, kh, kw, sh, sw, dh, pt, pl, oh, ow, wpack, init, q, scale,
+                   fp32, lo, hi, zp, table, out):
+    """:func:`conv_2d` without patch rows (no dilation along the width): the input once
+    into a padded copy (``x ^ flip``, ``pad`` around it), then each output's patch read
+    in place as ``kh`` runs of ``kw * c`` bytes, one per filter row; the filter packed
+    from ``[kh, ceil(kw * c / 4) * 4, o]`` (each run padded to whole words with zero
+    weights: the bytes read past a run are multiplied by zero)."""
+    n, h, wd, c = x.shape
+    o = out.shape[1]
+    hp = max(pt + h, (oh - 1) * sh + (kh - 1) * dh + 1)
+    wp = max(pl + wd, (ow - 1) * sw + kw)
+    row = wp * c
+    slen = wpack.shape[1] * 4 // kh
+    xp = np.empty(n * hp * row + slen, np.uint8)
+    xp[:] = np.uint8(pad)
+    f = np.uint8(flip)
+    src = x.reshape(x.size)
+    run = wd * c
+    for bi in range(n):
+        for y in range(h):
+            s = _U((bi * h + y) * run)
+            d = _U(((bi * hp + pt + y) * wp + pl) * c)
+            for e in range(run):
+                xp[d + _U(e)] = src[s + _U(e)] ^ f
+    rows_all = n * oh * ow
+    bases = np.empty(min(_DIRECT_ROWS, rows_all), np.int64)
+    of = out.reshape(out.size)
+    for r0 in range(0, rows_all, _DIRECT_ROWS):
+        rows = min(_DIRECT_ROWS, rows_all - r0)
+        bi, oy, ox = r0 // (oh * ow), (r0 // ow) % oh, r0 % ow
+        for j in range(rows):
+            bases[j] = ((bi * hp + oy * sh) * wp + ox * sw) * c
+            ox += 1
+            if ox == ow:
+                ox, oy = 0, oy + 1
+                if oy == oh:
+                    oy, bi = 0, bi + 1
+        _block(xp, bases, rows, kh, dh * row, slen, wpack, init, q, scale, fp32, lo, hi, zp,
+               table, of, r0 * o, o)
     return out
