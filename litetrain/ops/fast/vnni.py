@@ -238,12 +238,23 @@ def _rows8(bases, r0, r):
 
 
 @numba.njit(inline="always", **_JIT)
-def _pair(af, bases, r0, r, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale, ch, fp32,
-          lo, hi, zp, table, of, d, o, w_a, w_b):
-    """One register tile: rows ``r0 .. r0 + r`` (``r`` ≤ 8) by the 32 channels ``ch, ...``
-    (filter tiles at ``wf[w0:]`` and ``wf[w1:]``). Row ``j``'s patch is ``nseg`` runs of
-    ``slen`` bytes of ``af``, ``sstride`` apart, from ``bases[j]``; outputs at ``of[d:]``
-    (row stride ``o``; ``w_a``, ``w_b`` valid channels of each half)."""
+def _pair(af, bases, rows, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale, ch, fp32,
+          lo, hi, zp, table, of, o0, o, w_a, w_b):
+    """Rows ``0 .. rows`` by the 32 channels ``ch, ...`` (filter tiles at ``wf[w0:]`` and
+    ``wf[w1:]``), eight rows a register tile. Row ``j``'s patch is ``nseg`` runs of
+    ``slen`` bytes of ``af``, ``sstride`` apart, from ``bases[j]``; outputs at ``of[o0:]``
+    (row stride ``o``; ``w_a``, ``w_b`` valid channels of each half). One function body
+    (the row loop inside), so nothing is called, nor any reference counted, per tile."""
+    for r0 in range(0, rows, _ROWS):
+        r = min(_ROWS, rows - r0)
+        d = o0 + r0 * o
+        _pair_tile(af, bases, r0, r, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale, ch,
+                   fp32, lo, hi, zp, table, of, d, o, w_a, w_b)
+
+
+@numba.njit(inline="always", **_JIT)
+def _pair_tile(af, bases, r0, r, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale, ch,
+               fp32, lo, hi, zp, table, of, d, o, w_a, w_b):
     s0, s1, s2, s3, s4, s5, s6, s7 = _rows8(bases, r0, r)
     x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
     y0 = y1 = y2 = y3 = y4 = y5 = y6 = y7 = _load(init, ch + 16)
@@ -297,9 +308,19 @@ def _pair(af, bases, r0, r, nseg, sstride, slen, wf, w0, w1, init, q, qs, scale,
 
 
 @numba.njit(inline="always", **_JIT)
-def _single(af, bases, r0, r, nseg, sstride, slen, wf, w0, init, q, qs, scale, ch, fp32, lo,
-            hi, zp, table, of, d, o, w_a):
+def _single(af, bases, rows, nseg, sstride, slen, wf, w0, init, q, qs, scale, ch, fp32, lo,
+            hi, zp, table, of, o0, o, w_a):
     """:func:`_pair` for the last sixteen channels."""
+    for r0 in range(0, rows, _ROWS):
+        r = min(_ROWS, rows - r0)
+        d = o0 + r0 * o
+        _single_tile(af, bases, r0, r, nseg, sstride, slen, wf, w0, init, q, qs, scale, ch,
+                     fp32, lo, hi, zp, table, of, d, o, w_a)
+
+
+@numba.njit(inline="always", **_JIT)
+def _single_tile(af, bases, r0, r, nseg, sstride, slen, wf, w0, init, q, qs, scale, ch, fp32,
+                 lo, hi, zp, table, of, d, o, w_a):
     s0, s1, s2, s3, s4, s5, s6, s7 = _rows8(bases, r0, r)
     x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = _load(init, ch)
     for g in range(nseg):
@@ -346,16 +367,14 @@ def _block(af, bases, rows, nseg, sstride, slen, wpack, init, q, scale, fp32, lo
     step = 16 * nseg * slen
     for t in range(0, tiles, 2):
         w_a = min(16, o - 16 * t)
-        w_b = min(16, o - 16 * t - 16)
-        for r0 in range(0, rows, _ROWS):
-            r = min(_ROWS, rows - r0)
-            d = o0 + r0 * o + 16 * t
-            if t + 1 < tiles:
-                _pair(af, bases, r0, r, nseg, sstride, slen, wf, t * step, t * step + step,
-                      init, qf, qs, scale, 16 * t, fp32, lo, hi, zp, table, of, d, o, w_a, w_b)
-            else:
-                _single(af, bases, r0, r, nseg, sstride, slen, wf, t * step, init, qf, qs,
-                        scale, 16 * t, fp32, lo, hi, zp, table, of, d, o, w_a)
+        d = o0 + 16 * t
+        if t + 1 < tiles:
+            _pair(af, bases, rows, nseg, sstride, slen, wf, t * step, t * step + step, init,
+                  qf, qs, scale, 16 * t, fp32, lo, hi, zp, table, of, d, o, w_a,
+                  min(16, o - 16 * t - 16))
+        else:
+            _single(af, bases, rows, nseg, sstride, slen, wf, t * step, init, qf, qs, scale,
+                    16 * t, fp32, lo, hi, zp, table, of, d, o, w_a)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -423,12 +442,14 @@ def _conv(src, n, h, wd, c, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, w
                table, of, r0 * o, o)
 
 
-_X4 = types.Array(types.uint8, 4, "C", readonly=True)
-_X2 = types.Array(types.uint8, 2, "C", readonly=True)
+# Inputs read-only or not: one compiled form each (an exact match dispatches faster
+# than a conversion).
+_X4 = [types.Array(types.uint8, 4, "C", readonly=ro) for ro in (False, True)]
+_X2 = [types.Array(types.uint8, 2, "C", readonly=ro) for ro in (False, True)]
 _OUT = types.uint8[:, ::1]
 
 
-@numba.njit([(_X4, _I64S, _I64S, *(_I64S,) * 10, *_CONSTS, _OUT)], **_JIT)
+@numba.njit([(x, _I64S, _I64S, *(_I64S,) * 10, *_CONSTS, _OUT) for x in _X4], **_JIT)
 def conv_2d(x, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, wpack, init, q, scale,
             fp32, lo, hi, zp, table, out):
     """``out`` [n * oh * ow, o] (bytes) = CONV_2D of ``x`` [n, h, w, c] (the 8-bit input's
@@ -441,7 +462,7 @@ def conv_2d(x, flip, pad, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, wpack, init, q
     return out
 
 
-@numba.njit([(_X2, _I64S, *_CONSTS, _OUT)], **_JIT)
+@numba.njit([(x, _I64S, *_CONSTS, _OUT) for x in _X2], **_JIT)
 def gemm(a, flip, wpack, init, q, scale, fp32, lo, hi, zp, table, out):
     """``out`` [m, o] (bytes) = ``a`` [m, k] (the 8-bit input's bytes, ``flip`` as in
     :func:`conv_2d`) times the packed filter, rescaled: FULLY_CONNECTED, or a 1×1
@@ -455,7 +476,7 @@ def gemm(a, flip, wpack, init, q, scale, fp32, lo, hi, zp, table, out):
 _DIRECT_ROWS = 256  # output rows per block of the direct kernel
 
 
-@numba.njit([(_X4, _I64S, _I64S, *(_I64S,) * 9, *_CONSTS, _OUT)], **_JIT)
+@numba.njit([(x, _I64S, _I64S, *(_I64S,) * 9, *_CONSTS, _OUT) for x in _X4], **_JIT)
 def conv_2d_direct(x, flip, pad, kh, kw, sh, sw, dh, pt, pl, oh, ow, wpack, init, q, scale,
                    fp32, lo, hi, zp, table, out):
     """:func:`conv_2d` without patch rows (no dilation along the width): the input once
