@@ -49,6 +49,9 @@ _INT32_LIMIT = 1 << 31
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
+# From this many multiply-adds per row (k * o) on, even a few rows run on the VNNI
+# kernels (:mod:`.compiled_vnni`): their call costs more than tiny products.
+VNNI_FEW_MIN = 1 << 15
 # Patch-matrix blocks of about this many floats (256 KiB: they and their sums stay in
 # cache between the gather, the GEMM and the rescaling).
 BLOCK = 1 << 16
@@ -147,6 +150,12 @@ def _tabled(s: Int8, out: np.ndarray) -> np.ndarray:
     return p.table[out.view(np.uint8)].view(out.dtype)
 
 
+def _vnni_rows(s: Int8, rows: int) -> bool:
+    """Whether a product of ``rows`` rows runs on the VNNI kernels: all but a few rows of
+    a small filter (those go whole to :func:`.fast.int8.gemm`)."""
+    return rows > SMALL_ROWS or s.small is None or s.filter.size >= VNNI_FEW_MIN
+
+
 def _with_vnni(s: Int8, info: NodeInfo) -> Int8:
     """``s`` with its AVX-512 VNNI plan (:mod:`.compiled_vnni`; ``None`` where the CPU or
     the node does not qualify)."""
@@ -243,7 +252,7 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     geometry = window_geometry(s.geometry, s, x, kh, kw)
     sh, sw, dh, dw, pt, pl, oh, ow = geometry
     n = x.shape[0]
-    if s.vnni is not None:
+    if s.vnni is not None and _vnni_rows(s, n * oh * ow):
         out = (compiled_vnni.run_gemm(s.vnni, x.reshape(-1, ci))
                if kh == kw == 1 and sh == sw == 1 and pt == pl == 0
                else compiled_vnni.run_conv(s.vnni, x, kh, kw, geometry))
@@ -263,7 +272,7 @@ def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     if x.size % depth:
         return None
     out = None
-    if s.vnni is not None and x.size // depth > SMALL_ROWS:
+    if s.vnni is not None and _vnni_rows(s, x.size // depth):
         out = compiled_vnni.run_gemm(s.vnni, x.reshape(-1, depth))
     if out is None:
         out = _tabled(s, _product(s, module, x.reshape(-1, depth)))

@@ -148,6 +148,28 @@ def test_vnni_equals_the_numpy_integer_kernel(op, dtype, resolver, rng, vnni_cal
 
 
 @needs_vnni
+@pytest.mark.parametrize("op", ["conv_2d", "fully_connected"])
+def test_few_rows_equal_the_numpy_integer_kernel(op, rng):
+    """One to five rows (batch 1 on a 1×1 map, a small FULLY_CONNECTED; fewer than four
+    go channel tile by channel tile), on the kernels directly."""
+    variant = lookup(op).integer
+    for trial in range(12):
+        dtype = (np.int8, np.uint8)[trial % 2]
+        inputs, qin, oq, attrs = _case(rng, "fully_connected", dtype, trial)
+        rows = min(trial % 5 + 1, inputs[0].shape[0])
+        inputs[0] = inputs[0][:rows]
+        if op == "conv_2d":  # the same product as a 1×1 convolution on a [rows, 1] map
+            inputs[0] = inputs[0].reshape(rows, 1, 1, -1)
+            inputs[1] = inputs[1].reshape(*inputs[1].shape[:1], 1, 1, -1)
+            qin[1] = dataclasses.replace(qin[1], axis=0)
+            attrs = {**attrs, "padding": 1, "stride_h": 1, "stride_w": 1}
+        s = _prepared(op, inputs, qin, oq, attrs, list(OpResolverType)[trial % 4])
+        want = variant.kernel.wraps.kernel(s.inner, *inputs)
+        got = compiled_vnni.run_gemm(s.vnni, inputs[0].reshape(rows, -1))
+        np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=str(trial))
+
+
+@needs_vnni
 def test_both_rescaling_forms_are_exercised(rng):
     """XNNPACK's float32 form under the default resolver, the integer form under the
     reference one (the parametrized test above covers each)."""

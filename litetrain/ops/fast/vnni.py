@@ -347,6 +347,40 @@ def _single_tile(af, bases, r0, r, nseg, sstride, slen, wf, w0, init, q, qs, sca
     _store(x7, q, qs, scale, ch, fp32, lo, hi, zp, table, of, d + 7 * o, w_a if r > 7 else 0)
 
 
+@numba.njit(inline="always", **_JIT)
+def _few(af, bases, rows, nseg, sstride, slen, wf, step, tiles, init, q, qs, scale, fp32, lo,
+         hi, zp, table, of, o0, o):
+    """:func:`_pair`'s product for a few rows (batch 1 FULLY_CONNECTED, a 1×1 map): each
+    row alone by four channel tiles at a time (tiles past the last repeat it, computed,
+    never stored), no work on repeated rows."""
+    for j in range(rows):
+        d = o0 + j * o
+        base = bases[j]
+        for t in range(0, tiles, 4):
+            t1, t2, t3 = min(t + 1, tiles - 1), min(t + 2, tiles - 1), min(t + 3, tiles - 1)
+            x0, x1 = _load(init, 16 * t), _load(init, 16 * t1)
+            x2, x3 = _load(init, 16 * t2), _load(init, 16 * t3)
+            for g in range(nseg):
+                a = base + g * sstride
+                k = g * slen
+                for i in range(0, slen, 4):
+                    p = a + i
+                    e = 16 * (k + i)
+                    x0 = _dot(x0, af, p, _load(wf, t * step + e))
+                    x1 = _dot(x1, af, p, _load(wf, t1 * step + e))
+                    x2 = _dot(x2, af, p, _load(wf, t2 * step + e))
+                    x3 = _dot(x3, af, p, _load(wf, t3 * step + e))
+            _store(x0, q, qs, scale, 16 * t, fp32, lo, hi, zp, table, of, d + 16 * t,
+                   min(16, o - 16 * t))
+            _store(x1, q, qs, scale, 16 * t1, fp32, lo, hi, zp, table, of, d + 16 * t1,
+                   min(16, o - 16 * t1) if t + 1 < tiles else 0)
+            _store(x2, q, qs, scale, 16 * t2, fp32, lo, hi, zp, table, of, d + 16 * t2,
+                   min(16, o - 16 * t2) if t + 2 < tiles else 0)
+            _store(x3, q, qs, scale, 16 * t3, fp32, lo, hi, zp, table, of, d + 16 * t3,
+                   min(16, o - 16 * t3) if t + 3 < tiles else 0)
+
+
+_FEW_ROWS = 4  # below this many rows, :func:`_few`
 _BYTES = types.uint8[::1]
 _I64S = types.int64
 _CONSTS = (types.int8[:, :, ::1], types.int32[::1], types.int64[:, ::1], types.float32[::1],
@@ -365,6 +399,10 @@ def _block(af, bases, rows, nseg, sstride, slen, wpack, init, q, scale, fp32, lo
     qf = q.reshape(q.size)
     qs = q.shape[1]
     step = 16 * nseg * slen
+    if rows < _FEW_ROWS:
+        _few(af, bases, rows, nseg, sstride, slen, wf, step, tiles, init, qf, qs, scale, fp32,
+             lo, hi, zp, table, of, o0, o)
+        return
     for t in range(0, tiles, 2):
         w_a = min(16, o - 16 * t)
         d = o0 + 16 * t
