@@ -124,13 +124,14 @@ def plan(w: np.ndarray, rescaling: tuple, zx: int, x_dtype: np.dtype, out_dtype:
     if loader is None:
         return None
     wi = np.asarray(w, np.int64)
-    if not np.array_equal(wi, w) or (wi.size and (wi.min() < -128 or wi.max() > 127)):
-        return None
+    if wi.ndim != 2 or wi.size == 0 or not np.array_equal(wi, w) \
+            or wi.min() < -128 or wi.max() > 127:
+        return None  # (an empty product is left to the NumPy kernel)
     q5, scale, fp32, lo, hi, zp = rescaling
     o = wi.shape[1]
     column = np.abs(wi).sum(axis=0)
     bias = q5[4] if fp32 else np.zeros(o, np.int64)
-    if wi.size and int((x_max * column + np.abs(bias)).max()) >= _INT32_LIMIT:
+    if int((x_max * column + np.abs(bias)).max()) >= _INT32_LIMIT:
         return None
     off = 128 if np.dtype(x_dtype) == np.int8 else 0
     tiles = -(-o // 16)

@@ -216,6 +216,7 @@ def test_what_does_not_fit_gets_no_plan():
     assert compiled_vnni.plan(np.full((4, 1), 128.0, np.float32), *args, 255) is None
     assert compiled_vnni.plan(np.full((70000, 1), 127.0, np.float32), *args, 255) is None
     assert compiled_vnni.plan(np.full((4, 1), 1.5, np.float32), *args, 255) is None
+    assert compiled_vnni.plan(np.zeros((0, 1), np.float32), *args, 255) is None
     assert compiled_vnni.plan(np.ones((4, 1), np.float32), q, 0, np.dtype(np.int16),
                               np.dtype(np.int8), 255) is None
 
