@@ -27,8 +27,7 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm",
-            "vnni")
+FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm", "vnni")
 
 
 class Loader:
