@@ -18,6 +18,7 @@ from .quantized.activations_int import (
     l2_norm_variant,
     log_softmax_variant,
     sigmoid_like,
+    softmax8,
     softmax_variant,
 )
 from .quantized.fixed_point import (
@@ -397,7 +398,8 @@ OPS = [
         in_place=_hard_swish_into, integer=Variant(_hard_swish_integer, _hard_swish_prepare)),
     _op("gelu", _gelu, "GeluOptions", vjp=_gelu_vjp),
     _op("softmax", _softmax, "SoftmaxOptions", vjp=_softmax_vjp,
-        integer=softmax_variant(integer(_softmax_integer)), output_quantization=(1 / 256, -128)),
+        integer=softmax_variant(softmax8(integer(_softmax_integer))),
+        output_quantization=(1 / 256, -128)),
     _op("log_softmax", _log_softmax, "LogSoftmaxOptions", vjp=_log_softmax_vjp,
         integer=log_softmax_variant(lut(_log_softmax))),
     _op("l2_normalization", _l2_normalization, "L2NormOptions",

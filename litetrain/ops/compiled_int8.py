@@ -46,6 +46,9 @@ _EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
 _OUT = (*_EIGHT, np.dtype(np.int16))
 _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
+_NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # kernels' "no table" (read-only)
+for _t in _NO_TABLE.values():
+    _t.flags.writeable = False
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
@@ -84,6 +87,19 @@ class Int8(_Wrapping):
                       if kind != "depthwise" and self.out_dtype in _EIGHT else None)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
         self.vnni: compiled_vnni.Plan | None = None  # CONV_2D / FULLY_CONNECTED: _with_vnni
+        # a unary 8-bit table the results are looked up in as they are stored (a fused
+        # activation: :mod:`litetrain.runtime.int8_fusion`), 256 entries of the output type
+        self.table: np.ndarray | None = None
+
+    def with_table(self, table: np.ndarray) -> Int8:
+        """These settings with ``table`` applied to every result (a new object: the
+        node's own settings stay as they are)."""
+        fused = Int8.__new__(Int8)
+        dict.update(fused, self)
+        fused.__dict__.update(self.__dict__)
+        fused.table = np.array(table, self.out_dtype)
+        fused.table.flags.writeable = False
+        return fused
 
 
 def rescaling(r: Requantizer, channels: int) -> tuple:
@@ -188,11 +204,14 @@ def gemm(variant: Variant) -> Variant:
             return variant.kernel(s, *inputs)
         module = s.ready()
         x = inputs[0]
-        if (module is None or x.__class__ is not np.ndarray
-                or x.dtype != s.inner.qin[0].dtype):
-            return _tabled(s, variant.kernel(s.inner, *inputs))
-        out = _RUN[s.kind](s, module, x)
-        return _tabled(s, variant.kernel(s.inner, *inputs)) if out is None else out
+        out = None
+        if (module is not None and x.__class__ is np.ndarray
+                and x.dtype == s.inner.qin[0].dtype):
+            out = _RUN[s.kind](s, module, x)
+            if out is not None:
+                return out
+        out = _tabled(s, variant.kernel(s.inner, *inputs))
+        return out if s.table is None else s.table[out.view(np.uint8)]
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 
@@ -242,7 +261,8 @@ def _run_depthwise(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
     out = np.empty((x.shape[0], oh, ow, cm), x.dtype)
     return module.depthwise_conv_2d(np.ascontiguousarray(x), s.zx, s.filter, sh, sw, dh, dw,
-                                    pt, pl, cm // x.shape[3], *s.rescaling, out)
+                                    pt, pl, cm // x.shape[3], *s.rescaling,
+                                    _NO_TABLE[s.out_dtype] if s.table is None else s.table, out)
 
 
 def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:

@@ -380,13 +380,46 @@ def test_compiled_unary_tables_equal_the_kernels(name, monkeypatch):
     assert calls
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_compiled_softmax_equals_the_numpy_kernel(dtype, rng):
+    """Rows of 1 to 1000 values (NumPy's pairwise sums: in order, eight partial sums, split
+    halves), constant rows, every rank, random scales, zero points and betas; a negative
+    beta and 16-bit keep the NumPy kernel."""
+    from litetrain.ops.activations import _softmax_integer
+    from litetrain.ops.quantized.activations_int import Softmax8
+
+    _module()
+    variant = lookup("softmax").integer
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    for trial, shape in enumerate([(32, 10), (1, 10), (3, 1000), (2, 3, 7), (5, 1), (4, 129),
+                                   (1, 300), (7,), (2, 8), (1, 1, 1, 16)] * 3):
+        x = _ints(rng, shape, dtype)
+        if trial % 4 == 0:
+            x[...] = x.reshape(-1)[0]
+        qo = (_qp(1 / 256, lo, dtype) if trial % 3 else
+              _qp(rng.uniform(1e-3, 0.1), int(rng.integers(lo, hi + 1)), dtype))
+        qi = _qp(rng.uniform(1e-3, 0.5), int(rng.integers(lo, hi + 1)), dtype)
+        beta = float(rng.choice([1.0, 0.5, 2.0, 1.7]))
+        s = variant.prepare(node_info("softmax", [x], {"beta": beta}, [dtype], [qi], [qo]))
+        assert isinstance(s, Softmax8)
+        want = _softmax_integer(s.inner, x)
+        for v in (x, x[..., ::-1]):  # (a strided view)
+            got = variant.kernel(s, v)
+            assert got.dtype == want.dtype and got.shape == v.shape
+            np.testing.assert_array_equal(got, _softmax_integer(s.inner, v), err_msg=str(shape))
+    x = _ints(rng, (2, 10), dtype)
+    info = node_info("softmax", [x], {"beta": -1.0}, [dtype], [qi], [qo])
+    assert not isinstance(variant.prepare(info), Softmax8)
+
+
 # --- TensorFlow-made fixtures ------------------------------------------------------------
 
 @needs_numba
 def test_fixtures_stay_bit_exact_with_tensorflow_with_compiled_kernels(monkeypatch):
     module = _module()
     ran = dict.fromkeys(["depthwise_conv_2d", "im2col", "requantize", "gemm", "mean_hw", "mul",
-                         "add", "lookup", "lookup1", "quantize"], 0)
+                         "add", "lookup", "lookup1", "quantize", "softmax"], 0)
 
     def counted(name, kernel):
         def run(*args):

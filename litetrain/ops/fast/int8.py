@@ -32,6 +32,8 @@ Kernels:
 * :func:`mul`: MUL computed (not looked up), vectorized: exact int32 products rescaled
   per tensor, over broadcast operands.
 * :func:`quantize`: QUANTIZE float32 → integer in one pass.
+* :func:`softmax`: 8-bit SOFTMAX (``activations._softmax_integer``'s float32 operations,
+  NumPy's pairwise row sums) in one pass per row.
 * :func:`requantize`: the epilogue of the float-BLAS GEMM (exact integers in float32 or
   float64) to the output type, in one pass.
 """
@@ -56,7 +58,8 @@ def _x4(dt, ro):
 
 # Compiled (or loaded from the disk cache) on import: 8-bit inputs, read-only or not.
 _DEPTHWISE = [(_x4(dt, ro), _I64, types.int32[:, :, ::1], *(_I64,) * 7, _Q, _SCALE,
-               types.boolean, _I64, _I64, _I64, types.Array(dt, 4, "C"))
+               types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C", readonly=True),
+               types.Array(dt, 4, "C"))
               for dt in _EIGHT for ro in (False, True)]
 _IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 11, types.float32[:, ::1])
            for dt in _EIGHT for ro in (False, True)]
@@ -80,6 +83,9 @@ _LOOKUP1 = [(types.Array(_U8, 1, "C", readonly=ro), _U8[::1], _U8[::1]) for ro i
 _ADD = [(types.Array(dt, 1, "C", readonly=ra), types.Array(dt, 1, "C", readonly=rb),
          *(_I64,) * 13, types.Array(dt, 3, "C")) for dt in _EIGHT for ra in (False, True)
         for rb in (False, True)]
+_SOFTMAX = [(types.Array(dt, 2, "C", readonly=ro), types.float32[::1], types.float32, _I64,
+             _I64, _I64, types.Array(out, 2, "C"))
+            for dt in _EIGHT for ro in (False, True) for out in _EIGHT]
 _REQUANTIZE = [(types.Array(acc, 2, "C"), _Q, _SCALE, types.boolean, _I64, _I64, _I64,
                 types.Array(out, 2, "C"))
                for acc in (types.float32, types.float64)
@@ -112,9 +118,10 @@ def _rescale_row(acc, ao, out, oo, n, q, scale, fp32, lo, hi, zp):
 
 @numba.njit(_DEPTHWISE, **_JIT)
 def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo, hi, zp,
-                      out):
+                      table, out):
     """``x`` [n, h, w, c] 8-bit, ``w`` [kh, kw, c * mult] centred int32, ``out`` [n, oh,
-    ow, c * mult] (the input's type)."""
+    ow, c * mult] (the input's type); each result looked up in ``table`` (256 entries
+    indexed by its bits) when that is not empty."""
     n, h, wd, _ = x.shape
     kh, kw, cm = w.shape
     _, oh, ow, _ = out.shape
@@ -141,8 +148,11 @@ def depthwise_conv_2d(x, zx, w, sh, sw, dh, dw, pt, pl, mult, q, scale, fp32, lo
                             for ch in range(cm):
                                 acc[ch] += (np.int32(x[bi, iy, ix, ch // mult]) - z) \
                                     * w[i, j, ch]
-                _rescale_row(acc, _U(0), flat, _U(((bi * oh + oy) * ow + ox) * cm), cm, q,
-                             scale, fp32, lo, hi, zp)
+                o = _U(((bi * oh + oy) * ow + ox) * cm)
+                _rescale_row(acc, _U(0), flat, o, cm, q, scale, fp32, lo, hi, zp)
+                if table.size:
+                    for ch in range(cm):
+                        flat[o + _U(ch)] = table[np.uint8(flat[o + _U(ch)])]
     return out
 
 
@@ -378,4 +388,90 @@ def add(a, b, sa0, sa1, sa2, sb0, sb1, sb2, am, bm, shift, bias, zp, lo, hi, out
                     y = ((bias + np.int64(a[pa]) * am + np.int64(b[pb]) * bm) >> shift) + zp
                     for k in range(n):
                         o[k] = min(max(y, lo), hi)
+    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _block_sum(a, lo, n):
+    """NumPy's float32 sum of ``a[lo:lo + n]``, ``n <= 128`` (``@TYPE@_pairwise_sum``'s
+    leaves: fewer than 8 values in order, else eight interleaved partial sums)."""
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(**_JIT)
+def _pairwise_sum(a, lo, n):
+    """NumPy's float32 pairwise sum of ``a[lo:lo + n]``, the order ``ndarray.sum`` adds a
+    contiguous row in: more than 128 values are split at ``n / 2`` rounded down to a
+    multiple of 8 and the halves' sums added. NumPy recurses; this walks the same tree
+    with an explicit stack (numba's disk cache does not take recursive functions)."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    starts = np.empty(64, np.int64)
+    sizes = np.empty(64, np.int64)
+    state = np.empty(64, np.int64)  # 0: left half next, 1: right half next, 2: both done
+    left = np.empty(64, np.float32)
+    top, ret = 0, np.float32(0.0)
+    starts[0], sizes[0], state[0] = lo, n, 0
+    while top >= 0:
+        start, size = starts[top], sizes[top]
+        if size <= 128:
+            ret = _block_sum(a, start, size)
+            top -= 1
+            continue
+        half = size // 2 - (size // 2) % 8
+        if state[top] == 0:
+            state[top] = 1
+            top += 1
+            starts[top], sizes[top], state[top] = start, half, 0
+        elif state[top] == 1:
+            left[top], state[top] = ret, 2
+            top += 1
+            starts[top], sizes[top], state[top] = start + half, size - half, 0
+        else:
+            ret = left[top] + ret
+            top -= 1
+    return ret
+
+
+@numba.njit(_SOFTMAX, **_JIT)
+def softmax(x, table, scale, zp, lo, hi, out):
+    """Each row of ``x`` [rows, n] (8-bit): ``e = table[x - max + 255]`` (the float32
+    exponentials), ``inv = 1 / ((0 + Σ e) * scale)``, ``round_half_away(e * inv) + zp``
+    clamped to ``[lo, hi]``, all in float32 as the NumPy kernel computes them."""
+    rows, n = x.shape
+    e = np.empty(n, np.float32)
+    half = np.float32(0.5)
+    for r in range(rows):
+        m = np.int64(x[r, 0])
+        for k in range(1, n):
+            m = max(m, np.int64(x[r, k]))
+        for k in range(n):
+            e[k] = table[np.int64(x[r, k]) - m + 255]
+        inv = np.float32(1.0) / ((np.float32(0.0) + _pairwise_sum(e, 0, n)) * scale)
+        for k in range(n):
+            v = e[k] * inv  # >= 0: round_half_away is floor(v + 0.5) (0 for 0)
+            y = np.int64(np.floor(v + half)) if v > 0 else np.int64(0)
+            out[r, k] = min(max(y + zp, lo), hi)
     return out

@@ -6,6 +6,10 @@ ones (:mod:`.lut16`), chosen at prepare by the activation width.
   8-bit variant.
 * :func:`softmax_variant` — SOFTMAX: int16 in and out runs ``SoftmaxInt16``; other
   widths keep the given variant.
+* :func:`softmax8` — SOFTMAX's 8-bit variant with the ``[fast]`` extra's compiled
+  kernel (:func:`..fast.int8.softmax`) chosen at prepare: the same float32 operations
+  as the NumPy kernel in one call (its exponentials looked up in a table of NumPy's own
+  ``exp`` of the 256 possible ``x - max``, the row sums in NumPy's pairwise order).
 * :func:`log_softmax_variant` — LOG_SOFTMAX: int8 runs ``reference_integer_ops::LogSoftmax``
   (:mod:`.log_softmax_int`).
 * :func:`l2_norm_variant` — L2_NORMALIZATION: int8 runs
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ..fast import WithKernels, kernels
 from ..registry import NodeInfo, Variant
 from .fixed_point import multiply_by_quantized_multiplier
 from .lib import for_width
@@ -111,3 +116,57 @@ def log_softmax_variant(other: Variant) -> Variant:
         return log_softmax_params(float(info.inputs[0].quantization.s))
 
     return for_width(np.int8, prepare, log_softmax_int8, LogSoftmax8, other)
+
+
+_EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
+_DIFFS = np.arange(-255, 1, dtype=np.float32)  # every x - max of 8-bit values
+
+
+class Softmax8(WithKernels):
+    """An 8-bit SOFTMAX node's NumPy settings (``inner``) and what the compiled kernel
+    takes: ``table[d + 255]`` = the float32 ``exp(float32(s_in) * beta * d)`` NumPy
+    computes for ``d = x - max``, the output scale (float32), zero point and range."""
+
+    def __init__(self, inner, loader, table: np.ndarray):
+        super().__init__(inner.attrs, loader)
+        qi, qo = inner.qin[0], inner.qout[0]
+        self.inner, self.table = inner, table
+        self.in_dtype, self.out_dtype = np.dtype(qi.dtype), np.dtype(qo.dtype)
+        info = np.iinfo(self.out_dtype)
+        self.args = (np.float32(qo.s), int(qo.zp), int(info.min), int(info.max))
+
+
+def softmax8(numpy: Variant) -> Variant:
+    """SOFTMAX's 8-bit ``numpy`` variant (``activations._softmax_integer``) computed by
+    one compiled call where it applies: 8-bit input and output with one scale each and a
+    positive ``s_in * beta`` (so every exponential is in (0, 1] and every sum finite).
+    Anything else, and a node whose kernels are still loading, runs ``numpy``."""
+    def prepare(info: NodeInfo):
+        s = numpy.prepare(info)
+        loader = kernels("int8")
+        x, y = info.inputs[0], info.outputs[0]
+        if (loader is None or x is None or x.dtype not in _EIGHT or y.dtype not in _EIGHT
+                or s.qin[0] is None or s.qout[0] is None or s.qin[0].scale.size != 1
+                or s.qout[0].scale.size != 1 or s.qout[0].zero_point.size > 1):
+            return s
+        k = np.float32(s.qin[0].s) * np.float32(s.attrs.get("beta", 1.0))
+        if not k > 0:
+            return s
+        with np.errstate(all="ignore"):
+            table = np.exp(k * _DIFFS, dtype=np.float32)
+        return Softmax8(s, loader, table)
+
+    def kernel(s, x):
+        if s.__class__ is not Softmax8:
+            return numpy.kernel(s, x)
+        module = s.ready()
+        if (module is None or x.__class__ is not np.ndarray or x.dtype != s.in_dtype
+                or x.ndim == 0 or x.size == 0):
+            return numpy.kernel(s.inner, x)
+        n = x.shape[-1]
+        out = np.empty(x.shape, s.out_dtype)
+        module.softmax(np.ascontiguousarray(x).reshape(-1, n), s.table, *s.args,
+                       out.reshape(-1, n))
+        return out
+    kernel.wraps = numpy  # the NumPy variant, for tests
+    return Variant(kernel, prepare)

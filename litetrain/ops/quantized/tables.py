@@ -43,6 +43,29 @@ class Tabulated:
     compiled: WithKernels | None = None
 
 
+def unary(table: np.ndarray, dtype: np.dtype, inner: object = None) -> Tabulated:
+    """The settings of a unary 8-bit table (256 entries of the output type, indexed by
+    the operand's bits) run by :func:`lookup_unary`."""
+    table = np.ascontiguousarray(table)
+    loader = kernels("int8")
+    return Tabulated(inner, table, (np.dtype(dtype),), table.view(np.uint8).tobytes(),
+                     None if loader is None else WithKernels({}, loader))
+
+
+def lookup_unary(s: Tabulated, x) -> np.ndarray:
+    """``s.table[x's bits]`` (a unary table's settings): one compiled pass with the
+    ``[fast]`` extra once loaded, else ``bytes.translate``; a new C-order array."""
+    x = np.asarray(x)
+    module = None if s.compiled is None else s.compiled.ready()
+    if module is not None:  # one pass, no copies of the operand
+        out = np.empty(x.shape, s.table.dtype)
+        module.lookup1(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
+                       s.table.view(np.uint8), out.reshape(-1).view(np.uint8))
+        return out
+    out = bytearray(x.tobytes()).translate(s.translation)  # C order, writable
+    return np.frombuffer(out, s.table.dtype).reshape(x.shape)
+
+
 def _eight_bit(t) -> bool:
     q = None if t is None else t.quantization
     return (q is not None and t.dtype in _BYTES and q.scale.size == 1
@@ -71,23 +94,13 @@ def tabulated(variant: Variant) -> Variant:
         table = np.ascontiguousarray(table.reshape(-1))
         if len(ins) == 2:
             return Tabulated(inner, table, dtypes)
-        loader = kernels("int8")
-        return Tabulated(inner, table, dtypes, table.view(np.uint8).tobytes(),
-                         None if loader is None else WithKernels({}, loader))
+        return unary(table, dtypes[0], inner)
 
     def kernel(s: Tabulated, *inputs):
         if s.table is None:
             return variant.kernel(s.inner, *inputs)
         if s.translation is not None:
-            x = np.asarray(inputs[0])
-            module = None if s.compiled is None else s.compiled.ready()
-            if module is not None:  # one pass, no copies of the operand
-                out = np.empty(x.shape, s.table.dtype)
-                module.lookup1(np.ascontiguousarray(x).reshape(-1).view(np.uint8),
-                               s.table.view(np.uint8), out.reshape(-1).view(np.uint8))
-                return out
-            out = bytearray(x.tobytes()).translate(s.translation)  # C order, writable
-            return np.frombuffer(out, s.table.dtype).reshape(x.shape)
+            return lookup_unary(s, inputs[0])
         a = np.asarray(inputs[0]).view(np.uint8)
         b = np.asarray(inputs[1]).view(np.uint8)
         index = np.left_shift(a, 8, dtype=np.uint16)
