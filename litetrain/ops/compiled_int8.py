@@ -35,6 +35,7 @@ import dataclasses
 
 import numpy as np
 
+from . import compiled_vnni
 from .common import window_geometry
 from .fast import Loader, WithKernels, kernels
 from .quantized.fixed_point import activation_range
@@ -48,9 +49,7 @@ _OUT = (*_EIGHT, np.dtype(np.int16))
 _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
 _FLOAT32_EXACT = 1 << 24
-_NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # kernels' "no table" (read-only)
-for _t in _NO_TABLE.values():
-    _t.flags.writeable = False
+_NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # the depthwise kernels' "no table"
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
@@ -58,6 +57,9 @@ SMALL_ROWS = 2
 # (per-pixel loops of a few channels cost more than their work); from here on the
 # per-pixel kernel is as fast.
 ROWS_BELOW = 64
+# From this many multiply-adds per row (k * o) on, even a few rows run on the VNNI
+# kernels (:mod:`.compiled_vnni`): their call costs more than tiny products.
+VNNI_FEW_MIN = 1 << 15
 # Patch-matrix blocks of about this many floats (256 KiB: they and their sums stay in
 # cache between the gather, the GEMM and the rescaling).
 BLOCK = 1 << 16
@@ -91,11 +93,13 @@ class Int8(_Wrapping):
         fused = Int8.__new__(Int8)
         dict.update(fused, self)
         fused.__dict__.update(self.__dict__)
-        fused.table = np.array(table, self.out_dtype)
-        fused.table.flags.writeable = False
-        plan = getattr(self, "vnni", None)
-        if plan is not None:
-            fused.vnni = dataclasses.replace(plan, table=fused.table.view(np.uint8))
+        table = np.array(table, self.out_dtype)  # (the kernels take writable arrays)
+        if self.kind == "depthwise":
+            fused.table = table
+        elif self.vnni is not None:
+            fused.vnni = dataclasses.replace(self.vnni, table=table.view(np.uint8))
+        else:
+            raise ValueError(f"no output table for a {self.kind} node without a VNNI plan")
         return fused
 
     def __init__(self, inner: Gemm, loader: Loader, kind: str, channels: int,
@@ -109,6 +113,7 @@ class Int8(_Wrapping):
         self.small = (np.ascontiguousarray(filter, np.int32)
                       if kind != "depthwise" and self.out_dtype in _EIGHT else None)
         self.geometry: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.vnni: compiled_vnni.Plan | None = None  # CONV_2D / FULLY_CONNECTED: _with_vnni
 
 
 def rescaling(r: Requantizer, channels: int) -> tuple:
@@ -157,14 +162,45 @@ def _conv(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [o, kh, kw, ci], centred
     if w.ndim != 4 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "conv", w.shape[0], np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
+    return _with_vnni(Int8(s, loader, "conv", w.shape[0],
+                           np.ascontiguousarray(w.reshape(w.shape[0], -1).T)), info)
 
 
 def _fully_connected(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
     w = s.weights  # [units, depth], centred
     if w.ndim != 2 or s.dtype is not np.float32:
         return None
-    return Int8(s, loader, "fully_connected", w.shape[0], np.ascontiguousarray(w.T))
+    return _with_vnni(Int8(s, loader, "fully_connected", w.shape[0], np.ascontiguousarray(w.T)),
+                      info)
+
+
+def _tabled(s: Int8, out: np.ndarray) -> np.ndarray:
+    """``out`` through the node's fused output table (``s.vnni.table``, see
+    :mod:`.compiled_vnni`) when it has one: the VNNI kernels apply it as they store, every
+    other path here."""
+    p = s.vnni
+    if p is None or p.table.size != 256:
+        return out
+    return p.table[out.view(np.uint8)].view(out.dtype)
+
+
+def _vnni_rows(s: Int8, rows: int) -> bool:
+    """Whether a product of ``rows`` rows runs on the VNNI kernels: all but a few rows of
+    a small filter (those go whole to :func:`.fast.int8.gemm`)."""
+    return rows > SMALL_ROWS or s.small is None or s.filter.size >= VNNI_FEW_MIN
+
+
+def _with_vnni(s: Int8, info: NodeInfo) -> Int8:
+    """``s`` with its AVX-512 VNNI plan (:mod:`.compiled_vnni`; ``None`` where the CPU or
+    the node does not qualify)."""
+    direct = 0
+    if s.kind == "conv":  # k×k (or strided) without dilation along the width: in place
+        _, kh, kw, _ = s.inner.weights.shape
+        if int(info.attrs.get("dilation_w_factor", 1)) == 1 and kh * kw > 1:
+            direct = kh
+    s.vnni = compiled_vnni.plan(s.filter, s.rescaling, s.zx, info.inputs[s.x_pos].dtype,
+                                s.out_dtype, max_centred(s.inner.qin[s.x_pos]), direct)
+    return s
 
 
 _CHOOSE = {"depthwise_conv_2d": _depthwise, "conv_2d": _conv,
@@ -188,9 +224,9 @@ def gemm(variant: Variant) -> Variant:
         x = inputs[0]
         if (module is None or x.__class__ is not np.ndarray
                 or x.dtype != s.inner.qin[0].dtype):
-            return variant.kernel(s.inner, *inputs)
+            return _tabled(s, variant.kernel(s.inner, *inputs))
         out = _RUN[s.kind](s, module, x)
-        return variant.kernel(s.inner, *inputs) if out is None else out
+        return _tabled(s, variant.kernel(s.inner, *inputs)) if out is None else out
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 
@@ -278,22 +314,33 @@ def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     o, kh, kw, ci = s.inner.weights.shape
     if x.ndim != 4 or x.shape[3] != ci:
         return None  # grouped (or malformed): the wrapped kernel handles or reports it
-    sh, sw, dh, dw, pt, pl, oh, ow = window_geometry(s.geometry, s, x, kh, kw)
+    geometry = window_geometry(s.geometry, s, x, kh, kw)
+    sh, sw, dh, dw, pt, pl, oh, ow = geometry
     n = x.shape[0]
+    if s.vnni is not None and _vnni_rows(s, n * oh * ow):
+        out = (compiled_vnni.run_gemm(s.vnni, x.reshape(-1, ci))
+               if kh == kw == 1 and sh == sw == 1 and pt == pl == 0
+               else compiled_vnni.run_conv(s.vnni, x, kh, kw, geometry))
+        if out is not None:
+            return out.reshape(n, oh, ow, o)
     if kh == kw == 1 and sh == sw == 1:
-        return _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o)
+        return _tabled(s, _product(s, module, x.reshape(-1, ci)).reshape(n, oh, ow, o))
     x = np.ascontiguousarray(x)
 
     def patches(cols, r0):
         module.im2col(x, s.zx, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, r0, cols)
-    return _blocked(s, module, n * oh * ow, patches).reshape(n, oh, ow, o)
+    return _tabled(s, _blocked(s, module, n * oh * ow, patches).reshape(n, oh, ow, o))
 
 
 def _run_fully_connected(s: Int8, module, x: np.ndarray) -> np.ndarray | None:
     units, depth = s.inner.weights.shape
     if x.size % depth:
         return None
-    out = _product(s, module, x.reshape(-1, depth))
+    out = None
+    if s.vnni is not None and _vnni_rows(s, x.size // depth):
+        out = compiled_vnni.run_gemm(s.vnni, x.reshape(-1, depth))
+    if out is None:
+        out = _tabled(s, _product(s, module, x.reshape(-1, depth)))
     if s.get("keep_num_dims", False):
         out = out.reshape(*x.shape[:-1], units)
     return out

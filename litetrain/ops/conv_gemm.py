@@ -11,7 +11,8 @@ the epilogue applied by compiled kernels: the same patch values, the same GEMM c
 the same elementwise operations, so the same bits. Where :mod:`.conv_exact` has proven,
 for the node's GEMM shapes, that BLAS sums in the order ``fast.gemm`` computes, the whole
 convolution is instead one compiled call (patches, GEMM, epilogue; the output written
-once): :func:`_exact_conv`, and :func:`pointwise_conv` at batch 1.
+once): :func:`_exact_conv` (for few input channels reading the patches in place:
+:func:`_direct`), and :func:`pointwise_conv` at batch 1.
 """
 
 from __future__ import annotations
@@ -167,9 +168,22 @@ def _exact_conv(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
     else:
         affine = rescale is not None
         mul, add = rescale if affine else (np.float32(1), np.float32(0))
-        module.conv_2d(xc, wpack, out2d, bpack, finish.lo, finish.hi, mode, k, *geometry,
-                       affine, mul, add)
+        kernel = module.conv_2d_direct if _direct(s, x, out, geometry) else module.conv_2d
+        kernel(xc, wpack, out2d, bpack, finish.lo, finish.hi, mode, k, *geometry, affine,
+               mul, add)
     return True
+
+
+def _direct(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> bool:
+    """Whether this node's convolution of an input of ``x``'s shape reads its patches in
+    place (few input channels, the kernel's bits confirmed on this geometry: see
+    :mod:`.conv_exact`); decided once per input shape."""
+    verdict = s.direct.get(x.shape)
+    if verdict is None:
+        verdict = s.direct[x.shape] = (conv_exact.direct(x.shape[3]) and conv_exact.
+                                       direct_proven(x.shape[1:], out.shape[1],
+                                                     out.shape[3], geometry))
+    return verdict
 
 
 def _adopted(s, x: np.ndarray, filt: np.ndarray, finish: compiled.ConvEpilogue, rows

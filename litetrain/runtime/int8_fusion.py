@@ -1,5 +1,8 @@
 """8-bit elementwise chains run as one lookup table, and such tables run inside the step
-making their operand (a :func:`.simplify.specialise` pass, once per input shapes).
+making their operand (once per input shapes, after :func:`.simplify.specialise` and
+:func:`.int8_program.int8_programs`: on the steps no int8 program took, e.g. without the
+``[fast]`` extra, uint8 models, or steps the programs cannot encode; a program composes
+swish itself, and a fused step here would cut a program's run in two).
 
 Swish in a full-int8 model is ``LOGISTIC(x)`` then ``MUL(x, LOGISTIC(x))`` (EfficientNet
 has one after nearly every convolution): two passes over the activations, two arrays and

@@ -16,9 +16,7 @@ Passes, in the order a plan applies them:
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
   (see :mod:`.epilogue`), an input's rescaling (MUL and ADD by constants) is applied
-  while the convolution reading it gathers its patches (see :mod:`.prologue`), 8-bit
-  swish pairs become one lookup table and unary 8-bit tables run inside the step
-  making their operand (see :mod:`.int8_fusion`), a
+  while the convolution reading it gathers its patches (see :mod:`.prologue`), a
   squeeze-and-excitation MUL by a per-image channel vector runs compiled (see
   :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
   tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that
@@ -45,7 +43,6 @@ from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
-from .int8_fusion import fuse_int8_tables
 from .pool_grad import fuse_max_pool_grads
 from .prologue import fuse_input_rescaling
 from .se_scale import scale_per_image_channels
@@ -91,7 +88,6 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
-    steps = fuse_int8_tables(steps, values, outputs)
     steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)
     return in_place_steps(steps, values, outputs)

@@ -27,7 +27,8 @@ import os
 import threading
 from types import ModuleType
 
-FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm")
+FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm",
+            "int8_program", "vnni")
 
 
 class Loader:

@@ -395,3 +395,88 @@ def pack(gemm_filter: np.ndarray) -> np.ndarray:
     padded[:, :o] = gemm_filter
     return np.ascontiguousarray(padded.reshape(k, tiles, 16).transpose(1, 0, 2)
                                 ).reshape(tiles, k * 16)
+
+
+# Output pixels of one register tile of the direct-read kernel.
+_PIXELS = 8
+
+
+@numba.njit(inline="always", **_JIT)
+def _direct16(pf, p0, offs, k_all, wf, w0, ks, of, o0, o, zero, w_a, bf, t, lo, hi, mode,
+              scale, count, step):
+    """``count`` output pixels of one output row by the sixteen channels of filter tile
+    ``t``, eight pixels a register tile: pixel ``q``'s patch value ``i`` is
+    ``pf[p0 + q * step + offs[i]]`` (the padded image read in place: no patch rows),
+    filter vectors at ``wf[w0 + ks * i]``, outputs at ``of[o0 + q * o]``. Each sum is
+    :func:`_rows16`'s: from +0.0, one fused multiply-add per ``i`` in order."""
+    ba = _load16(bf, 16 * t)
+    wa0 = _U(w0)
+    for q0 in range(0, count, _PIXELS):
+        r = min(_PIXELS, count - q0)
+        s0, s1, s2, s3, s4, s5, s6, s7 = _steps(_U(step), r)
+        x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = zero
+        a = _U(p0 + q0 * step)
+        for i in range(k_all):
+            wa = _load16(wf, wa0 + _U(ks) * i)
+            p = a + offs[i]
+            x0 = _fma16(pf[p + s0], wa, x0)
+            x1 = _fma16(pf[p + s1], wa, x1)
+            x2 = _fma16(pf[p + s2], wa, x2)
+            x3 = _fma16(pf[p + s3], wa, x3)
+            x4 = _fma16(pf[p + s4], wa, x4)
+            x5 = _fma16(pf[p + s5], wa, x5)
+            x6 = _fma16(pf[p + s6], wa, x6)
+            x7 = _fma16(pf[p + s7], wa, x7)
+        d = o0 + q0 * o
+        store_first(of, d, _finish16(x0, ba, lo, hi, mode, scale), w_a)
+        store_first(of, d + o, _finish16(x1, ba, lo, hi, mode, scale), w_a if r > 1 else 0)
+        store_first(of, d + 2 * o, _finish16(x2, ba, lo, hi, mode, scale), w_a if r > 2 else 0)
+        store_first(of, d + 3 * o, _finish16(x3, ba, lo, hi, mode, scale), w_a if r > 3 else 0)
+        store_first(of, d + 4 * o, _finish16(x4, ba, lo, hi, mode, scale), w_a if r > 4 else 0)
+        store_first(of, d + 5 * o, _finish16(x5, ba, lo, hi, mode, scale), w_a if r > 5 else 0)
+        store_first(of, d + 6 * o, _finish16(x6, ba, lo, hi, mode, scale), w_a if r > 6 else 0)
+        store_first(of, d + 7 * o, _finish16(x7, ba, lo, hi, mode, scale), w_a if r > 7 else 0)
+
+
+@numba.njit([(x, *_PACKED, *(types.int64,) * 9, types.boolean, _F32, _F32) for x in _A4],
+            **_JIT)
+def conv_2d_direct(x, wpack, out, bpack, lo, hi, mode, scale, kh, kw, sh, sw, dh, dw, pt,
+                   pl, ow, affine, mul, add):
+    """:func:`conv_2d` (same arguments, same bits) without patch rows: each image is
+    copied once (as ``x * mul + add`` when ``affine``) into a zero-padded image buffer,
+    and each register tile reads its pixels' patch values straight from there at a fixed
+    stride — the values the patch rows hold (padding +0.0), multiplied and added in the
+    same order. For few input channels, whose patch rows are gathered in short runs."""
+    n, h, wd, c = x.shape
+    o = out.shape[1]
+    k_all = kh * kw * c
+    oh = out.shape[0] // max(1, n * ow)
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    rowlen = wp * c
+    pf = np.zeros(hp * rowlen, np.float32)  # the padding stays +0.0
+    offs = np.empty(k_all, np.uint64)
+    for i in range(kh):
+        for j in range(kw):
+            for ch in range(c):
+                offs[(i * kw + j) * c + ch] = i * dh * rowlen + j * dw * c + ch
+    zero = _load16(np.zeros(16, np.float32), 0)
+    of, wf, xf = out.reshape(out.size), wpack.reshape(wpack.size), x.reshape(x.size)
+    ks, step = (o, 16) if o % 16 == 0 else (16, 16 * k_all)
+    iy0, iy1 = max(0, -pt), min(h, hp - pt)  # input rows and columns inside the buffer
+    ix0, ix1 = max(0, -pl), min(wd, wp - pl)
+    run = max(0, ix1 - ix0) * c
+    for bi in range(n):
+        for iy in range(iy0, iy1):
+            src = _U(((bi * h + iy) * wd + ix0) * c)
+            dst = _U((iy + pt) * rowlen + (ix0 + pl) * c)
+            if affine:
+                for q in range(_U(run)):
+                    pf[dst + q] = xf[src + q] * mul + add
+            else:
+                for q in range(_U(run)):
+                    pf[dst + q] = xf[src + q]
+        for oy in range(oh):
+            for t in range((o + 15) // 16):
+                _direct16(pf, oy * sh * rowlen, offs, k_all, wf, t * step, ks, of,
+                          (bi * oh + oy) * ow * o + 16 * t, o, zero, min(16, o - 16 * t),
+                          bpack, t, lo, hi, mode, scale, ow, sw * c)

@@ -1,0 +1,163 @@
+"""The stem's direct-read CONV_2D (``fast.gemm.conv_2d_direct``) and the strided depthwise
+tiles (``fast.depthwise``) against the kernels they replace, same process, interleaved
+rounds, one BLAS thread, CPU time of this thread (other processes' load counts less).
+
+* Whole MobileNets (the TensorFlow-made float fixtures) at batch 32 and 1: two
+  interpreters on the same file, one with both choices refused (``conv_exact.direct``
+  and ``compiled.strided_tiles`` answering False: the gathering kernel and the ring
+  kernel), the other as shipped; their outputs must have the same bits.
+* Layers: the MobileNet stem ([n, 96, 96, 3], 3×3 stride 2 SAME, 16 out, input
+  rescaling and HARD_SWISH fused) direct vs gathering; MobileNetV2/V3's strided
+  depthwise layers, tiles vs ring.
+
+    python benchmarks/direct_kernels.py [--rounds N]
+
+Prints new/old time ratios (median over rounds, with the range): below 1 is faster.
+Needs the ``[fast]`` extra (numba).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import litetrain
+from litetrain.ops import compiled, conv_exact, fast
+from litetrain.ops.common import SAME
+from litetrain.ops.evaluate import node_info
+from litetrain.ops.registry import lookup
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {m: ROOT / "tests" / "fixtures" / "tf_quantized" / m / "float.tflite"
+          for m in ("mobilenet_v2_035", "mobilenet_v3_small")}
+# (batch, size, channels, window, stride, HARD_SWISH fused) of strided depthwise layers
+DEPTHWISE = [(32, 48, 16, 3, 2, False), (32, 24, 40, 3, 2, False), (32, 48, 48, 3, 2, False),
+             (32, 12, 96, 3, 2, False), (32, 12, 64, 5, 2, True), (32, 6, 144, 5, 2, True),
+             (1, 48, 16, 3, 2, False), (1, 12, 64, 5, 2, True)]
+
+
+def _ratios(old, new, rounds: int, repeats: int) -> tuple[float, float, float]:
+    """new/old CPU time per round: (median, min, max)."""
+    r = []
+    for _ in range(rounds):
+        t0 = time.thread_time()
+        for _ in range(repeats):
+            old()
+        t1 = time.thread_time()
+        for _ in range(repeats):
+            new()
+        t2 = time.thread_time()
+        r.append((t2 - t1) / max(t1 - t0, 1e-9))
+    return float(np.median(r)), min(r), max(r)
+
+
+def _interpreter(path: Path, x: np.ndarray):
+    it = litetrain.Interpreter(model_path=str(path), num_threads=1)
+    index = it.get_input_details()[0]["index"]
+    it.resize_tensor_input(index, list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(index, x)
+    for _ in range(3):  # loads the compiled kernels, makes the choices
+        it.invoke()
+    return it
+
+
+def _refused():
+    """Patches refusing both choices; call the result to restore them."""
+    saved = conv_exact.direct, compiled.strided_tiles
+    conv_exact.direct = lambda channels: False
+    compiled.strided_tiles = lambda g, images: False
+
+    def restore():
+        conv_exact.direct, compiled.strided_tiles = saved
+    return restore
+
+
+def models(rounds: int) -> None:
+    for name, path in MODELS.items():
+        for batch in (32, 1):
+            x = np.random.default_rng(0).random((batch, 96, 96, 3), np.float32)
+            restore = _refused()
+            try:
+                old = _interpreter(path, x)
+            finally:
+                restore()
+            new = _interpreter(path, x)
+            a, b = (it.get_tensor(it.get_output_details()[0]["index"]) for it in (old, new))
+            same = np.array_equal(a.view(np.uint32), b.view(np.uint32))
+            med, lo, hi = _ratios(old.invoke, new.invoke, rounds, max(3, 60 // batch))
+            print(f"{name:20s} batch {batch:2d}: new/old {med:.2f} ({lo:.2f}-{hi:.2f}), "
+                  f"same bits: {same}")
+
+
+def stem(rounds: int) -> None:
+    g = conv_exact.module()
+    rng = np.random.default_rng(0)
+    for n in (32, 1):
+        x = rng.uniform(0, 255, (n, 96, 96, 3)).astype(np.float32)
+        wp = g.pack(rng.standard_normal((27, 16)).astype(np.float32))
+        bp = g.pack_bias(rng.standard_normal(16).astype(np.float32), 16)
+        outs = [np.empty((n * 48 * 48, 16), np.float32) for _ in range(2)]
+        args = (g.HARD_SWISH, np.float32(1), 3, 3, 2, 2, 1, 1, 0, 0, 48, True,
+                np.float32(1 / 127.5), np.float32(-1))
+        inf = np.float32(np.inf)
+        old = functools.partial(g.conv_2d, x, wp, outs[0], bp, -inf, inf, *args)
+        new = functools.partial(g.conv_2d_direct, x, wp, outs[1], bp, -inf, inf, *args)
+        old()
+        new()
+        same = np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+        med, lo, hi = _ratios(old, new, rounds, max(2, 64 // n))
+        print(f"stem [{n:2d}, 96, 96, 3] direct/gathering {med:.2f} ({lo:.2f}-{hi:.2f}), "
+              f"same bits: {same}")
+
+
+def depthwise(rounds: int) -> None:
+    rng = np.random.default_rng(0)
+    for n, h, c, k, s, hs in DEPTHWISE:
+        x = rng.standard_normal((n, h, h, c)).astype(np.float32)
+        w = rng.standard_normal((1, k, k, c)).astype(np.float32)
+        b = rng.standard_normal(c).astype(np.float32)
+        attrs = {"stride_h": s, "stride_w": s, "dilation_h_factor": 1,
+                 "dilation_w_factor": 1, "padding": SAME, "fused_activation_function": 3,
+                 "depth_multiplier": 1}
+        swish = {"fused_activation_function": 0} if hs else None
+        runs = []
+        for refuse in (True, False):  # each node keeps the kernel of its first call
+            st = lookup("depthwise_conv_2d").settings(
+                node_info("depthwise_conv_2d", [x, w, b], attrs))
+            st.loader.wait()
+            st.ready()
+            restore = _refused() if refuse else (lambda: None)
+            try:
+                compiled.run_depthwise(st, x, w, b, swish)
+            finally:
+                restore()
+            runs.append(functools.partial(compiled.run_depthwise, st, x, w, b, swish))
+        same = np.array_equal(runs[0]().view(np.uint32), runs[1]().view(np.uint32))
+        med, lo, hi = _ratios(*runs, rounds, max(2, int(2e6 // (n * h * h * c // s // s))))
+        print(f"depthwise [{n:2d}, {h:2d}, {h:2d}, {c:3d}] {k}x{k} stride {s}"
+              f"{' +hard_swish' if hs else ''}: tiles/ring {med:.2f} ({lo:.2f}-{hi:.2f}), "
+              f"same bits: {same}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=9)
+    rounds = ap.parse_args().rounds
+    for family in ("conv", "gemm"):
+        loader = fast.kernels(family)
+        if loader is None or loader.wait() is None:
+            raise SystemExit("needs the [fast] extra (numba)")
+    with threadpool_limits(1):
+        models(rounds)
+        stem(rounds)
+        depthwise(rounds)
+
+
+if __name__ == "__main__":
+    main()

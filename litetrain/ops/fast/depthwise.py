@@ -1,0 +1,242 @@
+"""Compiled strided DEPTHWISE_CONV_2D (depth multiplier 1) by register tiles over a padded
+image (part of the ``conv`` family's kernels: :mod:`.conv` re-exports them).
+
+:func:`.conv.depthwise_conv_2d` copies each input row into a ring of padded rows, split
+by phase for strides, so that a tap's inputs for a whole output row are one contiguous
+run; at stride 2 that copy moves a pixel's channels one short run at a time and took as
+long as the arithmetic. Here each image is copied once, whole rows at a time, into a
+zero-padded buffer, and sixteen channels of eight output pixels at a time are held in
+registers, each tap's input vectors loaded from the buffer ``stride * c`` floats apart.
+
+The NumPy kernel's operations, per output, in its order: the first tap's product, then
+each other tap's product added in tap order (row by row, then column), a tap on the
+padding multiplying +0.0 by its weight, then the bias (-0.0 without one: adds nothing),
+the clamp with ``np.clip``'s values and signs, then optionally HARD_SWISH (``v *
+clip(v + 3, 0, 6) / 6``). No fused multiply-add. Channel groups of sixteen: with at
+least sixteen channels, the last group overlaps the one before (its channels computed
+twice, the same bits stored twice); fewer are masked. A tile past a row's last pixel
+repeats it (computed, never stored).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+from .lanes import V16, lanes_at, masked_load, masked_store, splat
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_F32 = types.float32
+_U = np.uint64
+
+
+class _Lanes(types.Type):
+    """Sixteen float32 lanes in a register (LLVM's ``<16 x float>``)."""
+
+    def __init__(self):
+        super().__init__(name="DepthwiseLanes16")
+
+
+_L16 = _Lanes()
+
+
+@register_model(_Lanes)
+class _LanesModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, V16)
+
+
+@intrinsic
+def _load(typingctx, arr, index, n):
+    """``arr[index:index + n]`` in the first ``n`` ≤ 16 lanes, zeros in the others; no
+    value is read for ``n = 0`` (then ``index`` may lie anywhere)."""
+    def codegen(context, builder, signature, args):
+        return masked_load(builder, lanes_at(context, builder, signature.args[0], *args[:2]),
+                           args[2])
+    return _L16(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _store(typingctx, arr, index, v, n):
+    """``arr[index:index + n] = v[:n]``."""
+    def codegen(context, builder, signature, args):
+        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
+                                                *args[:2]), args[3])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, _L16, types.intp), codegen
+
+
+@intrinsic
+def _mul(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.fmul(*args)
+    return _L16(_L16, _L16), codegen
+
+
+@intrinsic
+def _add(typingctx, a, b):
+    def codegen(context, builder, signature, args):
+        return builder.fadd(*args)
+    return _L16(_L16, _L16), codegen
+
+
+@intrinsic
+def _finish(typingctx, v, b, lo, hi, hs):
+    """``v + b``, then :func:`.conv._clamp` per lane (``np.clip``; ``lo == 0, hi == inf``
+    is RELU: -0.0 becomes +0.0), then with ``hs`` :func:`.activations.hard_swish_value`
+    per lane (``t = v + 3``, 0 below 0, 6 above 6, then ``v * t / 6``)."""
+    def codegen(context, builder, signature, args):
+        v, b, lo_s, hi_s, hs = args
+        f32 = ir.FloatType()
+        x = builder.fadd(v, b)
+        lo, hi = splat(builder, lo_s), splat(builder, hi_s)
+        relu = builder.fcmp_ordered("==", hi_s, ir.Constant(f32, float("inf")))
+        low = builder.or_(builder.fcmp_ordered("<", x, lo),
+                          builder.and_(builder.fcmp_ordered("==", x, lo), splat(builder, relu)))
+        x = builder.select(low, lo, builder.select(builder.fcmp_ordered(">", x, hi), hi, x))
+        zero = splat(builder, ir.Constant(f32, 0.0))
+        six = splat(builder, ir.Constant(f32, 6.0))
+        t = builder.fadd(x, splat(builder, ir.Constant(f32, 3.0)))
+        t = builder.select(builder.fcmp_ordered("<", t, zero), zero,
+                           builder.select(builder.fcmp_ordered(">", t, six), six, t))
+        swished = builder.fdiv(builder.fmul(x, t), six)
+        return builder.select(hs, swished, x)
+    return _L16(_L16, _L16, _F32, _F32, types.boolean), codegen
+
+
+@numba.njit(inline="always", **_JIT)
+def _tile(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """``r`` ≤ 8 output pixels (window corners ``p + q * step`` in the padded image
+    ``pf``) of channels ``c0 .. c0 + m``, stored at ``of[o + q * c]``: eight independent
+    sums (past the ``r`` real pixels the tile repeats the last one, computed, never
+    stored)."""
+    s1 = _U(min(1, r - 1)) * step
+    s2 = _U(min(2, r - 1)) * step
+    s3 = _U(min(3, r - 1)) * step
+    s4 = _U(min(4, r - 1)) * step
+    s5 = _U(min(5, r - 1)) * step
+    s6 = _U(min(6, r - 1)) * step
+    s7 = _U(min(7, r - 1)) * step
+    w = _load(wf, c0, m)
+    a = p + _U(toff[0])
+    u0 = _mul(_load(pf, a, m), w)
+    u1 = _mul(_load(pf, a + s1, m), w)
+    u2 = _mul(_load(pf, a + s2, m), w)
+    u3 = _mul(_load(pf, a + s3, m), w)
+    u4 = _mul(_load(pf, a + s4, m), w)
+    u5 = _mul(_load(pf, a + s5, m), w)
+    u6 = _mul(_load(pf, a + s6, m), w)
+    u7 = _mul(_load(pf, a + s7, m), w)
+    for t in range(1, taps):
+        w = _load(wf, t * c + c0, m)
+        a = p + _U(toff[t])
+        u0 = _add(u0, _mul(_load(pf, a, m), w))
+        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
+        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
+        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
+        u4 = _add(u4, _mul(_load(pf, a + s4, m), w))
+        u5 = _add(u5, _mul(_load(pf, a + s5, m), w))
+        u6 = _add(u6, _mul(_load(pf, a + s6, m), w))
+        u7 = _add(u7, _mul(_load(pf, a + s7, m), w))
+    _store(of, o, _finish(u0, bv, lo, hi, hs), m)
+    _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
+    _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
+    _store(of, o + 3 * c, _finish(u3, bv, lo, hi, hs), m if r > 3 else 0)
+    _store(of, o + 4 * c, _finish(u4, bv, lo, hi, hs), m if r > 4 else 0)
+    _store(of, o + 5 * c, _finish(u5, bv, lo, hi, hs), m if r > 5 else 0)
+    _store(of, o + 6 * c, _finish(u6, bv, lo, hi, hs), m if r > 6 else 0)
+    _store(of, o + 7 * c, _finish(u7, bv, lo, hi, hs), m if r > 7 else 0)
+
+
+@numba.njit(inline="always", **_JIT)
+def _tile4(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """:func:`_tile` of four pixels (``r`` ≤ 4): a row's last few, at half the wasted
+    work of an eight-pixel tile."""
+    s1 = _U(min(1, r - 1)) * step
+    s2 = _U(min(2, r - 1)) * step
+    s3 = _U(min(3, r - 1)) * step
+    w = _load(wf, c0, m)
+    a = p + _U(toff[0])
+    u0 = _mul(_load(pf, a, m), w)
+    u1 = _mul(_load(pf, a + s1, m), w)
+    u2 = _mul(_load(pf, a + s2, m), w)
+    u3 = _mul(_load(pf, a + s3, m), w)
+    for t in range(1, taps):
+        w = _load(wf, t * c + c0, m)
+        a = p + _U(toff[t])
+        u0 = _add(u0, _mul(_load(pf, a, m), w))
+        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
+        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
+        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
+    _store(of, o, _finish(u0, bv, lo, hi, hs), m)
+    _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
+    _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
+    _store(of, o + 3 * c, _finish(u3, bv, lo, hi, hs), m if r > 3 else 0)
+
+
+@numba.njit(inline="always", **_JIT)
+def _depthwise(x, wt, bias, lo, hi, g, hs):
+    """``x`` [n, h, w, c]; ``wt`` [kh * kw, c] the filter's taps; ``bias`` [c] (-0.0
+    for none); ``g`` the geometry ``sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw`` (as
+    :func:`.conv.depthwise_conv_2d`'s, ``mult`` 1). Each image is copied once, row by
+    row, into a zero-padded buffer; each output row then goes by tiles of eight pixels
+    (four for its last few)."""
+    n, h, wd, c = x.shape
+    sh, sw, dh, dw, pt, pl, oh, ow, kh, kw = g[0], g[1], g[2], g[3], g[4], g[5], g[6], \
+        g[7], g[9], g[10]
+    out = np.empty((n, oh, ow, c), np.float32)
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    rowlen = wp * c
+    pf = np.zeros(hp * rowlen, np.float32)  # the padding stays +0.0
+    xf, wf, of = x.reshape(x.size), wt.reshape(wt.size), out.reshape(out.size)
+    taps = kh * kw
+    toff = np.empty(taps, np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            toff[i * kw + j] = (i * dh * wp + j * dw) * c
+    iy0, iy1 = max(0, -pt), min(h, hp - pt)  # input rows and columns inside the buffer
+    ix0, ix1 = max(0, -pl), min(wd, wp - pl)
+    run = max(0, ix1 - ix0) * c
+    step = _U(sw * c)
+    groups = max(1, (c + 15) // 16)
+    m = min(16, c)
+    for bi in range(n):
+        for iy in range(iy0, iy1):
+            src = _U(((bi * h + iy) * wd + ix0) * c)
+            dst = _U((iy + pt) * rowlen + (ix0 + pl) * c)
+            for q in range(_U(run)):
+                pf[dst + q] = xf[src + q]
+        for oy in range(oh):
+            o_row = (bi * oh + oy) * ow * c
+            for gi in range(groups):
+                c0 = min(16 * gi, c - 16) if c >= 16 else 0
+                bv = _load(bias, c0, m)
+                p = oy * sh * rowlen + c0
+                ox = 0
+                while ow - ox > 4:
+                    _tile(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
+                          o_row + ox * c + c0, lo, hi, hs, min(8, ow - ox))
+                    ox += 8
+                if ox < ow:
+                    _tile4(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
+                           o_row + ox * c + c0, lo, hi, hs, ow - ox)
+    return out
+
+
+_SIG = [(types.Array(_F32, 4, "C", readonly=True), _F32[:, ::1], _F32[::1], _F32, _F32,
+         types.int64[::1])]
+
+
+@numba.njit(_SIG, **_JIT)
+def depthwise_strided(x, wt, bias, lo, hi, g):
+    """See :func:`_depthwise`."""
+    return _depthwise(x, wt, bias, lo, hi, g, False)
+
+
+@numba.njit(_SIG, **_JIT)
+def depthwise_strided_hard_swish(x, wt, bias, lo, hi, g):
+    """:func:`depthwise_strided`, then HARD_SWISH on each result as it is stored."""
+    return _depthwise(x, wt, bias, lo, hi, g, True)
