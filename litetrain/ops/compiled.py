@@ -8,7 +8,7 @@ GEMM operand is used by the NumPy kernel too). A filter that is not a constant (
 from a variable, or computed, as the depthwise input gradient's reversed filter) is laid
 out on every call, which is cheap next to the convolution; nothing of it is kept, so
 nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
-DEPTHWISE_CONV_2D then runs wholly compiled (strided and tiny ones by
+DEPTHWISE_CONV_2D then runs wholly compiled (strided ones and some others by
 ``fast.depthwise``: :func:`strided_tiles`); CONV_2D gets compiled patch gathering
 (im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, for a
 constant filter where :mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes,
@@ -284,12 +284,18 @@ def depthwise_conv_2d(s: Compiled, x: np.ndarray, w: np.ndarray, b=None, hard_sw
 def strided_tiles(g: np.ndarray, images: int) -> bool:
     """Whether a depthwise convolution of geometry ``g`` (see :func:`_plan`) of
     ``images`` images runs ``fast.depthwise``'s tiles over a padded image instead of the
-    ring kernel: multiplier 1, strided or at most :data:`_FEW_PIXELS` output pixels in
-    all. Measured interleaved against the ring kernel on MobileNetV2/V3's layers:
-    strided (3×3 and 5×5, 16 to 192 channels, batch 32 and 1) 0.69–0.99× its time;
-    stride 1 on 3×3 and 6×6 outputs at batch 1 to 4 0.46–0.83× (the ring's setup per
-    call), on larger outputs 0.8–1.15×, so those keep the ring kernel."""
-    return bool(g[8] == 1 and (g[0] > 1 or g[1] > 1 or images * g[6] * g[7] <= _FEW_PIXELS))
+    ring kernel: multiplier 1, and strided, or a window of 25 taps or more over outputs
+    of 16 pixels or more, or at most :data:`_FEW_PIXELS` output pixels in all. Measured
+    interleaved against the ring kernel on MobileNetV2/V3's layers (batch 32 unless
+    said): strided 3×3 and 5×5, 16 to 192 channels, 0.45–0.85× its time; stride 1: 5×5
+    on 6×6 outputs 0.77×, at batch 1 on 3×3 and 6×6 outputs 0.46–0.83× (the ring's setup
+    per call), 3×3 windows on 6×6 to 12×12 outputs 0.95–1.01×, on 3×3 outputs (a tile
+    and a mostly empty one) 1.25–1.8×: those keep the ring kernel."""
+    if g[8] != 1:
+        return False
+    taps, pixels = g[9] * g[10], g[6] * g[7]
+    return bool(g[0] > 1 or g[1] > 1 or (taps >= 25 and pixels >= 16)
+                or images * pixels <= _FEW_PIXELS)
 
 
 def _strided(s: Compiled, x: np.ndarray, w: np.ndarray, b, g: np.ndarray, hard_swish

@@ -31,8 +31,6 @@ the wrapped kernel.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from . import compiled_vnni
@@ -49,7 +47,9 @@ _OUT = (*_EIGHT, np.dtype(np.int16))
 _INT64_MIN = np.iinfo(np.int64).min
 _INT32_LIMIT = 1 << 31
 _FLOAT32_EXACT = 1 << 24
-_NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # the depthwise kernels' "no table"
+_NO_TABLE = {t: np.empty(0, t) for t in _EIGHT}  # kernels' "no table" (read-only)
+for _t in _NO_TABLE.values():
+    _t.flags.writeable = False
 # Up to this many rows (batch-1 squeeze-excite convolutions, FULLY_CONNECTED) a product
 # runs whole in the compiled kernel; from here on float32 BLAS is faster.
 SMALL_ROWS = 2
@@ -80,26 +80,19 @@ class Int8(_Wrapping):
     ``rescaling`` (see :func:`rescaling`), the input zero point ``zx``, the output type,
     the ``filter`` as the kernel takes it, and the window geometry per input size."""
 
-    # DEPTHWISE_CONV_2D: a unary 8-bit table its results are looked up in as they are
-    # stored (a fused activation: :mod:`litetrain.runtime.int8_fusion`; 256 entries of the
-    # output type, run by :func:`depthwise_with_table`), or none
+    # a unary 8-bit table the results are looked up in as they are stored (a fused
+    # activation: :mod:`litetrain.runtime.int8_fusion`), 256 entries of the output type
     table: np.ndarray | None = None
     rows: list | None = None  # DEPTHWISE_CONV_2D: see _depthwise
 
     def with_table(self, table: np.ndarray) -> Int8:
         """These settings with ``table`` applied to every result (a new object: the
-        node's own settings stay as they are): a depthwise node's ``table``, a VNNI
-        plan's output table (CONV_2D / FULLY_CONNECTED, :mod:`.compiled_vnni`)."""
+        node's own settings stay as they are)."""
         fused = Int8.__new__(Int8)
         dict.update(fused, self)
         fused.__dict__.update(self.__dict__)
-        table = np.array(table, self.out_dtype)  # (the kernels take writable arrays)
-        if self.kind == "depthwise":
-            fused.table = table
-        elif self.vnni is not None:
-            fused.vnni = dataclasses.replace(self.vnni, table=table.view(np.uint8))
-        else:
-            raise ValueError(f"no output table for a {self.kind} node without a VNNI plan")
+        fused.table = np.array(table, self.out_dtype)
+        fused.table.flags.writeable = False
         return fused
 
     def __init__(self, inner: Gemm, loader: Loader, kind: str, channels: int,
@@ -222,11 +215,14 @@ def gemm(variant: Variant) -> Variant:
             return variant.kernel(s, *inputs)
         module = s.ready()
         x = inputs[0]
-        if (module is None or x.__class__ is not np.ndarray
-                or x.dtype != s.inner.qin[0].dtype):
-            return _tabled(s, variant.kernel(s.inner, *inputs))
-        out = _RUN[s.kind](s, module, x)
-        return _tabled(s, variant.kernel(s.inner, *inputs)) if out is None else out
+        out = None
+        if (module is not None and x.__class__ is np.ndarray
+                and x.dtype == s.inner.qin[0].dtype):
+            out = _RUN[s.kind](s, module, x)
+            if out is not None:
+                return out
+        out = _tabled(s, variant.kernel(s.inner, *inputs))
+        return out if s.table is None else s.table[out.view(np.uint8)]
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 
@@ -294,20 +290,6 @@ def _tiled(s: Int8) -> tuple:
     q, scale, *rest = s.rescaling
     return (np.ascontiguousarray(np.tile(s.filter.astype(np.float32), (1, 1, reps))),
             np.ascontiguousarray(np.tile(q, (1, reps))), np.tile(scale, reps), *rest)
-
-
-def depthwise_with_table(variant: Variant, s: Int8, *inputs) -> np.ndarray:
-    """The kernel of a DEPTHWISE_CONV_2D step whose settings carry a ``table``
-    (``variant`` the node's NumPy integer variant): compiled with the lookup in its store
-    once loaded, else the NumPy kernel and then the lookup."""
-    module = s.ready()
-    x = inputs[0]
-    if module is not None and x.__class__ is np.ndarray and x.dtype == s.inner.qin[0].dtype:
-        out = _run_depthwise(s, module, x)
-        if out is not None:
-            return out
-    out = variant.kernel(s.inner, *inputs)
-    return s.table[out.view(np.uint8)]
 
 
 def _run_conv(s: Int8, module, x: np.ndarray) -> np.ndarray | None:

@@ -17,6 +17,7 @@ arena is planned) and prepared constants are already offsets into the program's
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,12 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ops import lookup
 from ..ops.common import window_geometry
-from ..ops.compiled_int8 import Int8, Mean, Quantize, Table
+from ..ops.compiled_int8 import SMALL_ROWS, VNNI_FEW_MIN, Int8, Mean, Quantize, Table
 from ..ops.fast import int8_codes as codes
 from ..ops.quantized.activations_int import Softmax8
 from ..ops.quantized.lib import Quantized
-from ..ops.quantized.tables import Tabulated
+from ..ops.quantized.tables import Tabulated, lookup_unary
+from .int8_fusion import _then_table
 from .step import Step
 
 _INT8 = np.dtype(np.int8)
@@ -53,6 +55,7 @@ class Template:
     reads: tuple[int, ...]
     writes: tuple[int, ...]
     alias_of: int | None = None
+    more: tuple[list, ...] = ()  # further rows, run after ``fields`` (a fused table)
 
 
 class Consts:
@@ -85,53 +88,50 @@ def encode(step: Step, values: list, consts: Consts) -> Template | None:
     """``step`` as an instruction (module docstring), or ``None``."""
     if step.stateful or step.writes_into is not None or len(step.outputs) != 1:
         return None
+    base = step.op.split("+")[0]  # "conv_2d+logistic+mul": a table fused into the step
     try:
-        opdef = lookup(step.op)
+        opdef = lookup(base)
     except UnsupportedOpError:
         return None
     out = values[step.outputs[0]]
     if (out.__class__ is not np.ndarray or out.dtype != step.out_dtypes[0]
             or out.dtype not in (_INT8, _F32)):
         return None
+    if step.kernel is lookup_unary:  # a fused table step (int8_fusion: swish)
+        x = values[step.inputs[0]]
+        return _unary(step, step.settings, [x], out, consts)
     if step.op == "reshape":
         x = values[step.inputs[0]]
         if (step.kernel is not opdef.kernel or x.__class__ is not np.ndarray
                 or x.dtype != _INT8 or x.size != out.size):
             return None
         return Template([], (step.inputs[0],), (step.outputs[0],), step.inputs[0])
-    if opdef.integer is None or step.kernel is not opdef.integer.kernel:
-        return None
+    kernel, then = step.kernel, None
+    if kernel.__class__ is functools.partial and kernel.func is _then_table:
+        kernel, then = kernel.args  # the producer's kernel, then a unary table
+        if then.table is None or then.table.dtype != _INT8:
+            return None
     s = step.settings
+    if opdef.integer is None or kernel is not opdef.integer.kernel or (
+            step.op != base and then is None
+            and (s.__class__ is not Int8 or getattr(s, "table", None) is None)):
+        return None  # renamed by a fusion this does not know
     ins = [values[i] if i >= 0 else None for i in step.inputs]
-    how = _ENCODERS.get(s.__class__) if s.__class__ is not Quantized else _PLAIN.get(step.op)
+    how = _ENCODERS.get(s.__class__) if s.__class__ is not Quantized else _PLAIN.get(base)
     if how is None or (out.dtype != _INT8 and how is not _dequantize):
         return None
-    return how(step, s, ins, out, consts)
-
-
-# The template of a step folded into the next one's instruction (it still runs as a step
-# while the executor loads).
-ABSORBED = Template([], (), ())
-
-
-def compose(unary: Step, binary: Step, values: list, consts: Consts) -> Template | None:
-    """``BINARY(x, UNARY(x))`` (swish: ``MUL(x, LOGISTIC(x))``), both encodable, as one
-    unary table over ``x``: the binary table's entry at ``(x, unary table[x])``, which is
-    what the two steps compute (their tables' entries, see :mod:`.quantized.tables`).
-    ``None`` unless the binary step reads exactly ``x`` and the unary's result, whole."""
-    s1, s2 = unary.settings, binary.settings
-    x, y = unary.inputs[0], unary.outputs[0]
-    if (s1.__class__ is not Tabulated or s2.__class__ is not Table or x == y
-            or sorted(binary.inputs) != sorted((x, y))
-            or values[x].shape != values[binary.outputs[0]].shape):
-        return None
-    bits = np.arange(256)
-    lut = s1.table.view(np.uint8).astype(np.int64)
-    pairs = s2.rows[bits, lut] if binary.inputs[0] == x else s2.rows[lut, bits]
-    table = np.ascontiguousarray(pairs).view(np.int8)
-    out = binary.outputs[0]
-    return Template([codes.OP_LOOKUP1, Ref(x), values[x].size, consts.add(table), Ref(out)],
-                    (x,), (out,))
+    template = how(step, s, ins, out, consts)
+    table = then.table if then is not None else (  # a depthwise's fused table
+        getattr(s, "table", None) if s.__class__ is Int8 else None)
+    if template is None or table is None:
+        return template
+    if template.fields[0] == codes.OP_VNNI and template.fields[-1] < 0:
+        # looked up as the tiles are stored
+        template.fields[-1] = consts.add(np.ascontiguousarray(table).view(np.uint8))
+        return template
+    y = step.outputs[0]  # the producer's result looked up in place
+    template.more = ([codes.OP_LOOKUP1, Ref(y), out.size, consts.add(table), Ref(y)],)
+    return template
 
 
 def _rescaling(consts: Consts, rescaling: tuple) -> list:
@@ -150,6 +150,10 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
         units, depth = s.inner.weights.shape
         if s.small is None or x.size % depth or out.size != x.size // depth * units:
             return None
+        vnni = _vnni(s, consts, x.size // depth, 0, (x.size // depth, 1, 1, depth), (1, 1),
+                     (1, 1, 1, 1, 0, 0, 1, 1), units, xi, yi)
+        if vnni is not None:
+            return vnni
         return Template([codes.OP_GEMM, Ref(xi), x.size // depth, depth, s.zx,
                          consts.add(s.small), units, *_rescaling(consts, s.rescaling),
                          Ref(yi), *_packed(consts, s)], (xi,), (yi,))
@@ -177,13 +181,37 @@ def _int8(step: Step, s: Int8, ins: list, out: np.ndarray, consts: Consts):
     sh, sw, _, _, pt, pl, oh, ow = geometry
     if out.shape != (n, oh, ow, o):
         return None
-    if kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, w):
+    pointwise = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, w)
+    vnni = _vnni(s, consts, n * oh * ow, 0 if pointwise else 1 + s.vnni.direct,
+                 (n * h * w, 1, 1, c) if pointwise else x.shape, (kh, kw), geometry, o, xi,
+                 yi) if s.vnni is not None else None
+    if vnni is not None:
+        return vnni
+    if pointwise:
         return Template([codes.OP_GEMM, Ref(xi), n * h * w, c, s.zx, consts.add(s.small), o,
                          *_rescaling(consts, s.rescaling), Ref(yi), *_packed(consts, s)],
                         (xi,), (yi,))
     return Template([codes.OP_CONV, Ref(xi), n, h, w, c, s.zx, consts.add(s.small), kh, kw, o,
                      *geometry, *_rescaling(consts, s.rescaling), Ref(yi),
                      *_packed(consts, s)], (xi,), (yi,))
+
+
+def _vnni(s: Int8, consts: Consts, rows: int, mode: int, shape: tuple, window: tuple,
+          geometry: tuple, o: int, xi: int, yi: int) -> Template | None:
+    """The product on :mod:`litetrain.ops.fast.vnni`'s kernels (``mode`` 0: ``gemm`` on
+    ``shape[0]`` rows of ``shape[3]`` bytes, 1: ``conv_2d``, 2: ``conv_2d_direct``), as
+    :mod:`litetrain.ops.compiled_int8` runs it (its plan, for as many rows), or ``None``."""
+    p = s.vnni
+    if p is None or not (rows > SMALL_ROWS or s.small is None or s.filter.size >= VNNI_FEW_MIN):
+        return None
+    if mode == 2 and geometry[3] != 1:
+        return None  # a dilated width: compiled_int8 leaves the VNNI kernels there too
+    tiles, k4, _ = p.wpack.shape
+    table = consts.add(p.table) if p.table.size == 256 else -1
+    return Template([codes.OP_VNNI, mode, Ref(xi), *shape, *window, *geometry, p.flip, p.pad,
+                     consts.add(p.wpack), tiles, k4, consts.add(p.init), consts.add(p.q),
+                     consts.add(p.scale), int(p.fp32), p.lo, p.hi, p.zp, o, Ref(yi), table],
+                    (xi,), (yi,))
 
 
 def _packed(consts: Consts, s: Int8) -> list:
@@ -271,24 +299,17 @@ def _quantize(step: Step, s: Quantize, ins: list, out: np.ndarray, consts: Const
                      consts.add(np.array(s.args, np.float32)), Ref(yi)], (xi,), (yi,))
 
 
-def _softmax(step: Step, s: Quantized, ins: list, out: np.ndarray, consts: Consts):
-    """``activations._softmax_integer``: its float32 exponentials of the 256 possible
-    differences from the row's maximum, computed here as it computes them."""
+def _softmax(step: Step, s: Softmax8, ins: list, out: np.ndarray, consts: Consts):
+    """:func:`..ops.quantized.activations_int.softmax8`'s compiled kernel, its table."""
     x = ins[0]
-    qi, qo = s.qin[0], s.qout[0]
-    beta = np.float32(s.attrs.get("beta", 1.0))
-    if (x.__class__ is not np.ndarray or x.dtype != _INT8 or x.ndim < 1 or x.size == 0
-            or out.shape != x.shape or qo is None or qo.dtype != _INT8 or not beta > 0
-            or not qi.s > 0):
-        return None
-    diff = -np.arange(256, dtype=np.int64).astype(np.float32)
-    table = np.exp(np.float32(qi.s) * beta * diff, dtype=np.float32)
-    if not np.isfinite(table).all():
+    if (x.__class__ is not np.ndarray or x.dtype != _INT8 or s.in_dtype != _INT8
+            or s.out_dtype != _INT8 or x.ndim < 1 or x.size == 0 or out.shape != x.shape):
         return None
     xi, yi = step.inputs[0], step.outputs[0]
     n = x.shape[-1]
-    return Template([codes.OP_SOFTMAX, Ref(xi), x.size // n, n, consts.add(table),
-                     consts.add(np.array([qo.s], np.float32)), qo.zp, -128, 127, Ref(yi)],
+    s_out, zp, lo, hi = s.args
+    return Template([codes.OP_SOFTMAX, Ref(xi), x.size // n, n, consts.add(s.table),
+                     consts.add(np.array([s_out], np.float32)), zp, lo, hi, Ref(yi)],
                     (xi,), (yi,))
 
 
@@ -305,13 +326,6 @@ def _dequantize(step: Step, s: Quantized, ins: list, out: np.ndarray, consts: Co
 
 
 # Settings of exactly the default ``Quantized`` class: the op's plain integer kernel.
-_PLAIN = {"softmax": _softmax, "dequantize": _dequantize}
-
-
-def _softmax8(step: Step, s: Softmax8, ins: list, out: np.ndarray, consts: Consts):
-    """SOFTMAX prepared for its compiled per-step kernel: its NumPy settings' encoding."""
-    return _softmax(step, s.inner, ins, out, consts)
-
-
-_ENCODERS = {Int8: _int8, Mean: _mean, Tabulated: _unary, Table: _binary, Softmax8: _softmax8,
-             Quantize: _quantize}
+_PLAIN = {"dequantize": _dequantize}
+_ENCODERS = {Int8: _int8, Mean: _mean, Tabulated: _unary, Table: _binary,
+             Quantize: _quantize, Softmax8: _softmax}

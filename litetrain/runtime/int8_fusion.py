@@ -1,8 +1,5 @@
 """8-bit elementwise chains run as one lookup table, and such tables run inside the step
-making their operand (once per input shapes, after :func:`.simplify.specialise` and
-:func:`.int8_program.int8_programs`: on the steps no int8 program took, e.g. without the
-``[fast]`` extra, uint8 models, or steps the programs cannot encode; a program composes
-swish itself, and a fused step here would cut a program's run in two).
+making their operand (a :func:`.simplify.specialise` pass, once per input shapes).
 
 Swish in a full-int8 model is ``LOGISTIC(x)`` then ``MUL(x, LOGISTIC(x))`` (EfficientNet
 has one after nearly every convolution): two passes over the activations, two arrays and
@@ -16,10 +13,9 @@ result's shape, a 256-entry table ``B(v, T(v))`` and makes it the one step compu
 :func:`fuse_tables_into_producers` then runs a unary 8-bit table step (a fused swish, or
 any activation left alone) inside the step making its operand when that operand is read
 by nothing else: the compiled 8-bit DEPTHWISE_CONV_2D (:mod:`..ops.compiled_int8`) looks
-each output row up as it stores it, so do CONV_2D and FULLY_CONNECTED nodes with a VNNI
-plan (:mod:`..ops.compiled_vnni`: the plan's output table, applied on every path); other
-8-bit producers (CONV_2D, FULLY_CONNECTED, ADD, SUB, MUL, MEAN: their integer variants,
-which return new arrays) get the lookup right after their kernel, in the same step.
+each rescaled result up as it stores it; other 8-bit producers (CONV_2D,
+FULLY_CONNECTED, ADD, MUL, MEAN: their integer variants, which return new arrays) get the
+lookup right after their kernel, in the same step.
 
 Invariant: the same bits. The tables are the nodes' own: a tabulated step's table is its
 integer kernel's result on every operand value (or pair), made by that kernel at prepare
@@ -133,14 +129,9 @@ def fuse_tables_into_producers(steps: list[Step], values: list, outputs: set[int
         fused = dict(op=f"{first.op}+{step.op}", outputs=step.outputs,
                      out_dtypes=step.out_dtypes, in_place=None, into=None, into_for=None)
         s = first.settings
-        wraps = getattr(first.kernel, "wraps", None)
-        if s.__class__ is compiled_int8.Int8 and t.table.dtype == s.out_dtype:
-            if s.kind == "depthwise" and s.table is None and wraps is not None:
-                return replace(first, settings=s.with_table(t.table), **fused, kernel=
-                               functools.partial(compiled_int8.depthwise_with_table, wraps))
-            plan = getattr(s, "vnni", None)
-            if plan is not None and plan.table.size == 0:  # looked up in the VNNI store
-                return replace(first, settings=s.with_table(t.table), **fused)
+        if (s.__class__ is compiled_int8.Int8 and s.kind == "depthwise" and s.table is None
+                and t.table.dtype == s.out_dtype):
+            return replace(first, settings=s.with_table(t.table), **fused)
         if first.op in _PRODUCERS:
             return replace(first, kernel=functools.partial(_then_table, first.kernel, t),
                            fresh=True, **fused)

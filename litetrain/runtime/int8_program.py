@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ops.fast import WithKernels, kernels
-from ..ops.fast.int8_codes import OP_LOOKUP1, WIDTH
-from .int8_encode import ABSORBED, ALIGN, Consts, Ref, Template, compose, encode
+from ..ops.fast.int8_codes import WIDTH
+from .int8_encode import ALIGN, Consts, Ref, Template, encode
 from .step import Step
 
 # Runs shorter than this keep their steps (one step gains nothing from an arena copy).
@@ -50,10 +50,6 @@ def int8_programs(steps: list[Step], values: list, inputs, outputs) -> list[Step
     if loader is None:
         return steps
     made = {o for s in steps for o in s.outputs}
-    readers: dict[int, int] = {}
-    for s in steps:
-        for i in s.inputs:
-            readers[i] = readers.get(i, 0) + 1
     constant = {i for s in steps for i in s.inputs
                 if i >= 0 and i not in made and i not in set(inputs)}
     out: list[Step] = []
@@ -65,12 +61,6 @@ def int8_programs(steps: list[Step], values: list, inputs, outputs) -> list[Step
                                         and i not in constant for i in step.inputs):
             template = None  # a filter, axis or shape made at run time
         if template is not None:
-            if run and run[-1][1].fields[:1] == [OP_LOOKUP1] and run[-1][1].writes[0] in \
-                    step.inputs and readers[run[-1][1].writes[0]] == 1 and \
-                    run[-1][1].writes[0] not in outputs:
-                both = compose(run[-1][0], step, values, consts)
-                if both is not None:  # e.g. swish: one table instead of two passes
-                    run[-1], template = (run[-1][0], ABSORBED), both
             run.append((step, template))
             continue
         if len(run) >= MIN_STEPS:
@@ -133,7 +123,7 @@ def _program_step(run: list[tuple[Step, Template]], consts: Consts, values: list
     fixed = list(dict.fromkeys(i for _, t in run for i in t.reads if i in constant))
     results = [w for s, _ in run for w in s.outputs if w in later]
     where, size = _plan_arena(run, values, ext, fixed, results)
-    rows = [t.fields for _, t in run if t.fields]
+    rows = [r for _, t in run if t.fields for r in (t.fields, *t.more)]
     code = np.zeros((len(rows), WIDTH), np.int64)
     for k, fields in enumerate(rows):
         code[k, :len(fields)] = [where[f.tensor] if isinstance(f, Ref) else int(f)

@@ -23,7 +23,6 @@ from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .arena import reuse_buffers
 from .fold import foldable_nodes, shape_key
-from .int8_fusion import fuse_int8_tables
 from .int8_program import int8_programs
 from .liveness import is_stand_in, release_points, stand_in
 from .program import Instruction, compile_steps
@@ -138,7 +137,6 @@ class Plan:
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
         steps = int8_programs(steps, values, self.subgraph.inputs, self.subgraph.outputs)
-        steps = fuse_int8_tables(steps, values, set(self.subgraph.outputs))  # the rest
         drops = release_points(steps, kept)
         kept_buffers = reuse_buffers(steps, values, self.subgraph.outputs)
         self._per_shapes[key] = (kept_buffers, constants, drops,

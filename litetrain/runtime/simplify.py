@@ -43,6 +43,7 @@ from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
+from .int8_fusion import fuse_int8_tables
 from .pool_grad import fuse_max_pool_grads
 from .prologue import fuse_input_rescaling
 from .se_scale import scale_per_image_channels
@@ -88,6 +89,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
+    steps = fuse_int8_tables(steps, values, outputs)
     steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)
     return in_place_steps(steps, values, outputs)

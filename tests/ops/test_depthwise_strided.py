@@ -8,8 +8,9 @@ kernel: the same bits.
   overlapping the one before), widths that leave a four-pixel tile or a partial one,
   every fused activation, with and without a bias, a fused HARD_SWISH; NaN and signed
   zeros in input and filter.
-* At stride 1 only for few output pixels (batch 1 of small images); the kernel itself
-  at stride 1 and dilated on larger ones (any geometry works).
+* At stride 1 only for 5×5 windows over outputs of 16 pixels or more and for few output
+  pixels (batch 1 of small images); the kernel itself at stride 1 and dilated on the
+  others (any geometry works).
 * Infinities: the same values and zero signs, NaN where NumPy has NaN.
 """
 
@@ -98,9 +99,10 @@ def test_the_kernel_on_any_window_gives_the_numpy_bits(window, rng):
                   depthwise_conv_2d(attrs, x, w, bias))
 
 
-def test_stride_1_keeps_the_ring_kernel_but_for_few_pixels(rng):
-    for n, h, k, tiles in ((1, 12, (3, 3), False), (1, 11, (5, 5), False),
-                           (3, 6, (5, 5), False), (1, 6, (5, 5), True), (2, 3, (3, 3), True),
+def test_stride_1_keeps_the_ring_kernel_but_for_wide_windows_or_few_pixels(rng):
+    for n, h, k, tiles in ((1, 12, (3, 3), False), (3, 6, (3, 3), False),
+                           (12, 3, (5, 5), False), (1, 11, (5, 5), True),
+                           (3, 6, (5, 5), True), (1, 6, (5, 5), True), (2, 3, (3, 3), True),
                            (1, 10, (3, 3), True)):
         x, w, b = _inputs(rng, n, h, h, 24, k)
         attrs = _attrs((1, 1), (1, 1), SAME, 3)

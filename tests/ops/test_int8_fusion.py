@@ -10,11 +10,10 @@ but speed:
   loaded or not;
 * what must stay apart does (a value read twice or returned, a broadcast operand, another
   operand than ``T``'s input);
-* the TensorFlow-made int8 models, under every resolver, int8 programs off (the pass
-  takes what they leave): each specialised step fed the values of an
-  ``experimental_preserve_all_tensors`` run gives that run's values, the outputs are
-  equal, and the fusions happen (EfficientNet's 16 swish, MobileNetV3's HARD_SWISH);
-  with programs on, the pass cuts no program in two.
+* the TensorFlow-made int8 models, under every resolver: each specialised step fed the
+  values of an ``experimental_preserve_all_tensors`` run gives that run's values, the
+  outputs are equal, and the fusions happen (EfficientNet's 16 swish, MobileNetV3's
+  HARD_SWISH).
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from litetrain.ops.quantized.params import QParams
 from litetrain.ops.quantized.tables import Tabulated
 from litetrain.ops.registry import lookup
 from litetrain.ops.resolver import OpResolverType
-from litetrain.runtime import plan as plan_module
 from litetrain.runtime.int8_fusion import fuse_int8_tables, fuse_swish
 from litetrain.runtime.step import Step
 from tests.quantized.fixture_runs import fed
@@ -171,8 +169,9 @@ def test_tables_fused_into_producers_equal_the_two_steps(resolver, dtype, rng):
             np.testing.assert_array_equal(
                 compiled_int8._RUN["depthwise"](fused[0].settings, _LOADER.module, x),
                 values[3])
-            np.testing.assert_array_equal(
-                fused[0].kernel(_not_loaded(fused[0].settings), x, w, b), values[3])
+            wraps = lookup("depthwise_conv_2d").integer.kernel
+            np.testing.assert_array_equal(wraps(_not_loaded(fused[0].settings), x, w, b),
+                                          values[3])
 
 
 def _not_loaded(s):
@@ -213,10 +212,7 @@ def test_a_table_after_other_producers_runs_in_their_step(producer, rng):
 
 @pytest.mark.parametrize("resolver", list(RESOLVERS))
 @pytest.mark.parametrize("model", ["efficientnet_like", "mobilenet_v3_small"])
-def test_fixture_models_fused_equal_every_tensor_kept_and_tensorflow(model, resolver,
-                                                                      monkeypatch):
-    """(The steps int8 programs leave: here all of them, programs off.)"""
-    monkeypatch.setattr(plan_module, "int8_programs", lambda steps, *args: steps)
+def test_fixture_models_fused_equal_every_tensor_kept_and_tensorflow(model, resolver):
     path = ROOT / model / "int8.tflite"
     with np.load(ROOT / model / "expected.npz") as f:
         x, tf_out = _input(f, "int8", 4), f[f"int8/{resolver}/b4/out0"]
@@ -231,6 +227,9 @@ def test_fixture_models_fused_equal_every_tensor_kept_and_tensorflow(model, reso
             kept = [_kept(it, i) for i in range(len(plan.subgraph.tensors))]
         else:
             steps = next(iter(plan._per_shapes.values()))[0]
+            # (steps an int8 program runs in one call: runtime.int8_program)
+            steps = [t for s in steps
+                     for t in (s.settings.steps if s.op == "int8_program" else [s])]
     np.testing.assert_array_equal(outs[0], tf_out)
     np.testing.assert_array_equal(outs[1], tf_out)
     fused = [s for s in steps if "+" in s.op]
@@ -248,20 +247,3 @@ def _kept(it, i):
         return it.get_tensor(i)
     except LitetrainError:  # (tensors without a value: constants are the plan's)
         return None
-
-
-def test_programs_take_the_model_whole_with_the_pass_after_them():
-    """With the int8 programs loaded, EfficientNet-like runs as one program (the swish
-    composed there): the pass leaves it alone."""
-    prog = fast.kernels("int8_program")
-    if prog is None or prog.wait() is None or not HAVE_NUMBA:
-        pytest.skip("the [fast] extra's int8 programs are not available")
-    with np.load(ROOT / "efficientnet_like" / "expected.npz") as f:
-        x, tf_out = _input(f, "int8", 4), f["int8/default/b4/out0"]
-    it = fed(ROOT / "efficientnet_like" / "int8.tflite", x, RESOLVERS["default"])
-    for _ in range(3):
-        it.invoke()
-    steps = next(iter(it._plans[0]._per_shapes.values()))[0]
-    assert [s.op for s in steps].count("int8_program") == 1, [s.op for s in steps]
-    assert not any("+" in s.op for s in steps)
-    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]), tf_out)

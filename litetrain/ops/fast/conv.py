@@ -6,8 +6,8 @@
   in registers, two output rows at a time, in vectorised loops over the rows' runs, bias
   and activation in the same pass (:func:`depthwise_conv_2d_hard_swish`: then a fused
   HARD_SWISH too). Same products added in the same tap order as the NumPy kernel, so the
-  same bits. Strided ones take :mod:`.depthwise`'s register tiles over a padded image
-  instead (re-exported here as part of this family).
+  same bits. Strided ones and some others take :mod:`.depthwise`'s register tiles over
+  a padded image instead (re-exported here as part of this family).
 * :func:`bias_activation`: ``out += bias`` and the fused activation in one pass, in place
   on a block of a fresh GEMM result; :func:`bias_activation_hard_swish` then also a
   HARD_SWISH, :func:`bias_activation_scale` a MUL by a one-element value, fused into the

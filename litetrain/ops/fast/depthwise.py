@@ -1,12 +1,14 @@
-"""Compiled strided DEPTHWISE_CONV_2D (depth multiplier 1) by register tiles over a padded
-image (part of the ``conv`` family's kernels: :mod:`.conv` re-exports them).
+"""Compiled DEPTHWISE_CONV_2D (depth multiplier 1) by register tiles over a padded image,
+for strided windows and a few others (:func:`litetrain.ops.compiled.strided_tiles`; part
+of the ``conv`` family's kernels: :mod:`.conv` re-exports them).
 
 :func:`.conv.depthwise_conv_2d` copies each input row into a ring of padded rows, split
 by phase for strides, so that a tap's inputs for a whole output row are one contiguous
 run; at stride 2 that copy moves a pixel's channels one short run at a time and took as
 long as the arithmetic. Here each image is copied once, whole rows at a time, into a
-zero-padded buffer, and sixteen channels of eight output pixels at a time are held in
-registers, each tap's input vectors loaded from the buffer ``stride * c`` floats apart.
+zero-padded buffer, and sixteen channels of eight output pixels at a time (in raster
+order, a tile spanning output rows) are held in registers, each tap's input vectors
+loaded from the buffer at the pixels' window corners.
 
 The NumPy kernel's operations, per output, in its order: the first tap's product, then
 each other tap's product added in tap order (row by row, then column), a tap on the
@@ -108,39 +110,40 @@ def _finish(typingctx, v, b, lo, hi, hs):
 
 
 @numba.njit(inline="always", **_JIT)
-def _tile(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
-    """``r`` ≤ 8 output pixels (window corners ``p + q * step`` in the padded image
-    ``pf``) of channels ``c0 .. c0 + m``, stored at ``of[o + q * c]``: eight independent
-    sums (past the ``r`` real pixels the tile repeats the last one, computed, never
-    stored)."""
-    s1 = _U(min(1, r - 1)) * step
-    s2 = _U(min(2, r - 1)) * step
-    s3 = _U(min(3, r - 1)) * step
-    s4 = _U(min(4, r - 1)) * step
-    s5 = _U(min(5, r - 1)) * step
-    s6 = _U(min(6, r - 1)) * step
-    s7 = _U(min(7, r - 1)) * step
+def _tile(pf, wf, of, pix, q0, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """``r`` ≤ 8 output pixels ``q0 ..`` of an image (in raster order: a tile may span
+    output rows; window corners ``pix[q]`` in the padded image ``pf``) of channels
+    ``c0 .. c0 + m``, stored at ``of[o + q * c]``: eight independent sums (past the
+    ``r`` real pixels the tile repeats the last one, computed, never stored)."""
+    s0 = pix[q0 + min(0, r - 1)] + _U(c0)
+    s1 = pix[q0 + min(1, r - 1)] + _U(c0)
+    s2 = pix[q0 + min(2, r - 1)] + _U(c0)
+    s3 = pix[q0 + min(3, r - 1)] + _U(c0)
+    s4 = pix[q0 + min(4, r - 1)] + _U(c0)
+    s5 = pix[q0 + min(5, r - 1)] + _U(c0)
+    s6 = pix[q0 + min(6, r - 1)] + _U(c0)
+    s7 = pix[q0 + min(7, r - 1)] + _U(c0)
     w = _load(wf, c0, m)
-    a = p + _U(toff[0])
-    u0 = _mul(_load(pf, a, m), w)
-    u1 = _mul(_load(pf, a + s1, m), w)
-    u2 = _mul(_load(pf, a + s2, m), w)
-    u3 = _mul(_load(pf, a + s3, m), w)
-    u4 = _mul(_load(pf, a + s4, m), w)
-    u5 = _mul(_load(pf, a + s5, m), w)
-    u6 = _mul(_load(pf, a + s6, m), w)
-    u7 = _mul(_load(pf, a + s7, m), w)
+    t0 = _U(toff[0])
+    u0 = _mul(_load(pf, s0 + t0, m), w)
+    u1 = _mul(_load(pf, s1 + t0, m), w)
+    u2 = _mul(_load(pf, s2 + t0, m), w)
+    u3 = _mul(_load(pf, s3 + t0, m), w)
+    u4 = _mul(_load(pf, s4 + t0, m), w)
+    u5 = _mul(_load(pf, s5 + t0, m), w)
+    u6 = _mul(_load(pf, s6 + t0, m), w)
+    u7 = _mul(_load(pf, s7 + t0, m), w)
     for t in range(1, taps):
         w = _load(wf, t * c + c0, m)
-        a = p + _U(toff[t])
-        u0 = _add(u0, _mul(_load(pf, a, m), w))
-        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
-        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
-        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
-        u4 = _add(u4, _mul(_load(pf, a + s4, m), w))
-        u5 = _add(u5, _mul(_load(pf, a + s5, m), w))
-        u6 = _add(u6, _mul(_load(pf, a + s6, m), w))
-        u7 = _add(u7, _mul(_load(pf, a + s7, m), w))
+        a = _U(toff[t])
+        u0 = _add(u0, _mul(_load(pf, s0 + a, m), w))
+        u1 = _add(u1, _mul(_load(pf, s1 + a, m), w))
+        u2 = _add(u2, _mul(_load(pf, s2 + a, m), w))
+        u3 = _add(u3, _mul(_load(pf, s3 + a, m), w))
+        u4 = _add(u4, _mul(_load(pf, s4 + a, m), w))
+        u5 = _add(u5, _mul(_load(pf, s5 + a, m), w))
+        u6 = _add(u6, _mul(_load(pf, s6 + a, m), w))
+        u7 = _add(u7, _mul(_load(pf, s7 + a, m), w))
     _store(of, o, _finish(u0, bv, lo, hi, hs), m)
     _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
     _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
@@ -152,25 +155,26 @@ def _tile(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
 
 
 @numba.njit(inline="always", **_JIT)
-def _tile4(pf, wf, of, p, step, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
-    """:func:`_tile` of four pixels (``r`` ≤ 4): a row's last few, at half the wasted
+def _tile4(pf, wf, of, pix, q0, toff, taps, c, c0, m, bv, o, lo, hi, hs, r):
+    """:func:`_tile` of four pixels (``r`` ≤ 4): an image's last few, at half the wasted
     work of an eight-pixel tile."""
-    s1 = _U(min(1, r - 1)) * step
-    s2 = _U(min(2, r - 1)) * step
-    s3 = _U(min(3, r - 1)) * step
+    s0 = pix[q0 + min(0, r - 1)] + _U(c0)
+    s1 = pix[q0 + min(1, r - 1)] + _U(c0)
+    s2 = pix[q0 + min(2, r - 1)] + _U(c0)
+    s3 = pix[q0 + min(3, r - 1)] + _U(c0)
     w = _load(wf, c0, m)
-    a = p + _U(toff[0])
-    u0 = _mul(_load(pf, a, m), w)
-    u1 = _mul(_load(pf, a + s1, m), w)
-    u2 = _mul(_load(pf, a + s2, m), w)
-    u3 = _mul(_load(pf, a + s3, m), w)
+    t0 = _U(toff[0])
+    u0 = _mul(_load(pf, s0 + t0, m), w)
+    u1 = _mul(_load(pf, s1 + t0, m), w)
+    u2 = _mul(_load(pf, s2 + t0, m), w)
+    u3 = _mul(_load(pf, s3 + t0, m), w)
     for t in range(1, taps):
         w = _load(wf, t * c + c0, m)
-        a = p + _U(toff[t])
-        u0 = _add(u0, _mul(_load(pf, a, m), w))
-        u1 = _add(u1, _mul(_load(pf, a + s1, m), w))
-        u2 = _add(u2, _mul(_load(pf, a + s2, m), w))
-        u3 = _add(u3, _mul(_load(pf, a + s3, m), w))
+        a = _U(toff[t])
+        u0 = _add(u0, _mul(_load(pf, s0 + a, m), w))
+        u1 = _add(u1, _mul(_load(pf, s1 + a, m), w))
+        u2 = _add(u2, _mul(_load(pf, s2 + a, m), w))
+        u3 = _add(u3, _mul(_load(pf, s3 + a, m), w))
     _store(of, o, _finish(u0, bv, lo, hi, hs), m)
     _store(of, o + 1 * c, _finish(u1, bv, lo, hi, hs), m if r > 1 else 0)
     _store(of, o + 2 * c, _finish(u2, bv, lo, hi, hs), m if r > 2 else 0)
@@ -182,8 +186,9 @@ def _depthwise(x, wt, bias, lo, hi, g, hs):
     """``x`` [n, h, w, c]; ``wt`` [kh * kw, c] the filter's taps; ``bias`` [c] (-0.0
     for none); ``g`` the geometry ``sh, sw, dh, dw, pt, pl, oh, ow, mult, kh, kw`` (as
     :func:`.conv.depthwise_conv_2d`'s, ``mult`` 1). Each image is copied once, row by
-    row, into a zero-padded buffer; each output row then goes by tiles of eight pixels
-    (four for its last few)."""
+    row, into a zero-padded buffer; its output pixels then go in raster order by tiles
+    of eight (four for its last few), a tile spanning rows where one ends: small
+    outputs (3×3, 6×6) waste no lanes on short rows."""
     n, h, wd, c = x.shape
     sh, sw, dh, dw, pt, pl, oh, ow, kh, kw = g[0], g[1], g[2], g[3], g[4], g[5], g[6], \
         g[7], g[9], g[10]
@@ -197,10 +202,14 @@ def _depthwise(x, wt, bias, lo, hi, g, hs):
     for i in range(kh):
         for j in range(kw):
             toff[i * kw + j] = (i * dh * wp + j * dw) * c
+    pixels = oh * ow
+    pix = np.empty(pixels, np.uint64)  # each output pixel's window corner in pf
+    for oy in range(oh):
+        for ox in range(ow):
+            pix[oy * ow + ox] = oy * sh * rowlen + ox * sw * c
     iy0, iy1 = max(0, -pt), min(h, hp - pt)  # input rows and columns inside the buffer
     ix0, ix1 = max(0, -pl), min(wd, wp - pl)
     run = max(0, ix1 - ix0) * c
-    step = _U(sw * c)
     groups = max(1, (c + 15) // 16)
     m = min(16, c)
     for bi in range(n):
@@ -209,20 +218,18 @@ def _depthwise(x, wt, bias, lo, hi, g, hs):
             dst = _U((iy + pt) * rowlen + (ix0 + pl) * c)
             for q in range(_U(run)):
                 pf[dst + q] = xf[src + q]
-        for oy in range(oh):
-            o_row = (bi * oh + oy) * ow * c
-            for gi in range(groups):
-                c0 = min(16 * gi, c - 16) if c >= 16 else 0
-                bv = _load(bias, c0, m)
-                p = oy * sh * rowlen + c0
-                ox = 0
-                while ow - ox > 4:
-                    _tile(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
-                          o_row + ox * c + c0, lo, hi, hs, min(8, ow - ox))
-                    ox += 8
-                if ox < ow:
-                    _tile4(pf, wf, of, _U(p + ox * sw * c), step, toff, taps, c, c0, m, bv,
-                           o_row + ox * c + c0, lo, hi, hs, ow - ox)
+        o_image = bi * pixels * c
+        for gi in range(groups):
+            c0 = min(16 * gi, c - 16) if c >= 16 else 0
+            bv = _load(bias, c0, m)
+            q = 0
+            while pixels - q > 4:
+                _tile(pf, wf, of, pix, q, toff, taps, c, c0, m, bv, o_image + q * c + c0,
+                      lo, hi, hs, min(8, pixels - q))
+                q += 8
+            if q < pixels:
+                _tile4(pf, wf, of, pix, q, toff, taps, c, c0, m, bv, o_image + q * c + c0,
+                       lo, hi, hs, pixels - q)
     return out
 
 

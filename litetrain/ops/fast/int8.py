@@ -69,11 +69,11 @@ def _x4(dt, ro):
 
 # Compiled (or loaded from the disk cache) on import: 8-bit inputs, read-only or not.
 _DEPTHWISE = [(_x4(dt, ro), _I64, types.int32[:, :, ::1], *(_I64,) * 7, _Q, _SCALE,
-               types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C"),
+               types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C", readonly=True),
                types.Array(dt, 4, "C"))
               for dt in _EIGHT for ro in (False, True)]
 _DEPTHWISE_ROWS = [(_x4(dt, ro), _I64, types.float32[:, :, ::1], *(_I64,) * 4, _Q, _SCALE,
-                    types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C"),
+                    types.boolean, _I64, _I64, _I64, types.Array(dt, 1, "C", readonly=True),
                     types.Array(dt, 4, "C"))
                    for dt in _EIGHT for ro in (False, True)]
 _IM2COL = [(_x4(dt, ro), _I64, *(_I64,) * 11, types.float32[:, ::1])

@@ -2,5 +2,5 @@
 the runtime encodes tables without loading the compiled executor)."""
 
 OP_QUANTIZE, OP_CONV, OP_DEPTHWISE, OP_GEMM, OP_MEAN, OP_LOOKUP1, OP_LOOKUP, OP_MUL, \
-    OP_ADD, OP_SOFTMAX, OP_DEQUANTIZE = range(1, 12)
-WIDTH = 32  # fields per instruction row (the longest op has 26)
+    OP_ADD, OP_SOFTMAX, OP_DEQUANTIZE, OP_VNNI = range(1, 13)
+WIDTH = 40  # fields per instruction row (the longest op has 33)

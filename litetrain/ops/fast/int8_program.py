@@ -55,9 +55,22 @@ from .int8_codes import (
     OP_MUL,
     OP_QUANTIZE,
     OP_SOFTMAX,
+    OP_VNNI,
 )
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+try:  # AVX-512 VNNI (the encoder emits OP_VNNI only for nodes compiled_vnni planned)
+    from .vnni import conv_2d as vnni_conv_2d
+    from .vnni import conv_2d_direct as vnni_conv_2d_direct
+    from .vnni import gemm as vnni_gemm
+except ImportError:  # a CPU without it: never called
+    @numba.njit(**_JIT)
+    def vnni_gemm(*args):
+        pass
+
+    vnni_conv_2d = vnni_conv_2d_direct = vnni_gemm
+
 _U = np.uint64
 _I64 = types.int64
 
@@ -302,61 +315,6 @@ def conv_2d_f32(x, zx, wp, bp, kh, kw, sh, sw, dh, dw, pt, pl, q, scale, fp32, l
     return out
 
 
-@numba.njit(types.float32(types.float32[::1], _I64, _I64), **_JIT)
-def _pairwise_sum(e, start, n):
-    """NumPy's float32 ``add.reduce`` of ``e[start:start + n]`` (its ``pairwise_sum``):
-    below 8 values one after another from +0.0; up to 128 eight running sums combined
-    as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the rest one by one;
-    beyond, the two halves (the first a multiple of 8) summed so, then added."""
-    if n < 8:
-        res = np.float32(0.0)
-        for i in range(n):
-            res += e[start + i]
-        return res
-    if n <= 128:
-        r = e[start:start + 8].copy()
-        i = 8
-        while i < n - n % 8:
-            for j in range(8):
-                r[j] += e[start + i + j]
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            res += e[start + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum(e, start, n2) + _pairwise_sum(e, start + n2, n - n2)
-
-
-_SOFTMAX = [(types.int8[:, ::1], types.float32[::1], types.float32, _I64, _I64, _I64,
-             types.int8[:, ::1])]
-
-
-@numba.njit(_SOFTMAX, **_JIT)
-def softmax(x, table, s_out, zp, lo, hi, out):
-    """SOFTMAX int8 → int8 over the last axis as ``activations._softmax_integer``
-    computes it: ``e = table[max - x]`` (the float32 ``exp(scale * beta * (x - max))``
-    NumPy computed for each of the 256 differences), their float32 sum in NumPy's order,
-    ``inv = 1 / (sum * s_out)``, ``e * inv`` rounded half away from zero (values are
-    positive: ``floor(v + 0.5)``), plus ``zp``, clamped."""
-    rows, n = x.shape
-    e = np.empty(n, np.float32)
-    half = np.float32(0.5)
-    for r in range(rows):
-        m = np.int64(x[r, 0])
-        for k in range(n):
-            m = max(m, np.int64(x[r, k]))
-        for k in range(n):
-            e[k] = table[m - np.int64(x[r, k])]
-        inv = np.float32(1.0) / (_pairwise_sum(e, 0, n) * s_out)
-        for k in range(n):
-            y = np.int64(np.floor(e[k] * inv + half)) + zp
-            out[r, k] = min(max(y, lo), hi)
-    return out
-
-
 @numba.njit((types.int8[::1], _I64, types.float32, types.float32[::1]), **_JIT)
 def dequantize(x, zp, scale, out):
     """``float32(x - zp) * scale`` (``QParams.dequantize``, one scale)."""
@@ -380,6 +338,12 @@ def _rescaling(consts, qo, so, c):
 @numba.njit(inline="always", **_JIT)
 def _packed(consts, off, rows, cols):
     return consts[off:off + 4 * rows * cols].view(np.float32).reshape((rows, cols))
+
+
+@numba.njit(inline="always", **_JIT)
+def _table(consts, off):
+    """The 256-byte table at ``off``, or an empty array for ``off < 0`` (none)."""
+    return consts[off:off + 256] if off >= 0 else consts[:0]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -428,7 +392,7 @@ def run(code, consts, arena):
             else:
                 int8.depthwise_conv_2d(x, f[6], w, f[11], f[12], f[13], f[14], f[15], f[16],
                                        cm // c, q, scale, f[21] != 0, f[22], f[23], f[24],
-                                       np.empty(0, np.int8), out)  # (no output table)
+                                       consts[:0].view(np.int8), out)
         elif op == OP_GEMM:
             # x, m, k, zx, w_off, n, q, scale, fp32, lo, hi, zp, out, packed filter (offset,
             # rows, columns), packed bias (offset, size), biased
@@ -483,11 +447,40 @@ def run(code, consts, arena):
                      _f32(consts, p + 4), _f32(consts, p + 8), _f32(consts, p + 12),
                      _i8(arena, f[4], size))
         elif op == OP_SOFTMAX:
-            # x, rows, n, table (256 float32), s_out (float32 offset), zp, lo, hi, out
+            # x, rows, n, table (256 float32: activations_int.Softmax8's), s_out (float32
+            # offset), zp, lo, hi, out
             rows, n = f[2], f[3]
-            softmax(_i8(arena, f[1], rows * n).reshape((rows, n)),
-                    consts[f[4]:f[4] + 1024].view(np.float32), _f32(consts, f[5]), f[6],
-                    f[7], f[8], _i8(arena, f[9], rows * n).reshape((rows, n)))
+            int8.softmax(_i8(arena, f[1], rows * n).reshape((rows, n)),
+                         consts[f[4]:f[4] + 1024].view(np.float32), _f32(consts, f[5]), f[6],
+                         f[7], f[8], _i8(arena, f[9], rows * n).reshape((rows, n)))
+        elif op == OP_VNNI:
+            # mode (0 gemm, 1 conv_2d, 2 conv_2d_direct), x, n, h, w, c, kh, kw, sh, sw, dh,
+            # dw, pt, pl, oh, ow, flip, pad, wpack (offset, tiles, K4), init, q, scale,
+            # fp32, lo, hi, zp, o, out, table (-1: none): compiled_vnni.Plan's constants
+            mode, n, h, wd, c, kh, kw, oh, ow = f[1], f[3], f[4], f[5], f[6], f[7], f[8], \
+                f[15], f[16]
+            tiles, k4, o = f[20], f[21], f[29]
+            wpack = consts[f[19]:f[19] + tiles * k4 * 64].view(np.int8).reshape(
+                (tiles, k4, 64))
+            init = consts[f[22]:f[22] + 64 * tiles].view(np.int32)
+            q = consts[f[23]:f[23] + 512 * tiles].view(np.int64).reshape((4, 16 * tiles))
+            scale = consts[f[24]:f[24] + 64 * tiles].view(np.float32)
+            table, fp32 = _table(consts, f[31]), f[25] != 0
+            x = arena[f[2]:f[2] + n * h * wd * c]
+            if mode == 0:
+                vnni_gemm(x.reshape((n, c)), f[17], wpack, init, q, scale, fp32, f[26], f[27],
+                          f[28], table, arena[f[30]:f[30] + n * o].reshape((n, o)))
+            elif mode == 1:
+                vnni_conv_2d(x.reshape((n, h, wd, c)), f[17], f[18], kh, kw, f[9], f[10],
+                             f[11], f[12], f[13], f[14], oh, ow, wpack, init, q, scale, fp32,
+                             f[26], f[27], f[28], table,
+                             arena[f[30]:f[30] + n * oh * ow * o].reshape((n * oh * ow, o)))
+            else:
+                vnni_conv_2d_direct(x.reshape((n, h, wd, c)), f[17], f[18], kh, kw, f[9],
+                                    f[10], f[11], f[13], f[14], oh, ow, wpack, init, q, scale,
+                                    fp32, f[26], f[27], f[28], table,
+                                    arena[f[30]:f[30] + n * oh * ow * o].reshape(
+                                        (n * oh * ow, o)))
         elif op == OP_DEQUANTIZE:
             # x, size, zp, scale (float32 offset), out (float32)
             size = f[2]
