@@ -13,9 +13,10 @@ result's shape, a 256-entry table ``B(v, T(v))`` and makes it the one step compu
 :func:`fuse_tables_into_producers` then runs a unary 8-bit table step (a fused swish, or
 any activation left alone) inside the step making its operand when that operand is read
 by nothing else: the compiled 8-bit DEPTHWISE_CONV_2D (:mod:`..ops.compiled_int8`) looks
-each rescaled result up as it stores it; other 8-bit producers (CONV_2D,
-FULLY_CONNECTED, ADD, MUL, MEAN: their integer variants, which return new arrays) get the
-lookup right after their kernel, in the same step.
+each rescaled result up as it stores it; other 8-bit producers (CONV_2D, a depthwise
+without the compiled kernels, FULLY_CONNECTED, ADD, SUB, MUL, MEAN: their integer
+variants, which return new arrays) get the lookup right after their kernel, in the same
+step.
 
 Invariant: the same bits. The tables are the nodes' own: a tabulated step's table is its
 integer kernel's result on every operand value (or pair), made by that kernel at prepare
@@ -44,7 +45,7 @@ from .step import Step, fuse_into_producers, producers_and_readers
 _EIGHT = (np.dtype(np.int8), np.dtype(np.uint8))
 _ALL = np.arange(256, dtype=np.uint8)
 # producers whose integer kernels return a new array of their declared output type
-_PRODUCERS = ("conv_2d", "fully_connected", "add", "sub", "mul", "mean")
+_PRODUCERS = ("conv_2d", "depthwise_conv_2d", "fully_connected", "add", "sub", "mul", "mean")
 
 
 def fuse_int8_tables(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
