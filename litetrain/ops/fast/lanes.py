@@ -47,16 +47,19 @@ def masked_load(builder, ptr, width):
 
 def masked_store(builder, value, ptr, width) -> None:
     """``value``'s first ``width`` lanes to ``ptr``: a plain store when all sixteen are
-    (the common case; a branch the CPU predicts), else a masked one."""
+    (the common case; a branch the CPU predicts), else a masked one. ``value`` is sixteen
+    floats or sixteen 8-bit integers (the 8-bit kernels' rescaled bytes)."""
     i32 = ir.IntType(32)
+    element = value.type.element
+    size, name = (4, "f32") if isinstance(element, ir.FloatType) else (1, "i8")
     full = builder.icmp_signed(">=", width, ir.Constant(width.type, 16))
     with builder.if_else(full, likely=True) as (whole, part):
         with whole:
-            builder.store(value, ptr, align=4)
+            builder.store(value, ptr, align=size)
         with part:
             m = mask(builder, width)
             fn = cgutils.get_or_insert_function(
                 builder.module,
-                ir.FunctionType(ir.VoidType(), [V16, ptr.type, i32, m.type]),
-                "llvm.masked.store.v16f32.p0")
-            builder.call(fn, [value, ptr, ir.Constant(i32, 4), m])
+                ir.FunctionType(ir.VoidType(), [value.type, ptr.type, i32, m.type]),
+                f"llvm.masked.store.v16{name}.p0")
+            builder.call(fn, [value, ptr, ir.Constant(i32, size), m])

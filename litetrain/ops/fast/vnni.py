@@ -50,7 +50,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from .lanes import mask, splat
+from .lanes import masked_store, splat
 
 _FEATURES = _ll.get_host_cpu_features()
 if not all(_FEATURES.get(f, False) for f in ("avx512f", "avx512bw", "avx512vnni")):
@@ -203,17 +203,7 @@ def _finish(typingctx, acc, q, qs, scale, ch, fp32, lo, hi, zp, table, out, inde
             v.add_incoming(looked, from_table)
             v.add_incoming(plain, before)
         ptr = _at(context, builder, signature.args[10], out, index, _VI8.as_pointer())
-        full = builder.icmp_signed(">=", width, ir.Constant(width.type, 16))
-        with builder.if_else(full, likely=True) as (whole, part):
-            with whole:
-                builder.store(v, ptr, align=1)
-            with part:
-                m = mask(builder, width)
-                fn = cgutils.get_or_insert_function(
-                    builder.module,
-                    ir.FunctionType(ir.VoidType(), [_VI8, ptr.type, _I32, m.type]),
-                    "llvm.masked.store.v16i8.p0")
-                builder.call(fn, [v, ptr, ir.Constant(_I32, 1), m])
+        masked_store(builder, v, ptr, width)
         return context.get_dummy_value()
     i64 = types.int64
     return (types.void(_VEC, q, i64, scale, i64, types.boolean, i64, i64, i64, table, out,
