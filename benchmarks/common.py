@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+import litetrain
+
+# The TensorFlow-made float MobileNets the convnet kernel benchmarks run.
+FLOAT_MOBILENETS = {
+    m: Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tf_quantized" / m
+    / "float.tflite" for m in ("mobilenet_v2_035", "mobilenet_v3_small")}
 
 
 def samples(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
@@ -79,3 +87,33 @@ def table(rows: list[dict], columns: list[str]) -> str:
         return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
     return "\n".join([line(columns), line(["-" * w for w in widths]),
                       *(line(row) for row in cells)])
+
+
+def cpu_ratios(old: Callable[[], object], new: Callable[[], object], rounds: int,
+               repeats: int) -> tuple[float, float, float]:
+    """``new``'s CPU time over ``old``'s, per round (each ``repeats`` calls, one after the
+    other): (median, min, max)."""
+    r = []
+    for _ in range(rounds):
+        t0 = time.thread_time()
+        for _ in range(repeats):
+            old()
+        t1 = time.thread_time()
+        for _ in range(repeats):
+            new()
+        t2 = time.thread_time()
+        r.append((t2 - t1) / max(t1 - t0, 1e-9))
+    return float(np.median(r)), min(r), max(r)
+
+
+def warm_interpreter(path: Path, x: np.ndarray) -> litetrain.Interpreter:
+    """A one-thread interpreter of ``path`` sized for ``x``, holding it, after three runs
+    (the compiled kernels load and the nodes make their prepare-time choices)."""
+    it = litetrain.Interpreter(model_path=str(path), num_threads=1)
+    index = it.get_input_details()[0]["index"]
+    it.resize_tensor_input(index, list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(index, x)
+    for _ in range(3):
+        it.invoke()
+    return it

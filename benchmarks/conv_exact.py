@@ -17,64 +17,33 @@ Needs the ``[fast]`` extra (numba).
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 import numpy as np
+from common import FLOAT_MOBILENETS, cpu_ratios, warm_interpreter
 from threadpoolctl import threadpool_limits
 
-import litetrain
 from litetrain.ops import conv_exact, fast
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = {m: ROOT / "tests" / "fixtures" / "tf_quantized" / m / "float.tflite"
-          for m in ("mobilenet_v2_035", "mobilenet_v3_small")}
 # (rows, K, output channels) of MobileNetV2/V3 1×1 convolutions at batch 32 and 1
 SHAPES = [(73728, 16, 8), (73728, 8, 48), (73728, 16, 96), (18432, 96, 24),
           (18432, 24, 144), (2304, 16, 96), (576, 96, 24), (288, 112, 1280),
           (36, 96, 576), (9, 112, 1280), (9, 56, 336)]
 
 
-def _ratios(old, new, rounds: int, repeats: int) -> tuple[float, float, float]:
-    """new/old CPU time per round: (median, min, max)."""
-    r = []
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        for _ in range(repeats):
-            old()
-        t1 = time.thread_time()
-        for _ in range(repeats):
-            new()
-        t2 = time.thread_time()
-        r.append((t2 - t1) / max(t1 - t0, 1e-9))
-    return float(np.median(r)), min(r), max(r)
-
-
-def _interpreter(path: Path, x: np.ndarray):
-    it = litetrain.Interpreter(model_path=str(path), num_threads=1)
-    index = it.get_input_details()[0]["index"]
-    it.resize_tensor_input(index, list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(index, x)
-    for _ in range(3):  # loads the compiled kernels, runs the adoption checks
-        it.invoke()
-    return it
-
-
 def models(rounds: int) -> None:
-    for name, path in MODELS.items():
+    for name, path in FLOAT_MOBILENETS.items():
         for batch in (1, 32):
             x = np.random.default_rng(0).random((batch, 96, 96, 3), np.float32)
             proven = conv_exact.proven
             conv_exact.proven = lambda *args, **kw: False
             try:
-                old = _interpreter(path, x)
+                old = warm_interpreter(path, x)
             finally:
                 conv_exact.proven = proven
-            new = _interpreter(path, x)
+            new = warm_interpreter(path, x)
             a, b = (it.get_tensor(it.get_output_details()[0]["index"]) for it in (old, new))
             same = np.array_equal(a.view(np.uint32), b.view(np.uint32))
-            med, lo, hi = _ratios(old.invoke, new.invoke, rounds, max(3, 200 // batch))
+            med, lo, hi = cpu_ratios(old.invoke, new.invoke, rounds, max(3, 200 // batch))
             print(f"{name:20s} batch {batch:2d}: new/old {med:.2f} ({lo:.2f}-{hi:.2f}), "
                   f"same bits: {same}")
 
@@ -107,7 +76,7 @@ def shapes(rounds: int) -> None:
         old()
         new()
         same = np.array_equal(out_old.view(np.uint32), out_new.view(np.uint32))
-        med, lo, hi = _ratios(old, new, rounds, max(3, int(4e5 / (m * o))))
+        med, lo, hi = cpu_ratios(old, new, rounds, max(3, int(4e5 / (m * o))))
         print(f"[{m:5d}, {k:3d}] x [{k:3d}, {o:4d}]: new/old {med:.2f} ({lo:.2f}-{hi:.2f}), "
               f"same bits: {same}")
 

@@ -20,51 +20,20 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
-from pathlib import Path
 
 import numpy as np
+from common import FLOAT_MOBILENETS, cpu_ratios, warm_interpreter
 from threadpoolctl import threadpool_limits
 
-import litetrain
 from litetrain.ops import compiled, conv_exact, fast
 from litetrain.ops.common import SAME
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = {m: ROOT / "tests" / "fixtures" / "tf_quantized" / m / "float.tflite"
-          for m in ("mobilenet_v2_035", "mobilenet_v3_small")}
 # (batch, size, channels, window, stride, HARD_SWISH fused) of strided depthwise layers
 DEPTHWISE = [(32, 48, 16, 3, 2, False), (32, 24, 40, 3, 2, False), (32, 48, 48, 3, 2, False),
              (32, 12, 96, 3, 2, False), (32, 12, 64, 5, 2, True), (32, 6, 144, 5, 2, True),
              (1, 48, 16, 3, 2, False), (1, 12, 64, 5, 2, True)]
-
-
-def _ratios(old, new, rounds: int, repeats: int) -> tuple[float, float, float]:
-    """new/old CPU time per round: (median, min, max)."""
-    r = []
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        for _ in range(repeats):
-            old()
-        t1 = time.thread_time()
-        for _ in range(repeats):
-            new()
-        t2 = time.thread_time()
-        r.append((t2 - t1) / max(t1 - t0, 1e-9))
-    return float(np.median(r)), min(r), max(r)
-
-
-def _interpreter(path: Path, x: np.ndarray):
-    it = litetrain.Interpreter(model_path=str(path), num_threads=1)
-    index = it.get_input_details()[0]["index"]
-    it.resize_tensor_input(index, list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(index, x)
-    for _ in range(3):  # loads the compiled kernels, makes the choices
-        it.invoke()
-    return it
 
 
 def _refused():
@@ -79,18 +48,18 @@ def _refused():
 
 
 def models(rounds: int) -> None:
-    for name, path in MODELS.items():
+    for name, path in FLOAT_MOBILENETS.items():
         for batch in (32, 1):
             x = np.random.default_rng(0).random((batch, 96, 96, 3), np.float32)
             restore = _refused()
             try:
-                old = _interpreter(path, x)
+                old = warm_interpreter(path, x)
             finally:
                 restore()
-            new = _interpreter(path, x)
+            new = warm_interpreter(path, x)
             a, b = (it.get_tensor(it.get_output_details()[0]["index"]) for it in (old, new))
             same = np.array_equal(a.view(np.uint32), b.view(np.uint32))
-            med, lo, hi = _ratios(old.invoke, new.invoke, rounds, max(3, 60 // batch))
+            med, lo, hi = cpu_ratios(old.invoke, new.invoke, rounds, max(3, 60 // batch))
             print(f"{name:20s} batch {batch:2d}: new/old {med:.2f} ({lo:.2f}-{hi:.2f}), "
                   f"same bits: {same}")
 
@@ -111,7 +80,7 @@ def stem(rounds: int) -> None:
         old()
         new()
         same = np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
-        med, lo, hi = _ratios(old, new, rounds, max(2, 64 // n))
+        med, lo, hi = cpu_ratios(old, new, rounds, max(2, 64 // n))
         print(f"stem [{n:2d}, 96, 96, 3] direct/gathering {med:.2f} ({lo:.2f}-{hi:.2f}), "
               f"same bits: {same}")
 
@@ -139,7 +108,7 @@ def depthwise(rounds: int) -> None:
                 restore()
             runs.append(functools.partial(compiled.run_depthwise, st, x, w, b, swish))
         same = np.array_equal(runs[0]().view(np.uint32), runs[1]().view(np.uint32))
-        med, lo, hi = _ratios(*runs, rounds, max(2, int(2e6 // (n * h * h * c // s // s))))
+        med, lo, hi = cpu_ratios(*runs, rounds, max(2, int(2e6 // (n * h * h * c // s // s))))
         print(f"depthwise [{n:2d}, {h:2d}, {h:2d}, {c:3d}] {k}x{k} stride {s}"
               f"{' +hard_swish' if hs else ''}: tiles/ring {med:.2f} ({lo:.2f}-{hi:.2f}), "
               f"same bits: {same}")
