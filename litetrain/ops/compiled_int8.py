@@ -31,6 +31,8 @@ the wrapped kernel.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import compiled_vnni
@@ -93,6 +95,8 @@ class Int8(_Wrapping):
         fused.__dict__.update(self.__dict__)
         fused.table = np.array(table, self.out_dtype)
         fused.table.flags.writeable = False
+        if self.vnni is not None:  # the VNNI kernels look it up as they store
+            fused.vnni = replace(self.vnni, table=fused.table.view(np.uint8).copy())
         return fused
 
     def __init__(self, inner: Gemm, loader: Loader, kind: str, channels: int,
@@ -168,13 +172,10 @@ def _fully_connected(s: Gemm, loader: Loader, info: NodeInfo) -> Int8 | None:
 
 
 def _tabled(s: Int8, out: np.ndarray) -> np.ndarray:
-    """``out`` through the node's fused output table (``s.vnni.table``, see
-    :mod:`.compiled_vnni`) when it has one: the VNNI kernels apply it as they store, every
-    other path here."""
-    p = s.vnni
-    if p is None or p.table.size != 256:
-        return out
-    return p.table[out.view(np.uint8)].view(out.dtype)
+    """``out`` through the node's fused output table (``s.table``, set by
+    :meth:`Int8.with_table`) when it has one: the compiled depthwise and the VNNI kernels
+    apply it as they store, every other path through this."""
+    return out if s.table is None else s.table[out.view(np.uint8)]
 
 
 def _vnni_rows(s: Int8, rows: int) -> bool:
@@ -221,8 +222,7 @@ def gemm(variant: Variant) -> Variant:
             out = _RUN[s.kind](s, module, x)
             if out is not None:
                 return out
-        out = _tabled(s, variant.kernel(s.inner, *inputs))
-        return out if s.table is None else s.table[out.view(np.uint8)]
+        return _tabled(s, variant.kernel(s.inner, *inputs))
     kernel.wraps = variant  # the NumPy variant, for tests
     return Variant(kernel, prepare)
 

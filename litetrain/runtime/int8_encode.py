@@ -125,9 +125,9 @@ def encode(step: Step, values: list, consts: Consts) -> Template | None:
         getattr(s, "table", None) if s.__class__ is Int8 else None)
     if template is None or table is None:
         return template
-    if template.fields[0] == codes.OP_VNNI and template.fields[-1] < 0:
-        # looked up as the tiles are stored
-        template.fields[-1] = consts.add(np.ascontiguousarray(table).view(np.uint8))
+    if template.fields[0] == codes.OP_VNNI:  # looked up as the tiles are stored
+        if template.fields[-1] < 0:  # (a plan made with_table carries it already)
+            template.fields[-1] = consts.add(np.ascontiguousarray(table).view(np.uint8))
         return template
     y = step.outputs[0]  # the producer's result looked up in place
     template.more = ([codes.OP_LOOKUP1, Ref(y), out.size, consts.add(table), Ref(y)],)

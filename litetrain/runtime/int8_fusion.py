@@ -12,11 +12,12 @@ result's shape, a 256-entry table ``B(v, T(v))`` and makes it the one step compu
 
 :func:`fuse_tables_into_producers` then runs a unary 8-bit table step (a fused swish, or
 any activation left alone) inside the step making its operand when that operand is read
-by nothing else: the compiled 8-bit DEPTHWISE_CONV_2D (:mod:`..ops.compiled_int8`) looks
-each rescaled result up as it stores it; other 8-bit producers (CONV_2D, a depthwise
-without the compiled kernels, FULLY_CONNECTED, ADD, SUB, MUL, MEAN: their integer
-variants, which return new arrays) get the lookup right after their kernel, in the same
-step.
+by nothing else: a node on the compiled 8-bit kernels (:mod:`..ops.compiled_int8`:
+DEPTHWISE_CONV_2D, CONV_2D, FULLY_CONNECTED) takes it as its settings' output table (the
+depthwise and VNNI kernels look each rescaled result up as they store it, its other
+paths right after); other 8-bit producers (the same ops without the compiled kernels,
+ADD, SUB, MUL, MEAN: their integer variants, which return new arrays) get the lookup
+right after their kernel, in the same step.
 
 Invariant: the same bits. The tables are the nodes' own: a tabulated step's table is its
 integer kernel's result on every operand value (or pair), made by that kernel at prepare
@@ -130,7 +131,7 @@ def fuse_tables_into_producers(steps: list[Step], values: list, outputs: set[int
         fused = dict(op=f"{first.op}+{step.op}", outputs=step.outputs,
                      out_dtypes=step.out_dtypes, in_place=None, into=None, into_for=None)
         s = first.settings
-        if (s.__class__ is compiled_int8.Int8 and s.kind == "depthwise" and s.table is None
+        if (s.__class__ is compiled_int8.Int8 and s.table is None
                 and t.table.dtype == s.out_dtype):
             return replace(first, settings=s.with_table(t.table), **fused)
         if first.op in _PRODUCERS:

@@ -191,11 +191,11 @@ def test_output_table_is_applied_to_the_output_bytes(op, dtype, rng, monkeypatch
     kernel = lookup(op).integer.kernel
     for trial in (0, 1, 2, 4):
         inputs, qin, oq, attrs = _case(rng, op, dtype, trial)
-        s = _prepared(op, inputs, qin, oq, attrs, OpResolverType.AUTO)
-        plain = compiled_int8._RUN[s.kind](s, module, inputs[0])
+        base = _prepared(op, inputs, qin, oq, attrs, OpResolverType.AUTO)
+        plain = compiled_int8._RUN[base.kind](base, module, inputs[0])
         for table in (np.arange(256, dtype=np.uint8), rng.permutation(256).astype(np.uint8)):
             want = table[plain.view(np.uint8)].view(plain.dtype)
-            s.vnni.table = table
+            s = base.with_table(table)
             before = dict(vnni_calls)
             np.testing.assert_array_equal(kernel(s, *inputs), want)
             assert vnni_calls != before
@@ -205,7 +205,6 @@ def test_output_table_is_applied_to_the_output_bytes(op, dtype, rng, monkeypatch
                 m.setattr(s.loader, "module", None)
                 np.testing.assert_array_equal(kernel(s, *inputs), want)
             assert vnni_calls != before
-        s.vnni.table = compiled_vnni.NO_TABLE
 
 
 def test_what_does_not_fit_gets_no_plan():
