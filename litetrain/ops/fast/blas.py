@@ -135,8 +135,9 @@ def _sgemv(typingctx, fn, ilp64, order, ta, m, n, a, lda, x, incx, y, incy):
 
 
 _C2 = types.Array(types.float32, 2, "C")
-_C2R = types.Array(types.float32, 2, "C", readonly=True)
-_SIGS = [(types.int64[::1], a, b, _C2) for a in (_C2, _C2R) for b in (_C2, _C2R)]
+# One compiled form each (writable C-order operands: the executor's arena and constants):
+# every signature more is cold compile time in CI.
+_SIGS = [(types.int64[::1], _C2, _C2, _C2)]
 
 
 @numba.njit(_SIGS, **_JIT)
@@ -206,6 +207,7 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
         out = np.empty((m, n), np.float32)
     elif not _c_order(out) or out.shape != (m, n) or not out.flags.writeable:
         raise ValueError(f"expected a writable C-order float32 [{m}, {n}] output")
+    a, b = (x if x.flags.writeable else x.copy() for x in (a, b))
     (matmul_bt if transposed else matmul)(blas.table, a, b, out)
     return out
 
