@@ -41,6 +41,7 @@ from ..ops.matmul import batch_matmul
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
+from .filter_grad import fuse_filter_grad_taps
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
 from .int8_fusion import fuse_int8_tables
@@ -86,6 +87,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_filter_grad_taps(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
