@@ -12,7 +12,7 @@ import pytest
 
 import litetrain as lt
 from litetrain.ops import fast, lookup
-from litetrain.runtime import rnn_fusion
+from litetrain.runtime import gru_fusion, lstm_fusion, rnn_fusion
 from tests.bits import same_bits, with_specials
 from tests.conftest import FIXTURES
 
@@ -43,7 +43,7 @@ def test_lstm_cell_gives_the_ops_bits(shape, forget):
     rng = np.random.default_rng(len(shape) + shape[-1])
     z = with_specials(rng, shape) * 3
     c_prev = with_specials(rng, (*shape[:-1], shape[-1] // 4)) if forget else None
-    got = rnn_fusion.lstm_cell(rnn_fusion.LstmCell(forget), z, *(() if c_prev is None
+    got = lstm_fusion.lstm_cell(lstm_fusion.LstmCell(forget), z, *(() if c_prev is None
                                                                    else (c_prev,)))
     want = _lstm_reference(z, c_prev)
     assert len(got) == len(want)
@@ -75,9 +75,9 @@ def test_lstm_cell_grad_compiled_gives_the_chains_bits(carry, rows, units):
     args, roles = _cell_grad_args(rng, rows, units, carry)
     plain = {"has_carry": carry, "has_carry_out": True, "roles": roles}
     compiled = fast.WithKernels(plain, loader)
-    want = rnn_fusion.lstm_cell_grad(plain, *args)
-    got = rnn_fusion.lstm_cell_grad(compiled, *args)
-    assert rnn_fusion._compiled_cell_grad(loader.module, roles, carry, True, args) is not None
+    want = lstm_fusion.lstm_cell_grad(plain, *args)
+    got = lstm_fusion.lstm_cell_grad(compiled, *args)
+    assert lstm_fusion._compiled_cell_grad(loader.module, roles, carry, True, args) is not None
     for a, b in zip(got, want, strict=True):
         same_bits(a, b)
     # the NumPy form is the chains of runtime/fused.py one by one
@@ -96,6 +96,54 @@ def test_lstm_cell_grad_compiled_gives_the_chains_bits(carry, rows, units):
         sigmoid_grad(dh, squashed, o)], axis=-1)
     same_bits(want[0], dz)
     same_bits(want[1], _op("mul", dc, f))
+
+
+def _gru_reference(x, rec, last):
+    x_z, x_r, x_h = lookup("split").kernel({"num_splits": 3}, np.int32(-1), x)
+    r_z, r_r, r_h = lookup("split").kernel({"num_splits": 3}, np.int32(-1), rec)
+    z = _op("logistic", _op("add", x_z, r_z))
+    r = _op("logistic", _op("add", x_r, r_r))
+    h_hat = _op("tanh", _op("add", x_h, _op("mul", r, r_h)))
+    if last.size == 1:
+        keep = _op("sub", last, z)
+        return z, r, r_h, h_hat, keep, _op("mul", keep, h_hat)
+    keep = _op("sub", last, h_hat)
+    return z, r, r_h, h_hat, keep, _op("add", h_hat, _op("mul", z, keep))
+
+
+@pytest.mark.parametrize("rows, units", [(32, 64), (3, 5)])
+@pytest.mark.parametrize("state", [True, False])
+def test_gru_cell_and_its_gradient_give_the_ops_bits(rows, units, state):
+    rng = np.random.default_rng(rows * units)
+    x, rec = (with_specials(rng, (rows, 3 * units)) * 3 for _ in range(2))
+    last = with_specials(rng, (rows, units)) if state else np.array(1.0, np.float32)
+    made = gru_fusion.gru_cell(gru_fusion.GruCell(state), x, rec, last)
+    for a, b in zip(made, _gru_reference(x, rec, last), strict=True):
+        same_bits(np.ascontiguousarray(a), b)
+    if not state:
+        return
+    z, r, r_h, h_hat, keep, _ = made
+    dh = with_specials(rng, (rows, units))
+    s = np.array(1.0, np.float32)
+    want = gru_fusion.gru_cell_grad({}, dh, z, r, r_h, h_hat, keep, s)
+    to_state = _op("mul", dh, z)
+    d_a = _op("mul", _op("sub", dh, to_state), _op("sub", s, _op("mul", h_hat, h_hat)))
+
+    def sigmoid_grad(a, b, y):
+        return _op("mul", _op("mul", _op("mul", a, b), y), _op("sub", s, y))
+    d_z, d_r = sigmoid_grad(dh, keep, z), sigmoid_grad(d_a, r_h, r)
+    for a, b in zip(want, (to_state, np.concatenate([d_z, d_r, d_a], axis=-1),
+                           np.concatenate([d_z, d_r, _op("mul", d_a, r)], axis=-1)),
+                    strict=True):
+        same_bits(a, b)
+    loader = fast.kernels("rnn")
+    if loader is None or loader.wait() is None:
+        return
+    args = (dh, z, r, r_h, h_hat, keep, s)
+    assert gru_fusion._compiled_cell_grad(loader.module, *args) is not None
+    got = gru_fusion.gru_cell_grad(fast.WithKernels({}, loader), *args)
+    for a, b in zip(got, want, strict=True):
+        same_bits(a, b)
 
 
 def test_concatenation_falls_back_on_other_shapes():
@@ -158,7 +206,8 @@ def test_exported_recurrent_train_steps_are_identical(layer, units, steps, batch
         assert seen["lstm_cell"] == steps
         assert seen["lstm_cell_grad"] == steps - 1  # the first step's has no forget gate
     else:
-        assert seen["concatenation[in_place]"] >= steps - 1
+        assert seen["gru_cell"] == steps
+        assert seen["gru_cell_grad"] == steps - 1  # the first step's has no state
 
 
 @pytest.mark.parametrize("kind", ["lstm_flex", "gru_flex", "lstm_unrolled", "gru_unrolled"])

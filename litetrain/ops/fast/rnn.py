@@ -58,3 +58,33 @@ def lstm_cell_grad(g, dh, candidate, squashed, c_prev, carry, s, has_carry, has_
         if has_carry_out:
             for k in range(u):
                 carry_out[r, k] = dc[k] * g[r, u + k]
+
+
+@numba.njit([(_A, _A, _A, _A, _A, _F32, _OUT, _OUT, _OUT)], **_JIT)
+def gru_cell_grad(dh, g, rec, h_hat, keep, s, to_state, d_x, d_rec):
+    """A GRU step's gradient from its gates ``g`` (``[rows, 2 * units]``: z, r), the
+    recurrent product ``rec`` (``[rows, 3 * units]``: r_h is its last block), ĥ and
+    ``keep = state - ĥ``: ``to_state = dh·z``, ``da = (dh - to_state)·(s - ĥ²)``,
+    ``dz = ((dh·keep)·z)·(s - z)``, ``dr = ((da·r_h)·r)·(s - r)``; ``d_x = [dz, dr, da]``,
+    ``d_rec = [dz, dr, da·r]``. Row by row, one short loop per result."""
+    rows, u = dh.shape
+    da = np.empty(u, np.float32)
+    for r in range(rows):
+        for k in range(u):
+            t = dh[r, k] * g[r, k]
+            to_state[r, k] = t
+            y = h_hat[r, k]
+            da[k] = (dh[r, k] - t) * (s - y * y)
+            d_x[r, 2 * u + k] = da[k]
+        for k in range(u):
+            y = g[r, k]
+            v = ((dh[r, k] * keep[r, k]) * y) * (s - y)
+            d_x[r, k] = v
+            d_rec[r, k] = v
+        for k in range(u):
+            y = g[r, u + k]
+            v = ((da[k] * rec[r, 2 * u + k]) * y) * (s - y)
+            d_x[r, u + k] = v
+            d_rec[r, u + k] = v
+        for k in range(u):
+            d_rec[r, 2 * u + k] = da[k] * g[r, u + k]
