@@ -39,8 +39,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..ops.common import fused
-from ..ops.matmul import batch_matmul
+from ..ops.matmul import matmul_bias
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
@@ -51,6 +50,7 @@ from .int8_fusion import fuse_int8_tables
 from .pool_grad import fuse_max_pool_grads
 from .product_sum import fuse_product_sums
 from .prologue import fuse_input_rescaling
+from .rnn_fusion import fuse_recurrent_steps
 from .se_scale import scale_per_image_channels
 from .step import Step
 
@@ -91,6 +91,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_recurrent_steps(steps, values, outputs)
     steps = fuse_filter_grad_taps(steps, values, outputs)
     steps = fuse_product_sums(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
@@ -208,13 +209,7 @@ def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -
             return None
         activation = add.settings.get("fused_activation_function", 0)
         return replace(matmul_step, op="batch_matmul+add",
-                       kernel=functools.partial(_matmul_bias, activation),
+                       kernel=functools.partial(matmul_bias, activation),
                        inputs=(*matmul_step.inputs, bias_index), outputs=add.outputs,
                        index=add.index, fresh=True, in_place=None)
     return _fuse_pairs(steps, values, outputs, "batch_matmul", "add", build)
-
-
-def _matmul_bias(activation: int, attrs, a, b, bias):
-    out = batch_matmul(attrs, a, b)
-    out += bias
-    return fused(out, activation)
