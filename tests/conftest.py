@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from litetrain.ops.evaluate import evaluate
+from litetrain.ops.fast import kernels
+
+from .compile_ahead import start as start_compiling_ahead
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -52,3 +55,29 @@ def tutorial() -> tuple[Path, dict]:
 def personalization() -> tuple[Path, dict]:
     d = FIXTURES / "personalization"
     return d, dict(np.load(d / "expected.npz"))
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_kernels(*loaders): skip unless these [fast] families load "
+        "(family names or their loaders); waited for when the test runs, not at import, "
+        "so collecting the suite never compiles")
+
+
+def pytest_sessionstart(session) -> None:
+    """Start compiling the [fast] kernels in a second process (see ``compile_ahead``)."""
+    session.config._compile_ahead = start_compiling_ahead()
+
+
+def pytest_runtest_setup(item) -> None:
+    for mark in item.iter_markers("needs_kernels"):
+        for wanted in mark.args:
+            loader = kernels(wanted) if isinstance(wanted, str) else wanted
+            if loader is None or loader.wait() is None:
+                pytest.skip("the [fast] extra (numba) is not installed")
+
+
+def pytest_sessionfinish(session) -> None:
+    ahead = getattr(session.config, "_compile_ahead", None)
+    if ahead is not None:
+        ahead.stop()

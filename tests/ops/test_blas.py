@@ -11,8 +11,7 @@ import pytest
 from litetrain.ops import fast
 
 _LOADER = fast.kernels("blas")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 
 
 def _blas():

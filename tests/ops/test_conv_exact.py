@@ -28,9 +28,7 @@ from tests.bits import same_bits, with_specials
 from ..conftest import FIXTURES
 
 _CONV, _GEMM = fast.kernels("conv"), fast.kernels("gemm")
-pytestmark = pytest.mark.skipif(
-    _CONV is None or _CONV.wait() is None or _GEMM is None or _GEMM.wait() is None,
-    reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_CONV, _GEMM)
 
 
 def _geometries(count: int, seed: int):

@@ -125,8 +125,7 @@ def test_depthwise_gives_the_padded_tap_sums_bits(geometry, in_bounds_form, rng,
 # --- compiled kernels --------------------------------------------------------------------
 
 _LOADER = fast.kernels("conv")
-needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                 reason="the [fast] extra (numba) is not installed")
+needs_numba = pytest.mark.needs_kernels(_LOADER)
 
 
 

@@ -13,8 +13,7 @@ from litetrain.ops.common import SAME, VALID, pad_before_after
 from tests.bits import same_bits, with_specials
 
 _LOADER = fast.kernels("conv")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 
 
 def _geometries(count: int, seed: int = 7):

@@ -43,8 +43,7 @@ GEOMETRIES = [
 ACTIVATIONS = [0, 1, 2, 3, 4]  # NONE, RELU, RELU_N1_TO_1, RELU6, TANH
 
 _LOADER = fast.kernels("conv")
-needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                 reason="the [fast] extra (numba) is not installed")
+needs_numba = pytest.mark.needs_kernels(_LOADER)
 
 
 def _attrs(k, stride, dilation, padding, act=0, **extra):

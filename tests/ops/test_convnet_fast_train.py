@@ -30,8 +30,7 @@ from tests.bits import same_bits, with_specials
 from .test_convnet_fast import ACTIVATIONS, CHUNKS, GEOMETRIES, _attrs
 
 _LOADER = fast.kernels("conv")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 
 
 def _runtime_filter(op, x, w, b, attrs, with_kernels: bool):

@@ -36,7 +36,15 @@ from tests.quantized.fixture_runs import fed
 from tests.quantized.test_tf_resolvers import RESOLVERS, ROOT, _input
 
 _LOADER = fast.kernels("int8")
-HAVE_NUMBA = _LOADER is not None and _LOADER.wait() is not None
+HAVE_NUMBA = _LOADER is not None  # the [fast] extra, not switched off
+
+
+@pytest.fixture(autouse=True)
+def _kernels_loaded() -> None:
+    """With numba the tests check the compiled kernels too: wait for them here, not at
+    import (collection must not compile)."""
+    if HAVE_NUMBA:
+        assert _LOADER.wait() is not None
 _EVERY = np.arange(256, dtype=np.uint8)
 
 

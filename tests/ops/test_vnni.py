@@ -36,9 +36,11 @@ def _loaded(family):
     return None if loader is None else loader.wait()
 
 
-needs_vnni = pytest.mark.skipif(
-    not compiled_vnni.host_has_vnni() or _loaded("int8") is None or _loaded("vnni") is None,
-    reason="no AVX-512 VNNI on this CPU, or the [fast] extra (numba) is not installed")
+def needs_vnni(test):
+    """Skip ``test`` without AVX-512 VNNI on this CPU or without the compiled kernels."""
+    marked = pytest.mark.needs_kernels("int8", "vnni")(test)
+    return pytest.mark.skipif(not compiled_vnni.host_has_vnni(),
+                              reason="no AVX-512 VNNI on this CPU")(marked)
 
 
 def _qp(scale, zp, dtype=np.int8, axis=0):

@@ -27,8 +27,7 @@ from litetrain.ops.registry import lookup
 from tests.bits import same_bits
 
 _LOADER = fast.kernels("hybrid")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
 
 # (batch, h, w, kernel, stride, dilation, padding)

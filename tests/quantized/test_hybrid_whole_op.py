@@ -29,8 +29,7 @@ from tests.quantized import fixture_runs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
 _LOADER = fast.kernels("hybrid")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 
 
 def _input(rng, shape, zero_item=False):

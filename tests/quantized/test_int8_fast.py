@@ -37,8 +37,7 @@ from tests.quantized.test_int8_speed_paths import _decisions
 from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT, _input
 
 _LOADER = fast.kernels("int8")
-needs_numba = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                 reason="the [fast] extra (numba) is not installed")
+needs_numba = pytest.mark.needs_kernels(_LOADER)
 
 
 def _module():

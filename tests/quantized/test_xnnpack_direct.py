@@ -36,8 +36,7 @@ from tests.conftest import FIXTURES
 from tests.quantized.fixture_runs import fed
 
 _XNN = fast.kernels("xnnpack")
-pytestmark = [pytest.mark.skipif(_XNN is None or _XNN.wait() is None,
-                                 reason="the [fast] extra (numba) is not installed"),
+pytestmark = [pytest.mark.needs_kernels(_XNN),
               pytest.mark.filterwarnings("ignore::RuntimeWarning")]  # IEEE specials
 F32 = np.float32
 

@@ -14,8 +14,7 @@ from litetrain.ops.registry import lookup
 from tests.bits import same_bits, with_specials
 
 _LOADER = fast.kernels("xnnpack")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 F32 = np.float32
 
 

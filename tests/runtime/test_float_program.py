@@ -22,8 +22,7 @@ from litetrain.ops import fast
 from litetrain.runtime import float_program
 
 _LOADER = fast.kernels("float_program")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "mobilenet_v2_035")
 

@@ -26,8 +26,7 @@ from litetrain.runtime.int8_encode import Consts, encode
 from tests.quantized.test_tf_resolvers import KINDS, RESOLVERS, ROOT
 
 _LOADER = fast.kernels("int8_program")
-pytestmark = pytest.mark.skipif(_LOADER is None or _LOADER.wait() is None,
-                                reason="the [fast] extra (numba) is not installed")
+pytestmark = pytest.mark.needs_kernels(_LOADER)
 
 
 def _module():

@@ -71,11 +71,15 @@ def kernels(family: str) -> Loader | None:
     installed or ``LITETRAIN_JIT=0``."""
     if family not in FAMILIES:
         raise ValueError(f"no compiled kernels for op family {family!r}")
+    return Loader(family) if enabled() else None
+
+
+def enabled() -> bool:
+    """Whether compiled kernels may be used: numba is installed and ``LITETRAIN_JIT`` does
+    not turn them off."""
     if os.environ.get("LITETRAIN_JIT", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    if importlib.util.find_spec("numba") is None:
-        return None
-    return Loader(family)
+        return False
+    return importlib.util.find_spec("numba") is not None
 
 
 class WithKernels(dict):
