@@ -14,9 +14,11 @@ float32 elementwise operations NumPy does one per element (ADD of equal shapes, 
 added). Anything else is ``None``: the step runs on its own.
 
 Encoded kinds: CONV_2D 1×1 stride 1 in one chunk (with a fused HARD_SWISH or MUL by a
-scalar), DEPTHWISE_CONV_2D (with a fused HARD_SWISH), MEAN over height and width,
-squeeze-and-excitation MUL (``mul[per_image_channels]``), ADD of equal shapes,
-FULLY_CONNECTED (no activation), RESHAPE; all float32, on the compiled kernels' settings.
+scalar), CONV_2D with patches where ``fast.gemm`` runs it whole (BLAS's order proven;
+with a fused HARD_SWISH, an input rescaling), DEPTHWISE_CONV_2D (with a fused
+HARD_SWISH), MEAN over height and width, squeeze-and-excitation MUL
+(``mul[per_image_channels]``), ADD of equal shapes, FULLY_CONNECTED (no activation),
+RESHAPE; all float32, on the compiled kernels' settings.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from types import MappingProxyType, ModuleType
 import numpy as np
 
 from ..ops import compiled, conv_exact, conv_gemm, lookup
+from ..ops.common import NONE, pad_before_after
 from ..ops.conv import conv_2d, depthwise_conv_2d
 from ..ops.fast import float_codes as codes
 from ..ops.reduce import _MeanHW
 from .epilogue import _conv_scaled
 from .int8_encode import Consts, Ref, Template
+from .prologue import _rescaled_conv
 from .step import Step
 
 _F32 = np.dtype(np.float32)
@@ -106,8 +110,82 @@ def _conv_form(step: Step) -> tuple | None:
     return None
 
 
+_ONE, _MINUS_ZERO = np.float32(1.0), np.float32(-0.0)
+
+
+def _rescaled(step: Step, values, out, consts, k) -> Template | None:
+    """A CONV_2D with an input rescaling fused (:mod:`.prologue`): ``_rescaled_conv``'s
+    compiled path, the patches of ``x * scale + shift``."""
+    kernel = step.kernel
+    if (kernel.__class__ is not functools.partial or kernel.func is not _rescaled_conv
+            or len(kernel.args) != 2 or len(step.inputs) < 4):
+        return None
+    (mul, add), hard_swish = kernel.args
+    xi, si, ti = step.inputs[:3]
+    scale, shift = _get(values, si), _get(values, ti)
+    k1 = _ONE if mul is None else _scalar(scale)
+    k2 = _MINUS_ZERO if add is None else _scalar(shift)
+    if k1 is None or k2 is None or (mul is None) != (si < 0) or (add is None) != (ti < 0):
+        return None
+    return _windowed(step, values, out, consts, k, xi, step.inputs[3:], hard_swish, (k1, k2))
+
+
+def _scalar(v) -> np.float32 | None:
+    if not _array(v) or v.size != 1 or v.__class__ is not np.ndarray:
+        return None
+    return v.reshape(-1)[0]
+
+
+def _windowed(step: Step, values, out, consts, k, xi: int, rest: tuple, hard_swish,
+              rescale) -> Template | None:
+    """CONV_2D with patches (not 1x1 stride 1) where :func:`..ops.conv_gemm._exact_conv`
+    takes it: one ``fast.gemm`` call (direct-read or gathering, as that node decides),
+    the BLAS-order GEMM and the epilogue fused; other forms are refused."""
+    s = step.settings
+    if s.__class__ is not compiled.Compiled or s.gemm is None or s.loader is None:
+        return None
+    wi, bi = rest[0], rest[1] if len(rest) > 1 else -1
+    x, w, b = values[xi], values[wi], _get(values, bi)
+    if not _array(x, 4) or w is not s.filter or (b is not None and not _array(b)):
+        return None
+    n, h, wd, c = x.shape
+    o, kh, kw, ci = w.shape
+    sh, sw = s["stride_h"], s["stride_w"]
+    if ci != c or kh == kw == sh == sw == 1 or out.ndim != 4:
+        return None
+    yi = step.outputs[0]
+    if consts is None:
+        return Template([], (xi,), (yi,))
+    dh, dw = s.get("dilation_h_factor", 1), s.get("dilation_w_factor", 1)
+    oh, pt, _ = pad_before_after(h, kh, sh, dh, s["padding"])
+    ow, pl, _ = pad_before_after(wd, kw, sw, dw, s["padding"])
+    if out.shape != (n, oh, ow, o):
+        return None
+    geometry = (kh, kw, sh, sw, dh, dw, pt, pl, ow)
+    lines = max(1, conv_gemm._CHUNK_BYTES // (ow * (kh * kw * c + o) * 4))
+    finish = compiled.conv_epilogue(s, o, b, hard_swish)
+    probe = np.zeros(x.shape, np.float32)
+    verdict = conv_gemm._adopted(s, probe, s.gemm, finish, lambda: {
+        (b1 - b0) * (y1 - y0) * ow for b0, b1, y0, y1 in conv_gemm.chunks(n, oh, lines)})
+    if (verdict is None or finish.act != NONE or finish.late_bias is not None
+            or finish.hard_swish is not None or finish.scale is not None
+            or conv_exact.blas_threads() != k.threads):
+        return None
+    _, wpack, bpack, mode, kk = verdict
+    direct = conv_gemm._direct(s, probe, np.zeros(out.shape, np.float32), geometry)
+    affine = rescale is not None
+    mul, add = rescale if affine else (np.float32(1), np.float32(0))
+    params = consts.add(np.array([finish.lo, finish.hi, kk, mul, add], np.float32))
+    return Template([codes.OP_CONV, Ref(xi), n, h, wd, c, consts.add(wpack), *wpack.shape,
+                     consts.add(bpack), bpack.size, params, mode,
+                     consts.add(np.array(geometry, np.int64)), int(affine) + 2 * int(direct),
+                     Ref(yi), n * oh * ow, o], (xi,), (yi,))
+
+
 def _conv(step: Step, values, out, consts, k) -> Template | None:
     s = step.settings
+    if step.kernel.__class__ is functools.partial and step.kernel.func is _rescaled_conv:
+        return _rescaled(step, values, out, consts, k)
     form = _conv_form(step)
     if form is None or s.__class__ is not compiled.Compiled or s.gemm is None:
         return None
@@ -121,6 +199,8 @@ def _conv(step: Step, values, out, consts, k) -> Template | None:
         return None
     n, h, wd, c = x.shape
     o, kh, kw, ci = w.shape
+    if (kh, kw, s["stride_h"], s["stride_w"]) != (1, 1, 1, 1) and ki is None:
+        return _windowed(step, values, out, consts, k, xi, step.inputs[1:], hard_swish, None)
     if ((kh, kw, s["stride_h"], s["stride_w"], ci) != (1, 1, 1, 1, c)
             or out.shape != (n, h, wd, o) or not conv_gemm._one_chunk(x, o, _F32)):
         return None
@@ -291,6 +371,9 @@ def _reshape(step: Step, values, out, consts, k) -> Template | None:
 
 
 _KINDS = {"conv_2d": _conv, "conv_2d+hard_swish": _conv, "conv_2d+mul": _conv,
+          "mul+add+conv_2d": _conv, "mul+add+conv_2d+hard_swish": _conv,
+          "mul+conv_2d": _conv, "mul+conv_2d+hard_swish": _conv, "add+conv_2d": _conv,
+          "add+conv_2d+hard_swish": _conv,
           "depthwise_conv_2d": _depthwise, "depthwise_conv_2d+hard_swish": _depthwise,
           "mean": _mean, "mul[per_image_channels]": _scale_images, "add": _add,
           "fully_connected": _fully_connected, "reshape": _reshape}

@@ -43,9 +43,9 @@ from .int8_program import _plan_arena
 from .step import Step
 
 MIN_STEPS = 2  # shorter runs keep their steps (one step gains nothing from the copies)
-# Steps making more bytes than this keep running on their own: their arithmetic outweighs
-# the Python around them (at batch 32 programs of all steps measured 0.9-1.0x the steps'
-# speed), and a program's arena would hold a second copy of such activations.
+# Steps reading or making more bytes than this keep running on their own: their
+# arithmetic outweighs the Python around them, and a program would copy such activations
+# into its arena (at batch 32, programs with them measured 0.8-1.0x the steps' speed).
 MAX_BYTES = 1 << 20
 
 
@@ -63,7 +63,7 @@ def float_programs(steps: list[Step], values: list, inputs, outputs) -> list[Ste
     run: list[tuple[Step, Template]] = []
     for pos, step in enumerate([*steps, None]):
         t = None if step is None else float_encode.candidate(step, values)
-        if t is not None and any(values[w].nbytes > MAX_BYTES for w in t.writes):
+        if t is not None and any(values[i].nbytes > MAX_BYTES for i in (*t.reads, *t.writes)):
             t = None
         if t is not None and any(i >= 0 and i not in t.reads and i not in constant
                                  for i in step.inputs):

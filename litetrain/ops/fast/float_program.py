@@ -15,8 +15,8 @@ between:
 * ``blas``: :attr:`.blas.Blas.table` (NumPy's BLAS functions' addresses).
 
 Each instruction calls the compiled kernel the per-step path calls on views of the arena
-(``fast.gemm.pointwise``, ``fast.conv``'s depthwise / epilogue / per-image scaling
-kernels, ``fast.depthwise``, ``fast.reduce.mean_hw``), or NumPy's own BLAS call
+(``fast.gemm``'s pointwise and windowed forms, ``fast.conv``'s depthwise, epilogue and
+per-image scaling kernels, ``fast.depthwise``, ``fast.reduce.mean_hw``), or NumPy's own BLAS call
 (:mod:`.blas`), or one float32 operation per element where NumPy does exactly that
 (ADD, a bias added): the same operations on the same values, so the same bits. The
 kernels are called, not inlined (they are compiled, and cached, on their own), and the
@@ -43,6 +43,7 @@ from .float_codes import (
     HARD_SWISH,
     OP_ADD,
     OP_BIAS,
+    OP_CONV,
     OP_DEPTHWISE,
     OP_EPILOGUE,
     OP_MATMUL,
@@ -54,7 +55,8 @@ from .float_codes import (
     RING_HARD_SWISH,
     TILES,
 )
-from .gemm import pointwise
+from .gemm import conv_2d as gemm_conv_2d
+from .gemm import conv_2d_direct, pointwise
 from .reduce import mean_hw
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -71,6 +73,13 @@ def _add(a, b, out):
     """``out = a + b``, one float32 addition per element (NumPy's ``np.add``)."""
     for e in range(out.size):
         out[e] = a[e] + b[e]
+
+
+@numba.njit(inline="always", **_JIT)
+def _copy(src, dst):
+    """``dst[:] = src`` (a fresh kernel result into the arena), one flat loop."""
+    for e in range(dst.size):
+        dst[e] = src[e]
 
 
 @numba.njit(inline="always", **_JIT)
@@ -98,6 +107,24 @@ def run(code, consts, arena, blas):
                       _f32(consts, f[4], f[5] * f[6]).reshape((f[5], f[6])),
                       _f32(arena, f[11], m * o).reshape((m, o)), _f32(consts, f[7], f[8]),
                       p[0], p[1], f[10], p[2])
+        elif op == OP_CONV:
+            # x, n, h, w, c, packed filter (offset, rows, columns), packed bias (offset,
+            # size), lo/hi/scale/mul/add (offset), mode, geometry (offset: kh, kw, sh, sw,
+            # dh, dw, pt, pl, ow), affine + 2 * direct, out, rows, o
+            n, h, wd, c, m, o = f[2], f[3], f[4], f[5], f[16], f[17]
+            x = _f32(arena, f[1], n * h * wd * c).reshape((n, h, wd, c))
+            wp = _f32(consts, f[6], f[7] * f[8]).reshape((f[7], f[8]))
+            bp = _f32(consts, f[9], f[10])
+            p = _f32(consts, f[11], 5)
+            g = consts[f[13]:f[13] + 72].view(np.int64)
+            out = _f32(arena, f[15], m * o).reshape((m, o))
+            affine = (f[14] & 1) != 0
+            if f[14] & 2:
+                conv_2d_direct(x, wp, out, bp, p[0], p[1], f[12], p[2], g[0], g[1], g[2],
+                               g[3], g[4], g[5], g[6], g[7], g[8], affine, p[3], p[4])
+            else:
+                gemm_conv_2d(x, wp, out, bp, p[0], p[1], f[12], p[2], g[0], g[1], g[2], g[3],
+                             g[4], g[5], g[6], g[7], g[8], affine, p[3], p[4])
         elif op == OP_MATMUL:
             # a, m, k, b (constant), n, b is [n, k] (a @ b.T), out
             m, k, n = f[2], f[3], f[5]
@@ -138,8 +165,7 @@ def run(code, consts, arena, blas):
                 y = depthwise_strided(x, taps, bias, p[0], p[1], g)
             else:
                 y = depthwise_strided_hard_swish(x, taps, bias, p[0], p[1], g)
-            out = _f32(arena, f[14], f[15]).reshape(y.shape)
-            out[...] = y
+            _copy(y.reshape(f[15]), _f32(arena, f[14], f[15]))
         elif op == OP_MEAN:
             # x, n, h, w, c, out
             n, h, wd, c = f[2], f[3], f[4], f[5]
