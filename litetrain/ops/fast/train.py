@@ -368,3 +368,35 @@ def max_pool(x, kh, kw, sh, sw, out):
                             m, v = o[ch], t[ch]
                             o[ch] = m if (m != m or m > v) else v
     return out
+
+
+_I64 = types.Array(types.int64, 1, "C", readonly=True)
+
+
+@numba.njit([(_X4, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _F32[:, :, :, ::1])],
+            **_JIT)
+def gather_taps(x, y0, x0, sy, sx, top, left, rows, cols, out):
+    """Strided windows of ``x`` side by side: ``out[b, i, j, t·c:(t+1)·c]`` is
+    ``x[b, y0[t] + (i - top[t])·sy[t], x0[t] + (j - left[t])·sx[t]]`` where
+    ``top[t] <= i < top[t] + rows[t]`` and ``left[t] <= j < left[t] + cols[t]``, else
+    zeros (a tap's STRIDED_SLICE of ``x``, PADded by ``top``/``left`` before it).
+    Copies only: the same values."""
+    n, oh, ow = out.shape[:3]
+    c = x.shape[3]
+    taps = y0.size
+    zero = np.float32(0.0)
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                o = out[b, i, j]
+                for t in range(taps):
+                    k = t * c
+                    ii, jj = i - top[t], j - left[t]
+                    if 0 <= ii < rows[t] and 0 <= jj < cols[t]:
+                        src = x[b, y0[t] + ii * sy[t], x0[t] + jj * sx[t]]
+                        for ch in range(c):
+                            o[k + ch] = src[ch]
+                    else:
+                        for ch in range(c):
+                            o[k + ch] = zero
+    return out
