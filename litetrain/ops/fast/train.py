@@ -321,26 +321,6 @@ def product_sums(a, offsets, a0, a1, b, bo, b0, b1, n, h, w, c, out):
     return out
 
 
-@numba.njit([(types.Array(_F32, 2, "C", readonly=True), _F32[::1])], **_JIT)
-def leading_sum(p, out):
-    """``ones @ p`` in BLAS's order (see above), for checking that order on a shape."""
-    rows, c = p.shape
-    total = np.zeros(c, np.float32)
-    group = np.zeros(c, np.float32)
-    for r0 in range(0, rows, 8):
-        for ch in range(c):
-            group[ch] = p[r0, ch]
-        for r in range(r0 + 1, r0 + 8):
-            for ch in range(c):
-                group[ch] = group[ch] + p[r, ch]
-        for ch in range(c):
-            total[ch] = total[ch] + group[ch]
-    zero = np.float32(0.0)
-    for ch in range(c):
-        out[ch] = zero + total[ch]
-    return out
-
-
 _X4 = types.Array(_F32, 4, "C", readonly=True)
 
 
