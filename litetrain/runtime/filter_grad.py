@@ -12,14 +12,18 @@ emits, per tap ``t`` of the ``kh × kw`` filter,
 
 then ``PACK(p_0 … p_{T-1}, axis=0)``. Every tap's window is copied once or twice
 (PAD, then RESHAPE of the strided view) into arrays of its own, and PACK copies the
-products again: ~0.5 ms of a batch-32 CNN step. The fused step writes each tap's
-window into one ``[T, n·oh·ow, c]`` scratch (zeros where PAD put them, the strided
-view's values copied in) and runs the same ``BATCH_MATMUL`` kernel on each tap's rows,
-storing the products in the packed result.
+products again: ~0.5 ms of a batch-32 CNN step. The fused step writes the taps'
+windows side by side into one ``[n·oh·ow, T·c]`` scratch (zeros where PAD put them, the
+strided views' values copied in) and runs the same ``BATCH_MATMUL`` kernel once on it:
+the packed result is that product's rows, tap by tap (one BLAS call of the whole
+im2col's size: 0.55x the T calls' time at a batch-32 CNN's 3×3 stride-2 layer). Where
+that one product is not proven to give the T products' bits (:func:`one_product`), the
+windows go to a ``[T, n·oh·ow, c]`` scratch and each tap's rows to the kernel.
 
 Invariant: the same bits. The windows hold the same values (copies; PAD's zeros are
-+0.0 either way), each product is the op's own kernel on a C-contiguous ``[rows, c]``
-operand (as the RESHAPE gave it) and the same ``d``, and PACK copies. Fused only when
++0.0 either way); each product is the op's own kernel on a C-contiguous ``[rows, c]``
+operand (as the RESHAPE gave it) and the same ``d``, or the one product checked to
+give the same bits for the shape at the BLAS thread count; PACK copies. Fused only when
 every inner step is read by the chain alone (none a subgraph output), ``x`` is float32,
 the slice, pad and shape operands are constants, and the first run's shapes are the
 ones assumed; a run whose constants are not the prepared arrays runs the original
@@ -33,11 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ops import lookup
+from ..ops.conv_exact import blas_threads
+from ..ops.fast import WithKernels, kernels
 from ..ops.slicing import _strided_spec
 from .liveness import is_stand_in
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
+_ALL = (slice(None),) * 4
+_ONE_PRODUCT: dict[tuple[int, int, int, int, int], bool] = {}
+_OUTPUTS = 1 << 14  # outputs compared per shape at least
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class Taps:
     inputs: tuple[int, ...]
     subs: tuple[_Sub, ...]
     result: int
+    x_shape: tuple[int, ...] = ()
+    geometry: tuple[np.ndarray, ...] = ()  # per tap: y0, x0, sy, sx, top, left, rows, cols
+    kernels: WithKernels | None = None
 
 
 def gathered_taps(settings: Taps, x, d, *constants):
@@ -75,20 +87,70 @@ def gathered_taps(settings: Taps, x, d, *constants):
             x.__class__ is not np.ndarray or x.dtype != _F32):
         return _original(settings, x, d, constants)
     n, oh, ow, c = settings.window
-    taps = len(settings.sources)
-    windows = np.empty((taps, n, oh, ow, c), _F32)
+    taps, rows = len(settings.sources), n * oh * ow
     matmul = lookup("batch_matmul").kernel
+    if (d.__class__ is np.ndarray and d.dtype == _F32 and d.flags.c_contiguous
+            and rows > 1 and one_product(rows, c, d.shape[1], taps)):
+        # every tap's window side by side: one [rows, T·c] operand, one BLAS call
+        side = np.empty((n, oh, ow, taps * c), _F32)
+        module = settings.kernels.ready() if settings.kernels is not None else None
+        if module is not None and x.shape == settings.x_shape and x.flags.c_contiguous:
+            module.gather_taps(x, *settings.geometry, side)
+        else:
+            wide = side.reshape(n, oh, ow, taps, c)
+            for t, (source, place) in enumerate(zip(settings.sources, settings.places,
+                                                    strict=True)):
+                _gather(wide[:, :, :, t], x, source, place)
+        return matmul(settings.matmul, side.reshape(rows, taps * c), d).reshape(
+            taps, c, d.shape[1])
+    windows = np.empty((taps, n, oh, ow, c), _F32)
     out = None
     for t, (source, place) in enumerate(zip(settings.sources, settings.places, strict=True)):
         w = windows[t]
-        if place != (slice(None),) * 4:
-            w[...] = 0.0
-        w[place] = x[source]
-        p = matmul(settings.matmul, w.reshape(n * oh * ow, c), d)
+        _gather(w, x, source, place)
+        p = matmul(settings.matmul, w.reshape(rows, c), d)
         if out is None:
             out = np.empty((taps, *p.shape), p.dtype)
         out[t] = p
     return out
+
+
+def _gather(w: np.ndarray, x: np.ndarray, source: tuple, place: tuple) -> None:
+    """One tap's window: PAD's zeros, the strided view of ``x`` copied in."""
+    if place != _ALL:
+        w[...] = 0.0
+    w[place] = x[source]
+
+
+def one_product(rows: int, c: int, o: int, taps: int) -> bool:
+    """Whether one BLAS product ``[rows, T·c]ᵀ · d`` gives, block by block, the bits of
+    the T products ``[rows, c]ᵀ · d`` (C-order float32 operands, BATCH_MATMUL's call)
+    at the current BLAS thread count. OpenBLAS sums each output over ``rows`` in an
+    order that depends on the call's shapes alone; more rows of the transposed operand
+    only add output rows, which it computes the same way — but that is checked, not
+    assumed: once per shape, on random operands (as ``ops/conv_exact.py`` checks its
+    GEMMs); anything short of equality keeps the T products."""
+    key = (rows, c, o, taps, blas_threads())
+    verdict = _ONE_PRODUCT.get(key)
+    if verdict is None:
+        verdict = _ONE_PRODUCT[key] = _check_one_product(rows, c, o, taps)
+    return verdict
+
+
+def _check_one_product(rows: int, c: int, o: int, taps: int) -> bool:
+    rng = np.random.default_rng([rows, c, o, taps])
+    attrs = {"adj_x": True, "adj_y": False}
+    matmul = lookup("batch_matmul").kernel
+    for _ in range(max(1, -(-_OUTPUTS // (taps * c * o)))):
+        side = rng.standard_normal((rows, taps * c), np.float32)
+        d = rng.standard_normal((rows, o), np.float32)
+        one = matmul(attrs, side, d).reshape(taps, c, o)
+        for t in range(taps):
+            block = np.ascontiguousarray(side[:, t * c:(t + 1) * c])
+            if not np.array_equal(matmul(attrs, block, d).view(np.uint32),
+                                  one[t].view(np.uint32)):
+                return False
+    return True
 
 
 def _original(settings: Taps, x, d, constants) -> np.ndarray:
@@ -188,9 +250,27 @@ def _match(steps, pos, values, outputs, producer, readers):
         return None
     subs.append(_Sub(pack.kernel, pack.settings, pack.inputs, pack.outputs[0]))
     inputs = (x, d, *consts)
+    loader = kernels("train")
     settings = Taps(tuple(sources), tuple(places), window, matmul_settings,
-                    tuple(consts.values()), inputs, tuple(subs), pack.outputs[0])
+                    tuple(consts.values()), inputs, tuple(subs), pack.outputs[0],
+                    vx.shape, _geometry(sources, places, vx.shape, window),
+                    None if loader is None else WithKernels({}, loader))
     return settings, chain
+
+
+def _geometry(sources, places, x_shape, window) -> tuple[np.ndarray, ...]:
+    """Per tap, for ``fast.train.gather_taps``: the first input row and column its
+    view reads, its row and column steps, where the view lands in the window (PAD's
+    top and left) and its rows and columns."""
+    per_tap = []
+    for source, place in zip(sources, places, strict=True):
+        (sy0, _, sy), (sx0, _, sx) = (source[a].indices(x_shape[a]) for a in (1, 2))
+        rows = len(range(*source[1].indices(x_shape[1])))
+        cols = len(range(*source[2].indices(x_shape[2])))
+        top = place[1].start or 0
+        left = place[2].start or 0
+        per_tap.append((sy0, sx0, sy, sx, top, left, rows, cols))
+    return tuple(np.ascontiguousarray(v, np.int64) for v in zip(*per_tap, strict=True))
 
 
 def _tap(sliced: Step, pad: Step | None, r: Step, values, constant):

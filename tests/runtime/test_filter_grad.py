@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 import litetrain as lt
+from litetrain.ops import fast
 from litetrain.runtime import filter_grad
+from litetrain.runtime.threads import blas_threads
 
 from ..bits import same_bits, with_specials
 from .test_simplify import _same_run, _train_infer_calls
@@ -57,7 +59,16 @@ def test_train_steps_are_identical_and_fused(kernel, stride, padding, size, monk
     assert _fused(seen)
 
 
-def test_the_fused_step_gives_the_chains_bits(monkeypatch, rng):
+@pytest.mark.parametrize(("one_product", "compiled"), [(True, True), (True, False),
+                                                       (False, False)])
+def test_the_fused_step_gives_the_chains_bits(one_product, compiled, monkeypatch, rng):
+    if not one_product:  # the per-tap products (where one product is not proven)
+        monkeypatch.setattr(filter_grad, "one_product", lambda *shape: False)
+    loader = fast.kernels("train")
+    if compiled and (loader is None or loader.wait() is None):
+        pytest.skip("no compiled train kernels")
+    if not compiled:
+        monkeypatch.setattr(filter_grad, "kernels", lambda family: None)
     seen = _spy(monkeypatch)
     run = lt.Interpreter(model_content=_cnn(3, 2, "same", 9)).get_signature_runner("train")
     run(x=rng.random((4, 9, 9, 2), np.float32), y=np.eye(3, dtype=np.float32)[[0, 1, 2, 0]])
@@ -69,8 +80,15 @@ def test_the_fused_step_gives_the_chains_bits(monkeypatch, rng):
     d = with_specials(rng, values[step.inputs[1]].shape)
     consts = [values[i] for i in step.inputs[2:]]
     want = filter_grad._original(s, x, d, consts)
+    if compiled:
+        s.kernels.ready()
+        used = []
+        monkeypatch.setattr(loader.module, "gather_taps", lambda *a, f=loader.module
+                            .gather_taps: used.append(1) or f(*a))
     got = filter_grad.gathered_taps(s, x, d, *consts)
     same_bits(got, want)
+    if compiled:
+        assert used
     assert np.isnan(got).any()
     # constants that are not the prepared arrays: the chain's steps, the same values
     same_bits(filter_grad.gathered_taps(s, x, d, *(c.copy() for c in consts)), want)
@@ -93,3 +111,14 @@ def test_a_chain_read_elsewhere_is_left_alone(monkeypatch, rng):
     for step in inner:
         kept = original(steps, values, outputs | {step.outputs[0]})
         assert not any(s.op == "pack[filter_grad_taps]" for s in kept), step.op
+
+
+def test_one_product_is_proven_for_a_cnn_layer_here():
+    """A batch-32 CNN's 3×3 stride-2 layer (one BLAS thread): on this machine's BLAS the
+    one product gives the per-tap products' bits (elsewhere: those products run)."""
+    with blas_threads(1):
+        verdict = filter_grad.one_product(2048, 32, 32, 9)
+    if not verdict:
+        pytest.skip("this BLAS sums the one product in another order")
+    with blas_threads(1):
+        assert filter_grad._check_one_product(64, 4, 3, 9)

@@ -321,26 +321,6 @@ def product_sums(a, offsets, a0, a1, b, bo, b0, b1, n, h, w, c, out):
     return out
 
 
-@numba.njit([(types.Array(_F32, 2, "C", readonly=True), _F32[::1])], **_JIT)
-def leading_sum(p, out):
-    """``ones @ p`` in BLAS's order (see above), for checking that order on a shape."""
-    rows, c = p.shape
-    total = np.zeros(c, np.float32)
-    group = np.zeros(c, np.float32)
-    for r0 in range(0, rows, 8):
-        for ch in range(c):
-            group[ch] = p[r0, ch]
-        for r in range(r0 + 1, r0 + 8):
-            for ch in range(c):
-                group[ch] = group[ch] + p[r, ch]
-        for ch in range(c):
-            total[ch] = total[ch] + group[ch]
-    zero = np.float32(0.0)
-    for ch in range(c):
-        out[ch] = zero + total[ch]
-    return out
-
-
 _X4 = types.Array(_F32, 4, "C", readonly=True)
 
 
@@ -367,4 +347,36 @@ def max_pool(x, kh, kw, sh, sw, out):
                         for ch in range(c):
                             m, v = o[ch], t[ch]
                             o[ch] = m if (m != m or m > v) else v
+    return out
+
+
+_I64 = types.Array(types.int64, 1, "C", readonly=True)
+
+
+@numba.njit([(_X4, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _I64, _F32[:, :, :, ::1])],
+            **_JIT)
+def gather_taps(x, y0, x0, sy, sx, top, left, rows, cols, out):
+    """Strided windows of ``x`` side by side: ``out[b, i, j, t·c:(t+1)·c]`` is
+    ``x[b, y0[t] + (i - top[t])·sy[t], x0[t] + (j - left[t])·sx[t]]`` where
+    ``top[t] <= i < top[t] + rows[t]`` and ``left[t] <= j < left[t] + cols[t]``, else
+    zeros (a tap's STRIDED_SLICE of ``x``, PADded by ``top``/``left`` before it).
+    Copies only: the same values."""
+    n, oh, ow = out.shape[:3]
+    c = x.shape[3]
+    taps = y0.size
+    zero = np.float32(0.0)
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                o = out[b, i, j]
+                for t in range(taps):
+                    k = t * c
+                    ii, jj = i - top[t], j - left[t]
+                    if 0 <= ii < rows[t] and 0 <= jj < cols[t]:
+                        src = x[b, y0[t] + ii * sy[t], x0[t] + jj * sx[t]]
+                        for ch in range(c):
+                            o[k + ch] = src[ch]
+                    else:
+                        for ch in range(c):
+                            o[k + ch] = zero
     return out
