@@ -41,9 +41,12 @@ _NO_BIAS = np.zeros(0, np.float32)
 # tiles (``fast.conv.STRIDE``, repeated here so choosing needs no numba import).
 _SPAN = 512
 _STRIDE = 1040
-# Output pixels (all images) up to which a stride-1 depthwise convolution takes
-# fast.depthwise's tiles (see strided_tiles).
+# Output pixels (all images) up to which, and from which (with at least _TILE_PIXELS
+# per image), a stride-1 depthwise convolution takes fast.depthwise's tiles (see
+# strided_tiles).
 _FEW_PIXELS = 100
+_MANY_PIXELS = 1024
+_TILE_PIXELS = 16
 
 
 class Compiled(WithKernels):
@@ -285,17 +288,22 @@ def strided_tiles(g: np.ndarray, images: int) -> bool:
     """Whether a depthwise convolution of geometry ``g`` (see :func:`_plan`) of
     ``images`` images runs ``fast.depthwise``'s tiles over a padded image instead of the
     ring kernel: multiplier 1, and strided, or a window of 25 taps or more over outputs
-    of 16 pixels or more, or at most :data:`_FEW_PIXELS` output pixels in all. Measured
-    interleaved against the ring kernel on MobileNetV2/V3's layers (batch 32 unless
-    said): strided 3×3 and 5×5, 16 to 192 channels, 0.45–0.85× its time; stride 1: 5×5
-    on 6×6 outputs 0.77×, at batch 1 on 3×3 and 6×6 outputs 0.46–0.83× (the ring's setup
-    per call), 3×3 windows on 6×6 to 12×12 outputs 0.95–1.01×, on 3×3 outputs (a tile
-    and a mostly empty one) 1.25–1.8×: those keep the ring kernel."""
+    of 16 pixels or more, or at most :data:`_FEW_PIXELS` output pixels in all, or at
+    least :data:`_MANY_PIXELS` over outputs of 16 pixels or more. Measured interleaved
+    against the ring kernel on MobileNetV2/V3's layers (batch 32 unless said): strided
+    3×3 and 5×5, 16 to 192 channels, 0.45–0.85× its time; stride 1: 5×5 on 6×6 outputs
+    0.77×, at batch 1 on 3×3 and 6×6 outputs 0.46–0.83× (the ring's setup per call);
+    3×3 windows, thread CPU time at load ~7: on 6×6 to 48×48 outputs, 16 to 192 channels,
+    0.82–0.90× (48×48×16 0.82×, 24×24×48 0.90×), at batch 1 and 4 on 12×12 to 48×48
+    outputs 0.98–1.03× (so from 1024 pixels in all, where it gains), on 3×3 outputs (a
+    tile and a mostly empty one) 1.00× at batch 32, 1.25–1.8× at batch 1: those keep
+    the ring kernel."""
     if g[8] != 1:
         return False
     taps, pixels = g[9] * g[10], g[6] * g[7]
-    return bool(g[0] > 1 or g[1] > 1 or (taps >= 25 and pixels >= 16)
-                or images * pixels <= _FEW_PIXELS)
+    return bool(g[0] > 1 or g[1] > 1 or (taps >= 25 and pixels >= _TILE_PIXELS)
+                or images * pixels <= _FEW_PIXELS
+                or (images * pixels >= _MANY_PIXELS and pixels >= _TILE_PIXELS))
 
 
 def _strided(s: Compiled, x: np.ndarray, w: np.ndarray, b, g: np.ndarray, hard_swish

@@ -37,6 +37,14 @@ MobileNet stem, 0.6–0.8× for 3×3 convolutions of 3 to 8 channels, 0.9–1.1�
 on: :func:`direct`). It multiplies and adds the same values in the same order as the
 gathering form, which :func:`direct_proven` confirms bit for bit on the node's
 geometry before it is used (once per geometry).
+
+The XNNPACK-order float CONV_2D of a dynamic-range model (:mod:`.xnnpack_float`) has its
+own direct-read form, ``fast.xnnpack.conv_direct``: each sum starts from the bias, as
+XNNPACK's, and the clamp and a fused HARD_SWISH are XNNPACK's. It is chosen by the same
+:func:`direct` rule and :func:`xnnpack_direct_proven` confirms it on the node's
+geometry against the family's gathering kernel (``fast.xnnpack.conv``, held to the NumPy
+form's bits by the tests) with the rescaling and HARD_SWISH it fuses done as the
+separate nodes do them.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ _VERDICTS: dict[tuple[int, int, int, int], bool] = {}
 # Input channels up to which the direct-read kernel is chosen (see the docstring).
 DIRECT_CHANNELS = 8
 _DIRECT: dict[tuple, bool] = {}
+_XNN_DIRECT: dict[tuple, bool] = {}
 
 
 def module() -> ModuleType | None:
@@ -183,3 +192,56 @@ def _check_direct(image, oh, o, geometry, kernel) -> bool:
         run(x, w, out, b, -inf, inf, mod.PLAIN, one, *geometry, True, mul, add)
         outs.append(out)
     return bool(np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)))
+
+
+def xnnpack_direct_proven(jit: ModuleType, image: tuple[int, int, int], o: int,
+                          geometry: tuple[int, ...], lo: np.float32, hi: np.float32,
+                          kernel=None) -> bool:
+    """Whether ``kernel`` (default: ``jit.conv_direct``, ``jit`` the loaded
+    ``fast.xnnpack``) gives the bits of ``jit.conv`` for an XNNPACK-order CONV_2D of
+    images ``[h, w, c]`` to ``o`` channels with ``geometry`` ``(kh, kw, sh, sw, dh, dw,
+    pt, pl, oh, ow)`` and clamp ``[lo, hi]``: with and without a fused input rescaling
+    (``jit.conv`` then reads NumPy's ``x * mul + add``) and a fused HARD_SWISH
+    (``jit.hard_swish`` after it), on two images of random values, infinities, NaN and
+    signed zeros, a random filter with an infinity and signed zeros, a random bias and
+    none (+0.0). Checked once per geometry and clamp (kept for the process)."""
+    key = (image, o, geometry, float(lo), float(hi))
+    verdict = _XNN_DIRECT.get(key) if kernel is None else None
+    if verdict is None:
+        verdict = _check_xnnpack_direct(jit, image, o, geometry, lo, hi,
+                                        kernel or jit.conv_direct)
+        if kernel is None:
+            _XNN_DIRECT[key] = verdict
+    return verdict
+
+
+def _check_xnnpack_direct(jit, image, o, geometry, lo, hi, kernel) -> bool:
+    rng = np.random.default_rng([*image, o, *geometry])
+    x = rng.standard_normal((2, *image), np.float32)
+    flat = x.reshape(-1)
+    spots = rng.choice(flat.size, min(flat.size, 8), replace=False)
+    flat[spots] = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 0.0, -0.0, 1e30],
+                           np.float32)[:spots.size]
+    kh, kw = geometry[:2]
+    tiles, k = -(-o // 16), kh * kw * image[2]
+    w = rng.standard_normal((tiles, k, 16), np.float32)  # the packed layout
+    w[-1, :, o - 16 * (tiles - 1):] = 0.0  # zeros past o
+    w.reshape(-1)[:3] = [np.inf, -0.0, 0.0]
+    w = w.reshape(tiles, -1)
+    mul, add = np.float32(rng.uniform(0.5, 2)), np.float32(rng.standard_normal())
+    with np.errstate(invalid="ignore", over="ignore"):
+        rescaled = np.add(np.multiply(x, mul), add)
+        for bias in (rng.standard_normal(tiles * 16, np.float32), np.zeros(tiles * 16,
+                                                                            np.float32)):
+            for affine in (False, True):
+                want = jit.conv(rescaled if affine else x, w, bias, o, lo, hi, *geometry)
+                for swish in (False, True):
+                    got = kernel(x, w, bias, o, lo, hi, swish, affine, mul, add, *geometry)
+                    if swish:
+                        ref = np.empty_like(want)
+                        jit.hard_swish(want.reshape(-1), ref.reshape(-1))
+                    else:
+                        ref = want
+                    if not np.array_equal(ref.view(np.uint32), got.view(np.uint32)):
+                        return False
+    return True

@@ -39,6 +39,14 @@ it against exact rational arithmetic. The ``[fast]`` extra's compiled forms
 (:mod:`.fast.xnnpack`) call LLVM's ``llvm.fma.f32``, also one correct rounding: the same
 bits.
 
+With the compiled kernels, a CONV_2D of few input channels (a stem) reads its patches in
+place (``fast.xnnpack.conv_direct``: :meth:`XnnOrder.reads_in_place`), and takes the
+model's input rescaling and its HARD_SWISH into the same pass when the plan fuses them
+(:mod:`litetrain.runtime.prologue`, :mod:`litetrain.runtime.epilogue`). Without a bias
+its sums start from +0.0, as XNNPACK's zeroed packed bias: that is the NumPy form's
+start too, so no identity of signed zeros is relied on there; the fused rescaling's
+missing MUL or ADD is a MUL by 1.0 or an ADD of -0.0, which give the one node's bits.
+
 Nodes XNNPACK would not take (a filter or bias that is not constant, grouped
 convolutions, other fused activations, MEAN over other axes) are left to the other
 kernels.
@@ -48,6 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import conv_exact
 from .common import RELU, RELU6, RELU_N1_TO_1, axes, pad_before_after
 from .fast import WithKernels, kernels
 from .registry import NodeInfo
@@ -57,6 +66,7 @@ from .windows import windows
 _F32 = np.float32
 _SIXTH = _F32(float.fromhex("0x1.555556p-3"))
 _HALF = _F32(0.5)
+_ONE, _MINUS_ZERO = _F32(1.0), _F32(-0.0)
 _CLAMPS = {0: (-np.inf, np.inf), RELU: (0, np.inf), RELU6: (0, 6), RELU_N1_TO_1: (-1, 1)}
 
 
@@ -73,6 +83,7 @@ class XnnOrder(WithKernels):
         self.runs = 0
         self.laid_out: tuple | None = None  # (w, b, filter, bias) of the last call
         self.geometries: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.direct: dict[tuple[int, ...], bool] = {}  # per input shape: conv_direct
         lo, hi = _CLAMPS.get(attrs.get("fused_activation_function", 0), _CLAMPS[0])
         self.lo, self.hi = _F32(lo), _F32(hi)
 
@@ -117,6 +128,18 @@ class XnnOrder(WithKernels):
             ow, pl, _ = pad_before_after(x.shape[2], kw, sw, dw, self["padding"])
             g = self.geometries[key] = (kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)
         return g
+
+
+    def reads_in_place(self, jit, x: np.ndarray, o: int, geometry: tuple[int, ...]) -> bool:
+        """Whether this CONV_2D runs ``jit.conv_direct`` on inputs of ``x``'s shape: few
+        input channels (:func:`.conv_exact.direct`) and its bits proven on the geometry
+        (:func:`.conv_exact.xnnpack_direct_proven`); decided once per input shape."""
+        verdict = self.direct.get(x.shape)
+        if verdict is None:
+            verdict = self.direct[x.shape] = bool(
+                conv_exact.direct(x.shape[3]) and conv_exact.xnnpack_direct_proven(
+                    jit, x.shape[1:], o, geometry, self.lo, self.hi))
+        return verdict
 
 
 def prepare(info: NodeInfo) -> XnnOrder | None:
@@ -234,17 +257,33 @@ def _start(b: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | None):
-    """CONV_2D as XNNPACK's f32 (i)gemm computes it (module docstring)."""
+def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+            hard_swish: XnnOrder | None = None, rescale: tuple | None = None):
+    """CONV_2D as XNNPACK's f32 (i)gemm computes it (module docstring). ``hard_swish``:
+    the settings of an XNNPACK-order HARD_SWISH node fused after it; ``rescale``: float32
+    ``(mul, add)`` of an input rescaling fused before it (``x * mul + add``, two
+    roundings, as the MUL and ADD nodes: :mod:`litetrain.runtime.prologue`). The bits
+    of the separate nodes either way: in the compiled kernels when they take them, else
+    NumPy's rescaling before, :func:`hard_swish_in_place` after."""
     jit = settings.compiled()
     o, kh, kw, ci = w.shape
     geometry = settings.geometry(x, kh, kw)
     if jit is not None and x.flags.c_contiguous:
         filt, bias = settings.layout(w, b, False)
-        gather = _im2col()
-        if gather is not None and not (kh == kw == geometry[2] == geometry[3] == 1):
-            return _conv_by_blocks(jit, gather, x, filt, bias, o, settings, geometry)
-        return jit.conv(x, filt, bias, o, settings.lo, settings.hi, *geometry)
+        pointwise = kh == kw == geometry[2] == geometry[3] == 1
+        if not pointwise and settings.reads_in_place(jit, x, o, geometry):
+            mul, add = (_ONE, _MINUS_ZERO) if rescale is None else rescale
+            return jit.conv_direct(x, filt, bias, o, settings.lo, settings.hi,
+                                   hard_swish is not None, rescale is not None, mul, add,
+                                   *geometry)
+        gather = _im2col(rescale is not None)
+        if gather is not None and not pointwise:
+            out = _conv_by_blocks(jit, gather, x, filt, bias, o, settings, geometry, rescale)
+        else:
+            out = jit.conv(_rescaled(x, rescale), filt, bias, o, settings.lo, settings.hi,
+                           *geometry)
+        return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
+    x = _rescaled(x, rescale)
     out = _start(b, (x.shape[0], *geometry[-2:], o))
     dh, dw = settings.get("dilation_h_factor", 1), settings.get("dilation_w_factor", 1)
     taps = list(windows(x, kh, kw, settings, dh, dw))
@@ -254,30 +293,38 @@ def conv_2d(settings: XnnOrder, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
             for c in range(ci):
                 _add_product(acc, np.multiply(win[part][..., c:c + 1], w[:, i, j, c],
                                               dtype=np.float64))
-    return _clamp(out, settings.get("fused_activation_function", 0))
+    out = _clamp(out, settings.get("fused_activation_function", 0))
+    return out if hard_swish is None else hard_swish_in_place(hard_swish, out)
 
 
-def _im2col():
-    """The conv family's compiled patch gathering once it is loaded, else ``None`` (and
-    it starts loading: this runs only once this node's own compiled kernels are loaded,
-    so never in a one-shot run)."""
+def _rescaled(x: np.ndarray, rescale: tuple | None) -> np.ndarray:
+    """``x * mul + add`` in float32 (two roundings), or ``x`` without a rescaling."""
+    return x if rescale is None else np.add(np.multiply(x, rescale[0]), rescale[1])
+
+
+def _im2col(affine: bool = False):
+    """The conv family's compiled patch gathering (of ``x * mul + add`` when ``affine``)
+    once it is loaded, else ``None`` (and it starts loading: this runs only once this
+    node's own compiled kernels are loaded, so never in a one-shot run)."""
     loader = kernels("conv")
     if loader is None:
         return None
     if loader.module is None:
         loader.start()
         return None
-    return loader.module.im2col
+    return loader.module.im2col_affine if affine else loader.module.im2col
 
 
 # Patch rows gathered at a time by :func:`_conv_by_blocks` (about 512 KB of patches).
 _PATCH_BYTES = 1 << 19
 
 
-def _conv_by_blocks(jit, gather, x, filt, bias, o: int, settings: XnnOrder, geometry):
+def _conv_by_blocks(jit, gather, x, filt, bias, o: int, settings: XnnOrder, geometry,
+                    rescale: tuple | None = None):
     """The compiled CONV_2D with its patches gathered by the conv family's ``im2col``
     (faster than the kernel's own gathering; the same patch values in the same order, so
-    the same sums), output rows a block at a time."""
+    the same sums), output rows a block at a time; with ``rescale``, ``gather`` is
+    ``im2col_affine`` and gathers the patches of ``x * mul + add``."""
     kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = geometry
     n, k = x.shape[0], kh * kw * x.shape[3]
     out = np.empty((n, oh, ow, o), _F32)
@@ -287,7 +334,8 @@ def _conv_by_blocks(jit, gather, x, filt, bias, o: int, settings: XnnOrder, geom
         for y0 in range(0, oh, lines):
             y1 = min(oh, y0 + lines)
             patches = scratch[:(y1 - y0) * ow * k].reshape(-1, k)
-            gather(x, patches, b0, b0 + 1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow)
+            gather(x, patches, b0, b0 + 1, y0, y1, kh, kw, sh, sw, dh, dw, pt, pl, ow,
+                   *(() if rescale is None else rescale))
             jit.conv_patches(patches, filt, bias, settings.lo, settings.hi,
                              out[b0, y0:y1].reshape(-1, o))
     return out

@@ -133,7 +133,7 @@ def fuse_hybrid_hard_swish(steps: list[Step], values: list, outputs: set[int]) -
             return replace(first, op=f"{first.op}+hard_swish", outputs=step.outputs,
                            out_dtypes=step.out_dtypes, in_place=None, into=None,
                            into_for=None, kernel=functools.partial(
-                               _then_xnnpack_hard_swish, first.kernel, step.settings))
+                               then_xnnpack_hard_swish, first.kernel, step.settings))
         return None
 
     return fuse_into_producers(steps, outputs, fuse)
@@ -162,7 +162,9 @@ def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step
     return fuse_into_producers(steps, outputs, fuse)
 
 
-def _then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):
+def then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):
+    """``kernel``'s result with the XNNPACK-order HARD_SWISH (``hard_swish``: that node's
+    settings) in place on it (:mod:`litetrain.runtime.prologue` recognises this step)."""
     return xnnpack_float.hard_swish_in_place(hard_swish, kernel(settings, *inputs))
 
 

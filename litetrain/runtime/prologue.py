@@ -10,6 +10,12 @@ gathering rescales each value on the way (``im2col_affine``: ``x * scale + shift
 float32, multiply then add, as the two nodes compute it; the padding stays 0.0, as it
 pads the rescaled input); neither intermediate array is made.
 
+In a dynamic-range model the float CONV_2D runs in XNNPACK's order
+(:mod:`litetrain.ops.xnnpack_float`, its HARD_SWISH fused by :mod:`.epilogue`); the chain
+fuses there too: ``xnnpack_float.conv_2d`` takes the rescaling (and the HARD_SWISH) into
+its compiled kernels — the direct-read one rescales each image as it copies it into its
+padded buffer and applies HARD_SWISH as it stores each tile.
+
 Invariant: the same bits. A missing MUL is a multiplication by 1.0 and a missing ADD an
 addition of -0.0, which change no value (NaN included: the ADD or the convolution quiets
 it anyway). Until the compiled kernels are loaded, or for other arrays than prepared
@@ -26,9 +32,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..ops import compiled, lookup
+from ..ops import compiled, lookup, xnnpack_float
 from ..ops.conv import conv_2d
 from ..ops.conv_gemm import chunked_conv
+from .epilogue import then_xnnpack_hard_swish
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -56,7 +63,9 @@ def fuse_input_rescaling(steps: list[Step], values: list, outputs: set[int]) -> 
 
     out, dropped = list(steps), set()
     for pos, step in enumerate(steps):
-        hard_swish = _conv_with_patches(step, values)
+        hard_swish, fused_conv = _conv_with_patches(step, values), _rescaled_conv
+        if hard_swish is False:
+            hard_swish, fused_conv = _xnnpack_conv_with_patches(step, values), _rescaled_xnn
         if hard_swish is False:
             continue
         add = link(step.inputs[0], "add")
@@ -67,7 +76,7 @@ def fuse_input_rescaling(steps: list[Step], values: list, outputs: set[int]) -> 
         first = chain[0] if chain[0] is not None else chain[1]
         scalars = tuple(-1 if s is None else s.inputs[1] for s in chain)
         out[pos] = replace(step, op=f"{'+'.join(s.op for s in chain if s)}+{step.op}",
-                           kernel=functools.partial(_rescaled_conv, chain, hard_swish),
+                           kernel=functools.partial(fused_conv, chain, hard_swish),
                            inputs=(first.inputs[0], *scalars, *step.inputs[1:]),
                            fresh=True, in_place=None)
         dropped.update(p for p in (mul, add) if p is not None)
@@ -99,6 +108,34 @@ def _conv_with_patches(step: Step, values: list):
     return hard_swish
 
 
+def _xnnpack_conv_with_patches(step: Step, values: list):
+    """For a float32 XNNPACK-order CONV_2D step (HARD_SWISH fused by
+    :func:`.epilogue.fuse_hybrid_hard_swish` or not) that gathers patches, the fused
+    HARD_SWISH's settings (``None``: none); ``False`` for any other step."""
+    kernel, conv = step.kernel, lookup("conv_2d").kernel
+    if step.settings.__class__ is not xnnpack_float.XnnOrder:
+        return False
+    if step.op == "conv_2d" and kernel is conv:
+        hard_swish = None
+    elif (step.op == "conv_2d+hard_swish" and isinstance(kernel, functools.partial)
+          and kernel.func is then_xnnpack_hard_swish and len(kernel.args) == 2
+          and kernel.args[0] is conv and not kernel.keywords
+          and kernel.args[1].__class__ is xnnpack_float.XnnOrder):
+        hard_swish = kernel.args[1]
+    else:
+        return False
+    x, y = values[step.inputs[0]], values[step.outputs[0]]
+    w = values[step.inputs[1]] if len(step.inputs) > 1 and step.inputs[1] >= 0 else None
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+            and isinstance(w, np.ndarray) and x.ndim == 4 and w.ndim == 4
+            and x.dtype == _F32 and y.dtype == _F32 and x.shape[3] == w.shape[3]):
+        return False
+    s = step.settings
+    if w.shape[1] == w.shape[2] == s["stride_h"] == s["stride_w"] == 1:
+        return False  # no patches to gather
+    return hard_swish
+
+
 def _scalar(v) -> np.float32 | None:
     if v.__class__ is not np.ndarray or v.dtype != _F32 or v.size != 1:
         return None
@@ -120,3 +157,25 @@ def _rescaled_conv(chain: tuple, hard_swish, settings, x, scale, shift, w, *rest
     if add is not None:
         x = add.kernel(add.settings, x, shift)
     return conv_2d(settings, x, w, *rest, hard_swish=hard_swish)
+
+
+def _rescaled_xnn(chain: tuple, hard_swish, settings, x, scale, shift, w, *rest):
+    """The fused step of an XNNPACK-order CONV_2D: ``xnnpack_float.conv_2d`` with the
+    rescaling (and the HARD_SWISH) once its compiled kernels are loaded and the arrays
+    are as prepared, else the chain's kernels, the convolution's, then the HARD_SWISH."""
+    mul, add = chain
+    b = rest[0] if rest else None
+    if (settings.compiled() is not None and xnnpack_float.applies(settings, x, w, b)
+            and x.ndim == 4 and x.shape[3] == w.shape[3]):
+        k1 = _ONE if mul is None else _scalar(scale)
+        k2 = _MINUS_ZERO if add is None else _scalar(shift)
+        if k1 is not None and k2 is not None:
+            return xnnpack_float.conv_2d(settings, x, w, b, hard_swish, (k1, k2))
+    if mul is not None:
+        x = mul.kernel(mul.settings, x, scale)
+    if add is not None:
+        x = add.kernel(add.settings, x, shift)
+    conv = lookup("conv_2d").kernel
+    if hard_swish is None:
+        return conv(settings, x, w, *rest)
+    return then_xnnpack_hard_swish(conv, hard_swish, settings, x, w, *rest)

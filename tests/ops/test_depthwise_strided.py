@@ -99,11 +99,12 @@ def test_the_kernel_on_any_window_gives_the_numpy_bits(window, rng):
                   depthwise_conv_2d(attrs, x, w, bias))
 
 
-def test_stride_1_keeps_the_ring_kernel_but_for_wide_windows_or_few_pixels(rng):
+def test_stride_1_keeps_the_ring_kernel_but_for_wide_windows_or_few_or_many_pixels(rng):
     for n, h, k, tiles in ((1, 12, (3, 3), False), (3, 6, (3, 3), False),
                            (12, 3, (5, 5), False), (1, 11, (5, 5), True),
                            (3, 6, (5, 5), True), (1, 6, (5, 5), True), (2, 3, (3, 3), True),
-                           (1, 10, (3, 3), True)):
+                           (1, 10, (3, 3), True), (8, 12, (3, 3), True),
+                           (1, 32, (3, 3), True), (120, 3, (3, 3), False)):
         x, w, b = _inputs(rng, n, h, h, 24, k)
         attrs = _attrs((1, 1), (1, 1), SAME, 3)
         s = _prepared(x, w, b, attrs)

@@ -200,8 +200,10 @@ def test_mobilenet_hard_swish_fused_into_hybrid_steps_gives_the_unrewritten_bits
     fused, ops = _model_run(path, x, False)
     plain, plain_ops = _model_run(path, x, True)
     same_bits(fused, plain)
-    # 9 hybrid CONV_2Ds and the stem's XNNPACK-order float one, 8 hybrid depthwise
-    assert ops.count("conv_2d+hard_swish") == 10 and ops.count("depthwise_conv_2d+hard_swish") == 8
+    # 9 hybrid CONV_2Ds and the stem's XNNPACK-order float one (its input rescaling fused
+    # too: runtime/prologue), 8 hybrid depthwise
+    assert ops.count("conv_2d+hard_swish") == 9 and ops.count("depthwise_conv_2d+hard_swish") == 8
+    assert ops.count("mul+add+conv_2d+hard_swish") == 1
     assert ops.count("hard_swish") == 0
     assert not [op for op in plain_ops if "+" in op] and plain_ops.count("hard_swish") == 18
     it = fixture_runs.fed(path, x, lt.OpResolverType.AUTO)

@@ -61,19 +61,28 @@ def _finish16(typingctx, v, b, lo, hi, mode, scale):
     operations of :func:`.conv.bias_activation` (``mode`` PLAIN: ``_clamp(v + b, lo,
     hi)``), of ``bias_activation_hard_swish`` (HARD_SWISH: then ``hard_swish_value``) and
     of ``bias_activation_scale`` (SCALE: then ``* scale``). No bias is ``b = -0.0``
-    (``v + -0.0`` is ``v``, bit for bit)."""
+    (``v + -0.0`` is ``v``, bit for bit).
+
+    The clamp ``lo if x < lo or (x == lo and hi == inf); else hi if x > hi; else x`` is
+    computed as ``max(lo, x)`` (``lo > x ? lo : x``: one ``vmaxps``), plus ``z``, then
+    ``min(hi, ·)`` (``hi < t ? hi : t``), where ``z`` is +0.0 for RELU (``lo`` +0.0,
+    ``hi`` infinite: a zero ``x`` equals ``lo`` and becomes +0.0) and -0.0 otherwise (an
+    identity, NaN included: ``x`` is already the sum's quiet NaN). The same value for
+    every ``x`` with the clamps the kernels are given (``lo`` +0.0, -1 or -inf: never
+    -0.0), and three vector operations instead of six and a branch."""
     def codegen(context, builder, signature, args):
         v, b, lo, hi, mode, scale = args
         f32 = ir.FloatType()
         lo_v, hi_v = splat(builder, lo), splat(builder, hi)
         x = builder.fadd(v, b)
-        # _clamp: lo if x < lo or (x == lo and hi == inf); else hi if x > hi; else x
-        relu = builder.fcmp_ordered("==", hi, ir.Constant(f32, float("inf")))
-        at_lo = builder.select(relu, builder.fcmp_ordered("==", x, lo_v),
-                               ir.Constant(ir.VectorType(ir.IntType(1), 16), [0] * 16))
-        to_lo = builder.or_(builder.fcmp_ordered("<", x, lo_v), at_lo)
-        x = builder.select(to_lo, lo_v,
-                           builder.select(builder.fcmp_ordered(">", x, hi_v), hi_v, x))
+        x = builder.select(builder.fcmp_ordered(">", lo_v, x), lo_v, x)
+        relu = builder.and_(
+            builder.fcmp_ordered("==", hi, ir.Constant(f32, float("inf"))),
+            builder.icmp_signed("==", builder.bitcast(lo, ir.IntType(32)),
+                                ir.Constant(ir.IntType(32), 0)))
+        z = builder.select(relu, ir.Constant(f32, 0.0), ir.Constant(f32, -0.0))
+        x = builder.fadd(x, splat(builder, z))
+        x = builder.select(builder.fcmp_ordered("<", hi_v, x), hi_v, x)
         is_hs = builder.icmp_signed("==", mode, ir.Constant(mode.type, HARD_SWISH))
         is_sc = builder.icmp_signed("==", mode, ir.Constant(mode.type, SCALE))
         with builder.if_else(is_hs) as (then, otherwise):

@@ -9,6 +9,10 @@ in the NumPy form's tap order; only independent outputs go side by side:
 * :func:`conv`: XNNPACK's own microkernel shape — four output pixels by sixteen output
   channels of accumulators held in registers (:class:`Vec16`, LLVM's ``<16 x float>``,
   with ``llvm.fma.v16f32``), the filter packed per sixteen channels at prepare;
+* :func:`conv_direct`: the same sums for few input channels (a network's stem) read in
+  place from a padded copy of each image, eight output pixels by sixteen channels a
+  register tile, with a fused input rescaling and HARD_SWISH (chosen per geometry after a
+  bit check: :func:`litetrain.ops.conv_exact.xnnpack_direct_proven`);
 * :func:`depthwise`: sixteen channels of four output pixels at a time in registers;
 * :func:`hard_swish`, :func:`mean_hw`: one pass each.
 """
@@ -309,6 +313,96 @@ def conv(x, wpack, bpack, o, lo, hi, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow):
                     k += ci
         _tiles(patch, rows, wpack, bpack, lo, hi, out, p0, scratch)
     return out.reshape(n, oh, ow, o)
+
+
+# Output pixels of one register tile of :func:`conv_direct`.
+_PIXELS = 8
+_U = np.uint64
+
+
+@numba.njit(inline="always", **_JIT)
+def _out16(v, lo, hi, swish):
+    """XNNPACK's clamp of sixteen sums, then (``swish``) its HARD_SWISH."""
+    v = _clamp16(v, lo, hi)
+    if swish:
+        v = _hard_swish16(v)
+    return v
+
+
+@numba.njit([(_input(4), _F32[:, ::1], _F32[::1], types.intp, _F32, _F32, types.boolean,
+              types.boolean, _F32, _F32, *_INTS) for _input in _INPUTS], **_JIT)
+def conv_direct(x, wpack, bpack, o, lo, hi, swish, affine, mul, add, kh, kw, sh, sw, dh,
+                dw, pt, pl, oh, ow):
+    """:func:`conv` (same filter and bias layout, same sums: each output from its bias,
+    one fused multiply-add per patch value in order, taps in the padding multiplying
+    +0.0) reading the patch values in place: each image is copied once (as ``x * mul +
+    add``, two roundings, when ``affine``: a fused input rescaling) into a zero-padded
+    buffer, and each register tile of eight output pixels by sixteen channels reads its
+    pixels' values from there at a fixed stride (``fast.gemm.conv_2d_direct``'s scheme,
+    XNNPACK's order). Then the clamp and (``swish``) XNNPACK's HARD_SWISH as the tile is
+    stored. For few input channels, whose patch rows are gathered in short runs."""
+    n, h, wd, c = x.shape
+    k_all = kh * kw * c
+    hp, wp = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+    rowlen = wp * c
+    pf = np.zeros(hp * rowlen, np.float32)  # the padding stays +0.0
+    offs = np.empty(k_all, np.uint64)
+    for i in range(kh):
+        for j in range(kw):
+            for ch in range(c):
+                offs[(i * kw + j) * c + ch] = i * dh * rowlen + j * dw * c + ch
+    out = np.empty((n, oh, ow, o), np.float32)
+    of, wf, xf = out.reshape(out.size), wpack.reshape(wpack.size), x.reshape(x.size)
+    iy0, iy1 = max(0, -pt), min(h, hp - pt)  # input rows and columns inside the buffer
+    ix0, ix1 = max(0, -pl), min(wd, wp - pl)
+    run = max(0, ix1 - ix0) * c
+    step = _U(sw * c)
+    for bi in range(n):
+        for iy in range(iy0, iy1):
+            src = _U(((bi * h + iy) * wd + ix0) * c)
+            dst = _U((iy + pt) * rowlen + (ix0 + pl) * c)
+            if affine:
+                for q in range(_U(run)):
+                    pf[dst + q] = xf[src + q] * mul + add
+            else:
+                for q in range(_U(run)):
+                    pf[dst + q] = xf[src + q]
+        for oy in range(oh):
+            for t in range(wpack.shape[0]):
+                width = min(16, o - 16 * t)
+                bv = _load16(bpack, 16 * t)
+                w0 = _U(t * 16 * k_all)
+                for q0 in range(0, ow, _PIXELS):
+                    r = min(_PIXELS, ow - q0)
+                    # past the r real pixels the tile repeats the last (never stored)
+                    s1, s2, s3 = _U(min(1, r - 1)) * step, _U(min(2, r - 1)) * step, \
+                        _U(min(3, r - 1)) * step
+                    s4, s5, s6 = _U(min(4, r - 1)) * step, _U(min(5, r - 1)) * step, \
+                        _U(min(6, r - 1)) * step
+                    s7 = _U(min(7, r - 1)) * step
+                    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = bv
+                    a = _U(oy * sh * rowlen) + _U(q0) * step
+                    for i in range(_U(k_all)):
+                        wv = _load16(wf, w0 + _U(16) * i)
+                        p = a + offs[i]
+                        a0 = _fma16(pf[p], wv, a0)
+                        a1 = _fma16(pf[p + s1], wv, a1)
+                        a2 = _fma16(pf[p + s2], wv, a2)
+                        a3 = _fma16(pf[p + s3], wv, a3)
+                        a4 = _fma16(pf[p + s4], wv, a4)
+                        a5 = _fma16(pf[p + s5], wv, a5)
+                        a6 = _fma16(pf[p + s6], wv, a6)
+                        a7 = _fma16(pf[p + s7], wv, a7)
+                    d = ((bi * oh + oy) * ow + q0) * o + 16 * t
+                    _store16m(of, d, _out16(a0, lo, hi, swish), width)
+                    _store16m(of, d + o, _out16(a1, lo, hi, swish), width if r > 1 else 0)
+                    _store16m(of, d + 2 * o, _out16(a2, lo, hi, swish), width if r > 2 else 0)
+                    _store16m(of, d + 3 * o, _out16(a3, lo, hi, swish), width if r > 3 else 0)
+                    _store16m(of, d + 4 * o, _out16(a4, lo, hi, swish), width if r > 4 else 0)
+                    _store16m(of, d + 5 * o, _out16(a5, lo, hi, swish), width if r > 5 else 0)
+                    _store16m(of, d + 6 * o, _out16(a6, lo, hi, swish), width if r > 6 else 0)
+                    _store16m(of, d + 7 * o, _out16(a7, lo, hi, swish), width if r > 7 else 0)
+    return out
 
 
 @numba.njit(inline="always", **_JIT)
