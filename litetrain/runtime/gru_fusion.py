@@ -20,17 +20,34 @@ from .step import Step
 @dataclass(frozen=True)
 class GruCell:
     """``state``: a previous hidden state exists (else ``h = (1 - z)·ĥ`` from the
-    constant ``one``)."""
+    constant ``one``); ``compiled``: the ``rnn`` family's loader
+    (:class:`litetrain.ops.fast.WithKernels`), or ``None``."""
 
     state: bool
+    compiled: WithKernels | None = None
 
 
 def gru_cell(settings: GruCell, x, rec, last):
     """(z, r, r_h, ĥ, keep, h) of one GRU step from the input projection ``x`` and the
     recurrent product ``rec`` (blocks z, r, h along the last axis; bias included), and
     ``last``: the previous hidden state (or the constant 1): the ufuncs of ADD, LOGISTIC,
-    MUL, TANH, SUB in their order. z and r are views of one buffer."""
+    MUL, TANH, SUB in their order (with the compiled kernels loaded and a previous state,
+    the arithmetic between NumPy's exp and tanh in one pass each,
+    :mod:`litetrain.ops.fast.rnn`). z and r are views of one buffer."""
     u = x.shape[-1] // 3
+    module = None if settings.compiled is None or not settings.state else \
+        settings.compiled.ready()
+    if module is not None and _laid_out(x, rec, last):
+        rows = x.shape[0]
+        g = np.empty((rows, 2 * u), _F32)
+        module.gru_gates(x, rec, g)
+        np.exp(g, out=g)
+        a = np.empty((rows, u), _F32)
+        module.gru_candidate(g, x, rec, a)
+        h_hat = np.tanh(a, out=a)
+        keep, h = np.empty((rows, u), _F32), np.empty((rows, u), _F32)
+        module.gru_update(g, last, h_hat, keep, h)
+        return g[:, :u], g[:, u:], rec[:, 2 * u:], h_hat, keep, h
     g = np.add(x[..., :2 * u], rec[..., :2 * u])
     np.negative(g, out=g)
     np.exp(g, out=g)
@@ -49,6 +66,18 @@ def gru_cell(settings: GruCell, x, rec, last):
         keep = np.subtract(last, z)
         h = np.multiply(keep, h_hat)
     return z, r, r_h, h_hat, keep, h
+
+
+def _laid_out(x, rec, last) -> bool:
+    """C-contiguous float32 ``[rows, 3 * units]`` x and rec, ``[rows, units]`` state."""
+    return (x.ndim == 2 and rec.shape == x.shape and last.shape == (x.shape[0], x.shape[1] // 3)
+            and x.flags.c_contiguous and rec.flags.c_contiguous and last.flags.c_contiguous
+            and x.dtype == _F32 and rec.dtype == _F32 and last.dtype == _F32)
+
+
+def _compiled() -> WithKernels | None:
+    loader = kernels("rnn")
+    return None if loader is None else WithKernels({}, loader)
 
 
 def fuse_gru_cells(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
@@ -167,7 +196,7 @@ def _gru_cell_at(graph: Graph, pos: int, values: list):
                          if r not in member_set):
         return None
     step = replace(steps[at], op="gru_cell", kernel=gru_cell,
-                   settings=GruCell(state is not None), inputs=inputs, outputs=made,
+                   settings=GruCell(state is not None, _compiled()), inputs=inputs, outputs=made,
                    out_dtypes=(_F32,) * len(made), fresh=True, in_place=None,
                    into=None, into_for=None, stateful=False)
     return step, members, at

@@ -20,31 +20,49 @@ from .step import Step
 
 @dataclass(frozen=True)
 class LstmCell:
-    """``forget``: the forget gate is used (a previous cell state exists)."""
+    """``forget``: the forget gate is used (a previous cell state exists); ``compiled``:
+    the ``rnn`` family's loader (:class:`litetrain.ops.fast.WithKernels`), or ``None``."""
 
     forget: bool
+    compiled: WithKernels | None = None
 
 
 def lstm_cell(settings: LstmCell, z, c_prev=None):
     """(i, [f,] ĉ, o, c, tanh(c), h) of one LSTM step from the gate pre-activations
     ``z`` (blocks i, f, ĉ, o along the last axis); the ufuncs of LOGISTIC, TANH, MUL and
-    ADD in their order. i, f and o are views of one buffer (:func:`gates_of`)."""
+    ADD in their order (with the compiled kernels loaded, the arithmetic between NumPy's
+    exp and tanh in one pass, :func:`litetrain.ops.fast.rnn.lstm_gates`). i, f and o are
+    views of one buffer."""
     u = z.shape[-1] // 4
+    forget = settings.forget
     g = np.negative(z)
     np.exp(g, out=g)
-    np.add(g, 1, out=g)
-    np.divide(1, g, out=g)
-    i, o = g[..., :u], g[..., 3 * u:]
     candidate = np.tanh(z[..., 2 * u:3 * u])
-    c = np.multiply(i, candidate)
-    if settings.forget:
-        f = g[..., u:2 * u]
-        kept = np.multiply(f, c_prev)
-        np.add(c, kept, out=c)
-        squashed = np.tanh(c)
-        return i, f, candidate, o, c, squashed, np.multiply(o, squashed)
+    module = None if settings.compiled is None else settings.compiled.ready()
+    if (module is not None and g.ndim == 2 and g.flags.c_contiguous
+            and candidate.flags.c_contiguous and g.dtype == _F32 and (
+                not forget or (c_prev.shape == candidate.shape and c_prev.dtype == _F32
+                               and c_prev.flags.c_contiguous))):
+        c = np.empty(candidate.shape, _F32)
+        module.lstm_gates(g, candidate, c_prev if forget else candidate, forget, c)
+    else:
+        np.add(g, 1, out=g)
+        np.divide(1, g, out=g)
+        c = np.multiply(g[..., :u], candidate)
+        if forget:
+            kept = np.multiply(g[..., u:2 * u], c_prev)
+            np.add(c, kept, out=c)
+    i, o = g[..., :u], g[..., 3 * u:]
     squashed = np.tanh(c)
-    return i, candidate, o, c, squashed, np.multiply(o, squashed)
+    h = np.multiply(o, squashed)
+    if forget:
+        return i, g[..., u:2 * u], candidate, o, c, squashed, h
+    return i, candidate, o, c, squashed, h
+
+
+def _compiled() -> WithKernels | None:
+    loader = kernels("rnn")
+    return None if loader is None else WithKernels({}, loader)
 
 
 def fuse_lstm_cells(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
@@ -125,7 +143,7 @@ def _lstm_cell_at(graph: Graph, pos: int, values: list) -> tuple[Step, list[int]
         if not isinstance(v, np.ndarray) or v.dtype != _F32 or v.shape != shape:
             return None
     step = replace(split, op="lstm_cell", kernel=lstm_cell,
-                   settings=LstmCell(forget), inputs=(split.inputs[1], *extra),
+                   settings=LstmCell(forget, _compiled()), inputs=(split.inputs[1], *extra),
                    outputs=made, out_dtypes=tuple(values[t].dtype for t in made),
                    fresh=True, in_place=None, into=None, into_for=None)
     return step, members

@@ -3,30 +3,42 @@ pass, once per input shapes).
 
 A recurrent train step unrolled over time is hundreds of tiny nodes (``[batch, units]``
 gates): what it costs is the per-node dispatch, allocation and ufunc call, not the
-arithmetic. Three rewrites, each leaving every remaining tensor's bits unchanged:
+arithmetic. The rewrites, in the order they apply, each leaving every remaining tensor's
+bits unchanged:
 
-* **LSTM cell, forward** (:func:`fuse_lstm_cells`): ``SPLIT`` of the gate
+* **LSTM cell, forward** (:func:`.lstm_fusion.fuse_lstm_cells`): ``SPLIT`` of the gate
   pre-activations into four along the last axis, ``LOGISTIC`` of gates i, f, o, ``TANH``
-  of the candidate, ``c = i·ĉ [+ f·c_prev]``, ``h = o·TANH(c)`` — Keras' LSTM as
-  :class:`litetrain.author.sequence_layers.LSTM` emits it — run as one step. The
-  logistic of the three gates is computed in one pass over all four blocks (the same
-  ``1 / (1 + exp(-x))`` ufuncs on a contiguous array, as the LOGISTIC kernel computes
-  it; the candidate block's result is not used), the gates are views of that buffer.
+  of the candidate, ``c = i·ĉ [+ f·c_prev]``, ``h = o·TANH(c)`` — Keras' LSTM, as
+  :class:`litetrain.author.sequence_layers.LSTM` and TensorFlow's converter emit it —
+  run as one step. The logistic of the three gates is one pass over all four blocks
+  (the LOGISTIC kernel's ``1 / (1 + exp(-x))`` ufuncs on a contiguous array; the
+  candidate block's result is not used); the gates are views of that buffer.
+* **LSTM cell, gradient** (:func:`.lstm_fusion.fuse_lstm_cell_grads`): the gate
+  cotangents' CONCATENATION, the fused chains of :mod:`.fused` making them, the cell
+  state's cotangent (and the ADD carrying it from the step after) and its MUL carrying
+  it to the step before, as one step.
+* **GRU cell** (:mod:`.gru_fusion`): Keras' ``reset_after`` GRU step (the two SPLITs,
+  both gates, the candidate, the state update) as one step, and with a previous state
+  its gradient (the cotangent to the state, the chains, both gate CONCATENATIONs).
 * **Concatenation of results made for it** (:func:`concatenate_in_place`): a
   CONCATENATION whose operand is made by an elementwise step (a plain ADD/SUB/MUL, or a
-  fused gradient chain of :mod:`.fused`) that nothing else reads has that step write
-  straight into its block of the result (its ``into`` form, the same ufuncs): no
-  temporary per operand and no copy. Backpropagation through time concatenates the
-  gate cotangents of every step so (LSTM: four, GRU: three per step, twice).
+  fused gradient chain) that nothing else reads has that step write straight into its
+  block of the result (its ``into`` form, the same ufuncs): no temporary, no copy.
 * **Products by a transposed variable** (:func:`transpose_once`): ``BATCH_MATMUL(x, w,
-  adj_y)`` run as ``x @ wᵀ`` with ``wᵀ`` made contiguous once per run and shared by
-  every such product of ``w`` (the gradient's recurrent products: OpenBLAS multiplies a
-  transposed operand about twice as slowly at these shapes). Adopted per shape only
-  after a bit check on the first run's values: both forms must give the same bits.
+  adj_y)`` (alone or with its bias ADD) run as ``x @ wᵀ`` with ``wᵀ`` made contiguous
+  once per run and shared by every such product of ``w`` (the gradient's recurrent
+  products: OpenBLAS multiplies a transposed operand about twice as slowly at these
+  shapes). Never for one row or column (BLAS's GEMV, whose two forms add in different
+  orders), and adopted per shape only after a bit check on the first run's values and
+  three probes.
+
+With the ``[fast]`` extra the cells' arithmetic runs compiled (:mod:`litetrain.ops.fast.rnn`,
+loaded from a step's second run on): NumPy's own exp and tanh stay NumPy's.
 
 Invariant: the same bits as the steps replaced (``experimental_preserve_all_tensors``
-disables every specialisation). Fused steps run where their first member ran; every
-operand from outside the group is made before that.
+disables every specialisation). A fused step runs at the first member's position that
+follows every operand it reads from outside the group, and before any other reader of
+what it makes.
 """
 
 from __future__ import annotations

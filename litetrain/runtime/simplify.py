@@ -22,8 +22,9 @@ Passes, in the order a plan applies them:
   while the convolution reading it gathers its patches (see :mod:`.prologue`), a
   squeeze-and-excitation MUL by a per-image channel vector runs compiled (see
   :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
-  tiled rows (see :mod:`.channels`), and elementwise steps write into an operand that
-  dies there (see :mod:`.inplace`). The plan then writes large results into buffers kept
+  tiled rows (see :mod:`.channels`), LSTM/GRU time steps and their gradients run as
+  one step each (see :mod:`.rnn_fusion`), and elementwise steps write into an operand
+  that dies there (see :mod:`.inplace`). The plan then writes large results into buffers kept
   from run to run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders

@@ -37,14 +37,25 @@ def _lstm_reference(z, c_prev):
     return made if c_prev is not None else made[:1] + made[2:]
 
 
+def _compiled(on: bool):
+    """The rnn family's settings (loaded), or ``None`` for the NumPy forms."""
+    if not on:
+        return None
+    loader = fast.kernels("rnn")
+    if loader is None or loader.wait() is None:
+        pytest.skip("the [fast] extra (numba) is not installed or is turned off")
+    return fast.WithKernels({}, loader)
+
+
 @pytest.mark.parametrize("shape", [(32, 4 * 64), (3, 4 * 5), (7, 4 * 9), (2, 3, 4 * 6)])
 @pytest.mark.parametrize("forget", [True, False])
-def test_lstm_cell_gives_the_ops_bits(shape, forget):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_lstm_cell_gives_the_ops_bits(shape, forget, compiled):
     rng = np.random.default_rng(len(shape) + shape[-1])
     z = with_specials(rng, shape) * 3
     c_prev = with_specials(rng, (*shape[:-1], shape[-1] // 4)) if forget else None
-    got = lstm_fusion.lstm_cell(lstm_fusion.LstmCell(forget), z, *(() if c_prev is None
-                                                                   else (c_prev,)))
+    settings = lstm_fusion.LstmCell(forget, _compiled(compiled))
+    got = lstm_fusion.lstm_cell(settings, z, *(() if c_prev is None else (c_prev,)))
     want = _lstm_reference(z, c_prev)
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
@@ -113,11 +124,12 @@ def _gru_reference(x, rec, last):
 
 @pytest.mark.parametrize("rows, units", [(32, 64), (3, 5)])
 @pytest.mark.parametrize("state", [True, False])
-def test_gru_cell_and_its_gradient_give_the_ops_bits(rows, units, state):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gru_cell_and_its_gradient_give_the_ops_bits(rows, units, state, compiled):
     rng = np.random.default_rng(rows * units)
     x, rec = (with_specials(rng, (rows, 3 * units)) * 3 for _ in range(2))
     last = with_specials(rng, (rows, units)) if state else np.array(1.0, np.float32)
-    made = gru_fusion.gru_cell(gru_fusion.GruCell(state), x, rec, last)
+    made = gru_fusion.gru_cell(gru_fusion.GruCell(state, _compiled(compiled)), x, rec, last)
     for a, b in zip(made, _gru_reference(x, rec, last), strict=True):
         same_bits(np.ascontiguousarray(a), b)
     if not state:

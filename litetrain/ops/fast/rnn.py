@@ -88,3 +88,59 @@ def gru_cell_grad(dh, g, rec, h_hat, keep, s, to_state, d_x, d_rec):
             d_rec[r, u + k] = v
         for k in range(u):
             d_rec[r, 2 * u + k] = da[k] * g[r, u + k]
+
+
+# --- forward: the arithmetic around NumPy's exp and tanh --------------------------------
+
+@numba.njit([(_OUT, _A, _A, types.boolean, _OUT)], **_JIT)
+def lstm_gates(g, candidate, c_prev, forget, c):
+    """``g`` holds ``exp(-z)`` (NumPy's): gates i, f, o become LOGISTIC's
+    ``1 / (exp(-z) + 1)`` in place, and ``c = i·ĉ [+ f·c_prev]``."""
+    rows, u = candidate.shape
+    one = np.float32(1.0)
+    for r in range(rows):
+        for k in range(u):
+            g[r, k] = one / (g[r, k] + one)
+        for k in range(u):
+            g[r, u + k] = one / (g[r, u + k] + one)
+        for k in range(u):
+            g[r, 3 * u + k] = one / (g[r, 3 * u + k] + one)
+        if forget:
+            for k in range(u):
+                c[r, k] = (g[r, k] * candidate[r, k]) + (g[r, u + k] * c_prev[r, k])
+        else:
+            for k in range(u):
+                c[r, k] = g[r, k] * candidate[r, k]
+
+
+@numba.njit([(_A, _A, _OUT)], **_JIT)
+def gru_gates(x, rec, g):
+    """``g = -(x + rec)`` over the z and r blocks (``[rows, 2 * units]``)."""
+    rows, w = g.shape
+    for r in range(rows):
+        for k in range(w):
+            g[r, k] = -(x[r, k] + rec[r, k])
+
+
+@numba.njit([(_OUT, _A, _A, _OUT)], **_JIT)
+def gru_candidate(g, x, rec, a):
+    """``g`` holds ``exp(-(x + rec))`` (NumPy's) for z and r: both become LOGISTIC's
+    ``1 / (exp(..) + 1)`` in place, and ``a = x_h + r·r_h``."""
+    rows, u = a.shape
+    one = np.float32(1.0)
+    for r in range(rows):
+        for k in range(2 * u):
+            g[r, k] = one / (g[r, k] + one)
+        for k in range(u):
+            a[r, k] = x[r, 2 * u + k] + (g[r, u + k] * rec[r, 2 * u + k])
+
+
+@numba.njit([(_A, _A, _A, _OUT, _OUT)], **_JIT)
+def gru_update(g, last, h_hat, keep, h):
+    """``keep = last - ĥ``, ``h = ĥ + z·keep`` (z: ``g``'s first block)."""
+    rows, u = h_hat.shape
+    for r in range(rows):
+        for k in range(u):
+            v = last[r, k] - h_hat[r, k]
+            keep[r, k] = v
+            h[r, k] = h_hat[r, k] + (g[r, k] * v)
