@@ -49,6 +49,16 @@ def batch_matmul(attrs, a, b):
     return matmul(a, b)
 
 
+def matmul_bias(activation: int, attrs, a, b, bias, transposed=None):
+    """BATCH_MATMUL, then ADD of ``bias`` and the fused ``activation`` in place on the
+    fresh product (:mod:`litetrain.runtime.simplify`'s one step for the pair);
+    ``transposed(b)``, when given, is ``b``'s last two axes swapped, contiguous, for a
+    product with ``adj_y`` (its bits checked equal by the caller)."""
+    out = batch_matmul(attrs, a, b) if transposed is None else np.matmul(a, transposed(b))
+    out += bias
+    return fused(out, activation)
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul``, except for a depth-1 product (a batch-1 weight gradient), which
     NumPy's matmul sends to a loop ~10x slower than BLAS: in 2-D ``np.dot`` hands it to

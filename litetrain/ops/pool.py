@@ -13,12 +13,15 @@ import numpy as np
 from ..errors import TraceError, user_frame
 from .common import SAME, fused, pad_before_after
 from .conv import depthwise_vjp, dilate, fit, window_shape
+from .fast import WithKernels, kernels
 from .grad import i32, mask
 from .quantized.fixed_point import dtype_range
 from .quantized.lib import Quantized, clamp, integer
 from .registry import NodeInfo, OpDef
 from .shapes import one, shape_of
 from .windows import tap_range, windows
+
+_F32 = np.dtype(np.float32)
 
 
 def _counts(x_shape, kh, kw, attrs, dtype):
@@ -36,11 +39,26 @@ def max_pool_2d(attrs, x):
     ow, pl, pr = pad_before_after(x.shape[2], kw, sw, 1, attrs["padding"])
     if (pt or pb or pl or pr) and x.dtype.kind == "f":
         out = _max_in_bounds(x, (kh, kw, sh, sw, pt, pl), (oh, ow))
+    elif attrs.__class__ is WithKernels and (module := attrs.ready()) is not None and (
+            x.__class__ is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous
+            and oh > 0 and ow > 0):
+        out = module.max_pool(x, kh, kw, sh, sw, np.empty((x.shape[0], oh, ow, x.shape[3]),
+                                                           _F32))
     else:
         out = None
         for _, win in windows(x, kh, kw, attrs, value=-np.inf):
             out = win.copy() if out is None else np.maximum(out, win, out=out)
     return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _max_pool_prepare(info: NodeInfo):
+    """The compiled kernel (the ``[fast]`` extra's ``train`` family: NumPy's maxima in
+    NumPy's order, one pass) for a float32 input; else the attrs."""
+    x = info.inputs[0]
+    loader = kernels("train")
+    if loader is None or x is None or x.dtype != np.float32:
+        return info.attrs
+    return WithKernels(info.attrs, loader)
 
 
 def _max_in_bounds(x, geometry, size):
@@ -221,7 +239,8 @@ def _average_pool_vjp(g, attrs, ins, outs, dy):
 
 
 OPS = [
-    OpDef("max_pool_2d", max_pool_2d, "Pool2DOptions", shape=_pool_shape, vjp=_max_pool_vjp,
+    OpDef("max_pool_2d", max_pool_2d, "Pool2DOptions", prepare=_max_pool_prepare,
+          shape=_pool_shape, vjp=_max_pool_vjp,
           integer=integer(_max_pool_integer), output_quantization="same_as_input",
           shape_inputs=()),
     OpDef("average_pool_2d", average_pool_2d, "Pool2DOptions", shape=_pool_shape,

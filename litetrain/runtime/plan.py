@@ -22,6 +22,7 @@ from ..ir import OMITTED, Model, Node, Subgraph
 from ..ops import NodeInfo, OpDef, OpResolverType, TensorInfo, lookup, quantized
 from ..ops.variables import variable_key
 from .arena import reuse_buffers
+from .float_program import float_programs
 from .fold import foldable_nodes, shape_key
 from .int8_program import int8_programs
 from .liveness import is_stand_in, release_points, stand_in
@@ -137,6 +138,7 @@ class Plan:
         remaining = [s for s in self.steps if s.index not in self.foldable]
         steps = specialise(remaining, values, self.subgraph.outputs)
         steps = int8_programs(steps, values, self.subgraph.inputs, self.subgraph.outputs)
+        steps = float_programs(steps, values, self.subgraph.inputs, self.subgraph.outputs)
         drops = release_points(steps, kept)
         kept_buffers = reuse_buffers(steps, values, self.subgraph.outputs)
         self._per_shapes[key] = (kept_buffers, constants, drops,

@@ -11,7 +11,10 @@ Passes, in the order a plan applies them:
   ``MUL(x, -s)`` (one pass over ``x`` instead of two, same bits: negation is exact), a
   matmul's bias ADD and fused activation run in place on the matmul's result, the
   tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
-  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a RELU
+  gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
+  strided convolution's filter gradient gathers its tap windows in one step (see
+  :mod:`.filter_grad`), a sum or mean over batch and space of a product runs without
+  the product array (see :mod:`.product_sum`), a RELU
   or RELU6 after a convolution runs as its fused activation (see
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
@@ -36,16 +39,18 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..ops.common import fused
-from ..ops.matmul import batch_matmul
+from ..ops.matmul import matmul_bias
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
+from .filter_grad import fuse_filter_grad_taps
 from .fused import fuse_gradient_chains
 from .inplace import in_place_steps
 from .int8_fusion import fuse_int8_tables
 from .pool_grad import fuse_max_pool_grads
+from .product_sum import fuse_product_sums
 from .prologue import fuse_input_rescaling
+from .rnn_fusion import fuse_recurrent_steps
 from .se_scale import scale_per_image_channels
 from .step import Step
 
@@ -86,6 +91,9 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = _fuse_bias_into_matmul(steps, values, outputs)
     steps = fuse_max_pool_grads(steps, values, outputs)
     steps = fuse_gradient_chains(steps, values, outputs)
+    steps = fuse_recurrent_steps(steps, values, outputs)
+    steps = fuse_filter_grad_taps(steps, values, outputs)
+    steps = fuse_product_sums(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
@@ -201,13 +209,7 @@ def _fuse_bias_into_matmul(steps: list[Step], values: list, outputs: set[int]) -
             return None
         activation = add.settings.get("fused_activation_function", 0)
         return replace(matmul_step, op="batch_matmul+add",
-                       kernel=functools.partial(_matmul_bias, activation),
+                       kernel=functools.partial(matmul_bias, activation),
                        inputs=(*matmul_step.inputs, bias_index), outputs=add.outputs,
                        index=add.index, fresh=True, in_place=None)
     return _fuse_pairs(steps, values, outputs, "batch_matmul", "add", build)
-
-
-def _matmul_bias(activation: int, attrs, a, b, bias):
-    out = batch_matmul(attrs, a, b)
-    out += bias
-    return fused(out, activation)

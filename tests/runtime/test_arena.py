@@ -140,7 +140,9 @@ def test_cnn_train_steps_are_identical_with_slots(monkeypatch):
         return steps
     monkeypatch.setattr("litetrain.runtime.plan.reuse_buffers", spy)
     _same_run(_cnn_bytes(), _train_infer_calls((16, 16, 3), 4, [8, 8, 8, 3, 3, 8]))
-    assert max(made) >= 10
+    # (the tap copies and batch-norm products that runtime/filter_grad.py and
+    # runtime/product_sum.py no longer make needed slots of their own)
+    assert max(made) >= 6
 
 
 class _Escapes(lt.Module):
@@ -194,7 +196,7 @@ def test_a_run_while_another_is_under_way_leaves_the_buffers_alone(monkeypatch, 
                        for s in c[0]))
     kept = [s.kernel for c in plan._per_shapes.values() for s in c[0]
             if isinstance(s.kernel, arena.Reused) and s.kernel.view is not None]
-    assert len(kept) >= 10
+    assert len(kept) >= 6  # (see test_cnn_train_steps_are_identical_with_slots)
     before = [r.view.copy() for r in kept]
     with plan._buffers_free:
         got = it.get_signature_runner("train")(**feeds[2])

@@ -133,7 +133,8 @@ class _Blocks(lt.Module):
 def _ops(it) -> list[str]:
     (plan,) = it._plans.values()
     steps = next(iter(plan._per_shapes.values()))[0]  # the first input shapes' steps
-    return [s.op for s in steps]
+    return [t.op for s in steps  # (a float program's steps inside it)
+            for t in (s.settings.steps if s.op == "float_program" else (s,))]
 
 
 def _fused_ops(it) -> list[str]:

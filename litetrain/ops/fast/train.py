@@ -27,6 +27,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
+from numba.extending import intrinsic, models, register_model
+
+from .lanes import V16, lanes_at, masked_load, masked_store
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
@@ -173,4 +176,195 @@ def max_pool_grad(x, y, dy, kh, kw, out):
                             hit = (xr[q * kw + j, ch] == y[b, r, q, ch]) and not taken[q, ch]
                             taken[q, ch] = taken[q, ch] or hit
                             orow[q * kw + j, ch] = dy[b, r, q, ch] * (one if hit else zero)
+    return out
+
+
+# BLAS order of ``ones @ p`` (NumPy's sum over leading axes, ``ops/reduce.py``) for a
+# ``[rows, c]`` ``p`` with ``rows`` a multiple of eight, as OpenBLAS's SGEMV computes it
+# here: per column, the rows in groups of eight, each group summed in order, each
+# group's sum added to a total from +0.0, the total added to +0.0. Whether BLAS really
+# sums so for a shape is checked before use (``runtime/product_sum.py``).
+class _Lanes(types.Type):
+    """Sixteen float32 lanes in a register (LLVM's ``<16 x float>``)."""
+
+    def __init__(self):
+        super().__init__(name="TrainLanes16f32")
+
+
+_LANES = _Lanes()
+
+
+@register_model(_Lanes)
+class _LanesModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, V16)
+
+
+@intrinsic
+def _load(typingctx, arr, index, n):
+    """``arr[index:index + n]`` in the first ``n <= 16`` lanes, zeros in the others."""
+    def codegen(context, builder, signature, args):
+        return masked_load(builder, lanes_at(context, builder, signature.args[0], *args[:2]),
+                           args[2])
+    return _LANES(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _store(typingctx, arr, index, v, n):
+    """``arr[index:index + n] = v[:n]``."""
+    def codegen(context, builder, signature, args):
+        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
+                                                *args[:2]), args[3])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, _LANES, types.intp), codegen
+
+
+@intrinsic
+def _add(typingctx, a, b):
+    """``a + b`` per lane (one rounding; nothing fused)."""
+    def codegen(context, builder, signature, args):
+        return builder.fadd(*args)
+    return _LANES(_LANES, _LANES), codegen
+
+
+@intrinsic
+def _mul(typingctx, a, b):
+    """``a * b`` per lane (one rounding; nothing fused)."""
+    def codegen(context, builder, signature, args):
+        return builder.fmul(*args)
+    return _LANES(_LANES, _LANES), codegen
+
+
+_FLAT = types.Array(_F32, 1, "C", readonly=True)
+_I = types.int64
+
+
+@numba.njit([(_FLAT, _I, _I, _I, _FLAT, _I, _I, _I, _I, _I, _I, _I, _F32[::1])], **_JIT)
+def product_sum(a, ao, a0, a1, b, bo, b0, b1, n, h, w, c, out):
+    """``ones @ (A * B).reshape(-1, c)`` in BLAS's order (see above) without the
+    product array, for ``[n, h, w, c]`` operands whose rows of ``w·c`` values are
+    contiguous: ``A[i, y, x, ch]`` is ``a[ao + i·a0 + y·a1 + x·c + ch]`` (``B`` alike
+    in ``b``); ``n·h·w`` a multiple of eight. Sixteen channels at a time: each product
+    rounded to float32, then added (no contraction)."""
+    total = np.zeros(c + 16, np.float32)
+    pa = np.empty(8, np.int64)
+    pb = np.empty(8, np.int64)
+    i = y = x = 0
+    for _ in range(n * h * w // 8):
+        for j in range(8):  # the group's eight rows, in order
+            pa[j] = ao + i * a0 + y * a1 + x * c
+            pb[j] = bo + i * b0 + y * b1 + x * c
+            x += 1
+            if x == w:
+                x = 0
+                y += 1
+                if y == h:
+                    y = 0
+                    i += 1
+        for cc in range(0, c, 16):
+            width = min(16, c - cc)
+            g = _mul(_load(a, pa[0] + cc, width), _load(b, pb[0] + cc, width))
+            for j in range(1, 8):
+                g = _add(g, _mul(_load(a, pa[j] + cc, width), _load(b, pb[j] + cc, width)))
+            _store(total, cc, _add(_load(total, cc, width), g), width)
+    zero = np.float32(0.0)
+    for ch in range(c):
+        out[ch] = zero + total[ch]
+    return out
+
+
+@numba.njit([(_FLAT, types.Array(types.int64, 1, "C", readonly=True), _I, _I, _FLAT, _I, _I,
+               _I, _I, _I, _I, _I, _F32[:, ::1])], **_JIT)
+def product_sums(a, offsets, a0, a1, b, bo, b0, b1, n, h, w, c, out):
+    """:func:`product_sum` of several ``A`` (one per row of ``out``, at ``offsets`` in
+    ``a``, all with image and row strides ``a0``, ``a1``) with one ``B``, in one pass:
+    a depthwise filter's gradient, tap by tap (each row the same bits as
+    :func:`product_sum` of that ``A``)."""
+    taps = offsets.size
+    total = np.zeros(taps * c + 16, np.float32)
+    pa = np.empty(8, np.int64)
+    pb = np.empty(8, np.int64)
+    i = y = x = 0
+    for _ in range(n * h * w // 8):
+        for j in range(8):
+            pa[j] = i * a0 + y * a1 + x * c
+            pb[j] = bo + i * b0 + y * b1 + x * c
+            x += 1
+            if x == w:
+                x = 0
+                y += 1
+                if y == h:
+                    y = 0
+                    i += 1
+        for cc in range(0, c, 16):
+            width = min(16, c - cc)
+            bs = (_load(b, pb[0] + cc, width), _load(b, pb[1] + cc, width),
+                  _load(b, pb[2] + cc, width), _load(b, pb[3] + cc, width),
+                  _load(b, pb[4] + cc, width), _load(b, pb[5] + cc, width),
+                  _load(b, pb[6] + cc, width), _load(b, pb[7] + cc, width))
+            for t in range(taps):
+                o = offsets[t] + cc
+                g = _mul(_load(a, pa[0] + o, width), bs[0])
+                g = _add(g, _mul(_load(a, pa[1] + o, width), bs[1]))
+                g = _add(g, _mul(_load(a, pa[2] + o, width), bs[2]))
+                g = _add(g, _mul(_load(a, pa[3] + o, width), bs[3]))
+                g = _add(g, _mul(_load(a, pa[4] + o, width), bs[4]))
+                g = _add(g, _mul(_load(a, pa[5] + o, width), bs[5]))
+                g = _add(g, _mul(_load(a, pa[6] + o, width), bs[6]))
+                g = _add(g, _mul(_load(a, pa[7] + o, width), bs[7]))
+                k = t * c + cc
+                _store(total, k, _add(_load(total, k, width), g), width)
+    zero = np.float32(0.0)
+    for t in range(taps):
+        for ch in range(c):
+            out[t, ch] = zero + total[t * c + ch]
+    return out
+
+
+@numba.njit([(types.Array(_F32, 2, "C", readonly=True), _F32[::1])], **_JIT)
+def leading_sum(p, out):
+    """``ones @ p`` in BLAS's order (see above), for checking that order on a shape."""
+    rows, c = p.shape
+    total = np.zeros(c, np.float32)
+    group = np.zeros(c, np.float32)
+    for r0 in range(0, rows, 8):
+        for ch in range(c):
+            group[ch] = p[r0, ch]
+        for r in range(r0 + 1, r0 + 8):
+            for ch in range(c):
+                group[ch] = group[ch] + p[r, ch]
+        for ch in range(c):
+            total[ch] = total[ch] + group[ch]
+    zero = np.float32(0.0)
+    for ch in range(c):
+        out[ch] = zero + total[ch]
+    return out
+
+
+_X4 = types.Array(_F32, 4, "C", readonly=True)
+
+
+@numba.njit([(_X4, types.int64, types.int64, types.int64, types.int64, _F32[:, :, :, ::1])],
+            **_JIT)
+def max_pool(x, kh, kw, sh, sw, out):
+    """MAX_POOL_2D's NumPy kernel without padding (``ops/pool.py``): from each window's
+    first tap, ``np.maximum(m, tap)`` tap by tap in row-major order, as NumPy computes
+    it: ``m`` when ``m`` is NaN or greater, else the tap (a NaN tap, an equal zero of
+    either sign)."""
+    n, oh, ow, c = out.shape
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                o = out[b, i, j]
+                first = x[b, i * sh, j * sw]
+                for ch in range(c):
+                    o[ch] = first[ch]
+                for di in range(kh):
+                    for dj in range(kw):
+                        if di == 0 and dj == 0:
+                            continue
+                        t = x[b, i * sh + di, j * sw + dj]
+                        for ch in range(c):
+                            m, v = o[ch], t[ch]
+                            o[ch] = m if (m != m or m > v) else v
     return out

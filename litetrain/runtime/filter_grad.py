@@ -1,0 +1,227 @@
+"""A strided convolution's filter gradient with its tap windows gathered in one step (a
+:func:`.simplify.specialise` pass, once per input shapes).
+
+For a convolution whose taps cannot share one padded view (a stride above 1, or a 1×1
+filter over a padded input), the gradient rule (``ops/conv.py``: ``_filter_grad``)
+emits, per tap ``t`` of the ``kh × kw`` filter,
+
+    w = STRIDED_SLICE(x, …)             the tap's input values (a view of ``x``)
+    w = PAD(w, …)                       (zeros where the tap reads the padding; some taps)
+    r = RESHAPE(w, [-1, c])             (a copy: the view is not one strided matrix)
+    p = BATCH_MATMUL(r, d, adj_x=True)  the tap's [c, o] block of the filter gradient
+
+then ``PACK(p_0 … p_{T-1}, axis=0)``. Every tap's window is copied once or twice
+(PAD, then RESHAPE of the strided view) into arrays of its own, and PACK copies the
+products again: ~0.5 ms of a batch-32 CNN step. The fused step writes each tap's
+window into one ``[T, n·oh·ow, c]`` scratch (zeros where PAD put them, the strided
+view's values copied in) and runs the same ``BATCH_MATMUL`` kernel on each tap's rows,
+storing the products in the packed result.
+
+Invariant: the same bits. The windows hold the same values (copies; PAD's zeros are
++0.0 either way), each product is the op's own kernel on a C-contiguous ``[rows, c]``
+operand (as the RESHAPE gave it) and the same ``d``, and PACK copies. Fused only when
+every inner step is read by the chain alone (none a subgraph output), ``x`` is float32,
+the slice, pad and shape operands are constants, and the first run's shapes are the
+ones assumed; a run whose constants are not the prepared arrays runs the original
+steps' kernels one by one (the chain as it was).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops import lookup
+from ..ops.slicing import _strided_spec
+from .liveness import is_stand_in
+from .step import Step, producers_and_readers
+
+_F32 = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Sub:
+    """One original step of the chain: its kernel, settings and operand tensors."""
+
+    kernel: object
+    settings: object
+    inputs: tuple[int, ...]
+    output: int
+
+
+@dataclass(frozen=True)
+class Taps:
+    """The fused step's settings: per tap the source view of ``x`` (an index tuple) and
+    where it lands in the tap's ``[n, oh, ow, c]`` window (the rest is PAD's zeros),
+    the window shape, the BATCH_MATMUL settings, the constant operands as prepared (in
+    the fused step's input order after ``x`` and ``d``), and the original steps (the
+    fallback)."""
+
+    sources: tuple[tuple, ...]
+    places: tuple[tuple, ...]
+    window: tuple[int, int, int, int]
+    matmul: object
+    constants: tuple[np.ndarray, ...]
+    inputs: tuple[int, ...]
+    subs: tuple[_Sub, ...]
+    result: int
+
+
+def gathered_taps(settings: Taps, x, d, *constants):
+    """The fused step's kernel: ``[T, c, o]``, each tap's block ``window(x)ᵀ · d``."""
+    if len(constants) != len(settings.constants) or any(
+            a is not b for a, b in zip(constants, settings.constants, strict=True)) or (
+            x.__class__ is not np.ndarray or x.dtype != _F32):
+        return _original(settings, x, d, constants)
+    n, oh, ow, c = settings.window
+    taps = len(settings.sources)
+    windows = np.empty((taps, n, oh, ow, c), _F32)
+    matmul = lookup("batch_matmul").kernel
+    out = None
+    for t, (source, place) in enumerate(zip(settings.sources, settings.places, strict=True)):
+        w = windows[t]
+        if place != (slice(None),) * 4:
+            w[...] = 0.0
+        w[place] = x[source]
+        p = matmul(settings.matmul, w.reshape(n * oh * ow, c), d)
+        if out is None:
+            out = np.empty((taps, *p.shape), p.dtype)
+        out[t] = p
+    return out
+
+
+def _original(settings: Taps, x, d, constants) -> np.ndarray:
+    """The chain's steps run one by one (operands not as prepared)."""
+    env = dict(zip(settings.inputs, (x, d, *constants), strict=True))
+    for sub in settings.subs:
+        env[sub.output] = sub.kernel(sub.settings, *(env[i] for i in sub.inputs))
+    return env[settings.result]
+
+
+def fuse_filter_grad_taps(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
+    """``steps`` with each gathered-taps filter gradient (see the module docstring)
+    replaced by one step at its PACK."""
+    producer, readers = producers_and_readers(steps)
+    out, dropped = list(steps), set()
+    for pos, step in enumerate(steps):
+        found = _match(steps, pos, values, outputs, producer, readers)
+        if found is None or dropped.intersection(found[1]):
+            continue
+        settings, chain = found
+        out[pos] = Step(step.index, "pack[filter_grad_taps]", gathered_taps, False,
+                        settings.inputs, step.outputs, step.out_dtypes, settings,
+                        fresh=True)
+        dropped.update(chain)
+    return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _is(step: Step, op: str, arity: int) -> bool:
+    return (step.op == op and len(step.inputs) == arity and len(step.outputs) == 1
+            and step.kernel is lookup(op).kernel and not step.stateful)
+
+
+def _match(steps, pos, values, outputs, producer, readers):
+    """(the fused step's settings, positions of the chain's inner steps) when the PACK
+    at ``pos`` ends a gathered-taps filter gradient, else ``None``."""
+    pack = steps[pos]
+    if (pack.op != "pack" or pack.kernel is not lookup("pack").kernel or pack.stateful
+            or len(pack.outputs) != 1 or len(pack.inputs) < 2
+            or pack.settings.get("axis", 0) != 0):
+        return None
+    chain: list[int] = []
+
+    def inner(tensor: int, op: str, arity: int) -> Step | None:
+        p = producer.get(tensor)
+        if (p is None or readers.get(tensor) != 1 or tensor in outputs
+                or not _is(steps[p], op, arity)):
+            return None
+        chain.append(p)
+        return steps[p]
+
+    def constant(tensor: int) -> np.ndarray | None:
+        v = values[tensor] if tensor >= 0 else None
+        if (producer.get(tensor) is not None or v.__class__ is not np.ndarray
+                or is_stand_in(v)):
+            return None
+        return v
+
+    x = d = matmul_settings = window = None
+    sources, places, consts, subs = [], [], {}, []
+    for p in pack.inputs:
+        mm = inner(p, "batch_matmul", 2)
+        if mm is None or not mm.settings.get("adj_x", False) or mm.settings.get("adj_y",
+                                                                               False):
+            return None
+        r = inner(mm.inputs[0], "reshape", 2)
+        w = None if r is None else producer.get(r.inputs[0])
+        pad = inner(r.inputs[0], "pad", 2) if w is not None and steps[w].op == "pad" \
+            else None
+        sliced = inner(pad.inputs[0] if pad is not None else r.inputs[0], "strided_slice", 4) \
+            if r is not None else None
+        if sliced is None or (d is not None and (mm.inputs[1] != d or sliced.inputs[0] != x)):
+            return None
+        x, d = sliced.inputs[0], mm.inputs[1]
+        matmul_settings = mm.settings if matmul_settings is None else matmul_settings
+        if mm.settings != matmul_settings:
+            return None
+        tap = _tap(sliced, pad, r, values, constant)
+        if tap is None:
+            return None
+        source, place, shape, operands = tap
+        if window is not None and shape != window:
+            return None
+        window = shape
+        sources.append(source)
+        places.append(place)
+        for i in operands:
+            consts[i] = values[i]
+        for s in (sliced, pad, r, mm):
+            if s is not None:
+                subs.append(_Sub(s.kernel, s.settings, s.inputs, s.outputs[0]))
+    vx, vd, vp = values[x], values[d], values[pack.outputs[0]]
+    if not (isinstance(vx, np.ndarray) and vx.dtype == _F32 and vx.ndim == 4
+            and isinstance(vd, np.ndarray) and vd.dtype == _F32 and vd.ndim == 2
+            and isinstance(vp, np.ndarray) and vp.dtype == _F32
+            and vp.shape == (len(sources), window[3], vd.shape[1])
+            and vd.shape[0] == window[0] * window[1] * window[2]):
+        return None
+    subs.append(_Sub(pack.kernel, pack.settings, pack.inputs, pack.outputs[0]))
+    inputs = (x, d, *consts)
+    settings = Taps(tuple(sources), tuple(places), window, matmul_settings,
+                    tuple(consts.values()), inputs, tuple(subs), pack.outputs[0])
+    return settings, chain
+
+
+def _tap(sliced: Step, pad: Step | None, r: Step, values, constant):
+    """(the view's index tuple into ``x``, its place in the window, the window's shape,
+    the constant operands read) for one tap, or ``None`` when it is not of that form."""
+    operands = [*sliced.inputs[1:], r.inputs[1], *(pad.inputs[1:] if pad else ())]
+    got = [constant(i) for i in operands]
+    if any(v is None for v in got):
+        return None
+    begin, end, strides = (np.asarray(v).reshape(-1).tolist() for v in got[:3])
+    if len(begin) != 4 or len(end) != 4 or len(strides) != 4:
+        return None
+    spec = _strided_spec(sliced.settings, begin, end, strides)
+    if any(not isinstance(s, slice) for s in spec):  # new axes, shrinks, an ellipsis
+        return None
+    view = values[sliced.outputs[0]]
+    win = values[(pad or sliced).outputs[0]]
+    if not (isinstance(view, np.ndarray) and view.ndim == 4 and isinstance(win, np.ndarray)
+            and win.ndim == 4 and spec[0] == slice(None, None, 1)
+            and spec[3] == slice(None, None, 1)):
+        return None
+    if pad is None:
+        place = (slice(None),) * 4
+    else:
+        p = np.asarray(got[4]).reshape(-1, 2).tolist()
+        if len(p) != 4 or p[0] != [0, 0] or p[3] != [0, 0] or min(min(q) for q in p) < 0:
+            return None
+        (_, vh, vw, _) = view.shape
+        place = (slice(None), slice(p[1][0], p[1][0] + vh), slice(p[2][0], p[2][0] + vw),
+                 slice(None))
+    n, oh, ow, c = win.shape
+    if values[r.outputs[0]].shape != (n * oh * ow, c):
+        return None
+    return spec, place, (n, oh, ow, c), operands
