@@ -110,6 +110,20 @@ def test_depthwise_gives_the_numpy_bits(geometry, act, rng):
         same_bits(*_both("depthwise_conv_2d", [x, w, b], attrs, [None, qw, None]))
 
 
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_depthwise_of_many_channels_with_float32_sums_gives_the_numpy_bits(geometry, rng):
+    """Multiplier 1, float32 sums (``depthwise_conv_2d32``: tiles of four pixels over a
+    padded copy of each image): 40 channels (two full lane groups and a masked one),
+    windows reaching into the padding on every side, widths not a multiple of four."""
+    n, h, wd, k, *_ = geometry
+    for per_channel, bias, act in ((True, True, 3), (False, False, 0), (True, True, 1)):
+        x = _input(rng, (n, h, wd, 40), zero_item=n > 1)
+        w, qw = _filter(rng, (1, *k, 40), 3, per_channel, False)
+        b = rng.standard_normal(40).astype(np.float32) if bias else None
+        attrs = _attrs(geometry, act, depth_multiplier=1)
+        same_bits(*_both("depthwise_conv_2d", [x, w, b], attrs, [None, qw, None]))
+
+
 @pytest.mark.parametrize("per_channel", [False, True])  # symmetric, asymmetric inputs
 def test_depthwise_with_float64_sums_gives_the_numpy_bits(per_channel, rng):
     """A 23×23 filter of ±127: float32 sums could round, both paths sum in float64."""

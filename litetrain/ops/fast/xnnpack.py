@@ -329,8 +329,8 @@ def _out16(v, lo, hi, swish):
     return v
 
 
-@numba.njit([(_input(4), _F32[:, ::1], _F32[::1], types.intp, _F32, _F32, types.boolean,
-              types.boolean, _F32, _F32, *_INTS) for _input in _INPUTS], **_JIT)
+@numba.njit([(_INPUTS[1](4), _F32[:, ::1], _F32[::1], types.intp, _F32, _F32, types.boolean,
+              types.boolean, _F32, _F32, *_INTS)], **_JIT)  # (read-only takes writable too)
 def conv_direct(x, wpack, bpack, o, lo, hi, swish, affine, mul, add, kh, kw, sh, sw, dh,
                 dw, pt, pl, oh, ow):
     """:func:`conv` (same filter and bias layout, same sums: each output from its bias,
