@@ -167,7 +167,8 @@ class Plan:
                     values[out] = result
                 elif step.outputs:
                     for i, v, dt in zip(step.outputs, result, step.out_dtypes, strict=True):
-                        values[i] = np.asarray(v).astype(dt, copy=False)
+                        values[i] = v if v.__class__ is ndarray and v.dtype == dt else \
+                            np.asarray(v).astype(dt, copy=False)
             except LitetrainError as e:  # keep the error's kind, add where it happened
                 raise type(e)(f"{self.where}: node {step.index} ({step.op}): {e}") from e
             except Exception as e:  # a kernel rejected its inputs: say where and with what
