@@ -121,20 +121,17 @@ def test_without_the_extra_no_programs(monkeypatch):
     assert _programs(it) == []
 
 
-def test_large_results_stay_steps():
+def test_a_large_batch_gets_no_programs():
+    """A plan making activations beyond MAX_BYTES (batch 32) keeps all its steps: no
+    gain there, and programs' arenas and constants would raise the peak memory."""
     it, i, o = _interpreter("mobilenet_v3_small", 32)
     x = np.random.default_rng(5).random((32, 96, 96, 3), np.float32)
-    _run(it, i, o, x)
+    first = _run(it, i, o, x)
+    _wait_all()
+    _same(_run(it, i, o, x), first)
     (p,) = it._plans.values()
     (entry,) = p._per_shapes.values()
-    for s in entry[0]:
-        steps = s.settings.steps if s.op == "float_program" else ()
-        if steps:
-            snapshot = s.settings.snapshot  # (activations; constants are arrays there)
-            assert max(snapshot[i].nbytes for t in steps for i in (*t.inputs, *t.outputs)
-                       if i >= 0 and snapshot[i].__class__ is not np.ndarray
-                       ) <= float_program.MAX_BYTES
-    assert any(s.op == "float_program" for s in entry[0])
+    assert not any(s.op == "float_program" for s in entry[0])
     assert any(s.op.startswith("depthwise") for s in entry[0])
 
 
