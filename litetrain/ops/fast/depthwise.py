@@ -26,63 +26,18 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic
 
-from .lanes import V16, lanes_at, masked_load, masked_store, splat
+from .lanes import FLOATS16 as _L16
+from .lanes import add16 as _add
+from .lanes import load16 as _load
+from .lanes import mul16 as _mul
+from .lanes import splat
+from .lanes import store16 as _store
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
 _U = np.uint64
-
-
-class _Lanes(types.Type):
-    """Sixteen float32 lanes in a register (LLVM's ``<16 x float>``)."""
-
-    def __init__(self):
-        super().__init__(name="DepthwiseLanes16")
-
-
-_L16 = _Lanes()
-
-
-@register_model(_Lanes)
-class _LanesModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, V16)
-
-
-@intrinsic
-def _load(typingctx, arr, index, n):
-    """``arr[index:index + n]`` in the first ``n`` ≤ 16 lanes, zeros in the others; no
-    value is read for ``n = 0`` (then ``index`` may lie anywhere)."""
-    def codegen(context, builder, signature, args):
-        return masked_load(builder, lanes_at(context, builder, signature.args[0], *args[:2]),
-                           args[2])
-    return _L16(arr, types.intp, types.intp), codegen
-
-
-@intrinsic
-def _store(typingctx, arr, index, v, n):
-    """``arr[index:index + n] = v[:n]``."""
-    def codegen(context, builder, signature, args):
-        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
-                                                *args[:2]), args[3])
-        return context.get_dummy_value()
-    return types.void(arr, types.intp, _L16, types.intp), codegen
-
-
-@intrinsic
-def _mul(typingctx, a, b):
-    def codegen(context, builder, signature, args):
-        return builder.fmul(*args)
-    return _L16(_L16, _L16), codegen
-
-
-@intrinsic
-def _add(typingctx, a, b):
-    def codegen(context, builder, signature, args):
-        return builder.fadd(*args)
-    return _L16(_L16, _L16), codegen
 
 
 @intrinsic

@@ -1,14 +1,19 @@
 """LLVM IR helpers the compiled kernels' sixteen-lane intrinsics share (``xnnpack``,
-``gemm``): a scalar splatted to every lane, a pointer to sixteen floats of an array, the
-mask of the first ``width`` lanes, and masked loads and stores (AVX-512
-``llvm.masked.load``/``store``: a tile's last channels in one instruction, nothing past
-them read or written). Importing this compiles nothing.
+``gemm``, ``vnni``, ``depthwise``, ``train``): a scalar splatted to every lane, a pointer
+to sixteen floats of an array, the mask of the first ``width`` lanes, and masked loads
+and stores (AVX-512 ``llvm.masked.load``/``store``: a tile's last channels in one
+instruction, nothing past them read or written); and the numba type of sixteen float32
+lanes in a register (:data:`FLOATS16`) with its plain intrinsics (:func:`load16`,
+:func:`store16`, :func:`add16`, :func:`mul16`: one rounding each, nothing fused).
+Importing this compiles nothing.
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
+from numba import types
 from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
 
 V16 = ir.VectorType(ir.FloatType(), 16)
 
@@ -63,3 +68,55 @@ def masked_store(builder, value, ptr, width) -> None:
                 ir.FunctionType(ir.VoidType(), [value.type, ptr.type, i32, m.type]),
                 f"llvm.masked.store.v16{name}.p0")
             builder.call(fn, [value, ptr, ir.Constant(i32, size), m])
+
+
+class Floats16(types.Type):
+    """Sixteen float32 lanes in a register (LLVM's ``<16 x float>``)."""
+
+    def __init__(self):
+        super().__init__(name="Floats16")
+
+
+FLOATS16 = Floats16()
+
+
+@register_model(Floats16)
+class _Floats16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, V16)
+
+
+@intrinsic
+def load16(typingctx, arr, index, n):
+    """``arr[index:index + n]`` in the first ``n`` ≤ 16 lanes, zeros in the others; no
+    value is read for ``n = 0`` (then ``index`` may lie anywhere)."""
+    def codegen(context, builder, signature, args):
+        return masked_load(builder, lanes_at(context, builder, signature.args[0], *args[:2]),
+                           args[2])
+    return FLOATS16(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def store16(typingctx, arr, index, v, n):
+    """``arr[index:index + n] = v[:n]``."""
+    def codegen(context, builder, signature, args):
+        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
+                                                *args[:2]), args[3])
+        return context.get_dummy_value()
+    return types.void(arr, types.intp, FLOATS16, types.intp), codegen
+
+
+@intrinsic
+def add16(typingctx, a, b):
+    """``a + b`` per lane (one rounding; nothing fused)."""
+    def codegen(context, builder, signature, args):
+        return builder.fadd(*args)
+    return FLOATS16(FLOATS16, FLOATS16), codegen
+
+
+@intrinsic
+def mul16(typingctx, a, b):
+    """``a * b`` per lane (one rounding; nothing fused)."""
+    def codegen(context, builder, signature, args):
+        return builder.fmul(*args)
+    return FLOATS16(FLOATS16, FLOATS16), codegen

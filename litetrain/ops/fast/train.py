@@ -27,9 +27,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import types
-from numba.extending import intrinsic, models, register_model
 
-from .lanes import V16, lanes_at, masked_load, masked_store
+from .lanes import add16 as _add
+from .lanes import load16 as _load
+from .lanes import mul16 as _mul
+from .lanes import store16 as _store
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
@@ -184,57 +186,6 @@ def max_pool_grad(x, y, dy, kh, kw, out):
 # here: per column, the rows in groups of eight, each group summed in order, each
 # group's sum added to a total from +0.0, the total added to +0.0. Whether BLAS really
 # sums so for a shape is checked before use (``runtime/product_sum.py``).
-class _Lanes(types.Type):
-    """Sixteen float32 lanes in a register (LLVM's ``<16 x float>``)."""
-
-    def __init__(self):
-        super().__init__(name="TrainLanes16f32")
-
-
-_LANES = _Lanes()
-
-
-@register_model(_Lanes)
-class _LanesModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, V16)
-
-
-@intrinsic
-def _load(typingctx, arr, index, n):
-    """``arr[index:index + n]`` in the first ``n <= 16`` lanes, zeros in the others."""
-    def codegen(context, builder, signature, args):
-        return masked_load(builder, lanes_at(context, builder, signature.args[0], *args[:2]),
-                           args[2])
-    return _LANES(arr, types.intp, types.intp), codegen
-
-
-@intrinsic
-def _store(typingctx, arr, index, v, n):
-    """``arr[index:index + n] = v[:n]``."""
-    def codegen(context, builder, signature, args):
-        masked_store(builder, args[2], lanes_at(context, builder, signature.args[0],
-                                                *args[:2]), args[3])
-        return context.get_dummy_value()
-    return types.void(arr, types.intp, _LANES, types.intp), codegen
-
-
-@intrinsic
-def _add(typingctx, a, b):
-    """``a + b`` per lane (one rounding; nothing fused)."""
-    def codegen(context, builder, signature, args):
-        return builder.fadd(*args)
-    return _LANES(_LANES, _LANES), codegen
-
-
-@intrinsic
-def _mul(typingctx, a, b):
-    """``a * b`` per lane (one rounding; nothing fused)."""
-    def codegen(context, builder, signature, args):
-        return builder.fmul(*args)
-    return _LANES(_LANES, _LANES), codegen
-
-
 _FLAT = types.Array(_F32, 1, "C", readonly=True)
 _I = types.int64
 
