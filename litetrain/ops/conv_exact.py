@@ -176,11 +176,7 @@ def _check_direct(image, oh, o, geometry, kernel) -> bool:
         return False
     kernel = kernel or mod.conv_2d_direct
     rng = np.random.default_rng([*image, o, *geometry])
-    x = rng.standard_normal((2, *image), np.float32)
-    flat = x.reshape(-1)
-    spots = rng.choice(flat.size, min(flat.size, 8), replace=False)
-    flat[spots] = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 0.0, -0.0, 1e30],
-                           np.float32)[:spots.size]
+    x = _two_images(rng, image)
     kh, kw, ow = geometry[0], geometry[1], geometry[-1]
     w = mod.pack(rng.standard_normal((kh * kw * image[2], o), np.float32))
     b = mod.pack_bias(rng.standard_normal(o, np.float32), o)
@@ -192,6 +188,17 @@ def _check_direct(image, oh, o, geometry, kernel) -> bool:
         run(x, w, out, b, -inf, inf, mod.PLAIN, one, *geometry, True, mul, add)
         outs.append(out)
     return bool(np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)))
+
+
+def _two_images(rng: np.random.Generator, image: tuple[int, int, int]) -> np.ndarray:
+    """Two random images ``[h, w, c]`` with infinities, NaN, signed zeros and a huge
+    value at random places (what a direct kernel's check runs on)."""
+    x = rng.standard_normal((2, *image), np.float32)
+    flat = x.reshape(-1)
+    spots = rng.choice(flat.size, min(flat.size, 8), replace=False)
+    flat[spots] = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 0.0, -0.0, 1e30],
+                           np.float32)[:spots.size]
+    return x
 
 
 def xnnpack_direct_proven(jit: ModuleType, image: tuple[int, int, int], o: int,
@@ -217,11 +224,7 @@ def xnnpack_direct_proven(jit: ModuleType, image: tuple[int, int, int], o: int,
 
 def _check_xnnpack_direct(jit, image, o, geometry, lo, hi, kernel) -> bool:
     rng = np.random.default_rng([*image, o, *geometry])
-    x = rng.standard_normal((2, *image), np.float32)
-    flat = x.reshape(-1)
-    spots = rng.choice(flat.size, min(flat.size, 8), replace=False)
-    flat[spots] = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 0.0, -0.0, 1e30],
-                           np.float32)[:spots.size]
+    x = _two_images(rng, image)
     kh, kw = geometry[:2]
     tiles, k = -(-o // 16), kh * kw * image[2]
     w = rng.standard_normal((tiles, k, 16), np.float32)  # the packed layout
