@@ -41,6 +41,11 @@ _F32 = np.dtype(np.float32)
 _HYBRID = "hybrid_conv.<locals>.kernel"
 
 
+def dynamic_range(step: Step) -> bool:
+    """Whether ``step`` is one only dynamic-range plans have (hybrid, XNNPACK-order)."""
+    return step.settings.__class__ in (HybridConv, xnnpack_float.XnnOrder)
+
+
 def _array(v, ndim: int | None = None) -> bool:
     return (v.__class__ is np.ndarray or v.__class__.__name__ == "Like") and (
         v.dtype == _F32 and (ndim is None or v.ndim == ndim))

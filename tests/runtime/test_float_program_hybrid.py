@@ -6,7 +6,8 @@ float_encode_hybrid`):
   ``resize_tensor_input``; their hybrid steps, XNNPACK-order float steps and scalar MULs
   are instructions (MobileNetV3Small: its stem, one program, its softmax);
 * an input the hybrid kernels refuse (NaN, ±inf) stops the program: its steps run one by
-  one and fail as they do without programs; the next good input runs the program.
+  one and fail as they do without programs; the next good input runs the program;
+* at batch 32 only steps of small tensors join programs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import litetrain as lt
 from litetrain.ops import fast
 from litetrain.ops.fast import float_codes as codes
+from litetrain.runtime import float_program
 
 _LOADER = fast.kernels("float_program")
 pytestmark = pytest.mark.needs_kernels(_LOADER)
@@ -111,3 +113,20 @@ def test_refused_input_runs_the_steps():
     x = np.random.default_rng(3).random(shape, np.float32)
     _same(_run(it, i, o, x), _run(ref, ri, ro, x))
     assert all(p.state == "ready" for p in _programs(it))
+
+
+def test_large_tensors_stay_steps():
+    """At batch 32 a dynamic-range plan's programs hold only steps of small tensors
+    (``MAX_BYTES_HYBRID``), with the unrewritten bits."""
+    it, i, o = _interpreter("mobilenet_v3_small", 32)
+    ref, ri, ro = _interpreter("mobilenet_v3_small", 32, preserve=True)
+    x = np.random.default_rng(5).random((32, 96, 96, 3), np.float32)
+    _run(it, i, o, x)
+    _wait_all()
+    _same(_run(it, i, o, x), _run(ref, ri, ro, x))
+    programs = _programs(it)
+    assert programs and all(p.state == "ready" for p in programs)
+    for p in programs:
+        sizes = [p.snapshot[j].nbytes for t in p.steps for j in (*t.inputs, *t.outputs)
+                 if j >= 0 and p.snapshot[j].__class__ is not np.ndarray]
+        assert max(sizes) <= float_program.MAX_BYTES_HYBRID
