@@ -34,6 +34,7 @@ from ..ops.common import NONE, pad_before_after
 from ..ops.conv import conv_2d, depthwise_conv_2d
 from ..ops.fast import float_codes as codes
 from ..ops.reduce import _MeanHW
+from . import float_encode_hybrid as hybrid
 from .epilogue import _conv_scaled
 from .int8_encode import Consts, Ref, Template
 from .prologue import _rescaled_conv
@@ -93,7 +94,13 @@ def _encode(step: Step, values, consts, k) -> Template | None:
     if not _array(out):
         return None
     how = _KINDS.get(step.op)
-    return None if how is None else how(step, values, out, consts, k)
+    if how is None:
+        return None
+    if how in _HYBRID_FIRST:
+        t = _HYBRID_FIRST[how](step, values, out, consts, k)
+        if t is not None:
+            return t
+    return how(step, values, out, consts, k)
 
 
 def _conv_form(step: Step) -> tuple | None:
@@ -376,7 +383,11 @@ _KINDS = {"conv_2d": _conv, "conv_2d+hard_swish": _conv, "conv_2d+mul": _conv,
           "add+conv_2d+hard_swish": _conv,
           "depthwise_conv_2d": _depthwise, "depthwise_conv_2d+hard_swish": _depthwise,
           "mean": _mean, "mul[per_image_channels]": _scale_images, "add": _add,
-          "fully_connected": _fully_connected, "reshape": _reshape}
+          "fully_connected": _fully_connected, "reshape": _reshape,
+          "mul": hybrid.mul_scalar}
+# kinds of dynamic-range plans' steps tried first (:mod:`.float_encode_hybrid`)
+_HYBRID_FIRST = {_conv: hybrid.conv, _depthwise: hybrid.depthwise,
+                 _fully_connected: hybrid.hybrid, _mean: hybrid.xnn_mean}
 
 
 def kernels_now(conv_module: ModuleType) -> Kernels:

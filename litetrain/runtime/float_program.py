@@ -23,6 +23,8 @@ Invariants:
   blas`, proven per shape), or one float32 operation per element where NumPy does that;
   the BLAS thread count is that of the encoding (else the steps run one by one);
 * a run that starts while another holds the arena (another thread) works in a copy;
+* a hybrid instruction refusing its input (NaN, ±inf) makes that run one by one, whose
+  kernels say what is wrong (naming the step inside the program);
 * ``experimental_preserve_all_tensors`` plans are never specialised, so never use this;
   without numba, with ``LITETRAIN_JIT=0``, or without NumPy's OpenBLAS to call, programs
   holding products never encode and their steps run as before.
@@ -34,6 +36,7 @@ import threading
 
 import numpy as np
 
+from ..errors import InvokeError, LitetrainError
 from ..ops import conv_exact
 from ..ops.fast import WithKernels, kernels
 from ..ops.fast.float_codes import WIDTH
@@ -50,6 +53,9 @@ MIN_STEPS = 2  # shorter runs keep their steps (one step gains nothing from the 
 # small late layers gained 0.98-1.03x at batch 32, and their programs' arena and copied
 # constants raised MobileNetV2's peak RSS from 1.45x to 1.58x its bound.
 MAX_BYTES = 1 << 20
+# The same for dynamic-range plans (hybrid or XNNPACK-order steps): at batch 32 their
+# programs measured 0.92-0.94x the steps' speed with 1 MiB, 0.91-1.0x with this.
+MAX_BYTES_HYBRID = 1 << 18
 
 
 def float_programs(steps: list[Step], values: list, inputs, outputs) -> list[Step]:
@@ -65,9 +71,11 @@ def float_programs(steps: list[Step], values: list, inputs, outputs) -> list[Ste
                 if i >= 0 and i not in made and i not in entry}
     out: list[Step] = []
     run: list[tuple[Step, Template]] = []
+    limit = MAX_BYTES_HYBRID if any(float_encode.hybrid.dynamic_range(s) for s in steps) \
+        else MAX_BYTES
     for pos, step in enumerate([*steps, None]):
         t = None if step is None else float_encode.candidate(step, values)
-        if t is not None and any(values[i].nbytes > MAX_BYTES for i in (*t.reads, *t.writes)):
+        if t is not None and any(values[i].nbytes > limit for i in (*t.reads, *t.writes)):
             t = None
         if t is not None and any(i >= 0 and i not in t.reads and i not in constant
                                  for i in step.inputs):
@@ -166,8 +174,9 @@ class FloatProgram:
                 return False
         return True
 
-    def execute(self, args) -> tuple:
-        """The results (fresh arrays) of running the table on ``args``."""
+    def execute(self, args) -> tuple | None:
+        """The results (fresh arrays) of running the table on ``args``; ``None`` when an
+        instruction refused its input (then the steps run one by one)."""
         if self.lock.acquire(blocking=False):
             try:
                 return self._execute(self.arena, self.views, args)
@@ -180,7 +189,8 @@ class FloatProgram:
         ins, outs = views
         for view, x in zip(ins, args, strict=True):
             np.copyto(view, x, casting="no")
-        self.module.run(self.code, self.consts, arena, self.blas)
+        if not self.module.run(self.code, self.consts, arena, self.blas):
+            return None  # a hybrid kernel refused its input (NaN or ±inf)
         return tuple(v.copy() for v in outs)
 
     def one_by_one(self, args) -> tuple:
@@ -191,7 +201,13 @@ class FloatProgram:
                 values[i] = v
         for step in self.steps:
             operands = [values[i] if i >= 0 else None for i in step.inputs]
-            result = step.kernel(step.settings, *operands)
+            try:
+                result = step.kernel(step.settings, *operands)
+            except LitetrainError as e:  # keep the error's kind, say which step of the run
+                raise type(e)(f"node {step.index} ({step.op}): {e}") from e
+            except Exception as e:  # a kernel rejected its inputs (NaN for a hybrid one)
+                raise InvokeError(f"node {step.index} ({step.op}): "
+                                  f"{str(e) or type(e).__name__}") from e
             if isinstance(result, tuple):
                 (result,) = result
             values[step.outputs[0]] = np.asarray(result).astype(step.out_dtypes[0],
@@ -210,6 +226,8 @@ def run_program(program: FloatProgram, *args):
     if (program.state == "ready" and program.matches(args)
             and conv_exact.blas_threads() == program.threads):
         out = program.execute(args)
+        if out is None:
+            out = program.one_by_one(args)
     else:
         out = program.one_by_one(args)
     return out[0] if program.single else out

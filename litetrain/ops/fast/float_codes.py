@@ -3,6 +3,9 @@ here: the runtime encodes tables without loading the compiled executor)."""
 
 OP_POINTWISE, OP_MATMUL, OP_EPILOGUE, OP_DEPTHWISE, OP_MEAN, OP_SCALE_IMAGES, OP_ADD, \
     OP_BIAS, OP_CONV = range(1, 10)
+# dynamic-range plans' steps (:mod:`litetrain.runtime.float_encode_hybrid`)
+OP_HYBRID_POINTWISE, OP_HYBRID_DEPTHWISE, OP_XNN_MEAN, OP_MUL_SCALAR, OP_XNN_CONV, \
+    OP_XNN_DEPTHWISE = range(10, 16)
 # OP_EPILOGUE's kinds: fast.conv's bias_activation, then HARD_SWISH, then a MUL by a scalar
 PLAIN, HARD_SWISH, SCALE = 0, 1, 2
 # OP_DEPTHWISE's kernels: fast.conv's ring kernel, fast.depthwise's tiles; each also with

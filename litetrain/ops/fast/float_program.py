@@ -16,11 +16,15 @@ between:
 
 Each instruction calls the compiled kernel the per-step path calls on views of the arena
 (``fast.gemm``'s pointwise and windowed forms, ``fast.conv``'s depthwise, epilogue and
-per-image scaling kernels, ``fast.depthwise``, ``fast.reduce.mean_hw``), or NumPy's own BLAS call
+per-image scaling kernels, ``fast.depthwise``, ``fast.reduce.mean_hw``; for dynamic-range
+plans ``fast.hybrid``'s whole-op kernels and ``fast.xnnpack``'s CONV_2D, depthwise and
+mean), or NumPy's own BLAS call
 (:mod:`.blas`), or one float32 operation per element where NumPy does exactly that
 (ADD, a bias added): the same operations on the same values, so the same bits. The
 kernels are called, not inlined (they are compiled, and cached, on their own), and the
-executor is generic (the model is data): compiled once per machine.
+executor is generic (the model is data): compiled once per machine. A hybrid kernel
+refuses an input holding NaN or ±inf: :func:`run` then stops and returns ``False`` (the
+caller runs the steps one by one).
 """
 
 from __future__ import annotations
@@ -46,10 +50,16 @@ from .float_codes import (
     OP_CONV,
     OP_DEPTHWISE,
     OP_EPILOGUE,
+    OP_HYBRID_DEPTHWISE,
+    OP_HYBRID_POINTWISE,
     OP_MATMUL,
     OP_MEAN,
+    OP_MUL_SCALAR,
     OP_POINTWISE,
     OP_SCALE_IMAGES,
+    OP_XNN_CONV,
+    OP_XNN_DEPTHWISE,
+    OP_XNN_MEAN,
     PLAIN,
     RING,
     RING_HARD_SWISH,
@@ -57,7 +67,12 @@ from .float_codes import (
 )
 from .gemm import conv_2d as gemm_conv_2d
 from .gemm import conv_2d_direct, pointwise
+from .hybrid import depthwise_conv_2d32 as hybrid_depthwise
+from .hybrid import pointwise as hybrid_pointwise
 from .reduce import mean_hw
+from .xnnpack import conv as xnn_conv
+from .xnnpack import depthwise as xnn_depthwise
+from .xnnpack import mean_hw as xnn_mean_hw
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _I64 = types.int64
@@ -92,9 +107,22 @@ def _bias(y, rows, o, bias):
             y[base + c] = y[base + c] + bias[c]
 
 
-@numba.njit((_I64[:, ::1], types.uint8[::1], types.uint8[::1], _I64[::1]), **_JIT)
+@numba.njit(inline="always", **_JIT)
+def _scale(x, s, first, out):
+    """``out = x * s`` (``s * x`` unless ``first``), one float32 product per element."""
+    if first:
+        for e in range(out.size):
+            out[e] = x[e] * s
+    else:
+        for e in range(out.size):
+            out[e] = s * x[e]
+
+
+@numba.njit(types.boolean(_I64[:, ::1], types.uint8[::1], types.uint8[::1], _I64[::1]),
+            **_JIT)
 def run(code, consts, arena, blas):
-    """Run every instruction of ``code`` in order (module docstring)."""
+    """Run every instruction of ``code`` in order (module docstring); ``False`` when a
+    hybrid kernel refused its input (NaN or ±inf: the caller runs the steps instead)."""
     for r in range(code.shape[0]):
         f = code[r]
         op = f[0]
@@ -187,3 +215,62 @@ def run(code, consts, arena, blas):
             # y (in place), rows, o, bias (offset)
             rows, o = f[2], f[3]
             _bias(_f32(arena, f[1], rows * o), rows, o, _f32(consts, f[4], o))
+        elif op == OP_HYBRID_POINTWISE:
+            # x, rows, columns, packed filter (offset, rows, columns), scales and bias
+            # (offset, columns), lo/hi (offset), asymmetric + 2 * hard_swish, out, m, o
+            rows, cols, m, o, ec = f[2], f[3], f[12], f[13], f[8]
+            p = _f32(consts, f[9], 3)
+            if not hybrid_pointwise(_f32(arena, f[1], rows * cols).reshape((rows, cols)),
+                                    _f32(consts, f[4], f[5] * f[6]).reshape((f[5], f[6])),
+                                    _f32(consts, f[7], 2 * ec).reshape((2, ec)), p[0], p[1],
+                                    (f[10] & 1) != 0, (f[10] & 2) != 0,
+                                    _f32(arena, f[11], m * o).reshape((m, o))):
+                return False
+        elif op == OP_HYBRID_DEPTHWISE:
+            # x, n, h, w, c, filter (offset, kh, kw; c channels), scales (offset), bias
+            # (offset), lo/hi (offset), geometry (offset: sh, sw, dh, dw, pt, pl, oh, ow),
+            # asymmetric + 2 * hard_swish + 4 * has bias, out
+            n, h, wd, c, kh, kw = f[2], f[3], f[4], f[5], f[7], f[8]
+            p = _f32(consts, f[11], 3)
+            g = consts[f[12]:f[12] + 64].view(np.int64)
+            fl = f[13]
+            if not hybrid_depthwise(
+                    _f32(arena, f[1], n * h * wd * c).reshape((n, h, wd, c)), (fl & 1) != 0,
+                    _f32(consts, f[6], kh * kw * c).reshape((kh, kw, c)),
+                    _f32(consts, f[9], c), _f32(consts, f[10], c), (fl & 4) != 0, p[0], p[1],
+                    g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], (fl & 2) != 0,
+                    _f32(arena, f[14], n * g[6] * g[7] * c).reshape((n, g[6], g[7], c))):
+                return False
+        elif op == OP_XNN_MEAN:
+            # x, n, h, w, c, out
+            n, h, wd, c = f[2], f[3], f[4], f[5]
+            xnn_mean_hw(_f32(arena, f[1], n * h * wd * c).reshape((n, h, wd, c)),
+                        _f32(arena, f[6], n * c).reshape((n, c)))
+        elif op == OP_XNN_CONV:
+            # x, n, h, w, c, packed filter (offset, rows, columns), bias (offset, size),
+            # lo/hi (offset), o, geometry (offset, 10 int64), out, out size
+            n, h, wd, c, o = f[2], f[3], f[4], f[5], f[12]
+            p = _f32(consts, f[11], 3)
+            g = consts[f[13]:f[13] + 80].view(np.int64)
+            y = xnn_conv(_f32(arena, f[1], n * h * wd * c).reshape((n, h, wd, c)),
+                         _f32(consts, f[6], f[7] * f[8]).reshape((f[7], f[8])),
+                         _f32(consts, f[9], f[10]), o, p[0], p[1], g[0], g[1], g[2], g[3],
+                         g[4], g[5], g[6], g[7], g[8], g[9])
+            _copy(y.reshape(f[15]), _f32(arena, f[14], f[15]))
+        elif op == OP_XNN_DEPTHWISE:
+            # x, n, h, w, c, filter (offset, kh, kw; c channels), bias (offset), lo/hi
+            # (offset), geometry (offset, 10 int64), out, out size
+            n, h, wd, c, kh, kw = f[2], f[3], f[4], f[5], f[7], f[8]
+            p = _f32(consts, f[10], 3)
+            g = consts[f[11]:f[11] + 80].view(np.int64)
+            y = xnn_depthwise(_f32(arena, f[1], n * h * wd * c).reshape((n, h, wd, c)),
+                              _f32(consts, f[6], kh * kw * c).reshape((kh, kw, c)),
+                              _f32(consts, f[9], c), p[0], p[1], g[0], g[1], g[2], g[3],
+                              g[4], g[5], g[6], g[7], g[8], g[9])
+            _copy(y.reshape(f[13]), _f32(arena, f[12], f[13]))
+        elif op == OP_MUL_SCALAR:
+            # x, size, scalar (offset), x first, out
+            size = f[2]
+            _scale(_f32(arena, f[1], size), _f32(consts, f[3], 1)[0], f[4] != 0,
+                   _f32(arena, f[5], size))
+    return True
