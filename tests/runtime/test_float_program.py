@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "mobilenet_v2_035")
 
 
-def _interpreter(model: str, batch: int, preserve: bool = False):
-    it = lt.Interpreter(model_path=str(ROOT / model / "float.tflite"), num_threads=1,
+def _interpreter(model: str, batch: int, preserve: bool = False, variant: str = "float"):
+    it = lt.Interpreter(model_path=str(ROOT / model / f"{variant}.tflite"), num_threads=1,
                         experimental_preserve_all_tensors=preserve)
     d = it.get_input_details()[0]
     it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])

@@ -12,8 +12,6 @@ float_encode_hybrid`):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -21,44 +19,16 @@ import litetrain as lt
 from litetrain.ops import fast
 from litetrain.ops.fast import float_codes as codes
 from litetrain.runtime import float_program
+from tests.runtime.test_float_program import _interpreter as _any_interpreter
+from tests.runtime.test_float_program import _programs, _run, _same, _wait_all
 
 _LOADER = fast.kernels("float_program")
 pytestmark = pytest.mark.needs_kernels(_LOADER)
-ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "tf_quantized"
 MODELS = ("mobilenet_v3_small", "efficientnet_like", "conv_transpose_ae", "dilated_conv1d")
 
 
 def _interpreter(model: str, batch: int, preserve: bool = False):
-    it = lt.Interpreter(model_path=str(ROOT / model / "dynamic_range.tflite"), num_threads=1,
-                        experimental_preserve_all_tensors=preserve)
-    d = it.get_input_details()[0]
-    it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
-    it.allocate_tensors()
-    return it, d["index"], it.get_output_details()[0]["index"]
-
-
-def _run(it, index, out, x):
-    it.set_tensor(index, x)
-    it.invoke()
-    return it.get_tensor(out).copy()
-
-
-def _programs(it) -> list:
-    (p,) = it._plans.values()
-    return [s.settings for entry in p._per_shapes.values() for s in entry[0]
-            if s.op == "float_program"]
-
-
-def _same(a, b) -> None:
-    assert a.dtype == b.dtype and a.shape == b.shape
-    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
-
-
-def _wait_all() -> None:
-    for family in fast.FAMILIES:
-        loader = fast.kernels(family)
-        if loader is not None:
-            loader.wait()
+    return _any_interpreter(model, batch, preserve, variant="dynamic_range")
 
 
 @pytest.mark.parametrize("model", MODELS)
