@@ -206,11 +206,11 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
         return None
     shapes = fast.shapes.get(x.shape)
     if shapes is None:
-        shapes = _pointwise_shapes(fast, x)
+        shapes = pointwise_shapes(fast, x)
         if shapes is None:
             return None  # NumPy says what is wrong
     last = fast.last_ep
-    ep = last[1] if last is not None and last[0] is b else _epilogue_operand(fast, b)
+    ep = last[1] if last is not None and last[0] is b else epilogue_operand(fast, b)
     if ep is None:
         return None
     out = np.empty(shapes[1], np.float32)
@@ -222,7 +222,7 @@ def pointwise(fast: FastHybrid, x, b, hard_swish: bool = False) -> np.ndarray | 
     return out if fast.rest == NONE else fused(out, fast.rest)
 
 
-def _pointwise_shapes(fast: FastHybrid, x: np.ndarray) -> tuple | None:
+def pointwise_shapes(fast: FastHybrid, x: np.ndarray) -> tuple | None:
     """(``x`` as quantized rows, the GEMM result, the float kernel's result) for inputs of
     ``x``'s shape, kept on the node; ``None`` where the node does not apply."""
     depth, o = fast.depth, fast.w_scale.size
@@ -239,7 +239,7 @@ def _pointwise_shapes(fast: FastHybrid, x: np.ndarray) -> tuple | None:
     return shapes
 
 
-def _epilogue_operand(fast: FastHybrid, b) -> np.ndarray | None:
+def epilogue_operand(fast: FastHybrid, b) -> np.ndarray | None:
     """``[2, 16 * tiles]``: the filter's scales and ``b`` (-0.0 without one), zeros past
     the last channel, kept for the next call with the same ``b``; ``None`` for an odd
     bias."""

@@ -12,7 +12,7 @@ the same elementwise operations, so the same bits. Where :mod:`.conv_exact` has 
 for the node's GEMM shapes, that BLAS sums in the order ``fast.gemm`` computes, the whole
 convolution is instead one compiled call (patches, GEMM, epilogue; the output written
 once): :func:`_exact_conv` (for few input channels reading the patches in place:
-:func:`_direct`), and :func:`pointwise_conv` at batch 1.
+:func:`direct_read`), and :func:`pointwise_conv` at batch 1.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def activate(out: np.ndarray, code: int) -> np.ndarray:
 # What one chunk of an ungrouped CONV_2D may hold at once (its patch rows and their
 # outputs): the patch matrix of a whole batch never exists, and the chunk's GEMM result
 # is still in cache when bias and activation are applied.
-_CHUNK_BYTES = 1 << 19
+CHUNK_BYTES = 1 << 19
 
 
 def chunks(n: int, oh: int, lines: int):
@@ -77,7 +77,7 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scal
     if rescale is not None and (pointwise or not fast):
         raise ValueError("an input rescaling is fused only into compiled patch gathering")
     dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
-    if pointwise and _one_chunk(x, o, dtype):
+    if pointwise and one_chunk(x, o, dtype):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
@@ -91,7 +91,7 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scal
     ow, pl, pr = pad_before_after(wd, kw, sw, dw, attrs["padding"])
     out = np.empty((n, oh, ow, o), dtype)
     k = kh * kw * c
-    lines = max(1, _CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
+    lines = max(1, CHUNK_BYTES // (ow * (k + o) * dtype.itemsize))
     if fast:
         finish = compiled.conv_epilogue(attrs, o, b, hard_swish, scale)
         if _exact_conv(attrs, x, filt, out, finish, (kh, kw, sh, sw, dh, dw, pt, pl, ow),
@@ -154,7 +154,7 @@ def _exact_conv(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
     :mod:`.conv_exact` has proven that order for every GEMM shape of that loop (its
     chunks' row counts) and the node's constant filter; False (nothing done) otherwise,
     or when the epilogue leaves more than a fused HARD_SWISH or MUL to NumPy."""
-    verdict = _adopted(s, x, filt, finish, lambda: {
+    verdict = blas_order_plan(s, x, filt, finish, lambda: {
         (b1 - b0) * (y1 - y0) * geometry[-1] for b0, b1, y0, y1 in chunks(
             out.shape[0], out.shape[1], lines)})
     if verdict is None:
@@ -168,13 +168,13 @@ def _exact_conv(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
     else:
         affine = rescale is not None
         mul, add = rescale if affine else (np.float32(1), np.float32(0))
-        kernel = module.conv_2d_direct if _direct(s, x, out, geometry) else module.conv_2d
+        kernel = module.conv_2d_direct if direct_read(s, x, out, geometry) else module.conv_2d
         kernel(xc, wpack, out2d, bpack, finish.lo, finish.hi, mode, k, *geometry, affine,
                mul, add)
     return True
 
 
-def _direct(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> bool:
+def direct_read(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> bool:
     """Whether this node's convolution of an input of ``x``'s shape reads its patches in
     place (few input channels, the kernel's bits confirmed on this geometry: see
     :mod:`.conv_exact`); decided once per input shape."""
@@ -186,7 +186,7 @@ def _direct(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> boo
     return verdict
 
 
-def _adopted(s, x: np.ndarray, filt: np.ndarray, finish: compiled.ConvEpilogue, rows
+def blas_order_plan(s, x: np.ndarray, filt: np.ndarray, finish: compiled.ConvEpilogue, rows
              ) -> tuple | None:
     """(``fast.gemm`` module, packed filter, packed bias, epilogue mode, its scale) when
     this node's convolution of an input of ``x``'s shape runs in BLAS's order: the
@@ -245,7 +245,7 @@ def pointwise_conv(s, x, w, b, hard_swish=None, scale=None) -> np.ndarray | None
         if s.loader is None or s.loader.module is None:
             return None  # (the general path's check starts loading them)
         p = s.pointwise = (x.shape, b, hard_swish, scale,
-                           *_pointwise(s, x, b, hard_swish, scale))
+                           *pointwise_plan(s, x, b, hard_swish, scale))
     kernel, args, rows, shape = p[4:8]
     if kernel is None:
         return None
@@ -264,7 +264,7 @@ def pointwise_conv(s, x, w, b, hard_swish=None, scale=None) -> np.ndarray | None
     return out.reshape(shape)
 
 
-def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
+def pointwise_plan(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
     """What :func:`pointwise_conv` does for this input shape, bias and fused HARD_SWISH:
     (kernel, its arguments after the output, the input's GEMM shape, the output's shape,
     whether the kernel is the whole convolution in BLAS's order (``fast.gemm.pointwise``,
@@ -276,7 +276,7 @@ def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
         return none
     o, kh, kw, ci = s.filter.shape
     if ((kh, kw, s["stride_h"], s["stride_w"], x.shape[3]) != (1, 1, 1, 1, ci)
-            or not _one_chunk(x, o, np.float32)):
+            or not one_chunk(x, o, np.float32)):
         return none
     e = compiled.conv_epilogue(s, o, b, hard_swish, scale)
     if (e.act != NONE or e.late_bias is not None or e.hard_swish is not None
@@ -284,7 +284,7 @@ def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
         return none
     n, h, wd, c = x.shape
     rows, shape = (n * h * wd, c), (n, h, wd, o)
-    exact = _adopted(s, x, s.gemm, e, lambda: {rows[0]})
+    exact = blas_order_plan(s, x, s.gemm, e, lambda: {rows[0]})
     if exact is not None:
         module, wpack, bpack, mode, k = exact
         return (module.pointwise, (wpack, bpack, e.lo, e.hi, mode, k), rows, shape, True,
@@ -294,10 +294,10 @@ def _pointwise(s, x: np.ndarray, b, hard_swish, scale) -> tuple:
     return (e.pass_, (e.bias, e.has_bias, e.lo, e.hi, *e.extra), rows, shape, False, retry)
 
 
-def _one_chunk(x: np.ndarray, o: int, dtype) -> bool:
+def one_chunk(x: np.ndarray, o: int, dtype) -> bool:
     """A 1×1 stride-1 convolution of ``x`` to ``o`` channels runs as one chunk."""
     n, h, wd, c = x.shape
-    return n * h * wd * (c + o) * np.dtype(dtype).itemsize <= _CHUNK_BYTES
+    return n * h * wd * (c + o) * np.dtype(dtype).itemsize <= CHUNK_BYTES
 
 
 def _patch_rows(x, geometry, span) -> np.ndarray:

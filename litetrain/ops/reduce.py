@@ -100,7 +100,7 @@ def _mean(x, axis, keepdims):
 _plain_mean = _reducer(_mean)
 
 
-class _MeanHW(WithKernels):
+class MeanHW(WithKernels):
     """MEAN settings for a float32 4-D input averaged over height and width: the attrs,
     the compiled kernels' loader, the constant ``axis`` array prepared for (the run
     passes that same array: then no check of its values) and ``keep`` (``keep_dims``)."""
@@ -125,7 +125,7 @@ def _mean_prepare(info: NodeInfo):
             or {int(v) % 4 for v in np.asarray(a.value).reshape(-1)} != {1, 2}):
         return info.attrs
     loader = kernels("reduce")
-    return info.attrs if loader is None else _MeanHW(info.attrs, loader, a.value)
+    return info.attrs if loader is None else MeanHW(info.attrs, loader, a.value)
 
 
 _F32 = np.dtype(np.float32)
@@ -134,7 +134,7 @@ _F32 = np.dtype(np.float32)
 def _mean_kernel(attrs, x, axis):
     """MEAN: the compiled mean over height and width when prepared so and loaded (same
     bits), XNNPACK's order when prepared so (:mod:`.xnnpack_float`), else NumPy's."""
-    if attrs.__class__ is _MeanHW:
+    if attrs.__class__ is MeanHW:
         if (x.__class__ is np.ndarray and x.dtype == _F32 and x.ndim == 4
                 and x.shape[1] * x.shape[2] > 0
                 and (axis is attrs.axis or axes(axis, 4) in ((1, 2), (2, 1)))):

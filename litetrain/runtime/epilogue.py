@@ -155,7 +155,7 @@ def fuse_scales(steps: list[Step], values: list, outputs: set[int]) -> list[Step
                 or not _fusable_producer(first, values, y) or not isinstance(kv, np.ndarray)
                 or kv.dtype != _F32 or kv.size != 1 or kv.ndim > y.ndim):
             return None
-        return replace(first, op="conv_2d+mul", kernel=functools.partial(_conv_scaled, step),
+        return replace(first, op="conv_2d+mul", kernel=functools.partial(conv_scaled, step),
                        inputs=(*(*first.inputs, -1)[:3], k), outputs=step.outputs,
                        out_dtypes=step.out_dtypes, fresh=True, in_place=None)
 
@@ -168,7 +168,7 @@ def then_xnnpack_hard_swish(kernel, hard_swish, settings, *inputs):
     return xnnpack_float.hard_swish_in_place(hard_swish, kernel(settings, *inputs))
 
 
-def _conv_scaled(mul: Step, settings, x, w, b, k):
+def conv_scaled(mul: Step, settings, x, w, b, k):
     if k.__class__ is np.ndarray and k.dtype == _F32 and k.size == 1 and k.ndim <= 4:
         return conv_2d(settings, x, w, b, scale=k)
     return mul.kernel(mul.settings, conv_2d(settings, x, w, b), k)

@@ -4,7 +4,7 @@ Two stages. :func:`candidate` (at a plan's first run for new shapes, nothing loa
 from the step alone whether it is a kind this module encodes: its reads and writes in
 the arena as a :class:`~.int8_encode.Template` without fields. :func:`encode` (once the
 compiled kernels are loaded) asks the step's own kernels what they would run for the
-planned shapes — :func:`litetrain.ops.conv_gemm._pointwise` for a 1×1 CONV_2D (the
+planned shapes — :func:`litetrain.ops.conv_gemm.pointwise_plan` for a 1×1 CONV_2D (the
 BLAS-order kernel where :mod:`litetrain.ops.conv_exact` adopted it, else NumPy's product
 and the epilogue kernel), :func:`litetrain.ops.compiled.run_depthwise`'s kept arguments
 for DEPTHWISE_CONV_2D — and writes down exactly that: the same kernels on the same
@@ -33,11 +33,11 @@ from ..ops import compiled, conv_exact, conv_gemm, lookup
 from ..ops.common import NONE, pad_before_after
 from ..ops.conv import conv_2d, depthwise_conv_2d
 from ..ops.fast import float_codes as codes
-from ..ops.reduce import _MeanHW
+from ..ops.reduce import MeanHW
 from . import float_encode_hybrid as hybrid
-from .epilogue import _conv_scaled
+from .epilogue import conv_scaled
 from .int8_encode import Consts, Ref, Template
-from .prologue import _rescaled_conv
+from .prologue import rescaled_conv
 from .step import Step
 
 _F32 = np.dtype(np.float32)
@@ -112,7 +112,7 @@ def _conv_form(step: Step) -> tuple | None:
     if kernel.__class__ is functools.partial:
         if kernel.func is conv_2d and not kernel.args and set(kernel.keywords) == {"hard_swish"}:
             return kernel.keywords["hard_swish"], None
-        if kernel.func is _conv_scaled and len(step.inputs) == 4:
+        if kernel.func is conv_scaled and len(step.inputs) == 4:
             return None, step.inputs[3]
     return None
 
@@ -121,10 +121,10 @@ _ONE, _MINUS_ZERO = np.float32(1.0), np.float32(-0.0)
 
 
 def _rescaled(step: Step, values, out, consts, k) -> Template | None:
-    """A CONV_2D with an input rescaling fused (:mod:`.prologue`): ``_rescaled_conv``'s
+    """A CONV_2D with an input rescaling fused (:mod:`.prologue`): ``rescaled_conv``'s
     compiled path, the patches of ``x * scale + shift``."""
     kernel = step.kernel
-    if (kernel.__class__ is not functools.partial or kernel.func is not _rescaled_conv
+    if (kernel.__class__ is not functools.partial or kernel.func is not rescaled_conv
             or len(kernel.args) != 2 or len(step.inputs) < 4):
         return None
     (mul, add), hard_swish = kernel.args
@@ -169,17 +169,17 @@ def _windowed(step: Step, values, out, consts, k, xi: int, rest: tuple, hard_swi
     if out.shape != (n, oh, ow, o):
         return None
     geometry = (kh, kw, sh, sw, dh, dw, pt, pl, ow)
-    lines = max(1, conv_gemm._CHUNK_BYTES // (ow * (kh * kw * c + o) * 4))
+    lines = max(1, conv_gemm.CHUNK_BYTES // (ow * (kh * kw * c + o) * 4))
     finish = compiled.conv_epilogue(s, o, b, hard_swish)
     probe = np.zeros(x.shape, np.float32)
-    verdict = conv_gemm._adopted(s, probe, s.gemm, finish, lambda: {
+    verdict = conv_gemm.blas_order_plan(s, probe, s.gemm, finish, lambda: {
         (b1 - b0) * (y1 - y0) * ow for b0, b1, y0, y1 in conv_gemm.chunks(n, oh, lines)})
     if (verdict is None or finish.act != NONE or finish.late_bias is not None
             or finish.hard_swish is not None or finish.scale is not None
             or conv_exact.blas_threads() != k.threads):
         return None
     _, wpack, bpack, mode, kk = verdict
-    direct = conv_gemm._direct(s, probe, np.zeros(out.shape, np.float32), geometry)
+    direct = conv_gemm.direct_read(s, probe, np.zeros(out.shape, np.float32), geometry)
     affine = rescale is not None
     mul, add = rescale if affine else (np.float32(1), np.float32(0))
     params = consts.add(np.array([finish.lo, finish.hi, kk, mul, add], np.float32))
@@ -191,7 +191,7 @@ def _windowed(step: Step, values, out, consts, k, xi: int, rest: tuple, hard_swi
 
 def _conv(step: Step, values, out, consts, k) -> Template | None:
     s = step.settings
-    if step.kernel.__class__ is functools.partial and step.kernel.func is _rescaled_conv:
+    if step.kernel.__class__ is functools.partial and step.kernel.func is rescaled_conv:
         return _rescaled(step, values, out, consts, k)
     form = _conv_form(step)
     if form is None or s.__class__ is not compiled.Compiled or s.gemm is None:
@@ -209,12 +209,12 @@ def _conv(step: Step, values, out, consts, k) -> Template | None:
     if (kh, kw, s["stride_h"], s["stride_w"]) != (1, 1, 1, 1) and ki is None:
         return _windowed(step, values, out, consts, k, xi, step.inputs[1:], hard_swish, None)
     if ((kh, kw, s["stride_h"], s["stride_w"], ci) != (1, 1, 1, 1, c)
-            or out.shape != (n, h, wd, o) or not conv_gemm._one_chunk(x, o, _F32)):
+            or out.shape != (n, h, wd, o) or not conv_gemm.one_chunk(x, o, _F32)):
         return None
     yi = step.outputs[0]
     if consts is None:
         return Template([], (xi,), (yi,))
-    planned = conv_gemm._pointwise(s, np.zeros(x.shape, np.float32), b, hard_swish, scale)
+    planned = conv_gemm.pointwise_plan(s, np.zeros(x.shape, np.float32), b, hard_swish, scale)
     kernel, args, rows, _, exact, threads = planned
     if kernel is None:
         return None
@@ -291,7 +291,7 @@ def _depthwise(step: Step, values, out, consts, k) -> Template | None:
 
 def _mean(step: Step, values, out, consts, k) -> Template | None:
     s = step.settings
-    if s.__class__ is not _MeanHW or step.kernel is not lookup("mean").kernel:
+    if s.__class__ is not MeanHW or step.kernel is not lookup("mean").kernel:
         return None
     xi = step.inputs[0]
     x = values[xi]

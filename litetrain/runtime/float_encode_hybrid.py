@@ -33,7 +33,7 @@ from ..ops.conv import conv_2d, depthwise_conv_2d
 from ..ops.fast import float_codes as codes
 from ..ops.quantized.lib import HybridConv
 from ..ops.reduce import _mean_kernel
-from .epilogue import _conv_scaled
+from .epilogue import conv_scaled
 from .int8_encode import Consts, Ref, Template
 from .step import Step
 
@@ -70,12 +70,12 @@ def hybrid(step: Step, values, out, consts: Consts | None, k) -> Template | None
     swish = s.hard_swish is not None
     yi = step.outputs[0]
     if fast.whole is compiled_hybrid.pointwise:
-        shapes = compiled_hybrid._pointwise_shapes(fast, x)
+        shapes = compiled_hybrid.pointwise_shapes(fast, x)
         if shapes is None or shapes[2] != out.shape:
             return None
         if consts is None:
             return Template([], (xi,), (yi,))
-        ep = compiled_hybrid._epilogue_operand(fast, b)
+        ep = compiled_hybrid.epilogue_operand(fast, b)
         (rows, cols), (m, _) = shapes[0], shapes[1]
         return Template([codes.OP_HYBRID_POINTWISE, Ref(xi), rows, cols,
                          consts.add(fast.pointwise), *fast.pointwise.shape, consts.add(ep),
@@ -155,7 +155,7 @@ def xnn_conv(step: Step, values, out, consts, k) -> Template | None:
     """An XNNPACK-order 1×1 stride-1 CONV_2D (``fast.xnnpack.conv``, which reads its input
     as the patches), with a MUL by a scalar constant fused after it (NumPy's product)."""
     kernel = step.kernel
-    scaled = (kernel.__class__ is functools.partial and kernel.func is _conv_scaled
+    scaled = (kernel.__class__ is functools.partial and kernel.func is conv_scaled
               and len(step.inputs) == 4)
     if kernel is not conv_2d and not scaled:
         return None

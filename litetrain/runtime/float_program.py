@@ -42,7 +42,7 @@ from ..ops.fast import WithKernels, kernels
 from ..ops.fast.float_codes import WIDTH
 from . import float_encode
 from .int8_encode import Consts, Ref, Template
-from .int8_program import _plan_arena
+from .int8_program import plan_arena
 from .step import Step
 
 MIN_STEPS = 2  # shorter runs keep their steps (one step gains nothing from the copies)
@@ -145,7 +145,7 @@ class FloatProgram:
                 self.state = "steps"
                 return
             run.append((step, t))
-        where, size = _plan_arena(run, self.snapshot, self.ext, [], self.results)
+        where, size = plan_arena(run, self.snapshot, self.ext, [], self.results)
         rows = [r for _, t in run if t.fields for r in (t.fields, *t.more)]
         code = np.zeros((len(rows), WIDTH), np.int64)
         for i, fields in enumerate(rows):

@@ -122,7 +122,7 @@ def _program_step(run: list[tuple[Step, Template]], consts: Consts, values: list
                              if i not in made and i not in constant))
     fixed = list(dict.fromkeys(i for _, t in run for i in t.reads if i in constant))
     results = [w for s, _ in run for w in s.outputs if w in later]
-    where, size = _plan_arena(run, values, ext, fixed, results)
+    where, size = plan_arena(run, values, ext, fixed, results)
     rows = [r for _, t in run if t.fields for r in (t.fields, *t.more)]
     code = np.zeros((len(rows), WIDTH), np.int64)
     for k, fields in enumerate(rows):
@@ -143,7 +143,7 @@ def _program_step(run: list[tuple[Step, Template]], consts: Consts, values: list
                 tuple(results), tuple(declared[w] for w in results), program, fresh=True)
 
 
-def _plan_arena(run: list[tuple[Step, Template]], values: list, ext: list[int],
+def plan_arena(run: list[tuple[Step, Template]], values: list, ext: list[int],
                 fixed: list[int], results: list[int]) -> tuple[dict[int, int], int]:
     """(byte offset of every tensor the run touches, arena size): constant operands
     (``fixed``) and the run's operands from outside (``ext``) first, each result of a

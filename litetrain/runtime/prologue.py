@@ -63,7 +63,7 @@ def fuse_input_rescaling(steps: list[Step], values: list, outputs: set[int]) -> 
 
     out, dropped = list(steps), set()
     for pos, step in enumerate(steps):
-        hard_swish, fused_conv = _conv_with_patches(step, values), _rescaled_conv
+        hard_swish, fused_conv = _conv_with_patches(step, values), rescaled_conv
         if hard_swish is False:
             hard_swish, fused_conv = _xnnpack_conv_with_patches(step, values), _rescaled_xnn
         if hard_swish is False:
@@ -142,7 +142,7 @@ def _scalar(v) -> np.float32 | None:
     return v.reshape(-1)[0]
 
 
-def _rescaled_conv(chain: tuple, hard_swish, settings, x, scale, shift, w, *rest):
+def rescaled_conv(chain: tuple, hard_swish, settings, x, scale, shift, w, *rest):
     """The fused step: compiled when loaded and the arrays are as prepared, else the
     chain's kernels, then the convolution's."""
     mul, add = chain

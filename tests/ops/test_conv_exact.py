@@ -65,7 +65,7 @@ def _numpy(x, w, b, attrs, **fused):
     return conv_2d(_prepared(x, w, b, attrs, False), x, w, b, **fused)
 
 
-def _adopted(s) -> bool:
+def blas_order_plan(s) -> bool:
     return any(s.exact.values()) or bool(s.pointwise and s.pointwise[8])
 
 
@@ -81,7 +81,7 @@ def test_blas_order_conv_gives_the_numpy_bits(case, rng):
             attrs = _attrs(k, st, d, padding, act)
             s = _prepared(x, w, b, attrs)
             same_bits(conv_2d(s, x, w, b), _numpy(x, w, b, attrs))
-            adopted += _adopted(s)
+            adopted += blas_order_plan(s)
     attrs = _attrs(k, st, d, padding, 3)
     s = _prepared(x, w, bias, attrs)
     hard_swish = {"fused_activation_function": 0}
@@ -89,7 +89,7 @@ def test_blas_order_conv_gives_the_numpy_bits(case, rng):
               _numpy(x, w, bias, attrs, hard_swish=hard_swish))
     scale = np.array([0.37], np.float32)
     same_bits(conv_2d(s, x, w, bias, scale=scale), _numpy(x, w, bias, attrs, scale=scale))
-    adopted += _adopted(s)
+    adopted += blas_order_plan(s)
     oh = pad_before_after(h, k[0], st, d, padding)[0]
     rows = n * oh * pad_before_after(wd, k[1], st, d, padding)[0]  # one chunk
     if (o % 16 == 0 and conv_exact.faster([rows])
@@ -152,7 +152,7 @@ def test_a_kernel_in_another_order_is_refused_and_numpy_runs(rng, monkeypatch):
         attrs = _attrs(k, 1, 1, SAME, 3)
         s = _prepared(x, wk, b, attrs)
         same_bits(conv_2d(s, x, wk, b), _numpy(x, wk, b, attrs))
-        assert s.exact and not _adopted(s)  # checked, refused
+        assert s.exact and not blas_order_plan(s)  # checked, refused
 
 
 def test_row_counts_below_one_tile_are_not_adopted():

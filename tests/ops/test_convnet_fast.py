@@ -88,7 +88,7 @@ CHUNKS = [1, 600, 1 << 19]
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_chunked_conv_2d_matches_the_direct_sum(geometry, chunk, rng, monkeypatch):
-    monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(conv_gemm, "CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     x = rng.standard_normal((n, h, wd, 5)).astype(np.float32)
     w = rng.standard_normal((4, *k, 5)).astype(np.float32)
@@ -141,7 +141,7 @@ def test_compiled_im2col_gives_the_numpy_patches(geometry, rng):
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_compiled_conv_2d_gives_the_numpy_bits(geometry, act, chunk, rng, monkeypatch):
-    monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(conv_gemm, "CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     attrs = _attrs(k, stride, dilation, padding, act)
     x = with_specials(rng, (n, h, wd, 3))

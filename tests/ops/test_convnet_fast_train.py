@@ -60,7 +60,7 @@ def _views(w):
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_conv_2d_with_a_runtime_filter_gives_the_numpy_bits(geometry, act, chunk, rng,
                                                             monkeypatch):
-    monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(conv_gemm, "CHUNK_BYTES", chunk)
     n, h, wd, k, stride, dilation, padding = geometry
     attrs = _attrs(k, stride, dilation, padding, act)
     x = with_specials(rng, (n, h, wd, 3))

@@ -96,7 +96,7 @@ def test_conv_2d_with_fused_hard_swish_gives_the_two_kernels_bits(case, act, wit
     y = conv_2d(s, x, w, b)
     hs = _settings("hard_swish", [y], {}, with_kernels)
     for chunk in (600, 1 << 19):
-        monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+        monkeypatch.setattr(conv_gemm, "CHUNK_BYTES", chunk)
         for bias in (b, None, np.float32(0.5)):
             want = _hard_swish(hs, conv_2d(s, x, w, bias))
             same_bits(conv_2d(s, x, w, bias, hard_swish=hs), want)
@@ -304,7 +304,7 @@ def test_conv_2d_with_fused_scale_gives_the_conv_then_mul_bits(case, act, with_k
     s, attrs, x, w, b = _conv_case(case, act, with_kernels, rng)
     mul = lookup("mul").kernel
     for chunk in (600, 1 << 19):
-        monkeypatch.setattr(conv_gemm, "_CHUNK_BYTES", chunk)
+        monkeypatch.setattr(conv_gemm, "CHUNK_BYTES", chunk)
         for scale in (np.array([1 / 6], np.float32), np.array(-0.0, np.float32),
                       np.full((1, 1, 1, 1), np.nan, np.float32)):
             for bias in (b, None, np.float32(0.5)):
