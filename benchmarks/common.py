@@ -117,3 +117,14 @@ def warm_interpreter(path: Path, x: np.ndarray) -> litetrain.Interpreter:
     for _ in range(3):
         it.invoke()
     return it
+
+
+def require_kernels(*families: str) -> None:
+    """Load these ``[fast]`` families (all of them when none are named), or exit saying
+    the benchmark needs them."""
+    from litetrain.ops import fast
+
+    for family in families or fast.FAMILIES:
+        loader = fast.kernels(family)
+        if loader is None or loader.wait() is None:
+            raise SystemExit("needs the [fast] extra (numba) and LITETRAIN_JIT not 0")

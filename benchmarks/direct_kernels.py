@@ -22,10 +22,10 @@ import argparse
 import functools
 
 import numpy as np
-from common import FLOAT_MOBILENETS, cpu_ratios, warm_interpreter
+from common import FLOAT_MOBILENETS, cpu_ratios, require_kernels, warm_interpreter
 from threadpoolctl import threadpool_limits
 
-from litetrain.ops import compiled, conv_exact, fast
+from litetrain.ops import compiled, conv_exact
 from litetrain.ops.common import SAME
 from litetrain.ops.evaluate import node_info
 from litetrain.ops.registry import lookup
@@ -118,10 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=9)
     rounds = ap.parse_args().rounds
-    for family in ("conv", "gemm"):
-        loader = fast.kernels(family)
-        if loader is None or loader.wait() is None:
-            raise SystemExit("needs the [fast] extra (numba)")
+    require_kernels("conv", "gemm")
     with threadpool_limits(1):
         models(rounds)
         stem(rounds)

@@ -19,10 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import interleaved  # noqa: E402
+from common import interleaved, require_kernels  # noqa: E402
 
 import litetrain  # noqa: E402
-from litetrain.ops import fast  # noqa: E402
 from litetrain.runtime import plan  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tf_quantized"
@@ -56,11 +55,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
-    for family in fast.FAMILIES:
-        loader = fast.kernels(family)
-        if loader is None:
-            sys.exit("needs the [fast] extra (numba)")
-        loader.wait()
+    require_kernels()
     print("| model | batch | per step ms | program ms | per step / program |")
     print("| --- | --- | --- | --- | --- |")
     for model in MODELS:
