@@ -50,7 +50,7 @@ _OUTPUTS = 1 << 14  # outputs compared per shape at least
 
 
 @dataclass(frozen=True)
-class _Sub:
+class Sub:
     """One original step of the chain: its kernel, settings and operand tensors."""
 
     kernel: object
@@ -73,7 +73,7 @@ class Taps:
     matmul: object
     constants: tuple[np.ndarray, ...]
     inputs: tuple[int, ...]
-    subs: tuple[_Sub, ...]
+    subs: tuple[Sub, ...]
     result: int
     x_shape: tuple[int, ...] = ()
     geometry: tuple[np.ndarray, ...] = ()  # per tap: y0, x0, sy, sx, top, left, rows, cols
@@ -155,10 +155,16 @@ def _check_one_product(rows: int, c: int, o: int, taps: int) -> bool:
 
 def _original(settings: Taps, x, d, constants) -> np.ndarray:
     """The chain's steps run one by one (operands not as prepared)."""
-    env = dict(zip(settings.inputs, (x, d, *constants), strict=True))
-    for sub in settings.subs:
+    return run_chain(settings.subs, settings.inputs, (x, d, *constants), settings.result)
+
+
+def run_chain(subs, inputs: tuple[int, ...], operands: tuple, result: int) -> np.ndarray:
+    """A fused chain's original steps ``subs`` run one by one on ``operands`` (the
+    values of the tensors ``inputs``): the tensor ``result``."""
+    env = dict(zip(inputs, operands, strict=True))
+    for sub in subs:
         env[sub.output] = sub.kernel(sub.settings, *(env[i] for i in sub.inputs))
-    return env[settings.result]
+    return env[result]
 
 
 def fuse_filter_grad_taps(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
@@ -240,7 +246,7 @@ def _match(steps, pos, values, outputs, producer, readers):
             consts[i] = values[i]
         for s in (sliced, pad, r, mm):
             if s is not None:
-                subs.append(_Sub(s.kernel, s.settings, s.inputs, s.outputs[0]))
+                subs.append(Sub(s.kernel, s.settings, s.inputs, s.outputs[0]))
     vx, vd, vp = values[x], values[d], values[pack.outputs[0]]
     if not (isinstance(vx, np.ndarray) and vx.dtype == _F32 and vx.ndim == 4
             and isinstance(vd, np.ndarray) and vd.dtype == _F32 and vd.ndim == 2
@@ -248,7 +254,7 @@ def _match(steps, pos, values, outputs, producer, readers):
             and vp.shape == (len(sources), window[3], vd.shape[1])
             and vd.shape[0] == window[0] * window[1] * window[2]):
         return None
-    subs.append(_Sub(pack.kernel, pack.settings, pack.inputs, pack.outputs[0]))
+    subs.append(Sub(pack.kernel, pack.settings, pack.inputs, pack.outputs[0]))
     inputs = (x, d, *consts)
     loader = kernels("train")
     settings = Taps(tuple(sources), tuple(places), window, matmul_settings,

@@ -1,0 +1,151 @@
+"""Compiled (numba) convolution filter gradients summed in OpenBLAS's own order.
+
+:func:`row_taps` is the stride-1 filter gradient the gradient rule builds from shifted
+rows (``ops/conv.py``: ``_filter_grad``): per image, per tap ``t``, the product
+``XP[s_t : s_t + K]ᵀ · DP`` of the zero-padded input ``XP`` (``[pixels, c]``) and the
+zero-padded output gradient ``DP`` (``[K, o]``), which NumPy hands to OpenBLAS one image
+at a time (BATCH_MATMUL with ``adj_x``). For the small products of a 3-channel input
+OpenBLAS's small-matrix kernel sums each output by one fused multiply-add per ``k``,
+``k = 0 .. K-1`` in order, from +0.0, and stores it as it is (a -0.0 stays -0.0).
+:func:`row_taps` computes exactly that, per output: ``llvm.fma`` on sixteen output
+channels, from +0.0, ``k`` ascending, every padded term included as a multiply-add by
++0.0 (``0 · inf`` is NaN, and a zero's sign depends on every term); no fast-math,
+nothing else fused. It reads the input once per image into a small zero-padded scratch
+and the output gradient in place (its padding is a masked load of no lanes: +0.0), and
+keeps 27 sums in registers at once (three runs of nine consecutive ``(tap, channel)``
+values per ``k``: a 3×3 filter's taps over three channels), so the FMAs are independent:
+throughput, not latency. Whether OpenBLAS really sums in that order for a shape and BLAS
+thread count is not assumed: :mod:`litetrain.runtime.row_filter_grad` compares the two
+bit for bit before using this.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .lanes import V16, masked_load, splat
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+RUNS, RUN = 3, 9  # a register tile: three runs of nine consecutive input values
+TILE = RUNS * RUN
+
+
+def _data(context, builder, aryty, ary):
+    return context.make_array(aryty)(context, builder, ary).data
+
+
+@intrinsic
+def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh, ow, o,
+               width, acc):
+    """``acc[a·16 + l]`` (``a < 27``, ``l < 16``) = Σ over ``k < count``, in order, by
+    FMA from +0.0, of ``xs[k·c + b_r + m] · D[k, l]`` for ``a = r·9 + m``, where ``D[k]``
+    is ``dy[dbase + ((y - top)·ow + q - left)·o :][:width]`` for ``(y, q) = divmod(k,
+    wd)`` inside the ``oh × ow`` grid after ``top``/``left`` zero rows and columns, else
+    zeros (lanes past ``width``: zeros)."""
+    def codegen(context, builder, signature, args):
+        (xs_, b0_, b1_, b2_, c_, dy_, dbase_, count_, wd_, top_, left_, oh_, ow_, o_,
+         width_, acc_) = args
+        ty = signature.args
+        xp, dp = _data(context, builder, ty[0], xs_), _data(context, builder, ty[5], dy_)
+        ap = _data(context, builder, ty[15], acc_)
+        i64 = ir.IntType(64)
+        zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+        fma = cgutils.get_or_insert_function(builder.module,
+                                             ir.FunctionType(V16, [V16] * 3),
+                                             "llvm.fma.v16f32")
+        start = builder.block
+        loop = builder.append_basic_block("k")
+        done = builder.append_basic_block("done")
+        builder.cbranch(builder.icmp_signed(">", count_, zero), loop, done)
+        builder.position_at_end(loop)
+        k, y, q = (builder.phi(i64) for _ in range(3))
+        sums = [builder.phi(V16) for _ in range(TILE)]
+        for p, v in ((k, zero), (y, zero), (q, zero)):
+            p.add_incoming(v, start)
+        for s in sums:
+            s.add_incoming(ir.Constant(V16, None), start)
+        dy_row, dx_col = builder.sub(y, top_), builder.sub(q, left_)
+        inside = builder.and_(builder.icmp_unsigned("<", dy_row, oh_),
+                              builder.icmp_unsigned("<", dx_col, ow_))
+        at = builder.add(dbase_, builder.mul(
+            builder.add(builder.mul(dy_row, ow_), dx_col), o_))
+        d = masked_load(builder, builder.bitcast(builder.gep(dp, [at]), V16.as_pointer()),
+                        builder.select(inside, width_, zero))
+        row = builder.mul(k, c_)
+        new = []
+        for r, base in enumerate((b0_, b1_, b2_)):
+            first = builder.add(row, base)
+            for m in range(RUN):
+                v = builder.load(builder.gep(xp, [builder.add(first, ir.Constant(i64, m))]))
+                new.append(builder.call(fma, [splat(builder, v), d, sums[r * RUN + m]]))
+        k1, q1 = builder.add(k, one), builder.add(q, one)
+        wrap = builder.icmp_signed(">=", q1, wd_)
+        end = builder.block
+        k.add_incoming(k1, end)
+        q.add_incoming(builder.select(wrap, zero, q1), end)
+        y.add_incoming(builder.select(wrap, builder.add(y, one), y), end)
+        for s, v in zip(sums, new, strict=True):
+            s.add_incoming(v, end)
+        builder.cbranch(builder.icmp_signed("<", k1, count_), loop, done)
+        builder.position_at_end(done)
+        outs = [builder.phi(V16) for _ in range(TILE)]  # phis first in their block
+        for a, out in enumerate(outs):
+            out.add_incoming(ir.Constant(V16, None), start)
+            out.add_incoming(new[a], end)
+            ptr = builder.bitcast(builder.gep(ap, [ir.Constant(i64, a * 16)]),
+                                  V16.as_pointer())
+            builder.store(out, ptr, align=4)
+        return context.get_dummy_value()
+    i = types.int64
+    return types.void(xs, i, i, i, i, dy, i, i, i, i, i, i, i, i, i, acc), codegen
+
+
+_F1 = types.Array(types.float32, 1, "C")
+_I1 = types.Array(types.int64, 1, "C", readonly=True)
+_I2 = types.Array(types.int64, 2, "C", readonly=True)
+
+
+@numba.njit([(types.Array(types.float32, 4, "C", readonly=ro), _F1, _I1, _I2, _I2,
+              types.Array(types.float32, 4, "C")) for ro in (False, True)], **_JIT)
+def row_taps(x, dy, geo, bases, dest, out):
+    """``out[t, b, ci, :]`` = Σ over ``k < K`` of ``XP_b[s_t + k, ci] · DP_b[k, :]`` in
+    OpenBLAS's small-kernel order (module docstring), for the images ``b`` of ``x``
+    (``[n, h, w, c]``) and ``dy`` (``[n, oh, ow, o]`` flattened).
+
+    ``geo``: ``[top, left, hx, wx, d_top, d_left, hd, wd, oh, ow, length]`` — ``XP_b`` is
+    image ``b`` with ``top``/``left`` zero rows/columns on an ``hx × wx`` grid, ``DP_b``
+    the output gradient on an ``hd × wd`` grid after ``d_top``/``d_left`` zero rows and
+    columns (``K = hd·wd``), ``length`` the scratch's floats (the padded image and the
+    tiles' reads past it). ``bases[tile, r]``: the first value (a float offset into
+    ``XP_b`` at ``k = 0``) of the tile's run ``r``; ``dest[tile, r·9 + m]``: the
+    ``t·c + ci`` that sum goes to, or -1 (nothing)."""
+    n, h, w, c = x.shape
+    top, left, _, wx, d_top, d_left, hd, wd, oh, ow, length = geo
+    o = out.shape[3]
+    scratch = np.zeros(length, np.float32)
+    acc = np.empty(TILE * 16, np.float32)
+    span = w * c
+    for b in range(n):
+        for r in range(h):
+            at = ((r + top) * wx + left) * c
+            src = x[b, r].reshape(span)
+            for e in range(span):
+                scratch[at + e] = src[e]
+        for o0 in range(0, o, 16):
+            width = min(16, o - o0)
+            for tile in range(bases.shape[0]):
+                _tile_sums(scratch, bases[tile, 0], bases[tile, 1], bases[tile, 2], c, dy,
+                           b * oh * ow * o + o0, hd * wd, wd, d_top, d_left, oh, ow, o,
+                           width, acc)
+                for a in range(TILE):
+                    to = dest[tile, a]
+                    if to >= 0:
+                        t, ci = to // c, to % c
+                        for lane in range(width):
+                            out[t, b, ci, o0 + lane] = acc[a * 16 + lane]
+    return out
