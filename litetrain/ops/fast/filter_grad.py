@@ -28,7 +28,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .lanes import V16, masked_load, splat
+from .lanes import V16, masked_load, masked_store, splat
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 RUNS, RUN = 3, 9  # a register tile: three runs of nine consecutive input values
@@ -148,4 +148,141 @@ def row_taps(x, dy, geo, bases, dest, out):
                         t, ci = to // c, to % c
                         for lane in range(width):
                             out[t, b, ci, o0 + lane] = acc[a * 16 + lane]
+    return out
+
+
+CHANNELS = 8  # input channels of one register tile (times two vectors of 16 outputs)
+
+
+@intrinsic
+def _block_sums(typingctx, xs, zero, dy, acc, count, b, i, j, oh, ow, h, w, c, y0, x0, sy,
+                sx, top, left, rows, cols, ci0, o, o0, w1, w2):
+    """``acc[m·32 + v·16 + l]`` (``m < 8``, ``v < 2``, ``l < 16``) = Σ over ``count``
+    window rows from ``(b, i, j)`` on (C order over ``[n, oh, ow]``), in order, by FMA
+    from +0.0, of ``X[b, i, j, ci0 + m] · D[(b·oh + i)·ow + j, o0 + v·16 + l]``, where
+    ``X`` is a tap's window of ``xs`` (``[n, h, w, c]``): ``xs[b, y0 + (i - top)·sy, x0
+    + (j - left)·sx]`` for ``top <= i < top + rows`` and ``left <= j < left + cols``,
+    else the zeros of ``zero``; ``D`` is ``dy`` (``[·, o]``) with ``w1``/``w2`` lanes of
+    each vector read (zeros in the others)."""
+    def codegen(context, builder, signature, args):
+        (xs_, zero_, dy_, acc_, count_, b_, i_, j_, oh_, ow_, h_, w_, c_, y0_, x0_, sy_, sx_,
+         top_, left_, rows_, cols_, ci0_, o_, o0_, w1_, w2_) = args
+        ty = signature.args
+        xp, zp = _data(context, builder, ty[0], xs_), _data(context, builder, ty[1], zero_)
+        dp, ap = _data(context, builder, ty[2], dy_), _data(context, builder, ty[3], acc_)
+        i64 = ir.IntType(64)
+        zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+        fma = cgutils.get_or_insert_function(builder.module,
+                                             ir.FunctionType(V16, [V16] * 3),
+                                             "llvm.fma.v16f32")
+        mul, add, sub = builder.mul, builder.add, builder.sub
+        start = builder.block
+        loop = builder.append_basic_block("r")
+        done = builder.append_basic_block("done")
+        builder.cbranch(builder.icmp_signed(">", count_, zero), loop, done)
+        builder.position_at_end(loop)
+        r, bb, ii, jj = (builder.phi(i64) for _ in range(4))
+        sums = [builder.phi(V16) for _ in range(2 * CHANNELS)]
+        for p, v in ((r, zero), (bb, b_), (ii, i_), (jj, j_)):
+            p.add_incoming(v, start)
+        for s in sums:
+            s.add_incoming(ir.Constant(V16, None), start)
+        wi, wj = sub(ii, top_), sub(jj, left_)
+        inside = builder.and_(builder.icmp_unsigned("<", wi, rows_),
+                              builder.icmp_unsigned("<", wj, cols_))
+        src = add(mul(add(mul(add(mul(bb, h_), add(y0_, mul(wi, sy_))), w_),
+                          add(x0_, mul(wj, sx_))), c_), ci0_)
+        xrow = builder.select(inside, builder.gep(xp, [src]), zp)
+        at = add(mul(add(mul(add(mul(bb, oh_), ii), ow_), jj), o_), o0_)
+        d = [masked_load(builder, builder.bitcast(builder.gep(dp, [add(at, ir.Constant(
+            i64, 16 * v))]), V16.as_pointer()), width) for v, width in enumerate((w1_, w2_))]
+        new = []
+        for m in range(CHANNELS):
+            x = splat(builder, builder.load(builder.gep(xrow, [ir.Constant(i64, m)])))
+            new += [builder.call(fma, [x, d[v], sums[2 * m + v]]) for v in range(2)]
+        j1 = add(jj, one)
+        wrap_j = builder.icmp_signed(">=", j1, ow_)
+        i1 = builder.select(wrap_j, add(ii, one), ii)
+        wrap_i = builder.icmp_signed(">=", i1, oh_)
+        r1 = add(r, one)
+        end = builder.block
+        r.add_incoming(r1, end)
+        jj.add_incoming(builder.select(wrap_j, zero, j1), end)
+        ii.add_incoming(builder.select(wrap_i, zero, i1), end)
+        bb.add_incoming(builder.select(wrap_i, add(bb, one), bb), end)
+        for s, v in zip(sums, new, strict=True):
+            s.add_incoming(v, end)
+        builder.cbranch(builder.icmp_signed("<", r1, count_), loop, done)
+        builder.position_at_end(done)
+        outs = [builder.phi(V16) for _ in range(2 * CHANNELS)]
+        for a, out in enumerate(outs):
+            out.add_incoming(ir.Constant(V16, None), start)
+            out.add_incoming(new[a], end)
+            ptr = builder.bitcast(builder.gep(ap, [ir.Constant(i64, a * 16)]),
+                                  V16.as_pointer())
+            builder.store(out, ptr, align=4)
+        return context.get_dummy_value()
+    i = types.int64
+    return types.void(xs, zero, dy, acc, *(i,) * 22), codegen
+
+
+@intrinsic
+def _add_block(typingctx, out, at, acc, a_at, width):
+    """``out[at:at + width] = acc[a_at:][:width] · 1 + out[at:][:width]``, one FMA per
+    lane: the value of ``acc + out`` (the product is exact), and where both are NaN,
+    ``acc``'s, as OpenBLAS's add of a K block's sums onto C gives it (a product's NaN
+    wins over the addend's in this CPU's FMA; the proof checks it)."""
+    def codegen(context, builder, signature, args):
+        out_, at_, acc_, a_at_, width_ = args
+        ty = signature.args
+        op = builder.bitcast(builder.gep(_data(context, builder, ty[0], out_), [at_]),
+                             V16.as_pointer())
+        ap = builder.bitcast(builder.gep(_data(context, builder, ty[2], acc_), [a_at_]),
+                             V16.as_pointer())
+        fma = cgutils.get_or_insert_function(builder.module,
+                                             ir.FunctionType(V16, [V16] * 3),
+                                             "llvm.fma.v16f32")
+        one = ir.Constant(V16, [1.0] * 16)
+        total = builder.call(fma, [masked_load(builder, ap, width_), one,
+                                   masked_load(builder, op, width_)])
+        masked_store(builder, total, op, width_)
+        return context.get_dummy_value()
+    return types.void(out, types.int64, acc, types.int64, types.int64), codegen
+
+
+@numba.njit([(types.Array(types.float32, 1, "C", readonly=ro), _F1, _I1, _I1, _I1, _I1, _I1,
+              _I1, _I1, _I1, _I1, _I1, types.Array(types.float32, 3, "C"))
+             for ro in (False, True)], **_JIT)
+def strided_taps(x, dy, shape, y0, x0, sy, sx, top, left, rows, cols, edges, out):
+    """``out[t, ci, :]`` = Σ over the window rows of tap ``t``'s window value times
+    ``dy``'s row, in OpenBLAS's level-3 order: per K block ``[edges[k], edges[k + 1])``
+    a sum by FMA from +0.0 in row order, the blocks added in order onto +0.0.
+
+    ``x`` is ``[n, h, w, c]`` flattened (``shape``: ``n, h, w, c, oh, ow``; ``c`` a
+    multiple of 8), ``dy`` ``[n·oh·ow, o]`` flattened; tap ``t``'s window (``[n, oh, ow,
+    c]``) reads ``x[b, y0 + (i - top)·sy, x0 + (j - left)·sx]`` where ``top <= i < top +
+    rows`` and ``left <= j < left + cols`` and is zero elsewhere (a STRIDED_SLICE PADded:
+    ``runtime/filter_grad.py``'s geometry)."""
+    _, h, w, c, oh, ow = shape
+    taps, _, o = out.shape
+    zero = np.zeros(CHANNELS, np.float32)
+    acc = np.empty(2 * CHANNELS * 16, np.float32)
+    plane = oh * ow
+    out[...] = np.float32(0.0)
+    flat = out.reshape(-1)
+    for k in range(edges.size - 1):  # a block's rows of x and dy stay in cache
+        r0 = edges[k]
+        b, rem = r0 // plane, r0 % plane
+        for t in range(taps):
+            for ci0 in range(0, c, CHANNELS):
+                for o0 in range(0, o, 32):
+                    w1, w2 = min(16, o - o0), max(0, min(16, o - o0 - 16))
+                    _block_sums(x, zero, dy, acc, edges[k + 1] - r0, b, rem // ow,
+                                rem % ow, oh, ow, h, w, c, y0[t], x0[t], sy[t], sx[t], top[t],
+                                left[t], rows[t], cols[t], ci0, o, o0, w1, w2)
+                    for m in range(CHANNELS):
+                        at = (t * c + ci0 + m) * o + o0
+                        _add_block(flat, at, acc, m * 32, w1)
+                        if w2:
+                            _add_block(flat, at + 16, acc, m * 32 + 16, w2)
     return out
