@@ -28,7 +28,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .lanes import V16, masked_load, masked_store, splat
+from .lanes import V16, mask, masked_load, masked_store, splat
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 RUNS, RUN = 3, 9  # a register tile: three runs of nine consecutive input values
@@ -39,25 +39,35 @@ def _data(context, builder, aryty, ary):
     return context.make_array(aryty)(context, builder, ary).data
 
 
+def _load_lanes(builder, ptr, lanes):
+    """The lanes of ``ptr`` set in the mask ``lanes``, zeros in the others."""
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(V16, [ptr.type, i32, lanes.type, V16]),
+        "llvm.masked.load.v16f32.p0")
+    return builder.call(fn, [ptr, ir.Constant(i32, 4), lanes, ir.Constant(V16, None)])
+
+
 @intrinsic
 def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh, ow, o,
-               width, acc):
+               width, acc, zeros):
     """``acc[a·16 + l]`` (``a < 27``, ``l < 16``) = Σ over ``k < count``, in order, by
     FMA from +0.0, of ``xs[k·c + b_r + m] · D[k, l]`` for ``a = r·9 + m``, where ``D[k]``
     is ``dy[dbase + ((y - top)·ow + q - left)·o :][:width]`` for ``(y, q) = divmod(k,
     wd)`` inside the ``oh × ow`` grid after ``top``/``left`` zero rows and columns, else
-    zeros (lanes past ``width``: zeros)."""
+    the sixteen zeros of ``zeros`` (lanes past ``width``: zeros)."""
     def codegen(context, builder, signature, args):
         (xs_, b0_, b1_, b2_, c_, dy_, dbase_, count_, wd_, top_, left_, oh_, ow_, o_,
-         width_, acc_) = args
+         width_, acc_, zeros_) = args
         ty = signature.args
         xp, dp = _data(context, builder, ty[0], xs_), _data(context, builder, ty[5], dy_)
-        ap = _data(context, builder, ty[15], acc_)
+        ap, zp = _data(context, builder, ty[15], acc_), _data(context, builder, ty[16], zeros_)
         i64 = ir.IntType(64)
         zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
         fma = cgutils.get_or_insert_function(builder.module,
                                              ir.FunctionType(V16, [V16] * 3),
                                              "llvm.fma.v16f32")
+        lanes = mask(builder, builder.trunc(width_, ir.IntType(32)))  # once, before the loop
         start = builder.block
         loop = builder.append_basic_block("k")
         done = builder.append_basic_block("done")
@@ -74,8 +84,10 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
                               builder.icmp_unsigned("<", dx_col, ow_))
         at = builder.add(dbase_, builder.mul(
             builder.add(builder.mul(dy_row, ow_), dx_col), o_))
-        d = masked_load(builder, builder.bitcast(builder.gep(dp, [at]), V16.as_pointer()),
-                        builder.select(inside, width_, zero))
+        # outside the grid: the same loads from a row of zeros (a scalar select, not a
+        # mask made per k: vector compares would take the FMA pipes' slots)
+        drow = builder.select(inside, builder.gep(dp, [at]), zp)
+        d = _load_lanes(builder, builder.bitcast(drow, V16.as_pointer()), lanes)
         row = builder.mul(k, c_)
         new = []
         for r, base in enumerate((b0_, b1_, b2_)):
@@ -102,7 +114,7 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
             builder.store(out, ptr, align=4)
         return context.get_dummy_value()
     i = types.int64
-    return types.void(xs, i, i, i, i, dy, i, i, i, i, i, i, i, i, i, acc), codegen
+    return types.void(xs, i, i, i, i, dy, i, i, i, i, i, i, i, i, i, acc, zeros), codegen
 
 
 _F1 = types.Array(types.float32, 1, "C")
@@ -129,6 +141,7 @@ def row_taps(x, dy, geo, bases, dest, out):
     o = out.shape[3]
     scratch = np.zeros(length, np.float32)
     acc = np.empty(TILE * 16, np.float32)
+    zeros = np.zeros(16, np.float32)
     span = w * c
     for b in range(n):
         for r in range(h):
@@ -141,7 +154,7 @@ def row_taps(x, dy, geo, bases, dest, out):
             for tile in range(bases.shape[0]):
                 _tile_sums(scratch, bases[tile, 0], bases[tile, 1], bases[tile, 2], c, dy,
                            b * oh * ow * o + o0, hd * wd, wd, d_top, d_left, oh, ow, o,
-                           width, acc)
+                           width, acc, zeros)
                 for a in range(TILE):
                     to = dest[tile, a]
                     if to >= 0:
