@@ -14,7 +14,9 @@ Passes, in the order a plan applies them:
   gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
   strided convolution's filter gradient gathers its tap windows in one step (see
   :mod:`.filter_grad`) and a stride-1 one's per-tap products of shifted rows run as one
-  compiled step (see :mod:`.row_filter_grad`), a sum or mean over batch and space of a
+  compiled step (see :mod:`.row_filter_grad`), a deep ``aᵀ · b`` product runs compiled in
+  BLAS's order where proven (see :mod:`.transposed_product`), a sum or mean over batch
+  and space of a
   product runs without
   the product array (see :mod:`.product_sum`), a RELU
   or RELU6 after a convolution runs as its fused activation (see
@@ -57,6 +59,7 @@ from .rnn_fusion import fuse_recurrent_steps
 from .row_filter_grad import fuse_row_filter_grads
 from .se_scale import scale_per_image_channels
 from .step import Step
+from .transposed_product import block_transposed_products
 
 T = TypeVar("T")
 
@@ -98,6 +101,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_recurrent_steps(steps, values, outputs)
     steps = fuse_filter_grad_taps(steps, values, outputs)
     steps = fuse_row_filter_grads(steps, values, outputs)
+    steps = block_transposed_products(steps, values)
     steps = fuse_product_sums(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
