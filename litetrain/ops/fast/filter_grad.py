@@ -8,10 +8,15 @@ at a time (BATCH_MATMUL with ``adj_x``). For the small products of a 3-channel i
 OpenBLAS's small-matrix kernel sums each output by one fused multiply-add per ``k``,
 ``k = 0 .. K-1`` in order, from +0.0, and stores it as it is (a -0.0 stays -0.0).
 :func:`row_taps` computes exactly that, per output: ``llvm.fma`` on sixteen output
-channels, from +0.0, ``k`` ascending, every padded term included as a multiply-add by
+channels, from +0.0, ``k`` ascending, the input's padding included as multiply-adds by
 +0.0 (``0 · inf`` is NaN, and a zero's sign depends on every term); no fast-math,
-nothing else fused. It reads the input once per image into a small zero-padded scratch
-and the output gradient in place (its padding is a masked load of no lanes: +0.0), and
+nothing else fused. The output gradient's padding (11 % of a 32×32 image's terms) adds
+``x · (+0.0)``: for a finite image that changes no sum except the sign of one that is
+±0 at that point, and a sum that becomes nonzero later comes out the same either way —
+so those terms are left out, and an image with a non-finite value is summed over every
+term, as is one whose short sums include a -0.0 (only then can the two differ). It
+reads the input once per image into a small zero-padded scratch and the output gradient
+in place (its padding: a row of zeros), and
 keeps 27 sums in registers at once (three runs of nine consecutive ``(tap, channel)``
 values per ``k``: a 3×3 filter's taps over three channels), so the FMAs are independent:
 throughput, not latency. Whether OpenBLAS really sums in that order for a shape and BLAS
@@ -20,6 +25,8 @@ bit for bit before using this.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -50,15 +57,17 @@ def _load_lanes(builder, ptr, lanes):
 
 @intrinsic
 def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh, ow, o,
-               width, acc, zeros):
-    """``acc[a·16 + l]`` (``a < 27``, ``l < 16``) = Σ over ``k < count``, in order, by
-    FMA from +0.0, of ``xs[k·c + b_r + m] · D[k, l]`` for ``a = r·9 + m``, where ``D[k]``
-    is ``dy[dbase + ((y - top)·ow + q - left)·o :][:width]`` for ``(y, q) = divmod(k,
-    wd)`` inside the ``oh × ow`` grid after ``top``/``left`` zero rows and columns, else
-    the sixteen zeros of ``zeros`` (lanes past ``width``: zeros)."""
+               width, acc, zeros, q_lo, q_hi, y_lo):
+    """``acc[a·16 + l]`` (``a < 27``, ``l < 16``) = Σ over ``count`` grid points ``k =
+    y·wd + q``, in order, by FMA from +0.0, of ``xs[k·c + b_r + m] · D[k, l]`` for ``a =
+    r·9 + m``, where ``D[k]`` is ``dy[dbase + ((y - top)·ow + q - left)·o :][:width]``
+    for ``(y, q)`` inside the ``oh × ow`` grid after ``top``/``left`` zero rows and
+    columns, else the sixteen zeros of ``zeros`` (lanes past ``width``: zeros). The
+    points run row by row from ``(y_lo, q_lo)``, columns ``q_lo <= q < q_hi``: the whole
+    ``wd``-wide grid, or the output gradient's own rows and columns only."""
     def codegen(context, builder, signature, args):
         (xs_, b0_, b1_, b2_, c_, dy_, dbase_, count_, wd_, top_, left_, oh_, ow_, o_,
-         width_, acc_, zeros_) = args
+         width_, acc_, zeros_, q_lo_, q_hi_, y_lo_) = args
         ty = signature.args
         xp, dp = _data(context, builder, ty[0], xs_), _data(context, builder, ty[5], dy_)
         ap, zp = _data(context, builder, ty[15], acc_), _data(context, builder, ty[16], zeros_)
@@ -75,7 +84,7 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
         builder.position_at_end(loop)
         k, y, q = (builder.phi(i64) for _ in range(3))
         sums = [builder.phi(V16) for _ in range(TILE)]
-        for p, v in ((k, zero), (y, zero), (q, zero)):
+        for p, v in ((k, zero), (y, y_lo_), (q, q_lo_)):
             p.add_incoming(v, start)
         for s in sums:
             s.add_incoming(ir.Constant(V16, None), start)
@@ -88,7 +97,7 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
         # mask made per k: vector compares would take the FMA pipes' slots)
         drow = builder.select(inside, builder.gep(dp, [at]), zp)
         d = _load_lanes(builder, builder.bitcast(drow, V16.as_pointer()), lanes)
-        row = builder.mul(k, c_)
+        row = builder.mul(builder.add(builder.mul(y, wd_), q), c_)
         new = []
         for r, base in enumerate((b0_, b1_, b2_)):
             first = builder.add(row, base)
@@ -96,10 +105,10 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
                 v = builder.load(builder.gep(xp, [builder.add(first, ir.Constant(i64, m))]))
                 new.append(builder.call(fma, [splat(builder, v), d, sums[r * RUN + m]]))
         k1, q1 = builder.add(k, one), builder.add(q, one)
-        wrap = builder.icmp_signed(">=", q1, wd_)
+        wrap = builder.icmp_signed(">=", q1, q_hi_)
         end = builder.block
         k.add_incoming(k1, end)
-        q.add_incoming(builder.select(wrap, zero, q1), end)
+        q.add_incoming(builder.select(wrap, q_lo_, q1), end)
         y.add_incoming(builder.select(wrap, builder.add(y, one), y), end)
         for s, v in zip(sums, new, strict=True):
             s.add_incoming(v, end)
@@ -114,12 +123,45 @@ def _tile_sums(typingctx, xs, b0, b1, b2, c, dy, dbase, count, wd, top, left, oh
             builder.store(out, ptr, align=4)
         return context.get_dummy_value()
     i = types.int64
-    return types.void(xs, i, i, i, i, dy, i, i, i, i, i, i, i, i, i, acc, zeros), codegen
+    return types.void(xs, i, i, i, i, dy, i, i, i, i, i, i, i, i, i, acc, zeros, i, i, i), \
+        codegen
 
 
 _F1 = types.Array(types.float32, 1, "C")
 _I1 = types.Array(types.int64, 1, "C", readonly=True)
 _I2 = types.Array(types.int64, 2, "C", readonly=True)
+
+
+@numba.njit(**_JIT)
+def _image(scratch, c, dy, b, o, hd, wd, d_top, d_left, oh, ow, bases, dest, acc, zeros, out,
+           skip):
+    """Image ``b``'s sums into ``out[:, b]``: over the output gradient's own points when
+    ``skip``, else over the whole padded grid."""
+    if skip:
+        count, q_lo, q_hi, y_lo = oh * ow, d_left, d_left + ow, d_top
+    else:
+        count, q_lo, q_hi, y_lo = hd * wd, 0, wd, 0
+    for o0 in range(0, o, 16):
+        width = min(16, o - o0)
+        for tile in range(bases.shape[0]):
+            _tile_sums(scratch, bases[tile, 0], bases[tile, 1], bases[tile, 2], c, dy,
+                       b * oh * ow * o + o0, count, wd, d_top, d_left, oh, ow, o, width,
+                       acc, zeros, q_lo, q_hi, y_lo)
+            for a in range(TILE):
+                to = dest[tile, a]
+                if to >= 0:
+                    t, ci = to // c, to % c
+                    for lane in range(width):
+                        out[t, b, ci, o0 + lane] = acc[a * 16 + lane]
+
+
+@numba.njit(**_JIT)
+def _has_negative_zero(out, b) -> bool:
+    for t in range(out.shape[0]):
+        for v in out[t, b].reshape(-1):
+            if v == 0 and math.copysign(1.0, v) < 0:
+                return True
+    return False
 
 
 @numba.njit([(types.Array(types.float32, 4, "C", readonly=ro), _F1, _I1, _I2, _I2,
@@ -144,23 +186,26 @@ def row_taps(x, dy, geo, bases, dest, out):
     zeros = np.zeros(16, np.float32)
     span = w * c
     for b in range(n):
+        finite = True
         for r in range(h):
             at = ((r + top) * wx + left) * c
             src = x[b, r].reshape(span)
             for e in range(span):
-                scratch[at + e] = src[e]
-        for o0 in range(0, o, 16):
-            width = min(16, o - o0)
-            for tile in range(bases.shape[0]):
-                _tile_sums(scratch, bases[tile, 0], bases[tile, 1], bases[tile, 2], c, dy,
-                           b * oh * ow * o + o0, hd * wd, wd, d_top, d_left, oh, ow, o,
-                           width, acc, zeros)
-                for a in range(TILE):
-                    to = dest[tile, a]
-                    if to >= 0:
-                        t, ci = to // c, to % c
-                        for lane in range(width):
-                            out[t, b, ci, o0 + lane] = acc[a * 16 + lane]
+                v = src[e]
+                finite &= v - v == 0  # (NaN for inf and NaN)
+                scratch[at + e] = v
+        # The output gradient's padding adds x·(+0.0) to every sum: for a finite x,
+        # nothing but (at a -0.0 sum) a +0.0 for a -0.0. Summed with and without those
+        # terms, two sums are equal once nonzero, and while both are zero the full one
+        # is -0.0 only if the other is: they differ only where the short sum ends as
+        # -0.0 (a product that underflowed, negative). So with a finite image the
+        # padded points are left out, and an image with a -0.0 sum is summed again over
+        # every point.
+        _image(scratch, c, dy, b, o, hd, wd, d_top, d_left, oh, ow, bases, dest, acc,
+               zeros, out, finite)
+        if finite and _has_negative_zero(out, b):
+            _image(scratch, c, dy, b, o, hd, wd, d_top, d_left, oh, ow, bases, dest, acc,
+                   zeros, out, False)
     return out
 
 
