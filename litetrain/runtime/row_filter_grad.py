@@ -17,16 +17,16 @@ each per-image product of a 3-channel input is OpenBLAS's small-matrix kernel, 3
 outputs at a time (~0.8 ms for the nine taps). The fused step replaces the chain up to
 PACK by ``fast.filter_grad.row_taps``: the padded values read in place, the 27 sums of
 a 3×3 filter over three channels in registers at once, each output summed exactly as
-that BLAS kernel does (one FMA per ``k`` in order from +0.0, padded terms included).
+that BLAS kernel does (one FMA per ``k`` in order from +0.0; see ``fast.filter_grad``).
 
 Invariant: the same bits. The compiled form is used for a shape only after
 :func:`proven` found it equal, bit for bit, to the chain's own kernels at the current
-BLAS thread count, on random operands and on operands full of IEEE specials (NaN,
-infinities, signed zeros, whole zero channels); otherwise, without the ``[fast]`` extra,
-until it has loaded, and for operands not as prepared (other shapes, strides, constants
-that are not the prepared arrays) the chain's steps run one by one. Fused only when
-every inner value is read by the chain alone (none a subgraph output), ``x`` and ``dy``
-are float32, and the pad, shape and slice operands are constants.
+BLAS thread count, on random, zero-heavy (whole zero channels) and NaN-heavy operands;
+otherwise, until it has loaded, and for operands not as prepared (other shapes, strides,
+constants that are not the prepared arrays) the chain's steps run one by one. Without
+the ``[fast]`` extra nothing is fused. Fused only when every inner value is read by the
+chain alone (none a subgraph output), ``x`` and ``dy`` are float32, and the pad, shape
+and slice operands are constants.
 """
 
 from __future__ import annotations
@@ -63,12 +63,12 @@ class RowTaps:
     inputs: tuple[int, ...]
     subs: tuple[Sub, ...]
     result: int
-    kernels: WithKernels | None = None
+    kernels: WithKernels
 
 
 def row_taps(settings: RowTaps, x, dy, *constants):
     """The fused step's kernel: PACK's ``[T, n, c, o]``, each tap's per-image products."""
-    module = settings.kernels.ready() if settings.kernels is not None else None
+    module = settings.kernels.ready()
     if (module is not None and _as_prepared(settings, x, dy, constants)
             and proven(settings, module)):
         out = np.empty(settings.out_shape, _F32)
@@ -117,7 +117,10 @@ def _check(settings: RowTaps, module) -> bool:
 
 def fuse_row_filter_grads(steps: list[Step], values: list, outputs: set[int]) -> list[Step]:
     """``steps`` with each shifted-rows filter gradient (see the module docstring)
-    replaced by one step at its PACK."""
+    replaced by one step at its PACK (only with the compiled kernels: without them the
+    chain's own steps are what would run)."""
+    if kernels("filter_grad") is None:
+        return steps
     producer, readers = producers_and_readers(steps)
     out, dropped = list(steps), set()
     for pos, step in enumerate(steps):
@@ -233,10 +236,9 @@ def _match(steps, pos, values, outputs, producer, readers):
     for s, m in zip(slices, mms, strict=True):
         subs += [Sub(q.kernel, q.settings, q.inputs, q.outputs[0]) for q in (s, m)]
     subs.append(Sub(pack.kernel, pack.settings, pack.inputs, pack.outputs[0]))
-    loader = kernels("filter_grad")
     settings = RowTaps(geo, bases, dest, (taps, n, c, o), vx.shape, vdy.shape,
                        tuple(consts.values()), (x, dy, *consts), tuple(subs),
-                       pack.outputs[0], None if loader is None else WithKernels({}, loader))
+                       pack.outputs[0], WithKernels({}, kernels("filter_grad")))
     return settings, chain
 
 

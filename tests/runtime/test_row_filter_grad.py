@@ -80,7 +80,7 @@ def test_train_steps_are_identical_and_fused(channels, kernel, padding, size, fi
     seen = _spy(monkeypatch)
     _same_run(_cnn(channels, kernel, padding, size, filters),
               _train_infer_calls((size, size + 1, channels), 3, [5, 5, 1, 1, 5]))
-    assert _fused(seen)
+    assert bool(_fused(seen)) == (_LOADER is not None)  # (no compiled kernels: not fused)
 
 
 @pytest.mark.parametrize(("channels", "kernel", "padding", "size", "filters", "batch"), [
@@ -174,6 +174,7 @@ def test_a_kernel_in_another_order_is_refused(monkeypatch, rng):
 
 
 def test_a_chain_read_elsewhere_is_left_alone(monkeypatch, rng):
+    _module()
     steps, values, outputs, step = _first_run(monkeypatch, rng)
     inner = [sub.output for sub in step.settings.subs if sub.output != step.outputs[0]]
     assert len(inner) == 4 + 2 * 9
