@@ -182,3 +182,22 @@ def test_transpose_conv_keeps_numpy_where_it_does_not_apply(rng, monkeypatch):
     monkeypatch.setattr(conv_exact, "proven", lambda *args, **kw: False)
     assert transpose_exact.transpose_conv(s, x, w, (2, 12, 12, 16), (2, 2, 0, 0)) is None
     same_bits(transpose_conv(s, shape, w, x), transpose_conv(attrs, shape, w, x))
+
+
+@pytest.mark.parametrize("o", [3, 8, 24, 40])
+def test_the_kernel_is_exact_for_channel_tails_too(o, rng, monkeypatch):
+    """Output channels that are not a multiple of sixteen (not adopted, see
+    ``transpose_exact.faster``) still give the NumPy bits in the kernel's masked lanes:
+    NaN and signed zeros, no infinities (a NaN made of ``inf * 0`` meeting another NaN
+    in an addition: NumPy's short loops keep the second operand's, its vector loops,
+    which the kernel follows, the first's)."""
+    monkeypatch.setattr(transpose_exact, "faster", lambda channels: True)
+    x = with_specials(rng, (2, 5, 6, 16))
+    w = with_specials(rng, (o, 3, 3, 16))
+    shape = np.array([2, 10, 12, o], np.int32)
+    attrs = {"stride_h": 2, "stride_w": 2, "padding": SAME, "fused_activation_function": 0}
+    s = _transpose_settings(shape, w, x, attrs)
+    got = transpose_exact.transpose_conv(s, x, w, (2, 10, 12, o), (2, 2, 0, 0))
+    if conv_exact.proven([60], 16, 9 * o):
+        assert got is not None
+        same_bits(got, transpose_conv(attrs, shape, w, x))

@@ -55,9 +55,11 @@ def _plus(typingctx, a, b):
 
 @numba.njit(inline="always", **_JIT)
 def _add(of, d, acc, width, ok):
-    """``of[d:d + width] += acc[:width]`` (NumPy's ``out + acc``) when ``ok``."""
+    """``of[d:d + width] += acc[:width]`` (NumPy's ``out + acc``) when ``ok`` (a plain
+    load for sixteen lanes: a masked one costs ~5 % of the kernel's time)."""
     if ok:
-        _store16m(of, d, _plus(_load16m(of, d, width), acc), width)
+        old = _load16(of, d) if width >= 16 else _load16m(of, d, width)
+        _store16m(of, d, _plus(old, acc), width)
 
 
 @numba.njit(inline="always", **_JIT)
