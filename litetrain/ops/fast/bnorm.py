@@ -205,8 +205,8 @@ def centred_grad(dy, x, m, s2, k1, k0, xm, t, masked, rows, c, out):
 
 # --- through a max pool over tiling windows ----------------------------------------------
 
-@numba.njit([(_R, _R, _R, _R, _I, _I, _I, _I, _I, _I, _W)], **_JIT)
-def centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
+@numba.njit(inline="always", **_JIT)
+def _centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
     """``max_pool(((x - m) * s) + b)`` over tiling ``kh × kw`` windows of the
     ``[n, h, w, c]`` ``x`` (``h``, ``w`` multiples of ``kh``, ``kw``)."""
     oh, ow = h // kh, w // kw
@@ -227,9 +227,16 @@ def centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
     return out
 
 
-@numba.njit([(_R, _R, _R, _R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _I, _I,
-              _I, _I, _W)], **_JIT)
-def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out):
+@numba.njit([(_R, _R, _R, _R, _I, _I, _I, _I, _I, _I, _W)], **_JIT)
+def centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
+    """:func:`_centred_affine_max_pool` (2 × 2 windows: with their taps unrolled)."""
+    if kh == 2 and kw == 2:
+        return _centred_affine_max_pool(x, m, s, b, n, h, w, c, 2, 2, out)
+    return _centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out)
+
+
+@numba.njit(inline="always", **_JIT)
+def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out):
     """:func:`centred_grad` of the max-pool gradient ``dy`` of ``y = ((x - m) * s) + b``
     (``p``, ``dp``: the ``[n, h/kh, w/kw, c]`` pooled output and its cotangent): ``dy``
     is ``dp * 1.0`` at the window's first tap equal to ``p``, ``dp * 0.0`` at the others.
@@ -261,8 +268,18 @@ def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw
     return out
 
 
-@numba.njit([(_R, _R, _R, _R, _R, _R, _I, _I, _I, _I, _I, _I, _W, _W)], **_JIT)
-def pooled_sums(x, m, s, b, p, dp, n, h, w, c, kh, kw, out_dy, out_dyc):
+@numba.njit([(_R, _R, _R, _R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _I, _I,
+              _I, _I, _W)], **_JIT)
+def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out):
+    """:func:`_pooled_grad` (2 × 2 windows: with their taps unrolled)."""
+    if kh == 2 and kw == 2:
+        return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, 2, 2,
+                            out)
+    return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out)
+
+
+@numba.njit(inline="always", **_JIT)
+def _pooled_sums(x, m, s, b, p, dp, n, h, w, c, kh, kw, out_dy, out_dyc):
     """:func:`centred_sums` of the max-pool gradient ``dy`` of ``y`` (as
     :func:`pooled_grad`): each window row's ``dy`` made into a scratch block, then
     summed with ``x`` (``kh·w`` a multiple of eight: groups never straddle blocks)."""
@@ -303,3 +320,12 @@ def pooled_sums(x, m, s, b, p, dp, n, h, w, c, kh, kw, out_dy, out_dyc):
                 _store(t2, cc, _add(_load(t2, cc, width), a2), width)
     _finish(t1, c, out_dy)
     _finish(t2, c, out_dyc)
+
+
+@numba.njit([(_R, _R, _R, _R, _R, _R, _I, _I, _I, _I, _I, _I, _W, _W)], **_JIT)
+def pooled_sums(x, m, s, b, p, dp, n, h, w, c, kh, kw, out_dy, out_dyc):
+    """:func:`_pooled_sums` (2 × 2 windows: with their taps unrolled)."""
+    if kh == 2 and kw == 2:
+        _pooled_sums(x, m, s, b, p, dp, n, h, w, c, 2, 2, out_dy, out_dyc)
+    else:
+        _pooled_sums(x, m, s, b, p, dp, n, h, w, c, kh, kw, out_dy, out_dyc)
