@@ -159,9 +159,10 @@ def _block(steps: list, sub: int, values: list, outputs: set[int]) -> dict | Non
         done.update({q: None for q in sums})
         done[min(sums)] = new
     if grad is not None:
-        done[grad] = _grad_step(steps, "grad", grad, sub, (dy, x, m), shape, values)
+        done[grad] = _grad_step(steps, "grad", grad, sub, (dy, x, m), shape, values, outputs)
         if done[grad] is None:
             return None
+        done.update({p: None for p in _bias_of(done[grad], grad, steps)})
     return done
 
 
@@ -215,8 +216,19 @@ def _through_pool(steps, done, pool, sub, affine, d_c, grad, values, outputs):
     done[first] = _step(steps, "pooled_sums", first, [*base, d_beta, d_c], operands, shape,
                         window, tail=[d_beta, d_c])
     done[grad] = _grad_step(steps, "pooled_grad", grad, base, operands, shape, values,
-                            window)
-    return None if done[grad] is None else done
+                            outputs, window)
+    if done[grad] is None:
+        return None
+    done.update({p: None for p in _bias_of(done[grad], grad, steps)})
+    return done
+
+
+def _bias_of(step: Step, at: int, steps) -> list[int]:
+    """The position of the bias-gradient SUM a fused input gradient took in, if any."""
+    if len(step.outputs) < 2:
+        return []
+    return [p for p, s in enumerate(steps) if s is not None and p != at
+            and s.outputs and s.outputs[0] == step.outputs[1]]
 
 
 def _sum_of(steps, dy: int, values, outputs) -> int | None:
@@ -229,7 +241,9 @@ def _sum_of(steps, dy: int, values, outputs) -> int | None:
     return None
 
 
-def _grad_step(steps, kind, at, base, operands, shape, values, window=None):
+def _grad_step(steps, kind, at, base, operands, shape, values, outputs, window=None):
+    """The input gradient's fused step, with the SUM of its result over the leading
+    axes (the convolution's bias gradient) when there is one."""
     g = steps[at]
     _, s2, _, k1, k0, *mask = g.inputs
     c = shape[3]
@@ -242,8 +256,11 @@ def _grad_step(steps, kind, at, base, operands, shape, values, window=None):
                 or tv.dtype != _F32 or tv.size != 1:
             return None
     base = [base] if isinstance(base, int) else base
-    return _step(steps, kind, at, [*base, at], (*operands, s2, k1, k0, *mask), shape,
-                 window, masked=bool(mask))
+    dx = g.outputs[0]
+    bias = None if dx in outputs else _sum_of(steps, dx, values, outputs)
+    tail = [at] if bias is None else [at, bias]
+    return _step(steps, kind, at, [*base, *tail], (*operands, s2, k1, k0, *mask), shape,
+                 window, masked=bool(mask), tail=tail)
 
 
 def _step(steps, kind, at, originals, operands, shape, window=None, masked=False,
@@ -262,16 +279,14 @@ def _step(steps, kind, at, originals, operands, shape, window=None, masked=False
             inputs.append(i)
     tail = [steps[p] for p in (tail or [at])]
     outs = tuple(s.outputs[0] for s in tail)
-    sums = ()
-    if kind == "square_sums" or kind.endswith("sums"):
-        sums = tuple(_reduction(s) for s in tail)
+    sums = tuple(_reduction(s) for s in (tail if kind.endswith("sums") else tail[1:]))
     settings = Fused(kind, orig, tuple(inputs), outs, tuple(inputs.index(i) for i in operands),
                      shape, window, masked, len(operands) - 1 if masked else -1, sums, None)
     first = steps[at]
     return Step(first.index, f"{first.op}[batch_norm]", run, False, tuple(inputs), outs,
                 tuple(s.out_dtypes[0] for s in tail), settings, fresh=True,
-                into=run if len(outs) == 1 and kind in ("affine", "affine_max_pool", "grad",
-                                                        "pooled_grad") else None,
+                into=run if kind in ("affine", "affine_max_pool", "grad", "pooled_grad")
+                else None,
                 into_for=run)
 
 

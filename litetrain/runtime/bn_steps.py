@@ -37,8 +37,8 @@ class Fused:
     kernel's operands in its order (``x``, ``m``, … as :mod:`.bn_fusion` lists them);
     ``shape`` is ``x``'s ``[n, h, w, c]``; ``pool`` the window ``(kh, kw)`` (or
     ``None``); ``masked``: a ReLU mask is applied (``scalar``: the position among the
-    operands of its one-element threshold); ``sums``: per output of sums, its
-    ``(keep_dims, mean)``."""
+    operands of its one-element threshold); ``sums``: per output of sums (for an input
+    gradient: its second, the bias gradient), its ``(keep_dims, mean)``."""
 
     kind: str
     originals: tuple[Step, ...]
@@ -59,7 +59,7 @@ def run(settings: Fused, *args, out=None):
     if module is not None:
         ops = _operands(settings, args)
         if ops is not None:
-            done = _compiled(settings, module, ops, out)
+            done = _compiled(settings, module, ops, out, args)
             if done is not None:
                 return done
     return fallback(settings, *args)
@@ -105,11 +105,11 @@ def _pooled(settings: Fused) -> tuple[int, int, int, int]:
     return n, h // kh, w // kw, c
 
 
-def _compiled(settings: Fused, module, ops: list, out):
+def _compiled(settings: Fused, module, ops: list, out, args):
     n, h, w, c = settings.shape
     rows = n * h * w
     kind = settings.kind
-    if settings.sums and not proven(module, rows, c):
+    if kind.endswith("sums") and not proven(module, rows, c):
         return None
     if kind == "square_sums":
         total = module.centred_square_sums(*ops, rows, c, np.empty(c, _F32))
@@ -134,12 +134,21 @@ def _compiled(settings: Fused, module, ops: list, out):
     if not settings.masked:  # the kernels' mask operands, unused
         ops += [ops[0], np.float32(0.0)]
     result = _out(out, settings.shape)
+    summed = len(settings.outputs) == 2  # the input gradient and its bias gradient sum
+    ok = summed and proven(module, rows, c)
+    sums = np.empty(c, _F32)
     if kind == "grad":
-        module.centred_grad(*ops, settings.masked, rows, c, result.reshape(-1))
+        module.centred_grad(*ops, settings.masked, rows, c, result.reshape(-1), ok, sums)
     else:  # "pooled_grad"
         module.pooled_grad(*ops, settings.masked, n, h, w, c, *settings.pool,
-                           result.reshape(-1))
-    return result
+                           result.reshape(-1), ok, sums)
+    if not summed:
+        return result
+    if ok:
+        return result, _sum_result(settings, 0, sums)
+    last = settings.originals[-1]  # the SUM, on the compiled gradient
+    axis = args[settings.inputs.index(last.inputs[1])]
+    return result, last.kernel(last.settings, result, axis)
 
 
 def _out(out, shape):

@@ -90,17 +90,25 @@ def test_kernels_give_the_numpy_steps_bits(shape, rng):
             same_bits(got, expected)
     for masked, reference in ((True, fused._batch_norm_grad_masked(dy, s2, cen, k1, k0, x, t)),
                               (False, fused._batch_norm_grad(dy, s2, cen, k1, k0))):
-        got = k.centred_grad(dy.reshape(-1), *flat[:2], s2, k1, k0, x.reshape(-1), t, masked,
-                             rows, c, np.empty(x.size, np.float32))
-        same_bits(got, reference.reshape(-1))
-        got = k.pooled_grad(*flat, pooled.reshape(-1), dp.reshape(-1), s2, k1, k0,
-                            x.reshape(-1), t, masked, n, h, w, c, 2, 2,
-                            np.empty(x.size, np.float32))
-        same_bits(got, reference.reshape(-1))
+        bias = _group_sums(reference.reshape(rows, c))
+        for summed in (False, True):
+            got = k.centred_grad(dy.reshape(-1), *flat[:2], s2, k1, k0, x.reshape(-1), t,
+                                 masked, rows, c, np.empty(x.size, np.float32), summed,
+                                 sums[0])
+            same_bits(got, reference.reshape(-1))
+            if summed:
+                same_bits(sums[0], bias)
+            if (2 * w) % 8 == 0 or not summed:
+                got = k.pooled_grad(*flat, pooled.reshape(-1), dp.reshape(-1), s2, k1, k0,
+                                    x.reshape(-1), t, masked, n, h, w, c, 2, 2,
+                                    np.empty(x.size, np.float32), summed, sums[1])
+                same_bits(got, reference.reshape(-1))
+                if summed:
+                    same_bits(sums[1], bias)
     # in place: the input gradient written over ``x`` (its last reader)
     over = x.copy().reshape(-1)
     k.pooled_grad(over, flat[1], *flat[2:], pooled.reshape(-1), dp.reshape(-1), s2, k1, k0,
-                  over, t, True, n, h, w, c, 2, 2, over)
+                  over, t, True, n, h, w, c, 2, 2, over, False, sums[0])
     same_bits(over, fused._batch_norm_grad_masked(dy, s2, cen, k1, k0, x, t).reshape(-1))
 
 
@@ -136,12 +144,14 @@ def _cnn(channels: int, pool: bool, size: int = 16) -> bytes:
 @pytest.mark.parametrize(("channels", "pool"), [(16, True), (8, False), (9, True)])
 def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
     _k()
-    kinds, compiled = [], []
+    kinds, compiled, biased = [], [], []
     original = bn_fusion.fuse_batch_norms
 
     def spy(*args):
         steps = original(*args)
         kinds.extend(s.settings.kind for s in steps if s.kernel is bn_steps.run)
+        biased.extend(s.settings.kind for s in steps
+                      if s.kernel is bn_steps.run and len(s.outputs) == 2)
         return steps
     monkeypatch.setattr("litetrain.runtime.simplify.fuse_batch_norms", spy)
     real = bn_steps._compiled
@@ -158,6 +168,7 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
     made = {"affine_max_pool", "pooled_sums", "pooled_grad"} if pool else {
         "affine", "sums", "grad"}
     assert made | {"square_sums"} <= set(kinds)
+    assert ("pooled_grad" if pool else "grad") in biased  # the first convolution's bias sum
     ran = {kind for kind, done in compiled if done}
     assert {k for k in made if not k.endswith("sums")} <= ran
     with blas_threads(1):  # sums where BLAS's order is the kernels' (first layer's shape)

@@ -8,8 +8,8 @@ recomputed where they are read (the fused steps of :mod:`litetrain.runtime.bn_fu
 * :func:`centred_sums`: ``Σ dy`` and ``Σ dy · c`` (batch norm's two gradient sums);
   :func:`pooled_sums`: the same with ``dy`` the max-pool gradient of ``y``;
 * :func:`centred_grad`: ``((dy * s2) + ((c * k1) + k0)) [* cast(xm > t)]`` (batch norm's
-  input gradient, through the ReLU before it); :func:`pooled_grad`: the same with ``dy``
-  the max-pool gradient;
+  input gradient, through the ReLU before it), and its column sums (the convolution's
+  bias gradient); :func:`pooled_grad`: the same with ``dy`` the max-pool gradient;
 * :func:`column_sums`: ``Σ p`` per channel, the order every sum above uses (what
   ``runtime/bn_fusion.py`` proves against BLAS per shape).
 
@@ -182,17 +182,21 @@ def centred_affine(x, m, s, b, rows, c, out):
     return out
 
 
-@numba.njit([(_R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _W)], **_JIT)
-def centred_grad(dy, x, m, s2, k1, k0, xm, t, masked, rows, c, out):
+@numba.njit([(_R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _W, types.boolean,
+              _W)], **_JIT)
+def centred_grad(dy, x, m, s2, k1, k0, xm, t, masked, rows, c, out, summed, sums):
     """Batch norm's input gradient ``((dy * s2) + (((x - m) * k1) + k0)) [* cast(xm >
     t)]`` from a stored ``dy`` (``out`` may be ``dy``, ``x`` or ``xm``: each element is
-    read before it is written)."""
+    read before it is written); with ``summed``, also its column sums into ``sums``
+    (the convolution's bias gradient)."""
     tv = _splat(t)
+    total = np.zeros(c + 16, np.float32)
     for r0 in range(0, rows, 8):
         for cc in range(0, c, 16):
             width = min(16, c - cc)
             mv, s2v = _load(m, cc, width), _load(s2, cc, width)
             k1v, k0v = _load(k1, cc, width), _load(k0, cc, width)
+            acc = tv
             for r in range(r0, min(r0 + 8, rows)):
                 o = r * c + cc
                 cen = _sub(_load(x, o, width), mv)
@@ -200,6 +204,11 @@ def centred_grad(dy, x, m, s2, k1, k0, xm, t, masked, rows, c, out):
                 if masked:
                     g = _mul(g, _gt01(_load(xm, o, width), tv))
                 _store(out, o, g, width)
+                acc = g if r == r0 else _add(acc, g)
+            if summed:
+                _store(total, cc, _add(_load(total, cc, width), acc), width)
+    if summed:
+        _finish(total, c, sums)
     return out
 
 
@@ -236,11 +245,14 @@ def centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
 
 
 @numba.njit(inline="always", **_JIT)
-def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out):
+def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
+                 summed, sums):
     """:func:`centred_grad` of the max-pool gradient ``dy`` of ``y = ((x - m) * s) + b``
     (``p``, ``dp``: the ``[n, h/kh, w/kw, c]`` pooled output and its cotangent): ``dy``
     is ``dp * 1.0`` at the window's first tap equal to ``p``, ``dp * 0.0`` at the others.
-    """
+    With ``summed``, also the column sums of the result into ``sums``, each window row's
+    from ``out`` once written (``kh·w`` a multiple of eight: groups never straddle)."""
+    total = np.zeros(c + 16, np.float32)
     oh, ow = h // kh, w // kw
     tv = _splat(t)
     zero = _splat(np.float32(0.0))
@@ -265,17 +277,31 @@ def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, k
                         if masked:
                             g = _mul(g, _gt01(_load(xm, o, width), tv))
                         _store(out, o, g, width)
+        if summed:
+            for g8 in range(kh * w // 8):
+                for cc in range(0, c, 16):
+                    width = min(16, c - cc)
+                    o = (top + g8 * 8) * c + cc
+                    acc = _load(out, o, width)
+                    for _ in range(7):
+                        o += c
+                        acc = _add(acc, _load(out, o, width))
+                    _store(total, cc, _add(_load(total, cc, width), acc), width)
+    if summed:
+        _finish(total, c, sums)
     return out
 
 
 @numba.njit([(_R, _R, _R, _R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _I, _I,
-              _I, _I, _W)], **_JIT)
-def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out):
+              _I, _I, _W, types.boolean, _W)], **_JIT)
+def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
+                summed, sums):
     """:func:`_pooled_grad` (2 × 2 windows: with their taps unrolled)."""
     if kh == 2 and kw == 2:
         return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, 2, 2,
-                            out)
-    return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out)
+                            out, summed, sums)
+    return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
+                        summed, sums)
 
 
 @numba.njit(inline="always", **_JIT)
