@@ -23,7 +23,9 @@ A CNN step's layer then reads ``x`` three times forward and twice backward and w
 only the pooled output and ``dx``, where the steps wrote ``c``, ``y`` and ``dy`` (2 MB
 each at batch 32) and read them eleven times.
 
-Invariant: the same bits (see :mod:`.bn_steps`). Fused only when every reader of ``c``
+Invariant: the same bits (see :mod:`.bn_steps`). Fused only where BLAS's sums are
+likely the kernels' (:func:`.bn_steps.likely`; else every fused step would run the steps
+it replaced), when every reader of ``c``
 (and, through a pool, of ``y`` and ``dy``) is one of the steps above, none of them is a
 subgraph output, every value is float32 with the shapes above, the sums reduce over
 the three leading axes, and the ``[fast]`` extra is there (without it nothing changes).
@@ -39,7 +41,7 @@ import numpy as np
 from ..ops import lookup
 from ..ops.fast import WithKernels, kernels
 from . import fused, pool_grad, product_sum
-from .bn_steps import Fused, run
+from .bn_steps import Fused, likely, run
 from .step import Step
 
 _F32 = np.dtype(np.float32)
@@ -135,7 +137,7 @@ def _block(steps: list, sub: int, values: list, outputs: set[int]) -> dict | Non
             grad = p
         else:
             return None  # a reader that would need ``c`` stored
-    if var is None or affine is None:
+    if var is None or affine is None or not likely(shape[0] * shape[1] * shape[2], c):
         return None
     s, b = steps[affine].inputs[1:]
     if not (_vector(values, s, c) and _vector(values, b, c)):

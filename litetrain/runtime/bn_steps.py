@@ -25,6 +25,7 @@ from .step import Step
 
 _F32 = np.dtype(np.float32)
 _VERDICTS: dict[tuple[int, int, int], bool] = {}
+_LIKELY: dict[tuple[int, int, int], bool] = {}
 _OUTPUTS = 1 << 12  # sums compared per shape, unless that would be more than _ELEMENTS
 _ELEMENTS = 1 << 22
 
@@ -166,6 +167,34 @@ def _sum_result(settings: Fused, k: int, total: np.ndarray) -> np.ndarray:
         n, h, w, c = settings.shape
         total = np.divide(total, (n * h * w * c) // max(total.size, 1), dtype=_F32)
     return total
+
+
+def likely(rows: int, c: int) -> bool:
+    """Whether BLAS sums ``ones(rows) @ p[rows, c]`` in the kernels' order at the current
+    BLAS thread count, by NumPy's own float32 additions in that order (checked once per
+    shape, before anything is fused: where BLAS sums otherwise, the steps stay as they
+    are; :func:`proven` still checks the kernels themselves before they are used)."""
+    key = (rows, c, blas_threads())
+    verdict = _LIKELY.get(key)
+    if verdict is None:
+        verdict = _LIKELY[key] = _emulated(rows, c)
+    return verdict
+
+
+def _emulated(rows: int, c: int) -> bool:
+    if rows % 8 or rows < 64:
+        return False
+    rng = np.random.default_rng([rows, c, 1])
+    p = rng.standard_normal((rows, c), np.float32)
+    groups = p.reshape(rows // 8, 8, c)
+    acc = groups[:, 0].copy()
+    for j in range(1, 8):
+        acc += groups[:, j]
+    total = np.zeros(c, _F32)
+    for g in acc:  # the groups' sums added in order
+        total += g
+    want = _ones(rows, "f") @ p
+    return np.array_equal(want.view(np.uint32), (np.float32(0.0) + total).view(np.uint32))
 
 
 def proven(module, rows: int, c: int) -> bool:

@@ -123,6 +123,9 @@ def test_sums_are_blas_where_proven():
         if verdicts[(2048, 16)]:
             same_bits(k.column_sums(p.reshape(-1), 2048, 16, np.empty(16, np.float32)),
                       _ones(2048, "f") @ p)
+        # the check made before fusing (NumPy's additions in the kernels' order) agrees
+        for shape in [(8192, 32), (2048, 16), (2048, 8), (2048, 12), (64, 16), (64, 19)]:
+            assert bn_steps.likely(*shape) == bn_steps.proven(k, *shape)
     if not any(verdicts.values()):
         pytest.skip("this machine's BLAS sums in another order: the steps run unfused")
     assert all(verdicts.values())
@@ -141,7 +144,7 @@ def _cnn(channels: int, pool: bool, size: int = 16) -> bytes:
     return lt.convert(m)
 
 
-@pytest.mark.parametrize(("channels", "pool"), [(16, True), (8, False), (9, True)])
+@pytest.mark.parametrize(("channels", "pool"), [(16, True), (16, False), (9, True)])
 def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
     _k()
     kinds, compiled, biased = [], [], []
@@ -164,22 +167,24 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
     calls = _train_infer_calls((16, 16, 3), 3, [8, 8, 1, 1, 8])
     with blas_threads(1):
         _same_run(_cnn(channels, pool), calls)
+    with blas_threads(1):  # BLAS's sums in the kernels' order? (first layer's shape)
+        likely = bn_steps.likely(8 * 16 * 16, channels)
+    if not likely:  # (here: channel counts off multiples of 16) nothing changes
+        assert not kinds
+        return
     # (the second batch norm's arrays, after the pool, are too small for fused chains)
     made = {"affine_max_pool", "pooled_sums", "pooled_grad"} if pool else {
         "affine", "sums", "grad"}
     assert made | {"square_sums"} <= set(kinds)
     assert ("pooled_grad" if pool else "grad") in biased  # the first convolution's bias sum
-    ran = {kind for kind, done in compiled if done}
-    assert {k for k in made if not k.endswith("sums")} <= ran
-    with blas_threads(1):  # sums where BLAS's order is the kernels' (first layer's shape)
-        proven = bn_steps.proven(fast.kernels("bnorm").module, 8 * 16 * 16, channels)
-    summed = {k for k in made if k.endswith("sums")} | {"square_sums"}
-    assert summed <= ran if proven else not summed & ran
+    assert made | {"square_sums"} <= {kind for kind, done in compiled if done}
 
 
 def test_other_readers_of_the_centred_values_keep_the_steps():
     """A model output reading an intermediate: nothing fused, the same results."""
     _k()
+    if not bn_steps.likely(8 * 16 * 16, 16):
+        pytest.skip("this machine's BLAS sums in another order: nothing is fused")
     kinds = []
     original = bn_fusion.fuse_batch_norms
 
