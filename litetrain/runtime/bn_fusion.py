@@ -164,7 +164,7 @@ def _block(steps: list, sub: int, values: list, outputs: set[int]) -> dict | Non
         done[grad] = _grad_step(steps, "grad", grad, sub, (dy, x, m), shape, values, outputs)
         if done[grad] is None:
             return None
-        done.update({p: None for p in _bias_of(done[grad], grad, steps)})
+        done.update({p: None for p in _taken(done[grad], grad, steps)})
     return done
 
 
@@ -221,16 +221,15 @@ def _through_pool(steps, done, pool, sub, affine, d_c, grad, values, outputs):
                             outputs, window)
     if done[grad] is None:
         return None
-    done.update({p: None for p in _bias_of(done[grad], grad, steps)})
+    done.update({p: None for p in _taken(done[grad], grad, steps)})
     return done
 
 
-def _bias_of(step: Step, at: int, steps) -> list[int]:
-    """The position of the bias-gradient SUM a fused input gradient took in, if any."""
-    if len(step.outputs) < 2:
-        return []
+def _taken(step: Step, at: int, steps) -> list[int]:
+    """The positions of the steps (the bias-gradient SUM, a PAD) whose results a fused
+    input gradient makes."""
     return [p for p, s in enumerate(steps) if s is not None and p != at
-            and s.outputs and s.outputs[0] == step.outputs[1]]
+            and s.outputs and s.outputs[0] in step.outputs]
 
 
 def _sum_of(steps, dy: int, values, outputs) -> int | None:
@@ -260,13 +259,41 @@ def _grad_step(steps, kind, at, base, operands, shape, values, outputs, window=N
     base = [base] if isinstance(base, int) else base
     dx = g.outputs[0]
     bias = None if dx in outputs else _sum_of(steps, dx, values, outputs)
-    tail = [at] if bias is None else [at, bias]
-    return _step(steps, kind, at, [*base, *tail], (*operands, s2, k1, k0, *mask), shape,
-                 window, masked=bool(mask), tail=tail)
+    pad = None if kind != "pooled_grad" else _pad_of(steps, dx, bias, values, outputs, shape)
+    first = at if pad is None else pad[0]
+    tail = [first] if bias is None else [first, bias]
+    made = [at] if pad is None else [at, pad[0]]
+    return _step(steps, kind, at, [*base, *made, *tail[1:]], (*operands, s2, k1, k0, *mask),
+                 shape, window, masked=bool(mask), tail=tail,
+                 padded=None if pad is None else pad[1])
+
+
+def _pad_of(steps, dx: int, bias, values, outputs, shape):
+    """(position, (top, bottom, left, right)) of a zero PAD of height and width that is
+    the only other reader of the input gradient ``dx`` (a first layer's filter gradient),
+    else ``None``; ``w`` must be a multiple of eight (groups of the bias sum in a row)."""
+    if dx in outputs or shape[2] % 8:
+        return None
+    readers = [p for p, _ in _readers(steps, dx) if p != bias]
+    if len(readers) != 1 or not _plain(steps[readers[0]], "pad", 2) \
+            or steps[readers[0]].inputs[0] != dx:
+        return None
+    pad = steps[readers[0]]
+    q = pad.inputs[1]
+    v = values[q] if q >= 0 else None
+    if v.__class__ is not np.ndarray or v.dtype.kind != "i" or v.size != 8 \
+            or pad.outputs[0] in outputs:
+        return None
+    (n0, n1), (top, bottom), (left, right), (c0, c1) = v.reshape(4, 2).tolist()
+    n, h, w, c = shape
+    if (n0, n1, c0, c1) != (0, 0, 0, 0) or min(top, bottom, left, right) < 0 \
+            or not _array(values, pad.outputs[0], (n, h + top + bottom, w + left + right, c)):
+        return None
+    return readers[0], (top, bottom, left, right)
 
 
 def _step(steps, kind, at, originals, operands, shape, window=None, masked=False,
-          tail=None) -> Step:
+          tail=None, padded=None) -> Step:
     """The fused step at ``at`` running ``kind`` on ``operands``, replacing the steps
     at ``originals``; its outputs are those of the steps at ``tail`` (default: ``at``)."""
     orig = tuple(steps[p] for p in sorted(originals))
@@ -283,7 +310,8 @@ def _step(steps, kind, at, originals, operands, shape, window=None, masked=False
     outs = tuple(s.outputs[0] for s in tail)
     sums = tuple(_reduction(s) for s in (tail if kind.endswith("sums") else tail[1:]))
     settings = Fused(kind, orig, tuple(inputs), outs, tuple(inputs.index(i) for i in operands),
-                     shape, window, masked, len(operands) - 1 if masked else -1, sums, None)
+                     shape, window, masked, len(operands) - 1 if masked else -1, sums, None,
+                     padded)
     first = steps[at]
     return Step(first.index, f"{first.op}[batch_norm]", run, False, tuple(inputs), outs,
                 tuple(s.out_dtypes[0] for s in tail), settings, fresh=True,

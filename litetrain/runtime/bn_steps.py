@@ -39,7 +39,9 @@ class Fused:
     ``shape`` is ``x``'s ``[n, h, w, c]``; ``pool`` the window ``(kh, kw)`` (or
     ``None``); ``masked``: a ReLU mask is applied (``scalar``: the position among the
     operands of its one-element threshold); ``sums``: per output of sums (for an input
-    gradient: its second, the bias gradient), its ``(keep_dims, mean)``."""
+    gradient: its second, the bias gradient), its ``(keep_dims, mean)``; ``padded``: the
+    input gradient is made straight into the PAD of it that read it, ``(top, bottom,
+    left, right)`` zeros."""
 
     kind: str
     originals: tuple[Step, ...]
@@ -52,6 +54,7 @@ class Fused:
     scalar: int
     sums: tuple[tuple[bool, bool], ...]
     kernels: WithKernels
+    padded: tuple[int, int, int, int] | None = None
 
 
 def run(settings: Fused, *args, out=None):
@@ -134,22 +137,28 @@ def _compiled(settings: Fused, module, ops: list, out, args):
         return result
     if not settings.masked:  # the kernels' mask operands, unused
         ops += [ops[0], np.float32(0.0)]
-    result = _out(out, settings.shape)
     summed = len(settings.outputs) == 2  # the input gradient and its bias gradient sum
     ok = summed and proven(module, rows, c)
     sums = np.empty(c, _F32)
+    pt, pb, pl, pr = settings.padded or (0, 0, 0, 0)
+    result = _out(out, (n, h + pt + pb, w + pl + pr, c))
     if kind == "grad":
         module.centred_grad(*ops, settings.masked, rows, c, result.reshape(-1), ok, sums)
     else:  # "pooled_grad"
         module.pooled_grad(*ops, settings.masked, n, h, w, c, *settings.pool,
-                           result.reshape(-1), ok, sums)
+                           result.reshape(-1), ok, sums, h + pt + pb, w + pl + pr, pt, pl)
+        if settings.padded is not None:  # PAD's zeros (+0.0) around it
+            result[:, :pt], result[:, h + pt:] = 0, 0
+            result[:, :, :pl], result[:, :, w + pl:] = 0, 0
     if not summed:
         return result
     if ok:
         return result, _sum_result(settings, 0, sums)
-    last = settings.originals[-1]  # the SUM, on the compiled gradient
+    last = settings.originals[-1]  # the SUM, on the compiled gradient (contiguous)
     axis = args[settings.inputs.index(last.inputs[1])]
-    return result, last.kernel(last.settings, result, axis)
+    dx = result if settings.padded is None else np.ascontiguousarray(
+        result[:, pt:pt + h, pl:pl + w])
+    return result, last.kernel(last.settings, dx, axis)
 
 
 def _out(out, shape):

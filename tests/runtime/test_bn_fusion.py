@@ -101,14 +101,24 @@ def test_kernels_give_the_numpy_steps_bits(shape, rng):
             if (2 * w) % 8 == 0 or not summed:
                 got = k.pooled_grad(*flat, pooled.reshape(-1), dp.reshape(-1), s2, k1, k0,
                                     x.reshape(-1), t, masked, n, h, w, c, 2, 2,
-                                    np.empty(x.size, np.float32), summed, sums[1])
+                                    np.empty(x.size, np.float32), summed, sums[1], h, w, 0, 0)
                 same_bits(got, reference.reshape(-1))
                 if summed:
                     same_bits(sums[1], bias)
+    # straight into a PAD of it: the same values inside
+    if w % 8 == 0:
+        padded = np.full((n, h + 3, w + 2, c), np.float32(5.0))
+        k.pooled_grad(*flat, pooled.reshape(-1), dp.reshape(-1), s2, k1, k0, x.reshape(-1), t,
+                      True, n, h, w, c, 2, 2, padded.reshape(-1), True, sums[1], h + 3, w + 2,
+                      2, 1)
+        reference = fused._batch_norm_grad_masked(dy, s2, cen, k1, k0, x, t)
+        same_bits(padded[:, 2:2 + h, 1:1 + w], reference)
+        same_bits(sums[1], _group_sums(reference.reshape(rows, c)))
+        assert (padded[:, :2] == 5).all() and (padded[:, :, w + 1:] == 5).all()
     # in place: the input gradient written over ``x`` (its last reader)
     over = x.copy().reshape(-1)
     k.pooled_grad(over, flat[1], *flat[2:], pooled.reshape(-1), dp.reshape(-1), s2, k1, k0,
-                  over, t, True, n, h, w, c, 2, 2, over, False, sums[0])
+                  over, t, True, n, h, w, c, 2, 2, over, False, sums[0], h, w, 0, 0)
     same_bits(over, fused._batch_norm_grad_masked(dy, s2, cen, k1, k0, x, t).reshape(-1))
 
 
@@ -147,7 +157,7 @@ def _cnn(channels: int, pool: bool, size: int = 16) -> bytes:
 @pytest.mark.parametrize(("channels", "pool"), [(16, True), (16, False), (9, True)])
 def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
     _k()
-    kinds, compiled, biased = [], [], []
+    kinds, compiled, biased, padded = [], [], [], []
     original = bn_fusion.fuse_batch_norms
 
     def spy(*args):
@@ -155,6 +165,8 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
         kinds.extend(s.settings.kind for s in steps if s.kernel is bn_steps.run)
         biased.extend(s.settings.kind for s in steps
                       if s.kernel is bn_steps.run and len(s.outputs) == 2)
+        padded.extend(s.settings.kind for s in steps
+                      if s.kernel is bn_steps.run and s.settings.padded is not None)
         return steps
     monkeypatch.setattr("litetrain.runtime.simplify.fuse_batch_norms", spy)
     real = bn_steps._compiled
@@ -177,6 +189,7 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
         "affine", "sums", "grad"}
     assert made | {"square_sums"} <= set(kinds)
     assert ("pooled_grad" if pool else "grad") in biased  # the first convolution's bias sum
+    assert padded == (["pooled_grad"] if pool else [])  # its filter gradient's zero PAD
     assert made | {"square_sums"} <= {kind for kind, done in compiled if done}
 
 

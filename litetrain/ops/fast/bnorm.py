@@ -246,18 +246,22 @@ def centred_affine_max_pool(x, m, s, b, n, h, w, c, kh, kw, out):
 
 @numba.njit(inline="always", **_JIT)
 def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
-                 summed, sums):
+                 summed, sums, hp, wp, pt, pl):
     """:func:`centred_grad` of the max-pool gradient ``dy`` of ``y = ((x - m) * s) + b``
     (``p``, ``dp``: the ``[n, h/kh, w/kw, c]`` pooled output and its cotangent): ``dy``
     is ``dp * 1.0`` at the window's first tap equal to ``p``, ``dp * 0.0`` at the others.
     With ``summed``, also the column sums of the result into ``sums``, each window row's
-    from ``out`` once written (``kh·w`` a multiple of eight: groups never straddle)."""
+    from ``out`` once written (``kh·w`` a multiple of eight: groups never straddle).
+    ``out`` is ``[n, hp, wp, c]`` with the result at rows ``pt…`` and columns ``pl…``
+    (a PAD of it: the caller sets the border; with a border, ``w`` a multiple of eight)."""
     total = np.zeros(c + 16, np.float32)
     oh, ow = h // kh, w // kw
     tv = _splat(t)
     zero = _splat(np.float32(0.0))
     for i in range(n * oh):
         top = i * kh * w
+        image = i // oh
+        first = (image * hp + (i - image * oh) * kh + pt) * wp + pl  # out's first pixel
         for cc in range(0, c, 16):
             width = min(16, c - cc)
             mv, sv, bv = _load(m, cc, width), _load(s, cc, width), _load(b, cc, width)
@@ -276,12 +280,13 @@ def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, k
                         g = _add(_mul(dy, s2v), _add(_mul(cen, k1v), k0v))
                         if masked:
                             g = _mul(g, _gt01(_load(xm, o, width), tv))
-                        _store(out, o, g, width)
+                        _store(out, (first + di * wp + q * kw + dj) * c + cc, g, width)
         if summed:
             for g8 in range(kh * w // 8):
+                di = g8 * 8 // w
                 for cc in range(0, c, 16):
                     width = min(16, c - cc)
-                    o = (top + g8 * 8) * c + cc
+                    o = (first + di * wp + g8 * 8 - di * w) * c + cc
                     acc = _load(out, o, width)
                     for _ in range(7):
                         o += c
@@ -293,15 +298,15 @@ def _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, k
 
 
 @numba.njit([(_R, _R, _R, _R, _R, _R, _R, _R, _R, _R, _F32, types.boolean, _I, _I, _I, _I,
-              _I, _I, _W, types.boolean, _W)], **_JIT)
+              _I, _I, _W, types.boolean, _W, _I, _I, _I, _I)], **_JIT)
 def pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
-                summed, sums):
+                summed, sums, hp, wp, pt, pl):
     """:func:`_pooled_grad` (2 × 2 windows: with their taps unrolled)."""
     if kh == 2 and kw == 2:
         return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, 2, 2,
-                            out, summed, sums)
+                            out, summed, sums, hp, wp, pt, pl)
     return _pooled_grad(x, m, s, b, p, dp, s2, k1, k0, xm, t, masked, n, h, w, c, kh, kw, out,
-                        summed, sums)
+                        summed, sums, hp, wp, pt, pl)
 
 
 @numba.njit(inline="always", **_JIT)
