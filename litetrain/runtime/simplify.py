@@ -45,6 +45,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..ops.matmul import matmul_bias
+from .bn_fusion import fuse_batch_norms
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
 from .epilogue import fuse_epilogues
@@ -103,6 +104,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_row_filter_grads(steps, values, outputs)
     steps = block_transposed_products(steps, values)
     steps = fuse_product_sums(steps, values, outputs)
+    steps = fuse_batch_norms(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
