@@ -14,7 +14,8 @@ Passes, in the order a plan applies them:
   gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
   strided convolution's filter gradient gathers its tap windows in one step (see
   :mod:`.filter_grad`), a sum or mean over batch and space of a product runs without
-  the product array (see :mod:`.product_sum`), a RELU
+  the product array (see :mod:`.product_sum`), and a depthwise filter's taps without
+  the padded input (see :mod:`.depthwise_grad`), a RELU
   or RELU6 after a convolution runs as its fused activation (see
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
@@ -24,8 +25,8 @@ Passes, in the order a plan applies them:
   :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
   tiled rows (see :mod:`.channels`), LSTM/GRU time steps and their gradients run as
   one step each (see :mod:`.rnn_fusion`), and elementwise steps write into an operand
-  that dies there (see :mod:`.inplace`). The plan then writes large results into buffers kept
-  from run to run (:mod:`.arena`).
+  that dies there (see :mod:`.inplace`). The plan then writes large results into
+  buffers kept from run to run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -43,6 +44,7 @@ import numpy as np
 from ..ops.matmul import matmul_bias
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
+from .depthwise_grad import fuse_padded_windows
 from .epilogue import fuse_epilogues
 from .filter_grad import fuse_filter_grad_taps
 from .fused import fuse_gradient_chains
@@ -95,6 +97,7 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_recurrent_steps(steps, values, outputs)
     steps = fuse_filter_grad_taps(steps, values, outputs)
     steps = fuse_product_sums(steps, values, outputs)
+    steps = fuse_padded_windows(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)

@@ -28,7 +28,7 @@ import threading
 from types import ModuleType
 
 FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm",
-            "int8_program", "vnni", "blas", "float_program", "rnn")
+            "int8_program", "vnni", "blas", "float_program", "rnn", "dwgrad")
 
 
 class Loader:
