@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.extending import intrinsic
 
+from .lanes import FLOATS16, V16, splat
 from .lanes import add16 as _add
 from .lanes import load16 as _load
 from .lanes import mul16 as _mul
@@ -114,23 +117,84 @@ def filter_grad(x, dy, n, h, w, c, oh, ow, kh, kw, pt, pl, out):
     return out
 
 
+@intrinsic
+def _splat16(typingctx, s):
+    """``s`` in every lane."""
+    def codegen(context, builder, signature, args):
+        return splat(builder, args[0])
+    return FLOATS16(types.float32), codegen
+
+
+@intrinsic
+def _greater16(typingctx, v, t):
+    """Per lane ``1.0`` where ``v > t`` (false for NaN, as ``np.greater``), else
+    ``0.0``: ``cast(v > t)`` as float32."""
+    def codegen(context, builder, signature, args):
+        above = builder.fcmp_ordered(">", args[0], splat(builder, args[1]))
+        return builder.select(above, ir.Constant(V16, [1.0] * 16), ir.Constant(V16, [0.0] * 16))
+    return FLOATS16(FLOATS16, types.float32), codegen
+
+
 @numba.njit([(_FLAT, _F32, _FLAT, _F32, _I, _I, _F32[:, :, :, ::1])], **_JIT)
 def upsampled_masked(dy, s, v, t, kh, kw, out):
     """``out[b, y, q, ch] = (DY[b, y // kh, q // kw, ch] * s) * cast(V[b, y, q, ch] >
     t)``, ``DY`` [n, oh, ow, c] flat in ``dy``, ``V`` of ``out``'s shape flat in ``v``
-    (read before ``out`` is written: ``out`` may be ``v``'s memory)."""
+    (each element of ``v`` read before its place in ``out`` is written)."""
     n, h, w, c = out.shape
+    flat = out.reshape(-1)
     ow = w // kw
     oh = h // kh
-    one, zero = np.float32(1.0), np.float32(0.0)
+    scale = _splat16(s)
     k = 0
     for b in range(n):
         for y in range(h):
             base = (b * oh + y // kh) * ow
             for q in range(w):
                 d = (base + q // kw) * c
-                o = out[b, y, q]
-                for ch in range(c):
-                    o[ch] = (dy[d + ch] * s) * (one if v[k + ch] > t else zero)
+                for cc in range(0, c, 16):
+                    width = min(16, c - cc)
+                    share = _mul(_load(dy, d + cc, width), scale)
+                    _store(flat, k + cc, _mul(share, _greater16(_load(v, k + cc, width), t)),
+                           width)
                 k += c
+    return out
+
+
+@numba.njit([(types.Array(_F32, 4, "C", readonly=True), _I, _I, _I, _I, _I, _I,
+              types.Array(_F32, 2, "C", readonly=True), _F32[:, :, :, ::1])], **_JIT)
+def average_pool(x, kh, kw, sh, sw, pt, pl, count, out):
+    """AVERAGE_POOL_2D's NumPy kernel (``ops/pool.py``): per window, from the first tap
+    (``+0.0`` on the padding) the taps added in row-major order, the sum divided by
+    ``count[oy, ox]`` (its in-bounds taps), all in float32."""
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    zero = np.float32(0.0)
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                o = out[b, oy, ox]
+                first = True
+                for i in range(kh):
+                    y = oy * sh + i - pt
+                    for j in range(kw):
+                        q = ox * sw + j - pl
+                        inside = 0 <= y < h and 0 <= q < w
+                        if inside:
+                            v = x[b, y, q]
+                            if first:
+                                for ch in range(c):
+                                    o[ch] = v[ch]
+                            else:
+                                for ch in range(c):
+                                    o[ch] = o[ch] + v[ch]
+                        elif first:
+                            for ch in range(c):
+                                o[ch] = zero
+                        else:
+                            for ch in range(c):
+                                o[ch] = o[ch] + zero
+                        first = False
+                d = count[oy, ox]
+                for ch in range(c):
+                    o[ch] = o[ch] / d
     return out
