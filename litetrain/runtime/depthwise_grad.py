@@ -41,7 +41,9 @@ class FilterGrad:
     """The fused step's settings: the PAD's kernel, settings and paddings operand,
     each tap's window offset ``(i, j)`` in the padded input, the paddings before
     (``pt``, ``pl``), the packed sums' kernel, settings and axis operand (the
-    fallback), the compiled kernels' loader."""
+    fallback), the compiled kernels' loader; ``bias``: the kernel, settings and axis
+    operand of a SUM of ``dy`` over batch and space run in the same step (a bias's
+    gradient, the step's second output), or ``None``."""
 
     pad: object
     pad_settings: object
@@ -53,11 +55,13 @@ class FilterGrad:
     packed_settings: object
     axis: np.ndarray
     kernels: WithKernels | None
+    bias: tuple | None = None
 
 
 def filter_grad(settings: FilterGrad, x, dy):
     """The fused step's kernel: ``[taps, c]``, row ``t`` the sum of window ``t`` of the
-    zero-padded ``x`` times ``dy`` over batch and space."""
+    zero-padded ``x`` times ``dy`` over batch and space (and with ``settings.bias``,
+    also the sum of ``dy``: a pair)."""
     k = settings.kernels
     module = k.ready() if k is not None else None
     if module is not None and x.__class__ is np.ndarray and dy.__class__ is np.ndarray \
@@ -73,18 +77,28 @@ def _compiled(module, settings: FilterGrad, x, dy):
     oh, ow = dy.shape[1:3]
     kh = max(i for i, _ in settings.offsets) + 1
     kw = max(j for _, j in settings.offsets) + 1
+    taps = kh * kw
     out = module.filter_grad(x.reshape(-1), dy.reshape(-1), n, h, w, c, oh, ow, kh, kw,
-                             settings.pt, settings.pl, np.empty((kh * kw, c), _F32))
+                             settings.pt, settings.pl,
+                             np.empty((taps + (settings.bias is not None), c), _F32))
     order = [i * kw + j for i, j in settings.offsets]
-    return out if order == list(range(kh * kw)) else out[order]
+    grads = out if order == list(range(taps)) else out[order]
+    if settings.bias is None:
+        return grads
+    return grads[:taps].copy(), out[taps].copy()  # (two arrays of their own)
 
 
 def _unfused(settings: FilterGrad, x, dy):
-    """The PAD, the windows (views, as the slices give) and the packed sums."""
+    """The PAD, the windows (views, as the slices give) and the packed sums (and the
+    SUM of ``dy``)."""
     xp = settings.pad(settings.pad_settings, x, settings.paddings)
     oh, ow = dy.shape[1:3]
     views = [xp[:, i:i + oh, j:j + ow] for i, j in settings.offsets]
-    return settings.packed(settings.packed_settings, *views, dy, settings.axis)
+    grads = settings.packed(settings.packed_settings, *views, dy, settings.axis)
+    if settings.bias is None:
+        return grads
+    kernel, attrs, axis = settings.bias
+    return grads, kernel(attrs, dy, axis)
 
 
 def _reference(settings: FilterGrad, x, dy):
@@ -95,7 +109,9 @@ def _reference(settings: FilterGrad, x, dy):
     for (i, j), tap in zip(settings.offsets, settings.packed_settings.taps, strict=True):
         p = tap.product(tap.product_settings, xp[:, i:i + oh, j:j + ow], dy)
         sums.append(tap.reduce(tap.reduce_settings, p, settings.axis))
-    return np.stack(sums)
+    if settings.bias is None:
+        return np.stack(sums)
+    return np.stack(sums), lookup("sum").kernel(settings.bias[1], dy, settings.bias[2])
 
 
 def proven(module, settings: FilterGrad, xshape, dyshape) -> bool:
@@ -104,7 +120,8 @@ def proven(module, settings: FilterGrad, xshape, dyshape) -> bool:
     n, oh, ow, _ = dyshape
     if (n * oh * ow) % 8 or n * oh * ow < 64:
         return False
-    key = (xshape, dyshape, settings.offsets, settings.pt, settings.pl, blas_threads())
+    key = (xshape, dyshape, settings.offsets, settings.pt, settings.pl,
+           settings.bias is not None, blas_threads())
     verdict = _VERDICTS.get(key)
     if verdict is None:
         rng = np.random.default_rng(list(xshape) + list(dyshape))
@@ -112,8 +129,11 @@ def proven(module, settings: FilterGrad, xshape, dyshape) -> bool:
         dy = rng.standard_normal(dyshape, np.float32)
         want = _reference(settings, x, dy)
         got = _compiled(module, settings, x, dy)
-        verdict = _VERDICTS[key] = bool(np.array_equal(want.view(np.uint32),
-                                                       got.view(np.uint32)))
+        if settings.bias is None:
+            want, got = (want,), (got,)
+        verdict = _VERDICTS[key] = all(
+            a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+            for a, b in zip(want, got, strict=True))
     return verdict
 
 
@@ -134,14 +154,42 @@ def fuse_padded_windows(steps: list[Step], values: list, outputs: set[int]) -> l
             continue
         pad_pos, slice_pos, offsets, (pt, pl), paddings = found
         pad = steps[pad_pos]
+        bias_pos = _bias_sum(steps, pos, b, values, producer)
+        bias = None if bias_pos is None else steps[bias_pos]
         settings = FilterGrad(pad.kernel, pad.settings, paddings, offsets, pt, pl,
                               step.kernel, step.settings, values[axis],
-                              WithKernels({}, loader))
+                              WithKernels({}, loader),
+                              None if bias is None else (bias.kernel, bias.settings,
+                                                         values[bias.inputs[1]]))
+        extra = () if bias is None else bias.outputs
         out[pos] = Step(step.index, "pack[depthwise_filter_grad]", filter_grad, False,
-                        (pad.inputs[0], b), step.outputs, step.out_dtypes, settings,
-                        fresh=True)
+                        (pad.inputs[0], b), (*step.outputs, *extra),
+                        (*step.out_dtypes, *(() if bias is None else bias.out_dtypes)),
+                        settings, fresh=True)
         dropped.update((pad_pos, *slice_pos))
+        if bias_pos is not None:
+            dropped.add(bias_pos)
     return [s for q, s in enumerate(out) if q not in dropped]
+
+
+def _bias_sum(steps, pos, b, values, producer) -> int | None:
+    """The position of a later plain SUM of ``b`` over its three leading axes (a bias's
+    gradient, float32 ``[c]``), which the step at ``pos`` can make as well; or
+    ``None``."""
+    for q in range(pos + 1, len(steps)):
+        s = steps[q]
+        if (s.op != "sum" or s.kernel is not lookup("sum").kernel or s.stateful
+                or len(s.inputs) != 2 or s.inputs[0] != b or len(s.outputs) != 1
+                or s.settings.get("keep_dims", False)):
+            continue
+        axis = _constant(values, producer, s.inputs[1])
+        v = values[s.outputs[0]]
+        if (axis is not None and axis.dtype.kind == "i"
+                and sorted(int(a) % 4 for a in axis.reshape(-1)) == [0, 1, 2]
+                and isinstance(v, np.ndarray) and v.dtype == _F32 and v.ndim == 1
+                and s.out_dtypes[0] == _F32):
+            return q
+    return None
 
 
 def _constant(values, producer, i):

@@ -33,7 +33,7 @@ def _module():
     return loader, module
 
 
-def _settings(loader, kh, kw, pads, compiled=True):
+def _settings(loader, kh, kw, pads, compiled=True, bias=False):
     """A fused step's settings for a ``kh × kw`` filter and ``pads`` ((top, bottom),
     (left, right))."""
     attrs = MappingProxyType({"keep_dims": False})
@@ -45,7 +45,7 @@ def _settings(loader, kh, kw, pads, compiled=True):
     kernels = fast.WithKernels({}, loader) if compiled else None
     settings = dg.FilterGrad(lookup("pad").kernel, MappingProxyType({}), paddings, offsets,
                              pads[0][0], pads[1][0], ps.packed_product_sums, packed, _AXES,
-                             kernels)
+                             kernels, (lookup("sum").kernel, attrs, _AXES) if bias else None)
     if kernels is not None:
         kernels.ready()
     return settings
@@ -76,7 +76,8 @@ def _reference(x, dy, kh, kw, pads):
     ((2, 6, 4, 8), (2, 2), ((0, 1), (0, 1))),    # an even filter: SAME pads after only
     ((2, 8, 8, 16), (3, 3), ((0, 0), (0, 0))),   # VALID: smaller dy, no padding
 ])
-def test_fused_step_gives_the_chains_bits(xshape, k, pads, rng, monkeypatch):
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_step_gives_the_chains_bits(xshape, k, pads, bias, rng, monkeypatch):
     loader, module = _module()
     used = []
     monkeypatch.setattr(module, "filter_grad", lambda *a, f=module.filter_grad:
@@ -88,17 +89,22 @@ def test_fused_step_gives_the_chains_bits(xshape, k, pads, rng, monkeypatch):
     x.reshape(-1)[:3] = [np.inf, -np.inf, -0.0]
     dy = _specials(rng, dyshape)
     dy.reshape(-1)[-3:] = [np.inf, -np.inf, -0.0]  # times the padding's zeros: NaN, ±0
-    settings = _settings(loader, kh, kw, pads)
+    settings = _settings(loader, kh, kw, pads, bias=bias)
     with blas_threads(1):
         proven = dg.proven(module, settings, xshape, dyshape)
         used.clear()
         got = dg.filter_grad(settings, x, dy)
         want = _reference(x, dy, kh, kw, pads)
-    same_bits(got, want)
+        if bias:  # and the bias's gradient: the SUM of dy
+            want = (want, lookup("sum").kernel({"keep_dims": False}, dy, _AXES))
+        # without compiled kernels: the PAD and the packed sums, the same bits
+        plain = dg.filter_grad(_settings(loader, kh, kw, pads, compiled=False, bias=bias), x,
+                               dy)
+    for g, p, w in zip(*((got, plain, want) if bias else ((got,), (plain,), (want,))),
+                       strict=True):
+        same_bits(g, w)
+        same_bits(p, w)
     assert bool(used) == proven
-    # without compiled kernels: the PAD and the packed sums, the same bits
-    with blas_threads(1):
-        same_bits(dg.filter_grad(_settings(loader, kh, kw, pads, compiled=False), x, dy), want)
 
 
 def test_the_compiled_order_is_blas_on_this_machine():
@@ -117,11 +123,11 @@ def test_train_steps_are_identical_and_fused(monkeypatch):
 
     def spy(*args):
         steps = original(*args)
-        fused.extend(s.op for s in steps if s.kernel is dg.filter_grad)
+        fused.extend((s.op, len(s.outputs)) for s in steps if s.kernel is dg.filter_grad)
         return steps
     monkeypatch.setattr("litetrain.runtime.simplify.fuse_padded_windows", spy)
     calls = _train_infer_calls((8, 8, 3), 3, [8, 8, 2, 8, 8])
     with blas_threads(1):
         _same_run(_cnn(), calls)
     _same_run(_cnn(), calls)
-    assert "pack[depthwise_filter_grad]" in fused
+    assert ("pack[depthwise_filter_grad]", 2) in fused  # the bias's gradient too

@@ -59,16 +59,18 @@ def filter_grad(x, dy, n, h, w, c, oh, ow, kh, kw, pt, pl, out):
     """``out[t, ch]`` = the sum over ``(b, y, q)`` of ``X[b, y + i - pt, q + j - pl, ch]
     * DY[b, y, q, ch]`` for tap ``t = i·kw + j`` (``X`` read as ``+0.0`` outside ``[h,
     w]``), ``X`` [n, h, w, c] and ``DY`` [n, oh, ow, c] flat in ``x`` and ``dy``;
-    ``n·oh·ow`` a multiple of eight.
+    ``n·oh·ow`` a multiple of eight. With a row more in ``out``, that row is the sum of
+    ``DY`` itself in the same order (a bias's gradient: ``p · 1.0`` is ``p``).
 
     Each image of ``X`` is copied into a small zero-bordered scratch (the padded image
     the taps read, two of them: a group of eight rows may end in the next image), so
     every load is a plain one; the sums are as ``product_sums``'."""
     taps = kh * kw
+    bias = out.shape[0] > taps
     hp, wp = oh + kh - 1, ow + kw - 1
     size = hp * wp * c
     scratch = np.zeros(2 * size + 16, np.float32)
-    total = np.zeros(taps * c + 16, np.float32)
+    total = np.zeros((taps + 1) * c + 16, np.float32)
     rows = np.empty((2, 8), np.int64)  # per row of a group: where DY's and its window start
     b = y = q = 0
     filled = -1  # the last image copied into its scratch
@@ -110,8 +112,12 @@ def filter_grad(x, dy, n, h, w, c, oh, ow, kh, kw, pt, pl, out):
                     g = _add(g, _mul(_load(scratch, s7 + a, width), d7))
                     o = (i * kw + j) * c + cc
                     _store(total, o, _add(_load(total, o, width), g), width)
+            if bias:
+                g = _add(_add(_add(_add(_add(_add(_add(d0, d1), d2), d3), d4), d5), d6), d7)
+                o = taps * c + cc
+                _store(total, o, _add(_load(total, o, width), g), width)
     zero = np.float32(0.0)
-    for t in range(taps):
+    for t in range(out.shape[0]):
         for ch in range(c):
             out[t, ch] = zero + total[t * c + ch]
     return out
