@@ -29,7 +29,7 @@ from types import ModuleType
 
 FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm",
             "int8_program", "vnni", "blas", "float_program", "rnn", "filter_grad", "transpose_conv",
-            "bnorm")
+            "bnorm", "dwgrad")
 
 
 class Loader:
