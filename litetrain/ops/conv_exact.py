@@ -35,10 +35,11 @@ A convolution with few input channels (a network's stem: three colour channels, 
 rows gathered in runs of ``kw * c`` floats) runs the direct-read form instead
 (``fast.gemm.conv_2d_direct``: tiles read each pixel's patch values in place from a
 padded copy of the image, no patch rows; 0.6× the gathering kernel's time for the
-MobileNet stem, 0.6–0.8× for 3×3 convolutions of 3 to 8 channels, 0.9–1.1× from 16
-on: :func:`direct`). It multiplies and adds the same values in the same order as the
-gathering form, which :func:`direct_proven` confirms bit for bit on the node's
-geometry before it is used (once per geometry).
+MobileNet stem, 0.6–0.8× for 3×3 convolutions of 3 to 8 channels, 0.9–1.1× from 16 on:
+:func:`direct`; and for any channel count where output rows are whole eight-pixel tiles,
+0.72–0.96×: :func:`direct_width`). It multiplies and adds the same values in the same
+order as the gathering form, which :func:`direct_proven` confirms bit for bit on the
+node's geometry before it is used (once per geometry).
 
 The XNNPACK-order float CONV_2D of a dynamic-range model (:mod:`.xnnpack_float`) has its
 own direct-read form, ``fast.xnnpack.conv_direct``: each sum starts from the bias, as
@@ -68,6 +69,7 @@ _OUTPUTS = 1 << 14
 _VERDICTS: dict[tuple[int, int, int, int, bool], bool] = {}
 # Input channels up to which the direct-read kernel is chosen (see the docstring).
 DIRECT_CHANNELS = 8
+_TILE_PIXELS = 8  # output pixels of one of its register tiles (fast.gemm._PIXELS)
 _DIRECT: dict[tuple, bool] = {}
 _XNN_DIRECT: dict[tuple, bool] = {}
 
@@ -159,6 +161,16 @@ def _check(m: int, k: int, o: int, kernel, transposed: bool = False) -> bool:
 def direct(channels: int) -> bool:
     """Whether a convolution of this many input channels runs the direct-read kernel."""
     return channels <= DIRECT_CHANNELS
+
+
+def direct_width(width: int) -> bool:
+    """Whether a convolution to output rows this wide runs the direct-read kernel
+    whatever its input channels: whole eight-pixel tiles. Measured interleaved against
+    the gathering kernel (thread CPU time, load ~3): 3×3 stride 1 and 2, 5×5 stride 2,
+    2×2 and 1×1 stride 2, 12 to 48 input channels, 8 to 32 output pixels a row, batch 1
+    to 32: 0.72–0.96× its time (the CNN train step's 3×3 stride-2 32 to 32 channels,
+    0.87×); rows of 4 or 6 pixels (tiles half or a quarter empty): 1.2–1.8×."""
+    return width % _TILE_PIXELS == 0
 
 
 def direct_proven(image: tuple[int, int, int], oh: int, o: int, geometry: tuple[int, ...],

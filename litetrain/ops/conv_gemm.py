@@ -204,13 +204,14 @@ def _exact_pointwise(s, x: np.ndarray, filt: np.ndarray, b, hard_swish, scale
 
 def direct_read(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> bool:
     """Whether this node's convolution of an input of ``x``'s shape reads its patches in
-    place (few input channels, the kernel's bits confirmed on this geometry: see
-    :mod:`.conv_exact`); decided once per input shape."""
+    place (few input channels, or output rows of whole tiles; the kernel's bits
+    confirmed on this geometry: see :mod:`.conv_exact`); decided once per input
+    shape."""
     verdict = s.direct.get(x.shape)
     if verdict is None:
-        verdict = s.direct[x.shape] = (conv_exact.direct(x.shape[3]) and conv_exact.
-                                       direct_proven(x.shape[1:], out.shape[1],
-                                                     out.shape[3], geometry))
+        verdict = s.direct[x.shape] = (
+            (conv_exact.direct(x.shape[3]) or conv_exact.direct_width(geometry[-1]))
+            and conv_exact.direct_proven(x.shape[1:], out.shape[1], out.shape[3], geometry))
     return verdict
 
 

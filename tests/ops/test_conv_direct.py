@@ -148,3 +148,27 @@ def test_many_channels_keep_the_gathering_kernel(rng):
     s = _prepared(x, w, None, attrs)
     same_bits(conv_2d(s, x, w), conv_2d(_prepared(x, w, None, attrs, False), x, w))
     assert not s.direct.get(x.shape, False)
+
+
+@pytest.mark.parametrize("geometry", [(2, 16, 16, 32, 32, 3, 2), (1, 8, 8, 16, 24, 3, 1),
+                                      (2, 16, 16, 16, 16, 1, 2)], ids=str)
+def test_output_rows_of_whole_tiles_read_in_place_at_any_channel_count(geometry, rng):
+    """Output rows of whole eight-pixel tiles (the CNN train step's strided convolution)
+    take the direct kernel whatever the input channels; its bits are the NumPy kernel's.
+    Rows of six pixels keep the gathering kernel."""
+    n, h, wd, c, o, k, s = geometry
+    assert conv_exact.direct_width(8) and conv_exact.direct_width(16)
+    assert not conv_exact.direct_width(6)
+    x = with_specials(rng, (n, h, wd, c))
+    w = with_specials(rng, (o, k, k, c))
+    b = rng.standard_normal(o).astype(np.float32)
+    attrs = _attrs(s, 1, SAME, 1)
+    node = _prepared(x, w, b, attrs)
+    same_bits(conv_2d(node, x, w, b), conv_2d(_prepared(x, w, b, attrs, False), x, w, b))
+    if any(node.exact.values()):
+        assert node.direct[x.shape]
+    narrow = np.ascontiguousarray(x[:, :, :12 if s == 2 else 6])  # rows of six pixels
+    node = _prepared(narrow, w, b, attrs)
+    same_bits(conv_2d(node, narrow, w, b),
+              conv_2d(_prepared(narrow, w, b, attrs, False), narrow, w, b))
+    assert not node.direct.get(narrow.shape, False)
