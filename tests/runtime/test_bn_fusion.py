@@ -213,3 +213,23 @@ def test_other_readers_of_the_centred_values_keep_the_steps():
         patch.setattr(simplify, "fuse_batch_norms", spy)
         _same_run(_cnn(16, False), _train_infer_calls((16, 16, 3), 3, [8, 8]))
     assert kinds.count("mean[square][batch_norm]") == 1  # the other layer's
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_fused_steps_run_the_steps_they_replaced_until_the_kernels_are_there(pool,
+                                                                             monkeypatch):
+    """Before the kernels load (or for operands other than planned), each fused step
+    runs the replaced steps on its operands: the same results."""
+    _k()
+    if not bn_steps.likely(8 * 16 * 16, 16):
+        pytest.skip("this machine's BLAS sums in another order: nothing is fused")
+    ran = []
+    real = bn_steps.fallback
+
+    def counted(settings, *args):
+        ran.append(settings.kind)
+        return real(settings, *args)
+    monkeypatch.setattr(bn_steps, "_compiled", lambda *args: None)
+    monkeypatch.setattr(bn_steps, "fallback", counted)
+    _same_run(_cnn(16, pool), _train_infer_calls((16, 16, 3), 3, [8, 8, 8]))
+    assert {"square_sums", "pooled_grad" if pool else "grad"} <= set(ran)
