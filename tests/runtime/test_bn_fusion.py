@@ -154,9 +154,16 @@ def _cnn(channels: int, pool: bool, size: int = 16) -> bytes:
     return lt.convert(m)
 
 
-@pytest.mark.parametrize(("channels", "pool"), [(16, True), (16, False), (9, True)])
-def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
+@pytest.mark.parametrize(("channels", "pool", "rows"), [
+    (16, True, True), (16, False, True), (9, True, True), (16, True, False)])
+def test_train_steps_are_identical_and_fused(channels, pool, rows, monkeypatch):
+    """``rows``: the first layer's filter gradient reads the input gradient as shifted
+    rows (runtime/row_filter_grad.py); without that pass it reads a zero PAD of it,
+    which the fused input gradient then makes."""
     _k()
+    if not rows:
+        monkeypatch.setattr("litetrain.runtime.simplify.fuse_row_filter_grads",
+                            lambda steps, values, outputs: steps)
     kinds, compiled, biased, padded = [], [], [], []
     original = bn_fusion.fuse_batch_norms
 
@@ -169,10 +176,6 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
                       if s.kernel is bn_steps.run and s.settings.padded is not None)
         return steps
     monkeypatch.setattr("litetrain.runtime.simplify.fuse_batch_norms", spy)
-    # (the first layer's filter gradient keeps its PAD chain here: with the compiled
-    # kernels runtime/row_filter_grad.py would take the PAD the input gradient is made into)
-    monkeypatch.setattr("litetrain.runtime.simplify.fuse_row_filter_grads",
-                        lambda steps, values, outputs: steps)
     real = bn_steps._compiled
 
     def count(settings, *args):
@@ -193,7 +196,8 @@ def test_train_steps_are_identical_and_fused(channels, pool, monkeypatch):
         "affine", "sums", "grad"}
     assert made | {"square_sums"} <= set(kinds)
     assert ("pooled_grad" if pool else "grad") in biased  # the first convolution's bias sum
-    assert padded == (["pooled_grad"] if pool else [])  # its filter gradient's zero PAD
+    if not rows:
+        assert padded == ["pooled_grad"]  # the filter gradient's zero PAD
     assert made | {"square_sums"} <= {kind for kind, done in compiled if done}
 
 
@@ -217,3 +221,23 @@ def test_other_readers_of_the_centred_values_keep_the_steps():
         patch.setattr(simplify, "fuse_batch_norms", spy)
         _same_run(_cnn(16, False), _train_infer_calls((16, 16, 3), 3, [8, 8]))
     assert kinds.count("mean[square][batch_norm]") == 1  # the other layer's
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_fused_steps_run_the_steps_they_replaced_until_the_kernels_are_there(pool,
+                                                                             monkeypatch):
+    """Before the kernels load (or for operands other than planned), each fused step
+    runs the replaced steps on its operands: the same results."""
+    _k()
+    if not bn_steps.likely(8 * 16 * 16, 16):
+        pytest.skip("this machine's BLAS sums in another order: nothing is fused")
+    ran = []
+    real = bn_steps.fallback
+
+    def counted(settings, *args):
+        ran.append(settings.kind)
+        return real(settings, *args)
+    monkeypatch.setattr(bn_steps, "_compiled", lambda *args: None)
+    monkeypatch.setattr(bn_steps, "fallback", counted)
+    _same_run(_cnn(16, pool), _train_infer_calls((16, 16, 3), 3, [8, 8, 8]))
+    assert {"square_sums", "pooled_grad" if pool else "grad"} <= set(ran)
