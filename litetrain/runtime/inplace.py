@@ -42,15 +42,20 @@ class AliasGroups:
 
 def alias_groups(steps: list[Step]) -> AliasGroups:
     """The tensors that may share memory: each pure step that does not promise a fresh
-    result with its operands, and each step writing into an operand with that operand."""
+    result with its operands made by steps, and each step writing into an operand with
+    that operand. Operands no step makes (constants such as the shape or permutation many
+    RESHAPEs and TRANSPOSEs share, the subgraph's inputs) join no group: no step's fresh
+    result can share their memory, and joining them would tie unrelated results together
+    (one escaping would keep them all out of the kept buffers and in-place writes)."""
     groups = AliasGroups()
+    made = {o for step in steps for o in step.outputs}
     for step in steps:
         if step.writes_into is not None:
             groups.union(step.outputs[0], step.writes_into)
         elif not step.fresh and not step.stateful:
             for o in step.outputs:
                 for i in step.inputs:
-                    if i >= 0:
+                    if i in made:
                         groups.union(o, i)
     return groups
 
