@@ -129,8 +129,9 @@ def _softmax(attrs, x):
 
 
 def _log_softmax(attrs, x):
-    z = np.subtract(x, x.max(axis=-1, keepdims=True))
-    z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    # the ufuncs' reductions ndarray.max/.sum call (same values), as in _softmax
+    z = np.subtract(x, np.maximum.reduce(x, axis=-1, keepdims=True))
+    z -= np.log(np.add.reduce(np.exp(z), axis=-1, keepdims=True))
     return z
 
 

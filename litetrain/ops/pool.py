@@ -8,6 +8,8 @@ every stride and padding.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import TraceError, user_frame
@@ -81,12 +83,44 @@ def _max_in_bounds(x, geometry, size):
 
 
 def average_pool_2d(attrs, x):
+    """From each window's first tap the taps added in row-major order (``+0.0`` on the
+    padding), divided by the window's in-bounds taps; compiled (the same float32
+    operations in the same order) when prepare chose it and it has loaded."""
     kh, kw = attrs["filter_height"], attrs["filter_width"]
+    if attrs.__class__ is WithKernels and (module := attrs.ready()) is not None and (
+            x.__class__ is np.ndarray and x.dtype == _F32 and x.flags.c_contiguous):
+        sh, sw = attrs["stride_h"], attrs["stride_w"]
+        oh, pt, _ = pad_before_after(x.shape[1], kh, sh, 1, attrs["padding"])
+        ow, pl, _ = pad_before_after(x.shape[2], kw, sw, 1, attrs["padding"])
+        if oh > 0 and ow > 0:
+            count = _window_counts(x.shape[1], x.shape[2], kh, kw, sh, sw, attrs["padding"])
+            out = module.average_pool(x, kh, kw, sh, sw, pt, pl, count,
+                                      np.empty((x.shape[0], oh, ow, x.shape[3]), _F32))
+            return fused(out, attrs.get("fused_activation_function", 0))
     total = None
     for _, win in windows(x, kh, kw, attrs):
         total = win.astype(x.dtype, copy=True) if total is None else total.__iadd__(win)
     count = _counts(x.shape, kh, kw, attrs, x.dtype)
     return fused(total / count, attrs.get("fused_activation_function", 0))
+
+
+@functools.lru_cache(maxsize=64)
+def _window_counts(h: int, w: int, kh: int, kw: int, sh: int, sw: int, padding) -> np.ndarray:
+    """``[oh, ow]`` float32: each window's in-bounds taps (read-only, kept per shape)."""
+    attrs = {"stride_h": sh, "stride_w": sw, "padding": padding}
+    count = np.ascontiguousarray(_counts((1, h, w, 1), kh, kw, attrs, _F32)[0, :, :, 0])
+    count.flags.writeable = False
+    return count
+
+
+def _average_pool_prepare(info: NodeInfo):
+    """The compiled kernel (the ``[fast]`` extra's ``dwgrad`` family) for a float32
+    input; else the attrs."""
+    x = info.inputs[0]
+    loader = kernels("dwgrad")
+    if loader is None or x is None or x.dtype != np.float32:
+        return info.attrs
+    return WithKernels(info.attrs, loader)
 
 
 def _pool_shape(info: NodeInfo):
@@ -243,7 +277,8 @@ OPS = [
           shape=_pool_shape, vjp=_max_pool_vjp,
           integer=integer(_max_pool_integer), output_quantization="same_as_input",
           shape_inputs=()),
-    OpDef("average_pool_2d", average_pool_2d, "Pool2DOptions", shape=_pool_shape,
+    OpDef("average_pool_2d", average_pool_2d, "Pool2DOptions", prepare=_average_pool_prepare,
+          shape=_pool_shape,
           vjp=_average_pool_vjp, integer=integer(_average_pool_integer),
           output_quantization="same_as_input", shape_inputs=()),
 ]

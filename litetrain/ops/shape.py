@@ -158,6 +158,13 @@ def _cast_prepare(info: NodeInfo) -> np.dtype:
 # Ops that only rearrange values keep the input's quantization (TFLite requires it).
 _SAME_Q = {"passthrough": True, "output_quantization": "same_as_input"}
 
+
+def _transpose(attrs, x, perm):
+    # ndarray.transpose is what np.transpose calls, without its Python-level dispatch (a
+    # train step transposes a dozen small filters each run)
+    return x.transpose(as_int_tuple(perm)).copy()
+
+
 OPS = [
     OpDef("reshape", reshape, "ReshapeOptions", shape=_reshape_shape, vjp=reshape_like_input,
           shape_inputs=(1,), **_SAME_Q),
@@ -170,7 +177,7 @@ OPS = [
           shape_inputs=(), **_SAME_Q),
     OpDef("expand_dims", expand_dims, "ExpandDimsOptions", shape=_expand_dims_shape,
           vjp=reshape_like_input, shape_inputs=(1,), **_SAME_Q),
-    OpDef("transpose", lambda attrs, x, perm: np.transpose(x, as_int_tuple(perm)).copy(),
+    OpDef("transpose", _transpose,
           "TransposeOptions", shape=_transpose_shape, vjp=_transpose_vjp, shape_inputs=(1,),
           **_SAME_Q),
     OpDef("cast", cast, "CastOptions", prepare=_cast_prepare,

@@ -16,9 +16,9 @@ Passes, in the order a plan applies them:
   :mod:`.filter_grad`) and a stride-1 one's per-tap products of shifted rows run as one
   compiled step (see :mod:`.row_filter_grad`), a deep ``aᵀ · b`` product runs compiled in
   BLAS's order where proven (see :mod:`.transposed_product`), a sum or mean over batch
-  and space of a
-  product runs without
-  the product array (see :mod:`.product_sum`), a RELU
+  and space of a product runs without the product array (see :mod:`.product_sum`), a
+  depthwise filter's taps without the padded input (see :mod:`.depthwise_grad`), an
+  average pool's gradient through a ReLU in one pass (see :mod:`.avg_pool_grad`), a RELU
   or RELU6 after a convolution runs as its fused activation (see
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
@@ -27,9 +27,10 @@ Passes, in the order a plan applies them:
   squeeze-and-excitation MUL by a per-image channel vector runs compiled (see
   :mod:`.se_scale`), a per-channel vector broadcast over a large array runs over long
   tiled rows (see :mod:`.channels`), LSTM/GRU time steps and their gradients run as
-  one step each (see :mod:`.rnn_fusion`), and elementwise steps write into an operand
-  that dies there (see :mod:`.inplace`). The plan then writes large results into buffers kept
-  from run to run (:mod:`.arena`).
+  one step each (see :mod:`.rnn_fusion`), consecutive variable updates (READ_VARIABLE,
+  ADD/SUB/MUL, ASSIGN_VARIABLE) run as one step (see :mod:`.variable_updates`), and
+  elementwise steps write into an operand that dies there (see :mod:`.inplace`). The
+  plan then writes large results into buffers kept from run to run (:mod:`.arena`).
 
 Stateful steps are never removed or reordered: their order is the only thing that orders
 variable reads and writes.
@@ -45,8 +46,11 @@ from typing import TypeVar
 import numpy as np
 
 from ..ops.matmul import matmul_bias
+from .avg_pool_grad import fuse_upsampled_masks
+from .bn_fusion import fuse_batch_norms
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
+from .depthwise_grad import fuse_padded_windows
 from .epilogue import fuse_epilogues
 from .filter_grad import fuse_filter_grad_taps
 from .fused import fuse_gradient_chains
@@ -60,6 +64,7 @@ from .row_filter_grad import fuse_row_filter_grads
 from .se_scale import scale_per_image_channels
 from .step import Step
 from .transposed_product import block_transposed_products
+from .variable_updates import fuse_variable_updates
 
 T = TypeVar("T")
 
@@ -103,12 +108,16 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_row_filter_grads(steps, values, outputs)
     steps = block_transposed_products(steps, values)
     steps = fuse_product_sums(steps, values, outputs)
+    steps = fuse_batch_norms(steps, values, outputs)
+    steps = fuse_padded_windows(steps, values, outputs)
+    steps = fuse_upsampled_masks(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)
     steps = fuse_epilogues(steps, values, outputs)
     steps = fuse_input_rescaling(steps, values, outputs)
     steps = fuse_int8_tables(steps, values, outputs)
     steps = scale_per_image_channels(steps, values)
     steps = tile_channel_vectors(steps, values)
+    steps = fuse_variable_updates(steps, values, outputs)
     return in_place_steps(steps, values, outputs)
 
 
