@@ -17,7 +17,9 @@ each per-image product of a 3-channel input is OpenBLAS's small-matrix kernel, 3
 outputs at a time (~0.8 ms for the nine taps). The fused step replaces the chain up to
 PACK by ``fast.filter_grad.row_taps``: the padded values read in place, the 27 sums of
 a 3×3 filter over three channels in registers at once, each output summed exactly as
-that BLAS kernel does (one FMA per ``k`` in order from +0.0; see ``fast.filter_grad``).
+that BLAS kernel does (one FMA per ``k`` in order from +0.0; see ``fast.filter_grad``);
+when the SUM over the images alone reads the PACK, it runs inside too
+(``fast.filter_grad.image_sums``: NumPy's reduction order, from +0.0, image by image).
 
 Invariant: the same bits. The compiled form is used for a shape only after
 :func:`proven` found it equal, bit for bit, to the chain's own kernels at the current
@@ -31,7 +33,7 @@ and slice operands are constants.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,6 +66,7 @@ class RowTaps:
     subs: tuple[Sub, ...]
     result: int
     kernels: WithKernels
+    summed: tuple[int, int, int] | None = None  # the SUM over the images runs inside
 
 
 def row_taps(settings: RowTaps, x, dy, *constants):
@@ -71,10 +74,19 @@ def row_taps(settings: RowTaps, x, dy, *constants):
     module = settings.kernels.ready()
     if (module is not None and _as_prepared(settings, x, dy, constants)
             and proven(settings, module)):
-        out = np.empty(settings.out_shape, _F32)
-        module.row_taps(x, dy.reshape(-1), settings.geo, settings.bases, settings.dest, out)
-        return out
+        return _compiled(settings, module, x, dy)
     return run_chain(settings.subs, settings.inputs, (x, dy, *constants), settings.result)
+
+
+def _compiled(settings: RowTaps, module, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    parts = np.empty(settings.out_shape, _F32)
+    module.row_taps(x, dy.reshape(-1), settings.geo, settings.bases, settings.dest, parts)
+    if settings.summed is None:
+        return parts
+    parts.flags.writeable = False
+    out = np.empty(settings.summed, _F32)
+    module.image_sums(parts, out)
+    return out
 
 
 def _as_prepared(settings: RowTaps, x, dy, constants) -> bool:
@@ -108,8 +120,7 @@ def _check(settings: RowTaps, module) -> bool:
             dy[..., 0] = np.where(rng.random(dy.shape[:-1]) < 0.5, -0.0, 0.0)
         want = run_chain(settings.subs, settings.inputs, (x, dy, *settings.constants),
                          settings.result)
-        got = np.empty(settings.out_shape, _F32)
-        module.row_taps(x, dy.reshape(-1), settings.geo, settings.bases, settings.dest, got)
+        got = _compiled(settings, module, x, dy)
         if not np.array_equal(want.view(np.uint32), got.view(np.uint32)):
             return False
     return True
@@ -128,10 +139,46 @@ def fuse_row_filter_grads(steps: list[Step], values: list, outputs: set[int]) ->
         if found is None or dropped.intersection(found[1]):
             continue
         settings, chain = found
-        out[pos] = Step(step.index, "pack[row_filter_grad]", row_taps, False,
+        at = _image_sum(steps, pos, values, outputs, producer, readers, settings)
+        if at is not None:  # the SUM over the images runs inside, PACK goes too
+            settings = _summed(settings, steps[at], values)
+            chain, pos, step = [*chain, pos], at, steps[at]
+        out[pos] = Step(step.index, f"{step.op}[row_filter_grad]", row_taps, False,
                         settings.inputs, step.outputs, step.out_dtypes, settings, fresh=True)
         dropped.update(chain)
     return [s for p, s in enumerate(out) if p not in dropped]
+
+
+def _image_sum(steps, pos, values, outputs, producer, readers,
+               settings: RowTaps) -> int | None:
+    """The position of the SUM over the images (axis 1) that alone reads the PACK at
+    ``pos``, giving ``[T, c, o]``; else ``None``."""
+    packed = steps[pos].outputs[0]
+    if readers.get(packed) != 1 or packed in outputs:
+        return None
+    at = next(q for q in range(pos + 1, len(steps)) if packed in steps[q].inputs)
+    step = steps[at]
+    axis = values[step.inputs[1]] if len(step.inputs) == 2 else None
+    taps, _, c, o = settings.out_shape
+    if (not _is(step, "sum", 2) or step.inputs[0] != packed or step.settings.get(
+            "keep_dims", False) or axis.__class__ is not np.ndarray
+            or is_stand_in(axis) or producer.get(step.inputs[1]) is not None
+            or _ints(axis) not in ([1], [-3])
+            or not isinstance(values[step.outputs[0]], np.ndarray)
+            or values[step.outputs[0]].shape != (taps, c, o)):
+        return None
+    return at
+
+
+def _summed(settings: RowTaps, step: Step, values) -> RowTaps:
+    """``settings`` with the SUM ``step`` run inside (its axis operand a constant)."""
+    taps, _, c, o = settings.out_shape
+    axis = step.inputs[1]
+    return replace(settings, constants=(*settings.constants, values[axis]),
+                   inputs=(*settings.inputs, axis),
+                   subs=(*settings.subs, Sub(step.kernel, step.settings, step.inputs,
+                                             step.outputs[0])),
+                   result=step.outputs[0], summed=(taps, c, o))
 
 
 def _is(step: Step, op: str, arity: int) -> bool:

@@ -158,7 +158,7 @@ def test_train_steps_are_identical(case, monkeypatch):
         return kernel(*args)
     monkeypatch.setattr(module, "strided_taps", counted)
     size = case[-1]
-    _same_run(_cnn(*case), _train_infer_calls((size, size, 2), 3, [32, 32, 1, 32]))
+    _same_run(_cnn(*case), _train_infer_calls((size, size, 2), 3, [32, 32, 1]))
     assert verdicts and len(used) == sum(verdicts)
     if case[0] == 32 and not any(verdicts):  # [2048, 32]ᵀ·[2048, 32] per tap
         pytest.skip("this BLAS sums these products in another order")

@@ -21,7 +21,8 @@ keeps 27 sums in registers at once (three runs of nine consecutive ``(tap, chann
 values per ``k``: a 3×3 filter's taps over three channels), so the FMAs are independent:
 throughput, not latency. Whether OpenBLAS really sums in that order for a shape and BLAS
 thread count is not assumed: :mod:`litetrain.runtime.row_filter_grad` compares the two
-bit for bit before using this.
+bit for bit before using this; nor is NumPy's order for the SUM over the images that
+follows (:func:`image_sums`: from +0.0, image by image, the running sum's NaN kept).
 """
 
 from __future__ import annotations
@@ -343,4 +344,46 @@ def strided_taps(x, dy, shape, y0, x0, sy, sx, top, left, rows, cols, edges, out
                         _add_block(flat, at, acc, m * 32, w1)
                         if w2:
                             _add_block(flat, at + 16, acc, m * 32 + 16, w2)
+    return out
+
+
+@intrinsic
+def _add_onto(typingctx, out, at, part, p_at, width):
+    """``out[at:at + width] = out[at:][:width] · 1 + part[p_at:][:width]``, one FMA per
+    lane: the value of ``out + part``, and where both are NaN, ``out``'s (the running
+    sum's), as NumPy's float32 add reduction keeps it (a product's NaN wins over the
+    addend's in this CPU's FMA; the proof checks it)."""
+    def codegen(context, builder, signature, args):
+        out_, at_, part_, p_at_, width_ = args
+        ty = signature.args
+        op = builder.bitcast(builder.gep(_data(context, builder, ty[0], out_), [at_]),
+                             V16.as_pointer())
+        pp = builder.bitcast(builder.gep(_data(context, builder, ty[2], part_), [p_at_]),
+                             V16.as_pointer())
+        fma = cgutils.get_or_insert_function(builder.module,
+                                             ir.FunctionType(V16, [V16] * 3),
+                                             "llvm.fma.v16f32")
+        total = builder.call(fma, [masked_load(builder, op, width_),
+                                   ir.Constant(V16, [1.0] * 16),
+                                   masked_load(builder, pp, width_)])
+        masked_store(builder, total, op, width_)
+        return context.get_dummy_value()
+    return types.void(out, types.int64, part, types.int64, types.int64), codegen
+
+
+@numba.njit([(types.Array(types.float32, 4, "C", readonly=True),
+              types.Array(types.float32, 3, "C"))], **_JIT)
+def image_sums(parts, out):
+    """``out[t] = ((+0.0 + parts[t, 0]) + parts[t, 1]) + …`` over the images (axis 1),
+    in order, in float32: NumPy's ``np.add.reduce(parts, axis=1)`` (its identity first,
+    then each image's block added to the running sum)."""
+    taps, n, c, o = parts.shape
+    size = c * o
+    flat, src = out.reshape(-1), parts.reshape(-1)
+    flat[:] = np.float32(0.0)
+    for t in range(taps):
+        for b in range(n):
+            for e0 in range(0, size, 16):
+                _add_onto(flat, t * size + e0, src, (t * n + b) * size + e0,
+                          min(16, size - e0))
     return out
