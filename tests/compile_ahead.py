@@ -25,7 +25,8 @@ import threading
 # new one) go at the end of the first.
 LANES = (("activations", "reduce", "conv", "@xnnpack", "gemm", "@blas", "float_program",
           "hybrid"),
-         ("xnnpack", "int8", "vnni", "train", "rnn", "blas", "@gemm", "int8_program"))
+         ("xnnpack", "int8", "vnni", "train", "rnn", "blas", "@gemm", "int8_program",
+          "filter_grad"))
 # A family is loaded in-process anyway after this long (a child is stuck or slow).
 PATIENCE_S = 900.0
 

@@ -10,10 +10,11 @@ out on every call, which is cheap next to the convolution; nothing of it is kept
 nothing can go stale. With the ``[fast]`` extra (numba, :mod:`.fast`),
 DEPTHWISE_CONV_2D then runs wholly compiled (strided ones and some others by
 ``fast.depthwise``: :func:`strided_tiles`); CONV_2D gets compiled patch gathering
-(im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, for a
-constant filter where :mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes,
-runs wholly compiled in that order (``fast.gemm``; :attr:`Compiled.exact` keeps the
-verdicts).
+(im2col) and epilogue (bias and activation in one pass) around BLAS's GEMMs, or, where
+:mod:`.conv_exact` proves BLAS's order for the node's GEMM shapes and filter layout (a
+constant filter's C-order operand, or the transposed view of a filter read from a
+variable), runs wholly compiled in that order (``fast.gemm``; :attr:`Compiled.exact`
+keeps the verdicts; a variable's filter is packed per call).
 
 At run time the NumPy kernel hands over only for a float32 input and, for a node with a
 constant filter, exactly the prepared filter array (an evaluation with other weights

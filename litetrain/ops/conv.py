@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TraceError, user_frame
-from . import builtin_float, compiled, compiled_int8, xnnpack_float
+from . import builtin_float, compiled, compiled_int8, transpose_exact, xnnpack_float
 from .activations import hard_swish_in_place
 from .common import (
     SAME,
@@ -203,23 +203,34 @@ def transpose_conv(attrs, output_shape, w, x, b=None):
     """One GEMM gives every (tap, output channel) contribution of every input pixel; col2im
     adds each tap's block, a strided slice, into the output (clipped to it, so padding is
     never computed), in tap order (with the ``[fast]`` extra a compiled kernel does the
-    same additions: :func:`.compiled.col2im`)."""
+    same additions: :func:`.compiled.col2im`), or, where BLAS's order is proven for the
+    GEMM, the whole of it by one compiled call (:mod:`.transpose_exact`)."""
     n, oh, ow, o = as_int_tuple(output_shape)
-    _, kh, kw, ci = w.shape
+    kh, kw = w.shape[1:3]
     sh, sw = attrs["stride_h"], attrs["stride_w"]
     _, ph, _ = pad_before_after(oh, kh, sh, 1, attrs["padding"])
     _, pw, _ = pad_before_after(ow, kw, sw, 1, attrs["padding"])
+    out = transpose_exact.transpose_conv(attrs, x, w, (n, oh, ow, o), (sh, sw, ph, pw))
+    if out is None:
+        out = _transpose_conv(attrs, (n, oh, ow, o), w, x, (sh, sw, ph, pw))
+    if b is not None:
+        out += b
+    return fused(out, attrs.get("fused_activation_function", 0))
+
+
+def _transpose_conv(attrs, out_shape, w, x, geometry) -> np.ndarray:
+    """:func:`transpose_conv`'s NumPy form, before bias and activation."""
+    n, oh, ow, o = out_shape
+    _, kh, kw, ci = w.shape
     h, wd = x.shape[1:3]
     # Filter as [ci, (kh, kw, o)]: each tap's block of the product is then contiguous.
     taps_first = np.ascontiguousarray(w.reshape(o, kh * kw, ci).transpose(2, 1, 0))
     contrib = (x.reshape(-1, ci) @ taps_first.reshape(ci, kh * kw * o)).reshape(
         n, h, wd, kh, kw, o)
     out = np.zeros((n, oh, ow, o), np.result_type(x, w))
-    if not compiled.col2im(attrs, contrib, out, (sh, sw, ph, pw)):
-        _col2im(contrib, out, (sh, sw, ph, pw))
-    if b is not None:
-        out += b
-    return fused(out, attrs.get("fused_activation_function", 0))
+    if not compiled.col2im(attrs, contrib, out, geometry):
+        _col2im(contrib, out, geometry)
+    return out
 
 
 def _col2im(contrib: np.ndarray, out: np.ndarray, geometry: tuple[int, int, int, int]):

@@ -10,15 +10,17 @@ with other orders. ``fast.gemm`` computes exactly that order with everything aro
 fused (patch gathering, bias, activation, a fused HARD_SWISH or MUL).
 
 So nothing is assumed: for a node's exact GEMM shapes — every distinct row count of the
-NumPy path's ``np.matmul`` calls, its ``K`` and output channels, the C-order operands it
-passes, the BLAS thread count at that moment — :func:`proven` runs BLAS and the compiled
-kernel on the same random operands and compares every output's bit pattern. Since the
-order depends on the shapes alone, equality on random data (which makes any other order
-round differently somewhere) shows the two compute the same function of the operands;
-anything short of 100 % equality keeps the NumPy path for that shape. The verdict is kept
-per shape for the process, so each shape is checked once. The epilogue (the same float32
-operations as the conv family's ``bias_activation`` kernels) is exact by construction and
-held to NumPy's bits by the tests.
+NumPy path's ``np.matmul`` calls, its ``K`` and output channels, the layout of the
+operands it passes (C order; for a filter read from a variable, the filter's transposed
+view, which BLAS takes with another transpose flag: some shapes, such as 9 rows by 32 by
+16, then sum in another order), the BLAS thread count at that moment — :func:`proven`
+runs BLAS and the compiled kernel on the same random operands and compares every
+output's bit pattern. Since the order depends on the shapes alone, equality on random
+data (which makes any other order round differently somewhere) shows the two compute the
+same function of the operands; anything short of 100 % equality keeps the NumPy path for
+that shape. The verdict is kept per shape for the process, so each shape is checked
+once. The epilogue (the same float32 operations as the conv family's ``bias_activation``
+kernels) is exact by construction and held to NumPy's bits by the tests.
 
 The compiled kernels are adopted only where they are also faster (:func:`faster`:
 measured per shape class on this machine against BLAS plus the epilogue pass,
@@ -63,7 +65,7 @@ K_MAX = 448
 # Outputs compared per shape at least (random operands redrawn until then): enough that
 # any other summation order rounds differently somewhere.
 _OUTPUTS = 1 << 14
-_VERDICTS: dict[tuple[int, int, int, int], bool] = {}
+_VERDICTS: dict[tuple[int, int, int, int, bool], bool] = {}
 # Input channels up to which the direct-read kernel is chosen (see the docstring).
 DIRECT_CHANNELS = 8
 _DIRECT: dict[tuple, bool] = {}
@@ -98,19 +100,24 @@ def blas_threads() -> int:
     return int(_thread_count()())
 
 
-def proven(rows: Iterable[int], k: int, o: int, kernel=None) -> bool:
+def proven(rows: Iterable[int], k: int, o: int, kernel=None, transposed: bool = False
+           ) -> bool:
     """Whether ``kernel`` (default: ``fast.gemm.pointwise``) gives BLAS's bits for
-    ``[m, k] @ [k, o]`` (C-order float32 operands, ``np.matmul`` into a C-order output)
-    for every ``m`` in ``rows``, at the current BLAS thread count; checked once per shape
-    (see the module docstring). ``kernel(a, b)`` returns its ``a @ b``."""
+    ``[m, k] @ [k, o]`` (float32, C-order ``[m, k]``, ``np.matmul`` into a C-order
+    output) for every ``m`` in ``rows``, at the current BLAS thread count; checked once
+    per shape and layout (see the module docstring). The filter operand ``[k, o]`` is
+    C-order, or with ``transposed`` the transposed view of a C-order ``[o, k]`` (what a
+    node without a constant filter passes: BLAS is then called with another transpose
+    flag, which some shapes sum in another order). ``kernel(a, b)`` returns its
+    ``a @ b``."""
     if k > K_MAX or k < 1 or o < 1:
         return False
     threads = blas_threads()
     for m in sorted(set(rows)):
-        key = (m, k, o, threads)
+        key = (m, k, o, threads, transposed)
         verdict = _VERDICTS.get(key) if kernel is None else None
         if verdict is None:
-            verdict = _check(m, k, o, kernel or _compiled)
+            verdict = _check(m, k, o, kernel or _compiled, transposed)
             if kernel is None:
                 _VERDICTS[key] = verdict
         if not verdict:
@@ -135,11 +142,12 @@ def _compiled(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check(m: int, k: int, o: int, kernel) -> bool:
+def _check(m: int, k: int, o: int, kernel, transposed: bool = False) -> bool:
     rng = np.random.default_rng([m, k, o])
     for _ in range(max(1, -(-_OUTPUTS // (m * o)))):
         a = rng.standard_normal((m, k), np.float32)
-        b = rng.standard_normal((k, o), np.float32)
+        b = (rng.standard_normal((o, k), np.float32).T if transposed
+             else rng.standard_normal((k, o), np.float32))
         want = np.empty((m, o), np.float32)
         np.matmul(a, b, out=want)
         got = kernel(a, b)

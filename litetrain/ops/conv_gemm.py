@@ -9,10 +9,12 @@ never exist. The filter operand is the node's prepared C-order ``[kh * kw * in, 
 (:func:`.compiled.gemm_filter`). With the ``[fast]`` extra the patches are gathered and
 the epilogue applied by compiled kernels: the same patch values, the same GEMM calls and
 the same elementwise operations, so the same bits. Where :mod:`.conv_exact` has proven,
-for the node's GEMM shapes, that BLAS sums in the order ``fast.gemm`` computes, the whole
-convolution is instead one compiled call (patches, GEMM, epilogue; the output written
-once): :func:`_exact_conv` (for few input channels reading the patches in place:
-:func:`direct_read`), and :func:`pointwise_conv` at batch 1.
+for the node's GEMM shapes and filter layout, that BLAS sums in the order ``fast.gemm``
+computes, the whole convolution is instead one compiled call (patches, GEMM, epilogue;
+the output written once): :func:`_exact_conv` (for few input channels reading the
+patches in place: :func:`direct_read`), and :func:`pointwise_conv` at batch 1 — for a
+constant filter, and for one read from a variable (training), whose transposed view is
+proven in that layout (:func:`blas_order_plan`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ def chunked_conv(attrs, x, w, b, fast: bool, hard_swish=None, rescale=None, scal
     dtype = x.dtype if x.dtype is w.dtype else np.result_type(x, w)
     if pointwise and one_chunk(x, o, dtype):
         # One chunk (most convolutions at batch 1): the fewest NumPy calls.
+        if fast:
+            out = _exact_pointwise(attrs, x, filt, b, hard_swish, scale)
+            if out is not None:
+                return out
         out = (x.reshape(-1, c) @ filt).reshape(n, h, wd, o)
         if fast:
             return compiled.bias_activation(attrs, out, b, hard_swish, scale)
@@ -174,6 +180,28 @@ def _exact_conv(s, x: np.ndarray, filt: np.ndarray, out: np.ndarray,
     return True
 
 
+def _exact_pointwise(s, x: np.ndarray, filt: np.ndarray, b, hard_swish, scale
+                     ) -> np.ndarray | None:
+    """:func:`chunked_conv`'s one-chunk 1×1 stride-1 case (``x.reshape(-1, c) @ filt``,
+    then the epilogue) as one ``fast.gemm.pointwise`` call where :func:`blas_order_plan`
+    adopts it (a filter read from a variable at batch 1: a constant one takes
+    :func:`pointwise_conv` first); else ``None``."""
+    n, h, wd, c = x.shape
+    o = filt.shape[1]
+    finish = compiled.conv_epilogue(s, o, b, hard_swish, scale)
+    if (finish.hard_swish is not None or finish.scale is not None
+            or not x.flags.c_contiguous):
+        return None
+    verdict = blas_order_plan(s, x, filt, finish, lambda: {n * h * wd})
+    if verdict is None:
+        return None
+    module, wpack, bpack, mode, k = verdict
+    out = np.empty((n, h, wd, o), np.float32)
+    module.pointwise(x.reshape(-1, c), wpack, out.reshape(-1, o),
+                     bpack, finish.lo, finish.hi, mode, k)
+    return finish.rest(out)
+
+
 def direct_read(s, x: np.ndarray, out: np.ndarray, geometry: tuple[int, ...]) -> bool:
     """Whether this node's convolution of an input of ``x``'s shape reads its patches in
     place (few input channels, the kernel's bits confirmed on this geometry: see
@@ -190,35 +218,58 @@ def blas_order_plan(s, x: np.ndarray, filt: np.ndarray, finish: compiled.ConvEpi
              ) -> tuple | None:
     """(``fast.gemm`` module, packed filter, packed bias, epilogue mode, its scale) when
     this node's convolution of an input of ``x``'s shape runs in BLAS's order: the
-    node's constant filter, an epilogue the kernel applies itself, the kernels loaded and
-    the GEMM shapes (``rows()``: the NumPy loop's row counts) proven; else ``None``."""
-    if (s.__class__ is not compiled.Compiled or filt is not s.gemm or filt is None
-            or finish.act != NONE or finish.late_bias is not None
-            or x.dtype != np.float32):
+    node's constant filter, or for a node without one (a filter read from a variable)
+    the transposed view :func:`.compiled.gemm_filter` gives, an epilogue the kernel
+    applies itself, the kernels loaded and the GEMM shapes (``rows()``: the NumPy loop's
+    row counts) proven for that operand's layout; else ``None``.
+
+    A constant filter is packed once; any other is packed on every call (a few µs) and
+    its bias too, so nothing of one call's arrays is kept for the next."""
+    if s.__class__ is not compiled.Compiled or x.dtype != np.float32:
+        return None
+    constant = filt is s.gemm and filt is not None
+    if not (constant or _transposed_view(s, filt)) or finish.act != NONE \
+            or finish.late_bias is not None:
         return None
     module = conv_exact.module()
     if module is None:
         return None
-    key = (x.shape, conv_exact.blas_threads())
+    key = (x.shape, conv_exact.blas_threads()) if constant else \
+        (x.shape, conv_exact.blas_threads(), filt.shape)
     verdict = s.exact.get(key)
     if verdict is None:
         counts = rows()
         verdict = s.exact[key] = (conv_exact.faster(counts)
-                                  and conv_exact.proven(counts, *filt.shape))
+                                  and conv_exact.proven(counts, *filt.shape,
+                                                        transposed=not constant))
     if not verdict:
         return None
-    if s.wpack is None:
-        s.wpack = module.pack(filt)
-    last = s.last_bpack
     bias = finish.bias if finish.has_bias else None
-    if last is None or last[0] is not bias:
-        last = s.last_bpack = (bias, module.pack_bias(bias, filt.shape[1]))
+    if constant:
+        if s.wpack is None:
+            s.wpack = module.pack(filt)
+        wpack, last = s.wpack, s.last_bpack
+        if last is None or last[0] is not bias:
+            last = s.last_bpack = (bias, module.pack_bias(bias, filt.shape[1]))
+        bpack = last[1]
+    else:
+        wpack = module.pack(filt)
+        bpack = module.pack_bias(bias, filt.shape[1])
     mode, k = module.PLAIN, np.float32(1)
     if finish.pass_ is finish.module.bias_activation_hard_swish:
         mode = module.HARD_SWISH
     elif finish.pass_ is finish.module.bias_activation_scale:
         mode, k = module.SCALE, finish.extra[0]
-    return module, s.wpack, last[1], mode, k
+    return module, wpack, bpack, mode, k
+
+
+def _transposed_view(s, filt) -> bool:
+    """``filt`` is what :func:`.compiled.gemm_filter` passes for a node without a
+    constant filter: the transposed view ``[k, o]`` of a C-order float32 ``[o, k]``
+    (the layout :func:`.conv_exact.proven` checks with ``transposed``)."""
+    return (s.filter is None and filt.__class__ is np.ndarray and filt.ndim == 2
+            and filt.dtype == np.float32
+            and filt.strides == (4, 4 * filt.shape[0]))
 
 
 def then(out: np.ndarray, hard_swish, scale=None) -> np.ndarray:

@@ -117,8 +117,12 @@ def reuse_buffers(steps: list[Step], values: list, outputs: Iterable[int]) -> li
 def _plan(step: Step, values: list, groups: AliasGroups, escaped: set[int]):
     """(bytes, operand shapes) when the step's result can take a slot, else ``None``."""
     if (step.stateful or not step.fresh or step.writes_into is not None
-            or len(step.outputs) != 1 or step.out_form() is None):
+            or not step.outputs or step.out_form() is None):
         return None
+    for extra in step.outputs[1:]:  # other results: small ones, fresh arrays every run
+        v = values[extra]
+        if v.__class__ is not np.ndarray or v.nbytes >= SMALLEST:
+            return None
     result = values[step.outputs[0]]
     if (result.__class__ is not np.ndarray or result.nbytes < SMALLEST
             or result.dtype != step.out_dtypes[0] or result.dtype.kind not in "fb"

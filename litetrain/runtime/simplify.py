@@ -13,10 +13,12 @@ Passes, in the order a plan applies them:
   tiled max-pool gradient (see :mod:`.pool_grad`) and the masked, LOGISTIC and TANH
   gradient chains of gradient rules run as one step each (see :mod:`.fused`), a
   strided convolution's filter gradient gathers its tap windows in one step (see
-  :mod:`.filter_grad`), a sum or mean over batch and space of a product runs without
-  the product array (see :mod:`.product_sum`), a depthwise filter's taps without
-  the padded input (see :mod:`.depthwise_grad`), an average pool's gradient through
-  a ReLU in one pass (see :mod:`.avg_pool_grad`), a RELU
+  :mod:`.filter_grad`) and a stride-1 one's per-tap products of shifted rows run as one
+  compiled step (see :mod:`.row_filter_grad`), a deep ``aᵀ · b`` product runs compiled in
+  BLAS's order where proven (see :mod:`.transposed_product`), a sum or mean over batch
+  and space of a product runs without the product array (see :mod:`.product_sum`), a
+  depthwise filter's taps without the padded input (see :mod:`.depthwise_grad`), an
+  average pool's gradient through a ReLU in one pass (see :mod:`.avg_pool_grad`), a RELU
   or RELU6 after a convolution runs as its fused activation (see
   :mod:`.conv_activation`), a
   HARD_SWISH (or a MUL by one value) runs inside the convolution or ADD making its input
@@ -45,6 +47,7 @@ import numpy as np
 
 from ..ops.matmul import matmul_bias
 from .avg_pool_grad import fuse_upsampled_masks
+from .bn_fusion import fuse_batch_norms
 from .channels import tile_channel_vectors
 from .conv_activation import fuse_conv_activations
 from .depthwise_grad import fuse_padded_windows
@@ -57,8 +60,10 @@ from .pool_grad import fuse_max_pool_grads
 from .product_sum import fuse_product_sums
 from .prologue import fuse_input_rescaling
 from .rnn_fusion import fuse_recurrent_steps
+from .row_filter_grad import fuse_row_filter_grads
 from .se_scale import scale_per_image_channels
 from .step import Step
+from .transposed_product import block_transposed_products
 from .variable_updates import fuse_variable_updates
 
 T = TypeVar("T")
@@ -100,7 +105,10 @@ def specialise(steps: list[Step], values: list, outputs: Iterable[int]) -> list[
     steps = fuse_gradient_chains(steps, values, outputs)
     steps = fuse_recurrent_steps(steps, values, outputs)
     steps = fuse_filter_grad_taps(steps, values, outputs)
+    steps = fuse_row_filter_grads(steps, values, outputs)
+    steps = block_transposed_products(steps, values)
     steps = fuse_product_sums(steps, values, outputs)
+    steps = fuse_batch_norms(steps, values, outputs)
     steps = fuse_padded_windows(steps, values, outputs)
     steps = fuse_upsampled_masks(steps, values, outputs)
     steps = fuse_conv_activations(steps, values, outputs)

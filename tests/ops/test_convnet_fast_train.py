@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from litetrain.ops import compiled, conv_gemm, fast
+from litetrain.ops import compiled, conv_exact, conv_gemm, fast, transpose_exact
 from litetrain.ops.common import SAME, VALID
 from litetrain.ops.conv import conv_2d, depthwise_conv_2d, transpose_conv
 from litetrain.ops.evaluate import node_info
@@ -181,14 +181,22 @@ def test_cnn_train_steps_give_the_same_bits_with_and_without_compiled_kernels(rn
     x = rng.standard_normal((4, 10, 10, 3)).astype(np.float32)
     y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 4)]
 
-    # Count the compiled kernels' runs on filters that are not the node's constant.
+    # Count the compiled kernels' runs on filters that are not the node's constant (the
+    # strided convolution's input gradient, 16 channels: fast.transpose_conv where its
+    # GEMM's order is proven, else the compiled col2im).
     calls = {"conv_2d": 0, "depthwise_conv_2d": 0, "col2im": 0}
     applies, col2im = compiled.applies, compiled.col2im
+    whole = transpose_exact.transpose_conv
 
     def counting_col2im(*args):
         ran = col2im(*args)
         calls["col2im"] += ran
         return ran
+
+    def counting_whole(*args):
+        out = whole(*args)
+        calls["col2im"] += out is not None
+        return out
 
     def counting(settings, x_, w_):
         chosen = applies(settings, x_, w_)
@@ -199,11 +207,14 @@ def test_cnn_train_steps_give_the_same_bits_with_and_without_compiled_kernels(rn
 
     monkeypatch.setattr(compiled, "applies", counting)
     monkeypatch.setattr(compiled, "col2im", counting_col2im)
+    monkeypatch.setattr(transpose_exact, "transpose_conv", counting_whole)
     with_kernels = _train(content, x, y, 4)
     assert calls["conv_2d"] > 0 and calls["depthwise_conv_2d"] > 0 and calls["col2im"] > 0
     without = _train(content, x, y, 4, experimental_preserve_all_tensors=True)
     monkeypatch.setattr(compiled, "applies", lambda *args: False)
     monkeypatch.setattr(compiled, "col2im", lambda *args: False)
+    monkeypatch.setattr(transpose_exact, "transpose_conv", lambda *args: None)
+    monkeypatch.setattr(conv_exact, "module", lambda: None)
     numpy_only = _train(content, x, y, 4)
     for other in (without, numpy_only):
         same_bits(other[0], with_kernels[0])

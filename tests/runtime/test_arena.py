@@ -140,10 +140,10 @@ def test_cnn_train_steps_are_identical_with_slots(monkeypatch):
         return steps
     monkeypatch.setattr("litetrain.runtime.plan.reuse_buffers", spy)
     _same_run(_cnn_bytes(), _train_infer_calls((16, 16, 3), 4, [8, 8, 8, 3, 3, 8]))
-    # (the tap copies, batch-norm products and the depthwise gradient's padded input that
-    # runtime/filter_grad.py, runtime/product_sum.py and runtime/depthwise_grad.py no
-    # longer make needed slots of their own)
-    assert max(made) >= 5
+    # (the tap copies, batch-norm products and padded copies that runtime/filter_grad.py,
+    # runtime/product_sum.py, runtime/row_filter_grad.py and runtime/depthwise_grad.py
+    # no longer make needed slots of their own)
+    assert max(made) >= 1
 
 
 class _Escapes(lt.Module):
@@ -197,7 +197,8 @@ def test_a_run_while_another_is_under_way_leaves_the_buffers_alone(monkeypatch, 
                        for s in c[0]))
     kept = [s.kernel for c in plan._per_shapes.values() for s in c[0]
             if isinstance(s.kernel, arena.Reused) and s.kernel.view is not None]
-    assert len(kept) >= 5  # (see test_cnn_train_steps_are_identical_with_slots)
+    assert len(kept) >= 1  # (see test_cnn_train_steps_are_identical_with_slots; the batch
+    # norm's centred values, output and pool gradient are recomputed: runtime/bn_fusion.py)
     before = [r.view.copy() for r in kept]
     with plan._buffers_free:
         got = it.get_signature_runner("train")(**feeds[2])

@@ -28,7 +28,8 @@ import threading
 from types import ModuleType
 
 FAMILIES = ("conv", "activations", "reduce", "int8", "hybrid", "train", "xnnpack", "gemm",
-            "int8_program", "vnni", "blas", "float_program", "rnn", "dwgrad")
+            "int8_program", "vnni", "blas", "float_program", "rnn", "filter_grad", "transpose_conv",
+            "bnorm", "dwgrad")
 
 
 class Loader:

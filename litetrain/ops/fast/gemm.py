@@ -392,13 +392,16 @@ def pack_bias(bias: np.ndarray | None, channels: int) -> np.ndarray:
 
 def pack(gemm_filter: np.ndarray) -> np.ndarray:
     """The GEMM filter ``[k, o]`` as the kernels read it: when ``o`` is a multiple of
-    sixteen, that C-order array itself (each ``k``'s sixteen values of a channel tile are
-    contiguous there: no second copy of the filter is kept); else ``[ceil(o / 16), k *
+    sixteen, that array in C order (a C-order float32 one itself: each ``k``'s sixteen
+    values of a channel tile are contiguous there, no second copy of the filter is kept;
+    any other, such as a transposed view, a C-order copy); else ``[ceil(o / 16), k *
     16]``, per sixteen output channels each ``k``'s sixteen values (zeros past ``o``)."""
     k, o = gemm_filter.shape
-    if (o % 16 == 0 and gemm_filter.dtype == np.float32 and gemm_filter.flags.c_contiguous
-            and gemm_filter.flags.writeable):
-        return gemm_filter
+    if o % 16 == 0:
+        if (gemm_filter.dtype == np.float32 and gemm_filter.flags.c_contiguous
+                and gemm_filter.flags.writeable):
+            return gemm_filter
+        return np.array(gemm_filter, np.float32, order="C")
     tiles = -(-o // 16)
     padded = np.zeros((k, tiles * 16), np.float32)
     padded[:, :o] = gemm_filter
