@@ -26,7 +26,7 @@ import threading
 LANES = (("activations", "reduce", "conv", "@xnnpack", "gemm", "@blas", "float_program",
           "hybrid"),
          ("xnnpack", "int8", "vnni", "train", "rnn", "blas", "@gemm", "int8_program",
-          "filter_grad"))
+          "filter_grad", "transpose_conv", "bnorm", "dwgrad"))
 # A family is loaded in-process anyway after this long (a child is stuck or slow).
 PATIENCE_S = 900.0
 
