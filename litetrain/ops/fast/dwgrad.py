@@ -75,19 +75,36 @@ def filter_grad(x, dy, n, h, w, c, oh, ow, kh, kw, pt, pl, out):
     b = y = q = 0
     filled = -1  # the last image copied into its scratch
     for _ in range(n * oh * ow // 8):
-        for r in range(8):  # the group's eight rows, in order
+        if q + 8 <= ow:  # the group's eight rows are neighbours in one image row
             if b > filled:
                 _fill(x, b, h, w, c, pt, pl, hp, wp, scratch, (b % 2) * size)
                 filled = b
-            rows[0, r] = ((b * oh + y) * ow + q) * c
-            rows[1, r] = (b % 2) * size + (y * wp + q) * c
-            q += 1
+            first = ((b * oh + y) * ow + q) * c
+            start = (b % 2) * size + (y * wp + q) * c
+            for r in range(8):
+                rows[0, r] = first + r * c
+                rows[1, r] = start + r * c
+            q += 8
             if q == ow:
                 q = 0
                 y += 1
                 if y == oh:
                     y = 0
                     b += 1
+        else:
+            for r in range(8):  # the group's eight rows, in order
+                if b > filled:
+                    _fill(x, b, h, w, c, pt, pl, hp, wp, scratch, (b % 2) * size)
+                    filled = b
+                rows[0, r] = ((b * oh + y) * ow + q) * c
+                rows[1, r] = (b % 2) * size + (y * wp + q) * c
+                q += 1
+                if q == ow:
+                    q = 0
+                    y += 1
+                    if y == oh:
+                        y = 0
+                        b += 1
         s0, s1, s2, s3, s4, s5, s6, s7 = rows[1]
         for cc in range(0, c, 16):
             width = min(16, c - cc)
