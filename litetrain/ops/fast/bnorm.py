@@ -36,33 +36,19 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .lanes import FLOATS16, V16, splat
+from .lanes import FLOATS16, V16
 from .lanes import add16 as _add
 from .lanes import load16 as _load
 from .lanes import mul16 as _mul
+from .lanes import splat16 as _splat
 from .lanes import store16 as _store
+from .lanes import sub16 as _sub
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _F32 = types.float32
 _I = types.int64
 _R = types.Array(_F32, 1, "C", readonly=True)  # read-only typed: writable arrays pass too
 _W = types.Array(_F32, 1, "C")
-
-
-@intrinsic
-def _sub(typingctx, a, b):
-    """``a - b`` per lane (one rounding)."""
-    def codegen(context, builder, signature, args):
-        return builder.fsub(*args)
-    return FLOATS16(FLOATS16, FLOATS16), codegen
-
-
-@intrinsic
-def _splat(typingctx, x):
-    """The float32 ``x`` in every lane."""
-    def codegen(context, builder, signature, args):
-        return splat(builder, args[0])
-    return FLOATS16(_F32), codegen
 
 
 def _select01(builder, cond):

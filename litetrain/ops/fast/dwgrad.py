@@ -28,6 +28,7 @@ from .lanes import FLOATS16, V16, splat
 from .lanes import add16 as _add
 from .lanes import load16 as _load
 from .lanes import mul16 as _mul
+from .lanes import splat16 as _splat16
 from .lanes import store16 as _store
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -138,14 +139,6 @@ def filter_grad(x, dy, n, h, w, c, oh, ow, kh, kw, pt, pl, out):
         for ch in range(c):
             out[t, ch] = zero + total[t * c + ch]
     return out
-
-
-@intrinsic
-def _splat16(typingctx, s):
-    """``s`` in every lane."""
-    def codegen(context, builder, signature, args):
-        return splat(builder, args[0])
-    return FLOATS16(types.float32), codegen
 
 
 @intrinsic

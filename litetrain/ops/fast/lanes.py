@@ -120,3 +120,19 @@ def mul16(typingctx, a, b):
     def codegen(context, builder, signature, args):
         return builder.fmul(*args)
     return FLOATS16(FLOATS16, FLOATS16), codegen
+
+
+@intrinsic
+def sub16(typingctx, a, b):
+    """``a - b`` per lane (one rounding)."""
+    def codegen(context, builder, signature, args):
+        return builder.fsub(*args)
+    return FLOATS16(FLOATS16, FLOATS16), codegen
+
+
+@intrinsic
+def splat16(typingctx, x):
+    """The float32 ``x`` in every lane."""
+    def codegen(context, builder, signature, args):
+        return splat(builder, args[0])
+    return FLOATS16(types.float32), codegen
