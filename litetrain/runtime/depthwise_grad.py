@@ -29,7 +29,7 @@ import numpy as np
 from ..ops import lookup
 from ..ops.conv_exact import blas_threads
 from ..ops.fast import WithKernels, kernels
-from .liveness import is_stand_in
+from .liveness import plan_constant
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -182,7 +182,7 @@ def _bias_sum(steps, pos, b, values, producer) -> int | None:
                 or len(s.inputs) != 2 or s.inputs[0] != b or len(s.outputs) != 1
                 or s.settings.get("keep_dims", False)):
             continue
-        axis = _constant(values, producer, s.inputs[1])
+        axis = plan_constant(values, producer, s.inputs[1])
         v = values[s.outputs[0]]
         if (axis is not None and axis.dtype.kind == "i"
                 and sorted(int(a) % 4 for a in axis.reshape(-1)) == [0, 1, 2]
@@ -190,13 +190,6 @@ def _bias_sum(steps, pos, b, values, producer) -> int | None:
                 and s.out_dtypes[0] == _F32):
             return q
     return None
-
-
-def _constant(values, producer, i):
-    v = values[i] if i >= 0 else None
-    if producer.get(i) is not None or v.__class__ is not np.ndarray or is_stand_in(v):
-        return None
-    return v
 
 
 def _windows(steps, views, b, values, outputs, producer, readers):
@@ -225,7 +218,7 @@ def _windows(steps, views, b, values, outputs, producer, readers):
             or pad.stateful):
         return None
     x = values[pad.inputs[0]]
-    paddings = _constant(values, producer, pad.inputs[1])
+    paddings = plan_constant(values, producer, pad.inputs[1])
     if (not isinstance(x, np.ndarray) or x.dtype != _F32 or x.ndim != 4 or paddings is None
             or paddings.dtype.kind != "i" or paddings.shape != (4, 2)):
         return None
@@ -252,7 +245,7 @@ def _probe(steps, slice_pos, values, producer, pad, xshape, paddings, dyshape):
     found = []
     for p in slice_pos:
         s = steps[p]
-        consts = [_constant(values, producer, i) for i in s.inputs[1:]]
+        consts = [plan_constant(values, producer, i) for i in s.inputs[1:]]
         if any(v is None for v in consts):
             return None
         try:

@@ -50,7 +50,7 @@ from ..ops import lookup
 from ..ops.conv_exact import blas_threads
 from ..ops.fast import WithKernels, kernels
 from ..ops.slicing import _strided_spec
-from .liveness import is_stand_in
+from .liveness import plan_constant
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -310,11 +310,7 @@ def _match(steps, pos, values, outputs, producer, readers):
         return steps[p]
 
     def constant(tensor: int) -> np.ndarray | None:
-        v = values[tensor] if tensor >= 0 else None
-        if (producer.get(tensor) is not None or v.__class__ is not np.ndarray
-                or is_stand_in(v)):
-            return None
-        return v
+        return plan_constant(values, producer, tensor)
 
     x = d = matmul_settings = window = None
     sources, places, consts, subs = [], [], {}, []

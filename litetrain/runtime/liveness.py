@@ -58,3 +58,14 @@ def stand_in(value):
 def is_stand_in(value) -> bool:
     return value.__class__ is np.ndarray and value.base is not None and any(
         value.base is b for b in _STAND_IN_BASE.values())
+
+
+def plan_constant(values: list, producer: dict[int, int], tensor: int) -> np.ndarray | None:
+    """``tensor``'s value when it is a constant of the plan — no step makes it (``producer``:
+    :func:`.step.producers_and_readers`' first map) and its array is known at prepare, not
+    a stand-in for a dropped value — else ``None``: what a fusing pass may read a shape,
+    axis or padding from."""
+    v = values[tensor] if tensor >= 0 else None
+    if producer.get(tensor) is not None or v.__class__ is not np.ndarray or is_stand_in(v):
+        return None
+    return v

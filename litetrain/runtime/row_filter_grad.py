@@ -41,7 +41,7 @@ from ..ops import lookup
 from ..ops.conv_exact import blas_threads
 from ..ops.fast import WithKernels, kernels
 from .filter_grad import PROOF_ROUNDS, Sub, proof_operand, run_chain
-from .liveness import is_stand_in
+from .liveness import is_stand_in, plan_constant
 from .step import Step, producers_and_readers
 
 _F32 = np.dtype(np.float32)
@@ -211,11 +211,7 @@ def _match(steps, pos, values, outputs, producer, readers):
         return steps[p]
 
     def constant(tensor: int) -> np.ndarray | None:
-        v = values[tensor] if tensor >= 0 else None
-        if (producer.get(tensor) is not None or v.__class__ is not np.ndarray
-                or is_stand_in(v)):
-            return None
-        return v
+        return plan_constant(values, producer, tensor)
 
     mms = [inner(p, "batch_matmul", 2) for p in pack.inputs]
     if any(m is None or not m.settings.get("adj_x", False) or m.settings.get("adj_y", False)
