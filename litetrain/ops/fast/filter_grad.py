@@ -285,6 +285,25 @@ def _block_sums(typingctx, xs, zero, dy, acc, count, b, i, j, oh, ow, h, w, c, y
     return types.void(xs, zero, dy, acc, *(i,) * 22), codegen
 
 
+def _plus_by_fma(context, builder, signature, args, part_kept: bool):
+    """Codegen of ``out[at:][:width] += part[p_at:][:width]`` (args ``out, at, part, p_at,
+    width``) as one FMA by 1.0 per lane: the exact sum, and where both are NaN the
+    multiplied operand's — ``part``'s when ``part_kept``, else ``out``'s."""
+    out_, at_, part_, p_at_, width_ = args
+    ty = signature.args
+    op = builder.bitcast(builder.gep(_data(context, builder, ty[0], out_), [at_]),
+                         V16.as_pointer())
+    pp = builder.bitcast(builder.gep(_data(context, builder, ty[2], part_), [p_at_]),
+                         V16.as_pointer())
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(V16, [V16] * 3),
+                                         "llvm.fma.v16f32")
+    kept, other = (pp, op) if part_kept else (op, pp)
+    total = builder.call(fma, [masked_load(builder, kept, width_), ir.Constant(V16, [1.0] * 16),
+                               masked_load(builder, other, width_)])
+    masked_store(builder, total, op, width_)
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _add_block(typingctx, out, at, acc, a_at, width):
     """``out[at:at + width] = acc[a_at:][:width] · 1 + out[at:][:width]``, one FMA per
@@ -292,20 +311,7 @@ def _add_block(typingctx, out, at, acc, a_at, width):
     ``acc``'s, as OpenBLAS's add of a K block's sums onto C gives it (a product's NaN
     wins over the addend's in this CPU's FMA; the proof checks it)."""
     def codegen(context, builder, signature, args):
-        out_, at_, acc_, a_at_, width_ = args
-        ty = signature.args
-        op = builder.bitcast(builder.gep(_data(context, builder, ty[0], out_), [at_]),
-                             V16.as_pointer())
-        ap = builder.bitcast(builder.gep(_data(context, builder, ty[2], acc_), [a_at_]),
-                             V16.as_pointer())
-        fma = cgutils.get_or_insert_function(builder.module,
-                                             ir.FunctionType(V16, [V16] * 3),
-                                             "llvm.fma.v16f32")
-        one = ir.Constant(V16, [1.0] * 16)
-        total = builder.call(fma, [masked_load(builder, ap, width_), one,
-                                   masked_load(builder, op, width_)])
-        masked_store(builder, total, op, width_)
-        return context.get_dummy_value()
+        return _plus_by_fma(context, builder, signature, args, part_kept=True)
     return types.void(out, types.int64, acc, types.int64, types.int64), codegen
 
 
@@ -354,20 +360,7 @@ def _add_onto(typingctx, out, at, part, p_at, width):
     sum's), as NumPy's float32 add reduction keeps it (a product's NaN wins over the
     addend's in this CPU's FMA; the proof checks it)."""
     def codegen(context, builder, signature, args):
-        out_, at_, part_, p_at_, width_ = args
-        ty = signature.args
-        op = builder.bitcast(builder.gep(_data(context, builder, ty[0], out_), [at_]),
-                             V16.as_pointer())
-        pp = builder.bitcast(builder.gep(_data(context, builder, ty[2], part_), [p_at_]),
-                             V16.as_pointer())
-        fma = cgutils.get_or_insert_function(builder.module,
-                                             ir.FunctionType(V16, [V16] * 3),
-                                             "llvm.fma.v16f32")
-        total = builder.call(fma, [masked_load(builder, op, width_),
-                                   ir.Constant(V16, [1.0] * 16),
-                                   masked_load(builder, pp, width_)])
-        masked_store(builder, total, op, width_)
-        return context.get_dummy_value()
+        return _plus_by_fma(context, builder, signature, args, part_kept=False)
     return types.void(out, types.int64, part, types.int64, types.int64), codegen
 
 
